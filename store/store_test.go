@@ -1,0 +1,139 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand"
+	"testing"
+)
+
+func collect(kv KV, prefix string) []string {
+	var out []string
+	kv.Iterate([]byte(prefix), func(k, v []byte) bool {
+		out = append(out, string(k)+"="+string(v))
+		return true
+	})
+	return out
+}
+
+func TestCacheIterateMergesSorted(t *testing.T) {
+	m := NewMem()
+	m.Set([]byte("a/1"), []byte("x"))
+	m.Set([]byte("a/3"), []byte("x"))
+	m.Set([]byte("a/5"), []byte("x"))
+	m.Set([]byte("b/1"), []byte("x"))
+	c := NewCache(m)
+	c.Set([]byte("a/2"), []byte("y"))
+	c.Set([]byte("a/3"), []byte("y"))
+	c.Delete([]byte("a/5"))
+	c.Set([]byte("a/6"), []byte("y"))
+	got := fmt.Sprint(collect(c, "a/"))
+	want := fmt.Sprint([]string{"a/1=x", "a/2=y", "a/3=y", "a/6=y"})
+	if got != want {
+		t.Fatalf("Iterate = %s, want %s", got, want)
+	}
+	if fmt.Sprint(collect(m, "a/")) != fmt.Sprint([]string{"a/1=x", "a/3=x", "a/5=x"}) {
+		t.Fatal("cache changed its parent before Write")
+	}
+	c.Write()
+	if got := fmt.Sprint(collect(m, "a/")); got != want {
+		t.Fatalf("after Write parent = %s, want %s", got, want)
+	}
+}
+
+// Property: a cache over a random parent with random writes iterates exactly like a
+// map with the same writes applied.
+func TestCacheIterateProperty(t *testing.T) {
+	r := rand.New(rand.NewSource(1))
+	for round := 0; round < 200; round++ {
+		parent, model := NewMem(), NewMem()
+		for i := 0; i < r.Intn(20); i++ {
+			k := []byte{byte('a' + r.Intn(3)), byte('0' + r.Intn(10))}
+			parent.Set(k, []byte{byte(i)})
+			model.Set(k, []byte{byte(i)})
+		}
+		c := NewCache(parent)
+		for i := 0; i < r.Intn(20); i++ {
+			k := []byte{byte('a' + r.Intn(3)), byte('0' + r.Intn(10))}
+			if r.Intn(3) == 0 {
+				c.Delete(k)
+				model.Delete(k)
+			} else {
+				c.Set(k, []byte{byte(100 + i)})
+				model.Set(k, []byte{byte(100 + i)})
+			}
+		}
+		for _, p := range []string{"", "a", "b", "c"} {
+			if got, want := fmt.Sprint(collect(c, p)), fmt.Sprint(collect(model, p)); got != want {
+				t.Fatalf("round %d prefix %q: Iterate = %s, want %s", round, p, got, want)
+			}
+		}
+	}
+}
+
+func TestLtHashOrderIndependentAndRemovable(t *testing.T) {
+	var a, b LtHash
+	a.Add([]byte("k1"), []byte("v1"))
+	a.Add([]byte("k2"), []byte("v2"))
+	b.Add([]byte("k2"), []byte("v2"))
+	b.Add([]byte("k1"), []byte("v1"))
+	if !bytes.Equal(a.Sum(), b.Sum()) {
+		t.Fatal("LtHash depends on insertion order")
+	}
+	b.Add([]byte("k3"), []byte("v3"))
+	if bytes.Equal(a.Sum(), b.Sum()) {
+		t.Fatal("adding a pair did not change the hash")
+	}
+	b.Remove([]byte("k3"), []byte("v3"))
+	if !bytes.Equal(a.Sum(), b.Sum()) {
+		t.Fatal("remove did not undo add")
+	}
+	var c LtHash
+	c.Add([]byte("ab"), []byte("c"))
+	var d LtHash
+	d.Add([]byte("a"), []byte("bc"))
+	if bytes.Equal(c.Sum(), d.Sum()) {
+		t.Fatal("key/value boundary is ambiguous")
+	}
+}
+
+func TestDBCommitReopenAndRecompute(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewCache(db)
+	for i := 0; i < 100; i++ {
+		c.Set([]byte(fmt.Sprintf("k/%03d", i)), []byte{byte(i)})
+	}
+	p := db.Prepare(1, c)
+	if err := db.Commit(p); err != nil {
+		t.Fatal(err)
+	}
+	c2 := NewCache(db)
+	c2.Delete([]byte("k/005"))
+	c2.Set([]byte("k/006"), []byte("changed"))
+	p2 := db.Prepare(2, c2)
+	if err := db.Commit(p2); err != nil {
+		t.Fatal(err)
+	}
+	if got := db.Recompute(); !bytes.Equal(got, p2.AppHash) {
+		t.Fatalf("incremental hash %x != recomputed %x", p2.AppHash, got)
+	}
+	db.Close()
+	db, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if db.Height() != 2 || !bytes.Equal(db.AppHash(), p2.AppHash) {
+		t.Fatalf("reopened at height %d hash %x, want 2 %x", db.Height(), db.AppHash(), p2.AppHash)
+	}
+	if v, ok := db.Get([]byte("k/006")); !ok || string(v) != "changed" {
+		t.Fatalf("Get(k/006) = %q, %v", v, ok)
+	}
+	if _, ok := db.Get([]byte("k/005")); ok {
+		t.Fatal("deleted key still present")
+	}
+}

@@ -1,0 +1,86 @@
+package types
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Codespace is the ABCI codespace of every Kiln result code.
+const Codespace = "kiln"
+
+// Result codes. Each refusal has its own code so clients can branch on it; 0 is success.
+// Codes are part of the protocol: never renumber.
+const (
+	CodeOK                 uint32 = 0
+	CodeInternal           uint32 = 1
+	CodeMalformedTx        uint32 = 2
+	CodeTxTooLarge         uint32 = 3
+	CodeWrongChainID       uint32 = 4
+	CodeUnknownSigner      uint32 = 5
+	CodeBadSignature       uint32 = 6
+	CodeSequenceReplayed   uint32 = 7
+	CodeSequenceOutOfOrder uint32 = 8
+	CodeFeeTooLow          uint32 = 9
+	CodeInsufficientFunds  uint32 = 10
+	CodeUnknownMsgType     uint32 = 11
+	CodeInvalidMsg         uint32 = 12
+	CodeNotFound           uint32 = 13
+	CodeUnauthorized       uint32 = 14
+	CodeAlreadyExists      uint32 = 15
+	CodeInvalidRequest     uint32 = 16
+	CodeWrongSigner        uint32 = 17
+)
+
+// Error is a refusal carrying its result code.
+type Error struct {
+	Code uint32
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Is matches any *Error with the same code, so errors.Is(err, ErrFeeTooLow) works on
+// wrapped, reworded errors.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// Sentinel errors, one per code, for errors.Is.
+var (
+	ErrInternal           = &Error{CodeInternal, "internal error"}
+	ErrMalformedTx        = &Error{CodeMalformedTx, "malformed transaction"}
+	ErrTxTooLarge         = &Error{CodeTxTooLarge, "transaction too large"}
+	ErrWrongChainID       = &Error{CodeWrongChainID, "wrong chain-id"}
+	ErrUnknownSigner      = &Error{CodeUnknownSigner, "unknown signer"}
+	ErrBadSignature       = &Error{CodeBadSignature, "bad signature"}
+	ErrSequenceReplayed   = &Error{CodeSequenceReplayed, "sequence already used (replayed transaction)"}
+	ErrSequenceOutOfOrder = &Error{CodeSequenceOutOfOrder, "sequence out of order"}
+	ErrFeeTooLow          = &Error{CodeFeeTooLow, "fee too low"}
+	ErrInsufficientFunds  = &Error{CodeInsufficientFunds, "insufficient funds"}
+	ErrUnknownMsgType     = &Error{CodeUnknownMsgType, "unknown message type"}
+	ErrInvalidMsg         = &Error{CodeInvalidMsg, "invalid message"}
+	ErrNotFound           = &Error{CodeNotFound, "not found"}
+	ErrUnauthorized       = &Error{CodeUnauthorized, "unauthorized"}
+	ErrAlreadyExists      = &Error{CodeAlreadyExists, "already exists"}
+	ErrInvalidRequest     = &Error{CodeInvalidRequest, "invalid request"}
+	ErrWrongSigner        = &Error{CodeWrongSigner, "message signer is not the transaction signer"}
+)
+
+// Wrapf returns an error with base's code and the message "base: detail".
+func Wrapf(base *Error, format string, args ...any) error {
+	return &Error{Code: base.Code, Msg: base.Msg + ": " + fmt.Sprintf(format, args...)}
+}
+
+// CodeOf returns the result code of err: its *Error code, or CodeInternal for any
+// other error.
+func CodeOf(err error) uint32 {
+	if err == nil {
+		return CodeOK
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}
