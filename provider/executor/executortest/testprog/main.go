@@ -1,7 +1,7 @@
 // Command testprog is the workload the executor conformance suite runs: one
 // static binary with a mode per behaviour under test.
 //
-// Usage:
+// Usage: testprog STEP [";" STEP]... runs the steps in order, each one of:
 //
 //	testprog echo WORDS...           print WORDS to stdout and stderr, exit 0
 //	testprog write-out FILE CONTENT  write CONTENT to $KILN_OUT/FILE (default /out)
@@ -31,9 +31,22 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fail("usage: testprog MODE ARGS...")
+		fail("usage: testprog MODE ARGS... [; MODE ARGS...]...")
 	}
-	mode, args := os.Args[1], os.Args[2:]
+	var step []string
+	for _, a := range append(os.Args[1:], ";") {
+		if a != ";" {
+			step = append(step, a)
+			continue
+		}
+		if len(step) > 0 {
+			run(step[0], step[1:])
+		}
+		step = nil
+	}
+}
+
+func run(mode string, args []string) {
 	switch mode {
 	case "echo":
 		msg := strings.Join(args, " ")

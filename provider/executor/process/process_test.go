@@ -1,0 +1,90 @@
+package process_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/kiln-network/kiln/provider/executor"
+	"github.com/kiln-network/kiln/provider/executor/executortest"
+	"github.com/kiln-network/kiln/provider/executor/process"
+)
+
+// newFactory returns executors whose state dir is one per test, so that two
+// calls in one test see the same tasks, as a restarted daemon does.
+func newFactory() func(t *testing.T) executor.Executor {
+	var dirs sync.Map // *testing.T → string
+	return func(t *testing.T) executor.Executor {
+		t.Helper()
+		d, _ := dirs.LoadOrStore(t, t.TempDir())
+		cfg := process.DefaultConfig()
+		cfg.AllowUnisolated = true
+		cfg.Dir = d.(string)
+		ex, err := process.New(cfg)
+		if err != nil {
+			t.Fatalf("process.New() = %v", err)
+		}
+		return ex
+	}
+}
+
+func TestConformance(t *testing.T) {
+	prog := executortest.BuildTestProg(t)
+	executortest.Run(t, newFactory(), executortest.Env{
+		Command: []string{prog},
+		// 128 MiB: a Go program needs about 70 MiB of RLIMIT_DATA to start.
+		MemoryHogLimit: 128 << 20,
+		OOMAsError:     true,
+	})
+}
+
+func TestRefusesUnlessEnabled(t *testing.T) {
+	cfg := process.DefaultConfig()
+	cfg.Dir = t.TempDir()
+	_, err := process.New(cfg)
+	if !errors.Is(err, executor.ErrNotEnabled) {
+		t.Fatalf("New(AllowUnisolated=false) = %v, want ErrNotEnabled", err)
+	}
+}
+
+func TestRecoverRemovesOrphans(t *testing.T) {
+	newExec := newFactory()
+	ex := newExec(t)
+	// Dirs that an earlier instance could leave behind: a task dir without
+	// state and a lease dir without a task.
+	var root string
+	if h, err := ex.Start(context.Background(), executor.Task{
+		ID: "probe", LeaseID: "probe-lease", Command: []string{"/bin/true"},
+	}); err != nil {
+		t.Fatalf("Start(probe) = %v", err)
+	} else {
+		root = filepath.Dir(filepath.Dir(filepath.Dir(h.OutDir)))
+		if _, err := ex.Wait(context.Background(), "probe"); err != nil {
+			t.Fatalf("Wait(probe) = %v", err)
+		}
+		if err := ex.Destroy(context.Background(), "probe"); err != nil {
+			t.Fatalf("Destroy(probe) = %v", err)
+		}
+	}
+	orphans := []string{
+		filepath.Join(root, "tasks", "orphan-task"),
+		filepath.Join(root, "leases", "orphan-lease", "out"),
+	}
+	for _, d := range orphans {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hs, err := newExec(t).Recover(context.Background())
+	if err != nil || len(hs) != 0 {
+		t.Fatalf("Recover() = %v, %v; want no tasks", hs, err)
+	}
+	for _, d := range orphans {
+		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("orphan %s after Recover: stat = %v, want gone", d, err)
+		}
+	}
+}
