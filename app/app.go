@@ -1,0 +1,236 @@
+package app
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	abcitypes "github.com/cometbft/cometbft/abci/types"
+	cmtcrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
+	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
+
+	"github.com/kiln-network/kiln/store"
+	"github.com/kiln-network/kiln/tx"
+	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/x/auth"
+	"github.com/kiln-network/kiln/x/bank"
+	"github.com/kiln-network/kiln/x/registry"
+	"github.com/kiln-network/kiln/x/staking"
+)
+
+// Version is reported in Info.
+const Version = "0.1.0"
+
+// AppVersion is the ABCI application protocol version.
+const AppVersion uint64 = 1
+
+var chainIDKey = []byte("app/chain_id")
+
+var _ abcitypes.Application = (*App)(nil)
+
+// Options configure an App.
+type Options struct {
+	// Logger receives the app's logs; nil discards them.
+	Logger *slog.Logger
+	// CheckInvariants walks all balances after every block and panics if any denom's
+	// balances do not add up to its supply. O(accounts) per block: for tests and audits.
+	CheckInvariants bool
+}
+
+// App is the Kiln ABCI application.
+type App struct {
+	abcitypes.BaseApplication
+
+	db      *store.DB
+	reg     *tx.Registry
+	log     *slog.Logger
+	opts    Options
+	chainID string
+
+	deliver *store.Cache   // the block being finalized (and genesis before block 1)
+	pending *store.Pending // its prepared commit
+	check   *store.Cache   // CheckTx's scratch state
+
+	sigMu    sync.Mutex
+	verified map[[32]byte]struct{} // hashes of txs whose signatures verified
+}
+
+// New opens an App over db.
+func New(db *store.DB, opts Options) *App {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &App{db: db, reg: NewRegistry(), log: opts.Logger, opts: opts, verified: map[[32]byte]struct{}{}}
+	a.check = store.NewCache(db)
+	if v, ok := db.Get(chainIDKey); ok {
+		a.chainID = string(v)
+	}
+	return a
+}
+
+// NewRegistry returns the registry of every message type the app understands.
+func NewRegistry() *tx.Registry {
+	r := tx.NewRegistry()
+	r.Register(types.MsgTypeBankSend, bank.DecodeMsgSend)
+	r.Register(types.MsgTypeStakingCreateValidator, staking.DecodeCreateValidator)
+	r.Register(types.MsgTypeStakingDelegate, staking.DecodeDelegate)
+	r.Register(types.MsgTypeStakingUndelegate, staking.DecodeUndelegate)
+	r.Register(types.MsgTypeStakingUnjail, staking.DecodeUnjail)
+	r.Register(types.MsgTypeRegistryRegister, registry.DecodeRegister)
+	r.Register(types.MsgTypeRegistryUpdate, registry.DecodeUpdate)
+	r.Register(types.MsgTypeRegistryDeregister, registry.DecodeDeregister)
+	return r
+}
+
+// route is the one dispatch switch over message types.
+func route(ctx *types.Context, msg types.Msg) error {
+	switch msg.Type() {
+	case types.MsgTypeBankSend:
+		m := msg.(*bank.MsgSend)
+		auth.Ensure(ctx, m.To)
+		return bank.HandleSend(ctx, m)
+	case types.MsgTypeStakingCreateValidator, types.MsgTypeStakingDelegate,
+		types.MsgTypeStakingUndelegate, types.MsgTypeStakingUnjail:
+		return staking.Handle(ctx, msg)
+	case types.MsgTypeRegistryRegister, types.MsgTypeRegistryUpdate, types.MsgTypeRegistryDeregister:
+		return registry.Handle(ctx, msg)
+	}
+	return types.Wrapf(types.ErrUnknownMsgType, "type %d", msg.Type())
+}
+
+// Info reports the last committed height and app hash, so CometBFT's handshake replays
+// whatever blocks the app has not committed.
+func (a *App) Info(context.Context, *abcitypes.RequestInfo) (*abcitypes.ResponseInfo, error) {
+	resp := &abcitypes.ResponseInfo{Data: "kiln", Version: Version, AppVersion: AppVersion, LastBlockHeight: a.db.Height()}
+	if a.db.Height() > 0 {
+		resp.LastBlockAppHash = a.db.AppHash()
+	}
+	return resp, nil
+}
+
+// InitChain writes genesis into the first block's cache (committed with block 1, so a
+// crash before then simply runs InitChain again on empty state).
+func (a *App) InitChain(_ context.Context, req *abcitypes.RequestInitChain) (*abcitypes.ResponseInitChain, error) {
+	if a.db.Height() != 0 {
+		return nil, fmt.Errorf("InitChain on a database already at height %d", a.db.Height())
+	}
+	g, err := ParseGenesis(req.AppStateBytes)
+	if err != nil {
+		return nil, err
+	}
+	a.chainID = req.ChainId
+	a.deliver = store.NewCache(a.db)
+	a.deliver.Set(chainIDKey, []byte(req.ChainId))
+	ctx := &types.Context{Store: a.deliver, Height: req.InitialHeight, Time: req.Time, ChainID: req.ChainId, Logger: a.log}
+	ups, err := initGenesis(ctx, g)
+	if err != nil {
+		return nil, err
+	}
+	if err := bank.CheckInvariants(ctx); err != nil {
+		return nil, fmt.Errorf("genesis: %w", err)
+	}
+	p := a.db.Prepare(0, a.deliver)
+	return &abcitypes.ResponseInitChain{Validators: toABCIUpdates(ups), AppHash: p.AppHash}, nil
+}
+
+func toABCIUpdates(ups []staking.Update) []abcitypes.ValidatorUpdate {
+	out := make([]abcitypes.ValidatorUpdate, 0, len(ups))
+	for _, u := range ups {
+		out = append(out, abcitypes.ValidatorUpdate{
+			PubKey: cmtcrypto.PublicKey{Sum: &cmtcrypto.PublicKey_Ed25519{Ed25519: u.PubKey}},
+			Power:  u.Power,
+		})
+	}
+	return out
+}
+
+// CheckTx runs the whole transaction against CheckTx's scratch state.
+func (a *App) CheckTx(_ context.Context, req *abcitypes.RequestCheckTx) (*abcitypes.ResponseCheckTx, error) {
+	ctx := &types.Context{Store: a.check, Height: a.db.Height() + 1, ChainID: a.chainID, CheckTx: true, Logger: a.log}
+	res := a.runTx(ctx, req.Tx)
+	return &abcitypes.ResponseCheckTx{Code: res.Code, Log: res.Log, Codespace: res.Codespace, GasWanted: 1}, nil
+}
+
+// FinalizeBlock executes a decided block: evidence and liveness, its transactions,
+// fees, unbondings and validator updates, then prepares the app hash.
+func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlock) (*abcitypes.ResponseFinalizeBlock, error) {
+	if a.deliver == nil {
+		a.deliver = store.NewCache(a.db)
+	}
+	ctx := &types.Context{Store: a.deliver, Height: req.Height, Time: req.Time, ChainID: a.chainID, Proposer: req.ProposerAddress, Logger: a.log}
+
+	for _, m := range req.Misbehavior {
+		staking.HandleDoubleSign(ctx, m.Validator.Address)
+	}
+	for _, v := range req.DecidedLastCommit.Votes {
+		staking.HandleVote(ctx, v.Validator.Address, v.BlockIdFlag != cmtproto.BlockIDFlagAbsent)
+	}
+	beginEvents := toABCIEvents(ctx.Events())
+
+	results := make([]*abcitypes.ExecTxResult, len(req.Txs))
+	for i, raw := range req.Txs {
+		txCtx := ctx.WithStore(ctx.Store)
+		r := a.runTx(txCtx, raw)
+		results[i] = &abcitypes.ExecTxResult{Code: r.Code, Log: r.Log, Codespace: r.Codespace, Events: r.Events, GasWanted: 1, GasUsed: 1}
+	}
+
+	endCtx := ctx.WithStore(ctx.Store)
+	bank.DistributeFees(endCtx, staking.OperatorOfProposer(endCtx))
+	ups := staking.EndBlock(endCtx)
+	if a.opts.CheckInvariants {
+		if err := bank.CheckInvariants(endCtx); err != nil {
+			panic(fmt.Sprintf("invariant broken at height %d: %v", req.Height, err))
+		}
+	}
+	a.pending = a.db.Prepare(req.Height, a.deliver)
+	return &abcitypes.ResponseFinalizeBlock{
+		Events:           append(beginEvents, toABCIEvents(endCtx.Events())...),
+		TxResults:        results,
+		ValidatorUpdates: toABCIUpdates(ups),
+		AppHash:          a.pending.AppHash,
+	}, nil
+}
+
+// Commit persists the finalized block and resets CheckTx's state.
+func (a *App) Commit(context.Context, *abcitypes.RequestCommit) (*abcitypes.ResponseCommit, error) {
+	if a.pending == nil {
+		return nil, errors.New("Commit without FinalizeBlock")
+	}
+	if err := a.db.Commit(a.pending); err != nil {
+		// NB: a node that cannot persist a decided block must stop.
+		panic(err)
+	}
+	a.deliver, a.pending = nil, nil
+	a.check = store.NewCache(a.db)
+	return &abcitypes.ResponseCommit{}, nil
+}
+
+// Height returns the last committed height.
+func (a *App) Height() int64 { return a.db.Height() }
+
+// AppHash returns the last committed app hash.
+func (a *App) AppHash() []byte { return a.db.AppHash() }
+
+// ChainID returns the chain-id from genesis.
+func (a *App) ChainID() string { return a.chainID }
+
+func toABCIEvents(evs []types.Event) []abcitypes.Event {
+	out := make([]abcitypes.Event, 0, len(evs))
+	for _, e := range evs {
+		ae := abcitypes.Event{Type: e.Type}
+		for _, kv := range e.Attrs {
+			ae.Attributes = append(ae.Attributes, abcitypes.EventAttribute{Key: kv[0], Value: kv[1], Index: true})
+		}
+		out = append(out, ae)
+	}
+	return out
+}
+
+func be64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}

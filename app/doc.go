@@ -1,0 +1,24 @@
+// Package app is the Kiln ABCI 2.0 application: it decodes transactions, checks them,
+// routes their messages to the modules, and commits the resulting state.
+//
+// Contracts (the ledger is a replicated state machine; these keep replicas identical):
+//
+//   - The app MUST be deterministic: the same genesis and the same blocks MUST yield the
+//     same results, events and app hash on every node. It NEVER reads the wall clock,
+//     randomness, the network or the environment; time comes from the block header and
+//     iteration is always over sorted keys.
+//   - FinalizeBlock stages every write in a cache and computes the app hash; Commit
+//     persists it in one synced batch. A crash between them loses the block, which
+//     CometBFT's handshake replays on restart.
+//   - There is one message-type enum and one dispatch switch (route). An unknown type is
+//     refused with its own result code, never ignored.
+//   - A transaction that fails its checks (decode, chain-id, signer, signature, sequence,
+//     fee) changes nothing. A transaction that passes them pays its fee and uses its
+//     sequence even if a message then fails; the messages' effects are all or nothing.
+//   - A bad user transaction yields a result code and a log a person understands. A
+//     broken invariant (supply not matching balances, a corrupt record) panics: a
+//     diverging node must halt, not limp on.
+//   - CheckTx runs the whole transaction against a scratch copy of state, so the mempool
+//     only holds transactions that would succeed now; it is reset to committed state on
+//     every Commit, and CometBFT's recheck re-applies what is still pending.
+package app

@@ -1,0 +1,68 @@
+package app
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/x/auth"
+	"github.com/kiln-network/kiln/x/bank"
+	"github.com/kiln-network/kiln/x/params"
+	"github.com/kiln-network/kiln/x/registry"
+	"github.com/kiln-network/kiln/x/staking"
+)
+
+// GenesisParams holds every module's parameters.
+type GenesisParams struct {
+	Auth     auth.Params     `json:"auth"`
+	Bank     bank.Params     `json:"bank"`
+	Staking  staking.Params  `json:"staking"`
+	Registry registry.Params `json:"registry"`
+}
+
+// GenesisState is the app_state of genesis.json.
+type GenesisState struct {
+	Params  GenesisParams   `json:"params"`
+	Bank    bank.Genesis    `json:"bank"`
+	Staking staking.Genesis `json:"staking"`
+}
+
+// DefaultGenesis returns a genesis with default parameters and no accounts.
+func DefaultGenesis() GenesisState {
+	return GenesisState{Params: GenesisParams{
+		Auth: auth.DefaultParams(), Bank: bank.DefaultParams(),
+		Staking: staking.DefaultParams(), Registry: registry.DefaultParams(),
+	}}
+}
+
+// ParseGenesis decodes app_state strictly: unknown fields are an error, so a typo in a
+// parameter name does not silently become its default.
+func ParseGenesis(b []byte) (GenesisState, error) {
+	var g GenesisState
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&g); err != nil {
+		return g, fmt.Errorf("genesis app_state: %w", err)
+	}
+	return g, nil
+}
+
+// initGenesis writes the genesis state and returns the initial validator set.
+func initGenesis(ctx *types.Context, g GenesisState) ([]staking.Update, error) {
+	for name, p := range map[string]params.Validator{
+		auth.ModuleName: g.Params.Auth, bank.ModuleName: g.Params.Bank,
+		staking.ModuleName: g.Params.Staking, registry.ModuleName: g.Params.Registry,
+	} {
+		if err := params.Set(ctx, name, p); err != nil {
+			return nil, fmt.Errorf("genesis params: %w", err)
+		}
+	}
+	if err := bank.InitGenesis(ctx, g.Bank); err != nil {
+		return nil, err
+	}
+	for _, b := range g.Bank.Balances {
+		auth.Ensure(ctx, b.Address)
+	}
+	return staking.InitGenesis(ctx, g.Staking)
+}

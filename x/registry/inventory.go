@@ -1,0 +1,290 @@
+package registry
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+	"github.com/kiln-network/kiln/codec"
+)
+
+// Inventory is the hardware a provider offers.
+type Inventory struct {
+	// Source says where the inventory came from: "declared" (typed by the operator,
+	// e.g. for demos) or "detected-nvml" / "detected-nvidia-smi" (measured). Never blank.
+	Source       string      `json:"source"`
+	Region       string      `json:"region"`
+	CPUCores     uint64      `json:"cpu_cores"`
+	MemoryBytes  uint64      `json:"memory_bytes,string"`
+	StorageBytes uint64      `json:"storage_bytes,string"`
+	GPUs         []GPU       `json:"gpus"`
+	Attributes   []Attribute `json:"attributes"`
+}
+
+// GPU is a group of identical GPUs.
+type GPU struct {
+	Model       string `json:"model"` // Akash model key: h100, a100, rtx4090, ...
+	MemoryBytes uint64 `json:"memory_bytes,string"`
+	Interface   string `json:"interface"` // pcie or sxm
+	Count       uint32 `json:"count"`
+}
+
+// Attribute is a free-form key/value the provider advertises (tier, network, ...).
+type Attribute struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// Bounds on an inventory: above these a value is a typo or an attack, not hardware.
+const (
+	Ki = uint64(1) << 10
+	Mi = Ki << 10
+	Gi = Mi << 10
+	Ti = Gi << 10
+	Pi = Ti << 10
+
+	maxGPUGroups    = 16
+	maxGPUsPerGroup = 64
+	maxCPUCores     = 8192
+	maxAttributes   = 64
+)
+
+var (
+	modelRe  = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+	regionRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,62}$`)
+	attrKey  = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9._/-]{0,63}$`)
+)
+
+// Validate checks every field, naming the field, the value and the rule on failure.
+func (inv *Inventory) Validate() error {
+	switch inv.Source {
+	case "declared", "detected-nvml", "detected-nvidia-smi":
+	default:
+		return fmt.Errorf("inventory.source: must be declared, detected-nvml or detected-nvidia-smi (got %q)", inv.Source)
+	}
+	if !regionRe.MatchString(inv.Region) {
+		return fmt.Errorf("inventory.region: must be 2-63 of [a-z0-9-] (got %q)", inv.Region)
+	}
+	if inv.CPUCores < 1 || inv.CPUCores > maxCPUCores {
+		return fmt.Errorf("inventory.cpu_cores: must be 1 to %d (got %d)", maxCPUCores, inv.CPUCores)
+	}
+	if inv.MemoryBytes < Gi || inv.MemoryBytes > 64*Ti {
+		return fmt.Errorf("inventory.memory: must be 1Gi to 64Ti (got %s)", FormatBytes(inv.MemoryBytes))
+	}
+	if inv.StorageBytes < Gi || inv.StorageBytes > 10*Pi {
+		return fmt.Errorf("inventory.storage: must be 1Gi to 10Pi (got %s)", FormatBytes(inv.StorageBytes))
+	}
+	if len(inv.GPUs) > maxGPUGroups {
+		return fmt.Errorf("inventory.gpus: at most %d groups (got %d)", maxGPUGroups, len(inv.GPUs))
+	}
+	for i, g := range inv.GPUs {
+		f := fmt.Sprintf("inventory.gpus[%d]", i)
+		if len(g.Model) > 32 || !modelRe.MatchString(g.Model) {
+			return fmt.Errorf("%s.model: must be a lowercase model key like h100, a100, rtx4090 (got %q)", f, g.Model)
+		}
+		if g.MemoryBytes < Gi || g.MemoryBytes > Ti {
+			return fmt.Errorf("%s.memory: must be 1Gi to 1Ti (got %s)", f, FormatBytes(g.MemoryBytes))
+		}
+		if g.Interface != "pcie" && g.Interface != "sxm" {
+			return fmt.Errorf("%s.interface: must be pcie or sxm (got %q)", f, g.Interface)
+		}
+		if g.Count < 1 || g.Count > maxGPUsPerGroup {
+			return fmt.Errorf("%s.count: must be 1 to %d (got %d)", f, maxGPUsPerGroup, g.Count)
+		}
+	}
+	if len(inv.Attributes) > maxAttributes {
+		return fmt.Errorf("inventory.attributes: at most %d (got %d)", maxAttributes, len(inv.Attributes))
+	}
+	for i, a := range inv.Attributes {
+		if !attrKey.MatchString(a.Key) {
+			return fmt.Errorf("inventory.attributes[%d].key: must match %s (got %q)", i, attrKey, a.Key)
+		}
+		if len(a.Value) > 128 || strings.ContainsFunc(a.Value, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return fmt.Errorf("inventory.attributes.%s: value must be at most 128 printable bytes", a.Key)
+		}
+		if i > 0 && inv.Attributes[i-1].Key >= a.Key {
+			return fmt.Errorf("inventory.attributes: keys must be sorted and unique (%q after %q)", a.Key, inv.Attributes[i-1].Key)
+		}
+	}
+	return nil
+}
+
+// TotalGPUs returns the number of GPUs.
+func (inv *Inventory) TotalGPUs() uint64 {
+	var n uint64
+	for _, g := range inv.GPUs {
+		n += uint64(g.Count)
+	}
+	return n
+}
+
+// MarshalTo writes the canonical encoding.
+func (inv *Inventory) MarshalTo(w *codec.Writer) {
+	w.String(inv.Source)
+	w.String(inv.Region)
+	w.Uvarint(inv.CPUCores)
+	w.Uvarint(inv.MemoryBytes)
+	w.Uvarint(inv.StorageBytes)
+	w.Uvarint(uint64(len(inv.GPUs)))
+	for _, g := range inv.GPUs {
+		w.String(g.Model)
+		w.Uvarint(g.MemoryBytes)
+		w.String(g.Interface)
+		w.Uvarint(uint64(g.Count))
+	}
+	w.Uvarint(uint64(len(inv.Attributes)))
+	for _, a := range inv.Attributes {
+		w.String(a.Key)
+		w.String(a.Value)
+	}
+}
+
+// UnmarshalInventory reads what MarshalTo wrote.
+func UnmarshalInventory(r *codec.Reader) Inventory {
+	inv := Inventory{Source: r.String(32), Region: r.String(64), CPUCores: r.Uvarint(), MemoryBytes: r.Uvarint(), StorageBytes: r.Uvarint()}
+	n := r.Uvarint()
+	if n > maxGPUGroups {
+		r.Fail("%d GPU groups, limit %d", n, maxGPUGroups)
+		return inv
+	}
+	for i := uint64(0); i < n && r.Err() == nil; i++ {
+		g := GPU{Model: r.String(64), MemoryBytes: r.Uvarint(), Interface: r.String(8)}
+		c := r.Uvarint()
+		if c > 1<<32-1 {
+			r.Fail("GPU count %d out of range", c)
+		}
+		g.Count = uint32(c)
+		inv.GPUs = append(inv.GPUs, g)
+	}
+	n = r.Uvarint()
+	if n > maxAttributes {
+		r.Fail("%d attributes, limit %d", n, maxAttributes)
+		return inv
+	}
+	for i := uint64(0); i < n && r.Err() == nil; i++ {
+		inv.Attributes = append(inv.Attributes, Attribute{Key: r.String(64), Value: r.String(128)})
+	}
+	return inv
+}
+
+// ParseBytes parses a size like "80Gi", "512G", "1.5Ti" or a plain byte count.
+// Binary suffixes (Ki Mi Gi Ti Pi) are powers of 1024; decimal ones (k K M G T P) of 1000.
+func ParseBytes(s string) (uint64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suf string
+		mul uint64
+	}{{"Ki", Ki}, {"Mi", Mi}, {"Gi", Gi}, {"Ti", Ti}, {"Pi", Pi},
+		{"k", 1e3}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}, {"P", 1e15}}
+	mul := uint64(1)
+	num := s
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suf) {
+			mul, num = u.mul, strings.TrimSuffix(s, u.suf)
+			break
+		}
+	}
+	if strings.HasSuffix(num, "B") && mul == 1 {
+		num = strings.TrimSuffix(num, "B")
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || f < 0 || f != f {
+		return 0, fmt.Errorf("size %q: want a number with an optional unit Ki, Mi, Gi, Ti, Pi, K, M, G, T, P", s)
+	}
+	v := f * float64(mul)
+	if v >= 1<<63 {
+		return 0, fmt.Errorf("size %q is too large", s)
+	}
+	return uint64(v), nil
+}
+
+// FormatBytes prints n with the largest binary unit that divides it.
+func FormatBytes(n uint64) string {
+	for _, u := range []struct {
+		suf string
+		mul uint64
+	}{{"Pi", Pi}, {"Ti", Ti}, {"Gi", Gi}, {"Mi", Mi}, {"Ki", Ki}} {
+		if n >= u.mul && n%u.mul == 0 {
+			return fmt.Sprintf("%d%s", n/u.mul, u.suf)
+		}
+	}
+	return fmt.Sprint(n)
+}
+
+// inventoryFile is the on-disk form an operator writes (TOML or JSON), with sizes as
+// strings with units.
+type inventoryFile struct {
+	Source     string            `toml:"source" json:"source"`
+	Region     string            `toml:"region" json:"region"`
+	CPUCores   uint64            `toml:"cpu_cores" json:"cpu_cores"`
+	Memory     string            `toml:"memory" json:"memory"`
+	Storage    string            `toml:"storage" json:"storage"`
+	GPUs       []gpuFile         `toml:"gpus" json:"gpus"`
+	Attributes map[string]string `toml:"attributes" json:"attributes"`
+}
+
+type gpuFile struct {
+	Model     string `toml:"model" json:"model"`
+	Memory    string `toml:"memory" json:"memory"`
+	Interface string `toml:"interface" json:"interface"`
+	Count     uint32 `toml:"count" json:"count"`
+}
+
+// LoadInventoryFile reads an inventory from a TOML (.toml) or JSON (.json) file and
+// validates it. A missing source means "declared".
+func LoadInventoryFile(path string) (Inventory, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Inventory{}, fmt.Errorf("read inventory: %w", err)
+	}
+	return ParseInventory(b, filepath.Ext(path))
+}
+
+// ParseInventory parses an inventory file's bytes; ext selects the format (.json, else TOML).
+func ParseInventory(b []byte, ext string) (Inventory, error) {
+	var f inventoryFile
+	if ext == ".json" {
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&f); err != nil {
+			return Inventory{}, fmt.Errorf("inventory: %w", err)
+		}
+	} else {
+		md, err := toml.Decode(string(b), &f)
+		if err != nil {
+			return Inventory{}, fmt.Errorf("inventory: %w", err)
+		}
+		if und := md.Undecoded(); len(und) > 0 {
+			return Inventory{}, fmt.Errorf("inventory: unknown field %q", und[0].String())
+		}
+	}
+	inv := Inventory{Source: f.Source, Region: f.Region, CPUCores: f.CPUCores}
+	if inv.Source == "" {
+		inv.Source = "declared"
+	}
+	var err error
+	if inv.MemoryBytes, err = ParseBytes(f.Memory); err != nil {
+		return inv, fmt.Errorf("inventory.memory: %w", err)
+	}
+	if inv.StorageBytes, err = ParseBytes(f.Storage); err != nil {
+		return inv, fmt.Errorf("inventory.storage: %w", err)
+	}
+	for i, g := range f.GPUs {
+		mem, err := ParseBytes(g.Memory)
+		if err != nil {
+			return inv, fmt.Errorf("inventory.gpus[%d].memory: %w", i, err)
+		}
+		inv.GPUs = append(inv.GPUs, GPU{Model: g.Model, MemoryBytes: mem, Interface: g.Interface, Count: g.Count})
+	}
+	for k, v := range f.Attributes {
+		inv.Attributes = append(inv.Attributes, Attribute{Key: k, Value: v})
+	}
+	sort.Slice(inv.Attributes, func(i, j int) bool { return inv.Attributes[i].Key < inv.Attributes[j].Key })
+	return inv, inv.Validate()
+}
