@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -132,6 +131,8 @@ func (a *App) InitChain(_ context.Context, req *abcitypes.RequestInitChain) (*ab
 	if err := bank.CheckInvariants(ctx); err != nil {
 		return nil, fmt.Errorf("genesis: %w", err)
 	}
+	// NB: CheckTx may run before block 1 commits genesis; it must see the genesis state.
+	a.check = store.NewCache(a.deliver)
 	p := a.db.Prepare(0, a.deliver)
 	return &abcitypes.ResponseInitChain{Validators: toABCIUpdates(ups), AppHash: p.AppHash}, nil
 }
@@ -227,10 +228,4 @@ func toABCIEvents(evs []types.Event) []abcitypes.Event {
 		out = append(out, ae)
 	}
 	return out
-}
-
-func be64(v uint64) []byte {
-	b := make([]byte, 8)
-	binary.BigEndian.PutUint64(b, v)
-	return b
 }
