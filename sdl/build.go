@@ -314,6 +314,12 @@ func (p *parser) addToGroup(groups map[string]*groupBuilder, svc *service, plNam
 		if g.group.Requirements.Attributes == nil {
 			g.group.Requirements.Attributes = []Attribute{}
 		}
+		if g.group.Requirements.SignedBy.AllOf == nil {
+			g.group.Requirements.SignedBy.AllOf = []string{}
+		}
+		if g.group.Requirements.SignedBy.AnyOf == nil {
+			g.group.Requirements.SignedBy.AnyOf = []string{}
+		}
 		groups[plName] = g
 	}
 	exposes := p.manifestExposes(svc, seq)
