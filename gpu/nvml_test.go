@@ -1,0 +1,188 @@
+//go:build cgo
+
+package gpu
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxh100"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
+)
+
+// TestNVMLDGXA100 drives the NVML path with go-nvml's DGX A100 mock: eight
+// A100-SXM4-40GB, driver 550.54.15, CUDA 12.4. The mock implements only the
+// basic getters; everything else must come out unknown, not crash.
+func TestNVMLDGXA100(t *testing.T) {
+	inv, err := Detect(context.Background(), Options{NVML: dgxa100.New(), NVIDIASMI: "-"})
+	if err != nil {
+		t.Fatalf("Detect(dgxa100) error = %v", err)
+	}
+	if inv.Source != SourceNVML || inv.Driver != "550.54.15" || inv.CUDA != "12.4" {
+		t.Errorf("Detect(dgxa100) = source %q driver %q cuda %q, want %q 550.54.15 12.4", inv.Source, inv.Driver, inv.CUDA, SourceNVML)
+	}
+	if len(inv.GPUs) != 8 {
+		t.Fatalf("Detect(dgxa100) found %d GPUs, want 8", len(inv.GPUs))
+	}
+	for i, g := range inv.GPUs {
+		want := GPU{
+			Index: i, Name: "Mock NVIDIA A100-SXM4-40GB", ModelKey: "a100", Vendor: "nvidia",
+			Architecture: "ampere", MemoryMiB: 40960, Interface: InterfaceSXM,
+			ComputeCapability: "8.0", PCIDeviceID: "20b0", MIGMode: MIGDisabled,
+		}
+		g.UUID = "" // random per mock
+		if g.Index != want.Index || g.Name != want.Name || g.ModelKey != want.ModelKey ||
+			g.Architecture != want.Architecture || g.MemoryMiB != want.MemoryMiB ||
+			g.Interface != want.Interface || g.ComputeCapability != want.ComputeCapability ||
+			g.PCIDeviceID != want.PCIDeviceID || g.MIGMode != want.MIGMode ||
+			g.PowerLimitW != 0 || g.UtilizationPct != nil || len(g.Processes) != 0 {
+			t.Errorf("GPU %d = %+v, want %+v", i, g, want)
+		}
+	}
+	if inv.CPU.Threads == 0 {
+		t.Errorf("CPU not filled from the OS: %+v", inv.CPU)
+	}
+}
+
+// TestNVMLMIG creates MIG instances on the mock and checks the MIG devices
+// come out with NVIDIA's profile names, ordered as nvidia-smi orders them.
+func TestNVMLMIG(t *testing.T) {
+	srv := dgxa100.New()
+	dev := srv.Devices[0].(*dgxa100.Device)
+	if ret, _ := dev.SetMigMode(nvml.DEVICE_MIG_ENABLE); ret != nvml.SUCCESS {
+		t.Fatal(ret)
+	}
+	for _, p := range []int{nvml.GPU_INSTANCE_PROFILE_3_SLICE, nvml.GPU_INSTANCE_PROFILE_1_SLICE, nvml.GPU_INSTANCE_PROFILE_1_SLICE} {
+		info, ret := dev.GetGpuInstanceProfileInfo(p)
+		if ret != nvml.SUCCESS {
+			t.Fatalf("profile %d: %v", p, ret)
+		}
+		gi, ret := dev.CreateGpuInstance(&info)
+		if ret != nvml.SUCCESS {
+			t.Fatal(ret)
+		}
+		ciProfile := nvml.COMPUTE_INSTANCE_PROFILE_1_SLICE
+		if p == nvml.GPU_INSTANCE_PROFILE_3_SLICE {
+			ciProfile = nvml.COMPUTE_INSTANCE_PROFILE_3_SLICE
+		}
+		ciInfo, ret := gi.GetComputeInstanceProfileInfo(ciProfile, nvml.COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED)
+		if ret != nvml.SUCCESS {
+			t.Fatal(ret)
+		}
+		if _, ret := gi.CreateComputeInstance(&ciInfo); ret != nvml.SUCCESS {
+			t.Fatal(ret)
+		}
+	}
+	inv, err := Detect(context.Background(), Options{NVML: srv, NVIDIASMI: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := inv.GPUs[0]
+	if g.MIGMode != MIGEnabled {
+		t.Fatalf("GPU 0 MIGMode = %q, want enabled", g.MIGMode)
+	}
+	want := []MIGDevice{
+		{Index: 0, Profile: "3g.20gb", GPUInstanceID: 0},
+		{Index: 1, Profile: "1g.5gb", GPUInstanceID: 1},
+		{Index: 2, Profile: "1g.5gb", GPUInstanceID: 2},
+	}
+	if len(g.MIGDevices) != len(want) {
+		t.Fatalf("MIGDevices = %+v, want %d devices", g.MIGDevices, len(want))
+	}
+	for i, w := range want {
+		d := g.MIGDevices[i]
+		if d.Index != w.Index || d.Profile != w.Profile || d.GPUInstanceID != w.GPUInstanceID || d.MemoryMiB == 0 {
+			t.Errorf("MIGDevices[%d] = %+v, want %+v (and memory)", i, d, w)
+		}
+	}
+	if inv.GPUs[1].MIGMode != MIGDisabled || len(inv.GPUs[1].MIGDevices) != 0 {
+		t.Errorf("GPU 1 = %q with %d MIG devices, want disabled and none", inv.GPUs[1].MIGMode, len(inv.GPUs[1].MIGDevices))
+	}
+}
+
+// TestNVMLOptionalReadings fills the getters the mock leaves out (power,
+// utilization, processes) and checks they are read.
+func TestNVMLOptionalReadings(t *testing.T) {
+	srv := dgxh100.New()
+	dev := srv.Devices[0].(*server.Device)
+	dev.GetEnforcedPowerLimitFunc = func() (uint32, nvml.Return) { return 700000, nvml.SUCCESS }
+	dev.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) { return nvml.Utilization{Gpu: 37}, nvml.SUCCESS }
+	dev.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
+		return []nvml.ProcessInfo{{Pid: 4242, UsedGpuMemory: 2 << 30, GpuInstanceId: ^uint32(0)}}, nvml.SUCCESS
+	}
+	dev.GetGraphicsRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
+		return []nvml.ProcessInfo{{Pid: 4242, UsedGpuMemory: 2 << 30, GpuInstanceId: ^uint32(0)}, {Pid: 7, UsedGpuMemory: ^uint64(0), GpuInstanceId: ^uint32(0)}}, nvml.SUCCESS
+	}
+	inv, err := Detect(context.Background(), Options{NVML: srv, NVIDIASMI: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := inv.GPUs[0]
+	if g.ModelKey != "h100" || g.Interface != InterfaceSXM || g.ComputeCapability != "9.0" {
+		t.Errorf("GPU 0 = %s/%s/%s, want h100/sxm/9.0", g.ModelKey, g.Interface, g.ComputeCapability)
+	}
+	if g.PowerLimitW != 700 {
+		t.Errorf("PowerLimitW = %v, want 700", g.PowerLimitW)
+	}
+	if g.UtilizationPct == nil || *g.UtilizationPct != 37 {
+		t.Errorf("UtilizationPct = %v, want 37", g.UtilizationPct)
+	}
+	wantProcs := []Process{{PID: 4242, Type: "C+G", UsedMemoryMiB: 2048}, {PID: 7, Type: "G"}}
+	if len(g.Processes) != len(wantProcs) {
+		t.Fatalf("Processes = %+v, want %+v", g.Processes, wantProcs)
+	}
+	for i, w := range wantProcs {
+		if p := g.Processes[i]; p.PID != w.PID || p.Type != w.Type || p.UsedMemoryMiB != w.UsedMemoryMiB || p.GPUInstanceID != nil {
+			t.Errorf("Processes[%d] = %+v, want %+v", i, p, w)
+		}
+	}
+}
+
+// TestNVMLInitErrors checks how Init failures map: a missing library or an
+// unloaded driver is ErrNoDriver (fall back), anything else is reported.
+func TestNVMLInitErrors(t *testing.T) {
+	tests := []struct {
+		ret        nvml.Return
+		noDriver   bool
+		wantSubstr string
+	}{
+		{nvml.ERROR_LIBRARY_NOT_FOUND, true, "libnvidia-ml.so.1 not found"},
+		{nvml.ERROR_DRIVER_NOT_LOADED, true, "driver not loaded"},
+		{nvml.ERROR_UNKNOWN, false, "unknown error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.wantSubstr, func(t *testing.T) {
+			lib := &mock.Interface{InitFunc: func() nvml.Return { return tt.ret }}
+			_, err := detectNVML(context.Background(), lib)
+			if err == nil || errors.Is(err, ErrNoDriver) != tt.noDriver {
+				t.Fatalf("detectNVML(Init=%d) = %v, want ErrNoDriver=%v", tt.ret, err, tt.noDriver)
+			}
+			if !contains(err.Error(), tt.wantSubstr) {
+				t.Errorf("detectNVML(Init=%d) = %q, want it to mention %q", tt.ret, err, tt.wantSubstr)
+			}
+		})
+	}
+}
+
+// TestNVMLLostGPU: one device whose handle fails is noted, the others are kept.
+func TestNVMLLostGPU(t *testing.T) {
+	srv := dgxa100.New()
+	inner := srv.DeviceGetHandleByIndexFunc
+	srv.DeviceGetHandleByIndexFunc = func(i int) (nvml.Device, nvml.Return) {
+		if i == 3 {
+			return nil, nvml.ERROR_GPU_IS_LOST
+		}
+		return inner(i)
+	}
+	inv, err := Detect(context.Background(), Options{NVML: srv, NVIDIASMI: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.GPUs) != 7 || len(inv.Notes) == 0 || !contains(inv.Notes[0], "GPU is lost") {
+		t.Errorf("Detect(lost GPU 3) = %d GPUs, notes %q; want 7 and a note", len(inv.GPUs), inv.Notes)
+	}
+}
