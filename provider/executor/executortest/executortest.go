@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -438,11 +439,17 @@ var (
 // of its source, so runs share it until the source changes.
 func BuildTestProg(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() { buildPath, buildErr = buildTestProg() })
-	if buildErr != nil {
-		t.Fatalf("build testprog: %v", buildErr)
+	p, err := TestProg()
+	if err != nil {
+		t.Fatalf("build testprog: %v", err)
 	}
-	return buildPath
+	return p
+}
+
+// TestProg is BuildTestProg for callers without a testing.TB, like TestMain.
+func TestProg() (string, error) {
+	buildOnce.Do(func() { buildPath, buildErr = buildTestProg() })
+	return buildPath, buildErr
 }
 
 // TestProgHash returns the hash of testprog's source, for cache keys and image tags.
@@ -472,7 +479,7 @@ func buildTestProg() (string, error) {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return "", err
 	}
-	tmp := out + ".tmp-" + strings.TrimPrefix(filepath.Base(os.Args[0]), ".")
+	tmp := out + ".tmp-" + strconv.Itoa(os.Getpid())
 	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(goBin); err != nil {
 		goBin = "go"

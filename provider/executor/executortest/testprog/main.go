@@ -5,6 +5,7 @@
 //
 //	testprog echo WORDS...           print WORDS to stdout and stderr, exit 0
 //	testprog write-out FILE CONTENT  write CONTENT to $KILN_OUT/FILE (default /out)
+//	testprog write-file PATH CONTENT write CONTENT to PATH
 //	testprog exit N                  exit with code N
 //	testprog sleep D                 print "ready", sleep for duration D, exit 0
 //	testprog sleep-ignore-term D     like sleep, but ignore SIGTERM
@@ -60,6 +61,13 @@ func run(mode string, args []string) {
 		}
 		if err := os.WriteFile(filepath.Join(dir, args[0]), []byte(args[1]), 0o644); err != nil {
 			fail("write-out: %v", err)
+		}
+		fmt.Println("wrote", args[0])
+	case "write-file":
+		need(args, 2)
+		if err := os.WriteFile(args[0], []byte(args[1]), 0o644); err != nil {
+			fmt.Println("write failed:", err)
+			os.Exit(3)
 		}
 		fmt.Println("wrote", args[0])
 	case "exit":

@@ -1,0 +1,471 @@
+package docker_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
+	"github.com/kiln-network/kiln/provider/executor"
+	"github.com/kiln-network/kiln/provider/executor/docker"
+	"github.com/kiln-network/kiln/provider/executor/executortest"
+)
+
+var (
+	// dockerErr is why the Docker tests are skipped; nil when a daemon answers.
+	dockerErr error
+	// cli is a client for checks from outside the executor.
+	cli *client.Client
+	// testImage is the image with testprog at /testprog, built by TestMain.
+	testImage string
+	// runID prefixes every namespace of this run, so that the final check
+	// looks at this run's objects only.
+	runID = "kt" + randHex(4)
+	nsSeq atomic.Int64
+)
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		var err error
+		cli, err = client.New(client.FromEnv)
+		if err != nil {
+			dockerErr = fmt.Errorf("create docker client: %w", err)
+			return m.Run()
+		}
+		defer cli.Close()
+		// 10 s: a local daemon answers a ping in milliseconds.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := cli.Ping(ctx, client.PingOptions{}); err != nil {
+			dockerErr = fmt.Errorf("no Docker daemon answers: %w", err)
+			return m.Run()
+		}
+		testImage, err = buildImage(ctx)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "build test image:", err)
+			return 1
+		}
+		defer cli.ImageRemove(context.Background(), testImage, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// buildImage builds FROM scratch an image holding testprog, tagged with the
+// hash of its source and this run's id.
+func buildImage(ctx context.Context) (string, error) {
+	prog, err := executortest.TestProg()
+	if err != nil {
+		return "", err
+	}
+	hash, err := executortest.TestProgHash()
+	if err != nil {
+		return "", err
+	}
+	bin, err := os.ReadFile(prog)
+	if err != nil {
+		return "", err
+	}
+	tag := "kiln-executortest:" + hash + "-" + runID
+	res, err := cli.ImageBuild(ctx, tarOf(map[string][]byte{
+		"Dockerfile": []byte("FROM scratch\nCOPY testprog /testprog\n"),
+		"testprog":   bin,
+	}), client.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true, Labels: map[string]string{"kiln.test": runID}})
+	if err != nil {
+		return "", fmt.Errorf("image build: %w", err)
+	}
+	defer res.Body.Close()
+	out, _ := io.ReadAll(res.Body)
+	if bytes.Contains(out, []byte(`"error"`)) {
+		return "", fmt.Errorf("image build: %s", out)
+	}
+	return tag, nil
+}
+
+func tarOf(files map[string][]byte) io.Reader {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, b := range files {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(b))})
+		tw.Write(b)
+	}
+	tw.Close()
+	return &buf
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func needDocker(t *testing.T) {
+	t.Helper()
+	if dockerErr != nil {
+		t.Skipf("skipping Docker executor tests: %v", dockerErr)
+	}
+}
+
+// newFactory returns executors whose namespace and data dir are one per
+// test: two calls in one test see the same tasks, as a restarted daemon does.
+// When the test ends, anything left in its namespace fails it and is removed.
+func newFactory() func(t *testing.T) executor.Executor {
+	type env struct{ ns, dir string }
+	var envs sync.Map // *testing.T → env
+	return func(t *testing.T) executor.Executor {
+		t.Helper()
+		v, loaded := envs.LoadOrStore(t, env{ns: fmt.Sprintf("%sx%d", runID, nsSeq.Add(1)), dir: t.TempDir()})
+		en := v.(env)
+		if !loaded {
+			t.Cleanup(func() { checkNamespaceEmpty(t, en.ns) })
+		}
+		cfg := docker.DefaultConfig()
+		cfg.Namespace = en.ns
+		cfg.DataDir = en.dir
+		ex, err := docker.New(cfg)
+		if err != nil {
+			t.Fatalf("docker.New() = %v", err)
+		}
+		t.Cleanup(func() { ex.Close() })
+		return ex
+	}
+}
+
+// leftovers lists the containers, networks and volumes carrying the kiln
+// namespace label whose namespace matches.
+func leftovers(t *testing.T, match func(ns string) bool) (cs, ns, vs []string) {
+	t.Helper()
+	ctx := context.Background()
+	f := client.Filters{}.Add("label", docker.LabelNamespace)
+	cl, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		t.Fatalf("list containers: %v", err)
+	}
+	for _, c := range cl.Items {
+		if match(c.Labels[docker.LabelNamespace]) {
+			cs = append(cs, c.ID)
+		}
+	}
+	nl, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+	if err != nil {
+		t.Fatalf("list networks: %v", err)
+	}
+	for _, n := range nl.Items {
+		if match(n.Labels[docker.LabelNamespace]) {
+			ns = append(ns, n.ID)
+		}
+	}
+	vl, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	if err != nil {
+		t.Fatalf("list volumes: %v", err)
+	}
+	for _, v := range vl.Items {
+		if match(v.Labels[docker.LabelNamespace]) {
+			vs = append(vs, v.Name)
+		}
+	}
+	return cs, ns, vs
+}
+
+func checkNamespaceEmpty(t *testing.T, namespace string) {
+	t.Helper()
+	cs, ns, vs := leftovers(t, func(n string) bool { return n == namespace })
+	if len(cs)+len(ns)+len(vs) == 0 {
+		return
+	}
+	t.Errorf("namespace %s left containers %v, networks %v, volumes %v", namespace, cs, ns, vs)
+	ctx := context.Background()
+	for _, c := range cs {
+		cli.ContainerRemove(ctx, c, client.ContainerRemoveOptions{Force: true})
+	}
+	for _, n := range ns {
+		cli.NetworkRemove(ctx, n, client.NetworkRemoveOptions{})
+	}
+	for _, v := range vs {
+		cli.VolumeRemove(ctx, v, client.VolumeRemoveOptions{Force: true})
+	}
+}
+
+// checkGone fails t if the task's container or its lease's network or
+// volumes still exist.
+func checkGone(t *testing.T, h executor.Handle) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := cli.ContainerInspect(ctx, h.Ref, client.ContainerInspectOptions{}); !cerrdefs.IsNotFound(err) {
+		t.Errorf("container %s after Destroy: inspect = %v, want not found", h.Ref, err)
+	}
+	f := client.Filters{}.Add("label", docker.LabelLease+"="+h.LeaseID)
+	if nl, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f}); err != nil || len(nl.Items) != 0 {
+		t.Errorf("networks of lease %s after Destroy = %v, %v; want none", h.LeaseID, nl.Items, err)
+	}
+	if vl, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: f}); err != nil || len(vl.Items) != 0 {
+		t.Errorf("volumes of lease %s after Destroy = %v, %v; want none", h.LeaseID, vl.Items, err)
+	}
+}
+
+func TestConformance(t *testing.T) {
+	needDocker(t)
+	executortest.Run(t, newFactory(), executortest.Env{
+		Command: []string{"/testprog"},
+		Image:   testImage,
+		// 64 MiB: the cgroup limit; testprog itself needs a few MiB.
+		MemoryHogLimit: 64 << 20,
+		CheckGone:      checkGone,
+	})
+}
+
+// dtask returns a task of lease running testprog with args.
+func dtask(lease string, replica int, args ...string) executor.Task {
+	return executor.Task{
+		ID:      executor.TaskID(lease, "svc", replica),
+		LeaseID: lease,
+		Image:   testImage,
+		Command: []string{"/testprog"},
+		Args:    args,
+	}
+}
+
+func startT(t *testing.T, ex executor.Executor, tk executor.Task) executor.Handle {
+	t.Helper()
+	h, err := ex.Start(context.Background(), tk)
+	if err != nil {
+		t.Fatalf("Start(%s) = %v", tk.ID, err)
+	}
+	t.Cleanup(func() {
+		if err := ex.Destroy(context.Background(), tk.ID); err != nil && !errors.Is(err, executor.ErrTaskNotFound) {
+			t.Errorf("cleanup: Destroy(%s) = %v", tk.ID, err)
+		}
+	})
+	return h
+}
+
+// run starts tk, waits for it and returns its result and log.
+func run(t *testing.T, ex executor.Executor, tk executor.Task) (executor.ExitResult, string) {
+	t.Helper()
+	startT(t, ex, tk)
+	// 30 s: the programs run here exit within 3 s.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := ex.Wait(ctx, tk.ID)
+	if err != nil {
+		t.Fatalf("Wait(%s) = %v", tk.ID, err)
+	}
+	rc, err := ex.Logs(ctx, tk.ID, false)
+	if err != nil {
+		t.Fatalf("Logs(%s) = %v", tk.ID, err)
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(rc)
+	return res, string(b)
+}
+
+func containerIP(t *testing.T, id string) string {
+	t.Helper()
+	ins, err := cli.ContainerInspect(context.Background(), id, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatalf("inspect %s: %v", id, err)
+	}
+	for _, n := range ins.Container.NetworkSettings.Networks {
+		if n.IPAddress.IsValid() {
+			return n.IPAddress.String()
+		}
+	}
+	t.Fatalf("container %s has no IP", id)
+	return ""
+}
+
+func TestIsolation(t *testing.T) {
+	needDocker(t)
+	newExec := newFactory()
+
+	t.Run("LeasesCannotReachEachOther", func(t *testing.T) {
+		t.Parallel()
+		ex := newExec(t)
+		a, b := "la"+randHex(4), "lb"+randHex(4)
+		srv := startT(t, ex, dtask(a, 0, "serve-http", "8080"))
+		addr := containerIP(t, srv.Ref) + ":8080"
+		// The same lease reaches the server: the refusal below is isolation,
+		// not a server that is not up yet.
+		var res executor.ExitResult
+		var out string
+		for i := 0; i < 20; i++ {
+			tk := dtask(a, i+1, "connect", addr)
+			res, out = run(t, ex, tk)
+			if res.ExitCode == 0 {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if res.ExitCode != 0 {
+			t.Fatalf("connect %s from the same lease = %+v, %q; want connected", addr, res, out)
+		}
+		res, out = run(t, ex, dtask(b, 0, "connect", addr))
+		if res.ExitCode != 3 {
+			t.Errorf("connect %s from another lease = %+v, %q; want exit 3 (cannot connect)", addr, res, out)
+		}
+	})
+
+	t.Run("CannotSeeHostFiles", func(t *testing.T) {
+		t.Parallel()
+		ex := newExec(t)
+		secret := filepath.Join(t.TempDir(), "secret.txt")
+		if err := os.WriteFile(secret, []byte("host secret"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{secret, "/proc/1/root" + secret} {
+			res, out := run(t, ex, dtask("lh"+randHex(4), 0, "read-file", p))
+			if res.ExitCode != 3 || strings.Contains(out, "host secret") {
+				t.Errorf("read-file %s = %+v, %q; want exit 3 and no content", p, res, out)
+			}
+		}
+	})
+
+	t.Run("InputsVisibleReadOnly", func(t *testing.T) {
+		t.Parallel()
+		ex := newExec(t)
+		lease := "li" + randHex(4)
+		h := startT(t, ex, dtask(lease, 0, "sleep", "5m"))
+		if err := os.WriteFile(filepath.Join(h.InDir, "input.txt"), []byte("tenant input"), 0o644); err != nil {
+			t.Fatalf("write input: %v", err)
+		}
+		res, out := run(t, ex, dtask(lease, 1, "read-file", "/in/input.txt"))
+		if res.ExitCode != 0 || !strings.Contains(out, "tenant input") {
+			t.Errorf("read-file /in/input.txt = %+v, %q; want the input", res, out)
+		}
+		res, out = run(t, ex, dtask(lease, 2, "write-file", "/in/x", "x"))
+		if res.ExitCode != 3 {
+			t.Errorf("write-file /in/x = %+v, %q; want exit 3 (read-only)", res, out)
+		}
+	})
+
+	t.Run("PortsBoundToLoopbackOnly", func(t *testing.T) {
+		t.Parallel()
+		ex := newExec(t)
+		tk := dtask("lp"+randHex(4), 0, "serve-http", "8080")
+		tk.Ports = []executor.Port{{ContainerPort: 8080}}
+		h := startT(t, ex, tk)
+		hostPort := h.Ports[8080]
+		if hostPort == 0 {
+			t.Fatalf("Start() ports = %v, want 8080 published", h.Ports)
+		}
+		ins, err := cli.ContainerInspect(context.Background(), h.Ref, client.ContainerInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for port, bs := range ins.Container.NetworkSettings.Ports {
+			for _, b := range bs {
+				if b.HostIP.String() != "127.0.0.1" {
+					t.Errorf("port %s bound on %s:%s, want 127.0.0.1 only", port, b.HostIP, b.HostPort)
+				}
+			}
+		}
+		url := fmt.Sprintf("http://127.0.0.1:%d/", hostPort)
+		hc := &http.Client{Timeout: 2 * time.Second}
+		deadline := time.Now().Add(20 * time.Second) // the server starts within a second
+		for {
+			resp, err := hc.Get(url)
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if string(b) != "ok" {
+					t.Errorf("GET %s = %q, want ok", url, b)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET %s: %v", url, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+
+	t.Run("CapabilitiesDropped", func(t *testing.T) {
+		t.Parallel()
+		ex := newExec(t)
+		res, out := run(t, ex, dtask("lc"+randHex(4), 0, "caps"))
+		if res.ExitCode != 0 {
+			t.Fatalf("caps = %+v, %q", res, out)
+		}
+		if !strings.Contains(out, "CapEff:\t0000000000000000") || !strings.Contains(out, "NoNewPrivs:\t1") {
+			t.Errorf("caps = %q, want no effective capabilities and no-new-privileges", out)
+		}
+	})
+
+	t.Run("ReadOnlyRootFS", func(t *testing.T) {
+		t.Parallel()
+		ex := newExec(t)
+		tk := dtask("lr"+randHex(4), 0, "write-file", "/tmp/ok", "x", ";", "write-file", "/etc-x", "x")
+		tk.ReadOnlyRootFS = true
+		res, out := run(t, ex, tk)
+		if res.ExitCode != 3 || !strings.Contains(out, "wrote /tmp/ok") {
+			t.Errorf("write /tmp then / = %+v, %q; want /tmp written and / refused (exit 3)", res, out)
+		}
+	})
+}
+
+func TestRecoverRemovesOrphans(t *testing.T) {
+	needDocker(t)
+	newExec := newFactory()
+	ex := newExec(t).(*docker.Executor)
+	ctx := context.Background()
+	// A finished task gives the namespace and a lease to orphan.
+	tk := dtask("lo"+randHex(4), 0, "echo", "hi")
+	h := startT(t, ex, tk)
+	if _, err := ex.Wait(ctx, tk.ID); err != nil {
+		t.Fatal(err)
+	}
+	ins, err := cli.ContainerInspect(ctx, h.Ref, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := ins.Container.Config.Labels[docker.LabelNamespace]
+	labels := map[string]string{docker.LabelNamespace: ns, docker.LabelLease: "orphan-lease"}
+	if _, err := cli.NetworkCreate(ctx, ns+"-orphan-lease", client.NetworkCreateOptions{Driver: "bridge", Internal: true, Labels: labels}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: ns + "-orphan-lease-out", Labels: labels}); err != nil {
+		t.Fatal(err)
+	}
+	created, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name: ns + "-never-started",
+		Config: &container.Config{Image: testImage, Cmd: []string{"/testprog", "echo"}, Labels: map[string]string{
+			docker.LabelNamespace: ns, docker.LabelLease: "orphan-lease", docker.LabelTask: "never-started",
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	hs, err := newExec(t).Recover(ctx)
+	if err != nil {
+		t.Fatalf("Recover() = %v", err)
+	}
+	if len(hs) != 1 || hs[0].TaskID != tk.ID || !hs[0].Exited {
+		t.Errorf("Recover() = %+v, want only the exited task %s", hs, tk.ID)
+	}
+	if _, err := cli.ContainerInspect(ctx, created.ID, client.ContainerInspectOptions{}); !cerrdefs.IsNotFound(err) {
+		t.Errorf("never-started container after Recover: inspect = %v, want not found", err)
+	}
+	if _, err := cli.NetworkInspect(ctx, ns+"-orphan-lease", client.NetworkInspectOptions{}); !cerrdefs.IsNotFound(err) {
+		t.Errorf("orphan network after Recover: inspect = %v, want not found", err)
+	}
+	if _, err := cli.VolumeInspect(ctx, ns+"-orphan-lease-out", client.VolumeInspectOptions{}); !cerrdefs.IsNotFound(err) {
+		t.Errorf("orphan volume after Recover: inspect = %v, want not found", err)
+	}
+}
