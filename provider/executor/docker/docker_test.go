@@ -469,3 +469,90 @@ func TestRecoverRemovesOrphans(t *testing.T) {
 		t.Errorf("orphan volume after Recover: inspect = %v, want not found", err)
 	}
 }
+
+func TestLoadImage(t *testing.T) {
+	needDocker(t)
+	ctx := context.Background()
+	ex := newFactory()(t).(*docker.Executor)
+
+	// An archive of a fresh image that the daemon then forgets, as a tenant
+	// would upload it.
+	tag := "kiln-executortest-load:" + runID
+	res, err := cli.ImageBuild(ctx, tarOf(map[string][]byte{
+		"Dockerfile": []byte("FROM scratch\nCOPY payload /payload\n"),
+		"payload":    []byte("payload " + runID),
+	}), client.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true})
+	if err != nil {
+		t.Fatalf("build image: %v", err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	ins, err := cli.ImageInspect(ctx, tag)
+	if err != nil {
+		t.Fatalf("inspect built image: %v", err)
+	}
+	id := ins.ID
+	removeImage := func() {
+		cli.ImageRemove(context.Background(), id, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+	}
+	t.Cleanup(removeImage)
+	saved, err := cli.ImageSave(ctx, []string{tag})
+	if err != nil {
+		t.Fatalf("save image: %v", err)
+	}
+	archive, err := io.ReadAll(saved)
+	saved.Close()
+	if err != nil {
+		t.Fatalf("save image: %v", err)
+	}
+	removeImage()
+	if _, err := cli.ImageInspect(ctx, id); !cerrdefs.IsNotFound(err) {
+		t.Fatalf("image %s still present before the load: %v", id, err)
+	}
+
+	t.Run("TooLarge", func(t *testing.T) {
+		_, err := ex.LoadImage(ctx, bytes.NewReader(archive), int64(len(archive))-1, id)
+		if !errors.Is(err, docker.ErrImageTooLarge) {
+			t.Errorf("LoadImage(limit %d < %d) = %v, want ErrImageTooLarge", len(archive)-1, len(archive), err)
+		}
+	})
+	t.Run("WrongDigest", func(t *testing.T) {
+		wrong := "sha256:" + strings.Repeat("ab", 32)
+		_, err := ex.LoadImage(ctx, bytes.NewReader(archive), int64(len(archive)), wrong)
+		if !errors.Is(err, docker.ErrImageDigest) {
+			t.Errorf("LoadImage(wrong digest) = %v, want ErrImageDigest", err)
+		}
+		if _, err := cli.ImageInspect(ctx, id); !cerrdefs.IsNotFound(err) {
+			t.Errorf("image after refused load: inspect = %v, want not found", err)
+		}
+	})
+	t.Run("NotAnArchive", func(t *testing.T) {
+		_, err := ex.LoadImage(ctx, strings.NewReader("not a tar"), 1<<20, id)
+		if !errors.Is(err, docker.ErrImageArchive) {
+			t.Errorf("LoadImage(garbage) = %v, want ErrImageArchive", err)
+		}
+	})
+	t.Run("LoadsUntagged", func(t *testing.T) {
+		got, err := ex.LoadImage(ctx, bytes.NewReader(archive), int64(len(archive)), id)
+		if err != nil || got != id {
+			t.Fatalf("LoadImage() = %q, %v; want %q", got, err, id)
+		}
+		ins, err := cli.ImageInspect(ctx, id)
+		if err != nil {
+			t.Fatalf("inspect loaded image: %v", err)
+		}
+		if len(ins.RepoTags) != 0 {
+			t.Errorf("loaded image tags = %v, want none (tags are stripped)", ins.RepoTags)
+		}
+	})
+}
+
+// TestCleanupLeavesNothing runs last (Go runs tests in source order): no
+// container, network or volume of this run may be left.
+func TestCleanupLeavesNothing(t *testing.T) {
+	needDocker(t)
+	cs, ns, vs := leftovers(t, func(n string) bool { return strings.HasPrefix(n, runID) })
+	if len(cs)+len(ns)+len(vs) != 0 {
+		t.Errorf("left containers %v, networks %v, volumes %v", cs, ns, vs)
+	}
+}
