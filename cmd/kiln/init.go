@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-network/kiln/node"
+)
+
+func newInitCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create a single-validator home: config, genesis, validator key and a funded dev key",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := outputJSON(cmd)
+			if err != nil {
+				return err
+			}
+			chainID, _ := cmd.Flags().GetString("chain-id")
+			moniker, _ := cmd.Flags().GetString("moniker")
+			bt, _ := cmd.Flags().GetDuration("block-time")
+			backend, _ := cmd.Flags().GetString("keyring-backend")
+			if bt <= 0 || bt > time.Minute {
+				return fmt.Errorf("--block-time %s: must be > 0 and <= 1m", bt)
+			}
+			res, err := node.Init(node.InitOptions{Home: homeFlag(cmd), ChainID: chainID, Moniker: moniker, BlockTime: bt,
+				KeyringBackend: backend, Passphrase: passphraseFunc(cmd)})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), res)
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "Initialized %s for chain %s (block time %s)\n", homeFlag(cmd), chainID, bt)
+			fmt.Fprintf(out, "node id:     %s\nvalidator:   %s\n", res.NodeID, res.ValidatorAddress)
+			fmt.Fprintf(out, "dev account: %s (funded with %d ukiln)\n", res.DevAddress, node.DevFunds)
+			fmt.Fprintf(out, "dev mnemonic (write it down; it is the only way to recover the key):\n%s\n", res.DevMnemonic)
+			return nil
+		},
+	}
+	cmd.Flags().String("chain-id", "kiln-local", "chain identifier")
+	cmd.Flags().String("moniker", "kiln-node", "validator name")
+	cmd.Flags().Duration("block-time", node.DefaultBlockTime, "target block time (CometBFT timeout_commit)")
+	addKeyringFlags(cmd)
+	return cmd
+}

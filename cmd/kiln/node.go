@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-network/kiln/node"
+)
+
+func newNodeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run a validator: CometBFT consensus with the Kiln application, in one process",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			conf, err := node.LoadConfig(homeFlag(cmd))
+			if err != nil {
+				return err
+			}
+			if v, _ := cmd.Flags().GetString("rpc.laddr"); v != "" {
+				conf.RPC.ListenAddress = v
+			}
+			if v, _ := cmd.Flags().GetString("p2p.laddr"); v != "" {
+				conf.P2P.ListenAddress = v
+			}
+			if v, _ := cmd.Flags().GetString("p2p.persistent_peers"); v != "" {
+				conf.P2P.PersistentPeers = v
+			}
+			lvlS, _ := cmd.Flags().GetString("log_level")
+			lvl, err := node.ParseLevel(lvlS)
+			if err != nil {
+				return err
+			}
+			cometS, _ := cmd.Flags().GetString("comet_log_level")
+			cometLvl, err := node.ParseLevel(cometS)
+			if err != nil {
+				return err
+			}
+			inv, _ := cmd.Flags().GetBool("check-invariants")
+			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl}))
+			n, err := node.Start(conf, node.Options{Logger: logger, CometLevel: cometLvl, CheckInvariants: inv})
+			if err != nil {
+				return err
+			}
+			logger.Info("kiln node running", "home", homeFlag(cmd), "rpc", conf.RPC.ListenAddress, "p2p", conf.P2P.ListenAddress, "height", n.App.Height())
+			sig := make(chan os.Signal, 1)
+			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+			s := <-sig
+			logger.Info("shutting down", "signal", s.String())
+			if err := n.Stop(); err != nil {
+				return fmt.Errorf("stop node: %w", err)
+			}
+			logger.Info("stopped", "height", n.App.Height(), "app_hash", fmt.Sprintf("%X", n.App.AppHash()))
+			return nil
+		},
+	}
+	cmd.Flags().String("rpc.laddr", "", "RPC listen address (default from config.toml, tcp://127.0.0.1:26657)")
+	cmd.Flags().String("p2p.laddr", "", "P2P listen address (default from config.toml, tcp://127.0.0.1:26656)")
+	cmd.Flags().String("p2p.persistent_peers", "", "comma-separated ID@host:port peers (default from config.toml)")
+	cmd.Flags().String("log_level", "info", "Kiln log level: debug, info, warn, error")
+	cmd.Flags().String("comet_log_level", "error", "CometBFT log level: debug, info, warn, error")
+	cmd.Flags().Bool("check-invariants", false, "check after every block that balances add up to supply (slow on big states)")
+	return cmd
+}
