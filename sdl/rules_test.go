@@ -614,6 +614,25 @@ func TestSyntaxAndShapeErrors(t *testing.T) {
 	}
 }
 
+// TestAliasBomb checks that exponential alias expansion is cut off quickly.
+func TestAliasBomb(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("x0: &x0 {image: nginx}\n")
+	for i := 1; i <= 40; i++ {
+		fmt.Fprintf(&b, "x%d: &x%d {<<: [*x%d, *x%d]}\n", i, i, i-1, i-1)
+	}
+	src := "version: '2.0'\n" + b.String() + "<<: *x40\n"
+	start := time.Now()
+	_, err := Parse([]byte(src))
+	// 2s: far above the milliseconds it takes, far below 2^40 steps.
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Parse(alias bomb) took %v", d)
+	}
+	if err == nil || !strings.Contains(err.Error(), "document too complex") {
+		t.Errorf("Parse(alias bomb) = %v, want too complex", err)
+	}
+}
+
 func TestAnchorsAndMerge(t *testing.T) {
 	src := `version: "2.0"
 services:

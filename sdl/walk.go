@@ -87,13 +87,13 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-// spend takes one node from the budget and reports whether to continue.
-func (w *walker) spend(n *yaml.Node, path string) bool {
+// spend takes cost nodes from the budget and reports whether to continue.
+func (w *walker) spend(n *yaml.Node, path string, cost int) bool {
 	if w.budget <= 0 {
 		return false
 	}
-	w.budget--
-	if w.budget == 0 {
+	w.budget -= cost
+	if w.budget <= 0 {
 		w.errAt(n, path, "", "document too complex (more than %d nodes after expanding aliases)", maxNodes)
 		return false
 	}
@@ -118,7 +118,7 @@ func (w *walker) pairs(n *yaml.Node, path string) (out []kv, ok bool) {
 		w.errAt(n, path, scalarValue(n), "must be a mapping, not %s", kindName(n))
 		return nil, false
 	}
-	if !w.spend(n, path) {
+	if !w.spend(n, path, 1+len(n.Content)/2) {
 		return nil, false
 	}
 	seen := map[string]*yaml.Node{}
@@ -180,7 +180,7 @@ func (w *walker) items(n *yaml.Node, path string) ([]*yaml.Node, bool) {
 		w.errAt(n, path, scalarValue(n), "must be a list, not %s", kindName(n))
 		return nil, false
 	}
-	if !w.spend(n, path) {
+	if !w.spend(n, path, 1+len(n.Content)) {
 		return nil, false
 	}
 	return n.Content, true
