@@ -18,6 +18,9 @@
 // only: the tenant API proxies them. GPUs are given by device UUID through a
 // DeviceRequest for the nvidia driver, never "all".
 //
+// Resources.StorageBytes is enforced only with Config.EnforceStorage (it
+// needs a storage driver with quotas).
+//
 // Everything the executor creates carries the labels kiln.namespace,
 // kiln.lease and (containers) kiln.task, which is how Recover finds it again.
 package docker
@@ -34,6 +37,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -76,7 +80,14 @@ type Config struct {
 	// network is internal, or without IP masquerading when it publishes ports.
 	AllowEgress bool
 	// User runs tasks as this user ("uid:gid"); empty keeps the image's.
+	// With a numeric uid:gid the lease's out dir is handed to that user.
 	User string
+	// EnforceStorage caps each container's writable layer at
+	// Resources.StorageBytes (Docker's StorageOpt size). Only some storage
+	// drivers support it (overlay2 on xfs with pquota, devicemapper, zfs,
+	// btrfs); where they do not, container creation fails, so it is opt-in.
+	// The /out volume is never capped.
+	EnforceStorage bool
 	// DefaultPidsLimit caps processes per container when the task sets none.
 	DefaultPidsLimit int64
 	// MaxOpenFiles is the nofile ulimit of every container.
@@ -331,6 +342,9 @@ func (e *Executor) containerSpec(t executor.Task) (*container.Config, *container
 		// No swap: a memory limit that spills to swap is no limit.
 		hcfg.Resources.MemorySwap = t.Resources.MemoryBytes
 	}
+	if e.cfg.EnforceStorage && t.Resources.StorageBytes > 0 {
+		hcfg.StorageOpt = map[string]string{"size": strconv.FormatInt(t.Resources.StorageBytes, 10)}
+	}
 	if t.ReadOnlyRootFS {
 		hcfg.Tmpfs = map[string]string{"/tmp": "rw,noexec,nosuid,nodev,size=" + e.cfg.TmpfsSize}
 	}
@@ -396,6 +410,11 @@ func (e *Executor) ensureLease(ctx context.Context, lease string, publishes bool
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("create %s dir for lease %s: %w", kind, lease, err)
 		}
+		if uid, gid, ok := numericUser(e.cfg.User); ok && kind == "out" {
+			if err := os.Chown(dir, uid, gid); err != nil {
+				return fmt.Errorf("hand out dir of lease %s to %s: %w", lease, e.cfg.User, err)
+			}
+		}
 		if _, err := e.cli.VolumeCreate(ctx, client.VolumeCreateOptions{
 			Name:       e.volumeName(lease, kind),
 			Driver:     "local",
@@ -406,6 +425,17 @@ func (e *Executor) ensureLease(ctx context.Context, lease string, publishes bool
 		}
 	}
 	return nil
+}
+
+// numericUser parses "uid:gid".
+func numericUser(u string) (uid, gid int, ok bool) {
+	a, b, found := strings.Cut(u, ":")
+	if !found {
+		return 0, 0, false
+	}
+	uid, err1 := strconv.Atoi(a)
+	gid, err2 := strconv.Atoi(b)
+	return uid, gid, err1 == nil && err2 == nil
 }
 
 // releaseLease removes the lease's network, volumes and dir unless a task of

@@ -149,6 +149,7 @@ type exitRecord struct {
 	OOMKilled  bool      `json:"oom_killed"`
 	Err        string    `json:"err,omitempty"`
 	TimedOut   bool      `json:"timed_out,omitempty"`
+	Unknown    bool      `json:"unknown,omitempty"`
 	FinishedAt time.Time `json:"finished_at"`
 }
 
@@ -448,6 +449,7 @@ func (e *Executor) finish(tk *task, res executor.ExitResult) {
 	rec := exitRecord{ExitCode: res.ExitCode, OOMKilled: res.OOMKilled, TimedOut: tk.timedOut, FinishedAt: res.FinishedAt}
 	if res.Err != nil {
 		rec.Err = res.Err.Error()
+		rec.Unknown = errors.Is(res.Err, executor.ErrExitUnknown)
 	}
 	tk.res = res
 	tk.mu.Unlock()
@@ -467,6 +469,8 @@ func (rec exitRecord) result(limit time.Duration) executor.ExitResult {
 	switch {
 	case rec.TimedOut:
 		res.Err = fmt.Errorf("%w (%s)", executor.ErrTimeLimit, limit)
+	case rec.Unknown:
+		res.Err = fmt.Errorf("%w: %s", executor.ErrExitUnknown, strings.TrimPrefix(rec.Err, executor.ErrExitUnknown.Error()+": "))
 	case rec.Err != "":
 		res.Err = errors.New(rec.Err)
 	}
@@ -561,8 +565,9 @@ func (e *Executor) Destroy(ctx context.Context, id string) error {
 		return fmt.Errorf("destroy %s: %w", id, err)
 	}
 	// NB: the leader is gone but children it left in its group may not be;
-	// the pgid cannot be reused while any of them lives.
-	killGroup(tk.st.PID, syscall.SIGKILL)
+	// the pgid cannot be reused while any of them lives. Never the bare pid:
+	// that may be recycled by now.
+	_ = syscall.Kill(-tk.st.PID, syscall.SIGKILL)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	delete(e.tasks, id)
@@ -783,9 +788,12 @@ func isExitError(err error) bool {
 	return errors.As(err, &ee)
 }
 
-// killGroup signals the process group led by pid; a gone group is not an error.
+// killGroup signals the process group led by pid, or pid alone if it leads
+// no group; a gone process is not an error.
 func killGroup(pid int, sig syscall.Signal) {
-	_ = syscall.Kill(-pid, sig)
+	if err := syscall.Kill(-pid, sig); errors.Is(err, syscall.ESRCH) {
+		_ = syscall.Kill(pid, sig)
+	}
 }
 
 // procStat returns the fields of /proc/<pid>/stat, the command name (which
