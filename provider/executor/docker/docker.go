@@ -276,15 +276,18 @@ func (e *Executor) start(ctx context.Context, t executor.Task, tk *task) (execut
 		}
 		return executor.Handle{}, fmt.Errorf("create container for %s: %w", t.ID, err)
 	}
-	tk.containerID = created.ID
 	if _, err := e.cli.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
 		e.cli.ContainerRemove(context.WithoutCancel(ctx), created.ID, client.ContainerRemoveOptions{Force: true})
 		return executor.Handle{}, fmt.Errorf("start container for %s: %w", t.ID, err)
 	}
 	ins, err := e.cli.ContainerInspect(ctx, created.ID, client.ContainerInspectOptions{})
 	if err != nil {
+		e.cli.ContainerRemove(context.WithoutCancel(ctx), created.ID, client.ContainerRemoveOptions{Force: true})
 		return executor.Handle{}, fmt.Errorf("inspect container of %s: %w", t.ID, err)
 	}
+	e.mu.Lock()
+	tk.containerID = created.ID // from now on get finds the task
+	e.mu.Unlock()
 	tk.startedAt = parseTime(ins.Container.State.StartedAt)
 	e.watch(tk)
 	return e.handle(tk, ins.Container, false), nil

@@ -69,6 +69,7 @@ func Run(t *testing.T, newExec func(t *testing.T) executor.Executor, env Env) {
 		{"Stats", s.stats},
 		{"DestroyLeavesNothing", s.destroy},
 		{"RecoverReattaches", s.recover},
+		{"SameLeaseConcurrently", s.sameLease},
 		{"UnknownAndDuplicateTasks", s.unknownAndDuplicate},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -385,6 +386,64 @@ func (s *suite) recover(t *testing.T) {
 		if err := ex2.Destroy(context.Background(), id); err != nil {
 			t.Errorf("Destroy(%s) after Recover = %v", id, err)
 		}
+	}
+}
+
+func (s *suite) sameLease(t *testing.T) {
+	ex := s.newExec(t)
+	base := s.task(t)
+	const n = 3
+	tasks := make([]executor.Task, n)
+	handles := make([]executor.Handle, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range tasks {
+		tk := base
+		tk.ID = executor.TaskID(base.LeaseID, "svc", i)
+		tk.Args = []string{"write-out", "f" + strconv.Itoa(i), strconv.Itoa(i)}
+		tasks[i] = tk
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			handles[i], errs[i] = ex.Start(context.Background(), tk)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent Start(%s) = %v", tasks[i].ID, err)
+		}
+		id := tasks[i].ID
+		t.Cleanup(func() { ex.Destroy(context.Background(), id) })
+	}
+	for i, tk := range tasks {
+		if res := wait(t, ex, tk.ID); res.ExitCode != 0 {
+			t.Errorf("Wait(%s) = %+v, want exit 0", tk.ID, res)
+		}
+		if handles[i].OutDir != handles[0].OutDir {
+			t.Errorf("task %s OutDir = %s, want the lease's %s", tk.ID, handles[i].OutDir, handles[0].OutDir)
+		}
+		if b, err := os.ReadFile(filepath.Join(handles[0].OutDir, "f"+strconv.Itoa(i))); err != nil || string(b) != strconv.Itoa(i) {
+			t.Errorf("output f%d = %q, %v; want %q", i, b, err, strconv.Itoa(i))
+		}
+	}
+	// The lease's outputs outlive all but its last task.
+	for _, tk := range tasks[:n-1] {
+		if err := ex.Destroy(context.Background(), tk.ID); err != nil {
+			t.Fatalf("Destroy(%s) = %v", tk.ID, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(handles[0].OutDir, "f0")); err != nil {
+		t.Errorf("lease outputs after destroying %d of %d tasks: %v, want kept", n-1, n, err)
+	}
+	if err := ex.Destroy(context.Background(), tasks[n-1].ID); err != nil {
+		t.Fatalf("Destroy(%s) = %v", tasks[n-1].ID, err)
+	}
+	if _, err := os.Stat(handles[0].OutDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lease out dir after its last task's Destroy: stat = %v, want gone", err)
+	}
+	if s.env.CheckGone != nil {
+		s.env.CheckGone(t, handles[n-1])
 	}
 }
 
