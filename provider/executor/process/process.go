@@ -201,7 +201,9 @@ func (e *Executor) Fingerprint(context.Context) (executor.Fingerprint, error) {
 // Start runs t.Command with t.Args in the lease's work dir. The environment is
 // t.Env plus PATH, HOME (the work dir), KILN_IN, KILN_OUT, KILN_TASK_ID,
 // KILN_LEASE_ID and KILN_PORT_<n> per port; nothing of the daemon's own.
-// GPUs are passed as CUDA_VISIBLE_DEVICES, which is advisory only.
+// GPUs are passed as CUDA_VISIBLE_DEVICES, which is advisory only. Ports are
+// not mapped: the program binds ContainerPort itself (HostPort must be 0 or
+// equal), and binding it to 127.0.0.1 only is up to the program.
 func (e *Executor) Start(ctx context.Context, t executor.Task) (executor.Handle, error) {
 	if err := t.Validate(); err != nil {
 		return executor.Handle{}, err
