@@ -70,4 +70,3 @@ func TestReadHost(t *testing.T) {
 		t.Errorf("readHost(missing dir) disk=%d notes=%q, want 0 and a note", disk, notes)
 	}
 }
-
