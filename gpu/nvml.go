@@ -254,6 +254,26 @@ func nvmlMIGDevices(dev nvml.Device) []MIGDevice {
 	for i := range out {
 		out[i].Index = i
 	}
+	// UUIDs live on the MIG device handles, matched by (GI, CI) id. The mocks
+	// have no MIG handles; the devices then simply carry no UUID.
+	max, _ := optional(dev.GetMaxMigDeviceCount)
+	for i := 0; i < max; i++ {
+		h, ok := optional(func() (nvml.Device, nvml.Return) { return dev.GetMigDeviceHandleByIndex(i) })
+		if !ok || h == nil {
+			continue
+		}
+		gi, ok1 := optional(h.GetGpuInstanceId)
+		ci, ok2 := optional(h.GetComputeInstanceId)
+		uuid, ok3 := optional(h.GetUUID)
+		if !ok1 || !ok2 || !ok3 {
+			continue
+		}
+		for j := range out {
+			if out[j].GPUInstanceID == gi && out[j].ComputeInstanceID == ci {
+				out[j].UUID = uuid
+			}
+		}
+	}
 	return out
 }
 

@@ -77,6 +77,18 @@ func TestNVMLMIG(t *testing.T) {
 			t.Fatal(ret)
 		}
 	}
+	// The mock has no MIG device handles; give it one, for GI 1 / CI 0.
+	dev.GetMaxMigDeviceCountFunc = func() (int, nvml.Return) { return 7, nvml.SUCCESS }
+	dev.GetMigDeviceHandleByIndexFunc = func(i int) (nvml.Device, nvml.Return) {
+		if i != 1 {
+			return nil, nvml.ERROR_NOT_FOUND
+		}
+		return &mock.Device{
+			GetGpuInstanceIdFunc:     func() (int, nvml.Return) { return 1, nvml.SUCCESS },
+			GetComputeInstanceIdFunc: func() (int, nvml.Return) { return 0, nvml.SUCCESS },
+			GetUUIDFunc:              func() (string, nvml.Return) { return "MIG-one", nvml.SUCCESS },
+		}, nvml.SUCCESS
+	}
 	inv, err := Detect(context.Background(), Options{NVML: srv, NVIDIASMI: "-"})
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +99,7 @@ func TestNVMLMIG(t *testing.T) {
 	}
 	want := []MIGDevice{
 		{Index: 0, Profile: "3g.20gb", GPUInstanceID: 0},
-		{Index: 1, Profile: "1g.5gb", GPUInstanceID: 1},
+		{Index: 1, Profile: "1g.5gb", GPUInstanceID: 1, UUID: "MIG-one"},
 		{Index: 2, Profile: "1g.5gb", GPUInstanceID: 2},
 	}
 	if len(g.MIGDevices) != len(want) {
@@ -95,7 +107,7 @@ func TestNVMLMIG(t *testing.T) {
 	}
 	for i, w := range want {
 		d := g.MIGDevices[i]
-		if d.Index != w.Index || d.Profile != w.Profile || d.GPUInstanceID != w.GPUInstanceID || d.MemoryMiB == 0 {
+		if d.Index != w.Index || d.Profile != w.Profile || d.GPUInstanceID != w.GPUInstanceID || d.UUID != w.UUID || d.MemoryMiB == 0 {
 			t.Errorf("MIGDevices[%d] = %+v, want %+v (and memory)", i, d, w)
 		}
 	}
@@ -185,4 +197,43 @@ func TestNVMLLostGPU(t *testing.T) {
 	if len(inv.GPUs) != 7 || len(inv.Notes) == 0 || !contains(inv.Notes[0], "GPU is lost") {
 		t.Errorf("Detect(lost GPU 3) = %d GPUs, notes %q; want 7 and a note", len(inv.GPUs), inv.Notes)
 	}
+}
+
+// TestNVMLLive runs Detect against the real driver where there is one, and
+// checks it agrees with `nvidia-smi -q -x` on the same host. Skipped on hosts
+// without an NVIDIA driver.
+func TestNVMLLive(t *testing.T) {
+	inv, err := Detect(context.Background(), Options{NVIDIASMI: "-"})
+	if errors.Is(err, ErrNoDriver) {
+		t.Skipf("no NVIDIA driver on this host: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("Detect() = %v", err)
+	}
+	if inv.Source != SourceNVML || len(inv.GPUs) == 0 || inv.Driver == "" || inv.CUDA == "" {
+		t.Fatalf("Detect() = %s", mustJSON(t, inv))
+	}
+	for _, g := range inv.GPUs {
+		if g.UUID == "" || g.MemoryMiB == 0 || g.PCIBusID == "" || g.ComputeCapability == "" {
+			t.Errorf("GPU %d incomplete: %s", g.Index, mustJSON(t, g))
+		}
+		if g.ModelKey == "" {
+			t.Logf("GPU %d (%s, PCI %s) is not in the catalogue", g.Index, g.Name, g.PCIDeviceID)
+		}
+	}
+	smi, err := Detect(context.Background(), Options{SkipNVML: true})
+	if err != nil {
+		t.Skipf("nvidia-smi not usable here: %v", err)
+	}
+	if len(smi.GPUs) != len(inv.GPUs) || smi.Driver != inv.Driver {
+		t.Fatalf("nvidia-smi sees %d GPUs, driver %q; NVML %d, %q", len(smi.GPUs), smi.Driver, len(inv.GPUs), inv.Driver)
+	}
+	for i := range inv.GPUs {
+		a, b := inv.GPUs[i], smi.GPUs[i]
+		if a.UUID != b.UUID || a.Name != b.Name || a.ModelKey != b.ModelKey || a.Interface != b.Interface ||
+			a.PCIBusID != b.PCIBusID || a.PCIDeviceID != b.PCIDeviceID || a.MemoryMiB != b.MemoryMiB || a.MIGMode != b.MIGMode {
+			t.Errorf("GPU %d: NVML and nvidia-smi disagree:\nnvml: %s\nsmi:  %s", i, mustJSON(t, a), mustJSON(t, b))
+		}
+	}
+	t.Logf("%s", mustJSON(t, inv))
 }
