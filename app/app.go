@@ -51,7 +51,8 @@ type App struct {
 
 	deliver *store.Cache   // the block being finalized (and genesis before block 1)
 	pending *store.Pending // its prepared commit
-	check   *store.Cache   // CheckTx's scratch state
+	checkMu sync.Mutex     // CheckTx (mempool connection) runs beside FinalizeBlock
+	check   *store.Cache   // CheckTx's scratch state, guarded by checkMu
 
 	sigMu    sync.Mutex
 	verified map[[32]byte]struct{} // hashes of txs whose signatures verified
@@ -131,8 +132,11 @@ func (a *App) InitChain(_ context.Context, req *abcitypes.RequestInitChain) (*ab
 	if err := bank.CheckInvariants(ctx); err != nil {
 		return nil, fmt.Errorf("genesis: %w", err)
 	}
-	// NB: CheckTx may run before block 1 commits genesis; it must see the genesis state.
-	a.check = store.NewCache(a.deliver)
+	// NB: CheckTx may run before block 1 commits genesis; it must see the genesis state,
+	// in a copy, since FinalizeBlock goes on writing into deliver.
+	a.checkMu.Lock()
+	a.check = a.deliver.Clone()
+	a.checkMu.Unlock()
 	p := a.db.Prepare(0, a.deliver)
 	return &abcitypes.ResponseInitChain{Validators: toABCIUpdates(ups), AppHash: p.AppHash}, nil
 }
@@ -150,6 +154,11 @@ func toABCIUpdates(ups []staking.Update) []abcitypes.ValidatorUpdate {
 
 // CheckTx runs the whole transaction against CheckTx's scratch state.
 func (a *App) CheckTx(_ context.Context, req *abcitypes.RequestCheckTx) (*abcitypes.ResponseCheckTx, error) {
+	// NB: verify the signature before taking the lock: it is the costly part, and
+	// depends only on the bytes.
+	a.preverify(req.Tx)
+	a.checkMu.Lock()
+	defer a.checkMu.Unlock()
 	ctx := &types.Context{Store: a.check, Height: a.db.Height() + 1, ChainID: a.chainID, CheckTx: true, Logger: a.log}
 	res := a.runTx(ctx, req.Tx)
 	return &abcitypes.ResponseCheckTx{Code: res.Code, Log: res.Log, Codespace: res.Codespace, GasWanted: 1}, nil
@@ -205,7 +214,9 @@ func (a *App) Commit(context.Context, *abcitypes.RequestCommit) (*abcitypes.Resp
 		panic(err)
 	}
 	a.deliver, a.pending = nil, nil
+	a.checkMu.Lock()
 	a.check = store.NewCache(a.db)
+	a.checkMu.Unlock()
 	return &abcitypes.ResponseCommit{}, nil
 }
 

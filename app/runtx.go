@@ -57,6 +57,9 @@ func (a *App) runTx(ctx *types.Context, raw []byte) TxResult {
 	}
 	exec.Write()
 	ante.Write()
+	if ctx.CheckTx {
+		return TxResult{} // events are for blocks; CheckTx skips building them
+	}
 	evs := append(actx.Events(), ectx.Events()...)
 	return TxResult{Events: toABCIEvents(evs)}
 }
@@ -119,6 +122,14 @@ func (a *App) ante(ctx *types.Context, t *tx.Tx, raw []byte) error {
 	acc.Sequence++
 	auth.Set(ctx, acc)
 	return nil
+}
+
+// preverify checks the signature of a well-formed tx and caches the result, so that
+// the locked part of CheckTx finds it verified.
+func (a *App) preverify(raw []byte) {
+	if t, err := tx.Decode(raw); err == nil {
+		a.verifySig(t, raw)
+	}
 }
 
 // verifySig checks the signature, remembering txs already verified (CheckTx, recheck

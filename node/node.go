@@ -85,7 +85,9 @@ func Start(conf *cfg.Config, o Options) (*Node, error) {
 		return nil, fmt.Errorf("load node key: %w", err)
 	}
 	dbs := &dbTracker{}
-	n, err := nm.NewNode(conf, pv, nodeKey, proxy.NewLocalClientCreator(a),
+	// NB: one lock per ABCI connection, so CheckTx (mempool) runs beside FinalizeBlock
+	// (consensus) and queries; the App guards the state they share.
+	n, err := nm.NewNode(conf, pv, nodeKey, proxy.NewConnSyncLocalClientCreator(a),
 		nm.DefaultGenesisDocProviderFunc(conf), dbs.provide,
 		nm.DefaultMetricsProvider(conf.Instrumentation), NewCometLogger(o.Logger, o.CometLevel))
 	if err != nil {

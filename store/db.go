@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/cockroachdb/pebble"
 )
@@ -23,6 +24,7 @@ var (
 // through Commit.
 type DB struct {
 	db      *pebble.DB
+	mu      sync.RWMutex // guards height, appHash and acc: queries read them while Commit writes
 	height  int64
 	appHash []byte
 	acc     LtHash
@@ -56,10 +58,18 @@ func Open(dir string) (*DB, error) {
 func (d *DB) Close() error { return d.db.Close() }
 
 // Height returns the last committed height (0 before genesis is committed).
-func (d *DB) Height() int64 { return d.height }
+func (d *DB) Height() int64 {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.height
+}
 
 // AppHash returns the last committed app hash.
-func (d *DB) AppHash() []byte { return d.appHash }
+func (d *DB) AppHash() []byte {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.appHash
+}
 
 // Get implements KV over committed state.
 func (d *DB) Get(key []byte) ([]byte, bool) {
@@ -109,7 +119,9 @@ type Pending struct {
 
 // Prepare computes the app hash the cache's writes lead to, without writing anything.
 func (d *DB) Prepare(height int64, c *Cache) *Pending {
+	d.mu.RLock()
 	p := &Pending{Height: height, acc: d.acc, cache: c}
+	d.mu.RUnlock()
 	for _, k := range c.SortedKeys() {
 		if bytes.HasPrefix([]byte(k), MetaPrefix) {
 			panic(fmt.Sprintf("store: module wrote meta key %q", k))
@@ -156,7 +168,9 @@ func (d *DB) Commit(p *Pending) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("commit height %d: %w", p.Height, err)
 	}
+	d.mu.Lock()
 	d.height, d.appHash, d.acc = p.Height, p.AppHash, p.acc
+	d.mu.Unlock()
 	return nil
 }
 

@@ -122,6 +122,15 @@ func (c *Cache) Dirty(key string) ([]byte, bool) {
 	return v, ok
 }
 
+// Clone returns an independent cache over the same parent holding the same writes.
+func (c *Cache) Clone() *Cache {
+	d := make(map[string][]byte, len(c.dirty))
+	for k, v := range c.dirty {
+		d[k] = v
+	}
+	return &Cache{parent: c.parent, dirty: d}
+}
+
 // Len returns the number of keys written or deleted.
 func (c *Cache) Len() int { return len(c.dirty) }
 

@@ -66,7 +66,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().String("home", defaultHome(), "directory for config, data and keys")
 	root.PersistentFlags().StringP("output", "o", "text", "output format: text or json")
 	root.AddCommand(newInitCmd(), newNodeCmd(), newKeysCmd(), newTxCmd(), newQueryCmd(),
-		newLocalnetCmd(), newDemoCmd(), newStatusCmd(), newVersionCmd())
+		newLocalnetCmd(), newDemoCmd(), newBenchCmd(), newStatusCmd(), newVersionCmd())
 	return root
 }
 

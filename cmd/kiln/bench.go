@@ -1,0 +1,52 @@
+package main
+
+import (
+	"fmt"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-network/kiln/bench"
+)
+
+func newBenchCmd() *cobra.Command {
+	b := &cobra.Command{Use: "bench", Short: "Benchmarks measured against a baseline in the same run"}
+	ledger := &cobra.Command{
+		Use:   "ledger",
+		Short: "Committed tx/s of Kiln bank transfers vs CometBFT's kvstore app, same consensus settings",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := outputJSON(cmd)
+			if err != nil {
+				return err
+			}
+			o := bench.DefaultLedgerOptions()
+			o.Duration, _ = cmd.Flags().GetDuration("duration")
+			o.Warmup, _ = cmd.Flags().GetDuration("warmup")
+			o.Clients, _ = cmd.Flags().GetInt("clients")
+			o.BlockTime, _ = cmd.Flags().GetDuration("block-time")
+			o.Progress = cmd.ErrOrStderr()
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			res, err := bench.Ledger(ctx, o)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), res)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "kvstore  %8.1f tx/s  p50 %6.1f ms  p99 %6.1f ms\n", res.KvstoreTPS, res.Kvstore.P50ms, res.Kvstore.P99ms)
+			fmt.Fprintf(cmd.OutOrStdout(), "kiln     %8.1f tx/s  p50 %6.1f ms  p99 %6.1f ms\n", res.KilnTPS, res.P50ms, res.P99ms)
+			fmt.Fprintf(cmd.OutOrStdout(), "ratio    %.3f (target >= %.1f)\n", res.Ratio, res.Target)
+			return nil
+		},
+	}
+	d := bench.DefaultLedgerOptions()
+	ledger.Flags().Duration("duration", d.Duration, "measured window per chain")
+	ledger.Flags().Duration("warmup", d.Warmup, "load before the window opens")
+	ledger.Flags().Int("clients", d.Clients, "concurrent submitting clients")
+	ledger.Flags().Duration("block-time", d.BlockTime, "block time (timeout_commit) of both chains")
+	b.AddCommand(ledger)
+	return b
+}
