@@ -145,13 +145,29 @@ func LookupPCI(deviceID string) (Model, Variant, bool) {
 // it ("NVIDIA GeForce RTX 4060 Ti", "Tesla P100-PCIE-16GB"), or "" when the
 // name matches no catalogue entry. The longest run of leading name tokens that
 // matches a key or marketing name wins, so "RTX 4060 Ti" is rtx4060ti, not rtx4060.
+//
+// A name the plain nvidia-smi table truncated ("NVIDIA GeForce RTX 2080 ...")
+// matches only when the match is unambiguous: "RTX 2080 ..." could be the
+// 2080, 2080 SUPER or 2080 Ti, so it yields "", never a guess.
 func ModelKeyForName(name string) string {
 	c := loadCatalog()
 	toks := nameTokens(name)
+	trimmed := strings.TrimSpace(name)
+	truncated := strings.HasSuffix(trimmed, "...") || strings.HasSuffix(trimmed, "…")
 	for k := len(toks); k > 0; k-- {
-		if i, ok := c.byName[strings.Join(toks[:k], "")]; ok {
-			return c.models[i].Key
+		prefix := strings.Join(toks[:k], "")
+		i, ok := c.byName[prefix]
+		if !ok {
+			continue
 		}
+		if truncated {
+			for n, j := range c.byName {
+				if j != i && strings.HasPrefix(n, prefix) {
+					return ""
+				}
+			}
+		}
+		return c.models[i].Key
 	}
 	return ""
 }

@@ -150,7 +150,11 @@ func TestModelKeyForName(t *testing.T) {
 		{"NVIDIA GeForce RTX 4080 SUPER", "rtx4080s"},
 		{"NVIDIA GeForce RTX 2080 SUPER", "rtx2080s"},
 		{"NVIDIA GeForce RTX 2080 Ti", "rtx2080ti"},
-		{"NVIDIA GeForce RTX 2080 ...", "rtx2080"}, // the table truncates
+		// The plain table truncates names: ambiguous prefixes give no key.
+		{"NVIDIA GeForce RTX 2080 ...", ""},
+		{"NVIDIA RTX 4000 Ada Gene...", "rtx4000ada"},
+		{"NVIDIA RTX 6000 Ada Gene...", "rtx6000ada"},
+		{"NVIDIA GeForce RTX 4090 ...", "rtx4090"},
 		{"NVIDIA GeForce GT 1030", "gt1030"},
 		{"NVIDIA RTX PRO 6000 Blackwell Max-Q Workstation Edition", "pro6000mq"},
 		{"NVIDIA RTX PRO 6000 Blackwell Server Edition", "pro6000se"},
