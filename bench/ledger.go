@@ -201,7 +201,7 @@ func runKiln(ctx context.Context, o LedgerOptions) (Run, error) {
 	defer n.Stop()
 	params := app.DefaultGenesis().Params.Auth
 	seqs := make([]uint64, o.Clients)
-	gen := func(c, i int) ([]byte, error) {
+	sign := func(c int) ([]byte, error) {
 		to := addrs[(c+1)%len(addrs)]
 		raw, err := client.SignWithMinFee(keys[c], chainID, seqs[c], params, "",
 			&bank.MsgSend{From: addrs[c], To: to, Amount: types.Coins{types.NewCoin(types.NativeDenom, 1)}})
@@ -209,6 +209,36 @@ func runKiln(ctx context.Context, o LedgerOptions) (Run, error) {
 			seqs[c]++
 		}
 		return raw, err
+	}
+	// Sign ahead, outside the measured window, so that the load generator's ed25519
+	// signing (kvstore's txs cost nothing to make) does not take CPU from the node.
+	// presignRate bounds the tx/s this covers; past it clients sign inline.
+	const presignRate = 10000
+	perClient := int((o.Warmup+o.Duration).Seconds()*presignRate)/o.Clients + 1
+	pools := make([][][]byte, o.Clients)
+	var pwg sync.WaitGroup
+	for c := range pools {
+		pwg.Add(1)
+		go func(c int) {
+			defer pwg.Done()
+			for i := 0; i < perClient; i++ {
+				raw, err := sign(c)
+				if err != nil {
+					return
+				}
+				pools[c] = append(pools[c], raw)
+			}
+		}(c)
+	}
+	pwg.Wait()
+	fmt.Fprintf(o.Progress, "    pre-signed %d transfers\n", perClient*o.Clients)
+	gen := func(c, i int) ([]byte, error) {
+		if len(pools[c]) > 0 {
+			raw := pools[c][0]
+			pools[c] = pools[c][1:]
+			return raw, nil
+		}
+		return sign(c)
 	}
 	cl, err := client.New(loaded.RPC.ListenAddress)
 	if err != nil {
@@ -218,6 +248,7 @@ func runKiln(ctx context.Context, o LedgerOptions) (Run, error) {
 		acc, _, err := cl.Account(ctx, addrs[c])
 		if err == nil {
 			seqs[c] = acc.Sequence
+			pools[c] = nil // signed for sequences that no longer follow
 		}
 	}
 	return drive(ctx, o, loaded.RPC.ListenAddress, n.CometBFT().EventBus(), gen, resync)
