@@ -239,3 +239,26 @@ func TestCorpusFacts(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkParseCorpus parses every corpus file once per iteration; the
+// baseline to compare against is the per-file XML decode it is dominated by.
+func BenchmarkParseCorpus(b *testing.B) {
+	root, files := corpusFiles(b)
+	data := make([][]byte, len(files))
+	for i, rel := range files {
+		d, err := os.ReadFile(filepath.Join(root, rel))
+		if err != nil {
+			b.Fatal(err)
+		}
+		data[i] = d
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		for _, d := range data {
+			if _, err := Parse(bytes.NewReader(d)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
