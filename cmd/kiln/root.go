@@ -14,7 +14,9 @@ import (
 	"golang.org/x/term"
 
 	"github.com/kiln-network/kiln/client"
+	"github.com/kiln-network/kiln/gpu/gpucmd"
 	"github.com/kiln-network/kiln/keyring"
+	"github.com/kiln-network/kiln/sdl/sdlcmd"
 )
 
 // exitError carries a specific exit status.
@@ -32,6 +34,11 @@ func Execute(args []string) int {
 	err := root.Execute()
 	if err == nil {
 		return 0
+	}
+	var se *sdlcmd.ExitError
+	if errors.As(err, &se) {
+		fmt.Fprintln(os.Stderr, "Error:", err)
+		return se.Code
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {
@@ -65,6 +72,9 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().String("home", defaultHome(), "directory for config, data and keys")
 	root.PersistentFlags().StringP("output", "o", "text", "output format: text or json")
+	// Usage errors (unknown flag, bad flag value) exit 2, apart from refusals (1).
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: 2, err: err} })
+	root.AddCommand(sdlcmd.NewCommand(), gpucmd.NewCommand())
 	root.AddCommand(newInitCmd(), newNodeCmd(), newKeysCmd(), newTxCmd(), newQueryCmd(),
 		newLocalnetCmd(), newDemoCmd(), newBenchCmd(), newStatusCmd(), newVersionCmd())
 	return root
