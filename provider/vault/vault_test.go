@@ -1,0 +1,197 @@
+package vault
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func mustOpen(tb testing.TB) (*Vault, string) {
+	tb.Helper()
+	dir := tb.TempDir()
+	v, err := Open(Config{Dir: dir})
+	if err != nil {
+		tb.Fatalf("Open() = %v", err)
+	}
+	return v, dir
+}
+
+// walkFiles returns every regular file under dir with its content.
+func walkFiles(tb testing.TB, dir string) map[string][]byte {
+	tb.Helper()
+	out := map[string][]byte{}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			b, _ := os.ReadFile(p)
+			out[p] = b
+		}
+		return nil
+	})
+	return out
+}
+
+func TestPutInputEncryptedAndHashed(t *testing.T) {
+	v, dir := mustOpen(t)
+	l, err := v.Lease(7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := bytes.Repeat([]byte("tenant secret payload "), 5000)
+	f, err := l.PutInput("data.bin", bytes.NewReader(secret), 1<<20)
+	if err != nil {
+		t.Fatalf("PutInput() = %v", err)
+	}
+	if want := sha256.Sum256(secret); f.SHA256 != want || f.Size != int64(len(secret)) {
+		t.Errorf("PutInput() = %+v, want size %d sha %x", f, len(secret), want)
+	}
+	for p, b := range walkFiles(t, dir) {
+		if bytes.Contains(b, []byte("tenant secret")) {
+			t.Errorf("%s holds plaintext", p)
+		}
+		if bytes.Contains(b, []byte(f.SHA256Hex())) {
+			t.Errorf("%s holds the plaintext hash", p)
+		}
+		if strings.HasSuffix(p, ".key") {
+			st, _ := os.Stat(p)
+			if st.Mode().Perm() != 0o600 {
+				t.Errorf("key file %s mode %v, want 0600", p, st.Mode().Perm())
+			}
+		}
+	}
+	rc, got, err := l.InputReader("data.bin")
+	if err != nil {
+		t.Fatalf("InputReader() = %v", err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil || !bytes.Equal(b, secret) || got != f {
+		t.Errorf("InputReader() = %d bytes, %+v, %v; want the input back", len(b), got, err)
+	}
+	files, err := l.Inputs()
+	if err != nil || len(files) != 1 || files[0] != f {
+		t.Errorf("Inputs() = %+v, %v, want [%+v]", files, err, f)
+	}
+}
+
+func TestPutInputLimits(t *testing.T) {
+	v, dir := mustOpen(t)
+	l, _ := v.Lease(1)
+	_, err := l.PutInput("big", bytes.NewReader(make([]byte, 1001)), 1000)
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("PutInput(1001 bytes, max 1000) = %v, want ErrTooLarge", err)
+	}
+	if _, err := l.PutInput("exact", bytes.NewReader(make([]byte, 1000)), 1000); err != nil {
+		t.Fatalf("PutInput(1000 bytes, max 1000) = %v", err)
+	}
+	files, _ := l.Inputs()
+	if len(files) != 1 || files[0].Name != "exact" {
+		t.Errorf("Inputs() = %+v, want only exact", files)
+	}
+	if tmp, _ := os.ReadDir(filepath.Join(dir, "leases", "1", "tmp")); len(tmp) != 0 {
+		t.Errorf("tmp dir holds %d files after a refused upload", len(tmp))
+	}
+	for _, name := range []string{"", ".", "..", "../x", "a/b", "x\x00", strings.Repeat("a", 129), "a b"} {
+		if _, err := l.PutInput(name, strings.NewReader("x"), 0); !errors.Is(err, ErrBadName) {
+			t.Errorf("PutInput(%q) = %v, want ErrBadName", name, err)
+		}
+	}
+}
+
+func TestMaterializeSealErase(t *testing.T) {
+	v, dir := mustOpen(t)
+	l, _ := v.Lease(3)
+	l.PutInput("a.txt", strings.NewReader("hello"), 0)
+	work := t.TempDir()
+	in, out := filepath.Join(work, "in"), filepath.Join(work, "out")
+	if err := l.Materialize(in); err != nil {
+		t.Fatalf("Materialize() = %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(in, "a.txt")); string(b) != "hello" {
+		t.Errorf("materialized a.txt = %q, want hello", b)
+	}
+	os.MkdirAll(filepath.Join(out, "sub"), 0o755)
+	os.WriteFile(filepath.Join(out, "y.txt"), []byte("HELLO"), 0o644)
+	os.WriteFile(filepath.Join(out, "sub", "z"), []byte("nested"), 0o644)
+	os.Symlink("/etc/passwd", filepath.Join(out, "link"))
+	res, err := l.Seal(out, 0)
+	if err != nil {
+		t.Fatalf("Seal() = %v", err)
+	}
+	if len(res.Files) != 1 || res.Files[0].Name != "y.txt" || res.Files[0].SHA256 != sha256.Sum256([]byte("HELLO")) {
+		t.Errorf("Seal() files = %+v, want y.txt hashed", res.Files)
+	}
+	if len(res.Skipped) != 2 {
+		t.Errorf("Seal() skipped = %q, want sub and link", res.Skipped)
+	}
+	if ents, _ := os.ReadDir(out); len(ents) != 0 {
+		t.Errorf("out dir holds %d entries after Seal, want none", len(ents))
+	}
+	rc, _, err := l.OutputReader("y.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(b) != "HELLO" {
+		t.Errorf("OutputReader(y.txt) = %q", b)
+	}
+
+	// A restarted vault reads the lease back from its key file.
+	v2, err := Open(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := v2.Leases(); len(ids) != 1 || ids[0] != 3 {
+		t.Errorf("Leases() = %v, want [3]", ids)
+	}
+	l2, err := v2.Find(3)
+	if err != nil {
+		t.Fatalf("Find(3) after restart = %v", err)
+	}
+	if files, err := l2.Outputs(); err != nil || len(files) != 1 {
+		t.Errorf("Outputs() after restart = %+v, %v", files, err)
+	}
+
+	if err := v2.Erase(3); err != nil {
+		t.Fatalf("Erase() = %v", err)
+	}
+	if left := walkFiles(t, dir); len(left) != 0 {
+		t.Errorf("Erase left %d files: %v", len(left), left)
+	}
+	if _, err := v2.Find(3); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Find(3) after Erase = %v, want ErrNotFound", err)
+	}
+	if err := v2.Erase(3); err != nil {
+		t.Errorf("second Erase() = %v, want nil", err)
+	}
+}
+
+func TestMerkleRoot(t *testing.T) {
+	f := func(name, content string) File {
+		return File{Name: name, Size: int64(len(content)), SHA256: sha256.Sum256([]byte(content))}
+	}
+	a, b, c := f("a", "1"), f("b", "2"), f("c", "3")
+	if MerkleRoot(nil) != sha256.Sum256(nil) {
+		t.Errorf("MerkleRoot(nil) is not SHA-256 of nothing")
+	}
+	if MerkleRoot([]File{a, b, c}) != MerkleRoot([]File{c, a, b}) {
+		t.Errorf("MerkleRoot depends on order")
+	}
+	roots := map[[32]byte]string{}
+	for name, fs := range map[string][]File{"a": {a}, "ab": {a, b}, "abc": {a, b, c}, "ab'": {a, f("b", "x")}, "ac": {a, f("c", "2")}} {
+		r := MerkleRoot(fs)
+		if other, dup := roots[r]; dup {
+			t.Errorf("MerkleRoot(%s) == MerkleRoot(%s)", name, other)
+		}
+		roots[r] = name
+	}
+}
