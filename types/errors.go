@@ -29,6 +29,14 @@ const (
 	CodeAlreadyExists      uint32 = 15
 	CodeInvalidRequest     uint32 = 16
 	CodeWrongSigner        uint32 = 17
+	// Market, escrow and cert refusals.
+	CodeInsufficientCapacity uint32 = 18
+	CodeRequirementsUnmet    uint32 = 19
+	CodeOrderClosed          uint32 = 20
+	CodeLeaseClosed          uint32 = 21
+	CodeNotProvider          uint32 = 22
+	CodeInsufficientDeposit  uint32 = 23
+	CodeInvalidCert          uint32 = 24
 )
 
 // Error is a refusal carrying its result code.
@@ -65,6 +73,14 @@ var (
 	ErrAlreadyExists      = &Error{CodeAlreadyExists, "already exists"}
 	ErrInvalidRequest     = &Error{CodeInvalidRequest, "invalid request"}
 	ErrWrongSigner        = &Error{CodeWrongSigner, "message signer is not the transaction signer"}
+
+	ErrInsufficientCapacity = &Error{CodeInsufficientCapacity, "provider lacks free capacity"}
+	ErrRequirementsUnmet    = &Error{CodeRequirementsUnmet, "provider does not meet the order's requirements"}
+	ErrOrderClosed          = &Error{CodeOrderClosed, "order is not open"}
+	ErrLeaseClosed          = &Error{CodeLeaseClosed, "lease is not active"}
+	ErrNotProvider          = &Error{CodeNotProvider, "signer is not a registered provider"}
+	ErrInsufficientDeposit  = &Error{CodeInsufficientDeposit, "insufficient deposit"}
+	ErrInvalidCert          = &Error{CodeInvalidCert, "invalid certificate"}
 )
 
 // Wrapf returns an error with base's code and the message "base: detail".

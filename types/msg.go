@@ -19,6 +19,20 @@ const (
 	MsgTypeRegistryRegister   MsgType = 300
 	MsgTypeRegistryUpdate     MsgType = 301
 	MsgTypeRegistryDeregister MsgType = 302
+
+	MsgTypeCertPublish MsgType = 400
+	MsgTypeCertRevoke  MsgType = 401
+
+	MsgTypeMarketCreateOrder   MsgType = 500
+	MsgTypeMarketCloseOrder    MsgType = 501
+	MsgTypeMarketCreateBid     MsgType = 502
+	MsgTypeMarketCloseBid      MsgType = 503
+	MsgTypeMarketCreateLease   MsgType = 504
+	MsgTypeMarketCloseLease    MsgType = 505
+	MsgTypeMarketHeartbeat     MsgType = 506
+	MsgTypeMarketCompleteLease MsgType = 507
+
+	MsgTypeEscrowDeposit MsgType = 600
 )
 
 // Msg is one action in a transaction.

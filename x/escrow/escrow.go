@@ -1,0 +1,293 @@
+// Package escrow holds each order's deposit and pays leases from it block by block.
+//
+// Contracts:
+//
+//   - Every order has exactly one escrow account, keyed by order ID, opened with the
+//     order's deposit. Funds sit in the Escrow module account; the per-order records
+//     say whose they are.
+//   - Invariant: for every denom, the Escrow module account's balance MUST equal the
+//     sum of the balances of all escrow accounts (closed accounts hold zero).
+//     CheckInvariants verifies it; a mismatch is a broken node, not a user error.
+//   - Pay NEVER pays more than the account holds: a short account pays what is left and
+//     reports it exhausted. The protocol fee (protocol_fee_bps of each payment, rounded
+//     down) goes to the community pool, the rest to the provider.
+//   - Close refunds whatever is left to the owner in the same block, and a closed
+//     account NEVER takes deposits or pays again.
+package escrow
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/kiln-network/kiln/codec"
+	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/x/auth"
+	"github.com/kiln-network/kiln/x/bank"
+	"github.com/kiln-network/kiln/x/params"
+)
+
+// ModuleName is escrow's name in params and state.
+const ModuleName = "escrow"
+
+// Account is the module account holding every order's escrowed funds.
+var Account = types.ModuleAddress("escrow")
+
+var acctPrefix = []byte("escrow/acct/")
+
+// Params are escrow's on-chain parameters.
+type Params struct {
+	// ProtocolFeeBps is the share of every lease payment sent to the community pool, in
+	// basis points.
+	ProtocolFeeBps uint32 `json:"protocol_fee_bps"`
+}
+
+// DefaultParams: a 0.5% protocol fee, at the low end of the field (0.5–20%).
+func DefaultParams() Params { return Params{ProtocolFeeBps: 50} }
+
+// Validate checks the parameters.
+func (p Params) Validate() error {
+	if p.ProtocolFeeBps > 10000 {
+		return fmt.Errorf("protocol_fee_bps: must be <= 10000 (got %d)", p.ProtocolFeeBps)
+	}
+	return nil
+}
+
+// Account states.
+const (
+	StateOpen   = "open"
+	StateClosed = "closed"
+)
+
+// EscrowAccount is one order's escrow. All amounts are in Denom.
+type EscrowAccount struct {
+	OrderID   uint64        `json:"order_id,string"`
+	Owner     types.Address `json:"owner"`
+	Denom     string        `json:"denom"`
+	State     string        `json:"state"`
+	Balance   uint64        `json:"balance,string"`
+	Deposited uint64        `json:"deposited,string"` // everything ever put in
+	Paid      uint64        `json:"paid,string"`      // to providers, net of fees
+	Fees      uint64        `json:"fees,string"`      // to the community pool
+	Refunded  uint64        `json:"refunded,string"`  // back to the owner on close
+	// SettledHeight is the last height a payment was made.
+	SettledHeight int64 `json:"settled_height,string"`
+	CreatedHeight int64 `json:"created_height,string"`
+	UpdatedHeight int64 `json:"updated_height,string"`
+	ClosedHeight  int64 `json:"closed_height,string,omitempty"`
+}
+
+func key(id uint64) []byte {
+	k := append([]byte{}, acctPrefix...)
+	return binary.BigEndian.AppendUint64(k, id)
+}
+
+// Get returns the escrow account of order id.
+func Get(ctx *types.Context, id uint64) (EscrowAccount, bool) {
+	v, ok := ctx.Store.Get(key(id))
+	if !ok {
+		return EscrowAccount{}, false
+	}
+	var a EscrowAccount
+	if err := json.Unmarshal(v, &a); err != nil {
+		panic(fmt.Sprintf("escrow: corrupt account %d: %v", id, err))
+	}
+	return a, true
+}
+
+func set(ctx *types.Context, a EscrowAccount) {
+	a.UpdatedHeight = ctx.Height
+	b, _ := json.Marshal(a)
+	ctx.Store.Set(key(a.OrderID), b)
+}
+
+// Open moves deposit from owner into a new escrow account for order id. It refuses
+// with ErrInsufficientFunds if owner cannot pay and with ErrAlreadyExists if the order
+// already has an account.
+func Open(ctx *types.Context, id uint64, owner types.Address, deposit types.Coin) error {
+	if _, exists := Get(ctx, id); exists {
+		return types.Wrapf(types.ErrAlreadyExists, "escrow account for order %d", id)
+	}
+	if err := bank.Send(ctx, owner, Account, deposit); err != nil {
+		return err
+	}
+	set(ctx, EscrowAccount{OrderID: id, Owner: owner, Denom: deposit.Denom, State: StateOpen,
+		Balance: deposit.Amount, Deposited: deposit.Amount, CreatedHeight: ctx.Height})
+	ctx.Emit("escrow_opened", "order", strconv.FormatUint(id, 10), "owner", owner.String(), "amount", deposit.String())
+	return nil
+}
+
+// Deposit tops up order id's escrow from its owner.
+func Deposit(ctx *types.Context, id uint64, from types.Address, amt types.Coin) error {
+	a, ok := Get(ctx, id)
+	if !ok {
+		return types.Wrapf(types.ErrNotFound, "escrow account for order %d", id)
+	}
+	if a.Owner != from {
+		return types.Wrapf(types.ErrUnauthorized, "escrow of order %d belongs to %s, not %s", id, a.Owner, from)
+	}
+	if a.State != StateOpen {
+		return types.Wrapf(types.ErrOrderClosed, "escrow of order %d closed at height %d", id, a.ClosedHeight)
+	}
+	if amt.Denom != a.Denom {
+		return types.InvalidField("amount.denom", amt.Denom, "must be the escrow's denom "+a.Denom)
+	}
+	nb, ok1 := types.AddUint64(a.Balance, amt.Amount)
+	nd, ok2 := types.AddUint64(a.Deposited, amt.Amount)
+	if !ok1 || !ok2 {
+		return types.InvalidField("amount", amt, "overflows the escrow balance")
+	}
+	if err := bank.Send(ctx, from, Account, amt); err != nil {
+		return err
+	}
+	a.Balance, a.Deposited = nb, nd
+	set(ctx, a)
+	ctx.Emit("escrow_deposit", "order", strconv.FormatUint(id, 10), "amount", amt.String(), "balance", strconv.FormatUint(a.Balance, 10))
+	return nil
+}
+
+// Pay pays amount for one block of order id's lease to provider, less the protocol fee.
+// If the account holds less than amount it pays what is left and returns exhausted.
+// It returns the gross amount paid.
+func Pay(ctx *types.Context, id uint64, provider types.Address, amount uint64) (paid uint64, exhausted bool) {
+	a, ok := Get(ctx, id)
+	if !ok || a.State != StateOpen {
+		panic(fmt.Sprintf("escrow: pay from missing or closed account of order %d", id))
+	}
+	paid = amount
+	if a.Balance < amount {
+		paid, exhausted = a.Balance, true
+	}
+	if paid > 0 {
+		var p Params
+		params.Get(ctx, ModuleName, &p)
+		fee := types.MulDiv(paid, uint64(p.ProtocolFeeBps), 10000)
+		mustSend(ctx, bank.CommunityPool, types.NewCoin(a.Denom, fee))
+		mustSend(ctx, provider, types.NewCoin(a.Denom, paid-fee))
+		auth.Ensure(ctx, provider)
+		a.Balance -= paid
+		a.Paid += paid - fee
+		a.Fees += fee
+	}
+	a.SettledHeight = ctx.Height
+	set(ctx, a)
+	return paid, exhausted
+}
+
+func mustSend(ctx *types.Context, to types.Address, c types.Coin) {
+	if c.Amount == 0 {
+		return
+	}
+	if err := bank.Send(ctx, Account, to, c); err != nil {
+		// NB: the invariant says the module account holds every open balance.
+		panic(fmt.Sprintf("escrow: module account cannot pay %s: %v", c, err))
+	}
+}
+
+// Close refunds what is left to the owner and closes the account. It returns the
+// refund. Closing a closed account is a no-op returning 0.
+func Close(ctx *types.Context, id uint64) uint64 {
+	a, ok := Get(ctx, id)
+	if !ok || a.State != StateOpen {
+		return 0
+	}
+	refund := a.Balance
+	mustSend(ctx, a.Owner, types.NewCoin(a.Denom, refund))
+	a.Refunded += refund
+	a.Balance = 0
+	a.State = StateClosed
+	a.ClosedHeight = ctx.Height
+	set(ctx, a)
+	ctx.Emit("escrow_closed", "order", strconv.FormatUint(id, 10), "refund", types.NewCoin(a.Denom, refund).String(),
+		"paid", strconv.FormatUint(a.Paid, 10), "fees", strconv.FormatUint(a.Fees, 10))
+	return refund
+}
+
+// List returns every escrow account in order-ID order.
+func List(ctx *types.Context) []EscrowAccount {
+	var out []EscrowAccount
+	ctx.Store.Iterate(acctPrefix, func(_, v []byte) bool {
+		var a EscrowAccount
+		if err := json.Unmarshal(v, &a); err != nil {
+			panic(err)
+		}
+		out = append(out, a)
+		return true
+	})
+	return out
+}
+
+// CheckInvariants returns an error unless the module account's balance of every denom
+// equals the sum of the escrow accounts' balances. O(accounts): for tests and audits.
+func CheckInvariants(ctx *types.Context) error {
+	sums := map[string]uint64{}
+	for _, a := range List(ctx) {
+		if a.State == StateClosed && a.Balance != 0 {
+			return fmt.Errorf("escrow: closed account of order %d holds %d%s", a.OrderID, a.Balance, a.Denom)
+		}
+		s, ok := types.AddUint64(sums[a.Denom], a.Balance)
+		if !ok {
+			return fmt.Errorf("escrow: balances of %s overflow", a.Denom)
+		}
+		sums[a.Denom] = s
+	}
+	for _, c := range bank.Balances(ctx, Account) {
+		if sums[c.Denom] != c.Amount {
+			return fmt.Errorf("escrow: module account holds %s but accounts add up to %d", c, sums[c.Denom])
+		}
+		delete(sums, c.Denom)
+	}
+	for d, s := range sums {
+		if s != 0 {
+			return fmt.Errorf("escrow: accounts hold %d%s the module account does not have", s, d)
+		}
+	}
+	return nil
+}
+
+// MsgDeposit tops up an order's escrow. Only the order's owner may deposit.
+type MsgDeposit struct {
+	Owner   types.Address `json:"owner"`
+	OrderID uint64        `json:"order_id,string"`
+	Amount  types.Coin    `json:"amount"`
+}
+
+// Type implements types.Msg.
+func (m *MsgDeposit) Type() types.MsgType { return types.MsgTypeEscrowDeposit }
+
+// Signer implements types.Msg.
+func (m *MsgDeposit) Signer() types.Address { return m.Owner }
+
+// ValidateBasic implements types.Msg.
+func (m *MsgDeposit) ValidateBasic() error {
+	if m.OrderID == 0 {
+		return types.InvalidField("order_id", 0, "must be > 0")
+	}
+	if err := m.Amount.Validate(); err != nil {
+		return types.InvalidField("amount", m.Amount, err.Error())
+	}
+	return nil
+}
+
+// MarshalTo implements types.Msg.
+func (m *MsgDeposit) MarshalTo(w *codec.Writer) {
+	w.Fixed(m.Owner[:])
+	w.Uvarint(m.OrderID)
+	w.String(m.Amount.Denom)
+	w.Uvarint(m.Amount.Amount)
+}
+
+// DecodeDeposit decodes a MsgDeposit body.
+func DecodeDeposit(r *codec.Reader) types.Msg {
+	return &MsgDeposit{Owner: bank.ReadAddress(r), OrderID: r.Uvarint(), Amount: types.Coin{Denom: r.String(128), Amount: r.Uvarint()}}
+}
+
+// Handle executes an escrow message.
+func Handle(ctx *types.Context, msg types.Msg) error {
+	switch m := msg.(type) {
+	case *MsgDeposit:
+		return Deposit(ctx, m.OrderID, m.Owner, m.Amount)
+	}
+	return types.Wrapf(types.ErrUnknownMsgType, "escrow cannot handle %T", msg)
+}
