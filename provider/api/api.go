@@ -1,0 +1,201 @@
+// Package api is the provider's tenant-facing HTTPS API over mutual TLS: manifests, inputs, status, logs, outputs and ingress, served to the lease owner's certificate only.
+//
+// The chain is reached through two small interfaces the daemon implements,
+// LeaseSource and CertSource; workloads run through a Runner
+// (provider/lease.Manager). A tenant's client certificate carries its account
+// address as the Subject CommonName and must be, byte for byte, the one the
+// account published on chain (`kiln tx cert publish`). The server requests
+// client certificates without verifying them in the handshake, so that every
+// certificate problem is answered as HTTP 403 with a JSON body naming it
+// (Error.Code) instead of a TLS alert the client shows as "bad certificate".
+package api
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Sentinel errors the daemon's implementations return and the server maps.
+var (
+	// ErrLeaseNotFound is returned by LeaseSource for an unknown lease.
+	ErrLeaseNotFound = errors.New("lease not found")
+	// ErrCertNotPublished is returned by CertSource for an account without a published certificate.
+	ErrCertNotPublished = errors.New("certificate not published")
+	// ErrNotDeployed is returned by Runner for a lease whose manifest was not deployed.
+	ErrNotDeployed = errors.New("lease not deployed")
+	// ErrAlreadyDeployed is returned by Runner.Deploy for a lease already deployed.
+	ErrAlreadyDeployed = errors.New("lease already deployed")
+)
+
+// Kind is what a lease runs.
+type Kind string
+
+// Lease kinds.
+const (
+	// KindBatch runs to completion; its outputs are sealed and committed.
+	KindBatch Kind = "batch"
+	// KindService runs until the lease ends and may expose ports.
+	KindService Kind = "service"
+)
+
+// ResourceUnit is one resource unit of an order: Count instances of the
+// given size.
+type ResourceUnit struct {
+	// ID is the unit's id within the order (1-based); manifest services name it.
+	ID uint32 `json:"id"`
+	// Count is the number of instances.
+	Count uint32 `json:"count"`
+	// CPUMilli is the CPU per instance in thousandths of a core.
+	CPUMilli uint64 `json:"cpu_milli"`
+	// MemoryBytes is the memory per instance.
+	MemoryBytes uint64 `json:"memory_bytes"`
+	// StorageBytes is the storage per instance.
+	StorageBytes uint64 `json:"storage_bytes"`
+	// GPUUnits is the GPUs per instance.
+	GPUUnits uint32 `json:"gpu_units"`
+}
+
+// LeaseInfo is what the chain says about a lease.
+type LeaseInfo struct {
+	// ID is the lease id.
+	ID uint64 `json:"id"`
+	// Owner is the tenant's bech32 account address.
+	Owner string `json:"owner"`
+	// Active is true while the lease runs (not closed, not completed).
+	Active bool `json:"active"`
+	// Kind is batch or service.
+	Kind Kind `json:"kind"`
+	// Resources are what the order asked for.
+	Resources []ResourceUnit `json:"resources"`
+	// MaxInputBytes caps the lease's inputs in total; 0 means the server's limit.
+	MaxInputBytes int64 `json:"max_input_bytes,omitempty"`
+	// TimeLimit is the longest a batch task may run; 0 means none.
+	TimeLimit time.Duration `json:"time_limit,omitempty"`
+}
+
+// LeaseSource reads leases from the chain.
+type LeaseSource interface {
+	// Lease returns the lease, or an error wrapping ErrLeaseNotFound.
+	Lease(ctx context.Context, leaseID uint64) (LeaseInfo, error)
+}
+
+// CertSource reads published client certificates from the chain.
+type CertSource interface {
+	// ClientCert returns the certificate owner published, or an error
+	// wrapping ErrCertNotPublished.
+	ClientCert(ctx context.Context, owner string) (*x509.Certificate, error)
+}
+
+// LogSelector picks the task whose log to read.
+type LogSelector struct {
+	// Service is the service name; empty means the manifest's first.
+	Service string
+	// Replica is the replica index, from 0.
+	Replica int
+}
+
+// Runner runs leases' workloads; provider/lease.Manager implements it.
+type Runner interface {
+	// Deploy starts the manifest's services for the lease, with its stored
+	// inputs. It returns ErrAlreadyDeployed for a lease already deployed.
+	// The workload outlives ctx.
+	Deploy(ctx context.Context, lease LeaseInfo, m Manifest) error
+	// Status reports the lease's workload, or ErrNotDeployed.
+	Status(ctx context.Context, leaseID uint64) (LeaseStatus, error)
+	// Logs streams one task's combined stdout and stderr; with follow, until
+	// the task exits or ctx ends.
+	Logs(ctx context.Context, leaseID uint64, sel LogSelector, follow bool) (io.ReadCloser, error)
+	// ServicePort returns the 127.0.0.1 port the ingress proxies to for a
+	// service lease: the first global TCP port exposed.
+	ServicePort(leaseID uint64) (hostPort int, ok bool)
+}
+
+// Lease and task states in LeaseStatus.
+const (
+	StatePending   = "pending" // no manifest yet: inputs may be uploaded
+	StateRunning   = "running"
+	StateCompleted = "completed" // batch: every task exited 0, outputs sealed
+	StateFailed    = "failed"    // a task failed, or the deploy did
+	StateStopped   = "stopped"
+)
+
+// LeaseStatus is the state of a lease's workload.
+type LeaseStatus struct {
+	LeaseID uint64       `json:"lease_id"`
+	Kind    Kind         `json:"kind"`
+	State   string       `json:"state"`
+	Tasks   []TaskStatus `json:"tasks"`
+	// Inputs are the stored inputs (pending leases).
+	Inputs []FileInfo `json:"inputs,omitempty"`
+	// Outputs are the sealed outputs (batch, once completed or failed).
+	Outputs []FileInfo `json:"outputs,omitempty"`
+	// OutputsRoot is the hex Merkle root of Outputs (vault.MerkleRoot).
+	OutputsRoot string `json:"outputs_root,omitempty"`
+	// Error explains a failed state.
+	Error string `json:"error,omitempty"`
+}
+
+// TaskStatus is one replica of one service.
+type TaskStatus struct {
+	ID         string     `json:"id"`
+	Service    string     `json:"service"`
+	Replica    int        `json:"replica"`
+	State      string     `json:"state"`
+	ExitCode   *int       `json:"exit_code,omitempty"`
+	Error      string     `json:"error,omitempty"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// Ports maps exposed container ports to 127.0.0.1 host ports.
+	Ports map[int]int `json:"ports,omitempty"`
+}
+
+// FileInfo describes one input or output.
+type FileInfo struct {
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+	// SHA256 is the lower-case hex SHA-256 of the plaintext.
+	SHA256 string `json:"sha256"`
+}
+
+// Error codes of the JSON error body; they are stable, clients branch on them.
+const (
+	CodeClientCertRequired   = "client_certificate_required"
+	CodeCertExpired          = "certificate_expired"
+	CodeCertNotYetValid      = "certificate_not_yet_valid"
+	CodeCertNotPublished     = "certificate_not_published"
+	CodeCertMismatch         = "certificate_mismatch"
+	CodeNotLeaseOwner        = "not_lease_owner"
+	CodeBadLeaseID           = "bad_lease_id"
+	CodeLeaseNotFound        = "lease_not_found"
+	CodeLeaseNotActive       = "lease_not_active"
+	CodeBadManifest          = "bad_manifest"
+	CodeManifestExceedsOrder = "manifest_exceeds_order"
+	CodeManifestTooLarge     = "manifest_too_large"
+	CodeAlreadyDeployed      = "already_deployed"
+	CodeNotDeployed          = "not_deployed"
+	CodeBadName              = "bad_name"
+	CodeInputTooLarge        = "input_too_large"
+	CodeNotFound             = "not_found"
+	CodeNoServicePort        = "no_service_port"
+	CodeServiceUnavailable   = "service_unavailable"
+	CodeBadRequest           = "bad_request"
+	CodeChainUnavailable     = "chain_unavailable"
+	CodeInternal             = "internal"
+	CodeHashMismatch         = "hash_mismatch" // client side: a download did not match its hash
+)
+
+// Error is an error answered by the provider: the HTTP status and the JSON
+// body {"code": ..., "message": ...}.
+type Error struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("provider: %s (%s, HTTP %d)", e.Message, e.Code, e.Status)
+}
