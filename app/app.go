@@ -16,6 +16,9 @@ import (
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/auth"
 	"github.com/kiln-network/kiln/x/bank"
+	"github.com/kiln-network/kiln/x/cert"
+	"github.com/kiln-network/kiln/x/escrow"
+	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/registry"
 	"github.com/kiln-network/kiln/x/staking"
 )
@@ -35,7 +38,9 @@ type Options struct {
 	// Logger receives the app's logs; nil discards them.
 	Logger *slog.Logger
 	// CheckInvariants walks all balances after every block and panics if any denom's
-	// balances do not add up to its supply. O(accounts) per block: for tests and audits.
+	// balances do not add up to its supply, if the escrow module account does not hold
+	// exactly the open escrow balances, or if the market's capacity and bid-deposit
+	// accounting is off. O(accounts + orders) per block: for tests and audits.
 	CheckInvariants bool
 }
 
@@ -82,6 +87,17 @@ func NewRegistry() *tx.Registry {
 	r.Register(types.MsgTypeRegistryRegister, registry.DecodeRegister)
 	r.Register(types.MsgTypeRegistryUpdate, registry.DecodeUpdate)
 	r.Register(types.MsgTypeRegistryDeregister, registry.DecodeDeregister)
+	r.Register(types.MsgTypeCertPublish, cert.DecodePublish)
+	r.Register(types.MsgTypeCertRevoke, cert.DecodeRevoke)
+	r.Register(types.MsgTypeMarketCreateOrder, market.DecodeCreateOrder)
+	r.Register(types.MsgTypeMarketCloseOrder, market.DecodeCloseOrder)
+	r.Register(types.MsgTypeMarketCreateBid, market.DecodeCreateBid)
+	r.Register(types.MsgTypeMarketCloseBid, market.DecodeCloseBid)
+	r.Register(types.MsgTypeMarketCreateLease, market.DecodeCreateLease)
+	r.Register(types.MsgTypeMarketCloseLease, market.DecodeCloseLease)
+	r.Register(types.MsgTypeMarketHeartbeat, market.DecodeHeartbeat)
+	r.Register(types.MsgTypeMarketCompleteLease, market.DecodeCompleteLease)
+	r.Register(types.MsgTypeEscrowDeposit, escrow.DecodeDeposit)
 	return r
 }
 
@@ -97,6 +113,14 @@ func route(ctx *types.Context, msg types.Msg) error {
 		return staking.Handle(ctx, msg)
 	case types.MsgTypeRegistryRegister, types.MsgTypeRegistryUpdate, types.MsgTypeRegistryDeregister:
 		return registry.Handle(ctx, msg)
+	case types.MsgTypeCertPublish, types.MsgTypeCertRevoke:
+		return cert.Handle(ctx, msg)
+	case types.MsgTypeMarketCreateOrder, types.MsgTypeMarketCloseOrder, types.MsgTypeMarketCreateBid,
+		types.MsgTypeMarketCloseBid, types.MsgTypeMarketCreateLease, types.MsgTypeMarketCloseLease,
+		types.MsgTypeMarketHeartbeat, types.MsgTypeMarketCompleteLease:
+		return market.Handle(ctx, msg)
+	case types.MsgTypeEscrowDeposit:
+		return escrow.Handle(ctx, msg)
 	}
 	return types.Wrapf(types.ErrUnknownMsgType, "type %d", msg.Type())
 }
@@ -188,10 +212,13 @@ func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlo
 	}
 
 	endCtx := ctx.WithStore(ctx.Store)
+	// NB: the market settles leases and closes bid windows after the block's txs, so a
+	// bid in block H+window still counts and a close in a tx stops that block's billing.
+	market.EndBlock(endCtx)
 	bank.DistributeFees(endCtx, staking.OperatorOfProposer(endCtx))
 	ups := staking.EndBlock(endCtx)
 	if a.opts.CheckInvariants {
-		if err := bank.CheckInvariants(endCtx); err != nil {
+		if err := CheckInvariants(endCtx); err != nil {
 			panic(fmt.Sprintf("invariant broken at height %d: %v", req.Height, err))
 		}
 	}
@@ -202,6 +229,17 @@ func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlo
 		ValidatorUpdates: toABCIUpdates(ups),
 		AppHash:          a.pending.AppHash,
 	}, nil
+}
+
+// CheckInvariants runs every module's money and accounting checks: bank supply, escrow
+// balances, market capacity and bid deposits.
+func CheckInvariants(ctx *types.Context) error {
+	for _, check := range []func(*types.Context) error{bank.CheckInvariants, escrow.CheckInvariants, market.CheckInvariants} {
+		if err := check(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Commit persists the finalized block and resets CheckTx's state.

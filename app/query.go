@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"net/url"
+	"strconv"
 	"strings"
 
 	abcitypes "github.com/cometbft/cometbft/abci/types"
@@ -10,6 +12,9 @@ import (
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/auth"
 	"github.com/kiln-network/kiln/x/bank"
+	"github.com/kiln-network/kiln/x/cert"
+	"github.com/kiln-network/kiln/x/escrow"
+	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/params"
 	"github.com/kiln-network/kiln/x/registry"
 	"github.com/kiln-network/kiln/x/staking"
@@ -25,6 +30,16 @@ import (
 //	/staking/unbondings     {"unbondings":[...]}
 //	/registry/providers     {"providers":[...]}
 //	/registry/provider/ADDR the provider
+//	/market/orders[?state=open|active|closed&owner=ADDR]   {"orders":[...]}
+//	/market/order/ID        the order
+//	/market/order/ID/match  per provider, the constraints it fails (why no bids)
+//	/market/bids[?order=ID&provider=ADDR]  {"bids":[...]} (open bids)
+//	/market/bids/ID         {"bids":[...]} on order ID
+//	/market/leases[?state=active|closed&owner=ADDR&provider=ADDR]  {"leases":[...]}
+//	/market/lease/ID        the latest lease of order ID
+//	/market/provider/ADDR/capacity  {"total","used","free","active_leases"}
+//	/escrow/account/ID      the escrow account of order ID
+//	/cert/ADDR              the account's client certificate record
 //	/params                 every module's parameters
 //	/app/status             {"chain_id","height","app_hash"}
 func (a *App) Query(_ context.Context, req *abcitypes.RequestQuery) (*abcitypes.ResponseQuery, error) {
@@ -90,6 +105,8 @@ func (a *App) query(ctx *types.Context, path string) (any, error) {
 			return nil, types.Wrapf(types.ErrNotFound, "provider %s", addr)
 		}
 		return p, nil
+	case strings.HasPrefix(path, "/market/"), strings.HasPrefix(path, "/escrow/"), strings.HasPrefix(path, "/cert/"):
+		return queryMarket(ctx, path)
 	case path == "/params":
 		if ctx.Height == 0 {
 			return map[string]any{}, nil
@@ -106,4 +123,116 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+func idArg(s string) (uint64, error) {
+	id, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || id == 0 {
+		return 0, types.Wrapf(types.ErrInvalidRequest, "id %q: want a positive integer", s)
+	}
+	return id, nil
+}
+
+func optAddr(q url.Values, key string) (types.Address, error) {
+	if q.Get(key) == "" {
+		return types.Address{}, nil
+	}
+	a, err := types.ParseAddress(q.Get(key))
+	if err != nil {
+		return a, types.Wrapf(types.ErrInvalidRequest, "%s: %v", key, err)
+	}
+	return a, nil
+}
+
+// queryMarket serves the /market, /escrow and /cert paths.
+func queryMarket(ctx *types.Context, full string) (any, error) {
+	path, rawQ, _ := strings.Cut(full, "?")
+	q, err := url.ParseQuery(rawQ)
+	if err != nil {
+		return nil, types.Wrapf(types.ErrInvalidRequest, "query string %q: %v", rawQ, err)
+	}
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	switch {
+	case path == "/market/orders":
+		owner, err := optAddr(q, "owner")
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"orders": nonNil(market.Orders(ctx, market.OrderFilter{State: q.Get("state"), Owner: owner}))}, nil
+	case len(parts) == 3 && parts[1] == "order", len(parts) == 4 && parts[1] == "order" && parts[3] == "match":
+		id, err := idArg(parts[2])
+		if err != nil {
+			return nil, err
+		}
+		if len(parts) == 4 {
+			return market.Match(ctx, id)
+		}
+		o, ok := market.GetOrder(ctx, id)
+		if !ok {
+			return nil, types.Wrapf(types.ErrNotFound, "order %d", id)
+		}
+		return o, nil
+	case path == "/market/bids", len(parts) == 3 && parts[1] == "bids":
+		var id uint64
+		if s := q.Get("order"); s != "" || len(parts) == 3 {
+			if len(parts) == 3 {
+				s = parts[2]
+			}
+			if id, err = idArg(s); err != nil {
+				return nil, err
+			}
+		}
+		prov, err := optAddr(q, "provider")
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"bids": nonNil(market.Bids(ctx, id, prov))}, nil
+	case path == "/market/leases":
+		owner, err := optAddr(q, "owner")
+		if err != nil {
+			return nil, err
+		}
+		prov, err := optAddr(q, "provider")
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"leases": nonNil(market.Leases(ctx, market.LeaseFilter{State: q.Get("state"), Owner: owner, Provider: prov}))}, nil
+	case len(parts) == 3 && parts[1] == "lease":
+		id, err := idArg(parts[2])
+		if err != nil {
+			return nil, err
+		}
+		l, ok := market.GetLease(ctx, id)
+		if !ok {
+			return nil, types.Wrapf(types.ErrNotFound, "lease %d", id)
+		}
+		return l, nil
+	case len(parts) == 4 && parts[1] == "provider" && parts[3] == "capacity":
+		a, err := addrArg(parts[2], "")
+		if err != nil {
+			return nil, err
+		}
+		return market.Capacity(ctx, a)
+	case len(parts) == 3 && parts[0] == "escrow" && parts[1] == "account":
+		id, err := idArg(parts[2])
+		if err != nil {
+			return nil, err
+		}
+		acct, ok := escrow.Get(ctx, id)
+		if !ok {
+			return nil, types.Wrapf(types.ErrNotFound, "escrow account of order %d", id)
+		}
+		return acct, nil
+	case len(parts) == 2 && parts[0] == "cert":
+		a, err := addrArg(parts[1], "")
+		if err != nil {
+			return nil, err
+		}
+		c, ok := cert.Get(ctx, a)
+		if !ok {
+			return nil, types.Wrapf(types.ErrNotFound, "certificate of %s", a)
+		}
+		return c, nil
+	}
+	return nil, types.Wrapf(types.ErrInvalidRequest, "unknown query path %q", full)
 }

@@ -1,0 +1,562 @@
+package market
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/x/bank"
+	"github.com/kiln-network/kiln/x/escrow"
+	"github.com/kiln-network/kiln/x/params"
+	"github.com/kiln-network/kiln/x/registry"
+	"github.com/kiln-network/kiln/x/staking"
+)
+
+// State layout. IDs and heights are 8-byte big-endian so keys sort numerically.
+var (
+	orderSeqKey  = []byte("market/seq/order")
+	bidSeqKey    = []byte("market/seq/bid")
+	orderPrefix  = []byte("market/order/")  // id → Order
+	openPrefix   = []byte("market/open/")   // id → {} for orders in state open
+	bidPrefix    = []byte("market/bid/")    // id|provider → Bid
+	leasePrefix  = []byte("market/lease/")  // id|attempt(4) → Lease
+	activePrefix = []byte("market/active/") // id → {} for orders with an active lease
+	queuePrefix  = []byte("market/queue/")  // height|id → {}: look at order id at the end of height
+	usedPrefix   = []byte("market/used/")   // provider → Usage of its active leases
+)
+
+var present = []byte{1}
+
+func u64key(prefix []byte, vs ...uint64) []byte {
+	k := append([]byte{}, prefix...)
+	for _, v := range vs {
+		k = binary.BigEndian.AppendUint64(k, v)
+	}
+	return k
+}
+
+func getJSON(ctx *types.Context, k []byte, out any) bool {
+	v, ok := ctx.Store.Get(k)
+	if !ok {
+		return false
+	}
+	if err := json.Unmarshal(v, out); err != nil {
+		panic(fmt.Sprintf("market: corrupt record at %q: %v", k, err))
+	}
+	return true
+}
+
+func setJSON(ctx *types.Context, k []byte, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	ctx.Store.Set(k, b)
+}
+
+func nextSeq(ctx *types.Context, k []byte) uint64 {
+	var n uint64
+	if v, ok := ctx.Store.Get(k); ok {
+		n = binary.BigEndian.Uint64(v)
+	}
+	n++
+	ctx.Store.Set(k, binary.BigEndian.AppendUint64(nil, n))
+	return n
+}
+
+// GetParams returns the market's parameters.
+func GetParams(ctx *types.Context) Params {
+	var p Params
+	params.Get(ctx, ModuleName, &p)
+	return p
+}
+
+// GetOrder returns order id.
+func GetOrder(ctx *types.Context, id uint64) (Order, bool) {
+	var o Order
+	return o, getJSON(ctx, u64key(orderPrefix, id), &o)
+}
+
+func setOrder(ctx *types.Context, o *Order) {
+	o.UpdatedHeight = ctx.Height
+	setJSON(ctx, u64key(orderPrefix, o.ID), o)
+}
+
+func bidKey(id uint64, p types.Address) []byte { return append(u64key(bidPrefix, id), p[:]...) }
+
+// GetBid returns provider p's bid on order id.
+func GetBid(ctx *types.Context, id uint64, p types.Address) (Bid, bool) {
+	var b Bid
+	return b, getJSON(ctx, bidKey(id, p), &b)
+}
+
+// BidsOf returns the open bids on order id, by provider address.
+func BidsOf(ctx *types.Context, id uint64) []Bid {
+	return listBids(ctx, u64key(bidPrefix, id))
+}
+
+func listBids(ctx *types.Context, prefix []byte) []Bid {
+	var out []Bid
+	ctx.Store.Iterate(prefix, func(_, v []byte) bool {
+		var b Bid
+		if err := json.Unmarshal(v, &b); err != nil {
+			panic(err)
+		}
+		out = append(out, b)
+		return true
+	})
+	return out
+}
+
+func leaseKey(id uint64, attempt uint32) []byte {
+	return binary.BigEndian.AppendUint32(u64key(leasePrefix, id), attempt)
+}
+
+// GetLease returns the latest lease of order id (the active one, if any).
+func GetLease(ctx *types.Context, id uint64) (Lease, bool) {
+	o, ok := GetOrder(ctx, id)
+	if !ok || o.Attempts == 0 {
+		return Lease{}, false
+	}
+	var l Lease
+	if !getJSON(ctx, leaseKey(id, o.Attempts), &l) {
+		panic(fmt.Sprintf("market: order %d has %d leases but the last is missing", id, o.Attempts))
+	}
+	return l, true
+}
+
+func setLease(ctx *types.Context, l *Lease) {
+	l.UpdatedHeight = ctx.Height
+	setJSON(ctx, leaseKey(l.ID, l.Attempt), l)
+}
+
+// Used returns the resources provider p's active leases hold.
+func Used(ctx *types.Context, p types.Address) Usage {
+	var u Usage
+	getJSON(ctx, append(append([]byte{}, usedPrefix...), p[:]...), &u)
+	return u
+}
+
+func setUsed(ctx *types.Context, p types.Address, u Usage) {
+	k := append(append([]byte{}, usedPrefix...), p[:]...)
+	if u.IsZero() {
+		ctx.Store.Delete(k)
+		return
+	}
+	setJSON(ctx, k, u)
+}
+
+// schedule makes order o due at the end of height h (0: never), replacing its previous
+// queue entry.
+func schedule(ctx *types.Context, o *Order, h int64) {
+	if o.NextCheck != 0 {
+		ctx.Store.Delete(u64key(queuePrefix, uint64(o.NextCheck), o.ID))
+	}
+	o.NextCheck = h
+	if h != 0 {
+		ctx.Store.Set(u64key(queuePrefix, uint64(h), o.ID), present)
+	}
+}
+
+func idStr(id uint64) string { return strconv.FormatUint(id, 10) }
+
+// Handle executes a market message.
+func Handle(ctx *types.Context, msg types.Msg) error {
+	p := GetParams(ctx)
+	switch m := msg.(type) {
+	case *MsgCreateOrder:
+		return createOrder(ctx, p, m)
+	case *MsgCloseOrder:
+		o, ok := GetOrder(ctx, m.OrderID)
+		if !ok {
+			return types.Wrapf(types.ErrNotFound, "order %d", m.OrderID)
+		}
+		if o.Owner != m.Owner {
+			return types.Wrapf(types.ErrUnauthorized, "order %d belongs to %s, not %s", o.ID, o.Owner, m.Owner)
+		}
+		switch o.State {
+		case OrderClosed:
+			return types.Wrapf(types.ErrOrderClosed, "order %d closed at height %d (%s)", o.ID, o.ClosedHeight, o.CloseReason)
+		case OrderActive:
+			l, _ := GetLease(ctx, o.ID)
+			closeLease(ctx, p, &o, &l, ReasonTenantClosed, "")
+		default:
+			closeOrder(ctx, &o, ReasonTenantClosed)
+		}
+		return nil
+	case *MsgCreateBid:
+		return createBid(ctx, p, m)
+	case *MsgCloseBid:
+		b, ok := GetBid(ctx, m.OrderID, m.Provider)
+		if !ok {
+			return types.Wrapf(types.ErrNotFound, "no open bid by %s on order %d", m.Provider, m.OrderID)
+		}
+		releaseBid(ctx, b, bidWithdrawn)
+		return nil
+	case *MsgCreateLease:
+		return pickLease(ctx, p, m)
+	case *MsgCloseLease:
+		o, l, err := activeLease(ctx, m.LeaseID)
+		if err != nil {
+			return err
+		}
+		switch m.Sender {
+		case l.Owner:
+			closeLease(ctx, p, &o, &l, ReasonTenantClosed, "")
+		case l.Provider:
+			closeLease(ctx, p, &o, &l, ReasonProviderClosed, "")
+		default:
+			return types.Wrapf(types.ErrUnauthorized, "lease %d is between tenant %s and provider %s; %s may not close it", l.ID, l.Owner, l.Provider, m.Sender)
+		}
+		return nil
+	case *MsgHeartbeat:
+		_, l, err := activeLease(ctx, m.LeaseID)
+		if err != nil {
+			return err
+		}
+		if m.Provider != l.Provider {
+			return types.Wrapf(types.ErrUnauthorized, "lease %d is run by %s; only it may heartbeat (got %s)", l.ID, l.Provider, m.Provider)
+		}
+		l.LastHeartbeat = ctx.Height
+		setLease(ctx, &l)
+		return nil
+	case *MsgCompleteLease:
+		o, l, err := activeLease(ctx, m.LeaseID)
+		if err != nil {
+			return err
+		}
+		if m.Provider != l.Provider {
+			return types.Wrapf(types.ErrUnauthorized, "lease %d is run by %s; only it may complete it (got %s)", l.ID, l.Provider, m.Provider)
+		}
+		if o.Kind != KindBatch {
+			return types.Wrapf(types.ErrInvalidRequest, "lease %d is a %s lease; only batch leases complete (services end with close-lease)", l.ID, o.Kind)
+		}
+		closeLease(ctx, p, &o, &l, ReasonCompleted, hex.EncodeToString(m.OutputHash))
+		return nil
+	}
+	return types.Wrapf(types.ErrUnknownMsgType, "market cannot handle %T", msg)
+}
+
+func activeLease(ctx *types.Context, id uint64) (Order, Lease, error) {
+	o, ok := GetOrder(ctx, id)
+	if !ok || o.Attempts == 0 {
+		return o, Lease{}, types.Wrapf(types.ErrNotFound, "lease %d", id)
+	}
+	l, _ := GetLease(ctx, id)
+	if l.State != LeaseActive {
+		return o, l, types.Wrapf(types.ErrLeaseClosed, "lease %d closed at height %d (%s)", id, l.ClosedHeight, l.CloseReason)
+	}
+	return o, l, nil
+}
+
+func createOrder(ctx *types.Context, p Params, m *MsgCreateOrder) error {
+	min := p.MinDepositBlocks * m.MaxPrice
+	if !mulOK(p.MinDepositBlocks, m.MaxPrice, 1<<63) {
+		return types.InvalidField("max_price", m.MaxPrice, "times min_deposit_blocks overflows")
+	}
+	if m.Deposit.Amount == 0 {
+		return types.Wrapf(types.ErrInsufficientDeposit, "deposit: an order must escrow at least %d%s (min_deposit_blocks %d x max_price %d) (got none)", min, p.Denom, p.MinDepositBlocks, m.MaxPrice)
+	}
+	if m.Deposit.Denom != p.Denom {
+		return types.InvalidField("deposit.denom", m.Deposit.Denom, "must be "+p.Denom)
+	}
+	if m.Deposit.Amount < min {
+		return types.Wrapf(types.ErrInsufficientDeposit, "deposit: must cover min_deposit_blocks %d at max_price %d, i.e. >= %d%s (got %s)", p.MinDepositBlocks, m.MaxPrice, min, p.Denom, m.Deposit)
+	}
+	id := nextSeq(ctx, orderSeqKey)
+	if err := escrow.Open(ctx, id, m.Owner, m.Deposit); err != nil {
+		return err
+	}
+	o := Order{ID: id, Owner: m.Owner, Kind: m.Kind, Groups: m.Groups, MaxPrice: m.MaxPrice, Denom: p.Denom,
+		Manual: m.Manual, AutoRedeploy: m.AutoRedeploy, CreatedHeight: ctx.Height}
+	openOrder(ctx, p, &o)
+	ctx.Emit("order_created", "order", idStr(id), "owner", m.Owner.String(), "kind", m.Kind,
+		"max_price", idStr(m.MaxPrice), "deposit", m.Deposit.String(), "bid_close_height", strconv.FormatInt(o.BidCloseHeight, 10))
+	return nil
+}
+
+// openOrder starts a bid window at the next block and schedules the order's check.
+func openOrder(ctx *types.Context, p Params, o *Order) {
+	o.State = OrderOpen
+	o.BidOpenHeight = ctx.Height + 1
+	o.BidCloseHeight = ctx.Height + p.BidWindowBlocks
+	if o.Manual {
+		o.ExpireHeight = o.BidCloseHeight + p.ManualPickBlocks
+		schedule(ctx, o, o.ExpireHeight)
+	} else {
+		o.ExpireHeight = o.BidCloseHeight + p.OrderTTLBlocks
+		schedule(ctx, o, o.BidCloseHeight)
+	}
+	ctx.Store.Set(u64key(openPrefix, o.ID), present)
+	setOrder(ctx, o)
+}
+
+func createBid(ctx *types.Context, p Params, m *MsgCreateBid) error {
+	o, ok := GetOrder(ctx, m.OrderID)
+	if !ok {
+		return types.Wrapf(types.ErrNotFound, "order %d", m.OrderID)
+	}
+	if o.State != OrderOpen {
+		return types.Wrapf(types.ErrOrderClosed, "order %d is %s, not open for bids", o.ID, o.State)
+	}
+	if ctx.Height < o.BidOpenHeight {
+		return types.Wrapf(types.ErrInvalidRequest, "order %d takes bids from height %d (now %d)", o.ID, o.BidOpenHeight, ctx.Height)
+	}
+	prov, ok := registry.Get(ctx, m.Provider)
+	if !ok {
+		return types.Wrapf(types.ErrNotProvider, "%s is not a registered provider; register with kiln tx registry register-provider", m.Provider)
+	}
+	for _, x := range o.Excluded {
+		if x == m.Provider {
+			return types.Wrapf(types.ErrUnauthorized, "provider %s failed an earlier lease of order %d and may not bid on it again", m.Provider, o.ID)
+		}
+	}
+	if _, dup := GetBid(ctx, o.ID, m.Provider); dup {
+		return types.Wrapf(types.ErrAlreadyExists, "provider %s already bid on order %d; close-bid first to change it", m.Provider, o.ID)
+	}
+	if m.Price > o.MaxPrice {
+		return types.Wrapf(types.ErrInvalidRequest, "price: %d%s per block is above order %d's max price %d", m.Price, o.Denom, o.ID, o.MaxPrice)
+	}
+	if len(m.GPUModels) != 0 && len(m.GPUModels) != len(o.Groups) {
+		return types.InvalidField("gpu_models", len(m.GPUModels), fmt.Sprintf("must be empty or one per group (%d)", len(o.Groups)))
+	}
+	need, choices, static, inUse := Fit(o.Groups, m.GPUModels, prov.Inventory, Used(ctx, m.Provider))
+	if len(static) > 0 {
+		return types.Wrapf(types.ErrRequirementsUnmet, "provider %s for order %d: %s", m.Provider, o.ID, static[0])
+	}
+	if len(inUse) > 0 {
+		return types.Wrapf(types.ErrInsufficientCapacity, "provider %s for order %d: %s", m.Provider, o.ID, inUse[0])
+	}
+	dep := types.NewCoin(p.Denom, p.BidDeposit)
+	if err := bank.Send(ctx, m.Provider, Account, dep); err != nil {
+		return types.Wrapf(types.ErrInsufficientFunds, "bid deposit %s: %v", dep, err)
+	}
+	b := Bid{OrderID: o.ID, Provider: m.Provider, Price: m.Price, Deposit: dep, GPUs: choices, Usage: need,
+		Seq: nextSeq(ctx, bidSeqKey), CreatedHeight: ctx.Height, UpdatedHeight: ctx.Height}
+	setJSON(ctx, bidKey(o.ID, m.Provider), b)
+	// NB: an automatic order whose window closed empty arms a fresh window with its
+	// first late bid, so the bid wins within bid_window_blocks, not at expiry.
+	if !o.Manual && ctx.Height > o.BidCloseHeight {
+		if due := min(ctx.Height+p.BidWindowBlocks-1, o.ExpireHeight); due < o.NextCheck {
+			schedule(ctx, &o, due)
+			setOrder(ctx, &o)
+		}
+	}
+	ctx.Emit("bid_created", "order", idStr(o.ID), "provider", m.Provider.String(), "price", idStr(m.Price), "gpus", describeGPUs(need))
+	return nil
+}
+
+func releaseBid(ctx *types.Context, b Bid, reason string) {
+	if b.Deposit.Amount > 0 {
+		if err := bank.Send(ctx, Account, b.Provider, b.Deposit); err != nil {
+			panic(fmt.Sprintf("market: module account cannot refund bid deposit %s: %v", b.Deposit, err))
+		}
+	}
+	ctx.Store.Delete(bidKey(b.OrderID, b.Provider))
+	ctx.Emit("bid_closed", "order", idStr(b.OrderID), "provider", b.Provider.String(), "reason", reason)
+}
+
+// releaseBids releases every bid on order id, the winner (if any) with reason won.
+func releaseBids(ctx *types.Context, id uint64, winner *types.Address, reason string) {
+	for _, b := range BidsOf(ctx, id) {
+		r := reason
+		if winner != nil && b.Provider == *winner {
+			r = bidWon
+		}
+		releaseBid(ctx, b, r)
+	}
+}
+
+// fits re-checks a bid against its provider's current free capacity.
+func fits(ctx *types.Context, b Bid) error {
+	prov, ok := registry.Get(ctx, b.Provider)
+	if !ok {
+		return fmt.Errorf("provider %s is no longer registered", b.Provider)
+	}
+	return b.Usage.FitsIn(Free(Total(prov.Inventory), Used(ctx, b.Provider)))
+}
+
+func pickLease(ctx *types.Context, p Params, m *MsgCreateLease) error {
+	o, ok := GetOrder(ctx, m.OrderID)
+	if !ok {
+		return types.Wrapf(types.ErrNotFound, "order %d", m.OrderID)
+	}
+	if o.Owner != m.Owner {
+		return types.Wrapf(types.ErrUnauthorized, "order %d belongs to %s, not %s", o.ID, o.Owner, m.Owner)
+	}
+	if o.State != OrderOpen {
+		return types.Wrapf(types.ErrOrderClosed, "order %d is %s", o.ID, o.State)
+	}
+	if !o.Manual {
+		return types.Wrapf(types.ErrInvalidRequest, "order %d picks its winner automatically at the end of height %d", o.ID, o.BidCloseHeight)
+	}
+	if ctx.Height <= o.BidCloseHeight {
+		return types.Wrapf(types.ErrInvalidRequest, "order %d's bid window is open until the end of height %d (now %d)", o.ID, o.BidCloseHeight, ctx.Height)
+	}
+	b, ok := GetBid(ctx, o.ID, m.Provider)
+	if !ok {
+		return types.Wrapf(types.ErrNotFound, "no open bid by %s on order %d", m.Provider, o.ID)
+	}
+	if err := fits(ctx, b); err != nil {
+		return types.Wrapf(types.ErrInsufficientCapacity, "bid of %s on order %d no longer fits: %v", b.Provider, o.ID, err)
+	}
+	makeLease(ctx, p, &o, b)
+	return nil
+}
+
+func makeLease(ctx *types.Context, p Params, o *Order, b Bid) {
+	o.Attempts++
+	l := Lease{ID: o.ID, Attempt: o.Attempts, Owner: o.Owner, Provider: b.Provider, Kind: o.Kind, Price: b.Price, Denom: o.Denom,
+		GPUs: b.GPUs, Usage: b.Usage, State: LeaseActive, LastHeartbeat: ctx.Height, CreatedHeight: ctx.Height}
+	setLease(ctx, &l)
+	ctx.Store.Set(u64key(activePrefix, o.ID), present)
+	setUsed(ctx, b.Provider, Used(ctx, b.Provider).Add(b.Usage))
+	releaseBids(ctx, o.ID, &b.Provider, bidLost)
+	o.State = OrderActive
+	ctx.Store.Delete(u64key(openPrefix, o.ID))
+	schedule(ctx, o, 0)
+	setOrder(ctx, o)
+	ctx.Emit("lease_created", "lease", idStr(o.ID), "order", idStr(o.ID), "attempt", strconv.FormatUint(uint64(l.Attempt), 10),
+		"owner", o.Owner.String(), "provider", b.Provider.String(), "price", idStr(b.Price), "gpus", describeGPUs(b.Usage))
+}
+
+// closeLease closes an active lease, releases its capacity and then closes its order
+// (refunding the escrow) or, for auto_redeploy after provider_unresponsive, re-opens it.
+func closeLease(ctx *types.Context, p Params, o *Order, l *Lease, reason, output string) {
+	l.State = LeaseClosed
+	l.CloseReason = reason
+	l.ClosedHeight = ctx.Height
+	l.OutputHash = output
+	setLease(ctx, l)
+	ctx.Store.Delete(u64key(activePrefix, l.ID))
+	setUsed(ctx, l.Provider, Used(ctx, l.Provider).Sub(l.Usage))
+	ev := []string{"lease", idStr(l.ID), "attempt", strconv.FormatUint(uint64(l.Attempt), 10), "owner", l.Owner.String(),
+		"provider", l.Provider.String(), "reason", reason, "height", strconv.FormatInt(ctx.Height, 10)}
+	if output != "" {
+		ev = append(ev, "output_hash", output)
+	}
+	ctx.Emit("lease_closed", ev...)
+	if acct, _ := escrow.Get(ctx, o.ID); reason == ReasonProviderUnresponsive && o.AutoRedeploy && acct.Balance > 0 {
+		o.Excluded = append(o.Excluded, l.Provider)
+		openOrder(ctx, p, o)
+		ctx.Emit("order_reopened", "order", idStr(o.ID), "excluded", l.Provider.String(), "bid_close_height", strconv.FormatInt(o.BidCloseHeight, 10))
+		return
+	}
+	closeOrder(ctx, o, reason)
+}
+
+// closeOrder closes an order that has no active lease: it releases its bids and
+// refunds its escrow.
+func closeOrder(ctx *types.Context, o *Order, reason string) {
+	releaseBids(ctx, o.ID, nil, bidOrderEnded)
+	refund := escrow.Close(ctx, o.ID)
+	o.State = OrderClosed
+	o.CloseReason = reason
+	o.ClosedHeight = ctx.Height
+	ctx.Store.Delete(u64key(openPrefix, o.ID))
+	schedule(ctx, o, 0)
+	setOrder(ctx, o)
+	ctx.Emit("order_closed", "order", idStr(o.ID), "reason", reason, "refund", types.NewCoin(o.Denom, refund).String())
+}
+
+// EndBlock settles every active lease for this block (closing those whose provider
+// went silent or whose escrow ran dry) and then handles the orders due this block:
+// window closes, where the best fitting bid becomes a lease, and expiries.
+func EndBlock(ctx *types.Context) {
+	p := GetParams(ctx)
+	var active []uint64
+	ctx.Store.Iterate(activePrefix, func(k, _ []byte) bool {
+		active = append(active, binary.BigEndian.Uint64(k[len(activePrefix):]))
+		return true
+	})
+	for _, id := range active {
+		o, l, err := activeLease(ctx, id)
+		if err != nil {
+			panic(fmt.Sprintf("market: active index names lease %d: %v", id, err))
+		}
+		if l.CreatedHeight == ctx.Height {
+			continue // NB: billing starts with the block after the lease is made
+		}
+		if _, ok := registry.Get(ctx, l.Provider); !ok {
+			closeLease(ctx, p, &o, &l, ReasonProviderDeregistered, "")
+			continue
+		}
+		if ctx.Height-l.LastHeartbeat > p.HeartbeatTimeoutBlocks {
+			closeLease(ctx, p, &o, &l, ReasonProviderUnresponsive, "")
+			continue
+		}
+		if _, exhausted := escrow.Pay(ctx, id, l.Provider, l.Price); exhausted {
+			closeLease(ctx, p, &o, &l, ReasonEscrowExhausted, "")
+		}
+	}
+
+	var due []uint64
+	var dueKeys [][]byte
+	ctx.Store.Iterate(queuePrefix, func(k, _ []byte) bool {
+		if int64(binary.BigEndian.Uint64(k[len(queuePrefix):])) > ctx.Height {
+			return false
+		}
+		due = append(due, binary.BigEndian.Uint64(k[len(queuePrefix)+8:]))
+		dueKeys = append(dueKeys, bytes.Clone(k))
+		return true
+	})
+	for i, id := range due {
+		ctx.Store.Delete(dueKeys[i])
+		o, ok := GetOrder(ctx, id)
+		if !ok || o.State != OrderOpen {
+			panic(fmt.Sprintf("market: queue names order %d which is not open", id))
+		}
+		o.NextCheck = 0 // its queue entry is gone
+		checkOrder(ctx, p, &o)
+	}
+}
+
+// rank orders bids best first: lowest price, then higher provider stake, then earlier.
+func rank(ctx *types.Context, bids []Bid) {
+	stake := map[types.Address]uint64{}
+	for _, b := range bids {
+		stake[b.Provider] = staking.Bonded(ctx, registry.BondPurpose, b.Provider)
+	}
+	sort.Slice(bids, func(i, j int) bool {
+		a, b := bids[i], bids[j]
+		if a.Price != b.Price {
+			return a.Price < b.Price
+		}
+		if stake[a.Provider] != stake[b.Provider] {
+			return stake[a.Provider] > stake[b.Provider]
+		}
+		return a.Seq < b.Seq
+	})
+}
+
+func checkOrder(ctx *types.Context, p Params, o *Order) {
+	bids := BidsOf(ctx, o.ID)
+	if !o.Manual && len(bids) > 0 {
+		rank(ctx, bids)
+		for _, b := range bids {
+			if fits(ctx, b) == nil {
+				makeLease(ctx, p, o, b)
+				return
+			}
+		}
+		// NB: every bid lost its capacity to other leases since it was made; the order
+		// waits for fresh bids until it expires.
+		releaseBids(ctx, o.ID, nil, bidNoCapacity)
+		bids = nil
+	}
+	if ctx.Height >= o.ExpireHeight {
+		reason := ReasonNoBids
+		if len(bids) > 0 {
+			reason = ReasonNotPicked
+		}
+		closeOrder(ctx, o, reason)
+		return
+	}
+	schedule(ctx, o, o.ExpireHeight)
+	setOrder(ctx, o)
+}

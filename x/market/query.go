@@ -1,0 +1,233 @@
+package market
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/x/bank"
+	"github.com/kiln-network/kiln/x/registry"
+)
+
+// OrderFilter selects orders; zero fields match everything.
+type OrderFilter struct {
+	State string
+	Owner types.Address
+}
+
+// Orders returns the orders matching f in ID order. State "open" walks only the open
+// index, so a provider's poll costs what is open, not all history.
+func Orders(ctx *types.Context, f OrderFilter) []Order {
+	var out []Order
+	keep := func(o Order) {
+		if (f.State == "" || o.State == f.State) && (f.Owner.IsZero() || o.Owner == f.Owner) {
+			out = append(out, o)
+		}
+	}
+	if f.State == OrderOpen {
+		var ids []uint64
+		ctx.Store.Iterate(openPrefix, func(k, _ []byte) bool {
+			ids = append(ids, binary.BigEndian.Uint64(k[len(openPrefix):]))
+			return true
+		})
+		for _, id := range ids {
+			o, _ := GetOrder(ctx, id)
+			keep(o)
+		}
+		return out
+	}
+	ctx.Store.Iterate(orderPrefix, func(_, v []byte) bool {
+		var o Order
+		if err := json.Unmarshal(v, &o); err != nil {
+			panic(err)
+		}
+		keep(o)
+		return true
+	})
+	return out
+}
+
+// Bids returns the open bids, on order id if id > 0, by provider p if p is set.
+func Bids(ctx *types.Context, id uint64, p types.Address) []Bid {
+	prefix := bidPrefix
+	if id > 0 {
+		prefix = u64key(bidPrefix, id)
+	}
+	var out []Bid
+	for _, b := range listBids(ctx, prefix) {
+		if p.IsZero() || b.Provider == p {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// LeaseFilter selects leases; zero fields match everything.
+type LeaseFilter struct {
+	State    string
+	Owner    types.Address
+	Provider types.Address
+}
+
+// Leases returns the leases matching f (every attempt, closed ones included), by ID
+// then attempt. State "active" walks only the active index.
+func Leases(ctx *types.Context, f LeaseFilter) []Lease {
+	var out []Lease
+	keep := func(l Lease) {
+		if (f.State == "" || l.State == f.State) && (f.Owner.IsZero() || l.Owner == f.Owner) && (f.Provider.IsZero() || l.Provider == f.Provider) {
+			out = append(out, l)
+		}
+	}
+	if f.State == LeaseActive {
+		var ids []uint64
+		ctx.Store.Iterate(activePrefix, func(k, _ []byte) bool {
+			ids = append(ids, binary.BigEndian.Uint64(k[len(activePrefix):]))
+			return true
+		})
+		for _, id := range ids {
+			l, _ := GetLease(ctx, id)
+			keep(l)
+		}
+		return out
+	}
+	ctx.Store.Iterate(leasePrefix, func(_, v []byte) bool {
+		var l Lease
+		if err := json.Unmarshal(v, &l); err != nil {
+			panic(err)
+		}
+		keep(l)
+		return true
+	})
+	return out
+}
+
+// ProviderMatch explains whether one provider can take an order.
+type ProviderMatch struct {
+	Provider types.Address `json:"provider"`
+	Fits     bool          `json:"fits"`
+	// Bid is true when the provider has an open bid on the order.
+	Bid      bool      `json:"bid"`
+	Failures []Failure `json:"failures"`
+}
+
+// MatchReport explains, per registered provider, which constraints of an order it fails
+// — what `kiln deploy` prints when no bid came.
+type MatchReport struct {
+	OrderID   uint64          `json:"order_id,string"`
+	State     string          `json:"state"`
+	Height    int64           `json:"height,string"`
+	Providers []ProviderMatch `json:"providers"`
+	// Summary counts providers per failed constraint.
+	Summary map[string]int `json:"summary"`
+}
+
+// Match builds the MatchReport of order id against every registered provider.
+func Match(ctx *types.Context, id uint64) (MatchReport, error) {
+	o, ok := GetOrder(ctx, id)
+	if !ok {
+		return MatchReport{}, types.Wrapf(types.ErrNotFound, "order %d", id)
+	}
+	r := MatchReport{OrderID: id, State: o.State, Height: ctx.Height, Providers: []ProviderMatch{}, Summary: map[string]int{}}
+	for _, prov := range registry.List(ctx) {
+		pm := ProviderMatch{Provider: prov.Owner, Failures: []Failure{}}
+		_, pm.Bid = GetBid(ctx, id, prov.Owner)
+		for _, x := range o.Excluded {
+			if x == prov.Owner {
+				pm.Failures = append(pm.Failures, Failure{Constraint: "excluded", Detail: "failed an earlier lease of this order"})
+			}
+		}
+		_, _, static, inUse := Fit(o.Groups, nil, prov.Inventory, Used(ctx, prov.Owner))
+		pm.Failures = append(append(pm.Failures, static...), inUse...)
+		pm.Fits = len(pm.Failures) == 0
+		seen := map[string]bool{}
+		for _, f := range pm.Failures {
+			if !seen[f.Constraint] {
+				r.Summary[f.Constraint]++
+				seen[f.Constraint] = true
+			}
+		}
+		r.Providers = append(r.Providers, pm)
+	}
+	return r, nil
+}
+
+// CapacityReport is a provider's inventory, what its active leases hold, and the rest.
+type CapacityReport struct {
+	Provider     types.Address `json:"provider"`
+	Total        Usage         `json:"total"`
+	Used         Usage         `json:"used"`
+	Free         Usage         `json:"free"`
+	ActiveLeases []uint64      `json:"active_leases"`
+}
+
+// Capacity returns provider p's CapacityReport. It walks the active leases: O(active).
+func Capacity(ctx *types.Context, p types.Address) (CapacityReport, error) {
+	prov, ok := registry.Get(ctx, p)
+	if !ok {
+		return CapacityReport{}, types.Wrapf(types.ErrNotFound, "provider %s", p)
+	}
+	r := CapacityReport{Provider: p, Total: Total(prov.Inventory), Used: Used(ctx, p), ActiveLeases: []uint64{}}
+	r.Free = Free(r.Total, r.Used)
+	for _, l := range Leases(ctx, LeaseFilter{State: LeaseActive, Provider: p}) {
+		r.ActiveLeases = append(r.ActiveLeases, l.ID)
+	}
+	return r, nil
+}
+
+// CheckInvariants returns an error if the per-provider usage records differ from the
+// sum of active leases, an index disagrees with the records, or the Market module
+// account does not hold exactly the open bids' deposits. O(orders + bids): for tests
+// and audits.
+func CheckInvariants(ctx *types.Context) error {
+	sums := map[types.Address]Usage{}
+	var provs []types.Address
+	for _, l := range Leases(ctx, LeaseFilter{State: LeaseActive}) {
+		if l.State != LeaseActive {
+			return fmt.Errorf("market: active index names lease %d in state %s", l.ID, l.State)
+		}
+		if _, seen := sums[l.Provider]; !seen {
+			provs = append(provs, l.Provider)
+		}
+		sums[l.Provider] = sums[l.Provider].Add(l.Usage)
+	}
+	ctx.Store.Iterate(usedPrefix, func(k, _ []byte) bool {
+		var a types.Address
+		copy(a[:], k[len(usedPrefix):])
+		if _, seen := sums[a]; !seen {
+			provs = append(provs, a)
+		}
+		return true
+	})
+	for _, p := range provs {
+		if got, want := Used(ctx, p), sums[p]; fmt.Sprint(got) != fmt.Sprint(want.Add(Usage{})) {
+			return fmt.Errorf("market: provider %s usage record %+v, active leases add up to %+v", p, got, want)
+		}
+	}
+	for _, o := range Orders(ctx, OrderFilter{}) {
+		_, open := ctx.Store.Get(u64key(openPrefix, o.ID))
+		_, active := ctx.Store.Get(u64key(activePrefix, o.ID))
+		if open != (o.State == OrderOpen) || active != (o.State == OrderActive) {
+			return fmt.Errorf("market: order %d in state %s but open index %v, active index %v", o.ID, o.State, open, active)
+		}
+		if o.State != OrderOpen && len(BidsOf(ctx, o.ID)) > 0 {
+			return fmt.Errorf("market: order %d is %s but has open bids", o.ID, o.State)
+		}
+	}
+	deposits := map[string]uint64{}
+	for _, b := range Bids(ctx, 0, types.Address{}) {
+		deposits[b.Deposit.Denom] += b.Deposit.Amount
+	}
+	for _, c := range bank.Balances(ctx, Account) {
+		if deposits[c.Denom] != c.Amount {
+			return fmt.Errorf("market: module account holds %s, open bids' deposits add up to %d", c, deposits[c.Denom])
+		}
+		delete(deposits, c.Denom)
+	}
+	for d, s := range deposits {
+		if s != 0 {
+			return fmt.Errorf("market: open bids' deposits of %d%s are not in the module account", s, d)
+		}
+	}
+	return nil
+}

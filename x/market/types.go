@@ -1,0 +1,215 @@
+package market
+
+import (
+	"fmt"
+
+	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/x/registry"
+)
+
+// ModuleName is the market's name in params and state.
+const ModuleName = "market"
+
+// Account is the module account holding bid deposits.
+var Account = types.ModuleAddress("market")
+
+// Params are the market's on-chain parameters. Periods are in blocks: heights are what
+// every validator agrees on.
+type Params struct {
+	// Denom is the denomination of prices, deposits and bid deposits.
+	Denom string `json:"denom"`
+	// BidWindowBlocks is how many blocks an order takes bids: an order placed at H takes
+	// bids in H+1..H+window and its winner is picked at the end of H+window.
+	BidWindowBlocks int64 `json:"bid_window_blocks,string"`
+	// BidDeposit is what a provider locks per bid, refunded when the bid is released;
+	// it makes spamming bids cost something.
+	BidDeposit uint64 `json:"bid_deposit,string"`
+	// OrderTTLBlocks is how long an order that got no bid by its window's close stays
+	// open before it closes with reason no_bids.
+	OrderTTLBlocks int64 `json:"order_ttl_blocks,string"`
+	// ManualPickBlocks is how long the tenant of a manual order has after the window
+	// closes to pick a bid with MsgCreateLease.
+	ManualPickBlocks int64 `json:"manual_pick_blocks,string"`
+	// MinDepositBlocks is the least number of blocks at max price an order's deposit
+	// must cover.
+	MinDepositBlocks uint64 `json:"min_deposit_blocks,string"`
+	// HeartbeatIntervalBlocks is how often a provider should send MsgHeartbeat for each
+	// of its leases (advice to the daemon; the chain enforces the timeout).
+	HeartbeatIntervalBlocks int64 `json:"heartbeat_interval_blocks,string"`
+	// HeartbeatTimeoutBlocks: a lease whose last heartbeat (or creation) is more than
+	// this many blocks old is closed with reason provider_unresponsive.
+	HeartbeatTimeoutBlocks int64 `json:"heartbeat_timeout_blocks,string"`
+}
+
+// DefaultParams: a 1-block bid window (providers see the order in the block after it is
+// placed, so an order leases in 2 blocks), 1 KILN per bid, 100 blocks to wait for a
+// first bid, 50 to pick manually, 10 blocks of deposit, heartbeats every 10 blocks with
+// 3 missed allowed.
+func DefaultParams() Params {
+	return Params{Denom: types.NativeDenom, BidWindowBlocks: 1, BidDeposit: 1_000_000, OrderTTLBlocks: 100,
+		ManualPickBlocks: 50, MinDepositBlocks: 10, HeartbeatIntervalBlocks: 10, HeartbeatTimeoutBlocks: 30}
+}
+
+// Validate checks the parameters.
+func (p Params) Validate() error {
+	switch {
+	case types.ValidateDenom(p.Denom) != nil:
+		return fmt.Errorf("denom: %v", types.ValidateDenom(p.Denom))
+	case p.BidWindowBlocks < 1 || p.BidWindowBlocks > 10_000:
+		return fmt.Errorf("bid_window_blocks: must be 1 to 10000 (got %d)", p.BidWindowBlocks)
+	case p.OrderTTLBlocks < 0 || p.OrderTTLBlocks > 1_000_000:
+		return fmt.Errorf("order_ttl_blocks: must be 0 to 1000000 (got %d)", p.OrderTTLBlocks)
+	case p.ManualPickBlocks < 1 || p.ManualPickBlocks > 1_000_000:
+		return fmt.Errorf("manual_pick_blocks: must be 1 to 1000000 (got %d)", p.ManualPickBlocks)
+	case p.MinDepositBlocks < 1 || p.MinDepositBlocks > 1_000_000:
+		return fmt.Errorf("min_deposit_blocks: must be 1 to 1000000 (got %d)", p.MinDepositBlocks)
+	case p.HeartbeatIntervalBlocks < 1:
+		return fmt.Errorf("heartbeat_interval_blocks: must be >= 1 (got %d)", p.HeartbeatIntervalBlocks)
+	case p.HeartbeatTimeoutBlocks < p.HeartbeatIntervalBlocks:
+		return fmt.Errorf("heartbeat_timeout_blocks: must be >= heartbeat_interval_blocks %d (got %d)", p.HeartbeatIntervalBlocks, p.HeartbeatTimeoutBlocks)
+	}
+	return nil
+}
+
+// Order kinds.
+const (
+	KindBatch   = "batch"   // runs to completion; the provider reports it with MsgCompleteLease
+	KindService = "service" // runs until closed
+)
+
+// Order, bid and lease states.
+const (
+	OrderOpen   = "open"   // taking bids
+	OrderActive = "active" // has an active lease
+	OrderClosed = "closed"
+
+	LeaseActive = "active"
+	LeaseClosed = "closed"
+)
+
+// Close reasons, recorded on leases and orders.
+const (
+	ReasonNoBids               = "no_bids"
+	ReasonNotPicked            = "not_picked"
+	ReasonTenantClosed         = "tenant_closed"
+	ReasonProviderClosed       = "provider_closed"
+	ReasonCompleted            = "completed"
+	ReasonEscrowExhausted      = "escrow_exhausted"
+	ReasonProviderUnresponsive = "provider_unresponsive"
+	ReasonProviderDeregistered = "provider_deregistered"
+)
+
+// Bid release reasons (event attribute only).
+const (
+	bidWon        = "won"
+	bidLost       = "lost"
+	bidWithdrawn  = "withdrawn"
+	bidNoCapacity = "no_capacity"
+	bidOrderEnded = "order_closed"
+)
+
+// Group is a set of identical instances that must run on one provider. Resources are
+// per instance; the group needs Count times them.
+type Group struct {
+	Name         string     `json:"name"`
+	Count        uint32     `json:"count"`
+	CPUMilli     uint64     `json:"cpu_milli"`
+	MemoryBytes  uint64     `json:"memory_bytes,string"`
+	StorageBytes uint64     `json:"storage_bytes,string"`
+	GPU          GPURequest `json:"gpu"`
+	// Region, if set, is the provider region required.
+	Region string `json:"region,omitempty"`
+	// Attributes the provider must advertise, sorted by key; value "*" means any value.
+	Attributes []registry.Attribute `json:"attributes,omitempty"`
+}
+
+// GPURequest asks for Units GPUs per instance, of any of Models (none: any GPU).
+type GPURequest struct {
+	Units  uint32      `json:"units"`
+	Models []GPUFilter `json:"models,omitempty"`
+}
+
+// GPUFilter accepts a GPU; empty fields (and model "*") accept anything.
+type GPUFilter struct {
+	Model       string `json:"model"`
+	MemoryBytes uint64 `json:"memory_bytes,string,omitempty"`
+	Interface   string `json:"interface,omitempty"`
+}
+
+// GPUSpec names one kind of GPU in a provider's inventory.
+type GPUSpec struct {
+	Model       string `json:"model"`
+	MemoryBytes uint64 `json:"memory_bytes,string"`
+	Interface   string `json:"interface"`
+}
+
+// GPUCount is a number of GPUs of one spec.
+type GPUCount struct {
+	GPUSpec
+	Count uint64 `json:"count"`
+}
+
+// Order is a tenant's request for resources.
+type Order struct {
+	ID           uint64        `json:"id,string"`
+	Owner        types.Address `json:"owner"`
+	Kind         string        `json:"kind"`
+	Groups       []Group       `json:"groups"`
+	MaxPrice     uint64        `json:"max_price,string"` // per block for the whole order, in Denom
+	Denom        string        `json:"denom"`
+	Manual       bool          `json:"manual"`
+	AutoRedeploy bool          `json:"auto_redeploy"`
+	State        string        `json:"state"`
+	// BidOpenHeight..BidCloseHeight is the current bid window (re-set when the order
+	// re-opens); ExpireHeight is when it closes if still unmatched.
+	BidOpenHeight  int64 `json:"bid_open_height,string"`
+	BidCloseHeight int64 `json:"bid_close_height,string"`
+	ExpireHeight   int64 `json:"expire_height,string"`
+	// NextCheck is the height at whose end the order is looked at again (0: never).
+	NextCheck int64 `json:"next_check,string"`
+	// Excluded providers failed an earlier lease of this order and may not bid again.
+	Excluded []types.Address `json:"excluded,omitempty"`
+	// Attempts counts leases made; the current lease is attempt Attempts.
+	Attempts      uint32 `json:"attempts"`
+	CloseReason   string `json:"close_reason,omitempty"`
+	ClosedHeight  int64  `json:"closed_height,string,omitempty"`
+	CreatedHeight int64  `json:"created_height,string"`
+	UpdatedHeight int64  `json:"updated_height,string"`
+}
+
+// Bid is a provider's offer on an order.
+type Bid struct {
+	OrderID  uint64        `json:"order_id,string"`
+	Provider types.Address `json:"provider"`
+	Price    uint64        `json:"price,string"` // per block, in the order's denom
+	Deposit  types.Coin    `json:"deposit"`
+	// GPUs is the concrete GPU each group gets (zero for groups without GPUs).
+	GPUs []GPUSpec `json:"gpus"`
+	// Usage is what the lease would reserve.
+	Usage         Usage  `json:"usage"`
+	Seq           uint64 `json:"seq,string"` // global bid order, for ties
+	CreatedHeight int64  `json:"created_height,string"`
+	UpdatedHeight int64  `json:"updated_height,string"`
+}
+
+// Lease is a won bid running. Its ID is its order's ID.
+type Lease struct {
+	ID       uint64        `json:"id,string"`
+	Attempt  uint32        `json:"attempt"`
+	Owner    types.Address `json:"owner"`
+	Provider types.Address `json:"provider"`
+	Kind     string        `json:"kind"`
+	Price    uint64        `json:"price,string"`
+	Denom    string        `json:"denom"`
+	GPUs     []GPUSpec     `json:"gpus"`
+	Usage    Usage         `json:"usage"`
+	State    string        `json:"state"`
+	// LastHeartbeat is the height of the provider's last MsgHeartbeat (creation height
+	// before the first).
+	LastHeartbeat int64  `json:"last_heartbeat,string"`
+	OutputHash    string `json:"output_hash,omitempty"` // hex, from MsgCompleteLease
+	CloseReason   string `json:"close_reason,omitempty"`
+	ClosedHeight  int64  `json:"closed_height,string,omitempty"`
+	CreatedHeight int64  `json:"created_height,string"`
+	UpdatedHeight int64  `json:"updated_height,string"`
+}
