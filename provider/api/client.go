@@ -188,7 +188,10 @@ func (c *Client) UploadInput(ctx context.Context, leaseID uint64, name string, r
 
 type countingWriter int64
 
-func (c *countingWriter) Write(p []byte) (int, error) { *c += countingWriter(len(p)); return len(p), nil }
+func (c *countingWriter) Write(p []byte) (int, error) {
+	*c += countingWriter(len(p))
+	return len(p), nil
+}
 
 // Inputs lists the lease's stored inputs.
 func (c *Client) Inputs(ctx context.Context, leaseID uint64) ([]FileInfo, error) {

@@ -1,0 +1,563 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kiln-network/kiln/provider/api"
+	"github.com/kiln-network/kiln/provider/executor/executortest"
+	"github.com/kiln-network/kiln/provider/executor/process"
+	"github.com/kiln-network/kiln/provider/lease"
+	"github.com/kiln-network/kiln/provider/vault"
+)
+
+// Timeouts of these tests; loose because CI machines are shared and slow.
+const (
+	// jobTimeout covers a tiny batch job from manifest to sealed outputs.
+	jobTimeout = 30 * time.Second
+	// serveTimeout covers a service process starting to answer HTTP.
+	serveTimeout = 30 * time.Second
+)
+
+// fakeChain stands in for the chain's lease and certificate queries.
+type fakeChain struct {
+	mu     sync.Mutex
+	certs  map[string]*x509.Certificate
+	leases map[uint64]api.LeaseInfo
+}
+
+func (c *fakeChain) Lease(_ context.Context, id uint64) (api.LeaseInfo, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l, ok := c.leases[id]
+	if !ok {
+		return api.LeaseInfo{}, fmt.Errorf("lease %d: %w", id, api.ErrLeaseNotFound)
+	}
+	return l, nil
+}
+
+func (c *fakeChain) ClientCert(_ context.Context, owner string) (*x509.Certificate, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cert, ok := c.certs[owner]
+	if !ok {
+		return nil, fmt.Errorf("cert of %s: %w", owner, api.ErrCertNotPublished)
+	}
+	return cert, nil
+}
+
+func (c *fakeChain) publish(owner string, cert *x509.Certificate) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.certs[owner] = cert
+}
+
+func (c *fakeChain) addLease(l api.LeaseInfo) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.leases[l.ID] = l
+}
+
+// countingRunner counts every call that reaches the runner.
+type countingRunner struct {
+	r     api.Runner
+	calls atomic.Int64
+}
+
+func (c *countingRunner) Deploy(ctx context.Context, l api.LeaseInfo, m api.Manifest) error {
+	c.calls.Add(1)
+	return c.r.Deploy(ctx, l, m)
+}
+func (c *countingRunner) Status(ctx context.Context, id uint64) (api.LeaseStatus, error) {
+	c.calls.Add(1)
+	return c.r.Status(ctx, id)
+}
+func (c *countingRunner) Logs(ctx context.Context, id uint64, sel api.LogSelector, follow bool) (io.ReadCloser, error) {
+	c.calls.Add(1)
+	return c.r.Logs(ctx, id, sel, follow)
+}
+func (c *countingRunner) ServicePort(id uint64) (int, bool) {
+	c.calls.Add(1)
+	return c.r.ServicePort(id)
+}
+
+type completion struct {
+	root  [32]byte
+	codes map[string]int
+}
+
+type harness struct {
+	chain      *fakeChain
+	runner     *countingRunner
+	mgr        *lease.Manager
+	vault      *vault.Vault
+	dir        string
+	endpoint   string
+	serverPEM  []byte
+	clockShift atomic.Int64 // added to time.Now by the server's clock
+	completed  chan completion
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	h := &harness{dir: t.TempDir(), chain: &fakeChain{certs: map[string]*x509.Certificate{}, leases: map[uint64]api.LeaseInfo{}}, completed: make(chan completion, 4)}
+	pcfg := process.DefaultConfig()
+	pcfg.AllowUnisolated, pcfg.Dir = true, filepath.Join(h.dir, "exec")
+	ex, err := process.New(pcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.vault, err = vault.Open(vault.Config{Dir: filepath.Join(h.dir, "vault")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lcfg := lease.DefaultConfig()
+	lcfg.Dir, lcfg.WorkDirs = filepath.Join(h.dir, "leases"), lease.ProcessWorkDirs(pcfg.Dir)
+	lcfg.StopGrace = 2 * time.Second
+	lcfg.OnComplete = func(_ uint64, root [32]byte, codes map[string]int) { h.completed <- completion{root, codes} }
+	h.mgr, err = lease.New(lcfg, ex, h.vault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.runner = &countingRunner{r: h.mgr}
+	certPEM, keyPEM, err := api.GenerateServerCert([]string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.serverPEM = certPEM
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := api.DefaultConfig()
+	cfg.Certificate = cert
+	cfg.MaxInputBytes = 1 << 20
+	cfg.Clock = func() time.Time { return time.Now().Add(time.Duration(h.clockShift.Load())) }
+	srv, err := api.NewServer(cfg, api.Deps{Leases: h.chain, Certs: h.chain, Runner: h.runner, Vault: h.vault})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	h.endpoint = "https://" + ln.Addr().String()
+	t.Cleanup(func() {
+		srv.Close()
+		for _, id := range h.mgr.Leases() {
+			h.mgr.Stop(context.Background(), id)
+		}
+		h.mgr.Close()
+	})
+	return h
+}
+
+// tenant returns a client for account addr, whose certificate is published
+// on chain when publish is set.
+func (h *harness) tenant(t *testing.T, addr string, publish bool) *api.Client {
+	t.Helper()
+	certPEM, keyPEM, err := api.GenerateClientCert(addr, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if publish {
+		c, err := api.ParseCertPEM(certPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.chain.publish(addr, c)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.client(t, pair)
+}
+
+func (h *harness) client(t *testing.T, cert tls.Certificate) *api.Client {
+	t.Helper()
+	c, err := api.NewClient(h.endpoint, cert, h.serverPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+const (
+	alice = "kiln1alice0000000000000000000000000000000"
+	bob   = "kiln1bob000000000000000000000000000000000"
+)
+
+func batchLease(id uint64, owner string) api.LeaseInfo {
+	return api.LeaseInfo{ID: id, Owner: owner, Active: true, Kind: api.KindBatch, Resources: []api.ResourceUnit{
+		{ID: 1, Count: 1, CPUMilli: 1000, MemoryBytes: 256 << 20, StorageBytes: 1 << 30},
+	}}
+}
+
+func shManifest(script string) api.Manifest {
+	return api.Manifest{Services: []api.Service{{
+		Name: "job", Command: []string{"/bin/sh", "-c", script}, Count: 1,
+		Resources: api.ServiceResources{CPUMilli: 500, MemoryBytes: 128 << 20},
+	}}}
+}
+
+// apiError returns err's *api.Error or fails t.
+func apiError(t *testing.T, err error) *api.Error {
+	t.Helper()
+	var e *api.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error = %v, want an *api.Error", err)
+	}
+	return e
+}
+
+func waitState(t *testing.T, c *api.Client, id uint64, states ...string) api.LeaseStatus {
+	t.Helper()
+	deadline := time.Now().Add(jobTimeout)
+	for {
+		st, err := c.Status(context.Background(), id)
+		if err != nil {
+			t.Fatalf("Status(%d) = %v", id, err)
+		}
+		for _, s := range states {
+			if st.State == s {
+				return st
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lease %d: state %q after %s, want %v (%+v)", id, st.State, jobTimeout, states, st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestBatchLeaseEndToEnd(t *testing.T) {
+	h := newHarness(t)
+	c := h.tenant(t, alice, true)
+	h.chain.addLease(batchLease(1, alice))
+	ctx := context.Background()
+
+	in := []byte("hello kiln\n")
+	fi, err := c.UploadInput(ctx, 1, "x", bytes.NewReader(in), int64(len(in)))
+	if err != nil {
+		t.Fatalf("UploadInput() = %v", err)
+	}
+	if sum := sha256.Sum256(in); fi.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("UploadInput() sha256 = %s, want %x", fi.SHA256, sum)
+	}
+	if st, err := c.Status(ctx, 1); err != nil || st.State != api.StatePending || len(st.Inputs) != 1 {
+		t.Errorf("Status() before manifest = %+v, %v; want pending with one input", st, err)
+	}
+	if _, err := c.SendManifest(ctx, 1, shManifest(`echo working; tr a-z A-Z < "$KILN_IN/x" > "$KILN_OUT/y"`)); err != nil {
+		t.Fatalf("SendManifest() = %v", err)
+	}
+	st := waitState(t, c, 1, api.StateCompleted, api.StateFailed)
+	if st.State != api.StateCompleted {
+		t.Fatalf("lease 1 ended %q: %s", st.State, st.Error)
+	}
+
+	want := []byte("HELLO KILN\n")
+	wantSum := sha256.Sum256(want)
+	outs, err := c.ListOutputs(ctx, 1)
+	if err != nil || len(outs) != 1 || outs[0].Name != "y" || outs[0].SHA256 != hex.EncodeToString(wantSum[:]) {
+		t.Fatalf("ListOutputs() = %+v, %v; want y with sha256 %x", outs, err, wantSum)
+	}
+	var buf bytes.Buffer
+	if _, err := c.DownloadOutput(ctx, 1, "y", &buf); err != nil || !bytes.Equal(buf.Bytes(), want) {
+		t.Fatalf("DownloadOutput() = %q, %v; want %q", buf.Bytes(), err, want)
+	}
+	select {
+	case got := <-h.completed:
+		wantRoot := vault.MerkleRoot([]vault.File{{Name: "y", Size: int64(len(want)), SHA256: wantSum}})
+		if got.root != wantRoot || got.codes["1-job-0"] != 0 || len(got.codes) != 1 {
+			t.Errorf("OnComplete(%x, %v), want root %x and {1-job-0: 0}", got.root, got.codes, wantRoot)
+		}
+		if st.OutputsRoot != hex.EncodeToString(wantRoot[:]) {
+			t.Errorf("Status().OutputsRoot = %s, want %x", st.OutputsRoot, wantRoot)
+		}
+	case <-time.After(jobTimeout):
+		t.Fatal("OnComplete was not called")
+	}
+	rc, err := c.Logs(ctx, 1, api.LogSelector{}, false)
+	if err != nil {
+		t.Fatalf("Logs() = %v", err)
+	}
+	logs, _ := io.ReadAll(rc)
+	rc.Close()
+	if !strings.Contains(string(logs), "working") {
+		t.Errorf("Logs() = %q, want the job's output", logs)
+	}
+	if _, err := c.SendManifest(ctx, 1, shManifest("true")); apiError(t, err).Code != api.CodeAlreadyDeployed {
+		t.Errorf("second SendManifest() = %v, want %s", err, api.CodeAlreadyDeployed)
+	}
+
+	// Plaintext is gone from the work dir once sealed; nothing in the vault is plaintext.
+	assertNoPlaintext(t, h.dir, "hello kiln", "HELLO KILN")
+
+	// The lease ends: everything of it is erased.
+	if err := h.mgr.Stop(ctx, 1); err != nil {
+		t.Fatalf("Stop() = %v", err)
+	}
+	if _, err := h.vault.Find(1); !errors.Is(err, vault.ErrNotFound) {
+		t.Errorf("vault.Find(1) after Stop = %v, want ErrNotFound", err)
+	}
+	if n := countFiles(t, filepath.Join(h.dir, "vault")); n != 0 {
+		t.Errorf("vault holds %d files after Stop, want 0", n)
+	}
+	if outs, err := c.ListOutputs(ctx, 1); err != nil || len(outs) != 0 {
+		t.Errorf("ListOutputs() after Stop = %+v, %v; want none", outs, err)
+	}
+}
+
+func assertNoPlaintext(t *testing.T, dir string, needles ...string) {
+	t.Helper()
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() || strings.HasSuffix(p, "/log") {
+			return nil // task logs hold what the task printed
+		}
+		b, _ := os.ReadFile(p)
+		for _, n := range needles {
+			if bytes.Contains(b, []byte(n)) {
+				t.Errorf("%s holds plaintext %q", p, n)
+			}
+		}
+		return nil
+	})
+}
+
+func countFiles(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+func TestCertificateRefusals(t *testing.T) {
+	h := newHarness(t)
+	h.chain.addLease(batchLease(1, alice))
+	aliceClient := h.tenant(t, alice, true)
+	bobClient := h.tenant(t, bob, true)
+	unpublished := h.tenant(t, "kiln1carol00000000000000000000000000000000", false)
+	// A second certificate for alice, not the one on chain.
+	otherPEM, otherKey, _ := api.GenerateClientCert(alice, time.Hour)
+	otherPair, _ := tls.X509KeyPair(otherPEM, otherKey)
+	mismatch := h.client(t, otherPair)
+	noCert := h.client(t, tls.Certificate{})
+
+	for _, tc := range []struct {
+		name   string
+		client *api.Client
+		shift  time.Duration
+		code   string
+		says   string
+	}{
+		{"NoCertificate", noCert, 0, api.CodeClientCertRequired, "no client certificate"},
+		{"Expired", aliceClient, 2 * time.Hour, api.CodeCertExpired, "expired"},
+		{"NotYetValid", aliceClient, -time.Hour, api.CodeCertNotYetValid, "valid only from"},
+		{"NotPublished", unpublished, 0, api.CodeCertNotPublished, "no client certificate published"},
+		{"Mismatch", mismatch, 0, api.CodeCertMismatch, "not the one account"},
+		{"NotLeaseOwner", bobClient, 0, api.CodeNotLeaseOwner, "belongs to " + alice},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h.clockShift.Store(int64(tc.shift))
+			defer h.clockShift.Store(0)
+			ctx := context.Background()
+			_, err := tc.client.SendManifest(ctx, 1, shManifest("touch /tmp/kiln-must-not-run"))
+			e := apiError(t, err)
+			if e.Status != http.StatusForbidden || e.Code != tc.code || !strings.Contains(e.Message, tc.says) {
+				t.Errorf("SendManifest() = %d %s %q, want 403 %s saying %q", e.Status, e.Code, e.Message, tc.code, tc.says)
+			}
+			_, err = tc.client.UploadInput(ctx, 1, "x", strings.NewReader("data"), 4)
+			if e := apiError(t, err); e.Status != http.StatusForbidden || e.Code != tc.code {
+				t.Errorf("UploadInput() = %v, want 403 %s", err, tc.code)
+			}
+			if _, err := tc.client.Status(ctx, 1); apiError(t, err).Code != tc.code {
+				t.Errorf("Status() = %v, want %s", err, tc.code)
+			}
+			if n := h.runner.calls.Load(); n != 0 {
+				t.Errorf("runner called %d times, want never", n)
+			}
+			if _, err := h.vault.Find(1); !errors.Is(err, vault.ErrNotFound) {
+				t.Errorf("vault.Find(1) = %v, want nothing stored", err)
+			}
+		})
+	}
+	// The health check needs no certificate.
+	if err := noCert.Healthz(context.Background()); err != nil {
+		t.Errorf("Healthz() without certificate = %v", err)
+	}
+	// An unknown lease is 404 for a valid certificate.
+	if _, err := aliceClient.Status(context.Background(), 99); apiError(t, err).Code != api.CodeLeaseNotFound {
+		t.Errorf("Status(99) = %v, want %s", err, api.CodeLeaseNotFound)
+	}
+}
+
+func TestManifestRefusals(t *testing.T) {
+	h := newHarness(t)
+	c := h.tenant(t, alice, true)
+	h.chain.addLease(batchLease(1, alice))
+	closed := batchLease(2, alice)
+	closed.Active = false
+	h.chain.addLease(closed)
+	ctx := context.Background()
+
+	big := shManifest("true")
+	big.Services[0].Resources.MemoryBytes = 512 << 20
+	_, err := c.SendManifest(ctx, 1, big)
+	e := apiError(t, err)
+	if e.Status != http.StatusBadRequest || e.Code != api.CodeManifestExceedsOrder ||
+		!strings.Contains(e.Message, `"job"`) || !strings.Contains(e.Message, "resources.memory_bytes") || !strings.Contains(e.Message, strconv.Itoa(512<<20)) {
+		t.Errorf("SendManifest(512 MiB > 256 MiB) = %v, want 400 %s naming job, memory_bytes and the amount", err, api.CodeManifestExceedsOrder)
+	}
+	two := shManifest("true")
+	two.Services[0].Count = 2
+	if _, err := c.SendManifest(ctx, 1, two); apiError(t, err).Code != api.CodeManifestExceedsOrder {
+		t.Errorf("SendManifest(count 2 > 1) = %v, want %s", err, api.CodeManifestExceedsOrder)
+	}
+	bad := shManifest("true")
+	bad.Services[0].Name = "Bad_Name"
+	if _, err := c.SendManifest(ctx, 1, bad); apiError(t, err).Code != api.CodeBadManifest {
+		t.Errorf("SendManifest(bad name) = %v, want %s", err, api.CodeBadManifest)
+	}
+	if _, err := c.SendManifest(ctx, 2, shManifest("true")); apiError(t, err).Status != http.StatusConflict {
+		t.Errorf("SendManifest(closed lease) = %v, want 409", err)
+	}
+	if n := h.runner.calls.Load(); n != 0 {
+		t.Errorf("runner called %d times, want never", n)
+	}
+}
+
+func TestUploadRefusals(t *testing.T) {
+	h := newHarness(t)
+	c := h.tenant(t, alice, true)
+	h.chain.addLease(batchLease(1, alice))
+	ctx := context.Background()
+	over := bytes.Repeat([]byte{'a'}, 1<<20+1)
+
+	// Announced size over the limit: refused before the body is read.
+	_, err := c.UploadInput(ctx, 1, "big", bytes.NewReader(over), int64(len(over)))
+	if e := apiError(t, err); e.Status != http.StatusRequestEntityTooLarge || e.Code != api.CodeInputTooLarge {
+		t.Errorf("UploadInput(1 MiB + 1, sized) = %v, want 413 %s", err, api.CodeInputTooLarge)
+	}
+	// Streamed without a size: cut off at the limit.
+	_, err = c.UploadInput(ctx, 1, "big", bytes.NewReader(over), -1)
+	if e := apiError(t, err); e.Status != http.StatusRequestEntityTooLarge || e.Code != api.CodeInputTooLarge {
+		t.Errorf("UploadInput(1 MiB + 1, streamed) = %v, want 413 %s", err, api.CodeInputTooLarge)
+	}
+	if ins, err := c.Inputs(ctx, 1); err != nil || len(ins) != 0 {
+		t.Errorf("Inputs() after refused uploads = %+v, %v; want none", ins, err)
+	}
+	// The limit is per lease: 1 MiB in two parts fits, a third byte does not.
+	half := bytes.Repeat([]byte{'b'}, 1<<19)
+	for _, name := range []string{"p1", "p2"} {
+		if _, err := c.UploadInput(ctx, 1, name, bytes.NewReader(half), int64(len(half))); err != nil {
+			t.Fatalf("UploadInput(%s, 512 KiB) = %v", name, err)
+		}
+	}
+	if _, err := c.UploadInput(ctx, 1, "p3", strings.NewReader("x"), 1); apiError(t, err).Code != api.CodeInputTooLarge {
+		t.Errorf("UploadInput(p3) past the lease total = %v, want %s", err, api.CodeInputTooLarge)
+	}
+	for _, name := range []string{"../x", "../../vault/keys/1.key", "a/b", "x\x00y", strings.Repeat("n", 129)} {
+		_, err := c.UploadInput(ctx, 1, name, strings.NewReader("x"), 1)
+		if e := apiError(t, err); e.Status != http.StatusBadRequest || e.Code != api.CodeBadName {
+			t.Errorf("UploadInput(%q) = %v, want 400 %s", name, err, api.CodeBadName)
+		}
+		if _, err := c.DownloadOutput(ctx, 1, name, io.Discard); apiError(t, err).Code != api.CodeBadName {
+			t.Errorf("DownloadOutput(%q) = %v, want %s", name, err, api.CodeBadName)
+		}
+	}
+	if ins, _ := c.Inputs(ctx, 1); len(ins) != 2 {
+		t.Errorf("Inputs() = %+v, want p1 and p2", ins)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func TestServiceIngress(t *testing.T) {
+	h := newHarness(t)
+	prog := executortest.BuildTestProg(t)
+	c := h.tenant(t, alice, true)
+	other := h.tenant(t, bob, true)
+	l := batchLease(2, alice)
+	l.Kind = api.KindService
+	h.chain.addLease(l)
+	ctx := context.Background()
+	port := freePort(t)
+	m := api.Manifest{Services: []api.Service{{
+		Name: "web", Command: []string{prog}, Args: []string{"serve-http", strconv.Itoa(port)}, Count: 1,
+		Resources: api.ServiceResources{CPUMilli: 500, MemoryBytes: 128 << 20},
+		Expose:    []api.Expose{{Port: uint32(port), As: 80, Global: true}},
+	}}}
+	if _, err := c.SendManifest(ctx, 2, m); err != nil {
+		t.Fatalf("SendManifest() = %v", err)
+	}
+	url := c.IngressURL(2, "/hello?q=1")
+	deadline := time.Now().Add(serveTimeout)
+	for {
+		resp, err := c.HTTPClient().Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && string(body) == "ok" {
+				break
+			}
+			err = fmt.Errorf("%s: %s", resp.Status, body)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: %v after %s", url, err, serveTimeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	resp, err := other.HTTPClient().Get(other.IngressURL(2, "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), api.CodeNotLeaseOwner) {
+		t.Errorf("ingress as bob = %s %s, want 403 %s", resp.Status, body, api.CodeNotLeaseOwner)
+	}
+	if err := h.mgr.Stop(ctx, 2); err != nil {
+		t.Fatalf("Stop() = %v", err)
+	}
+	resp, err = c.HTTPClient().Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("ingress after Stop = %s, want 404", resp.Status)
+	}
+}

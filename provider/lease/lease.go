@@ -1,0 +1,641 @@
+// Package lease runs leases' manifests as executor tasks, feeds them their decrypted inputs, seals their outputs and erases everything when a lease ends.
+//
+// Manager implements api.Runner. Each lease has a small JSON state file in
+// Config.Dir so that Recover, after a daemon restart, re-attaches to the
+// tasks the executor still runs, seals batch leases that finished meanwhile
+// and reports completions not yet reported.
+package lease
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kiln-network/kiln/provider/api"
+	"github.com/kiln-network/kiln/provider/executor"
+	"github.com/kiln-network/kiln/provider/vault"
+)
+
+// CompleteFunc is told once per batch lease that all its tasks exited and
+// its outputs are sealed: the Merkle root of the outputs (vault.MerkleRoot)
+// and each task's exit code (-1 when killed or unknown). The daemon sends
+// MsgCompleteLease from it. It must not call Stop of the same lease.
+type CompleteFunc func(leaseID uint64, outputsRoot [32]byte, exitCodes map[string]int)
+
+// Config configures a Manager.
+type Config struct {
+	// Dir holds one state file per lease. Required.
+	Dir string
+	// WorkDirs returns the host directories the executor mounts as a lease's
+	// in/ and out/ (given the executor's lease id): inputs are decrypted
+	// into in/ before the tasks start, out/ is sealed when they end. See
+	// ProcessWorkDirs and DockerWorkDirs. Required.
+	WorkDirs func(execLeaseID string) (inDir, outDir string)
+	// StopGrace is how long a stopped task has between SIGTERM and SIGKILL.
+	StopGrace time.Duration
+	// MaxOutputBytes caps each output file; 0 means no cap.
+	MaxOutputBytes int64
+	// AssignGPUs returns the GPU UUIDs for one task asking units GPUs; nil
+	// refuses manifests that ask for GPUs.
+	AssignGPUs func(leaseID uint64, taskID string, units uint32) ([]string, error)
+	// OnComplete is called when a batch lease completes; nil ignores it.
+	OnComplete CompleteFunc
+	// Clock stamps state changes; nil means time.Now.
+	Clock func() time.Time
+	// Logger receives the manager's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a config with StopGrace set.
+func DefaultConfig() Config {
+	// 10 s: Docker's default stop timeout; long enough to flush a checkpoint.
+	return Config{StopGrace: 10 * time.Second}
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	if c.Dir == "" {
+		return errors.New("lease manager: dir: must be set")
+	}
+	if c.WorkDirs == nil {
+		return errors.New("lease manager: work dirs: must be set (see ProcessWorkDirs, DockerWorkDirs)")
+	}
+	if c.StopGrace < 0 || c.MaxOutputBytes < 0 {
+		return fmt.Errorf("lease manager: stop grace and max output bytes must be >= 0 (got %s, %d)", c.StopGrace, c.MaxOutputBytes)
+	}
+	return nil
+}
+
+// ProcessWorkDirs returns the work dirs of the process executor whose
+// Config.Dir is dir.
+func ProcessWorkDirs(dir string) func(string) (string, string) {
+	return func(id string) (string, string) {
+		d := filepath.Join(dir, "leases", id)
+		return filepath.Join(d, "in"), filepath.Join(d, "out")
+	}
+}
+
+// DockerWorkDirs returns the work dirs of the docker executor whose
+// Config.DataDir is dataDir.
+func DockerWorkDirs(dataDir string) func(string) (string, string) {
+	return func(id string) (string, string) {
+		return filepath.Join(dataDir, id, "in"), filepath.Join(dataDir, id, "out")
+	}
+}
+
+// ExecLeaseID is the executor's id of a lease: its decimal id.
+func ExecLeaseID(id uint64) string { return strconv.FormatUint(id, 10) }
+
+// Manager runs leases. It is safe for concurrent use. Create it with New;
+// call Recover once before the first Deploy.
+type Manager struct {
+	cfg Config
+	ex  executor.Executor
+	v   *vault.Vault
+	log *slog.Logger
+	now func() time.Time
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	leases map[uint64]*run
+}
+
+var _ api.Runner = (*Manager)(nil)
+
+// run is one deployed lease.
+type run struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the watcher returns
+
+	mu sync.Mutex // guards st
+	st state
+}
+
+// state is what a lease's state file holds.
+type state struct {
+	Lease       api.LeaseInfo  `json:"lease"`
+	Manifest    api.Manifest   `json:"manifest"`
+	State       string         `json:"state"`
+	Error       string         `json:"error,omitempty"`
+	Tasks       []taskState    `json:"tasks"`
+	ServicePort int            `json:"service_port,omitempty"`
+	DeployedAt  time.Time      `json:"deployed_at"`
+	Outputs     []api.FileInfo `json:"outputs,omitempty"`
+	OutputsRoot string         `json:"outputs_root,omitempty"`
+	// Reported is true once OnComplete returned.
+	Reported bool `json:"reported,omitempty"`
+}
+
+type taskState struct {
+	ID        string      `json:"id"`
+	Service   string      `json:"service"`
+	Replica   int         `json:"replica"`
+	Ports     map[int]int `json:"ports,omitempty"`
+	StartedAt time.Time   `json:"started_at"`
+	Exit      *exitState  `json:"exit,omitempty"`
+}
+
+type exitState struct {
+	Code       int       `json:"code"`
+	Err        string    `json:"err,omitempty"`
+	FinishedAt time.Time `json:"finished_at"`
+}
+
+// New returns a manager running tasks on ex with files in v.
+func New(cfg Config, ex executor.Executor, v *vault.Vault) (*Manager, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if ex == nil || v == nil {
+		return nil, errors.New("lease manager: executor and vault must be set")
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("lease manager: create %s: %w", cfg.Dir, err)
+	}
+	m := &Manager{cfg: cfg, ex: ex, v: v, log: cfg.Logger, now: cfg.Clock, leases: map[uint64]*run{}}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	m.log = m.log.With("component", "lease")
+	if m.now == nil {
+		m.now = time.Now
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	return m, nil
+}
+
+// Close stops watching tasks, which keep running for Recover to find.
+func (m *Manager) Close() {
+	m.cancel()
+	m.mu.Lock()
+	runs := make([]*run, 0, len(m.leases))
+	for _, r := range m.leases {
+		runs = append(runs, r)
+	}
+	m.mu.Unlock()
+	for _, r := range runs {
+		<-r.done
+	}
+}
+
+func (m *Manager) stateFile(id uint64) string {
+	return filepath.Join(m.cfg.Dir, strconv.FormatUint(id, 10)+".json")
+}
+
+func (m *Manager) save(st state) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	p := m.stateFile(st.Lease.ID)
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("save state of lease %d: %w", st.Lease.ID, err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return fmt.Errorf("save state of lease %d: %w", st.Lease.ID, err)
+	}
+	return nil
+}
+
+// Deploy starts m's services for lease: one task per replica, named
+// lease-service-replica, after decrypting the lease's inputs into the work
+// dir. Batch tasks are watched until they all exit; then outputs are sealed
+// and OnComplete called. A failed start destroys what it started and leaves
+// the lease deployable again.
+func (m *Manager) Deploy(ctx context.Context, lease api.LeaseInfo, man api.Manifest) error {
+	if err := api.CheckManifest(man, lease.Resources); err != nil {
+		return fmt.Errorf("deploy lease %d: %w", lease.ID, err)
+	}
+	r := &run{done: make(chan struct{}), st: state{Lease: lease, Manifest: man, State: api.StateRunning, DeployedAt: m.now()}}
+	m.mu.Lock()
+	if _, ok := m.leases[lease.ID]; ok {
+		m.mu.Unlock()
+		return fmt.Errorf("deploy lease %d: %w", lease.ID, api.ErrAlreadyDeployed)
+	}
+	if m.ctx.Err() != nil {
+		m.mu.Unlock()
+		return fmt.Errorf("deploy lease %d: manager closed", lease.ID)
+	}
+	m.leases[lease.ID] = r
+	m.mu.Unlock()
+
+	if err := m.start(ctx, r); err != nil {
+		m.mu.Lock()
+		delete(m.leases, lease.ID)
+		m.mu.Unlock()
+		return err
+	}
+	m.watch(r)
+	m.log.Info("lease deployed", "lease", lease.ID, "kind", lease.Kind, "tasks", len(r.st.Tasks))
+	return nil
+}
+
+func (m *Manager) start(ctx context.Context, r *run) (err error) {
+	lease, eid := r.st.Lease, ExecLeaseID(r.st.Lease.ID)
+	in, _ := m.cfg.WorkDirs(eid)
+	vl, err := m.v.Lease(lease.ID)
+	if err != nil {
+		return fmt.Errorf("deploy lease %d: %w", lease.ID, err)
+	}
+	if err := vl.Materialize(in); err != nil {
+		return fmt.Errorf("deploy lease %d: %w", lease.ID, err)
+	}
+	var (
+		started []string
+		tasks   []taskState
+		port    int
+	)
+	defer func() {
+		if err == nil {
+			return
+		}
+		for _, id := range started {
+			if derr := m.ex.Destroy(context.WithoutCancel(ctx), id); derr != nil && !errors.Is(derr, executor.ErrTaskNotFound) {
+				m.log.Error("destroy task after failed deploy", "task", id, "err", derr)
+			}
+		}
+		vault.WipeDir(in)
+	}()
+	for _, s := range r.st.Manifest.Services {
+		for i := 0; i < int(s.Count); i++ {
+			t := executor.Task{
+				ID: executor.TaskID(eid, s.Name, i), LeaseID: eid,
+				Image: s.Image, Command: s.Command, Args: s.Args, Env: s.Env,
+				Resources: executor.Resources{
+					CPUMilli: int64(s.Resources.CPUMilli), MemoryBytes: int64(s.Resources.MemoryBytes),
+					StorageBytes: int64(s.Resources.StorageBytes),
+				},
+			}
+			if lease.Kind == api.KindBatch {
+				t.TimeLimit = lease.TimeLimit
+			}
+			if s.Resources.GPUUnits > 0 {
+				if m.cfg.AssignGPUs == nil {
+					return fmt.Errorf("deploy lease %d: service %s asks %d GPUs: %w", lease.ID, s.Name, s.Resources.GPUUnits, executor.ErrUnsupported)
+				}
+				if t.Resources.GPUDeviceUUIDs, err = m.cfg.AssignGPUs(lease.ID, t.ID, s.Resources.GPUUnits); err != nil {
+					return fmt.Errorf("deploy lease %d: assign GPUs to %s: %w", lease.ID, t.ID, err)
+				}
+			}
+			for _, e := range s.Expose {
+				t.Ports = append(t.Ports, executor.Port{ContainerPort: int(e.Port), Protocol: strings.ToLower(e.Proto)})
+			}
+			h, err := m.ex.Start(ctx, t)
+			if err != nil {
+				return fmt.Errorf("deploy lease %d: start %s: %w", lease.ID, t.ID, err)
+			}
+			started = append(started, t.ID)
+			tasks = append(tasks, taskState{ID: t.ID, Service: s.Name, Replica: i, Ports: h.Ports, StartedAt: h.StartedAt})
+			if port == 0 && i == 0 {
+				for _, e := range s.Expose {
+					if e.Global && (e.Proto == "" || strings.EqualFold(e.Proto, "tcp")) {
+						port = h.Ports[int(e.Port)]
+						break
+					}
+				}
+			}
+		}
+	}
+	r.mu.Lock()
+	r.st.Tasks, r.st.ServicePort = tasks, port
+	err = m.save(r.st)
+	r.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("deploy lease %d: %w", lease.ID, err)
+	}
+	return nil
+}
+
+// watch waits for r's tasks in the background.
+func (m *Manager) watch(r *run) {
+	ctx, cancel := context.WithCancel(m.ctx)
+	r.cancel = cancel
+	go func() {
+		defer close(r.done)
+		defer cancel()
+		m.wait(ctx, r)
+	}()
+}
+
+func (m *Manager) wait(ctx context.Context, r *run) {
+	r.mu.Lock()
+	tasks := append([]taskState(nil), r.st.Tasks...)
+	id, kind := r.st.Lease.ID, r.st.Lease.Kind
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	for i, t := range tasks {
+		if t.Exit != nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := m.ex.Wait(ctx, t.ID)
+			if ctx.Err() != nil {
+				return // stopped or closed: not an exit to record
+			}
+			ex := &exitState{Code: res.ExitCode, FinishedAt: res.FinishedAt}
+			if err != nil {
+				ex.Code, ex.Err = -1, err.Error()
+			} else if res.Err != nil {
+				ex.Err = res.Err.Error()
+			}
+			if res.OOMKilled {
+				ex.Err = "out of memory: " + ex.Err
+			}
+			if ex.FinishedAt.IsZero() {
+				ex.FinishedAt = m.now()
+			}
+			r.mu.Lock()
+			r.st.Tasks[i].Exit = ex
+			if kind == api.KindService && r.st.State == api.StateRunning {
+				r.st.State, r.st.Error = api.StateFailed, fmt.Sprintf("task %s exited with %d %s", t.ID, ex.Code, ex.Err)
+			}
+			if err := m.save(r.st); err != nil {
+				m.log.Error("save task exit", "task", t.ID, "err", err)
+			}
+			r.mu.Unlock()
+			m.log.Info("task exited", "lease", id, "task", t.ID, "code", ex.Code, "err", ex.Err)
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil || kind != api.KindBatch {
+		return
+	}
+	m.complete(r)
+}
+
+// complete seals a batch lease's outputs once every task exited, and reports.
+func (m *Manager) complete(r *run) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := &r.st
+	if st.State == api.StateRunning {
+		st.State = api.StateCompleted
+		for _, t := range st.Tasks {
+			if t.Exit == nil || t.Exit.Code != 0 || t.Exit.Err != "" {
+				st.State = api.StateFailed
+				if st.Error == "" && t.Exit != nil {
+					st.Error = fmt.Sprintf("task %s exited with %d %s", t.ID, t.Exit.Code, t.Exit.Err)
+				}
+			}
+		}
+		in, out := m.cfg.WorkDirs(ExecLeaseID(st.Lease.ID))
+		files, err := m.seal(st.Lease.ID, out)
+		if err != nil {
+			st.State, st.Error = api.StateFailed, err.Error()
+			m.log.Error("seal outputs", "lease", st.Lease.ID, "err", err)
+		}
+		if err := vault.WipeDir(in); err != nil {
+			m.log.Error("wipe plaintext inputs", "lease", st.Lease.ID, "err", err)
+		}
+		root := vault.MerkleRoot(files)
+		st.OutputsRoot = hex.EncodeToString(root[:])
+		st.Outputs = st.Outputs[:0]
+		for _, f := range files {
+			st.Outputs = append(st.Outputs, api.FileInfo{Name: f.Name, Size: f.Size, SHA256: f.SHA256Hex()})
+		}
+		if err := m.save(*st); err != nil {
+			m.log.Error("save completion", "lease", st.Lease.ID, "err", err)
+		}
+		m.log.Info("lease completed", "lease", st.Lease.ID, "state", st.State, "outputs", len(files), "root", st.OutputsRoot)
+	}
+	if st.Reported || (st.State != api.StateCompleted && st.State != api.StateFailed) {
+		return
+	}
+	if m.cfg.OnComplete != nil {
+		var root [32]byte
+		hex.Decode(root[:], []byte(st.OutputsRoot))
+		codes := map[string]int{}
+		for _, t := range st.Tasks {
+			codes[t.ID] = -1
+			if t.Exit != nil {
+				codes[t.ID] = t.Exit.Code
+			}
+		}
+		m.cfg.OnComplete(st.Lease.ID, root, codes)
+	}
+	st.Reported = true
+	if err := m.save(*st); err != nil {
+		m.log.Error("save completion report", "lease", st.Lease.ID, "err", err)
+	}
+}
+
+func (m *Manager) seal(id uint64, out string) ([]vault.File, error) {
+	vl, err := m.v.Lease(id)
+	if err != nil {
+		return nil, err
+	}
+	res, err := vl.Seal(out, m.cfg.MaxOutputBytes)
+	if err != nil {
+		return nil, err
+	}
+	return res.Files, nil
+}
+
+func (m *Manager) get(id uint64) (*run, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.leases[id]
+	if !ok {
+		return nil, fmt.Errorf("lease %d: %w", id, api.ErrNotDeployed)
+	}
+	return r, nil
+}
+
+// Status reports the lease's tasks, or api.ErrNotDeployed.
+func (m *Manager) Status(_ context.Context, id uint64) (api.LeaseStatus, error) {
+	r, err := m.get(id)
+	if err != nil {
+		return api.LeaseStatus{}, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := api.LeaseStatus{
+		LeaseID: id, Kind: r.st.Lease.Kind, State: r.st.State, Error: r.st.Error,
+		Outputs: append([]api.FileInfo(nil), r.st.Outputs...), OutputsRoot: r.st.OutputsRoot,
+	}
+	for _, t := range r.st.Tasks {
+		ts := api.TaskStatus{ID: t.ID, Service: t.Service, Replica: t.Replica, State: api.StateRunning, StartedAt: t.StartedAt, Ports: t.Ports}
+		if t.Exit != nil {
+			code, fin := t.Exit.Code, t.Exit.FinishedAt
+			ts.ExitCode, ts.FinishedAt, ts.Error = &code, &fin, t.Exit.Err
+			ts.State = api.StateCompleted
+			if code != 0 || t.Exit.Err != "" {
+				ts.State = api.StateFailed
+			}
+		}
+		st.Tasks = append(st.Tasks, ts)
+	}
+	return st, nil
+}
+
+// Logs streams one task's log.
+func (m *Manager) Logs(ctx context.Context, id uint64, sel api.LogSelector, follow bool) (io.ReadCloser, error) {
+	r, err := m.get(id)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	svc := sel.Service
+	if svc == "" && len(r.st.Manifest.Services) > 0 {
+		svc = r.st.Manifest.Services[0].Name
+	}
+	var taskID string
+	for _, t := range r.st.Tasks {
+		if t.Service == svc && t.Replica == sel.Replica {
+			taskID = t.ID
+		}
+	}
+	r.mu.Unlock()
+	if taskID == "" {
+		return nil, fmt.Errorf("logs of lease %d: service %q replica %d: %w", id, svc, sel.Replica, api.ErrNotDeployed)
+	}
+	rc, err := m.ex.Logs(ctx, taskID, follow)
+	if err != nil {
+		return nil, fmt.Errorf("logs of lease %d: %w", id, err)
+	}
+	return rc, nil
+}
+
+// ServicePort returns the host port of the lease's first global TCP port
+// while the lease runs.
+func (m *Manager) ServicePort(id uint64) (int, bool) {
+	r, err := m.get(id)
+	if err != nil {
+		return 0, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.st.ServicePort, r.st.ServicePort != 0 && r.st.State == api.StateRunning
+}
+
+// Stop ends the lease: it stops and destroys its tasks, erases its vault
+// (key, inputs and outputs) and forgets it. It is what the daemon calls the
+// moment a lease closes on chain; stopping a lease never deployed still
+// erases its uploaded inputs.
+func (m *Manager) Stop(ctx context.Context, id uint64) error {
+	m.mu.Lock()
+	r, ok := m.leases[id]
+	delete(m.leases, id)
+	m.mu.Unlock()
+	var errs []error
+	if ok {
+		r.cancel()
+		r.mu.Lock()
+		tasks := append([]taskState(nil), r.st.Tasks...)
+		r.mu.Unlock()
+		for _, t := range tasks {
+			if err := m.ex.Stop(ctx, t.ID, m.cfg.StopGrace); err != nil && !errors.Is(err, executor.ErrTaskNotFound) {
+				errs = append(errs, fmt.Errorf("stop %s: %w", t.ID, err))
+			}
+			if err := m.ex.Destroy(ctx, t.ID); err != nil && !errors.Is(err, executor.ErrTaskNotFound) {
+				errs = append(errs, fmt.Errorf("destroy %s: %w", t.ID, err))
+			}
+		}
+		<-r.done
+	}
+	in, out := m.cfg.WorkDirs(ExecLeaseID(id))
+	for _, d := range []string{in, out} {
+		if err := vault.WipeDir(d); err != nil {
+			errs = append(errs, fmt.Errorf("wipe %s: %w", d, err))
+		}
+	}
+	if err := m.v.Erase(id); err != nil {
+		errs = append(errs, err)
+	}
+	if err := os.Remove(m.stateFile(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("remove state: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("stop lease %d: %w", id, err)
+	}
+	m.log.Info("lease stopped and erased", "lease", id)
+	return nil
+}
+
+// Leases lists the leases the manager runs or holds results of.
+func (m *Manager) Leases() []uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]uint64, 0, len(m.leases))
+	for id := range m.leases {
+		out = append(out, id)
+	}
+	return out
+}
+
+// Recover is called once after a restart, before any Deploy: it reads the
+// lease state files, re-attaches to the executor's tasks (executor.Recover),
+// records tasks lost meanwhile as exited with an unknown status, destroys
+// tasks of leases it has no state for, resumes watching, and reports
+// completions not yet reported. It returns the leases it knows, for the
+// daemon to Stop those the chain has closed meanwhile.
+func (m *Manager) Recover(ctx context.Context) ([]uint64, error) {
+	handles, err := m.ex.Recover(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("recover leases: %w", err)
+	}
+	live := map[string]executor.Handle{}
+	for _, h := range handles {
+		live[h.TaskID] = h
+	}
+	ents, err := os.ReadDir(m.cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("recover leases: %w", err)
+	}
+	known := map[string]bool{}
+	var ids []uint64
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(m.cfg.Dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("recover leases: %w", err)
+		}
+		var st state
+		if err := json.Unmarshal(b, &st); err != nil {
+			m.log.Error("skip unreadable lease state", "file", e.Name(), "err", err)
+			continue
+		}
+		for i, t := range st.Tasks {
+			known[t.ID] = true
+			if _, ok := live[t.ID]; !ok && t.Exit == nil {
+				st.Tasks[i].Exit = &exitState{Code: -1, Err: executor.ErrExitUnknown.Error() + ": task lost while the daemon was down", FinishedAt: m.now()}
+				if st.Lease.Kind == api.KindService && st.State == api.StateRunning {
+					st.State, st.Error = api.StateFailed, "task "+t.ID+" lost while the daemon was down"
+				}
+			}
+		}
+		r := &run{done: make(chan struct{}), st: st}
+		m.mu.Lock()
+		m.leases[st.Lease.ID] = r
+		m.mu.Unlock()
+		ids = append(ids, st.Lease.ID)
+		m.watch(r)
+	}
+	for id := range live {
+		if !known[id] {
+			m.log.Warn("destroy task of no known lease", "task", id)
+			if err := m.ex.Destroy(ctx, id); err != nil && !errors.Is(err, executor.ErrTaskNotFound) {
+				m.log.Error("destroy orphan task", "task", id, "err", err)
+			}
+		}
+	}
+	return ids, nil
+}
