@@ -154,14 +154,17 @@ func (c *Client) SendManifest(ctx context.Context, leaseID uint64, m Manifest) (
 }
 
 // UploadInput streams r to the provider as input name and returns what the
-// provider stored, after checking that its hash and size are those of the
-// bytes sent. size, when >= 0, is sent as Content-Length so that an input
-// over the limit is refused before it is sent.
+// provider stored: the size and SHA-256 it computed while storing. The
+// client checks the size against the bytes sent; it does not hash them again,
+// since TLS already guarantees they arrived unaltered and a provider that
+// stored something else would lie about the hash as easily (outputs, which
+// the tenant cannot otherwise check, are verified on download). size, when
+// >= 0, is sent as Content-Length so that an input over the limit is refused
+// before it is sent.
 func (c *Client) UploadInput(ctx context.Context, leaseID uint64, name string, r io.Reader, size int64) (FileInfo, error) {
 	step := fmt.Sprintf("upload input %s of lease %d", name, leaseID)
-	h := sha256.New()
 	var n countingWriter
-	body := io.TeeReader(r, io.MultiWriter(h, &n))
+	body := io.TeeReader(r, &n)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.leaseURL(leaseID, "inputs", name), io.NopCloser(body))
 	if err != nil {
 		return FileInfo{}, fmt.Errorf("%s: %w", step, err)
@@ -180,8 +183,8 @@ func (c *Client) UploadInput(ctx context.Context, leaseID uint64, name string, r
 	if err := json.NewDecoder(resp.Body).Decode(&fi); err != nil {
 		return FileInfo{}, fmt.Errorf("%s: decode answer: %w", step, err)
 	}
-	if sum := hex.EncodeToString(h.Sum(nil)); fi.SHA256 != sum || fi.Size != int64(n) {
-		return fi, fmt.Errorf("%s: %w", step, &Error{Code: CodeHashMismatch, Message: fmt.Sprintf("provider stored %d bytes with sha256 %s, sent %d bytes with sha256 %s", fi.Size, fi.SHA256, n, sum)})
+	if fi.Size != int64(n) || len(fi.SHA256) != 64 {
+		return fi, fmt.Errorf("%s: %w", step, &Error{Code: CodeHashMismatch, Message: fmt.Sprintf("provider stored %d bytes with sha256 %q, sent %d bytes", fi.Size, fi.SHA256, n)})
 	}
 	return fi, nil
 }
