@@ -56,6 +56,12 @@ func testGenesis(accs []*account, valKey ed25519.PrivateKey, funds uint64) Genes
 
 func newHarness(t testing.TB, nAccounts int) *harness {
 	t.Helper()
+	return newHarnessWith(t, nAccounts, nil)
+}
+
+// newHarnessWith is newHarness with edit applied to the genesis state first.
+func newHarnessWith(t testing.TB, nAccounts int, edit func(*GenesisState)) *harness {
+	t.Helper()
 	db, err := store.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +74,9 @@ func newHarness(t testing.TB, nAccounts int) *harness {
 	seed := sha256.Sum256([]byte("validator"))
 	h.valKey = ed25519.NewKeyFromSeed(seed[:])
 	g := testGenesis(h.accs, h.valKey, 1_000_000_000)
+	if edit != nil {
+		edit(&g)
+	}
 	gb, _ := json.Marshal(g)
 	res, err := h.app.InitChain(context.Background(), &abcitypes.RequestInitChain{ChainId: testChain, AppStateBytes: gb, InitialHeight: 1, Time: time.Unix(0, 0)})
 	if err != nil {

@@ -282,7 +282,7 @@ func Fit(groups []Group, prefs []string, inv registry.Inventory, used Usage) (ne
 	}
 	need, choices, fails := resolve(groups, prefs, inv.Region, inv.Attributes, Free(Total(inv), used))
 	for _, f := range fails {
-		inUse = append(inUse, Failure{"capacity_in_use", f.Group, f.Constraint + ": " + f.Detail + " free (the rest is leased)"})
+		inUse = append(inUse, Failure{"capacity_in_use", f.Group, f.Constraint + ": " + f.Detail + " (counting free capacity only; the rest is leased)"})
 	}
 	return need, choices, nil, inUse
 }
