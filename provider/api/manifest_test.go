@@ -1,0 +1,122 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/kiln-network/kiln/sdl"
+)
+
+func TestCheckManifest(t *testing.T) {
+	order := []ResourceUnit{
+		{ID: 1, Count: 2, CPUMilli: 1000, MemoryBytes: 1 << 30, StorageBytes: 1 << 30, GPUUnits: 1},
+		{ID: 2, Count: 1, CPUMilli: 500, MemoryBytes: 512 << 20},
+	}
+	svc := func(name string, unit, count uint32, r ServiceResources) Service {
+		r.Unit = unit
+		return Service{Name: name, Image: "busybox", Count: count, Resources: r}
+	}
+	small := ServiceResources{CPUMilli: 500, MemoryBytes: 256 << 20}
+	for _, tc := range []struct {
+		name    string
+		m       Manifest
+		field   string // "" means accepted
+		exceeds bool
+	}{
+		{"fits", Manifest{Services: []Service{svc("web", 1, 2, small), svc("db", 2, 1, small)}}, "", false},
+		{"gpu fits", Manifest{Services: []Service{svc("ml", 1, 1, ServiceResources{GPUUnits: 1})}}, "", false},
+		{"cpu over", Manifest{Services: []Service{svc("web", 2, 1, ServiceResources{CPUMilli: 600})}}, "resources.cpu_milli", true},
+		{"memory over", Manifest{Services: []Service{svc("web", 1, 1, ServiceResources{MemoryBytes: 2 << 30})}}, "resources.memory_bytes", true},
+		{"storage over", Manifest{Services: []Service{svc("web", 2, 1, ServiceResources{StorageBytes: 1})}}, "resources.storage_bytes", true},
+		{"gpu over", Manifest{Services: []Service{svc("web", 1, 1, ServiceResources{GPUUnits: 2})}}, "resources.gpu_units", true},
+		{"count over", Manifest{Services: []Service{svc("a", 1, 1, small), svc("b", 1, 2, small)}}, "count", true},
+		{"unknown unit", Manifest{Services: []Service{svc("web", 9, 1, small)}}, "resources.unit", true},
+		{"unit needed", Manifest{Services: []Service{svc("web", 0, 1, small)}}, "resources.unit", false},
+		{"no services", Manifest{}, "services", false},
+		{"bad name", Manifest{Services: []Service{svc("Web_1", 1, 1, small)}}, "name", false},
+		{"duplicate", Manifest{Services: []Service{svc("a", 1, 1, small), svc("a", 1, 1, small)}}, "name", false},
+		{"zero count", Manifest{Services: []Service{svc("a", 1, 0, small)}}, "count", false},
+		{"no program", Manifest{Services: []Service{{Name: "a", Count: 1, Resources: ServiceResources{Unit: 1}}}}, "image", false},
+		{"bad port", Manifest{Services: []Service{{Name: "a", Image: "x", Count: 1, Resources: ServiceResources{Unit: 1}, Expose: []Expose{{Port: 70000}}}}}, "expose[0].port", false},
+		{"bad env", Manifest{Services: []Service{{Name: "a", Image: "x", Count: 1, Resources: ServiceResources{Unit: 1}, Env: []string{"=x"}}}}, "env", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckManifest(tc.m, order)
+			if tc.field == "" {
+				if err != nil {
+					t.Fatalf("CheckManifest() = %v, want nil", err)
+				}
+				return
+			}
+			var me *ManifestError
+			if !errors.As(err, &me) || me.Field != tc.field || me.Exceeds != tc.exceeds {
+				t.Fatalf("CheckManifest() = %#v, want field %s exceeds=%v", err, tc.field, tc.exceeds)
+			}
+			if tc.exceeds && !strings.Contains(err.Error(), "asks") && !strings.Contains(err.Error(), "order") {
+				t.Errorf("CheckManifest() = %q, want asked against ordered", err)
+			}
+		})
+	}
+}
+
+func TestFromSDL(t *testing.T) {
+	res, err := sdl.Parse([]byte(`version: "2.0"
+services:
+  web:
+    image: nginx:1.25
+    env: [A=1]
+    expose:
+      - port: 80
+        as: 8080
+        to: [{global: true}]
+profiles:
+  compute:
+    web:
+      resources:
+        cpu: {units: 0.5}
+        memory: {size: 512Mi}
+        storage: [{size: 1Gi}]
+  placement:
+    dc:
+      pricing:
+        web: {denom: uakt, amount: 100}
+deployment:
+  web:
+    dc: {profile: web, count: 2}
+`))
+	if err != nil {
+		t.Fatalf("sdl.Parse() = %v", err)
+	}
+	m, err := FromSDL(res.Manifest, "")
+	if err != nil {
+		t.Fatalf("FromSDL() = %v", err)
+	}
+	if len(m.Services) != 1 {
+		t.Fatalf("FromSDL() = %+v, want one service", m)
+	}
+	s := m.Services[0]
+	if s.Name != "web" || s.Image != "nginx:1.25" || s.Count != 2 || s.Resources.CPUMilli != 500 || s.Resources.MemoryBytes != 512<<20 ||
+		s.Resources.StorageBytes != 1<<30 || len(s.Expose) != 1 || s.Expose[0].Port != 80 || s.Expose[0].As != 8080 || !s.Expose[0].Global {
+		t.Errorf("FromSDL() service = %+v", s)
+	}
+	if err := CheckManifest(m, ResourcesFromSDL(res.Groups[0])); err != nil {
+		t.Errorf("CheckManifest(FromSDL(x), ResourcesFromSDL(x)) = %v, want nil", err)
+	}
+	if _, err := FromSDL(res.Manifest, "nope"); err == nil {
+		t.Errorf("FromSDL(unknown group) = nil error")
+	}
+}
+
+func FuzzCheckManifestJSON(f *testing.F) {
+	f.Add([]byte(`{"services":[{"name":"a","image":"x","count":1,"resources":{"cpu_milli":1}}]}`))
+	order := []ResourceUnit{{ID: 1, Count: 4, CPUMilli: 1000, MemoryBytes: 1 << 30}}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m Manifest
+		if json.Unmarshal(b, &m) != nil {
+			return
+		}
+		CheckManifest(m, order) // must not panic
+	})
+}

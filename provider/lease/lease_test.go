@@ -1,0 +1,159 @@
+package lease_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kiln-network/kiln/provider/api"
+	"github.com/kiln-network/kiln/provider/executor/process"
+	"github.com/kiln-network/kiln/provider/lease"
+	"github.com/kiln-network/kiln/provider/vault"
+)
+
+// waitTimeout covers a tiny shell job from start to sealed outputs.
+const waitTimeout = 30 * time.Second
+
+type env struct {
+	dir       string
+	v         *vault.Vault
+	completed chan [32]byte
+}
+
+// newManager returns a manager over dir; two calls with one env share state,
+// as a restarted daemon does.
+func (e *env) newManager(t *testing.T) *lease.Manager {
+	t.Helper()
+	pcfg := process.DefaultConfig()
+	pcfg.AllowUnisolated, pcfg.Dir = true, filepath.Join(e.dir, "exec")
+	ex, err := process.New(pcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := vault.Open(vault.Config{Dir: filepath.Join(e.dir, "vault")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.v = v
+	cfg := lease.DefaultConfig()
+	cfg.Dir, cfg.WorkDirs, cfg.StopGrace = filepath.Join(e.dir, "state"), lease.ProcessWorkDirs(pcfg.Dir), time.Second
+	cfg.OnComplete = func(_ uint64, root [32]byte, _ map[string]int) { e.completed <- root }
+	m, err := lease.New(cfg, ex, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func info(id uint64) api.LeaseInfo {
+	return api.LeaseInfo{ID: id, Owner: "kiln1x", Active: true, Kind: api.KindBatch,
+		Resources: []api.ResourceUnit{{ID: 1, Count: 2, CPUMilli: 1000, MemoryBytes: 256 << 20}}}
+}
+
+func job(script string, count uint32) api.Manifest {
+	return api.Manifest{Services: []api.Service{{Name: "job", Command: []string{"/bin/sh", "-c", script}, Count: count,
+		Resources: api.ServiceResources{CPUMilli: 100, MemoryBytes: 64 << 20}}}}
+}
+
+func waitDone(t *testing.T, m *lease.Manager, id uint64) api.LeaseStatus {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		st, err := m.Status(context.Background(), id)
+		if err != nil {
+			t.Fatalf("Status(%d) = %v", id, err)
+		}
+		if st.State == api.StateCompleted || st.State == api.StateFailed {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lease %d still %s after %s", id, st.State, waitTimeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestFailedReplicaFailsLease(t *testing.T) {
+	e := &env{dir: t.TempDir(), completed: make(chan [32]byte, 1)}
+	m := e.newManager(t)
+	defer m.Close()
+	if err := m.Deploy(context.Background(), info(1), job(`echo out > "$KILN_OUT/r$KILN_TASK_ID"; [ "$KILN_TASK_ID" = 1-job-0 ]`, 2)); err != nil {
+		t.Fatalf("Deploy() = %v", err)
+	}
+	st := waitDone(t, m, 1)
+	if st.State != api.StateFailed || len(st.Tasks) != 2 || len(st.Outputs) != 2 {
+		t.Errorf("Status() = %+v, want failed with 2 tasks and both outputs sealed", st)
+	}
+	<-e.completed
+	if err := m.Deploy(context.Background(), info(1), job("true", 1)); !errors.Is(err, api.ErrAlreadyDeployed) {
+		t.Errorf("second Deploy() = %v, want ErrAlreadyDeployed", err)
+	}
+}
+
+func TestRecoverFinishesBatchLease(t *testing.T) {
+	e := &env{dir: t.TempDir(), completed: make(chan [32]byte, 1)}
+	m := e.newManager(t)
+	vl, _ := e.v.Lease(7)
+	vl.PutInput("in.txt", strings.NewReader("abc"), 0)
+	if err := m.Deploy(context.Background(), info(7), job(`sleep 1; cat "$KILN_IN/in.txt" > "$KILN_OUT/out.txt"`, 1)); err != nil {
+		t.Fatalf("Deploy() = %v", err)
+	}
+	m.Close() // the daemon goes down; the task keeps running
+
+	m2 := e.newManager(t)
+	defer m2.Close()
+	ids, err := m2.Recover(context.Background())
+	if err != nil || len(ids) != 1 || ids[0] != 7 {
+		t.Fatalf("Recover() = %v, %v; want [7]", ids, err)
+	}
+	st := waitDone(t, m2, 7)
+	if st.State != api.StateCompleted || len(st.Outputs) != 1 || st.Outputs[0].Name != "out.txt" || st.Outputs[0].Size != 3 {
+		t.Fatalf("Status() after Recover = %+v, want completed with out.txt", st)
+	}
+	select {
+	case <-e.completed:
+	case <-time.After(waitTimeout):
+		t.Fatal("OnComplete not called after Recover")
+	}
+
+	if err := m2.Stop(context.Background(), 7); err != nil {
+		t.Fatalf("Stop() = %v", err)
+	}
+	if _, err := m2.Status(context.Background(), 7); !errors.Is(err, api.ErrNotDeployed) {
+		t.Errorf("Status() after Stop = %v, want ErrNotDeployed", err)
+	}
+	for _, d := range []string{"vault", "state", "exec/leases/7", "exec/tasks"} {
+		if n := countFiles(filepath.Join(e.dir, d)); n != 0 {
+			t.Errorf("%s holds %d files after Stop, want none", d, n)
+		}
+	}
+}
+
+func TestStopErasesUndeployedInputs(t *testing.T) {
+	e := &env{dir: t.TempDir(), completed: make(chan [32]byte, 1)}
+	m := e.newManager(t)
+	defer m.Close()
+	vl, _ := e.v.Lease(3)
+	vl.PutInput("x", strings.NewReader("secret"), 0)
+	if err := m.Stop(context.Background(), 3); err != nil {
+		t.Fatalf("Stop() = %v", err)
+	}
+	if n := countFiles(filepath.Join(e.dir, "vault")); n != 0 {
+		t.Errorf("vault holds %d files after Stop, want none", n)
+	}
+}
+
+func countFiles(dir string) int {
+	n := 0
+	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			n++
+		}
+		return nil
+	})
+	return n
+}
