@@ -111,6 +111,7 @@ func TestSIGKILLLosesNoCommittedTx(t *testing.T) {
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		wg.Add(1)
+		gr := rand.New(rand.NewSource(r.Int63())) // the sender's own source: rand.Rand is not safe to share
 		go func() {
 			defer wg.Done()
 			for i := 0; ; i++ {
@@ -119,7 +120,7 @@ func TestSIGKILLLosesNoCommittedTx(t *testing.T) {
 					return
 				default:
 				}
-				amt := uint64(1 + r.Intn(1000))
+				amt := uint64(1 + gr.Intn(1000))
 				s := seq
 				mu.Lock()
 				inflight += amt
