@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	abcitypes "github.com/cometbft/cometbft/abci/types"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 
 	"github.com/kiln-network/kiln/tx"
@@ -140,6 +141,23 @@ type TxResponse struct {
 	Height int64  `json:"height"`
 	Code   uint32 `json:"code"`
 	Log    string `json:"raw_log,omitempty"`
+	// Events are the committed tx's events (order ids, lease ids, ...).
+	Events []abcitypes.Event `json:"-"`
+}
+
+// EventAttr returns the value of attribute key of the first event of type typ, or "".
+func (r TxResponse) EventAttr(typ, key string) string {
+	for _, e := range r.Events {
+		if e.Type != typ {
+			continue
+		}
+		for _, a := range e.Attributes {
+			if a.Key == key {
+				return a.Value
+			}
+		}
+	}
+	return ""
 }
 
 // TxError is a transaction the chain refused.
@@ -156,7 +174,7 @@ func (c *Client) BroadcastCommit(ctx context.Context, raw []byte) (TxResponse, e
 	if err != nil {
 		return TxResponse{}, fmt.Errorf("broadcast to %s: %w", c.url, err)
 	}
-	r := TxResponse{TxHash: strings.ToUpper(hex.EncodeToString(res.Hash)), Height: res.Height}
+	r := TxResponse{TxHash: strings.ToUpper(hex.EncodeToString(res.Hash)), Height: res.Height, Events: res.TxResult.Events}
 	switch {
 	case res.CheckTx.Code != 0:
 		r.Code, r.Log = res.CheckTx.Code, res.CheckTx.Log
