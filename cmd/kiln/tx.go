@@ -221,6 +221,7 @@ func newTxCmd() *cobra.Command {
 			}))
 
 	txc.AddCommand(bankCmd, stakingCmd, regCmd)
+	txc.AddCommand(marketTxCmds()...)
 	return txc
 }
 

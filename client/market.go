@@ -1,0 +1,345 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/x/cert"
+	"github.com/kiln-network/kiln/x/escrow"
+	"github.com/kiln-network/kiln/x/market"
+	"github.com/kiln-network/kiln/x/registry"
+)
+
+// ErrNotFound is returned by the typed getters when the chain has no such record.
+var ErrNotFound = errors.New("not found")
+
+func notFound(err error) bool {
+	var qe *QueryError
+	return errors.As(err, &qe) && qe.Code == types.CodeNotFound
+}
+
+func (c *Client) getOr404(ctx context.Context, path string, out any) error {
+	err := c.QueryJSON(ctx, path, out)
+	if notFound(err) {
+		return fmt.Errorf("%s: %w", path, ErrNotFound)
+	}
+	return err
+}
+
+func withQuery(path string, kv ...string) string {
+	q := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			q.Set(kv[i], kv[i+1])
+		}
+	}
+	if len(q) == 0 {
+		return path
+	}
+	return path + "?" + q.Encode()
+}
+
+func addrOrEmpty(a types.Address) string {
+	if a.IsZero() {
+		return ""
+	}
+	return a.String()
+}
+
+// Orders returns the orders in state (empty: all) owned by owner (zero: anyone's).
+// State "open" is what a bidder polls: it costs what is open, not all history.
+func (c *Client) Orders(ctx context.Context, state string, owner types.Address) ([]market.Order, error) {
+	var out struct {
+		Orders []market.Order `json:"orders"`
+	}
+	err := c.QueryJSON(ctx, withQuery("/market/orders", "state", state, "owner", addrOrEmpty(owner)), &out)
+	return out.Orders, err
+}
+
+// Order returns order id, or an error wrapping ErrNotFound.
+func (c *Client) Order(ctx context.Context, id uint64) (market.Order, error) {
+	var o market.Order
+	return o, c.getOr404(ctx, "/market/order/"+strconv.FormatUint(id, 10), &o)
+}
+
+// WhyNoBids returns, per registered provider, the constraints of order id it fails.
+func (c *Client) WhyNoBids(ctx context.Context, id uint64) (market.MatchReport, error) {
+	var r market.MatchReport
+	return r, c.getOr404(ctx, "/market/order/"+strconv.FormatUint(id, 10)+"/match", &r)
+}
+
+// Bids returns the open bids on order id (0: all orders) by provider (zero: anyone).
+func (c *Client) Bids(ctx context.Context, id uint64, provider types.Address) ([]market.Bid, error) {
+	var out struct {
+		Bids []market.Bid `json:"bids"`
+	}
+	oid := ""
+	if id > 0 {
+		oid = strconv.FormatUint(id, 10)
+	}
+	err := c.QueryJSON(ctx, withQuery("/market/bids", "order", oid, "provider", addrOrEmpty(provider)), &out)
+	return out.Bids, err
+}
+
+// Leases returns the leases matching f (zero fields match all). A provider daemon
+// polls LeaseFilter{State: market.LeaseActive, Provider: self}.
+func (c *Client) Leases(ctx context.Context, f market.LeaseFilter) ([]market.Lease, error) {
+	var out struct {
+		Leases []market.Lease `json:"leases"`
+	}
+	err := c.QueryJSON(ctx, withQuery("/market/leases", "state", f.State, "owner", addrOrEmpty(f.Owner), "provider", addrOrEmpty(f.Provider)), &out)
+	return out.Leases, err
+}
+
+// Lease returns the latest lease of order id, or an error wrapping ErrNotFound.
+func (c *Client) Lease(ctx context.Context, id uint64) (market.Lease, error) {
+	var l market.Lease
+	return l, c.getOr404(ctx, "/market/lease/"+strconv.FormatUint(id, 10), &l)
+}
+
+// ProviderCapacity returns a provider's inventory, leased and free resources.
+func (c *Client) ProviderCapacity(ctx context.Context, provider types.Address) (market.CapacityReport, error) {
+	var r market.CapacityReport
+	return r, c.getOr404(ctx, "/market/provider/"+provider.String()+"/capacity", &r)
+}
+
+// Escrow returns the escrow account of order id.
+func (c *Client) Escrow(ctx context.Context, id uint64) (escrow.EscrowAccount, error) {
+	var a escrow.EscrowAccount
+	return a, c.getOr404(ctx, "/escrow/account/"+strconv.FormatUint(id, 10), &a)
+}
+
+// Cert returns owner's published client certificate record, or an error wrapping
+// ErrNotFound.
+func (c *Client) Cert(ctx context.Context, owner types.Address) (cert.Certificate, error) {
+	var r cert.Certificate
+	return r, c.getOr404(ctx, "/cert/"+owner.String(), &r)
+}
+
+// MarketParams returns the market's on-chain parameters.
+func (c *Client) MarketParams(ctx context.Context) (market.Params, error) {
+	var all map[string]json.RawMessage
+	if err := c.QueryJSON(ctx, "/params", &all); err != nil {
+		return market.Params{}, err
+	}
+	var p market.Params
+	if err := json.Unmarshal(all[market.ModuleName], &p); err != nil {
+		return p, fmt.Errorf("market params: %w", err)
+	}
+	return p, nil
+}
+
+// CheckClientCert is what a provider's mTLS server asks of a client certificate: it
+// returns nil only if der is exactly owner's published certificate, not revoked, and
+// within its validity period at now.
+func (c *Client) CheckClientCert(ctx context.Context, owner types.Address, der []byte, now time.Time) error {
+	rec, err := c.Cert(ctx, owner)
+	if err != nil {
+		return fmt.Errorf("client certificate of %s: %w", owner, err)
+	}
+	return CheckCertRecord(rec, der, now)
+}
+
+// CheckCertRecord checks der against an on-chain certificate record (see
+// CheckClientCert), for callers that cache records.
+func CheckCertRecord(rec cert.Certificate, der []byte, now time.Time) error {
+	if rec.State != cert.StateValid {
+		return fmt.Errorf("client certificate of %s is %s (height %d)", rec.Owner, rec.State, rec.Revoked)
+	}
+	blk, _ := pem.Decode([]byte(rec.PEM))
+	if blk == nil || !bytes.Equal(blk.Bytes, der) {
+		return fmt.Errorf("client certificate is not the one %s published on chain", rec.Owner)
+	}
+	if now.Before(rec.NotBefore) || now.After(rec.NotAfter) {
+		return fmt.Errorf("client certificate of %s is valid %s to %s, not at %s", rec.Owner, rec.NotBefore, rec.NotAfter, now)
+	}
+	return nil
+}
+
+// LeaseOutcome is how an order ended up: a lease, or closed without one.
+type LeaseOutcome struct {
+	Lease *market.Lease
+	Order market.Order
+}
+
+// WaitLease polls every poll until order id has an active lease (returned) or is
+// closed (returned with Lease nil; ask WhyNoBids), or ctx ends.
+func (c *Client) WaitLease(ctx context.Context, id uint64, poll time.Duration) (LeaseOutcome, error) {
+	for {
+		o, err := c.Order(ctx, id)
+		if err != nil {
+			return LeaseOutcome{}, err
+		}
+		switch o.State {
+		case market.OrderActive:
+			l, err := c.Lease(ctx, id)
+			return LeaseOutcome{Lease: &l, Order: o}, err
+		case market.OrderClosed:
+			return LeaseOutcome{Order: o}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return LeaseOutcome{Order: o}, fmt.Errorf("wait for a lease on order %d: %w (state %s)", id, ctx.Err(), o.State)
+		case <-time.After(poll):
+		}
+	}
+}
+
+// OrderSpec is the file a tenant writes for `kiln tx market create-order` (YAML or
+// JSON). Sizes take units (512Mi, 80Gi); cpu is cores ("2", "0.5") or millicores
+// ("500m").
+type OrderSpec struct {
+	Kind         string      `yaml:"kind"`      // batch (default) or service
+	MaxPrice     string      `yaml:"max_price"` // per block, e.g. 1000 or 1000ukiln
+	Deposit      string      `yaml:"deposit"`   // e.g. 100000ukiln
+	Manual       bool        `yaml:"manual"`
+	AutoRedeploy bool        `yaml:"auto_redeploy"`
+	Groups       []GroupSpec `yaml:"groups"`
+}
+
+// GroupSpec is one group of an OrderSpec.
+type GroupSpec struct {
+	Name       string            `yaml:"name"`
+	Count      uint32            `yaml:"count"` // default 1
+	CPU        string            `yaml:"cpu"`
+	Memory     string            `yaml:"memory"`
+	Storage    string            `yaml:"storage"`
+	GPU        GPUSpec           `yaml:"gpu"`
+	Region     string            `yaml:"region"`
+	Attributes map[string]string `yaml:"attributes"`
+}
+
+// GPUSpec asks for GPUs in a GroupSpec.
+type GPUSpec struct {
+	Units  uint32         `yaml:"units"`
+	Models []GPUModelSpec `yaml:"models"`
+}
+
+// GPUModelSpec is one acceptable GPU model.
+type GPUModelSpec struct {
+	Model     string `yaml:"model"`
+	Memory    string `yaml:"memory"`
+	Interface string `yaml:"interface"`
+}
+
+// LoadOrderSpec reads and parses an order spec file.
+func LoadOrderSpec(path string) (OrderSpec, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return OrderSpec{}, fmt.Errorf("read order spec: %w", err)
+	}
+	return ParseOrderSpec(b)
+}
+
+// ParseOrderSpec parses an order spec (YAML, or JSON, which is YAML), refusing unknown
+// fields.
+func ParseOrderSpec(b []byte) (OrderSpec, error) {
+	var s OrderSpec
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil {
+		return s, fmt.Errorf("order spec: %w", err)
+	}
+	return s, nil
+}
+
+// ParseCPU parses "2", "0.5" (cores) or "500m" (millicores) into millicores.
+func ParseCPU(s string) (uint64, error) {
+	s = strings.TrimSpace(s)
+	if m, ok := strings.CutSuffix(s, "m"); ok {
+		return strconv.ParseUint(m, 10, 64)
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f <= 0 || f > 1e6 {
+		return 0, fmt.Errorf("cpu %q: want cores (2, 0.5) or millicores (500m)", s)
+	}
+	return uint64(f * 1000), nil
+}
+
+// ParsePrice parses "1000" or "1000ukiln" (denom must then be denom).
+func ParsePrice(s, denom string) (uint64, error) {
+	s = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), denom))
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("price %q: want an amount of %s, e.g. 1000 or 1000%s", s, denom, denom)
+	}
+	return v, nil
+}
+
+// Msg builds the MsgCreateOrder for owner; denom is the market's (MarketParams).
+// It checks the message with ValidateBasic.
+func (s OrderSpec) Msg(owner types.Address, denom string) (*market.MsgCreateOrder, error) {
+	m := &market.MsgCreateOrder{Owner: owner, Kind: s.Kind, Manual: s.Manual, AutoRedeploy: s.AutoRedeploy}
+	if m.Kind == "" {
+		m.Kind = market.KindBatch
+	}
+	var err error
+	if m.MaxPrice, err = ParsePrice(s.MaxPrice, denom); err != nil {
+		return nil, fmt.Errorf("max_price: %w", err)
+	}
+	if s.Deposit != "" {
+		if m.Deposit, err = types.ParseCoin(s.Deposit); err != nil {
+			return nil, fmt.Errorf("deposit: %w", err)
+		}
+	}
+	for i, gs := range s.Groups {
+		f := fmt.Sprintf("groups[%d]", i)
+		g := market.Group{Name: gs.Name, Count: gs.Count, Region: gs.Region, GPU: market.GPURequest{Units: gs.GPU.Units}}
+		if g.Count == 0 {
+			g.Count = 1
+		}
+		if g.CPUMilli, err = ParseCPU(gs.CPU); err != nil {
+			return nil, fmt.Errorf("%s.cpu: %w", f, err)
+		}
+		if g.MemoryBytes, err = registry.ParseBytes(gs.Memory); err != nil {
+			return nil, fmt.Errorf("%s.memory: %w", f, err)
+		}
+		if gs.Storage != "" {
+			if g.StorageBytes, err = registry.ParseBytes(gs.Storage); err != nil {
+				return nil, fmt.Errorf("%s.storage: %w", f, err)
+			}
+		}
+		for j, ms := range gs.GPU.Models {
+			gf := market.GPUFilter{Model: ms.Model, Interface: ms.Interface}
+			if ms.Memory != "" {
+				if gf.MemoryBytes, err = registry.ParseBytes(ms.Memory); err != nil {
+					return nil, fmt.Errorf("%s.gpu.models[%d].memory: %w", f, j, err)
+				}
+			}
+			g.GPU.Models = append(g.GPU.Models, gf)
+		}
+		for k, v := range gs.Attributes {
+			g.Attributes = append(g.Attributes, registry.Attribute{Key: k, Value: v})
+		}
+		sort.Slice(g.Attributes, func(a, b int) bool { return g.Attributes[a].Key < g.Attributes[b].Key })
+		m.Groups = append(m.Groups, g)
+	}
+	return m, m.ValidateBasic()
+}
+
+// CertDER returns the DER bytes of a PEM certificate, for comparing with what a TLS
+// handshake presents.
+func CertDER(pemBytes []byte) ([]byte, error) {
+	blk, _ := pem.Decode(pemBytes)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return nil, errors.New("not a PEM CERTIFICATE")
+	}
+	if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
+		return nil, err
+	}
+	return blk.Bytes, nil
+}
