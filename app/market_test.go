@@ -56,12 +56,17 @@ func a100(n uint32) registry.GPU {
 // sequences and returns the block's results.
 func (h *harness) exec(steps ...step) *abcitypes.ResponseFinalizeBlock {
 	h.t.Helper()
+	return h.block(h.signSteps(steps...)...)
+}
+
+// signSteps signs one tx per step, bumping the sequences.
+func (h *harness) signSteps(steps ...step) [][]byte {
 	var txs [][]byte
 	for _, s := range steps {
 		txs = append(txs, h.sign(s.from, s.from.seq, 5000, s.msg))
 		s.from.seq++
 	}
-	return h.block(txs...)
+	return txs
 }
 
 type step struct {
@@ -81,9 +86,16 @@ func (h *harness) mustExec(steps ...step) *abcitypes.ResponseFinalizeBlock {
 	return res
 }
 
+// providerCert is one certificate for every test provider, so that two harnesses fed
+// the same registrations reach the same app hash.
+var providerCert []byte
+
 func (h *harness) register(p *account, inventory registry.Inventory) step {
+	if providerCert == nil {
+		providerCert = mustCertPEM(h.t, time.Unix(0, 0), time.Unix(1<<31, 0))
+	}
 	return step{p, &registry.MsgRegisterProvider{Owner: p.addr, Endpoint: "https://p.example:8443",
-		CertPEM: mustCertPEM(h.t, time.Unix(0, 0), time.Unix(1<<31, 0)), Inventory: inventory, Stake: types.NewCoin("ukiln", 100_000_000)}}
+		CertPEM: providerCert, Inventory: inventory, Stake: types.NewCoin("ukiln", 100_000_000)}}
 }
 
 func gpuGroup(name string, count, units uint32, models ...string) market.Group {
@@ -445,30 +457,35 @@ func TestManualPick(t *testing.T) {
 
 // Property: random orders, bids, heartbeats and closes over several providers never
 // lease beyond inventory; after every block supply per denom is conserved and the
-// escrow and market invariants hold (the harness also checks them in FinalizeBlock).
+// escrow and market invariants hold (the harness also checks them in FinalizeBlock),
+// and a second app fed the same blocks agrees on every app hash.
 func TestRandomMarketKeepsCapacityAndMoney(t *testing.T) {
 	blocks := 120
 	if testing.Short() {
 		blocks = 40
 	}
-	h := newHarnessWith(t, 10, func(g *GenesisState) {
+	edit := func(g *GenesisState) {
 		g.Params.Market.OrderTTLBlocks = 4
 		g.Params.Market.ManualPickBlocks = 3
 		g.Params.Market.HeartbeatIntervalBlocks = 2
 		g.Params.Market.HeartbeatTimeoutBlocks = 6
 		g.Params.Market.BidWindowBlocks = 2
-	})
+	}
+	h, replica := newHarnessWith(t, 10, edit), newHarnessWith(t, 10, edit)
 	provs, tenants := h.accs[1:5], h.accs[5:10]
 	invs := []registry.Inventory{inv("eu-west", rtx4090(2)), inv("eu-west", a100(4), rtx4090(1)), inv("us-east"), inv("us-east", a100(8))}
 	var reg []step
 	for i, p := range provs {
 		reg = append(reg, h.register(p, invs[i]))
 	}
-	h.mustExec(reg...)
+	regTxs := h.signSteps(reg...)
+	h.block(regTxs...)
+	replica.block(regTxs...)
 	r := mrand.New(mrand.NewSource(7))
 	supply0 := fmt.Sprint(bank.Supply(h.ctx()))
 	models := []string{"", "rtx4090", "a100", "h100"}
 	var nOK, nLeases int
+	reasons := map[string]int{}
 	for b := 0; b < blocks; b++ {
 		var steps []step
 		open := market.Orders(h.ctx(), market.OrderFilter{State: market.OrderOpen})
@@ -487,7 +504,8 @@ func TestRandomMarketKeepsCapacityAndMoney(t *testing.T) {
 					}
 					gs = append(gs, g)
 				}
-				o := order(tn, uint64(50+r.Intn(100)), uint64(2_000+r.Intn(5_000)), gs...)
+				maxPrice := uint64(50 + r.Intn(100))
+				o := order(tn, maxPrice, maxPrice*uint64(10+r.Intn(20)), gs...)
 				o.Manual = r.Intn(5) == 0
 				o.AutoRedeploy = r.Intn(2) == 0
 				o.Kind = []string{market.KindBatch, market.KindService}[r.Intn(2)]
@@ -499,10 +517,14 @@ func TestRandomMarketKeepsCapacityAndMoney(t *testing.T) {
 				l := active[r.Intn(len(active))]
 				p := h.accountOf(l.Provider)
 				steps = append(steps, step{p, &market.MsgHeartbeat{Provider: p.addr, LeaseID: l.ID}})
-			case k < 9 && len(active) > 0:
+			case k < 9 && len(active) > 0 && r.Intn(3) == 0:
 				l := active[r.Intn(len(active))]
-				who := []types.Address{l.Owner, l.Provider}[r.Intn(2)]
-				steps = append(steps, step{h.accountOf(who), &market.MsgCloseLease{Sender: who, LeaseID: l.ID}})
+				who := []types.Address{l.Owner, l.Provider, l.Provider}[r.Intn(3)]
+				if who == l.Provider && r.Intn(2) == 0 {
+					steps = append(steps, step{h.accountOf(who), &market.MsgCompleteLease{Provider: who, LeaseID: l.ID, OutputHash: []byte{1}}})
+				} else {
+					steps = append(steps, step{h.accountOf(who), &market.MsgCloseLease{Sender: who, LeaseID: l.ID}})
+				}
 			case len(open) > 0:
 				o := open[r.Intn(len(open))]
 				if o.Manual && r.Intn(2) == 0 {
@@ -512,7 +534,11 @@ func TestRandomMarketKeepsCapacityAndMoney(t *testing.T) {
 				}
 			}
 		}
-		res := h.exec(steps...)
+		txs := h.signSteps(steps...)
+		res := h.block(txs...)
+		if rr := replica.block(txs...); string(rr.AppHash) != string(res.AppHash) {
+			t.Fatalf("height %d: replica app hash %x, want %x", h.height, rr.AppHash, res.AppHash)
+		}
 		for _, tr := range res.TxResults {
 			if tr.Code == 0 {
 				nOK++
@@ -520,9 +546,20 @@ func TestRandomMarketKeepsCapacityAndMoney(t *testing.T) {
 				t.Fatalf("block %d: internal error: %s", h.height, tr.Log)
 			}
 		}
-		for _, e := range res.Events {
-			if e.Type == "lease_created" {
+		evs := res.Events
+		for _, tr := range res.TxResults {
+			evs = append(evs, tr.Events...)
+		}
+		for _, e := range evs {
+			switch e.Type {
+			case "lease_created":
 				nLeases++
+			case "lease_closed", "order_closed":
+				for _, a := range e.Attributes {
+					if a.Key == "reason" {
+						reasons[e.Type+":"+a.Value]++
+					}
+				}
 			}
 		}
 		if got := fmt.Sprint(bank.Supply(h.ctx())); got != supply0 {
@@ -544,7 +581,7 @@ func TestRandomMarketKeepsCapacityAndMoney(t *testing.T) {
 	if nLeases < 5 || nOK < blocks {
 		t.Fatalf("only %d leases and %d successful txs: the generator is too hostile", nLeases, nOK)
 	}
-	t.Logf("%d blocks, %d successful txs, %d leases", blocks, nOK, nLeases)
+	t.Logf("%d blocks, %d successful txs, %d leases, closes: %v", blocks, nOK, nLeases, reasons)
 }
 
 func (h *harness) accountOf(a types.Address) *account {
