@@ -18,6 +18,9 @@
 //   - A bad user transaction yields a result code and a log a person understands. A
 //     broken invariant (supply not matching balances, a corrupt record) panics: a
 //     diverging node must halt, not limp on.
+//   - After a block's transactions, the market settles every active lease from escrow
+//     and closes the bid windows due at that height (x/market, x/escrow); this work is
+//     proportional to active leases and due orders, never to history.
 //   - CheckTx runs the whole transaction against a scratch copy of state, so the mempool
 //     only holds transactions that would succeed now; it is reset to committed state on
 //     every Commit, and CometBFT's recheck re-applies what is still pending.
