@@ -74,7 +74,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringP("output", "o", "text", "output format: text or json")
 	// Usage errors (unknown flag, bad flag value) exit 2, apart from refusals (1).
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: 2, err: err} })
-	root.AddCommand(sdlcmd.NewCommand(), gpucmd.NewCommand())
+	root.AddCommand(sdlcmd.NewCommand(), gpucmd.NewCommand(), newDeployCmd(), newLeaseCmd(), newFetchCmd(), newWorkCmd())
 	root.AddCommand(newInitCmd(), newNodeCmd(), newKeysCmd(), newTxCmd(), newQueryCmd(),
 		newLocalnetCmd(), newDemoCmd(), newBenchCmd(), newStatusCmd(), newVersionCmd())
 	return root

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-network/kiln/tenant"
+)
+
+func certDir(cmd *cobra.Command) string { return filepath.Join(homeFlag(cmd), "certs") }
+
+func newDeployCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "deploy SPEC.yaml",
+		Short: "Deploy a Kiln spec or an Akash SDL file: order, lease, manifest, inputs, and for a batch job its outputs",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := outputJSON(cmd)
+			if err != nil {
+				return err
+			}
+			plans, warnings, err := tenant.Load(args[0])
+			for _, w := range warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
+			}
+			if err != nil {
+				return err
+			}
+			from, _ := cmd.Flags().GetString("from")
+			if from == "" {
+				return errors.New("--from KEY is required")
+			}
+			kr, err := openKeyring(cmd)
+			if err != nil {
+				return err
+			}
+			key, _, err := kr.PrivKey(from)
+			if err != nil {
+				return err
+			}
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			o := tenant.Options{CertDir: certDir(cmd), Progress: func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "==>", s) }}
+			o.OutDir, _ = cmd.Flags().GetString("out")
+			o.LeaseTimeout, _ = cmd.Flags().GetDuration("lease-timeout")
+			o.NoWait, _ = cmd.Flags().GetBool("no-wait")
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			var results []tenant.Result
+			for _, p := range plans {
+				if o.OutDir != "" && len(plans) > 1 {
+					o.OutDir = filepath.Join(o.OutDir, p.Name)
+				}
+				r, err := tenant.Deploy(ctx, c, key, p, o)
+				if err != nil {
+					return &exitError{code: 1, err: err}
+				}
+				results = append(results, r)
+			}
+			if asJSON {
+				if len(results) == 1 {
+					return printJSON(cmd.OutOrStdout(), results[0])
+				}
+				return printJSON(cmd.OutOrStdout(), results)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "LEASE\tPROVIDER\tPRICE/BLOCK\tBLOCKS TO LEASE\tMS TO RUNNING\tSTATE\tOUTPUTS")
+			for _, r := range results {
+				fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%s\t%d\n", r.OrderID, r.Provider, r.Price, r.OrderToLeaseBlks, r.OrderToRunningMS, r.State, len(r.Outputs))
+			}
+			return tw.Flush()
+		},
+	}
+	addKeyringFlags(cmd)
+	addNodeFlags(cmd)
+	cmd.Flags().String("from", "", "key that pays for and owns the deployment")
+	cmd.Flags().String("out", "", "directory for a batch job's outputs (default: leave them on the provider; fetch later with kiln fetch)")
+	cmd.Flags().Duration("lease-timeout", 60e9, "how long to wait for a lease before explaining why no provider bid and closing the order")
+	cmd.Flags().Bool("no-wait", false, "return once the workload runs, even for a batch job")
+	return cmd
+}

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-network/kiln/client"
+	"github.com/kiln-network/kiln/provider/api"
+	"github.com/kiln-network/kiln/tenant"
+	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/x/market"
+)
+
+// leaseEnv opens what the lease commands need: the tenant key (--from), the chain
+// client and, if provider is true, an mTLS client for the lease's provider.
+type leaseEnv struct {
+	key    ed25519.PrivateKey
+	owner  types.Address
+	c      *client.Client
+	lease  market.Lease
+	pc     *api.Client
+}
+
+func openLease(cmd *cobra.Command, idArg string, provider bool) (*leaseEnv, error) {
+	id, err := strconv.ParseUint(idArg, 10, 64)
+	if err != nil || id == 0 {
+		return nil, fmt.Errorf("lease id %q: want a positive number", idArg)
+	}
+	e := &leaseEnv{}
+	if e.c, err = newClient(cmd); err != nil {
+		return nil, err
+	}
+	if e.lease, err = e.c.Lease(cmd.Context(), id); err != nil {
+		return nil, fmt.Errorf("lease %d: %w", id, err)
+	}
+	from, _ := cmd.Flags().GetString("from")
+	if from == "" {
+		return nil, errors.New("--from KEY is required")
+	}
+	kr, err := openKeyring(cmd)
+	if err != nil {
+		return nil, err
+	}
+	if e.key, _, err = kr.PrivKey(from); err != nil {
+		return nil, err
+	}
+	e.owner = types.AddressFromPubKey(e.key.Public().(ed25519.PublicKey))
+	if provider {
+		cert, err := tenant.EnsureCert(cmd.Context(), e.c, e.key, certDir(cmd), nil)
+		if err != nil {
+			return nil, err
+		}
+		if e.pc, _, err = tenant.Connect(cmd.Context(), e.c, e.lease.Provider, cert); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+func leaseFlags(cmd *cobra.Command) *cobra.Command {
+	addKeyringFlags(cmd)
+	addNodeFlags(cmd)
+	cmd.Flags().String("from", "", "the lease owner's key")
+	return cmd
+}
+
+func newLeaseCmd() *cobra.Command {
+	l := &cobra.Command{Use: "lease", Short: "Your leases: list, status, logs, close"}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "Leases owned by --from (or every lease with --all)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := outputJSON(cmd)
+			if err != nil {
+				return err
+			}
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			f := market.LeaseFilter{}
+			if all, _ := cmd.Flags().GetBool("all"); !all {
+				from, _ := cmd.Flags().GetString("from")
+				if from == "" {
+					return errors.New("--from KEY (or --all) is required")
+				}
+				kr, err := openKeyring(cmd)
+				if err != nil {
+					return err
+				}
+				info, err := kr.Show(from)
+				if err != nil {
+					return err
+				}
+				f.Owner = info.Address
+			}
+			if st, _ := cmd.Flags().GetString("state"); st != "" {
+				f.State = st
+			}
+			leases, err := c.Leases(cmd.Context(), f)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if leases == nil {
+					leases = []market.Lease{}
+				}
+				return printJSON(cmd.OutOrStdout(), map[string]any{"leases": leases})
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tKIND\tPROVIDER\tPRICE/BLOCK\tSTATE\tREASON\tCREATED")
+			for _, x := range leases {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%d\n", x.ID, x.Kind, x.Provider, x.Price, x.State, x.CloseReason, x.CreatedHeight)
+			}
+			return tw.Flush()
+		},
+	}
+	leaseFlags(list)
+	list.Flags().Bool("all", false, "every lease, not only yours")
+	list.Flags().String("state", "", "only leases in this state (active, closed)")
+
+	status := leaseFlags(&cobra.Command{
+		Use:   "status ID",
+		Short: "A lease's state on chain and on its provider",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := outputJSON(cmd)
+			if err != nil {
+				return err
+			}
+			e, err := openLease(cmd, args[0], true)
+			if err != nil {
+				return err
+			}
+			defer e.pc.Close()
+			st, perr := e.pc.Status(cmd.Context(), e.lease.ID)
+			if asJSON {
+				out := map[string]any{"chain": e.lease}
+				if perr == nil {
+					out["provider"] = st
+				} else {
+					out["provider_error"] = perr.Error()
+				}
+				return printJSON(cmd.OutOrStdout(), out)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "lease %d (%s) with %s: %s on chain", e.lease.ID, e.lease.Kind, e.lease.Provider, e.lease.State)
+			if e.lease.CloseReason != "" {
+				fmt.Fprintf(w, " (%s at height %d)", e.lease.CloseReason, e.lease.ClosedHeight)
+			}
+			fmt.Fprintln(w)
+			if perr != nil {
+				fmt.Fprintf(w, "provider: %v\n", perr)
+				return nil
+			}
+			fmt.Fprintf(w, "provider: %s\n", st.State)
+			for _, t := range st.Tasks {
+				fmt.Fprintf(w, "  task %s: %s\n", t.ID, t.State)
+			}
+			for _, o := range st.Outputs {
+				fmt.Fprintf(w, "  output %s  %d bytes  sha256 %s\n", o.Name, o.Size, o.SHA256)
+			}
+			return nil
+		},
+	})
+
+	logs := leaseFlags(&cobra.Command{
+		Use:   "logs ID",
+		Short: "A lease's logs from its provider (-f to follow)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := openLease(cmd, args[0], true)
+			if err != nil {
+				return err
+			}
+			defer e.pc.Close()
+			follow, _ := cmd.Flags().GetBool("follow")
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			rc, err := e.pc.Logs(ctx, e.lease.ID, api.LogSelector{}, follow)
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			_, err = io.Copy(cmd.OutOrStdout(), rc)
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		},
+	})
+	logs.Flags().BoolP("follow", "f", false, "keep streaming until the lease ends or Ctrl-C")
+
+	closeCmd := leaseFlags(&cobra.Command{
+		Use:   "close ID",
+		Short: "Close a lease (tenant or provider only); the unused escrow is refunded in the same block",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := outputJSON(cmd)
+			if err != nil {
+				return err
+			}
+			e, err := openLease(cmd, args[0], false)
+			if err != nil {
+				return err
+			}
+			res, err := e.c.Send(cmd.Context(), e.key, client.SignOptions{}, &market.MsgCloseLease{Sender: e.owner, LeaseID: e.lease.ID})
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), res)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "lease %d closed at height %d\n", e.lease.ID, res.Height)
+			return nil
+		},
+	})
+	l.AddCommand(list, status, logs, closeCmd)
+	return l
+}
+
+func newFetchCmd() *cobra.Command {
+	cmd := leaseFlags(&cobra.Command{
+		Use:   "fetch ID",
+		Short: "Download a batch lease's outputs from its provider, checking each hash",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out, _ := cmd.Flags().GetString("out")
+			e, err := openLease(cmd, args[0], true)
+			if err != nil {
+				return err
+			}
+			defer e.pc.Close()
+			return tenant.Fetch(cmd.Context(), e.pc, e.lease.ID, out, func(s string) { fmt.Fprintln(cmd.OutOrStdout(), s) })
+		},
+	})
+	cmd.Flags().String("out", ".", "directory for the outputs")
+	return cmd
+}

@@ -1,0 +1,313 @@
+package tenant
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kiln-network/kiln/client"
+	"github.com/kiln-network/kiln/provider/api"
+	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/x/market"
+	"github.com/kiln-network/kiln/x/registry"
+)
+
+// Options tune Deploy.
+type Options struct {
+	// CertDir holds the tenant's client certificate and key.
+	CertDir string
+	// OutDir receives a batch job's outputs; empty leaves them on the provider.
+	OutDir string
+	// LeaseTimeout is how long to wait for a lease before explaining why no provider
+	// bid and closing the order (its deposit is refunded).
+	LeaseTimeout time.Duration
+	// NoWait returns once the workload runs, even for a batch job.
+	NoWait bool
+	// Progress receives one line per step; nil discards.
+	Progress func(string)
+	// Poll is how often the chain and the provider are asked for news.
+	Poll time.Duration
+}
+
+// Result is what a deployment did, with its timings.
+type Result struct {
+	OrderID          uint64         `json:"order_id,string"`
+	Provider         types.Address  `json:"provider"`
+	Endpoint         string         `json:"endpoint"`
+	Price            uint64         `json:"price_per_block,string"`
+	GPUs             string         `json:"gpus,omitempty"`
+	OrderHeight      int64          `json:"order_height"`
+	LeaseHeight      int64          `json:"lease_height"`
+	OrderToLeaseBlks int64          `json:"order_to_lease_blocks"`
+	OrderToLeaseMS   int64          `json:"order_to_lease_ms"`
+	OrderToRunningMS int64          `json:"order_to_running_ms"`
+	State            string         `json:"state"`
+	Outputs          []api.FileInfo `json:"outputs,omitempty"`
+	OutDir           string         `json:"out_dir,omitempty"`
+}
+
+// NoBidsError explains why an order got no lease.
+type NoBidsError struct {
+	OrderID uint64
+	Report  market.MatchReport
+}
+
+func (e *NoBidsError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "order %d got no bid:", e.OrderID)
+	if len(e.Report.Providers) == 0 {
+		b.WriteString(" no provider is registered on this chain")
+		return b.String()
+	}
+	keys := make([]string, 0, len(e.Report.Summary))
+	for k := range e.Report.Summary {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %d of %d providers fail %s;", e.Report.Summary[k], len(e.Report.Providers), k)
+	}
+	for _, p := range e.Report.Providers {
+		for _, f := range p.Failures {
+			fmt.Fprintf(&b, "\n  %s: %s %s", p.Provider, f.Constraint, f.Detail)
+		}
+		if p.Fits && !p.Bid {
+			fmt.Fprintf(&b, "\n  %s: fits, but did not bid (its price table may be above the order's max price, or it is offline)", p.Provider)
+		}
+	}
+	return b.String()
+}
+
+func (o *Options) defaults() {
+	if o.Progress == nil {
+		o.Progress = func(string) {}
+	}
+	if o.LeaseTimeout <= 0 {
+		o.LeaseTimeout = 60 * time.Second
+	}
+	if o.Poll <= 0 {
+		o.Poll = 50 * time.Millisecond
+	}
+}
+
+// Deploy places plan's order, waits for its lease, sends inputs and manifest to the
+// provider over mTLS, and for a batch job waits for it and downloads the outputs.
+func Deploy(ctx context.Context, c *client.Client, key ed25519.PrivateKey, plan Plan, o Options) (Result, error) {
+	o.defaults()
+	var r Result
+	owner := types.AddressFromPubKey(key.Public().(ed25519.PublicKey))
+	tlsCert, err := EnsureCert(ctx, c, key, o.CertDir, o.Progress)
+	if err != nil {
+		return r, err
+	}
+	msg := &market.MsgCreateOrder{Owner: owner, Kind: plan.Kind, Groups: plan.Groups, MaxPrice: plan.MaxPrice,
+		Deposit: plan.Deposit, Manual: plan.Manual, AutoRedeploy: plan.AutoRedeploy}
+	if err := msg.ValidateBasic(); err != nil {
+		return r, err
+	}
+	t0 := time.Now()
+	txr, err := c.Send(ctx, key, client.SignOptions{}, msg)
+	if err != nil {
+		return r, fmt.Errorf("create order: %w", err)
+	}
+	r.OrderID, err = strconv.ParseUint(txr.EventAttr("order_created", "order"), 10, 64)
+	if err != nil {
+		return r, fmt.Errorf("create order: no order id in the tx events")
+	}
+	r.OrderHeight = txr.Height
+	o.Progress(fmt.Sprintf("order %d placed at height %d (max %d ukiln/block, deposit %s)", r.OrderID, txr.Height, plan.MaxPrice, plan.Deposit))
+
+	lease, err := waitLease(ctx, c, key, owner, r.OrderID, o)
+	if err != nil {
+		return r, err
+	}
+	r.LeaseHeight = lease.CreatedHeight
+	r.OrderToLeaseBlks = lease.CreatedHeight - r.OrderHeight
+	r.OrderToLeaseMS = time.Since(t0).Milliseconds()
+	r.Provider, r.Price = lease.Provider, lease.Price
+	r.GPUs = describeGPUs(lease.GPUs)
+	o.Progress(fmt.Sprintf("lease %d with %s at %d ukiln/block%s, height %d (%d blocks after the order)",
+		lease.ID, lease.Provider, lease.Price, r.GPUs, lease.CreatedHeight, r.OrderToLeaseBlks))
+
+	pc, endpoint, err := Connect(ctx, c, lease.Provider, tlsCert)
+	if err != nil {
+		return r, err
+	}
+	defer pc.Close()
+	r.Endpoint = endpoint
+	for _, in := range plan.Inputs {
+		f, err := os.Open(in)
+		if err != nil {
+			return r, err
+		}
+		st, _ := f.Stat()
+		fi, err := pc.UploadInput(ctx, lease.ID, filepath.Base(in), f, st.Size())
+		f.Close()
+		if err != nil {
+			return r, fmt.Errorf("upload %s: %w", in, err)
+		}
+		o.Progress(fmt.Sprintf("uploaded %s (%d bytes, sha256 %s…)", fi.Name, fi.Size, fi.SHA256[:12]))
+	}
+	if _, err := pc.SendManifest(ctx, lease.ID, plan.Manifest); err != nil {
+		return r, fmt.Errorf("send manifest: %w", err)
+	}
+	o.Progress("manifest sent")
+	for {
+		st, err := pc.Status(ctx, lease.ID)
+		if err != nil {
+			return r, fmt.Errorf("lease %d status: %w", lease.ID, err)
+		}
+		if r.OrderToRunningMS == 0 && st.State != api.StatePending {
+			r.OrderToRunningMS = time.Since(t0).Milliseconds()
+			o.Progress(fmt.Sprintf("running %d ms after the order", r.OrderToRunningMS))
+		}
+		r.State = st.State
+		switch {
+		case st.State == api.StateFailed:
+			return r, fmt.Errorf("lease %d failed on the provider: %s", lease.ID, st.Error)
+		case st.State == api.StateStopped:
+			return r, fmt.Errorf("lease %d was stopped by the provider", lease.ID)
+		case st.State == api.StateRunning && (plan.Kind == market.KindService || o.NoWait):
+			return r, nil
+		case st.State == api.StateCompleted:
+			r.Outputs = st.Outputs
+			o.Progress(fmt.Sprintf("completed with %d outputs (root %s)", len(st.Outputs), short(st.OutputsRoot)))
+			if o.OutDir != "" {
+				if err := Fetch(ctx, pc, lease.ID, o.OutDir, o.Progress); err != nil {
+					return r, err
+				}
+				r.OutDir = o.OutDir
+			}
+			return r, nil
+		}
+		select {
+		case <-ctx.Done():
+			return r, ctx.Err()
+		case <-time.After(o.Poll):
+		}
+	}
+}
+
+func short(s string) string {
+	if len(s) > 12 {
+		return s[:12] + "…"
+	}
+	return s
+}
+
+func describeGPUs(gs []market.GPUSpec) string {
+	var parts []string
+	for _, g := range gs {
+		if g.Model != "" {
+			parts = append(parts, g.Model)
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return ", GPU " + strings.Join(parts, "+")
+}
+
+// waitLease follows the order until it has a lease, printing each new bid. If none
+// comes in time it explains why and closes the order, refunding the deposit.
+func waitLease(ctx context.Context, c *client.Client, key ed25519.PrivateKey, owner types.Address, id uint64, o Options) (market.Lease, error) {
+	deadline := time.Now().Add(o.LeaseTimeout)
+	seen := map[types.Address]bool{}
+	for {
+		ord, err := c.Order(ctx, id)
+		if err != nil {
+			return market.Lease{}, err
+		}
+		if bids, err := c.Bids(ctx, id, types.Address{}); err == nil {
+			for _, b := range bids {
+				if !seen[b.Provider] {
+					seen[b.Provider] = true
+					o.Progress(fmt.Sprintf("bid from %s: %d ukiln/block%s", b.Provider, b.Price, describeGPUs(b.GPUs)))
+				}
+			}
+		}
+		switch ord.State {
+		case market.OrderActive:
+			return c.Lease(ctx, id)
+		case market.OrderClosed:
+			rep, _ := c.WhyNoBids(ctx, id)
+			return market.Lease{}, fmt.Errorf("order %d closed (%s): %w", id, ord.CloseReason, &NoBidsError{OrderID: id, Report: rep})
+		}
+		if time.Now().After(deadline) {
+			rep, _ := c.WhyNoBids(ctx, id)
+			if _, err := c.Send(ctx, key, client.SignOptions{}, &market.MsgCloseOrder{Owner: owner, OrderID: id}); err != nil {
+				o.Progress(fmt.Sprintf("closing order %d failed: %v", id, err))
+			} else {
+				o.Progress(fmt.Sprintf("closed order %d; its deposit is refunded", id))
+			}
+			return market.Lease{}, &NoBidsError{OrderID: id, Report: rep}
+		}
+		select {
+		case <-ctx.Done():
+			return market.Lease{}, ctx.Err()
+		case <-time.After(o.Poll):
+		}
+	}
+}
+
+// Connect returns an mTLS client for provider, trusting only the certificate it
+// published on chain.
+func Connect(ctx context.Context, c *client.Client, provider types.Address, tlsCert tls.Certificate) (*api.Client, string, error) {
+	var prov registry.Provider
+	if err := c.QueryJSON(ctx, "/registry/provider/"+provider.String(), &prov); err != nil {
+		return nil, "", fmt.Errorf("provider %s: %w", provider, err)
+	}
+	pc, err := api.NewClient(prov.Endpoint, tlsCert, []byte(prov.CertPEM))
+	if err != nil {
+		return nil, "", err
+	}
+	return pc, prov.Endpoint, nil
+}
+
+// Fetch downloads every output of a lease into dir, checking each hash.
+func Fetch(ctx context.Context, pc *api.Client, leaseID uint64, dir string, progress func(string)) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	outs, err := pc.ListOutputs(ctx, leaseID)
+	if err != nil {
+		return fmt.Errorf("list outputs of lease %d: %w", leaseID, err)
+	}
+	for _, fi := range outs {
+		if err := vaultName(fi.Name); err != nil {
+			return err
+		}
+		path := filepath.Join(dir, fi.Name)
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		got, err := pc.DownloadOutput(ctx, leaseID, fi.Name, f)
+		f.Close()
+		if err != nil {
+			os.Remove(path)
+			return fmt.Errorf("download %s: %w", fi.Name, err)
+		}
+		if progress != nil {
+			progress(fmt.Sprintf("downloaded %s (%d bytes, sha256 %s… verified)", path, got.Size, got.SHA256[:12]))
+		}
+	}
+	return nil
+}
+
+// vaultName refuses output names that could escape the output directory; the provider
+// checks them too, but the tenant trusts no one with its file system.
+func vaultName(n string) error {
+	if n == "" || n == "." || n == ".." || strings.ContainsAny(n, "/\\\x00") {
+		return errors.New("provider sent an unsafe output name " + strconv.Quote(n))
+	}
+	return nil
+}
