@@ -162,7 +162,9 @@ func Pay(ctx *types.Context, id uint64, provider types.Address, amount uint64) (
 	if paid > 0 {
 		var p Params
 		params.Get(ctx, ModuleName, &p)
-		fee := types.MulDiv(paid, uint64(p.ProtocolFeeBps), 10000)
+		// NB: rounded up, so that no lease, however cheap per block, escapes the fee by
+		// being paid in amounts too small for the rate.
+		fee := types.MulDivCeil(paid, uint64(p.ProtocolFeeBps), 10000)
 		mustSend(ctx, bank.CommunityPool, types.NewCoin(a.Denom, fee))
 		mustSend(ctx, provider, types.NewCoin(a.Denom, paid-fee))
 		auth.Ensure(ctx, provider)

@@ -45,12 +45,13 @@ func TestPayAndClose(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// 0.5% of 1000 is 5; of 500 it is 2 (rounded down).
-	if got := bank.Balance(ctx, bank.CommunityPool, "ukiln"); got != 12 {
-		t.Fatalf("community pool = %d, want 12", got)
+	// 0.5% of 1000 is 5; of 500 it is 2.5, rounded up to 3 so that small payments
+	// cannot escape the fee.
+	if got := bank.Balance(ctx, bank.CommunityPool, "ukiln"); got != 13 {
+		t.Fatalf("community pool = %d, want 13", got)
 	}
-	if got := bank.Balance(ctx, prov, "ukiln"); got != 2500-12 {
-		t.Fatalf("provider = %d, want %d", got, 2500-12)
+	if got := bank.Balance(ctx, prov, "ukiln"); got != 2500-13 {
+		t.Fatalf("provider = %d, want %d", got, 2500-13)
 	}
 	if r := Close(ctx, 7); r != 0 {
 		t.Fatalf("Close refunded %d of an empty account", r)
