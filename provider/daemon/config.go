@@ -1,0 +1,327 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"sort"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/kiln-network/kiln/gpu"
+	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/x/registry"
+)
+
+// Duration is a time.Duration written as "10m", "200ms" in TOML.
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Config is the provider daemon's TOML file.
+type Config struct {
+	// Listen is the address the tenant API (HTTPS, mutual TLS) listens on, e.g.
+	// "0.0.0.0:8443". Port 0 picks a free port (tests, the demo).
+	Listen string `toml:"listen"`
+	// Endpoint is the public https://HOST:PORT URL registered on chain, where tenants
+	// reach Listen. Empty: https://<the address Listen got>.
+	Endpoint string `toml:"endpoint"`
+	// StateDir holds the daemon's state: TLS key and certificate, lease state, the
+	// encrypted vault and the executor's work dirs. Required.
+	StateDir string `toml:"state_dir"`
+	// Executor runs workloads: "process" (no isolation; needs AllowUnisolated) or
+	// "docker".
+	Executor string `toml:"executor"`
+	// AllowUnisolated must be true to use the process executor, which runs tenant code
+	// as host processes that can read host files and reach the host's network.
+	AllowUnisolated bool `toml:"allow_unisolated"`
+	// Inventory is the hardware offered: detected, or declared in the file.
+	Inventory InventoryConfig `toml:"inventory"`
+	// Stake is what the provider bonds when it registers, e.g. "100000000ukiln"; at
+	// least the chain's min_provider_stake.
+	Stake string `toml:"stake"`
+	// Pricing is the price table bids are computed from.
+	Pricing Pricing `toml:"pricing"`
+	// OutputRetention is how long the outputs of a completed batch lease stay
+	// downloadable before its vault is erased.
+	OutputRetention Duration `toml:"output_retention"`
+	// HeartbeatEvery is how often, in blocks, each lease gets a MsgHeartbeat; 0 uses
+	// the chain's heartbeat_interval_blocks.
+	HeartbeatEvery int64 `toml:"heartbeat_every"`
+	// PollInterval is how often the daemon asks the node for a new block. It bounds
+	// how late in a block the daemon bids: keep it well under the block time.
+	PollInterval Duration `toml:"poll_interval"`
+	// MetricsListen, if set, serves Prometheus metrics on http://MetricsListen/metrics.
+	MetricsListen string `toml:"metrics_listen"`
+}
+
+// InventoryConfig is the hardware the provider registers: detected from the host
+// (Detect) or declared. Region and Attributes apply to both.
+type InventoryConfig struct {
+	// Detect inventories the host with gpu.Detect (NVML, then nvidia-smi; CPU-only
+	// without a driver) instead of the declared fields below.
+	Detect bool `toml:"detect"`
+	// Region is where the provider is, e.g. "eu-west"; 2-63 of [a-z0-9-].
+	Region string `toml:"region"`
+	// CPUCores offered (declared).
+	CPUCores uint64 `toml:"cpu_cores"`
+	// Memory offered, with a unit: "64Gi" (declared).
+	Memory string `toml:"memory"`
+	// Storage offered, with a unit: "1Ti" (declared).
+	Storage string `toml:"storage"`
+	// GPUs offered, one entry per kind (declared).
+	GPUs []GPUConfig `toml:"gpus"`
+	// Attributes are free-form key/values advertised to orders (tier, network, ...).
+	Attributes map[string]string `toml:"attributes"`
+}
+
+// GPUConfig declares Count GPUs of one kind.
+type GPUConfig struct {
+	// Model is the lowercase model key: h100, a100, rtx4090, ...
+	Model string `toml:"model"`
+	// Memory per GPU, with a unit: "80Gi".
+	Memory string `toml:"memory"`
+	// Interface is "pcie" or "sxm".
+	Interface string `toml:"interface"`
+	// Count of such GPUs.
+	Count uint32 `toml:"count"`
+}
+
+// Pricing is the provider's price table, in the market's denom (ukiln). Prices are
+// per hour; bids are per block, so BlockTime converts them.
+type Pricing struct {
+	// GPUHour is the price of one GPU for an hour, by model key (h100 = 2000000). An
+	// order whose GPU model has no price here gets no bid.
+	GPUHour map[string]uint64 `toml:"gpu_hour"`
+	// CPUCoreHour is the price of one CPU core for an hour.
+	CPUCoreHour uint64 `toml:"cpu_core_hour"`
+	// MemoryGiBHour is the price of one GiB of memory for an hour.
+	MemoryGiBHour uint64 `toml:"memory_gib_hour"`
+	// StorageGiBHour is the price of one GiB of storage for an hour.
+	StorageGiBHour uint64 `toml:"storage_gib_hour"`
+	// BlockTime is the chain's block time, to turn hourly prices into per-block ones
+	// (rounded up).
+	BlockTime Duration `toml:"block_time"`
+	// MinPrice is the least the provider bids per block, whatever the table says.
+	MinPrice uint64 `toml:"min_price"`
+	// MarginBps is added on top of the table's price, in basis points (100 = 1%).
+	MarginBps uint64 `toml:"margin_bps"`
+}
+
+// DefaultConfig returns a config with every field but StateDir and the inventory set
+// to a usable default.
+func DefaultConfig() Config {
+	return Config{
+		Listen:   "127.0.0.1:8443",
+		Executor: "process",
+		Stake:    "100000000" + types.NativeDenom, // the chain's default min_provider_stake
+		Pricing: Pricing{
+			// Rough market rates at 1 KILN = 1 USD: an H100 at 2/h, a core at 0.01/h.
+			GPUHour:        map[string]uint64{"h100": 2_000_000, "h200": 3_000_000, "a100": 1_200_000, "l40s": 900_000, "rtx4090": 400_000},
+			CPUCoreHour:    10_000,
+			MemoryGiBHour:  1_000,
+			StorageGiBHour: 10,
+			BlockTime:      Duration(time.Second), // node.DefaultBlockTime
+			MinPrice:       1,
+		},
+		// 10 min: time for the tenant's client to fetch results after completion.
+		OutputRetention: Duration(10 * time.Minute),
+		// 50 ms: a bid lands in the next block even at the demo's 200 ms block time.
+		PollInterval: Duration(50 * time.Millisecond),
+	}
+}
+
+// Parse reads a TOML config over the defaults, refusing unknown fields. It does not
+// validate: call Validate.
+func Parse(r io.Reader) (Config, error) {
+	c := DefaultConfig()
+	md, err := toml.NewDecoder(r).Decode(&c)
+	if err != nil {
+		return c, fmt.Errorf("provider config: %w", err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return c, fmt.Errorf("provider config: unknown field %q", und[0].String())
+	}
+	return c, nil
+}
+
+func fieldErr(field string, value any, rule string) error {
+	return fmt.Errorf("provider config: %s: %s (got %v)", field, rule, value)
+}
+
+// Validate checks every field, naming the field, the value and the rule.
+func (c Config) Validate() error {
+	if c.StateDir == "" {
+		return fieldErr("state_dir", `""`, "must be set")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fieldErr("listen", c.Listen, "must be HOST:PORT")
+	}
+	if c.Endpoint != "" {
+		if err := registry.ValidateEndpoint(c.Endpoint); err != nil {
+			return fieldErr("endpoint", c.Endpoint, "must be https://HOST:PORT")
+		}
+	}
+	switch c.Executor {
+	case "process":
+		if !c.AllowUnisolated {
+			return fieldErr("allow_unisolated", false, "must be true for executor \"process\", which does not isolate tenant code from the host")
+		}
+	case "docker":
+	default:
+		return fieldErr("executor", c.Executor, "must be process or docker")
+	}
+	if _, err := types.ParseCoin(c.Stake); err != nil {
+		return fieldErr("stake", c.Stake, "must be an amount with a denom, e.g. 100000000ukiln")
+	}
+	if !c.Inventory.Detect {
+		if _, err := c.Inventory.declared(); err != nil {
+			return fmt.Errorf("provider config: %w", err)
+		}
+	} else if len(c.Inventory.GPUs) > 0 || c.Inventory.CPUCores > 0 || c.Inventory.Memory != "" || c.Inventory.Storage != "" {
+		return fieldErr("inventory.detect", true, "must not be combined with declared cpu_cores, memory, storage or gpus")
+	}
+	if c.Pricing.BlockTime <= 0 {
+		return fieldErr("pricing.block_time", time.Duration(c.Pricing.BlockTime), "must be > 0")
+	}
+	if c.Pricing.MinPrice < 1 {
+		return fieldErr("pricing.min_price", c.Pricing.MinPrice, "must be >= 1 (the chain refuses zero bids)")
+	}
+	if c.Pricing.MarginBps > 100_000 {
+		return fieldErr("pricing.margin_bps", c.Pricing.MarginBps, "must be <= 100000")
+	}
+	if c.OutputRetention < 0 {
+		return fieldErr("output_retention", time.Duration(c.OutputRetention), "must be >= 0")
+	}
+	if c.HeartbeatEvery < 0 {
+		return fieldErr("heartbeat_every", c.HeartbeatEvery, "must be >= 0 (0: the chain's heartbeat_interval_blocks)")
+	}
+	if c.PollInterval <= 0 {
+		return fieldErr("poll_interval", time.Duration(c.PollInterval), "must be > 0")
+	}
+	return nil
+}
+
+func (ic InventoryConfig) attributes() []registry.Attribute {
+	var out []registry.Attribute
+	for k, v := range ic.Attributes {
+		out = append(out, registry.Attribute{Key: k, Value: v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// declared builds the declared inventory, source "declared".
+func (ic InventoryConfig) declared() (registry.Inventory, error) {
+	inv := registry.Inventory{Source: gpu.SourceDeclared, Region: ic.Region, CPUCores: ic.CPUCores, Attributes: ic.attributes()}
+	var err error
+	if inv.MemoryBytes, err = registry.ParseBytes(ic.Memory); err != nil {
+		return inv, fmt.Errorf("inventory.memory: %w", err)
+	}
+	if inv.StorageBytes, err = registry.ParseBytes(ic.Storage); err != nil {
+		return inv, fmt.Errorf("inventory.storage: %w", err)
+	}
+	for i, g := range ic.GPUs {
+		mem, err := registry.ParseBytes(g.Memory)
+		if err != nil {
+			return inv, fmt.Errorf("inventory.gpus[%d].memory: %w", i, err)
+		}
+		inv.GPUs = append(inv.GPUs, registry.GPU{Model: g.Model, MemoryBytes: mem, Interface: g.Interface, Count: g.Count})
+	}
+	return inv, inv.Validate()
+}
+
+// detected converts a gpu.Detect result: GPUs grouped by model key, catalogue memory
+// size and interface. GPUs missing from the catalogue are left out (no model key to
+// sell them under). A CPU-only host is registered as "declared": the registry knows
+// no OS-detected source.
+func (ic InventoryConfig) detected(d gpu.Inventory) (registry.Inventory, []string, error) {
+	src := d.Source
+	if src != gpu.SourceNVML && src != gpu.SourceNVIDIASMI {
+		src = gpu.SourceDeclared
+	}
+	cores := uint64(d.CPU.Cores)
+	if cores == 0 {
+		cores = uint64(d.CPU.Threads)
+	}
+	inv := registry.Inventory{Source: src, Region: ic.Region, CPUCores: cores, MemoryBytes: d.MemoryBytes,
+		StorageBytes: d.DiskBytes, Attributes: ic.attributes()}
+	type spec struct {
+		model, iface string
+		mem          uint64
+	}
+	idx := map[spec]int{}
+	var uuids []string
+	for _, g := range d.GPUs {
+		m, v, ok := g.Spec()
+		if !ok {
+			continue
+		}
+		s := spec{m.Key, v.Interface, uint64(v.MemoryGiB) * registry.Gi}
+		if s.iface == "" {
+			s.iface = gpu.InterfacePCIe
+		}
+		i, seen := idx[s]
+		if !seen {
+			i = len(inv.GPUs)
+			idx[s] = i
+			inv.GPUs = append(inv.GPUs, registry.GPU{Model: s.model, MemoryBytes: s.mem, Interface: s.iface})
+		}
+		inv.GPUs[i].Count++
+		uuids = append(uuids, g.UUID)
+	}
+	return inv, uuids, inv.Validate()
+}
+
+// BuildInventory returns the inventory the config describes: declared, or detected
+// on this host. ctx bounds detection.
+func (c Config) BuildInventory(ctx context.Context) (registry.Inventory, error) {
+	if !c.Inventory.Detect {
+		return c.Inventory.declared()
+	}
+	d, err := gpu.Detect(ctx, gpu.Options{DiskPath: c.StateDir})
+	if err != nil && !errors.Is(err, gpu.ErrNoDriver) {
+		return registry.Inventory{}, fmt.Errorf("detect inventory: %w", err)
+	}
+	inv, _, err := c.Inventory.detected(d)
+	return inv, err
+}
+
+// endpointFor returns the configured endpoint, or https://addr.
+func (c Config) endpointFor(addr net.Addr) string {
+	if c.Endpoint != "" {
+		return c.Endpoint
+	}
+	return "https://" + addr.String()
+}
+
+// certHosts returns the host names the TLS certificate must name: the endpoint's
+// host and the listen host.
+func certHosts(endpoint, listen string) []string {
+	var hosts []string
+	if u, err := url.Parse(endpoint); err == nil && u.Hostname() != "" {
+		hosts = append(hosts, u.Hostname())
+	}
+	if h, _, err := net.SplitHostPort(listen); err == nil && h != "" && h != "0.0.0.0" && h != "::" && (len(hosts) == 0 || hosts[0] != h) {
+		hosts = append(hosts, h)
+	}
+	if len(hosts) == 0 {
+		hosts = []string{"localhost"}
+	}
+	return hosts
+}

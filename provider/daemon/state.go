@@ -1,0 +1,65 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// persisted is what the daemon keeps in <state_dir>/daemon.json across restarts;
+// the lease manager keeps the workloads' own state beside it.
+type persisted struct {
+	// Leases are the active leases the daemon tracks, by ID, with their attempt.
+	Leases map[uint64]uint32 `json:"leases"`
+	// Retain holds completed batch leases whose outputs stay downloadable until the
+	// given time, then are erased.
+	Retain map[uint64]time.Time `json:"retain"`
+	// Completions are batch leases done locally (hex outputs root) whose
+	// MsgCompleteLease the chain has not yet applied.
+	Completions map[uint64]string `json:"completions"`
+}
+
+func statePath(dir string) string { return filepath.Join(dir, "daemon.json") }
+
+func loadState(dir string) (persisted, error) {
+	p := persisted{Leases: map[uint64]uint32{}, Retain: map[uint64]time.Time{}, Completions: map[uint64]string{}}
+	b, err := os.ReadFile(statePath(dir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return p, nil
+	}
+	if err != nil {
+		return p, fmt.Errorf("load daemon state: %w", err)
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("load daemon state %s: %w", statePath(dir), err)
+	}
+	if p.Leases == nil {
+		p.Leases = map[uint64]uint32{}
+	}
+	if p.Retain == nil {
+		p.Retain = map[uint64]time.Time{}
+	}
+	if p.Completions == nil {
+		p.Completions = map[uint64]string{}
+	}
+	return p, nil
+}
+
+func saveState(dir string, p persisted) error {
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := statePath(dir) + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("save daemon state: %w", err)
+	}
+	if err := os.Rename(tmp, statePath(dir)); err != nil {
+		return fmt.Errorf("save daemon state: %w", err)
+	}
+	return nil
+}
