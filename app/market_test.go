@@ -220,7 +220,8 @@ func TestOrderBidLeaseSettleComplete(t *testing.T) {
 		t.Fatalf("lease after completion = %+v", l)
 	}
 	e := h.escrowOf(1)
-	want := escrow.EscrowAccount{Paid: 2 * 796, Fees: 2 * 4, Refunded: 100_000 - 1600, State: escrow.StateClosed}
+	// two blocks settled at their end, and the completion block itself: 3 × 800
+	want := escrow.EscrowAccount{Paid: 3 * 796, Fees: 3 * 4, Refunded: 100_000 - 2400, State: escrow.StateClosed}
 	if e.Paid != want.Paid || e.Fees != want.Fees || e.Refunded != want.Refunded || e.Balance != 0 || e.State != want.State {
 		t.Fatalf("escrow = %+v, want %+v", e, want)
 	}

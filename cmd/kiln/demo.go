@@ -15,7 +15,7 @@ import (
 func newDemoCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run the embedded default: a single-validator chain with accounts transacting, then a summary",
+		Short: "Run the embedded default: a chain, three providers and a tenant running jobs and a service, then a summary",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			asJSON, err := outputJSON(cmd)
@@ -24,8 +24,6 @@ func newDemoCmd() *cobra.Command {
 			}
 			keep, _ := cmd.Flags().GetBool("keep")
 			o := demo.Options{Progress: cmd.ErrOrStderr(), Keep: keep}
-			o.Accounts, _ = cmd.Flags().GetInt("accounts")
-			o.Transfers, _ = cmd.Flags().GetInt("transfers")
 			o.BlockTime, _ = cmd.Flags().GetDuration("block-time")
 			if keep {
 				o.Home, _ = cmd.Flags().GetString("home")
@@ -39,23 +37,30 @@ func newDemoCmd() *cobra.Command {
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), s)
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "Kiln demo summary")
-			fmt.Fprintf(tw, "chain\t%s (1 validator, in this process)\n", s.ChainID)
-			fmt.Fprintf(tw, "accounts\t%d\n", s.Accounts)
-			fmt.Fprintf(tw, "txs committed\t%d in %d blocks, %s (%.1f tx/s)\n", s.TxsCommitted, s.Blocks, time.Duration(s.DurationMS)*time.Millisecond, s.TxPerSecond)
-			fmt.Fprintf(tw, "overspend refused\t%v\n", s.OverspendRefused)
-			fmt.Fprintf(tw, "moved\t%d ukiln\n", s.Moved)
-			fmt.Fprintf(tw, "fees paid by accounts\t%d ukiln (community pool now %d ukiln)\n", s.FeesPaid, s.CommunityPool)
-			fmt.Fprintf(tw, "supply before / after\t%s / %s\n", s.SupplyBefore, s.SupplyAfter)
-			fmt.Fprintf(tw, "supply conserved\t%v\n", s.SupplyConserved)
-			fmt.Fprintf(tw, "balances as expected\t%v\n", s.BalancesMatch)
-			return tw.Flush()
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "\nKiln demo: chain %s, %d providers (declared inventories: this machine has no GPU), 1 tenant\n\n", s.ChainID, s.Providers)
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "JOB\tLEASE\tGPU\tPRICE/BLK\tBLOCKS→LEASE\tMS→LEASE\tMS→RUNNING\tSTATE\tCLOSED\tPAID\tFEES\tREFUND")
+			for _, j := range s.Jobs {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%d\t%d\n", j.Name, j.Lease, j.GPU, j.PricePerBlock,
+					j.OrderToLeaseBlks, j.OrderToLeaseMS, j.OrderToRunningMS, j.State, j.CloseReason, j.Paid, j.Fees, j.Refunded)
+			}
+			tw.Flush()
+			fmt.Fprintln(w)
+			for _, j := range s.Jobs {
+				if j.Result != "" {
+					fmt.Fprintf(w, "%s: %s\n", j.Name, j.Result)
+				}
+			}
+			fmt.Fprintf(w, "\norders %d, leases %d, batch jobs completed %d, services reached %d\n", s.Orders, s.Leases, s.JobsCompleted, s.ServicesReached)
+			fmt.Fprintf(w, "order→lease p50 %.0f blocks (%.0f ms), order→running p50 %.0f ms\n", s.OrderToLeaseBlocksP50, s.OrderToLeaseMSP50, s.OrderToRunningMSP50)
+			fmt.Fprintf(w, "paid to providers %d ukiln, protocol fees %d ukiln, refunded %d ukiln\n", s.PaidToProviders, s.ProtocolFees, s.Refunded)
+			fmt.Fprintf(w, "supply before %s, after %s: conserved %v\n", s.SupplyBefore, s.SupplyAfter, s.SupplyConserved)
+			fmt.Fprintf(w, "%d blocks in %s\n", s.Blocks, time.Duration(s.DurationMS)*time.Millisecond)
+			return nil
 		},
 	}
 	cmd.Flags().Bool("keep", false, "leave the network running (in --home) until Ctrl-C")
-	cmd.Flags().Int("accounts", 5, "tenant accounts")
-	cmd.Flags().Int("transfers", 10, "transfers each account sends")
 	cmd.Flags().Duration("block-time", 200*time.Millisecond, "block time of the demo chain")
 	return cmd
 }

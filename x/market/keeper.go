@@ -428,6 +428,16 @@ func makeLease(ctx *types.Context, p Params, o *Order, b Bid) {
 // closeLease closes an active lease, releases its capacity and then closes its order
 // (refunding the escrow) or, for auto_redeploy after provider_unresponsive, re-opens it.
 func closeLease(ctx *types.Context, p Params, o *Order, l *Lease, reason, output string) {
+	// A lease pays for every block it ran in. A close by transaction (tenant, provider,
+	// completion) comes before this block's settlement in EndBlock, so it pays for this
+	// block here: a batch job done in the block after its lease was made still pays
+	// for that block.
+	switch reason {
+	case ReasonTenantClosed, ReasonProviderClosed, ReasonCompleted:
+		if acct, ok := escrow.Get(ctx, o.ID); ok && ctx.Height > l.CreatedHeight && acct.SettledHeight < ctx.Height {
+			escrow.Pay(ctx, o.ID, l.Provider, l.Price)
+		}
+	}
 	l.State = LeaseClosed
 	l.CloseReason = reason
 	l.ClosedHeight = ctx.Height
