@@ -123,7 +123,9 @@ func (h *harness) checkTx(raw []byte) *abcitypes.ResponseCheckTx {
 	return res
 }
 
-func (h *harness) ctx() *types.Context { return &types.Context{Store: h.app.db, Height: h.app.db.Height()} }
+func (h *harness) ctx() *types.Context {
+	return &types.Context{Store: h.app.db, Height: h.app.db.Height()}
+}
 
 func TestTransferCommits(t *testing.T) {
 	h := newHarness(t, 2)

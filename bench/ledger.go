@@ -63,18 +63,18 @@ type Run struct {
 
 // LedgerResult is the benchmark's report.
 type LedgerResult struct {
-	KvstoreTPS float64       `json:"kvstore_tps"`
-	KilnTPS    float64       `json:"kiln_tps"`
-	Ratio      float64       `json:"ratio"`
-	P50ms      float64       `json:"p50_ms"`
-	P99ms      float64       `json:"p99_ms"`
-	Kvstore    Run           `json:"kvstore"`
-	Kiln       Run           `json:"kiln"`
-	Clients    int           `json:"clients"`
-	Duration   string        `json:"duration"`
-	BlockTime  string        `json:"block_time"`
-	Target     float64       `json:"target_ratio"`
-	Pass       bool          `json:"meets_target"`
+	KvstoreTPS float64 `json:"kvstore_tps"`
+	KilnTPS    float64 `json:"kiln_tps"`
+	Ratio      float64 `json:"ratio"`
+	P50ms      float64 `json:"p50_ms"`
+	P99ms      float64 `json:"p99_ms"`
+	Kvstore    Run     `json:"kvstore"`
+	Kiln       Run     `json:"kiln"`
+	Clients    int     `json:"clients"`
+	Duration   string  `json:"duration"`
+	BlockTime  string  `json:"block_time"`
+	Target     float64 `json:"target_ratio"`
+	Pass       bool    `json:"meets_target"`
 }
 
 // Ledger runs CometBFT's kvstore example app and then a Kiln node under the same

@@ -13,12 +13,12 @@ import (
 
 // Limits on a transaction's parts. MaxTxBytes bounds what CheckTx will even decode.
 const (
-	MaxTxBytes   = 64 << 10
-	MaxMsgs      = 32
-	MaxMsgBytes  = 32 << 10
-	MaxMemo      = 256
-	MaxChainID   = 50
-	version byte = 1
+	MaxTxBytes       = 64 << 10
+	MaxMsgs          = 32
+	MaxMsgBytes      = 32 << 10
+	MaxMemo          = 256
+	MaxChainID       = 50
+	version     byte = 1
 )
 
 // signDomain separates Kiln tx signatures from any other use of the same key.

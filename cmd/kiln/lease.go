@@ -22,11 +22,11 @@ import (
 // leaseEnv opens what the lease commands need: the tenant key (--from), the chain
 // client and, if provider is true, an mTLS client for the lease's provider.
 type leaseEnv struct {
-	key    ed25519.PrivateKey
-	owner  types.Address
-	c      *client.Client
-	lease  market.Lease
-	pc     *api.Client
+	key   ed25519.PrivateKey
+	owner types.Address
+	c     *client.Client
+	lease market.Lease
+	pc    *api.Client
 }
 
 func openLease(cmd *cobra.Command, idArg string, provider bool) (*leaseEnv, error) {

@@ -25,8 +25,8 @@ var (
 
 // Well-known module accounts.
 var (
-	FeeCollector   = types.ModuleAddress("fee_collector")
-	CommunityPool  = types.ModuleAddress("community_pool")
+	FeeCollector  = types.ModuleAddress("fee_collector")
+	CommunityPool = types.ModuleAddress("community_pool")
 )
 
 // Params are the bank's on-chain parameters.

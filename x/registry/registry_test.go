@@ -22,7 +22,7 @@ import (
 
 func validInventory() Inventory {
 	return Inventory{Source: "declared", Region: "eu-west", CPUCores: 64, MemoryBytes: 512 * Gi, StorageBytes: 4 * Ti,
-		GPUs: []GPU{{Model: "h100", MemoryBytes: 80 * Gi, Interface: "sxm", Count: 8}},
+		GPUs:       []GPU{{Model: "h100", MemoryBytes: 80 * Gi, Interface: "sxm", Count: 8}},
 		Attributes: []Attribute{{"network", "100g"}, {"tier", "datacenter"}}}
 }
 

@@ -84,7 +84,9 @@ func (m *MsgUndelegate) ValidateBasic() error {
 func (m *MsgUnjail) ValidateBasic() error { return nil }
 
 func writeCoin(w *codec.Writer, c types.Coin) { w.String(c.Denom); w.Uvarint(c.Amount) }
-func readCoin(r *codec.Reader) types.Coin    { return types.Coin{Denom: r.String(128), Amount: r.Uvarint()} }
+func readCoin(r *codec.Reader) types.Coin {
+	return types.Coin{Denom: r.String(128), Amount: r.Uvarint()}
+}
 
 func (m *MsgCreateValidator) MarshalTo(w *codec.Writer) {
 	w.Fixed(m.Operator[:])
