@@ -750,7 +750,7 @@ func (d *Daemon) closeLocal(id uint64, l market.Lease) {
 
 // metrics are the daemon's Prometheus counters.
 type metrics struct {
-	reg                                                        *prometheus.Registry
+	reg                                                *prometheus.Registry
 	bids, skipped, won, deployed, completions, stopped prometheus.Counter
 }
 

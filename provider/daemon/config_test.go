@@ -1,0 +1,104 @@
+package daemon
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kiln-network/kiln/x/market"
+	"github.com/kiln-network/kiln/x/registry"
+)
+
+func TestParseExampleConfig(t *testing.T) {
+	c, err := Parse(strings.NewReader(ExampleConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("example config: %v", err)
+	}
+	inv, err := c.Inventory.declared()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv.Source != "declared" || inv.TotalGPUs() != 8 || inv.GPUs[0].MemoryBytes != 80*registry.Gi || len(inv.Attributes) != 1 {
+		t.Fatalf("inventory = %+v", inv)
+	}
+	if time.Duration(c.OutputRetention) != 10*time.Minute || c.Pricing.GPUHour["h100"] != 2_000_000 || c.Pricing.GPUHour["h200"] != 3_000_000 {
+		t.Fatalf("retention %v, gpu prices %v (defaults kept beside the file's)", time.Duration(c.OutputRetention), c.Pricing.GPUHour)
+	}
+}
+
+func TestConfigRefusals(t *testing.T) {
+	base := func() Config {
+		c, err := Parse(strings.NewReader(ExampleConfig))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		name, want string
+		edit       func(*Config)
+	}{
+		{"process without opt-in", "allow_unisolated", func(c *Config) { c.Executor = "process" }},
+		{"unknown executor", "executor", func(c *Config) { c.Executor = "vm" }},
+		{"no state dir", "state_dir", func(c *Config) { c.StateDir = "" }},
+		{"http endpoint", "endpoint", func(c *Config) { c.Endpoint = "http://x:1" }},
+		{"bad stake", "stake", func(c *Config) { c.Stake = "lots" }},
+		{"bad gpu interface", "interface", func(c *Config) { c.Inventory.GPUs[0].Interface = "nvlink" }},
+		{"detect with declared", "inventory.detect", func(c *Config) { c.Inventory.Detect = true }},
+		{"zero block time", "pricing.block_time", func(c *Config) { c.Pricing.BlockTime = 0 }},
+		{"zero min price", "pricing.min_price", func(c *Config) { c.Pricing.MinPrice = 0 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base()
+			tc.edit(&c)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate() = %v, want an error naming %s", err, tc.want)
+			}
+		})
+	}
+	if _, err := Parse(strings.NewReader("listen = \"x:1\"\nbogus = 1\n")); err == nil || !strings.Contains(err.Error(), "bogus") {
+		t.Fatalf("Parse with an unknown field = %v", err)
+	}
+}
+
+func TestPrice(t *testing.T) {
+	p := Pricing{GPUHour: map[string]uint64{"h100": 3_600_000}, CPUCoreHour: 36_000, MemoryGiBHour: 3_600, StorageGiBHour: 360,
+		BlockTime: Duration(time.Second), MinPrice: 1}
+	h100 := market.GPUSpec{Model: "h100", MemoryBytes: 80 * registry.Gi, Interface: "sxm"}
+	gpuGroup := market.Group{Name: "g", Count: 2, CPUMilli: 1000, MemoryBytes: registry.Gi, StorageBytes: 10 * registry.Gi, GPU: market.GPURequest{Units: 4}}
+	for _, tc := range []struct {
+		name   string
+		p      func(Pricing) Pricing
+		groups []market.Group
+		gpus   []market.GPUSpec
+		want   uint64
+	}{
+		// 2 x (4 x 1000 + 10 + 1 + 10 x 0.1) per second = 8024.
+		{"gpus cpu memory storage", nil, []market.Group{gpuGroup}, []market.GPUSpec{h100}, 8024},
+		// 0.5 core = 5/s, 0.5 GiB = 0.5/s: 5.5 rounds up to 6.
+		{"rounds up", nil, []market.Group{{Name: "c", Count: 1, CPUMilli: 500, MemoryBytes: registry.Gi / 2}}, []market.GPUSpec{{}}, 6},
+		{"min price", func(p Pricing) Pricing { p.MinPrice = 100; return p }, []market.Group{{Name: "c", Count: 1, CPUMilli: 1, MemoryBytes: 1}}, []market.GPUSpec{{}}, 100},
+		// 200 ms blocks: a fifth of 8024 is 1604.8, rounded up.
+		{"block time", func(p Pricing) Pricing { p.BlockTime = Duration(200 * time.Millisecond); return p }, []market.Group{gpuGroup}, []market.GPUSpec{h100}, 1605},
+		// 10% margin: 8826.4 rounded up.
+		{"margin", func(p Pricing) Pricing { p.MarginBps = 1000; return p }, []market.Group{gpuGroup}, []market.GPUSpec{h100}, 8827},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pp := p
+			if tc.p != nil {
+				pp = tc.p(p)
+			}
+			got, err := pp.Price(tc.groups, tc.gpus)
+			if err != nil || got != tc.want {
+				t.Fatalf("Price = %d, %v; want %d", got, err, tc.want)
+			}
+		})
+	}
+	if _, err := p.Price([]market.Group{gpuGroup}, []market.GPUSpec{{Model: "a100"}}); err == nil || !strings.Contains(err.Error(), "a100") {
+		t.Fatalf("Price of an unpriced model = %v, want an error naming it", err)
+	}
+}

@@ -1,0 +1,58 @@
+package daemon
+
+// ExampleConfig is a provider config with every field explained; `kiln provider
+// example-config` prints it and the tests parse it.
+const ExampleConfig = `# Kiln provider daemon config (kiln provider run --key NAME --config FILE)
+
+# Tenant API (HTTPS, mutual TLS) listen address, and the public URL registered on
+# chain (empty: https://<listen address>).
+listen = "0.0.0.0:8443"
+endpoint = "https://provider.example.com:8443"
+# TLS key and certificate, lease state, encrypted inputs/outputs, work dirs.
+state_dir = "/var/lib/kiln-provider"
+# "docker" isolates tenants; "process" runs them as host processes and needs
+# allow_unisolated = true (development only).
+executor = "docker"
+allow_unisolated = false
+# Bonded at registration; at least the chain's min_provider_stake.
+stake = "100000000ukiln"
+# Outputs of a completed batch lease stay downloadable this long, then are erased.
+output_retention = "10m"
+# Heartbeat every N blocks; 0 follows the chain's heartbeat_interval_blocks.
+heartbeat_every = 0
+# How often to ask the node for a new block: well under the block time.
+poll_interval = "50ms"
+# Prometheus metrics at http://ADDR/metrics; empty disables.
+metrics_listen = "127.0.0.1:9464"
+
+[inventory]
+# detect = true inventories this host (NVML, nvidia-smi, OS) instead of the
+# declared fields; region and attributes apply either way.
+detect = false
+region = "eu-west"
+cpu_cores = 64
+memory = "512Gi"
+storage = "4Ti"
+
+[[inventory.gpus]]
+model = "h100"
+memory = "80Gi"
+interface = "sxm"
+count = 8
+
+[inventory.attributes]
+tier = "datacenter"
+
+# Prices in ukiln per hour; bids are per block (block_time), rounded up.
+[pricing]
+cpu_core_hour = 10000
+memory_gib_hour = 1000
+storage_gib_hour = 10
+block_time = "1s"
+min_price = 1
+margin_bps = 0
+
+[pricing.gpu_hour]
+h100 = 2000000
+a100 = 1200000
+`
