@@ -64,7 +64,7 @@ func newProviderCmd() *cobra.Command {
 		},
 	}
 	run.Flags().String("key", "", "keyring name of the provider account")
-	run.Flags().String("config", "provider.toml", "provider config file (TOML); `kiln provider example-config` prints one")
+	run.Flags().String("config", "provider.toml", "provider config file (TOML); kiln provider example-config prints an example")
 	run.Flags().Bool("verbose", false, "log at debug level (why each order got no bid)")
 	run.MarkFlagRequired("key")
 	addNodeFlags(run)

@@ -250,7 +250,7 @@ func (ic InventoryConfig) declared() (registry.Inventory, error) {
 // size and interface. GPUs missing from the catalogue are left out (no model key to
 // sell them under). A CPU-only host is registered as "declared": the registry knows
 // no OS-detected source.
-func (ic InventoryConfig) detected(d gpu.Inventory) (registry.Inventory, []string, error) {
+func (ic InventoryConfig) detected(d gpu.Inventory) (registry.Inventory, map[string][]string, error) {
 	src := d.Source
 	if src != gpu.SourceNVML && src != gpu.SourceNVIDIASMI {
 		src = gpu.SourceDeclared
@@ -266,7 +266,7 @@ func (ic InventoryConfig) detected(d gpu.Inventory) (registry.Inventory, []strin
 		mem          uint64
 	}
 	idx := map[spec]int{}
-	var uuids []string
+	uuids := map[string][]string{}
 	for _, g := range d.GPUs {
 		m, v, ok := g.Spec()
 		if !ok {
@@ -283,7 +283,7 @@ func (ic InventoryConfig) detected(d gpu.Inventory) (registry.Inventory, []strin
 			inv.GPUs = append(inv.GPUs, registry.GPU{Model: s.model, MemoryBytes: s.mem, Interface: s.iface})
 		}
 		inv.GPUs[i].Count++
-		uuids = append(uuids, g.UUID)
+		uuids[s.model] = append(uuids[s.model], g.UUID)
 	}
 	return inv, uuids, inv.Validate()
 }
@@ -291,15 +291,22 @@ func (ic InventoryConfig) detected(d gpu.Inventory) (registry.Inventory, []strin
 // BuildInventory returns the inventory the config describes: declared, or detected
 // on this host. ctx bounds detection.
 func (c Config) BuildInventory(ctx context.Context) (registry.Inventory, error) {
+	inv, _, err := c.buildInventory(ctx)
+	return inv, err
+}
+
+// buildInventory also returns the detected GPUs' UUIDs by model key (none when
+// declared), which tasks get as their devices.
+func (c Config) buildInventory(ctx context.Context) (registry.Inventory, map[string][]string, error) {
 	if !c.Inventory.Detect {
-		return c.Inventory.declared()
+		inv, err := c.Inventory.declared()
+		return inv, nil, err
 	}
 	d, err := gpu.Detect(ctx, gpu.Options{DiskPath: c.StateDir})
 	if err != nil && !errors.Is(err, gpu.ErrNoDriver) {
-		return registry.Inventory{}, fmt.Errorf("detect inventory: %w", err)
+		return registry.Inventory{}, nil, fmt.Errorf("detect inventory: %w", err)
 	}
-	inv, _, err := c.Inventory.detected(d)
-	return inv, err
+	return c.Inventory.detected(d)
 }
 
 // endpointFor returns the configured endpoint, or https://addr.

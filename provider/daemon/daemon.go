@@ -137,12 +137,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create state dir: %w", err)
 	}
-	inv, err := d.cfg.BuildInventory(ctx)
+	inv, uuids, err := d.cfg.buildInventory(ctx)
 	if err != nil {
 		return err
 	}
 	d.inv = inv
-	d.gpus = newGPUPool(inv)
+	d.gpus = newGPUPool(inv, uuids)
 	if d.st, err = loadState(dir); err != nil {
 		return err
 	}
@@ -770,7 +770,7 @@ func newMetrics() *metrics {
 	return m
 }
 
-// gpuPool hands out GPU ids (UUIDs; "declared-MODEL-N" for a declared inventory) to
+// gpuPool hands out GPU ids (detected UUIDs; "declared-MODEL-N" for a declared inventory) to
 // tasks. NB: assignments are in memory; after a restart recovered tasks keep their
 // GPUs but the pool sees them free until those leases end.
 type gpuPool struct {
@@ -781,8 +781,14 @@ type gpuPool struct {
 
 type gpuTaken struct{ model, id string }
 
-func newGPUPool(inv registry.Inventory) *gpuPool {
+func newGPUPool(inv registry.Inventory, uuids map[string][]string) *gpuPool {
 	p := &gpuPool{free: map[string][]string{}, owner: map[uint64][]gpuTaken{}}
+	if uuids != nil {
+		for m, ids := range uuids {
+			p.free[m] = append([]string(nil), ids...)
+		}
+		return p
+	}
 	for _, g := range inv.GPUs {
 		for i := 0; i < int(g.Count); i++ {
 			p.free[g.Model] = append(p.free[g.Model], fmt.Sprintf("%s-%s-%d", inv.Source, g.Model, len(p.free[g.Model])))
