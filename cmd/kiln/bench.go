@@ -47,6 +47,34 @@ func newBenchCmd() *cobra.Command {
 	ledger.Flags().Duration("warmup", d.Warmup, "load before the window opens")
 	ledger.Flags().Int("clients", d.Clients, "concurrent submitting clients")
 	ledger.Flags().Duration("block-time", d.BlockTime, "block time (timeout_commit) of both chains")
-	b.AddCommand(ledger)
+	network := &cobra.Command{
+		Use:   "network",
+		Short: "Order→lease (blocks) and order→running (ms) over --runs demo networks, and data-plane throughput vs raw TCP",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := outputJSON(cmd)
+			if err != nil {
+				return err
+			}
+			runs, _ := cmd.Flags().GetInt("runs")
+			size, _ := cmd.Flags().GetInt64("dataplane-mib")
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			res, err := bench.Network(ctx, runs, size<<20, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), res)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "order→lease   p50 %.0f blocks, max %.0f (target <= 2)\n", res.OrderToLeaseBlocksP50, res.OrderToLeaseBlocksMax)
+			fmt.Fprintf(cmd.OutOrStdout(), "order→running p50 %.0f ms, max %.0f ms (target <= 5000)\n", res.OrderToRunningMSP50, res.OrderToRunningMSMax)
+			fmt.Fprintf(cmd.OutOrStdout(), "data plane    %s (target >= 0.5)\n", res.DataPlane)
+			return nil
+		},
+	}
+	network.Flags().Int("runs", 3, "demo networks to run")
+	network.Flags().Int64("dataplane-mib", 64, "MiB moved each way through the data plane")
+	b.AddCommand(ledger, network)
 	return b
 }
