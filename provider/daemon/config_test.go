@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-network/kiln/gpu"
 	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/registry"
 )
@@ -100,5 +101,31 @@ func TestPrice(t *testing.T) {
 	}
 	if _, err := p.Price([]market.Group{gpuGroup}, []market.GPUSpec{{Model: "a100"}}); err == nil || !strings.Contains(err.Error(), "a100") {
 		t.Fatalf("Price of an unpriced model = %v, want an error naming it", err)
+	}
+}
+
+func TestDetectedInventory(t *testing.T) {
+	ic := InventoryConfig{Detect: true, Region: "us-east", Attributes: map[string]string{"tier": "community"}}
+	d := gpu.Inventory{Source: gpu.SourceNVML, CPU: gpu.CPUInfo{Cores: 32, Threads: 64}, MemoryBytes: 256 * registry.Gi, DiskBytes: 2 * registry.Ti,
+		GPUs: []gpu.GPU{
+			{Index: 0, UUID: "GPU-a", ModelKey: "h100", MemoryMiB: 81559, Interface: "sxm"},
+			{Index: 1, UUID: "GPU-b", ModelKey: "h100", MemoryMiB: 81559, Interface: "sxm"},
+			{Index: 2, UUID: "GPU-c", Name: "Mystery GPU"}, // not in the catalogue: not sold
+		}}
+	inv, uuids, err := ic.detected(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv.Source != gpu.SourceNVML || inv.CPUCores != 32 || len(inv.GPUs) != 1 || inv.GPUs[0].Count != 2 || inv.GPUs[0].Model != "h100" ||
+		inv.GPUs[0].Interface != "sxm" || inv.GPUs[0].MemoryBytes != 80*registry.Gi || inv.Region != "us-east" {
+		t.Fatalf("inventory = %+v", inv)
+	}
+	if got := strings.Join(uuids["h100"], ","); got != "GPU-a,GPU-b" {
+		t.Fatalf("uuids = %v", uuids)
+	}
+	// No driver: a CPU-only host registers as declared (the registry knows no OS source).
+	inv, _, err = ic.detected(gpu.Inventory{Source: gpu.SourceOS, CPU: gpu.CPUInfo{Threads: 4}, MemoryBytes: 8 * registry.Gi, DiskBytes: 100 * registry.Gi})
+	if err != nil || inv.Source != gpu.SourceDeclared || inv.CPUCores != 4 || len(inv.GPUs) != 0 {
+		t.Fatalf("CPU-only inventory = %+v, %v", inv, err)
 	}
 }

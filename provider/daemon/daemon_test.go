@@ -386,15 +386,20 @@ func TestProviderDaemon(t *testing.T) {
 		}
 	})
 
-	t.Run("no bid beyond capacity", func(t *testing.T) {
+	t.Run("no bid beyond capacity or below price", func(t *testing.T) {
 		// 20 s: a few blocks of watching.
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		big := batchGroup
 		big.Name, big.GPU.Units = "big", 16
 		id, placed, _ := n.createOrder(t, ctx, market.KindBatch, big, 50_000)
+		// An order that fits but pays less than the price table asks gets no bid either.
+		cheap, _, _ := n.createOrder(t, ctx, market.KindBatch, batchGroup, 10)
 		if err := n.c.WaitHeight(ctx, placed+4); err != nil {
 			t.Fatal(err)
+		}
+		if o, err := n.c.Order(ctx, cheap); err != nil || o.State != market.OrderOpen || o.Attempts != 0 {
+			t.Fatalf("order paying 10 per block for an H100: %+v, %v; want open without a lease", o, err)
 		}
 		o, err := n.c.Order(ctx, id)
 		if err != nil {
@@ -410,8 +415,10 @@ func TestProviderDaemon(t *testing.T) {
 		if err != nil || len(rep.Providers) != 1 || rep.Providers[0].Fits || rep.Providers[0].Bid {
 			t.Fatalf("match report %+v, %v", rep, err)
 		}
-		if _, err := n.c.Send(ctx, n.tenantKey, client.SignOptions{}, &market.MsgCloseOrder{Owner: n.tenant, OrderID: id}); err != nil {
-			t.Fatal(err)
+		for _, o := range []uint64{id, cheap} {
+			if _, err := n.c.Send(ctx, n.tenantKey, client.SignOptions{}, &market.MsgCloseOrder{Owner: n.tenant, OrderID: o}); err != nil {
+				t.Fatal(err)
+			}
 		}
 	})
 
