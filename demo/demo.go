@@ -311,7 +311,7 @@ func batch(name, cmd string, args []string, gpuModel string, gpus uint32, inputs
 }
 
 func jobFrom(name string, r tenant.Result) Job {
-	return Job{Name: name, Lease: r.OrderID, Provider: r.Provider.String(), GPU: strings.TrimPrefix(r.GPUs, ", GPU "), PricePerBlock: r.Price,
+	return Job{Name: name, Lease: r.OrderID, Provider: r.Provider.String(), GPU: r.GPUs, PricePerBlock: r.Price,
 		OrderToLeaseBlks: r.OrderToLeaseBlks, OrderToLeaseMS: r.OrderToLeaseMS, OrderToRunningMS: r.OrderToRunningMS,
 		State: r.State, Outputs: len(r.Outputs)}
 }

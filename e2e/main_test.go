@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -37,6 +38,19 @@ func kiln(t *testing.T, args ...string) string {
 	out, err := exec.Command(kilnBin, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("kiln %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// kilnOut runs the binary to completion and returns its standard output alone.
+func kilnOut(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(kilnBin, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kiln %v: %v\n%s", args, err, stderr.String())
 	}
 	return string(out)
 }

@@ -133,9 +133,9 @@ func Deploy(ctx context.Context, c *client.Client, key ed25519.PrivateKey, plan 
 	r.OrderToLeaseBlks = lease.CreatedHeight - r.OrderHeight
 	r.OrderToLeaseMS = time.Since(t0).Milliseconds()
 	r.Provider, r.Price = lease.Provider, lease.Price
-	r.GPUs = describeGPUs(lease.GPUs)
+	r.GPUs = gpuModels(lease.GPUs)
 	o.Progress(fmt.Sprintf("lease %d with %s at %d ukiln/block%s, height %d (%d blocks after the order)",
-		lease.ID, lease.Provider, lease.Price, r.GPUs, lease.CreatedHeight, r.OrderToLeaseBlks))
+		lease.ID, lease.Provider, lease.Price, describeGPUs(lease.GPUs), lease.CreatedHeight, r.OrderToLeaseBlks))
 
 	pc, endpoint, err := Connect(ctx, c, lease.Provider, tlsCert)
 	if err != nil {
@@ -203,17 +203,22 @@ func short(s string) string {
 	return s
 }
 
-func describeGPUs(gs []market.GPUSpec) string {
+// gpuModels names the GPU model of each group that has one, joined with "+".
+func gpuModels(gs []market.GPUSpec) string {
 	var parts []string
 	for _, g := range gs {
 		if g.Model != "" {
 			parts = append(parts, g.Model)
 		}
 	}
-	if len(parts) == 0 {
-		return ""
+	return strings.Join(parts, "+")
+}
+
+func describeGPUs(gs []market.GPUSpec) string {
+	if m := gpuModels(gs); m != "" {
+		return ", GPU " + m
 	}
-	return ", GPU " + strings.Join(parts, "+")
+	return ""
 }
 
 // waitLease follows the order until it has a lease, printing each new bid. If none

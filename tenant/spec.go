@@ -81,7 +81,7 @@ type ServiceSpec struct {
 }
 
 // Load reads a Kiln spec or an Akash SDL file (told apart by SDL's top-level
-// `version`/`services`) and returns its plans and any warnings.
+// `version`, `profiles` or `deployment`) and returns its plans and any warnings.
 func Load(path string) ([]Plan, []string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -91,9 +91,11 @@ func Load(path string) ([]Plan, []string, error) {
 	if err := yaml.Unmarshal(b, &top); err != nil {
 		return nil, nil, fmt.Errorf("%s: not valid YAML: %w", path, err)
 	}
-	_, hasServices := top["services"]
+	// An SDL file has version/profiles/deployment; a Kiln spec has groups instead.
 	_, hasVersion := top["version"]
-	if hasServices || hasVersion {
+	_, hasProfiles := top["profiles"]
+	_, hasDeployment := top["deployment"]
+	if hasVersion || hasProfiles || hasDeployment {
 		return loadSDL(path, b)
 	}
 	p, err := parseSpec(b, filepath.Dir(path))

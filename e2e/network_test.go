@@ -1,0 +1,157 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kiln-network/kiln/client"
+	"github.com/kiln-network/kiln/node"
+)
+
+// The network as separate processes, driven only through the CLI: a validator, a
+// provider daemon (`kiln provider run`), and a tenant using `kiln deploy`, `kiln lease`
+// and `kiln fetch`; then an order no provider can serve, explained.
+func TestNetworkCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a validator and a provider daemon as processes; skipped with -short")
+	}
+	home := node.TempHome(t)
+	kiln(t, "init", "--home", home, "--chain-id", "net-1", "--keyring-backend", "test", "--block-time", "200ms")
+	kb := []string{"--home", home, "--keyring-backend", "test"}
+	rpc, p2p, _ := node.LoopbackAddrs()
+	nd := []string{"--node", rpc}
+	nodeP := startNode(t, home, rpc, p2p)
+	c, _ := client.New(rpc)
+	// 60 s covers start-up and the few dozen 200 ms blocks this test needs.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := c.WaitHeight(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"prov", "tenant"} {
+		kiln(t, append([]string{"keys", "add", name}, kb...)...)
+		addr := strings.TrimSpace(kiln(t, append([]string{"keys", "show", name, "-a"}, kb...)...))
+		kiln(t, append(append([]string{"tx", "bank", "send", "dev", addr, "1000000000ukiln"}, kb...), nd...)...)
+	}
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "provider.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`listen = "127.0.0.1:0"
+state_dir = %q
+executor = "process"
+allow_unisolated = true
+[inventory]
+region = "eu-west"
+cpu_cores = 16
+memory = "64Gi"
+storage = "1Ti"
+[[inventory.gpus]]
+model = "h100"
+memory = "80Gi"
+interface = "sxm"
+count = 2
+[pricing]
+block_time = "200ms"
+cpu_core_hour = 10000
+[pricing.gpu_hour]
+h100 = 2000000
+`, filepath.Join(dir, "provider-state"))), 0o644)
+	provLog, _ := os.Create(filepath.Join(dir, "provider.log"))
+	prov := exec.Command(kilnBin, append(append([]string{"provider", "run", "--key", "prov", "--config", cfg}, kb...), nd...)...)
+	prov.Stdout, prov.Stderr = provLog, provLog
+	if err := prov.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prov.Process.Signal(syscall.SIGTERM); prov.Wait(); provLog.Close() })
+	for {
+		out := kilnOut(t, "query", "registry", "providers", "--node", rpc, "-o", "json")
+		if strings.Contains(out, "h100") {
+			break
+		}
+		if ctx.Err() != nil {
+			b, _ := os.ReadFile(filepath.Join(dir, "provider.log"))
+			t.Fatalf("provider did not register:\n%s", b)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// A batch job with an input, deployed with the CLI; outputs come back checked.
+	os.WriteFile(filepath.Join(dir, "in.txt"), []byte("hello kiln\n"), 0o644)
+	spec := filepath.Join(dir, "job.yaml")
+	os.WriteFile(spec, []byte(`kind: batch
+max_price: 5000ukiln
+groups:
+  - name: upper
+    cpu: "1"
+    memory: 256Mi
+    storage: 1Gi
+    gpu: {units: 1, models: [{model: h100}]}
+services:
+  - name: upper
+    command: [sh, -c, 'tr a-z A-Z < "$KILN_IN/in.txt" > "$KILN_OUT/out.txt"']
+inputs: [in.txt]
+`), 0o644)
+	out := filepath.Join(dir, "out")
+	js := kilnOut(t, append(append([]string{"deploy", spec, "--from", "tenant", "--out", out, "-o", "json"}, kb...), nd...)...)
+	var res struct {
+		OrderID     string `json:"order_id"`
+		State       string `json:"state"`
+		LeaseBlocks int64  `json:"order_to_lease_blocks"`
+		GPUs        string `json:"gpus"`
+	}
+	if err := json.Unmarshal([]byte(js), &res); err != nil || res.State != "completed" || !strings.Contains(res.GPUs, "h100") {
+		t.Fatalf("kiln deploy -o json = %s (%v)", js, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, "out.txt")); string(b) != "HELLO KILN\n" {
+		t.Fatalf("output = %q", b)
+	}
+	if l := kilnOut(t, append(append([]string{"lease", "list", "--from", "tenant", "-o", "json"}, kb...), nd...)...); !strings.Contains(l, `"id": "`+res.OrderID+`"`) {
+		t.Fatalf("lease list lacks lease %s:\n%s", res.OrderID, l)
+	}
+	st := kilnOut(t, append(append([]string{"lease", "status", res.OrderID, "--from", "tenant"}, kb...), nd...)...)
+	if !strings.Contains(st, "output out.txt") {
+		t.Fatalf("lease status:\n%s", st)
+	}
+	out2 := filepath.Join(dir, "fetched")
+	kiln(t, append(append([]string{"fetch", res.OrderID, "--out", out2, "--from", "tenant"}, kb...), nd...)...)
+	if b, _ := os.ReadFile(filepath.Join(out2, "out.txt")); string(b) != "HELLO KILN\n" {
+		t.Fatalf("fetched output = %q", b)
+	}
+	// The provider reports completion: the lease closes on chain with its reason.
+	for {
+		l := kilnOut(t, "query", "market", "lease", res.OrderID, "--node", rpc, "-o", "json")
+		if strings.Contains(l, `"close_reason": "completed"`) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("lease never closed as completed:\n%s", l)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// An order nobody can serve: deploy says which constraint fails, and refunds.
+	bad := filepath.Join(dir, "b200.yaml")
+	os.WriteFile(bad, []byte(strings.Replace(string(mustRead(t, spec)), "model: h100", "model: b200", 1)), 0o644)
+	cmd := exec.Command(kilnBin, append(append([]string{"deploy", bad, "--from", "tenant", "--lease-timeout", "3s"}, kb...), nd...)...)
+	outB, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(outB), "gpu_model") || !strings.Contains(string(outB), "refunded") {
+		t.Fatalf("deploy of an unservable order: err=%v\n%s", err, outB)
+	}
+	nodeP.term(t)
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
