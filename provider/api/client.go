@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kiln-network/kiln/provider/vault"
 )
 
 // Client is a tenant's client of one provider's API. It is safe for
@@ -263,7 +264,7 @@ func (c *Client) DownloadOutput(ctx context.Context, leaseID uint64, name string
 		return FileInfo{}, fmt.Errorf("%s: the provider sent no %s header", step, HeaderSHA256)
 	}
 	h := sha256.New()
-	n, err := copyHashed(w, h, resp.Body)
+	n, err := vault.CopyHashed(w, h, resp.Body)
 	if err != nil {
 		return FileInfo{}, fmt.Errorf("%s: %w", step, err)
 	}
@@ -283,25 +284,3 @@ func (c *Client) IngressURL(leaseID uint64, path string) string {
 // HTTPClient returns the client's HTTP client, which presents the tenant's
 // certificate and pins the provider's; use it for IngressURL.
 func (c *Client) HTTPClient() *http.Client { return c.hc }
-
-// copyHashed copies src to dst and into h with one large buffer.
-func copyHashed(dst io.Writer, h hash.Hash, src io.Reader) (int64, error) {
-	buf := make([]byte, 256<<10)
-	var n int64
-	for {
-		k, rerr := src.Read(buf)
-		if k > 0 {
-			h.Write(buf[:k])
-			if _, err := dst.Write(buf[:k]); err != nil {
-				return n, err
-			}
-			n += int64(k)
-		}
-		if rerr == io.EOF {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, rerr
-		}
-	}
-}

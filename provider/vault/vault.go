@@ -458,7 +458,7 @@ func (l *Lease) encryptTo(dst io.Writer, name string, r io.Reader, maxBytes int6
 	if maxBytes > 0 {
 		src = io.LimitReader(r, maxBytes+1)
 	}
-	n, err := copyHashed(w, h, src)
+	n, err := CopyHashed(w, h, src)
 	if err != nil {
 		return File{}, fmt.Errorf("store %s of lease %d: %w", name, l.id, err)
 	}
@@ -474,8 +474,8 @@ func (l *Lease) encryptTo(dst io.Writer, name string, r io.Reader, maxBytes int6
 	return File{Name: name, Size: n, SHA256: [32]byte(h.Sum(nil))}, nil
 }
 
-// copyHashed copies src to dst and into h with one large buffer.
-func copyHashed(dst io.Writer, h hash.Hash, src io.Reader) (int64, error) {
+// CopyHashed copies src to dst and into h with one large buffer.
+func CopyHashed(dst io.Writer, h hash.Hash, src io.Reader) (int64, error) {
 	buf := make([]byte, copyBuf)
 	var n int64
 	for {
