@@ -624,3 +624,20 @@ func TestMarketQueries(t *testing.T) {
 	}
 	_ = errors.New
 }
+
+// A batch job that fails is reported as such: the lease closes with reason
+// workload_failed, the provider is paid for the blocks it ran, the rest is refunded.
+func TestFailedBatchJob(t *testing.T) {
+	h, p1, _, tenant, _ := marketHarness(t, nil)
+	h.mustExec(step{tenant, order(tenant, 100, 100_000, gpuGroup("a", 1, 1, "rtx4090"))})
+	h.mustExec(bid(p1, 1, 100))
+	h.block()
+	res := h.mustExec(step{p1, &market.MsgCompleteLease{Provider: p1.addr, LeaseID: 1, OutputHash: []byte{1}, Failed: true}})
+	if !hasEvent(res, "lease_closed", "reason", market.ReasonWorkloadFailed) {
+		t.Fatal("no lease_closed event with reason workload_failed")
+	}
+	l, e := h.lease(1), h.escrowOf(1)
+	if l.CloseReason != market.ReasonWorkloadFailed || e.Paid+e.Fees != 200 || e.Refunded != 100_000-200 {
+		t.Fatalf("lease %+v, escrow %+v: want workload_failed, 2 blocks paid, the rest refunded", l, e)
+	}
+}

@@ -236,7 +236,11 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		if o.Kind != KindBatch {
 			return types.Wrapf(types.ErrInvalidRequest, "lease %d is a %s lease; only batch leases complete (services end with close-lease)", l.ID, o.Kind)
 		}
-		closeLease(ctx, p, &o, &l, ReasonCompleted, hex.EncodeToString(m.OutputHash))
+		reason := ReasonCompleted
+		if m.Failed {
+			reason = ReasonWorkloadFailed
+		}
+		closeLease(ctx, p, &o, &l, reason, hex.EncodeToString(m.OutputHash))
 		return nil
 	}
 	return types.Wrapf(types.ErrUnknownMsgType, "market cannot handle %T", msg)
@@ -433,7 +437,7 @@ func closeLease(ctx *types.Context, p Params, o *Order, l *Lease, reason, output
 	// block here: a batch job done in the block after its lease was made still pays
 	// for that block.
 	switch reason {
-	case ReasonTenantClosed, ReasonProviderClosed, ReasonCompleted:
+	case ReasonTenantClosed, ReasonProviderClosed, ReasonCompleted, ReasonWorkloadFailed:
 		if acct, ok := escrow.Get(ctx, o.ID); ok && ctx.Height > l.CreatedHeight && acct.SettledHeight < ctx.Height {
 			escrow.Pay(ctx, o.ID, l.Provider, l.Price)
 		}

@@ -87,11 +87,13 @@ type MsgHeartbeat struct {
 }
 
 // MsgCompleteLease reports a batch lease done, with the hash (or Merkle root) of its
-// outputs, and closes it.
+// outputs, and closes it: with reason completed, or workload_failed when Failed says
+// the tenant's workload exited with an error.
 type MsgCompleteLease struct {
 	Provider   types.Address `json:"provider"`
 	LeaseID    uint64        `json:"lease_id,string"`
 	OutputHash []byte        `json:"output_hash"`
+	Failed     bool          `json:"failed"`
 }
 
 func (m *MsgCreateOrder) Type() types.MsgType   { return types.MsgTypeMarketCreateOrder }
@@ -351,6 +353,7 @@ func (m *MsgCompleteLease) MarshalTo(w *codec.Writer) {
 	w.Fixed(m.Provider[:])
 	w.Uvarint(m.LeaseID)
 	w.WriteBytes(m.OutputHash)
+	w.Bool(m.Failed)
 }
 
 // DecodeCreateOrder decodes a MsgCreateOrder body.
@@ -412,5 +415,5 @@ func DecodeHeartbeat(r *codec.Reader) types.Msg {
 
 // DecodeCompleteLease decodes a MsgCompleteLease body.
 func DecodeCompleteLease(r *codec.Reader) types.Msg {
-	return &MsgCompleteLease{Provider: bank.ReadAddress(r), LeaseID: r.Uvarint(), OutputHash: r.Bytes(MaxOutputHash)}
+	return &MsgCompleteLease{Provider: bank.ReadAddress(r), LeaseID: r.Uvarint(), OutputHash: r.Bytes(MaxOutputHash), Failed: r.Bool()}
 }

@@ -94,6 +94,7 @@ const (
 	ReasonTenantClosed         = "tenant_closed"
 	ReasonProviderClosed       = "provider_closed"
 	ReasonCompleted            = "completed"
+	ReasonWorkloadFailed       = "workload_failed" // a batch job ran and exited with an error
 	ReasonEscrowExhausted      = "escrow_exhausted"
 	ReasonProviderUnresponsive = "provider_unresponsive"
 	ReasonProviderDeregistered = "provider_deregistered"
