@@ -29,6 +29,18 @@ var (
 	ErrNotDeployed = errors.New("lease not deployed")
 	// ErrAlreadyDeployed is returned by Runner.Deploy for a lease already deployed.
 	ErrAlreadyDeployed = errors.New("lease already deployed")
+	// ErrImagesUnsupported is returned by Runner.LoadImage when the
+	// provider's executor runs no container images (the process executor).
+	ErrImagesUnsupported = errors.New("container images unsupported")
+	// ErrImageTooLarge is returned by Runner.LoadImage for an archive over its limit.
+	ErrImageTooLarge = errors.New("image archive too large")
+	// ErrImageDigest is returned by Runner.LoadImage when the archive's image
+	// is not the one the tenant named.
+	ErrImageDigest = errors.New("image digest mismatch")
+	// ErrBadImage is returned by Runner.LoadImage for an archive that is not
+	// one `docker save` image, and by Runner.Deploy for a service naming an
+	// image by ID that was not uploaded to its lease.
+	ErrBadImage = errors.New("bad image")
 )
 
 // Kind is what a lease runs.
@@ -109,6 +121,12 @@ type Runner interface {
 	// Logs streams one task's combined stdout and stderr; with follow, until
 	// the task exits or ctx ends.
 	Logs(ctx context.Context, leaseID uint64, sel LogSelector, follow bool) (io.ReadCloser, error)
+	// LoadImage loads a `docker save` archive of one image, read from r up
+	// to maxBytes, for a lease not yet deployed, and returns the image ID
+	// ("sha256:<hex>") its manifest's services may then name; with wantID
+	// set the image must be that one. Errors wrap ErrImagesUnsupported,
+	// ErrImageTooLarge, ErrImageDigest, ErrBadImage or ErrAlreadyDeployed.
+	LoadImage(ctx context.Context, leaseID uint64, r io.Reader, maxBytes int64, wantID string) (imageID string, err error)
 	// ServicePort returns the 127.0.0.1 port the ingress proxies to for a
 	// service lease: the first global TCP port exposed.
 	ServicePort(leaseID uint64) (hostPort int, ok bool)
@@ -186,7 +204,26 @@ const (
 	CodeChainUnavailable     = "chain_unavailable"
 	CodeInternal             = "internal"
 	CodeHashMismatch         = "hash_mismatch" // client side: a download did not match its hash
+	CodeImagesUnsupported    = "images_unsupported"
+	CodeImageTooLarge        = "image_too_large"
+	CodeImageDigestMismatch  = "image_digest_mismatch"
+	CodeBadImage             = "bad_image"
 )
+
+// HeaderImageID carries, on an image upload, the ID ("sha256:<hex>") of the
+// image the tenant expects the archive to hold.
+const HeaderImageID = "X-Kiln-Image-ID"
+
+// ImageInfo describes an uploaded image.
+type ImageInfo struct {
+	// ID is the image ID, "sha256:<hex>": manifest services name the image by it.
+	ID string `json:"id"`
+	// Tags are the image's tags on the provider; none for an upload, whose
+	// tags are stripped so that no tenant can re-point a shared name.
+	Tags []string `json:"tags,omitempty"`
+	// Size is the archive's size in bytes.
+	Size int64 `json:"size"`
+}
 
 // Error is an error answered by the provider: the HTTP status and the JSON
 // body {"code": ..., "message": ...}.

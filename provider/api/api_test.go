@@ -79,7 +79,11 @@ func (c *fakeChain) addLease(l api.LeaseInfo) {
 type countingRunner struct {
 	r     api.Runner
 	calls atomic.Int64
+	// loadImage, if set, replaces r's LoadImage: a fake executor that loads images.
+	loadImage atomic.Pointer[loadImageFunc]
 }
+
+type loadImageFunc func(ctx context.Context, id uint64, r io.Reader, max int64, want string) (string, error)
 
 func (c *countingRunner) Deploy(ctx context.Context, l api.LeaseInfo, m api.Manifest) error {
 	c.calls.Add(1)
@@ -92,6 +96,13 @@ func (c *countingRunner) Status(ctx context.Context, id uint64) (api.LeaseStatus
 func (c *countingRunner) Logs(ctx context.Context, id uint64, sel api.LogSelector, follow bool) (io.ReadCloser, error) {
 	c.calls.Add(1)
 	return c.r.Logs(ctx, id, sel, follow)
+}
+func (c *countingRunner) LoadImage(ctx context.Context, id uint64, r io.Reader, max int64, want string) (string, error) {
+	c.calls.Add(1)
+	if f := c.loadImage.Load(); f != nil {
+		return (*f)(ctx, id, r, max, want)
+	}
+	return c.r.LoadImage(ctx, id, r, max, want)
 }
 func (c *countingRunner) ServicePort(id uint64) (int, bool) {
 	c.calls.Add(1)
@@ -149,6 +160,7 @@ func newHarness(t *testing.T) *harness {
 	cfg := api.DefaultConfig()
 	cfg.Certificate = cert
 	cfg.MaxInputBytes = 1 << 20
+	cfg.MaxImageBytes = 1 << 20
 	cfg.Clock = func() time.Time { return time.Now().Add(time.Duration(h.clockShift.Load())) }
 	srv, err := api.NewServer(cfg, api.Deps{Leases: h.chain, Certs: h.chain, Runner: h.runner, Vault: h.vault})
 	if err != nil {
@@ -559,5 +571,117 @@ func TestServiceIngress(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("ingress after Stop = %s, want 404", resp.Status)
+	}
+}
+
+// The image route: owner only, active and undeployed leases only, under the
+// size limit, with the digest the tenant named; a runner whose executor runs
+// no images says so.
+func TestImageUpload(t *testing.T) {
+	h := newHarness(t)
+	c := h.tenant(t, alice, true)
+	mallory := h.tenant(t, bob, true)
+	h.chain.addLease(batchLease(1, alice))
+	closedLease := batchLease(2, alice)
+	closedLease.Active = false
+	h.chain.addLease(closedLease)
+	ctx := context.Background()
+	archive := []byte("a docker save archive")
+	id := "sha256:" + strings.Repeat("ab", 32)
+
+	// The process executor behind the harness runs no images.
+	_, err := c.UploadImage(ctx, 1, bytes.NewReader(archive), int64(len(archive)), "")
+	if e := apiError(t, err); e.Status != http.StatusNotImplemented || e.Code != api.CodeImagesUnsupported || !strings.Contains(e.Message, "process") {
+		t.Errorf("UploadImage(process executor) = %v, want 501 %s naming the executor", err, api.CodeImagesUnsupported)
+	}
+
+	// A fake loader: reads up to max, and holds the image id.
+	var loaded atomic.Int64
+	fake := loadImageFunc(func(_ context.Context, _ uint64, r io.Reader, max int64, want string) (string, error) {
+		b, err := io.ReadAll(io.LimitReader(r, max+1))
+		if err != nil {
+			return "", err
+		}
+		if int64(len(b)) > max {
+			return "", fmt.Errorf("fake: %w", api.ErrImageTooLarge)
+		}
+		if want != "" && want != id {
+			return "", fmt.Errorf("fake: %w: archive holds %s", api.ErrImageDigest, id)
+		}
+		loaded.Add(1)
+		return id, nil
+	})
+	h.runner.loadImage.Store(&fake)
+
+	over := bytes.Repeat([]byte{'a'}, 1<<20+1)
+	before := h.runner.calls.Load()
+	tests := []struct {
+		name   string
+		c      *api.Client
+		lease  uint64
+		body   []byte
+		size   int64
+		want   string
+		status int
+		code   string
+	}{
+		{"not the owner", mallory, 1, archive, int64(len(archive)), "", http.StatusForbidden, api.CodeNotLeaseOwner},
+		{"closed lease", c, 2, archive, int64(len(archive)), "", http.StatusConflict, api.CodeLeaseNotActive},
+		{"sized over the limit", c, 1, over, int64(len(over)), "", http.StatusRequestEntityTooLarge, api.CodeImageTooLarge},
+		{"bad image id header", c, 1, archive, int64(len(archive)), "sha256:ABC", http.StatusBadRequest, api.CodeBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tt.c.UploadImage(ctx, tt.lease, bytes.NewReader(tt.body), tt.size, tt.want)
+			if e := apiError(t, err); e.Status != tt.status || e.Code != tt.code {
+				t.Errorf("UploadImage() = %v, want %d %s", err, tt.status, tt.code)
+			}
+		})
+	}
+	if n := h.runner.calls.Load() - before; n != 0 {
+		t.Errorf("runner called %d times for refused uploads, want never", n)
+	}
+
+	// Refused by the runner: streamed past the limit, another image than named.
+	_, err = c.UploadImage(ctx, 1, bytes.NewReader(over), -1, "")
+	if e := apiError(t, err); e.Status != http.StatusRequestEntityTooLarge || e.Code != api.CodeImageTooLarge {
+		t.Errorf("UploadImage(streamed over the limit) = %v, want 413 %s", err, api.CodeImageTooLarge)
+	}
+	wrong := "sha256:" + strings.Repeat("cd", 32)
+	_, err = c.UploadImage(ctx, 1, bytes.NewReader(archive), int64(len(archive)), wrong)
+	if e := apiError(t, err); e.Status != http.StatusBadRequest || e.Code != api.CodeImageDigestMismatch {
+		t.Errorf("UploadImage(wrong id) = %v, want 400 %s", err, api.CodeImageDigestMismatch)
+	}
+	if n := loaded.Load(); n != 0 {
+		t.Fatalf("%d images loaded by refused uploads", n)
+	}
+
+	ii, err := c.UploadImage(ctx, 1, bytes.NewReader(archive), int64(len(archive)), id)
+	if err != nil || ii.ID != id || ii.Size != int64(len(archive)) || len(ii.Tags) != 0 {
+		t.Fatalf("UploadImage() = %+v, %v; want %s of %d bytes, untagged", ii, err, id, len(archive))
+	}
+
+	// Once the manifest is sent, images come too late.
+	if _, err := c.SendManifest(ctx, 1, shManifest("true")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.UploadImage(ctx, 1, bytes.NewReader(archive), int64(len(archive)), id)
+	if e := apiError(t, err); e.Status != http.StatusConflict || e.Code != api.CodeAlreadyDeployed {
+		t.Errorf("UploadImage(deployed lease) = %v, want 409 %s", err, api.CodeAlreadyDeployed)
+	}
+}
+
+// A manifest may name by ID only the images uploaded to its own lease.
+func TestManifestForeignImageID(t *testing.T) {
+	h := newHarness(t)
+	c := h.tenant(t, alice, true)
+	h.chain.addLease(batchLease(1, alice))
+	for _, img := range []string{"sha256:" + strings.Repeat("ab", 32), "abcdef", strings.Repeat("ab", 32)} {
+		m := shManifest("true")
+		m.Services[0].Image = img
+		_, err := c.SendManifest(context.Background(), 1, m)
+		if e := apiError(t, err); e.Status != http.StatusBadRequest || e.Code != api.CodeBadManifest || !strings.Contains(e.Message, "uploaded") {
+			t.Errorf("SendManifest(image %s never uploaded) = %v, want 400 %s", img, err, api.CodeBadManifest)
+		}
 	}
 }

@@ -243,4 +243,7 @@ func (benchRunner) Status(context.Context, uint64) (LeaseStatus, error) {
 func (benchRunner) Logs(context.Context, uint64, LogSelector, bool) (io.ReadCloser, error) {
 	return nil, ErrNotDeployed
 }
+func (benchRunner) LoadImage(context.Context, uint64, io.Reader, int64, string) (string, error) {
+	return "", ErrImagesUnsupported
+}
 func (benchRunner) ServicePort(uint64) (int, bool) { return 0, false }

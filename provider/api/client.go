@@ -190,6 +190,43 @@ func (c *Client) UploadInput(ctx context.Context, leaseID uint64, name string, r
 	return fi, nil
 }
 
+// UploadImage streams a `docker save` archive of one image to the provider
+// for the lease, before its manifest, and returns the loaded image, whose ID
+// the manifest's services then set as their image. wantID, if set
+// ("sha256:<hex>", as `docker image inspect` prints it), is the image the
+// archive must hold; the provider refuses another (image_digest_mismatch).
+// size, when >= 0, is sent as Content-Length so that an archive over the
+// provider's limit is refused before it is sent.
+func (c *Client) UploadImage(ctx context.Context, leaseID uint64, r io.Reader, size int64, wantID string) (ImageInfo, error) {
+	step := fmt.Sprintf("upload image to lease %d", leaseID)
+	var n countingWriter
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.leaseURL(leaseID, "images"), io.NopCloser(io.TeeReader(r, &n)))
+	if err != nil {
+		return ImageInfo{}, fmt.Errorf("%s: %w", step, err)
+	}
+	req.ContentLength = -1
+	if size >= 0 {
+		req.ContentLength = size
+	}
+	req.Header.Set("Content-Type", "application/x-tar")
+	if wantID != "" {
+		req.Header.Set(HeaderImageID, wantID)
+	}
+	resp, err := c.do(req, step)
+	if err != nil {
+		return ImageInfo{}, err
+	}
+	defer resp.Body.Close()
+	var ii ImageInfo
+	if err := json.NewDecoder(resp.Body).Decode(&ii); err != nil {
+		return ImageInfo{}, fmt.Errorf("%s: decode answer: %w", step, err)
+	}
+	if ii.Size != int64(n) || (wantID != "" && ii.ID != wantID) || !strings.HasPrefix(ii.ID, "sha256:") {
+		return ii, fmt.Errorf("%s: %w", step, &Error{Code: CodeImageDigestMismatch, Message: fmt.Sprintf("provider loaded image %q from %d bytes; sent %d bytes of image %q", ii.ID, ii.Size, n, wantID)})
+	}
+	return ii, nil
+}
+
 type countingWriter int64
 
 func (c *countingWriter) Write(p []byte) (int, error) {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,8 @@ type Config struct {
 	// MaxInputBytes caps a lease's inputs in total; a lease's own
 	// LeaseInfo.MaxInputBytes may only lower it.
 	MaxInputBytes int64
+	// MaxImageBytes caps one uploaded image archive (`docker save` output).
+	MaxImageBytes int64
 	// MaxManifestBytes caps a manifest's JSON body.
 	MaxManifestBytes int64
 	// ReadHeaderTimeout bounds reading a request's headers.
@@ -51,6 +54,8 @@ func DefaultConfig() Config {
 		Addr:             ":8443",
 		MaxInputBytes:    1 << 30, // 1 GiB: datasets larger than this belong in object storage
 		MaxManifestBytes: 1 << 20, // 1 MiB: a manifest of hundreds of services
+		// 2 GiB: a CUDA runtime image with a framework; model weights belong in inputs.
+		MaxImageBytes: 2 << 30,
 		// 10 s: headers are small; longer only helps slowloris.
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -72,6 +77,7 @@ func (c Config) Validate() error {
 	}{
 		{"max input bytes", c.MaxInputBytes},
 		{"max manifest bytes", c.MaxManifestBytes},
+		{"max image bytes", c.MaxImageBytes},
 		{"read header timeout", int64(c.ReadHeaderTimeout)},
 		{"idle timeout", int64(c.IdleTimeout)},
 		{"transfer timeout", int64(c.TransferTimeout)},
@@ -195,6 +201,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("PUT /v1/leases/{id}/manifest", s.owner(true, s.putManifest))
 	mux.Handle("GET /v1/leases/{id}/inputs", s.owner(false, s.listInputs))
 	mux.Handle("PUT /v1/leases/{id}/inputs/{name}", s.owner(true, s.putInput))
+	mux.Handle("PUT /v1/leases/{id}/images", s.owner(true, s.putImage))
 	mux.Handle("GET /v1/leases/{id}/status", s.owner(false, s.status))
 	mux.Handle("GET /v1/leases/{id}/logs", s.owner(false, s.logs))
 	mux.Handle("GET /v1/leases/{id}/outputs", s.owner(false, s.listOutputs))
@@ -321,6 +328,10 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, lease Lease
 			writeError(w, &Error{Status: http.StatusConflict, Code: CodeAlreadyDeployed, Message: fmt.Sprintf("lease %d already runs a manifest", lease.ID)})
 			return
 		}
+		if errors.Is(err, ErrBadImage) {
+			writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadManifest, Message: err.Error()})
+			return
+		}
 		s.internal(w, fmt.Sprintf("deploy lease %d", lease.ID), err)
 		return
 	}
@@ -382,6 +393,61 @@ func (s *Server) putInput(w http.ResponseWriter, r *http.Request, lease LeaseInf
 	}
 	s.log.Info("input stored", "lease", lease.ID, "name", name, "size", f.Size)
 	writeJSON(w, http.StatusCreated, fileInfo(f))
+}
+
+// imageIDPattern is an image ID as the Docker Engine writes it.
+var imageIDPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// putImage streams a `docker save` archive to the runner, which loads it for
+// the lease's manifest to name by ID. Like inputs, images come before the
+// manifest.
+func (s *Server) putImage(w http.ResponseWriter, r *http.Request, lease LeaseInfo) {
+	want := r.Header.Get(HeaderImageID)
+	if want != "" && !imageIDPattern.MatchString(want) {
+		writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: fmt.Sprintf("%s %q: must be sha256:<64 lower-case hex>, as docker image inspect prints it", HeaderImageID, want)})
+		return
+	}
+	limit := s.cfg.MaxImageBytes
+	tooLarge := &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeImageTooLarge,
+		Message: fmt.Sprintf("the image archive is over this provider's limit of %d bytes", limit)}
+	if r.ContentLength > limit {
+		w.Header().Set("Connection", "close")
+		writeError(w, tooLarge)
+		return
+	}
+	if _, err := s.deps.Runner.Status(r.Context(), lease.ID); err == nil {
+		writeError(w, &Error{Status: http.StatusConflict, Code: CodeAlreadyDeployed, Message: fmt.Sprintf("lease %d is deployed; upload images before sending the manifest", lease.ID)})
+		return
+	}
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.TransferTimeout))
+	var n countingWriter
+	id, err := s.deps.Runner.LoadImage(r.Context(), lease.ID, io.TeeReader(r.Body, &n), limit, want)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrImagesUnsupported):
+		w.Header().Set("Connection", "close")
+		writeError(w, &Error{Status: http.StatusNotImplemented, Code: CodeImagesUnsupported,
+			Message: fmt.Sprintf("this provider cannot run uploaded container images (%v); send a manifest with commands only, or lease from a provider with the docker executor", err)})
+		return
+	case errors.Is(err, ErrImageTooLarge):
+		w.Header().Set("Connection", "close")
+		writeError(w, tooLarge)
+		return
+	case errors.Is(err, ErrImageDigest):
+		writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeImageDigestMismatch, Message: err.Error()})
+		return
+	case errors.Is(err, ErrBadImage):
+		writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadImage, Message: err.Error()})
+		return
+	case errors.Is(err, ErrAlreadyDeployed):
+		writeError(w, &Error{Status: http.StatusConflict, Code: CodeAlreadyDeployed, Message: fmt.Sprintf("lease %d is deployed; upload images before sending the manifest", lease.ID)})
+		return
+	default:
+		s.internal(w, fmt.Sprintf("load image for lease %d", lease.ID), err)
+		return
+	}
+	s.log.Info("image loaded", "lease", lease.ID, "id", id, "size", int64(n))
+	writeJSON(w, http.StatusCreated, ImageInfo{ID: id, Size: int64(n)})
 }
 
 func fileInfo(f vault.File) FileInfo {

@@ -8,8 +8,10 @@
 //   - The daemon bids only on orders that fit its free capacity (the chain's view,
 //     less its own open bids) at a price within the order's max, and names the GPU
 //     model it offers per group.
-//   - A lease seen closed on chain is stopped and erased at once, except a completed
-//     batch lease, whose outputs stay downloadable for OutputRetention first.
+//   - A lease seen closed on chain is stopped and erased at once, except a finished
+//     batch lease (completed or workload_failed), whose outputs and logs stay
+//     downloadable for OutputRetention first.
+//   - A batch job with any task exiting non-zero is reported failed, never completed.
 //   - Stopping the daemon (cancelling Run's context) never stops workloads: a daemon
 //     started again on the same state_dir re-attaches to them.
 package daemon
@@ -22,12 +24,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -366,7 +370,7 @@ func (d *Daemon) reconcile(ctx context.Context, known []uint64, v *vault.Vault) 
 			d.kinds[id] = l.Kind
 			d.mu.Unlock()
 			d.log.Info("lease recovered", "lease", id, "attempt", l.Attempt)
-		case mine && l.Kind == market.KindBatch && l.CloseReason == market.ReasonCompleted && d.cfg.OutputRetention > 0:
+		case mine && l.Kind == market.KindBatch && retained(l.CloseReason) && d.cfg.OutputRetention > 0:
 			d.mu.Lock()
 			if _, ok := d.st.Retain[id]; !ok {
 				d.st.Retain[id] = time.Now().Add(time.Duration(d.cfg.OutputRetention))
@@ -463,11 +467,34 @@ func (r runner) Deploy(ctx context.Context, l api.LeaseInfo, m api.Manifest) err
 	return nil
 }
 
+// LoadImage refuses a lease the daemon saw close. The upload runs without the
+// lease's lock, which would hold a Stop for as long as the transfer; a lease
+// that closed meanwhile is stopped again, which releases the image.
+func (r runner) LoadImage(ctx context.Context, id uint64, rd io.Reader, maxBytes int64, wantID string) (string, error) {
+	if r.d.isClosed(id) {
+		return "", fmt.Errorf("load image for lease %d: the lease closed on chain", id)
+	}
+	img, err := r.Manager.LoadImage(ctx, id, rd, maxBytes, wantID)
+	if err != nil {
+		return "", err
+	}
+	if r.d.isClosed(id) {
+		r.d.stop(id, "closed during an image upload")
+		return "", fmt.Errorf("load image for lease %d: the lease closed on chain", id)
+	}
+	return img, nil
+}
+
 // onComplete is the lease manager's OnComplete: it records the completion (so a
 // restart resends it) and sends MsgCompleteLease at once.
 func (d *Daemon) onComplete(id uint64, root [32]byte, codes map[string]int) {
 	d.mu.Lock()
-	d.st.Completions[id] = hex.EncodeToString(root[:])
+	// A non-zero (or unknown, -1) exit code of any task makes the job failed.
+	failed := false
+	for _, c := range codes {
+		failed = failed || c != 0
+	}
+	d.st.Completions[id] = completionRecord(root, failed)
 	h := d.height
 	d.mu.Unlock()
 	d.save()
@@ -476,7 +503,7 @@ func (d *Daemon) onComplete(id uint64, root [32]byte, codes map[string]int) {
 	if ctx == nil || ctx.Err() != nil {
 		return // the next start resends it
 	}
-	if err := d.snd.send(ctx, &market.MsgCompleteLease{Provider: d.self, LeaseID: id, OutputHash: root[:]}); err != nil {
+	if err := d.snd.send(ctx, &market.MsgCompleteLease{Provider: d.self, LeaseID: id, OutputHash: root[:], Failed: failed}); err != nil {
 		d.log.Error("send completion; will retry", "lease", id, "err", err)
 		return
 	}
@@ -669,8 +696,8 @@ func (d *Daemon) leases(ctx context.Context, h int64) error {
 		}
 		if root, ok := d.st.Completions[l.ID]; ok {
 			if s, sent := d.compSent[l.ID]; !sent || h-s >= 3 {
-				b, _ := hex.DecodeString(root)
-				msgs = append(msgs, &market.MsgCompleteLease{Provider: d.self, LeaseID: l.ID, OutputHash: b})
+				b, failed := parseCompletion(root)
+				msgs = append(msgs, &market.MsgCompleteLease{Provider: d.self, LeaseID: l.ID, OutputHash: b, Failed: failed})
 				what = append(what, fmt.Sprintf("complete %d", l.ID))
 				d.compSent[l.ID] = h
 				continue // NB: the completion closes the lease; a heartbeat beside it would fail
@@ -736,7 +763,7 @@ func (d *Daemon) closeLocal(id uint64, l market.Lease) {
 	kind := d.kinds[id]
 	delete(d.kinds, id)
 	d.closed[id] = true
-	keep := l.Attempt == att && l.Provider == d.self && kind == market.KindBatch && l.CloseReason == market.ReasonCompleted && d.cfg.OutputRetention > 0
+	keep := l.Attempt == att && l.Provider == d.self && kind == market.KindBatch && retained(l.CloseReason) && d.cfg.OutputRetention > 0
 	if keep {
 		d.st.Retain[id] = time.Now().Add(time.Duration(d.cfg.OutputRetention))
 	}
@@ -842,4 +869,27 @@ func (d *Daemon) assignGPUs(leaseID uint64, _ string, units uint32) ([]string, e
 		}
 	}
 	return d.gpus.take(leaseID, model, units)
+}
+
+// completionRecord is how a completion is persisted: the hex outputs root, with
+// ":failed" when the workload failed.
+func completionRecord(root [32]byte, failed bool) string {
+	r := hex.EncodeToString(root[:])
+	if failed {
+		r += ":failed"
+	}
+	return r
+}
+
+// parseCompletion reads what completionRecord wrote.
+func parseCompletion(rec string) (root []byte, failed bool) {
+	h, flag, _ := strings.Cut(rec, ":")
+	root, _ = hex.DecodeString(h)
+	return root, flag == "failed"
+}
+
+// retained reports whether a batch lease closed for reason keeps its outputs (and
+// logs) for OutputRetention: the tenant wants them whether the job succeeded or not.
+func retained(reason string) bool {
+	return reason == market.ReasonCompleted || reason == market.ReasonWorkloadFailed
 }

@@ -27,6 +27,12 @@ var (
 	ErrExitUnknown = errors.New("exit status unknown")
 	// ErrUnsupported is returned for a task asking for something the executor cannot give (GPUs, ports).
 	ErrUnsupported = errors.New("unsupported by this executor")
+	// ErrImageTooLarge is returned by ImageLoader.LoadImage for an archive over the size limit.
+	ErrImageTooLarge = errors.New("image archive too large")
+	// ErrImageDigest is returned by ImageLoader.LoadImage when the archive's image is not the one asked for.
+	ErrImageDigest = errors.New("image digest mismatch")
+	// ErrImageArchive is returned by ImageLoader.LoadImage for an archive that is not one `docker save` image.
+	ErrImageArchive = errors.New("invalid image archive")
 )
 
 // Conventional paths and environment seen by a task.
@@ -81,6 +87,28 @@ type Executor interface {
 	// Logs returns the task's combined stdout and stderr from the start. With
 	// follow it keeps streaming until the task exits or the reader is closed.
 	Logs(ctx context.Context, id string, follow bool) (io.ReadCloser, error)
+}
+
+// ImageLoader is implemented by executors that run tenant-uploaded container
+// images (docker); callers find it with a type assertion. The process
+// executor runs host programs and has none.
+type ImageLoader interface {
+	// LoadImage loads a `docker save` archive holding exactly one image, read
+	// from r up to maxBytes, and returns the image's ID ("sha256:<hex>"), by
+	// which tasks then name it. With wantID set, the archive's image must be
+	// that one. A refused archive's error wraps ErrImageTooLarge,
+	// ErrImageDigest or ErrImageArchive. The loaded image has no tags: a
+	// tenant can never re-point a name other tasks use.
+	LoadImage(ctx context.Context, r io.Reader, maxBytes int64, wantID string) (string, error)
+}
+
+// ImageRemover is implemented by image loaders that can remove what they
+// loaded once its lease ends.
+type ImageRemover interface {
+	// RemoveImage removes the image with ID id unless something else still
+	// holds it (a tag, a container); it keeps such an image and returns nil,
+	// as it does for an image already gone.
+	RemoveImage(ctx context.Context, id string) error
 }
 
 // Task is one workload to run: one replica of one service of a lease.

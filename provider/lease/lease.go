@@ -17,6 +17,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -111,6 +113,9 @@ type Manager struct {
 
 	mu     sync.Mutex
 	leases map[uint64]*run
+	// images are the IDs of the images loaded for each lease, deployed or
+	// not; an image is removed when no lease holding it is left.
+	images map[uint64][]string
 }
 
 var _ api.Runner = (*Manager)(nil)
@@ -126,12 +131,14 @@ type run struct {
 
 // state is what a lease's state file holds.
 type state struct {
-	Lease       api.LeaseInfo  `json:"lease"`
-	Manifest    api.Manifest   `json:"manifest"`
-	State       string         `json:"state"`
-	Error       string         `json:"error,omitempty"`
-	Tasks       []taskState    `json:"tasks"`
-	ServicePort int            `json:"service_port,omitempty"`
+	Lease       api.LeaseInfo `json:"lease"`
+	Manifest    api.Manifest  `json:"manifest"`
+	State       string        `json:"state"`
+	Error       string        `json:"error,omitempty"`
+	Tasks       []taskState   `json:"tasks"`
+	ServicePort int           `json:"service_port,omitempty"`
+	// Images are the images loaded for the lease (LoadImage), removed when it stops.
+	Images      []string       `json:"images,omitempty"`
 	DeployedAt  time.Time      `json:"deployed_at"`
 	Outputs     []api.FileInfo `json:"outputs,omitempty"`
 	OutputsRoot string         `json:"outputs_root,omitempty"`
@@ -165,7 +172,7 @@ func New(cfg Config, ex executor.Executor, v *vault.Vault) (*Manager, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("lease manager: create %s: %w", cfg.Dir, err)
 	}
-	m := &Manager{cfg: cfg, ex: ex, v: v, log: cfg.Logger, now: cfg.Clock, leases: map[uint64]*run{}}
+	m := &Manager{cfg: cfg, ex: ex, v: v, log: cfg.Logger, now: cfg.Clock, leases: map[uint64]*run{}, images: map[uint64][]string{}}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -226,6 +233,11 @@ func (m *Manager) Deploy(ctx context.Context, lease api.LeaseInfo, man api.Manif
 		m.mu.Unlock()
 		return fmt.Errorf("deploy lease %d: %w", lease.ID, api.ErrAlreadyDeployed)
 	}
+	r.st.Images = append([]string(nil), m.images[lease.ID]...)
+	if err := checkImages(man, r.st.Images); err != nil {
+		m.mu.Unlock()
+		return fmt.Errorf("deploy lease %d: %w", lease.ID, err)
+	}
 	if m.ctx.Err() != nil {
 		m.mu.Unlock()
 		return fmt.Errorf("deploy lease %d: manager closed", lease.ID)
@@ -242,6 +254,90 @@ func (m *Manager) Deploy(ctx context.Context, lease api.LeaseInfo, man api.Manif
 	m.watch(r)
 	m.log.Info("lease deployed", "lease", lease.ID, "kind", lease.Kind, "tasks", len(r.st.Tasks))
 	return nil
+}
+
+// imageRef is an image named by ID or ID prefix, which the Docker Engine
+// resolves among all local images.
+var imageRef = regexp.MustCompile(`^(sha256:)?[0-9a-f]{1,64}$`)
+
+// checkImages refuses a service naming an image by ID (or a prefix of one)
+// that is not one of the lease's loaded images: another tenant's upload is
+// on the same Docker host, and its ID is no secret worth relying on.
+func checkImages(man api.Manifest, loaded []string) error {
+	for _, s := range man.Services {
+		if !imageRef.MatchString(s.Image) || slices.Contains(loaded, s.Image) {
+			continue
+		}
+		return fmt.Errorf("service %s: image %q: %w: an image named by ID must be uploaded to this lease first, and named by its full ID (sha256:<64 hex>)", s.Name, s.Image, api.ErrBadImage)
+	}
+	return nil
+}
+
+// LoadImage loads a tenant's image archive through the executor, if it is an
+// executor.ImageLoader, for a lease not yet deployed, and records that the
+// image belongs to the lease: its manifest may then name it by ID, and Stop
+// removes it (executor.ImageRemover) once no other lease holds it. Images
+// loaded before a daemon restart for a lease not yet deployed are forgotten
+// (the next upload records them again); they stay on the host as untagged
+// images until `docker image prune`.
+func (m *Manager) LoadImage(ctx context.Context, id uint64, r io.Reader, maxBytes int64, wantID string) (string, error) {
+	il, ok := m.ex.(executor.ImageLoader)
+	if !ok {
+		return "", fmt.Errorf("load image for lease %d: %w: the %T executor runs host programs, not container images", id, api.ErrImagesUnsupported, m.ex)
+	}
+	if _, err := m.get(id); err == nil {
+		return "", fmt.Errorf("load image for lease %d: %w", id, api.ErrAlreadyDeployed)
+	}
+	img, err := il.LoadImage(ctx, r, maxBytes, wantID)
+	if err != nil {
+		for _, e := range []struct{ ex, api error }{
+			{executor.ErrImageTooLarge, api.ErrImageTooLarge},
+			{executor.ErrImageDigest, api.ErrImageDigest},
+			{executor.ErrImageArchive, api.ErrBadImage},
+		} {
+			if errors.Is(err, e.ex) {
+				return "", fmt.Errorf("load image for lease %d: %w: %w", id, e.api, err)
+			}
+		}
+		return "", fmt.Errorf("load image for lease %d: %w", id, err)
+	}
+	m.mu.Lock()
+	if !slices.Contains(m.images[id], img) {
+		m.images[id] = append(m.images[id], img)
+	}
+	m.mu.Unlock()
+	m.log.Info("image loaded", "lease", id, "image", img)
+	return img, nil
+}
+
+// releaseImages forgets lease id's images and removes those no other lease
+// holds, if the executor can.
+func (m *Manager) releaseImages(ctx context.Context, id uint64) {
+	m.mu.Lock()
+	imgs := m.images[id]
+	delete(m.images, id)
+	var free []string
+	for _, img := range imgs {
+		held := false
+		for _, other := range m.images {
+			held = held || slices.Contains(other, img)
+		}
+		if !held {
+			free = append(free, img)
+		}
+	}
+	m.mu.Unlock()
+	rm, ok := m.ex.(executor.ImageRemover)
+	if !ok {
+		return
+	}
+	for _, img := range free {
+		// NB: an image that cannot be removed must not keep the lease's data
+		// from being erased; it is logged and left for `docker image prune`.
+		if err := rm.RemoveImage(ctx, img); err != nil {
+			m.log.Error("remove image of stopped lease", "lease", id, "image", img, "err", err)
+		}
+	}
 }
 
 func (m *Manager) start(ctx context.Context, r *run) (err error) {
@@ -549,6 +645,7 @@ func (m *Manager) Stop(ctx context.Context, id uint64) error {
 		}
 		<-r.done
 	}
+	m.releaseImages(ctx, id)
 	in, out := m.cfg.WorkDirs(ExecLeaseID(id))
 	for _, d := range []string{in, out} {
 		if err := vault.WipeDir(d); err != nil {
@@ -625,6 +722,9 @@ func (m *Manager) Recover(ctx context.Context) ([]uint64, error) {
 		r := &run{done: make(chan struct{}), st: st}
 		m.mu.Lock()
 		m.leases[st.Lease.ID] = r
+		if len(st.Images) > 0 {
+			m.images[st.Lease.ID] = append([]string(nil), st.Images...)
+		}
 		m.mu.Unlock()
 		ids = append(ids, st.Lease.ID)
 		m.watch(r)

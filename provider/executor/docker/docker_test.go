@@ -545,6 +545,23 @@ func TestLoadImage(t *testing.T) {
 			t.Errorf("loaded image tags = %v, want none (tags are stripped)", ins.RepoTags)
 		}
 	})
+	t.Run("RemoveImage", func(t *testing.T) {
+		if err := ex.RemoveImage(ctx, id); err != nil {
+			t.Fatalf("RemoveImage(%s) = %v", id, err)
+		}
+		if _, err := cli.ImageInspect(ctx, id); !cerrdefs.IsNotFound(err) {
+			t.Errorf("image after RemoveImage: inspect = %v, want not found", err)
+		}
+		if err := ex.RemoveImage(ctx, id); err != nil {
+			t.Errorf("RemoveImage(gone) = %v, want nil", err)
+		}
+	})
+	t.Run("AnyIDWhenNoneNamed", func(t *testing.T) {
+		got, err := ex.LoadImage(ctx, bytes.NewReader(archive), int64(len(archive)), "")
+		if err != nil || got != id {
+			t.Fatalf("LoadImage(no id named) = %q, %v; want %q", got, err, id)
+		}
+	})
 }
 
 // TestCleanupLeavesNothing runs last (Go runs tests in source order): no

@@ -13,17 +13,26 @@ import (
 	"path"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
+
+	"github.com/kiln-network/kiln/provider/executor"
 )
 
-// Errors of LoadImage.
+// Errors of LoadImage: the executor package's, under the names callers of
+// this package have used.
 var (
 	// ErrImageTooLarge is returned for an archive over the size limit.
-	ErrImageTooLarge = errors.New("image archive too large")
+	ErrImageTooLarge = executor.ErrImageTooLarge
 	// ErrImageDigest is returned when the archive's image is not the one asked for.
-	ErrImageDigest = errors.New("image digest mismatch")
+	ErrImageDigest = executor.ErrImageDigest
 	// ErrImageArchive is returned for an archive that is not one `docker save` image.
-	ErrImageArchive = errors.New("invalid image archive")
+	ErrImageArchive = executor.ErrImageArchive
+)
+
+var (
+	_ executor.ImageLoader  = (*Executor)(nil)
+	_ executor.ImageRemover = (*Executor)(nil)
 )
 
 // manifestEntry is one image of a `docker save` archive's manifest.json.
@@ -34,8 +43,9 @@ type manifestEntry struct {
 }
 
 // LoadImage loads a tenant-uploaded `docker save` archive holding exactly one
-// image whose ID (the sha256 of its config) is wantID ("sha256:<hex>" or
-// "<hex>"), and returns the ID; tasks then name the image by it.
+// image and returns its ID (the sha256 of its config); tasks then name the
+// image by it. With wantID set ("sha256:<hex>" or "<hex>") the image must be
+// that one; empty accepts whatever image the archive holds.
 //
 // The archive is spooled to a temporary file, at most maxBytes of it, and
 // checked before the daemon sees it: size, one image, config digest. Its tags
@@ -43,11 +53,13 @@ type manifestEntry struct {
 // (say "ubuntu:latest") that other leases use.
 func (e *Executor) LoadImage(ctx context.Context, r io.Reader, maxBytes int64, wantID string) (string, error) {
 	want := strings.TrimPrefix(wantID, "sha256:")
-	if len(want) != 64 {
-		return "", fmt.Errorf("load image: want id %q: must be sha256:<64 hex>", wantID)
-	}
-	if _, err := hex.DecodeString(want); err != nil {
-		return "", fmt.Errorf("load image: want id %q: %w", wantID, err)
+	if wantID != "" {
+		if len(want) != 64 {
+			return "", fmt.Errorf("load image: want id %q: must be sha256:<64 hex>", wantID)
+		}
+		if _, err := hex.DecodeString(want); err != nil {
+			return "", fmt.Errorf("load image: want id %q: %w", wantID, err)
+		}
 	}
 	spool, err := os.CreateTemp("", "kiln-image-*.tar")
 	if err != nil {
@@ -69,6 +81,11 @@ func (e *Executor) LoadImage(ctx context.Context, r io.Reader, maxBytes int64, w
 	m, digests, err := scanArchive(spool)
 	if err != nil {
 		return "", fmt.Errorf("load image: %w", err)
+	}
+	if wantID == "" {
+		// NB: the config's digest is the image's ID, so the check below
+		// still proves the daemon loaded this archive's image.
+		want = digests[m.Config]
 	}
 	if got := digests[m.Config]; got != want {
 		return "", fmt.Errorf("load image: %w: archive holds sha256:%s, want sha256:%s", ErrImageDigest, got, want)
@@ -97,6 +114,35 @@ func (e *Executor) LoadImage(ctx context.Context, r io.Reader, maxBytes int64, w
 	}
 	e.log.Info("image loaded", "id", ins.ID, "bytes", n)
 	return ins.ID, nil
+}
+
+// RemoveImage removes a loaded image once its lease ended. It keeps an image
+// that has a tag (the operator's, never a tenant load's) or that a container
+// still uses, and never forces.
+func (e *Executor) RemoveImage(ctx context.Context, id string) error {
+	ins, err := e.cli.ImageInspect(ctx, id)
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove image %s: inspect: %w", id, err)
+	}
+	if len(ins.RepoTags) > 0 {
+		e.log.Info("image kept: it has tags", "id", id, "tags", ins.RepoTags)
+		return nil
+	}
+	_, err = e.cli.ImageRemove(ctx, id, client.ImageRemoveOptions{PruneChildren: true})
+	switch {
+	case err == nil:
+		e.log.Info("image removed", "id", id)
+		return nil
+	case cerrdefs.IsNotFound(err):
+		return nil
+	case cerrdefs.IsConflict(err):
+		e.log.Info("image kept: in use", "id", id, "reason", err)
+		return nil
+	}
+	return fmt.Errorf("remove image %s: %w", id, err)
 }
 
 // scanArchive reads a `docker save` archive and returns its single manifest
