@@ -47,6 +47,10 @@ type Config struct {
 	// Executor runs workloads: "process" (no isolation; needs AllowUnisolated) or
 	// "docker".
 	Executor string `toml:"executor"`
+	// DockerNamespace names and labels every Docker object of the docker executor;
+	// two daemons sharing a Docker host need different ones, since each removes the
+	// objects of its namespace that it does not know. Empty means "kiln".
+	DockerNamespace string `toml:"docker_namespace"`
 	// AllowUnisolated must be true to use the process executor, which runs tenant code
 	// as host processes that can read host files and reach the host's network.
 	AllowUnisolated bool `toml:"allow_unisolated"`

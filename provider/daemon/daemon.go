@@ -238,6 +238,9 @@ func (d *Daemon) executor() (executor.Executor, func(string) (string, string), e
 	case "docker":
 		c := docker.DefaultConfig()
 		c.DataDir, c.Logger = filepath.Join(d.cfg.StateDir, "docker"), d.log
+		if d.cfg.DockerNamespace != "" {
+			c.Namespace = d.cfg.DockerNamespace
+		}
 		if abs, err := filepath.Abs(c.DataDir); err == nil {
 			c.DataDir = abs
 		}

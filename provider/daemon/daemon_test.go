@@ -193,8 +193,13 @@ func (r *runningDaemon) stop(t *testing.T) {
 
 func (n *testNet) startDaemon(t *testing.T, stateDir string) *runningDaemon {
 	t.Helper()
+	return n.startDaemonWith(t, testConfig(stateDir))
+}
+
+func (n *testNet) startDaemonWith(t *testing.T, cfg daemon.Config) *runningDaemon {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	d, err := daemon.New(testConfig(stateDir), daemon.Deps{Client: n.c, Key: n.provKey, Logger: log})
+	d, err := daemon.New(cfg, daemon.Deps{Client: n.c, Key: n.provKey, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,139 @@
+package daemon_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	moby "github.com/moby/moby/client"
+
+	"github.com/kiln-network/kiln/provider/api"
+	"github.com/kiln-network/kiln/provider/daemon"
+	"github.com/kiln-network/kiln/provider/executor/docker"
+	"github.com/kiln-network/kiln/provider/executor/executortest"
+	"github.com/kiln-network/kiln/x/market"
+	"github.com/kiln-network/kiln/x/registry"
+)
+
+// needDocker returns a client of the local Docker daemon, or skips t when none answers.
+func needDocker(t *testing.T) *moby.Client {
+	t.Helper()
+	cli, err := moby.New(moby.FromEnv)
+	if err != nil {
+		t.Skipf("skipping: no Docker client: %v", err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	// 10 s: a local daemon answers a ping in milliseconds.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cli.Ping(ctx, moby.PingOptions{}); err != nil {
+		t.Skipf("skipping: no Docker daemon answers (%v); this test runs a lease in a container", err)
+	}
+	return cli
+}
+
+// A batch lease on a provider running the docker executor, with the tenant's own
+// image: uploaded over mutual TLS, run FROM scratch, its output downloaded and
+// verified, and its container and image gone once the lease ends.
+func TestDockerLease(t *testing.T) {
+	cli := needDocker(t)
+	archive, imageID := executortest.ImageArchive(t)
+	n := startNet(t)
+	b := make([]byte, 4)
+	rand.Read(b)
+	ns := "kiln-dt" + hex.EncodeToString(b)
+	cfg := testConfig(filepath.Join(t.TempDir(), "provider"))
+	cfg.Executor, cfg.AllowUnisolated, cfg.DockerNamespace = "docker", false, ns
+	cfg.Inventory.GPUs = nil // no GPUs for containers on this host
+	// 3 s: long enough to download one small output, short enough to see the lease's
+	// container and image removed within the test.
+	cfg.OutputRetention = daemon.Duration(3 * time.Second)
+	n.startDaemonWith(t, cfg)
+	t.Cleanup(func() {
+		// Whatever the test left: its namespace's containers and the image.
+		f := moby.Filters{}.Add("label", docker.LabelNamespace+"="+ns)
+		if cl, err := cli.ContainerList(context.Background(), moby.ContainerListOptions{All: true, Filters: f}); err == nil {
+			for _, c := range cl.Items {
+				cli.ContainerRemove(context.Background(), c.ID, moby.ContainerRemoveOptions{Force: true})
+			}
+		}
+		cli.ImageRemove(context.Background(), imageID, moby.ImageRemoveOptions{Force: true})
+	})
+
+	// 30 s: an order, a lease, an image load, a container of milliseconds, the
+	// completion and output retention, at 200 ms blocks on a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	t0 := time.Now()
+	g := market.Group{Name: "job", Count: 1, CPUMilli: 500, MemoryBytes: 256 * registry.Mi, StorageBytes: registry.Gi}
+	id, _, _ := n.createOrder(t, ctx, market.KindBatch, g, 1000)
+	out, err := n.c.WaitLease(ctx, id, 20*time.Millisecond)
+	if err != nil || out.Lease == nil {
+		t.Fatalf("no lease for order %d: %+v, %v", id, out.Order, err)
+	}
+	pc := n.providerClient(t, ctx)
+
+	f, err := os.Open(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fst, _ := f.Stat()
+	ii, err := pc.UploadImage(ctx, id, f, fst.Size(), imageID)
+	if err != nil {
+		t.Fatalf("UploadImage() = %v", err)
+	}
+	if ii.ID != imageID || ii.Size != fst.Size() || len(ii.Tags) != 0 {
+		t.Fatalf("UploadImage() = %+v, want %s of %d bytes, untagged", ii, imageID, fst.Size())
+	}
+	t.Logf("lease %d: image %s… (%d bytes) loaded %d ms after the order", id, imageID[:19], ii.Size, time.Since(t0).Milliseconds())
+
+	const want = "hello from a tenant image"
+	_, err = pc.SendManifest(ctx, id, api.Manifest{Services: []api.Service{{
+		Name: "job", Count: 1, Image: imageID,
+		Command: []string{"/testprog"}, Args: []string{"write-out", "out.txt", want},
+		Resources: api.ServiceResources{CPUMilli: 500, MemoryBytes: 256 * registry.Mi},
+	}}})
+	if err != nil {
+		t.Fatalf("SendManifest() = %v", err)
+	}
+	l := n.waitLease(t, ctx, id, "closed", closed)
+	if l.CloseReason != market.ReasonCompleted {
+		t.Fatalf("lease closed with %s, want completed", l.CloseReason)
+	}
+	t.Logf("lease %d: completed %d ms after the order", id, time.Since(t0).Milliseconds())
+	var got bytes.Buffer
+	fi, err := pc.DownloadOutput(ctx, id, "out.txt", &got)
+	if err != nil {
+		t.Fatalf("DownloadOutput() = %v", err)
+	}
+	sum := sha256.Sum256([]byte(want))
+	if got.String() != want || fi.SHA256 != hex.EncodeToString(sum[:]) || l.OutputHash == "" {
+		t.Fatalf("output %q (sha256 %s), want %q (sha256 %x); chain output hash %q", got.String(), fi.SHA256, want, sum, l.OutputHash)
+	}
+
+	// Once retention is over the lease is stopped: no container of it is left, and
+	// the image, which no other lease holds, is removed.
+	leaseLabel := moby.Filters{}.Add("label", docker.LabelNamespace+"="+ns).Add("label", docker.LabelLease+"="+strconv.FormatUint(id, 10))
+	for {
+		cl, err := cli.ContainerList(ctx, moby.ContainerListOptions{All: true, Filters: leaseLabel})
+		_, ierr := cli.ImageInspect(ctx, imageID)
+		if err == nil && len(cl.Items) == 0 && cerrdefs.IsNotFound(ierr) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("after the lease ended: containers %+v (%v), image inspect %v; want none and not found", cl.Items, err, ierr)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	t.Logf("lease %d: container and image gone %d ms after the order", id, time.Since(t0).Milliseconds())
+}
