@@ -156,7 +156,27 @@ func Deploy(ctx context.Context, c *client.Client, key ed25519.PrivateKey, plan 
 		}
 		o.Progress(fmt.Sprintf("uploaded %s (%d bytes, sha256 %s…)", fi.Name, fi.Size, fi.SHA256[:12]))
 	}
-	if _, err := pc.SendManifest(ctx, lease.ID, plan.Manifest); err != nil {
+	man := plan.Manifest
+	man.Services = append([]api.Service(nil), plan.Manifest.Services...)
+	for i, svc := range man.Services {
+		path, ok := plan.Images[svc.Name]
+		if !ok {
+			continue
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return r, err
+		}
+		st, _ := f.Stat()
+		ii, err := pc.UploadImage(ctx, lease.ID, f, st.Size(), "")
+		f.Close()
+		if err != nil {
+			return r, fmt.Errorf("upload image %s of service %s: %w", path, svc.Name, err)
+		}
+		man.Services[i].Image = ii.ID
+		o.Progress(fmt.Sprintf("uploaded image %s for service %s (%d bytes, %s)", filepath.Base(path), svc.Name, ii.Size, short(ii.ID)))
+	}
+	if _, err := pc.SendManifest(ctx, lease.ID, man); err != nil {
 		return r, fmt.Errorf("send manifest: %w", err)
 	}
 	o.Progress("manifest sent")

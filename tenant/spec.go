@@ -34,6 +34,9 @@ type Plan struct {
 	AutoRedeploy bool
 	// Inputs are local files uploaded before the manifest is sent.
 	Inputs []string
+	// Images maps a service name to a local `docker save` archive, uploaded
+	// before the manifest; the service's image is then the loaded image's ID.
+	Images map[string]string
 	// Source is "kiln" or "sdl".
 	Source string
 }
@@ -59,6 +62,7 @@ const DefaultDepositBlocks = 600
 //	    command: [sh, -c, 'tr a-z A-Z < $KILN_IN/in.txt > $KILN_OUT/out.txt']
 //	    env: {GREETING: hello}
 //	    expose: [{port: 8080}]    # service leases: reached through the provider's ingress
+//	    # image_archive: job.tar  # `docker save` output, uploaded as this service's image
 //	inputs: [in.txt]              # relative to the spec file
 type Spec struct {
 	client.OrderSpec `yaml:",inline"`
@@ -68,14 +72,17 @@ type Spec struct {
 
 // ServiceSpec is one service of a Spec.
 type ServiceSpec struct {
-	Name    string            `yaml:"name"`
-	Group   string            `yaml:"group"`
-	Image   string            `yaml:"image"`
-	Command []string          `yaml:"command"`
-	Args    []string          `yaml:"args"`
-	Env     map[string]string `yaml:"env"`
-	Count   uint32            `yaml:"count"` // default: the group's count
-	Expose  []struct {
+	Name  string `yaml:"name"`
+	Group string `yaml:"group"`
+	Image string `yaml:"image"`
+	// ImageArchive is a `docker save` archive of one image, relative to the spec
+	// file, uploaded to the provider before the manifest; it replaces Image.
+	ImageArchive string            `yaml:"image_archive"`
+	Command      []string          `yaml:"command"`
+	Args         []string          `yaml:"args"`
+	Env          map[string]string `yaml:"env"`
+	Count        uint32            `yaml:"count"` // default: the group's count
+	Expose       []struct {
 		Port uint32 `yaml:"port"`
 	} `yaml:"expose"`
 }
@@ -142,8 +149,11 @@ func parseSpec(b []byte, dir string) (Plan, error) {
 			return Plan{}, fmt.Errorf("%s.group: %q is not one of the order's groups", f, ss.Group)
 		}
 		g := msg.Groups[gi]
-		if len(ss.Command) == 0 && ss.Image == "" {
-			return Plan{}, fmt.Errorf("%s: command or image is required", f)
+		if len(ss.Command) == 0 && ss.Image == "" && ss.ImageArchive == "" {
+			return Plan{}, fmt.Errorf("%s: command, image or image_archive is required", f)
+		}
+		if ss.Image != "" && ss.ImageArchive != "" {
+			return Plan{}, fmt.Errorf("%s.image_archive: set image or image_archive, not both", f)
 		}
 		svc := api.Service{Name: ss.Name, Image: ss.Image, Command: ss.Command, Args: ss.Args, Count: ss.Count,
 			Resources: api.ServiceResources{Unit: uint32(gi + 1), CPUMilli: g.CPUMilli, MemoryBytes: g.MemoryBytes, StorageBytes: g.StorageBytes, GPUUnits: g.GPU.Units}}
@@ -164,9 +174,31 @@ func parseSpec(b []byte, dir string) (Plan, error) {
 		for _, e := range ss.Expose {
 			svc.Expose = append(svc.Expose, api.Expose{Port: e.Port, Global: true, Proto: "tcp"})
 		}
+		if ss.ImageArchive != "" {
+			path := ss.ImageArchive
+			if !filepath.IsAbs(path) {
+				path = filepath.Join(dir, path)
+			}
+			if _, err := os.Stat(path); err != nil {
+				return Plan{}, fmt.Errorf("%s.image_archive: %w", f, err)
+			}
+			if p.Images == nil {
+				p.Images = map[string]string{}
+			}
+			p.Images[svc.Name] = path
+		}
 		p.Manifest.Services = append(p.Manifest.Services, svc)
 	}
-	if err := p.Manifest.Validate(); err != nil {
+	// NB: a service with an archive has its image only once it is uploaded;
+	// validate as if it had one.
+	check := p.Manifest
+	check.Services = append([]api.Service(nil), p.Manifest.Services...)
+	for i, s := range check.Services {
+		if _, ok := p.Images[s.Name]; ok {
+			check.Services[i].Image = "sha256:uploaded"
+		}
+	}
+	if err := check.Validate(); err != nil {
 		return Plan{}, err
 	}
 	for _, in := range sp.Inputs {

@@ -64,6 +64,8 @@ func TestLoadRefusals(t *testing.T) {
 		{"unknown group", strings.Replace(base, "command: [true]", "group: nope, command: [true]", 1), "group"},
 		{"missing input", base + "inputs: [nope.txt]\n", "inputs"},
 		{"deposit denom", base + "deposit: 5uatom\n", "deposit"},
+		{"missing image archive", strings.Replace(base, "command: [true]", "image_archive: nope.tar", 1), "image_archive"},
+		{"image and archive", strings.Replace(base, "command: [true]", "image: x, image_archive: nope.tar", 1), "not both"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,6 +74,34 @@ func TestLoadRefusals(t *testing.T) {
 				t.Fatalf("Load = %v, want an error naming %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// A service's image_archive is uploaded before the manifest and becomes its image.
+func TestLoadImageArchive(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "job.tar"), []byte("archive"), 0o644)
+	spec := filepath.Join(dir, "job.yaml")
+	os.WriteFile(spec, []byte(`kind: batch
+max_price: 100ukiln
+groups: [{name: g, cpu: "1", memory: 1Gi}]
+services:
+  - name: job
+    image_archive: job.tar
+    args: [run]
+  - name: side
+    image: busybox
+`), 0o644)
+	plans, _, err := Load(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := plans[0]
+	if len(p.Images) != 1 || p.Images["job"] != filepath.Join(dir, "job.tar") {
+		t.Fatalf("plan images = %v, want job -> %s", p.Images, filepath.Join(dir, "job.tar"))
+	}
+	if img := p.Manifest.Services[0].Image; img != "" {
+		t.Errorf("image of service job before upload = %q, want empty (set by Deploy)", img)
 	}
 }
 
