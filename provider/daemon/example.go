@@ -14,6 +14,9 @@ state_dir = "/var/lib/kiln-provider"
 # allow_unisolated = true (development only).
 executor = "docker"
 allow_unisolated = false
+# Names and labels this daemon's containers, networks and volumes; two daemons
+# sharing a Docker host need different ones.
+docker_namespace = "kiln"
 # Bonded at registration; at least the chain's min_provider_stake.
 stake = "100000000ukiln"
 # Outputs of a completed batch lease stay downloadable this long, then are erased.
