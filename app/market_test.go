@@ -641,3 +641,21 @@ func TestFailedBatchJob(t *testing.T) {
 		t.Fatalf("lease %+v, escrow %+v: want workload_failed, 2 blocks paid, the rest refunded", l, e)
 	}
 }
+
+// A service lease never completes, but its provider may report its workload dead.
+func TestServiceReportedFailed(t *testing.T) {
+	h, p1, _, tenant, _ := marketHarness(t, nil)
+	o := order(tenant, 100, 100_000, gpuGroup("a", 1, 1, "rtx4090"))
+	o.Kind = market.KindService
+	h.mustExec(step{tenant, o})
+	h.mustExec(bid(p1, 1, 100))
+	h.block()
+	res := h.exec(step{p1, &market.MsgCompleteLease{Provider: p1.addr, LeaseID: 1, OutputHash: []byte{1}}})
+	if c := res.TxResults[0].Code; c != types.CodeInvalidRequest {
+		t.Fatalf("completing a service lease: code %d, want %d", c, types.CodeInvalidRequest)
+	}
+	h.mustExec(step{p1, &market.MsgCompleteLease{Provider: p1.addr, LeaseID: 1, Failed: true}})
+	if l := h.lease(1); l.CloseReason != market.ReasonWorkloadFailed {
+		t.Fatalf("lease %+v, want closed workload_failed", l)
+	}
+}

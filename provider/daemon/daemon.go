@@ -687,9 +687,27 @@ func (d *Daemon) leases(ctx context.Context, h int64) error {
 	now := map[uint64]market.Lease{}
 	var msgs []types.Msg
 	var what []string
+	// A service whose workload died must not go on heartbeating (and billing): it is
+	// reported failed, which closes its lease with reason workload_failed.
+	failedSvc := map[uint64]bool{}
+	for _, l := range active {
+		if l.Kind == market.KindService && d.mgr != nil {
+			if st, err := d.mgr.Status(ctx, l.ID); err == nil && st.State == api.StateFailed {
+				failedSvc[l.ID] = true
+			}
+		}
+	}
 	d.mu.Lock()
 	for _, l := range active {
 		now[l.ID] = l
+		if failedSvc[l.ID] {
+			if s, sent := d.compSent[l.ID]; !sent || h-s >= 3 {
+				msgs = append(msgs, &market.MsgCompleteLease{Provider: d.self, LeaseID: l.ID, Failed: true})
+				what = append(what, fmt.Sprintf("service %d failed", l.ID))
+				d.compSent[l.ID] = h
+			}
+			continue
+		}
 		if att, ok := d.st.Leases[l.ID]; !ok || att != l.Attempt {
 			d.st.Leases[l.ID] = l.Attempt
 			d.kinds[l.ID] = l.Kind

@@ -233,8 +233,8 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		if m.Provider != l.Provider {
 			return types.Wrapf(types.ErrUnauthorized, "lease %d is run by %s; only it may complete it (got %s)", l.ID, l.Provider, m.Provider)
 		}
-		if o.Kind != KindBatch {
-			return types.Wrapf(types.ErrInvalidRequest, "lease %d is a %s lease; only batch leases complete (services end with close-lease)", l.ID, o.Kind)
+		if o.Kind != KindBatch && !m.Failed {
+			return types.Wrapf(types.ErrInvalidRequest, "lease %d is a %s lease; only batch leases complete (services end with close-lease, or are reported failed)", l.ID, o.Kind)
 		}
 		reason := ReasonCompleted
 		if m.Failed {

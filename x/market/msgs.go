@@ -88,7 +88,8 @@ type MsgHeartbeat struct {
 
 // MsgCompleteLease reports a batch lease done, with the hash (or Merkle root) of its
 // outputs, and closes it: with reason completed, or workload_failed when Failed says
-// the tenant's workload exited with an error.
+// the tenant's workload exited with an error. A service lease can only be reported
+// failed (its workload died); it never completes.
 type MsgCompleteLease struct {
 	Provider   types.Address `json:"provider"`
 	LeaseID    uint64        `json:"lease_id,string"`
@@ -251,8 +252,9 @@ func (m *MsgHeartbeat) ValidateBasic() error { return needID("lease_id", m.Lease
 
 // ValidateBasic implements types.Msg.
 func (m *MsgCompleteLease) ValidateBasic() error {
-	if len(m.OutputHash) < 1 || len(m.OutputHash) > MaxOutputHash {
-		return types.InvalidField("output_hash", len(m.OutputHash), fmt.Sprintf("must be 1 to %d bytes", MaxOutputHash))
+	// NB: a failed workload may have no outputs to commit to; a completed one must.
+	if (len(m.OutputHash) < 1 && !m.Failed) || len(m.OutputHash) > MaxOutputHash {
+		return types.InvalidField("output_hash", len(m.OutputHash), fmt.Sprintf("must be 1 to %d bytes (0 allowed when failed)", MaxOutputHash))
 	}
 	return needID("lease_id", m.LeaseID)
 }
