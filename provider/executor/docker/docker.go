@@ -96,6 +96,14 @@ type Config struct {
 	TmpfsSize string
 	// LogMaxSize caps a container's json-file log (Docker's max-size syntax).
 	LogMaxSize string
+	// AllowPull lets Start pull an image that is not present from its registry.
+	// Off, tasks run only images already on the host or uploaded (LoadImage).
+	AllowPull bool
+	// MaxPullBytes is the largest image a pull may bring; a larger one is removed
+	// again and the task refused. 0: no limit.
+	MaxPullBytes int64
+	// PullTimeout bounds one pull.
+	PullTimeout time.Duration
 	// Logger receives the executor's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -112,6 +120,11 @@ func DefaultConfig() Config {
 		TmpfsSize:    "256m",
 		// 100 MB of logs per task: a runaway printer must not fill the disk.
 		LogMaxSize: "100m",
+		AllowPull:  true,
+		// 32 GiB: room for CUDA images with model weights, not for a disk-filling one.
+		MaxPullBytes: 32 << 30,
+		// 15 min: a large image over a slow link, not a hung registry forever.
+		PullTimeout: 15 * time.Minute,
 	}
 }
 
@@ -226,8 +239,10 @@ func (e *Executor) Fingerprint(ctx context.Context) (executor.Fingerprint, error
 }
 
 // Start creates the lease's network and volumes if needed, then creates and
-// starts the task's container. The image must be present locally (see
-// LoadImage); it is never pulled.
+// starts the task's container. The image must be present locally (uploaded with
+// LoadImage, or already on the host) or, with AllowPull, is pulled from its
+// registry, within MaxPullBytes; a reference with @sha256: is checked by Docker
+// against that digest.
 func (e *Executor) Start(ctx context.Context, t executor.Task) (executor.Handle, error) {
 	if err := t.Validate(); err != nil {
 		return executor.Handle{}, err
@@ -260,6 +275,9 @@ func (e *Executor) Start(ctx context.Context, t executor.Task) (executor.Handle,
 }
 
 func (e *Executor) start(ctx context.Context, t executor.Task, tk *task) (executor.Handle, error) {
+	if err := e.ensureImage(ctx, t.Image); err != nil {
+		return executor.Handle{}, fmt.Errorf("start %s: %w", t.ID, err)
+	}
 	if err := e.ensureLease(ctx, t.LeaseID, len(t.Ports) > 0); err != nil {
 		return executor.Handle{}, err
 	}
@@ -825,4 +843,42 @@ type logReader struct {
 func (r *logReader) Close() error {
 	r.src.Close()
 	return r.PipeReader.Close()
+}
+
+// ensureImage makes ref present locally: it is, or it is pulled (see Start).
+func (e *Executor) ensureImage(ctx context.Context, ref string) error {
+	if _, err := e.cli.ImageInspect(ctx, ref); err == nil {
+		return nil
+	} else if !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("inspect image %s: %w", ref, err)
+	}
+	if strings.HasPrefix(ref, "sha256:") {
+		return fmt.Errorf("image %s is not on this provider: upload it to the lease first", ref)
+	}
+	if !e.cfg.AllowPull {
+		return fmt.Errorf("image %s is not on this provider and pulling is disabled: upload it to the lease (docker save archive)", ref)
+	}
+	pctx := ctx
+	if e.cfg.PullTimeout > 0 {
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithTimeout(ctx, e.cfg.PullTimeout)
+		defer cancel()
+	}
+	e.log.Info("pulling image", "image", ref)
+	resp, err := e.cli.ImagePull(pctx, ref, client.ImagePullOptions{})
+	if err != nil {
+		return fmt.Errorf("pull image %s: %w", ref, err)
+	}
+	if err := resp.Wait(pctx); err != nil {
+		return fmt.Errorf("pull image %s: %w", ref, err)
+	}
+	ins, err := e.cli.ImageInspect(ctx, ref)
+	if err != nil {
+		return fmt.Errorf("pull image %s: inspect after pull: %w", ref, err)
+	}
+	if e.cfg.MaxPullBytes > 0 && ins.Size > e.cfg.MaxPullBytes {
+		e.cli.ImageRemove(context.WithoutCancel(ctx), ref, client.ImageRemoveOptions{})
+		return fmt.Errorf("image %s is %d bytes, over this provider's limit of %d", ref, ins.Size, e.cfg.MaxPullBytes)
+	}
+	return nil
 }

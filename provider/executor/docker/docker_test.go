@@ -566,6 +566,43 @@ func TestLoadImage(t *testing.T) {
 
 // TestCleanupLeavesNothing runs last (Go runs tests in source order): no
 // container, network or volume of this run may be left.
+// An image that is not on the host is pulled only where allowed, and every way it
+// can fail says what to do. The registry is 127.0.0.1:1, where nothing listens: the
+// test reaches no network but loopback.
+func TestImageNotPresent(t *testing.T) {
+	needDocker(t)
+	tests := []struct {
+		name, image string
+		allowPull   bool
+		want        string
+	}{
+		{"pulling disabled", "127.0.0.1:1/kiln/absent:1", false, "pulling is disabled"},
+		{"registry unreachable", "127.0.0.1:1/kiln/absent:1", true, "pull image 127.0.0.1:1/kiln/absent:1"},
+		{"uploaded id missing", "sha256:" + strings.Repeat("ab", 32), true, "upload it to the lease"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := docker.DefaultConfig()
+			cfg.Namespace = fmt.Sprintf("%sx%d", runID, nsSeq.Add(1))
+			cfg.DataDir = t.TempDir()
+			cfg.AllowPull = tt.allowPull
+			cfg.PullTimeout = 30 * time.Second // loopback refuses at once; this only bounds a surprise
+			ex, err := docker.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ex.Close()
+			tk := dtask("pull-"+randHex(4), 0, "echo", "hi")
+			tk.Image = tt.image
+			_, err = ex.Start(context.Background(), tk)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Start with image %s = %v, want an error containing %q", tt.image, err, tt.want)
+			}
+			checkNamespaceEmpty(t, cfg.Namespace)
+		})
+	}
+}
+
 func TestCleanupLeavesNothing(t *testing.T) {
 	needDocker(t)
 	cs, ns, vs := leftovers(t, func(n string) bool { return strings.HasPrefix(n, runID) })
