@@ -119,7 +119,7 @@ func startNet(t *testing.T) *testNet {
 	// 30 s covers node start-up on a loaded 2-core machine.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := n.c.WaitHeight(ctx, 1); err != nil {
+	if err := n.c.WaitHeight(ctx, 2); err != nil { // NB: height 2: block 1, which commits genesis, is applied
 		t.Fatal(err)
 	}
 	certPEM, keyPEM, err := api.GenerateClientCert(n.tenant.String(), time.Hour)
