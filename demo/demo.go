@@ -268,11 +268,20 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		svc.Result = body
 		step("  ingress answered: %s", body)
 	}
-	if !o.Keep {
-		if _, err := c.Send(ctx, tenantKey, client.SignOptions{}, &market.MsgCloseLease{Sender: types.AddressFromPubKey(tenantKey.Public().(ed25519.PublicKey)), LeaseID: r.OrderID}); err != nil {
-			return s, fmt.Errorf("close service lease: %w", err)
+	// closeService closes the service lease and waits until its provider has stopped
+	// the workload, so that the demo leaves no process behind.
+	closeService := func(ctx context.Context) error {
+		owner := types.AddressFromPubKey(tenantKey.Public().(ed25519.PublicKey))
+		if _, err := c.Send(ctx, tenantKey, client.SignOptions{}, &market.MsgCloseLease{Sender: owner, LeaseID: r.OrderID}); err != nil {
+			return fmt.Errorf("close service lease: %w", err)
 		}
 		step("  closed the service lease; its unused escrow is refunded in the same block")
+		return waitStopped(ctx, c, tenantKey, opts.CertDir, r)
+	}
+	if !o.Keep {
+		if err := closeService(ctx); err != nil {
+			return s, err
+		}
 	}
 	s.Jobs = append(s.Jobs, svc)
 
@@ -291,6 +300,12 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if o.Keep {
 		step("network left running: rpc %s, home %s (tenant key `tenant` in its test keyring); Ctrl-C to stop", rpc, home)
 		<-ctx.Done()
+		// 30 s: a close tx and the provider's stop take a few blocks.
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := closeService(cctx); err != nil {
+			step("  %v", err)
+		}
 	}
 	stopDaemons()
 	return s, nil
@@ -411,4 +426,26 @@ func median(v []float64) float64 {
 		return v[len(v)/2]
 	}
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// waitStopped waits until the provider reports the lease's workload stopped (or gone).
+func waitStopped(ctx context.Context, c *client.Client, key ed25519.PrivateKey, certDir string, r tenant.Result) error {
+	cert, err := tenant.EnsureCert(ctx, c, key, certDir, nil)
+	if err != nil {
+		return err
+	}
+	pc, _, err := tenant.Connect(ctx, c, r.Provider, cert)
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	deadline := time.Now().Add(20 * time.Second) // the provider stops it in the next block
+	for time.Now().Before(deadline) {
+		st, err := pc.Status(ctx, r.OrderID)
+		if err != nil || st.State != api.StateRunning {
+			return nil // stopped, or erased with its lease (the API then says pending)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("the provider did not stop lease %d's workload in 20 s", r.OrderID)
 }

@@ -41,6 +41,10 @@ func TestDemo(t *testing.T) {
 	if s.JobsCompleted < 3 || s.ServicesReached < 1 || s.Leases < 4 || !s.SupplyConserved || paid == 0 || fees == 0 {
 		t.Fatalf("demo summary: %s", out)
 	}
+	// The demo leaves nothing running: its service was stopped when its lease closed.
+	if out, err := exec.Command("pgrep", "-f", kilnBin+" work").Output(); err == nil && len(out) > 0 {
+		t.Errorf("workloads still running after the demo exited: pids %s", out)
+	}
 	// The speed targets (order→lease ≤ 2 blocks, order→running ≤ 5 s) are measured by
 	// `kiln bench network`, not asserted here: machines are shared and noisy.
 	t.Logf("order→lease %.0f blocks, order→running %.0f ms", s.LeaseBlocks, s.RunningMS)
