@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os/signal"
 	"syscall"
 	"text/tabwriter"
@@ -25,6 +26,9 @@ func newDemoCmd() *cobra.Command {
 			keep, _ := cmd.Flags().GetBool("keep")
 			o := demo.Options{Progress: cmd.ErrOrStderr(), Keep: keep}
 			o.BlockTime, _ = cmd.Flags().GetDuration("block-time")
+			if v, _ := cmd.Flags().GetBool("verbose"); v {
+				o.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+			}
 			if keep {
 				o.Home, _ = cmd.Flags().GetString("home")
 			}
@@ -60,6 +64,7 @@ func newDemoCmd() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().Bool("verbose", false, "log what the node and the provider daemons do")
 	cmd.Flags().Bool("keep", false, "leave the network running (in --home) until Ctrl-C")
 	cmd.Flags().Duration("block-time", 200*time.Millisecond, "block time of the demo chain")
 	return cmd

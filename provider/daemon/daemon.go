@@ -465,6 +465,15 @@ func (r runner) Deploy(ctx context.Context, l api.LeaseInfo, m api.Manifest) err
 	if err := r.Manager.Deploy(ctx, l, m); err != nil {
 		return err
 	}
+	// NB: track the lease now, not only when the block loop next lists it active: a
+	// lease that closes within a block or two (a short job, a quick close) would
+	// otherwise never be seen, and its workload never stopped.
+	if ml, err := r.d.deps.Client.Lease(ctx, l.ID); err == nil && ml.Provider == r.d.self && ml.State == market.LeaseActive {
+		r.d.mu.Lock()
+		r.d.trackLocked(ml)
+		r.d.mu.Unlock()
+		r.d.save()
+	}
 	r.d.metrics.deployed.Inc()
 	r.d.log.Info("lease running", "lease", l.ID, "services", len(m.Services))
 	return nil
@@ -708,13 +717,7 @@ func (d *Daemon) leases(ctx context.Context, h int64) error {
 			}
 			continue
 		}
-		if att, ok := d.st.Leases[l.ID]; !ok || att != l.Attempt {
-			d.st.Leases[l.ID] = l.Attempt
-			d.kinds[l.ID] = l.Kind
-			delete(d.closed, l.ID)
-			d.metrics.won.Inc()
-			d.log.Info("lease won", "lease", l.ID, "attempt", l.Attempt, "price", l.Price, "gpus", l.GPUs, "height", h, "created", l.CreatedHeight)
-		}
+		d.trackLocked(l)
 		if root, ok := d.st.Completions[l.ID]; ok {
 			if s, sent := d.compSent[l.ID]; !sent || h-s >= 3 {
 				b, failed := parseCompletion(root)
@@ -913,4 +916,16 @@ func parseCompletion(rec string) (root []byte, failed bool) {
 // logs) for OutputRetention: the tenant wants them whether the job succeeded or not.
 func retained(reason string) bool {
 	return reason == market.ReasonCompleted || reason == market.ReasonWorkloadFailed
+}
+
+// trackLocked records an active lease of this provider (once per attempt). d.mu held.
+func (d *Daemon) trackLocked(l market.Lease) {
+	if att, ok := d.st.Leases[l.ID]; ok && att == l.Attempt {
+		return
+	}
+	d.st.Leases[l.ID] = l.Attempt
+	d.kinds[l.ID] = l.Kind
+	delete(d.closed, l.ID)
+	d.metrics.won.Inc()
+	d.log.Info("lease won", "lease", l.ID, "attempt", l.Attempt, "price", l.Price, "gpus", l.GPUs, "created", l.CreatedHeight)
 }
