@@ -137,6 +137,40 @@ inputs: [in.txt]
 		time.Sleep(200 * time.Millisecond)
 	}
 
+	// A manual order: deploy waits while the tenant picks the provider's bid itself.
+	manual := exec.Command(kilnBin, append(append([]string{"deploy", spec, "--from", "tenant", "--manual", "--out", filepath.Join(dir, "out-manual"), "-o", "json"}, kb...), nd...)...)
+	var manualOut strings.Builder
+	manual.Stdout = &manualOut
+	if err := manual.Start(); err != nil {
+		t.Fatal(err)
+	}
+	provAddr := strings.TrimSpace(kiln(t, append([]string{"keys", "show", "prov", "-a"}, kb...)...))
+	var picked bool
+	for !picked && ctx.Err() == nil {
+		var orders struct {
+			Orders []struct {
+				ID     string `json:"id"`
+				Manual bool   `json:"manual"`
+				State  string `json:"state"`
+			} `json:"orders"`
+		}
+		json.Unmarshal([]byte(kilnOut(t, "query", "market", "orders", "--node", rpc, "-o", "json")), &orders)
+		for _, o := range orders.Orders {
+			if !o.Manual || o.State != "open" {
+				continue
+			}
+			bids := kilnOut(t, "query", "market", "bids", "--order", o.ID, "--node", rpc, "-o", "json")
+			if strings.Contains(bids, provAddr) {
+				kiln(t, append(append([]string{"tx", "market", "create-lease", "tenant", o.ID, provAddr}, kb...), nd...)...)
+				picked = true
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err := manual.Wait(); err != nil || !picked || !strings.Contains(manualOut.String(), `"state": "completed"`) {
+		t.Fatalf("manual deploy: picked=%v err=%v\n%s", picked, err, manualOut.String())
+	}
+
 	// An order nobody can serve: deploy says which constraint fails, and refunds.
 	bad := filepath.Join(dir, "b200.yaml")
 	os.WriteFile(bad, []byte(strings.Replace(string(mustRead(t, spec)), "model: h100", "model: b200", 1)), 0o644)

@@ -246,6 +246,7 @@ func describeGPUs(gs []market.GPUSpec) string {
 func waitLease(ctx context.Context, c *client.Client, key ed25519.PrivateKey, owner types.Address, id uint64, o Options) (market.Lease, error) {
 	deadline := time.Now().Add(o.LeaseTimeout)
 	seen := map[types.Address]bool{}
+	told := false
 	for {
 		ord, err := c.Order(ctx, id)
 		if err != nil {
@@ -258,6 +259,10 @@ func waitLease(ctx context.Context, c *client.Client, key ed25519.PrivateKey, ow
 					o.Progress(fmt.Sprintf("bid from %s: %d ukiln/block%s", b.Provider, b.Price, describeGPUs(b.GPUs)))
 				}
 			}
+		}
+		if ord.Manual && len(seen) > 0 && !told {
+			told = true
+			o.Progress(fmt.Sprintf("manual order: pick a bid with `kiln tx market create-lease KEY %d PROVIDER` (waiting until %s)", id, deadline.Format(time.TimeOnly)))
 		}
 		switch ord.State {
 		case market.OrderActive:

@@ -55,9 +55,11 @@ func newDeployCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			autoRedeploy, _ := cmd.Flags().GetBool("auto-redeploy")
+			manual, _ := cmd.Flags().GetBool("manual")
 			var results []tenant.Result
 			for _, p := range plans {
 				p.AutoRedeploy = p.AutoRedeploy || autoRedeploy
+				p.Manual = p.Manual || manual
 				if o.OutDir != "" && len(plans) > 1 {
 					o.OutDir = filepath.Join(o.OutDir, p.Name)
 				}
@@ -86,6 +88,7 @@ func newDeployCmd() *cobra.Command {
 	cmd.Flags().String("from", "", "key that pays for and owns the deployment")
 	cmd.Flags().String("out", "", "directory for a batch job's outputs (default: leave them on the provider; fetch later with kiln fetch)")
 	cmd.Flags().Duration("lease-timeout", 60e9, "how long to wait for a lease before explaining why no provider bid and closing the order")
+	cmd.Flags().Bool("manual", false, "pick the winning bid yourself (kiln tx market create-lease) instead of the lowest price winning")
 	cmd.Flags().Bool("auto-redeploy", false, "if the provider stops answering, re-open the order for other providers with the remaining escrow")
 	cmd.Flags().Bool("no-wait", false, "return once the workload runs, even for a batch job")
 	return cmd
