@@ -40,6 +40,7 @@ type Options struct {
 // Result is what a deployment did, with its timings.
 type Result struct {
 	OrderID          uint64         `json:"order_id,string"`
+	Attempt          uint32         `json:"attempt"`
 	Provider         types.Address  `json:"provider"`
 	Endpoint         string         `json:"endpoint"`
 	Price            uint64         `json:"price_per_block,string"`
@@ -132,54 +133,17 @@ func Deploy(ctx context.Context, c *client.Client, key ed25519.PrivateKey, plan 
 	r.LeaseHeight = lease.CreatedHeight
 	r.OrderToLeaseBlks = lease.CreatedHeight - r.OrderHeight
 	r.OrderToLeaseMS = time.Since(t0).Milliseconds()
-	r.Provider, r.Price = lease.Provider, lease.Price
+	r.Provider, r.Price, r.Attempt = lease.Provider, lease.Price, lease.Attempt
 	r.GPUs = gpuModels(lease.GPUs)
 	o.Progress(fmt.Sprintf("lease %d with %s at %d ukiln/block%s, height %d (%d blocks after the order)",
 		lease.ID, lease.Provider, lease.Price, describeGPUs(lease.GPUs), lease.CreatedHeight, r.OrderToLeaseBlks))
 
-	pc, endpoint, err := Connect(ctx, c, lease.Provider, tlsCert)
+	pc, endpoint, err := sendWorkload(ctx, c, lease, plan, tlsCert, o)
 	if err != nil {
 		return r, err
 	}
 	defer pc.Close()
 	r.Endpoint = endpoint
-	for _, in := range plan.Inputs {
-		f, err := os.Open(in)
-		if err != nil {
-			return r, err
-		}
-		st, _ := f.Stat()
-		fi, err := pc.UploadInput(ctx, lease.ID, filepath.Base(in), f, st.Size())
-		f.Close()
-		if err != nil {
-			return r, fmt.Errorf("upload %s: %w", in, err)
-		}
-		o.Progress(fmt.Sprintf("uploaded %s (%d bytes, sha256 %s…)", fi.Name, fi.Size, fi.SHA256[:12]))
-	}
-	man := plan.Manifest
-	man.Services = append([]api.Service(nil), plan.Manifest.Services...)
-	for i, svc := range man.Services {
-		path, ok := plan.Images[svc.Name]
-		if !ok {
-			continue
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			return r, err
-		}
-		st, _ := f.Stat()
-		ii, err := pc.UploadImage(ctx, lease.ID, f, st.Size(), "")
-		f.Close()
-		if err != nil {
-			return r, fmt.Errorf("upload image %s of service %s: %w", path, svc.Name, err)
-		}
-		man.Services[i].Image = ii.ID
-		o.Progress(fmt.Sprintf("uploaded image %s for service %s (%d bytes, %s)", filepath.Base(path), svc.Name, ii.Size, short(ii.ID)))
-	}
-	if _, err := pc.SendManifest(ctx, lease.ID, man); err != nil {
-		return r, fmt.Errorf("send manifest: %w", err)
-	}
-	o.Progress("manifest sent")
 	for {
 		st, err := pc.Status(ctx, lease.ID)
 		if err != nil {
@@ -212,6 +176,104 @@ func Deploy(ctx context.Context, c *client.Client, key ed25519.PrivateKey, plan 
 		case <-ctx.Done():
 			return r, ctx.Err()
 		case <-time.After(o.Poll):
+		}
+	}
+}
+
+// sendWorkload connects to the lease's provider over mTLS and sends it the plan's
+// inputs, images and manifest, which starts the workload.
+func sendWorkload(ctx context.Context, c *client.Client, lease market.Lease, plan Plan, tlsCert tls.Certificate, o Options) (*api.Client, string, error) {
+	pc, endpoint, err := Connect(ctx, c, lease.Provider, tlsCert)
+	if err != nil {
+		return nil, "", err
+	}
+	fail := func(err error) (*api.Client, string, error) {
+		pc.Close()
+		return nil, "", err
+	}
+	for _, in := range plan.Inputs {
+		f, err := os.Open(in)
+		if err != nil {
+			return fail(err)
+		}
+		st, _ := f.Stat()
+		fi, err := pc.UploadInput(ctx, lease.ID, filepath.Base(in), f, st.Size())
+		f.Close()
+		if err != nil {
+			return fail(fmt.Errorf("upload %s: %w", in, err))
+		}
+		o.Progress(fmt.Sprintf("uploaded %s (%d bytes, sha256 %s…)", fi.Name, fi.Size, fi.SHA256[:12]))
+	}
+	man := plan.Manifest
+	man.Services = append([]api.Service(nil), plan.Manifest.Services...)
+	for i, svc := range man.Services {
+		path, ok := plan.Images[svc.Name]
+		if !ok {
+			continue
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return fail(err)
+		}
+		st, _ := f.Stat()
+		ii, err := pc.UploadImage(ctx, lease.ID, f, st.Size(), "")
+		f.Close()
+		if err != nil {
+			return fail(fmt.Errorf("upload image %s of service %s: %w", path, svc.Name, err))
+		}
+		man.Services[i].Image = ii.ID
+		o.Progress(fmt.Sprintf("uploaded image %s for service %s (%d bytes, %s)", filepath.Base(path), svc.Name, ii.Size, short(ii.ID)))
+	}
+	if _, err := pc.SendManifest(ctx, lease.ID, man); err != nil {
+		return fail(fmt.Errorf("send manifest: %w", err))
+	}
+	o.Progress(fmt.Sprintf("manifest sent to %s", lease.Provider))
+	return pc, endpoint, nil
+}
+
+// Watch follows a service deployment until its order closes or ctx ends: when the
+// chain re-makes the lease with another provider (an auto_redeploy order whose
+// provider stopped answering), it sends that provider the inputs and manifest again.
+func Watch(ctx context.Context, c *client.Client, key ed25519.PrivateKey, plan Plan, r Result, o Options) error {
+	o.defaults()
+	tlsCert, err := EnsureCert(ctx, c, key, o.CertDir, o.Progress)
+	if err != nil {
+		return err
+	}
+	orderID, attempt := r.OrderID, r.Attempt
+	for {
+		ord, err := c.Order(ctx, orderID)
+		if err != nil {
+			return err
+		}
+		switch ord.State {
+		case market.OrderClosed:
+			o.Progress(fmt.Sprintf("order %d closed (%s)", orderID, ord.CloseReason))
+			return nil
+		case market.OrderActive:
+			l, err := c.Lease(ctx, orderID)
+			if err != nil {
+				return err
+			}
+			if l.Attempt != attempt && l.State == market.LeaseActive {
+				o.Progress(fmt.Sprintf("lease %d re-made with %s (attempt %d): sending the workload again", orderID, l.Provider, l.Attempt))
+				pc, _, err := sendWorkload(ctx, c, l, plan, tlsCert, o)
+				if err != nil {
+					return err
+				}
+				pc.Close()
+				attempt = l.Attempt
+			}
+		case market.OrderOpen:
+			if attempt > 0 {
+				o.Progress(fmt.Sprintf("order %d re-opened for bids after its lease closed", orderID))
+				attempt = 0 // NB: any new lease now is a new attempt
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(o.Poll * 4):
 		}
 	}
 }

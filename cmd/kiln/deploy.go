@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 
@@ -60,14 +61,36 @@ func newDeployCmd() *cobra.Command {
 			for _, p := range plans {
 				p.AutoRedeploy = p.AutoRedeploy || autoRedeploy
 				p.Manual = p.Manual || manual
-				if o.OutDir != "" && len(plans) > 1 {
-					o.OutDir = filepath.Join(o.OutDir, p.Name)
+				if outBase, _ := cmd.Flags().GetString("out"); outBase != "" && len(plans) > 1 {
+					o.OutDir = filepath.Join(outBase, p.Name) // one directory per order
 				}
 				r, err := tenant.Deploy(ctx, c, key, p, o)
 				if err != nil {
 					return &exitError{code: 1, err: err}
 				}
 				results = append(results, r)
+			}
+			if watch, _ := cmd.Flags().GetBool("watch"); watch {
+				var wg sync.WaitGroup
+				errs := make(chan error, len(plans))
+				for i, p := range plans {
+					if p.Kind != "service" {
+						continue
+					}
+					o.Progress(fmt.Sprintf("watching lease %d (Ctrl-C to stop watching; the lease goes on)", results[i].OrderID))
+					wg.Add(1)
+					go func(p tenant.Plan, r tenant.Result) {
+						defer wg.Done()
+						errs <- tenant.Watch(ctx, c, key, p, r, o)
+					}(p, results[i])
+				}
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					if err != nil {
+						return &exitError{code: 1, err: err}
+					}
+				}
 			}
 			if asJSON {
 				if len(results) == 1 {
@@ -90,6 +113,7 @@ func newDeployCmd() *cobra.Command {
 	cmd.Flags().Duration("lease-timeout", 60e9, "how long to wait for a lease before explaining why no provider bid and closing the order")
 	cmd.Flags().Bool("manual", false, "pick the winning bid yourself (kiln tx market create-lease) instead of the lowest price winning")
 	cmd.Flags().Bool("auto-redeploy", false, "if the provider stops answering, re-open the order for other providers with the remaining escrow")
+	cmd.Flags().Bool("watch", false, "for services: stay and follow the lease, re-sending the workload if an --auto-redeploy order moves to another provider")
 	cmd.Flags().Bool("no-wait", false, "return once the workload runs, even for a batch job")
 	return cmd
 }
