@@ -243,6 +243,9 @@ func Watch(ctx context.Context, c *client.Client, key ed25519.PrivateKey, plan P
 	orderID, attempt := r.OrderID, r.Attempt
 	for {
 		ord, err := c.Order(ctx, orderID)
+		if ctx.Err() != nil {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -252,12 +255,18 @@ func Watch(ctx context.Context, c *client.Client, key ed25519.PrivateKey, plan P
 			return nil
 		case market.OrderActive:
 			l, err := c.Lease(ctx, orderID)
+			if ctx.Err() != nil {
+				return nil
+			}
 			if err != nil {
 				return err
 			}
 			if l.Attempt != attempt && l.State == market.LeaseActive {
 				o.Progress(fmt.Sprintf("lease %d re-made with %s (attempt %d): sending the workload again", orderID, l.Provider, l.Attempt))
 				pc, _, err := sendWorkload(ctx, c, l, plan, tlsCert, o)
+				if ctx.Err() != nil {
+					return nil // stopped watching (Ctrl-C) while sending
+				}
 				if err != nil {
 					return err
 				}
