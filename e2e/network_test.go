@@ -96,7 +96,7 @@ groups:
     gpu: {units: 1, models: [{model: h100}]}
 services:
   - name: upper
-    command: [sh, -c, 'tr a-z A-Z < "$KILN_IN/in.txt" > "$KILN_OUT/out.txt"']
+    command: [sh, -c, 'tr a-z A-Z < "$KILN_IN/in.txt" > "$KILN_OUT/out.txt" && echo converted']
 inputs: [in.txt]
 `), 0o644)
 	out := filepath.Join(dir, "out")
@@ -119,6 +119,16 @@ inputs: [in.txt]
 	st := kilnOut(t, append(append([]string{"lease", "status", res.OrderID, "--from", "tenant"}, kb...), nd...)...)
 	if !strings.Contains(st, "output out.txt") {
 		t.Fatalf("lease status:\n%s", st)
+	}
+	// Logs, and logs -f, which ends by itself once the job has ended (20 s bounds a hang).
+	for _, follow := range []string{"--follow=false", "-f"} {
+		lctx, lcancel := context.WithTimeout(ctx, 20*time.Second)
+		cmd := exec.CommandContext(lctx, kilnBin, append(append([]string{"lease", "logs", res.OrderID, follow, "--from", "tenant"}, kb...), nd...)...)
+		if outB, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(outB), "converted") {
+			lcancel()
+			t.Fatalf("kiln lease logs %s: %v\n%s", follow, err, outB)
+		}
+		lcancel()
 	}
 	out2 := filepath.Join(dir, "fetched")
 	kiln(t, append(append([]string{"fetch", res.OrderID, "--out", out2, "--from", "tenant"}, kb...), nd...)...)
