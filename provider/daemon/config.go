@@ -72,6 +72,24 @@ type Config struct {
 	PollInterval Duration `toml:"poll_interval"`
 	// MetricsListen, if set, serves Prometheus metrics on http://MetricsListen/metrics.
 	MetricsListen string `toml:"metrics_listen"`
+	// MaxInputBytes caps one lease's uploaded inputs in total, with a unit ("1Gi");
+	// empty keeps the API's default.
+	MaxInputBytes string `toml:"max_input_bytes"`
+	// MaxImageBytes caps one uploaded image archive, with a unit ("2Gi"); empty keeps
+	// the API's default.
+	MaxImageBytes string `toml:"max_image_bytes"`
+}
+
+// limit parses a size field of the config; empty gives 0 (the default).
+func limit(field, v string) (int64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := registry.ParseBytes(v)
+	if err != nil || n == 0 || n > 1<<50 {
+		return 0, fieldErr(field, v, "must be a size like 512Mi or 2Gi")
+	}
+	return int64(n), nil
 }
 
 // InventoryConfig is the hardware the provider registers: detected from the host
@@ -170,6 +188,12 @@ func fieldErr(field string, value any, rule string) error {
 
 // Validate checks every field, naming the field, the value and the rule.
 func (c Config) Validate() error {
+	if _, err := limit("max_input_bytes", c.MaxInputBytes); err != nil {
+		return err
+	}
+	if _, err := limit("max_image_bytes", c.MaxImageBytes); err != nil {
+		return err
+	}
 	if c.StateDir == "" {
 		return fieldErr("state_dir", `""`, "must be set")
 	}

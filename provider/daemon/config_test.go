@@ -51,6 +51,8 @@ func TestConfigRefusals(t *testing.T) {
 		{"detect with declared", "inventory.detect", func(c *Config) { c.Inventory.Detect = true }},
 		{"zero block time", "pricing.block_time", func(c *Config) { c.Pricing.BlockTime = 0 }},
 		{"zero min price", "pricing.min_price", func(c *Config) { c.Pricing.MinPrice = 0 }},
+		{"bad input limit", "max_input_bytes", func(c *Config) { c.MaxInputBytes = "lots" }},
+		{"bad image limit", "max_image_bytes", func(c *Config) { c.MaxImageBytes = "0" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base()

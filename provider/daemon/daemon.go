@@ -202,6 +202,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	ac := api.DefaultConfig()
 	ac.Certificate, ac.Logger = pair, d.log
+	if n, _ := limit("max_input_bytes", d.cfg.MaxInputBytes); n > 0 {
+		ac.MaxInputBytes = n // NB: Validate has checked the field
+	}
+	if n, _ := limit("max_image_bytes", d.cfg.MaxImageBytes); n > 0 {
+		ac.MaxImageBytes = n
+	}
 	srv, err := api.NewServer(ac, api.Deps{Leases: d.chain, Certs: d.chain, Runner: runner{d.mgr, d}, Vault: v})
 	if err != nil {
 		return err

@@ -27,6 +27,9 @@ heartbeat_every = 0
 poll_interval = "50ms"
 # Prometheus metrics at http://ADDR/metrics; empty disables.
 metrics_listen = "127.0.0.1:9464"
+# Per lease: all uploaded inputs together, and one uploaded image archive.
+max_input_bytes = "1Gi"
+max_image_bytes = "2Gi"
 
 [inventory]
 # detect = true inventories this host (NVML, nvidia-smi, OS) instead of the
