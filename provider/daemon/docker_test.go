@@ -19,6 +19,7 @@ import (
 	"github.com/kiln-network/kiln/provider/daemon"
 	"github.com/kiln-network/kiln/provider/executor/docker"
 	"github.com/kiln-network/kiln/provider/executor/executortest"
+	"github.com/kiln-network/kiln/tenant"
 	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/registry"
 )
@@ -43,13 +44,17 @@ func needDocker(t *testing.T) *moby.Client {
 // A batch lease on a provider running the docker executor, with the tenant's own
 // image: uploaded over mutual TLS, run FROM scratch, its output downloaded and
 // verified, and its container and image gone once the lease ends.
-func TestDockerLease(t *testing.T) {
-	cli := needDocker(t)
-	archive, imageID := executortest.ImageArchive(t)
-	n := startNet(t)
+// dockerNet starts a chain and a provider daemon with the docker executor in a
+// namespace of its own, and returns the test image archive and its ID; whatever the
+// test leaves in Docker is removed at its end.
+func dockerNet(t *testing.T) (n *testNet, cli *moby.Client, archive, imageID, ns string) {
+	t.Helper()
+	cli = needDocker(t)
+	archive, imageID = executortest.ImageArchive(t)
+	n = startNet(t)
 	b := make([]byte, 4)
 	rand.Read(b)
-	ns := "kiln-dt" + hex.EncodeToString(b)
+	ns = "kiln-dt" + hex.EncodeToString(b)
 	cfg := testConfig(filepath.Join(t.TempDir(), "provider"))
 	cfg.Executor, cfg.AllowUnisolated, cfg.DockerNamespace = "docker", false, ns
 	cfg.Inventory.GPUs = nil // no GPUs for containers on this host
@@ -67,6 +72,12 @@ func TestDockerLease(t *testing.T) {
 		}
 		cli.ImageRemove(context.Background(), imageID, moby.ImageRemoveOptions{Force: true})
 	})
+
+	return n, cli, archive, imageID, ns
+}
+
+func TestDockerLease(t *testing.T) {
+	n, cli, archive, imageID, ns := dockerNet(t)
 
 	// 30 s: an order, a lease, an image load, a container of milliseconds, the
 	// completion and output retention, at 200 ms blocks on a loaded machine.
@@ -136,4 +147,37 @@ func TestDockerLease(t *testing.T) {
 		}
 	}
 	t.Logf("lease %d: container and image gone %d ms after the order", id, time.Since(t0).Milliseconds())
+}
+
+// The tenant side of the same path: a Kiln spec whose service names an image archive,
+// deployed with tenant.Deploy, which uploads the image, sends the manifest and brings
+// the output back.
+func TestDockerDeployImageArchive(t *testing.T) {
+	n, _, archive, _, _ := dockerNet(t)
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "job.yaml")
+	os.WriteFile(spec, []byte(`kind: batch
+max_price: 1000ukiln
+groups: [{name: job, cpu: 500m, memory: 256Mi, storage: 1Gi}]
+services:
+  - name: job
+    image_archive: `+archive+`
+    command: [/testprog]
+    args: [write-out, out.txt, hello from a spec]
+`), 0o644)
+	plans, _, err := tenant.Load(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 30 s: as TestDockerLease.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out := filepath.Join(dir, "out")
+	r, err := tenant.Deploy(ctx, n.c, n.tenantKey, plans[0], tenant.Options{CertDir: t.TempDir(), OutDir: out, Progress: func(s string) { t.Log(s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "out.txt")); err != nil || string(b) != "hello from a spec" || r.State != api.StateCompleted {
+		t.Fatalf("deploy %+v: out.txt = %q, %v", r, b, err)
+	}
 }
