@@ -215,18 +215,23 @@ func runKiln(ctx context.Context, o LedgerOptions) (Run, error) {
 	// presignRate bounds the tx/s this covers; past it clients sign inline.
 	const presignRate = 10000
 	perClient := int((o.Warmup+o.Duration).Seconds()*presignRate)/o.Clients + 1
-	pools := make([][][]byte, o.Clients)
+	type signed struct {
+		seq uint64
+		raw []byte
+	}
+	pools := make([][]signed, o.Clients)
 	var pwg sync.WaitGroup
 	for c := range pools {
 		pwg.Add(1)
 		go func(c int) {
 			defer pwg.Done()
 			for i := 0; i < perClient; i++ {
+				seq := seqs[c]
 				raw, err := sign(c)
 				if err != nil {
 					return
 				}
-				pools[c] = append(pools[c], raw)
+				pools[c] = append(pools[c], signed{seq, raw})
 			}
 		}(c)
 	}
@@ -234,7 +239,7 @@ func runKiln(ctx context.Context, o LedgerOptions) (Run, error) {
 	fmt.Fprintf(o.Progress, "    pre-signed %d transfers\n", perClient*o.Clients)
 	gen := func(c, i int) ([]byte, error) {
 		if len(pools[c]) > 0 {
-			raw := pools[c][0]
+			raw := pools[c][0].raw
 			pools[c] = pools[c][1:]
 			return raw, nil
 		}
@@ -246,10 +251,23 @@ func runKiln(ctx context.Context, o LedgerOptions) (Run, error) {
 	}
 	resync := func(c int) {
 		acc, _, err := cl.Account(ctx, addrs[c])
-		if err == nil {
-			seqs[c] = acc.Sequence
-			pools[c] = nil // signed for sequences that no longer follow
+		if err != nil {
+			return
 		}
+		// NB: refusals come from sequence gaps: CometBFT drops a tx that CheckTx accepted
+		// when the mempool is full at that moment, so later txs of the account are out
+		// of order. Go on from the committed sequence with the pool's txs (those still
+		// pending come back "already in cache" and are skipped), else sign afresh.
+		p := pools[c]
+		for len(p) > 0 && p[0].seq < acc.Sequence {
+			p = p[1:]
+		}
+		if len(p) > 0 && p[0].seq == acc.Sequence {
+			pools[c] = p
+			return
+		}
+		pools[c] = nil
+		seqs[c] = acc.Sequence
 	}
 	return drive(ctx, o, loaded.RPC.ListenAddress, n.CometBFT().EventBus(), gen, resync)
 }
@@ -308,6 +326,9 @@ func drive(ctx context.Context, o LedgerOptions, rpcAddr string, bus *cmttypes.E
 						if strings.Contains(err.Error(), "mempool is full") {
 							time.Sleep(20 * time.Millisecond)
 							continue
+						}
+						if strings.Contains(err.Error(), "already exists in cache") {
+							break // sent again after a resync, and still pending: go on
 						}
 						select {
 						case <-stop:
