@@ -30,6 +30,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -150,6 +151,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.st, err = loadState(dir); err != nil {
 		return err
 	}
+	d.gpus.restore(d.st.GPUs)
 	if d.snd, err = newSender(ctx, d.deps.Client, d.deps.Key, d.log); err != nil {
 		return fmt.Errorf("connect to node: %w", err)
 	}
@@ -451,6 +453,10 @@ func (d *Daemon) stop(id uint64, why string) {
 			d.log.Info("lease stopped", "lease", id, "why", why)
 		}
 		d.gpus.release(id)
+		d.mu.Lock()
+		d.st.GPUs = d.gpus.held()
+		d.mu.Unlock()
+		d.save()
 		d.metrics.stopped.Inc()
 	}()
 }
@@ -828,15 +834,41 @@ func newMetrics() *metrics {
 }
 
 // gpuPool hands out GPU ids (detected UUIDs; "declared-MODEL-N" for a declared inventory) to
-// tasks. NB: assignments are in memory; after a restart recovered tasks keep their
-// GPUs but the pool sees them free until those leases end.
+// tasks. The daemon persists the assignments (persisted.GPUs) and restores them on
+// start, so recovered tasks keep their GPUs to themselves.
 type gpuPool struct {
 	mu    sync.Mutex
 	free  map[string][]string // by model
 	owner map[uint64][]gpuTaken
 }
 
-type gpuTaken struct{ model, id string }
+type gpuTaken = GPUAssignment
+
+// restore marks GPUs as taken by the leases that held them before a restart.
+func (p *gpuPool) restore(held map[uint64][]GPUAssignment) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for lease, gs := range held {
+		for _, g := range gs {
+			free := p.free[g.Model]
+			if i := slices.Index(free, g.ID); i >= 0 {
+				p.free[g.Model] = slices.Delete(free, i, i+1)
+				p.owner[lease] = append(p.owner[lease], g)
+			}
+		}
+	}
+}
+
+// held returns a copy of the current assignments.
+func (p *gpuPool) held() map[uint64][]GPUAssignment {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[uint64][]GPUAssignment, len(p.owner))
+	for l, gs := range p.owner {
+		out[l] = append([]GPUAssignment(nil), gs...)
+	}
+	return out
+}
 
 func newGPUPool(inv registry.Inventory, uuids map[string][]string) *gpuPool {
 	p := &gpuPool{free: map[string][]string{}, owner: map[uint64][]gpuTaken{}}
@@ -871,7 +903,7 @@ func (p *gpuPool) take(leaseID uint64, model string, n uint32) ([]string, error)
 	ids := p.free[model][:n]
 	p.free[model] = p.free[model][n:]
 	for _, id := range ids {
-		p.owner[leaseID] = append(p.owner[leaseID], gpuTaken{model, id})
+		p.owner[leaseID] = append(p.owner[leaseID], gpuTaken{Model: model, ID: id})
 	}
 	return append([]string(nil), ids...), nil
 }
@@ -880,7 +912,7 @@ func (p *gpuPool) release(leaseID uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, t := range p.owner[leaseID] {
-		p.free[t.model] = append(p.free[t.model], t.id)
+		p.free[t.Model] = append(p.free[t.Model], t.ID)
 	}
 	delete(p.owner, leaseID)
 }
@@ -898,7 +930,14 @@ func (d *Daemon) assignGPUs(leaseID uint64, _ string, units uint32) ([]string, e
 			}
 		}
 	}
-	return d.gpus.take(leaseID, model, units)
+	ids, err := d.gpus.take(leaseID, model, units)
+	if err == nil {
+		d.mu.Lock()
+		d.st.GPUs = d.gpus.held()
+		d.mu.Unlock()
+		d.save()
+	}
+	return ids, err
 }
 
 // completionRecord is how a completion is persisted: the hex outputs root, with

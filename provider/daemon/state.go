@@ -21,6 +21,15 @@ type persisted struct {
 	// Completions are batch leases done locally (hex outputs root) whose
 	// MsgCompleteLease the chain has not yet applied.
 	Completions map[uint64]string `json:"completions"`
+	// GPUs are the GPU ids each lease's tasks were given, so that a restarted daemon
+	// does not hand them out again while those tasks run.
+	GPUs map[uint64][]GPUAssignment `json:"gpus,omitempty"`
+}
+
+// GPUAssignment is one GPU given to a lease.
+type GPUAssignment struct {
+	Model string `json:"model"`
+	ID    string `json:"id"`
 }
 
 func statePath(dir string) string { return filepath.Join(dir, "daemon.json") }
