@@ -117,6 +117,19 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	return Status{ChainID: st.NodeInfo.Network, Height: st.SyncInfo.LatestBlockHeight}, nil
 }
 
+// AppHeight returns the last height the app committed: the state every query sees.
+// CometBFT's status can report a block as latest a moment before the app has applied
+// it, so code that acts once per block on query results should follow this height.
+func (c *Client) AppHeight(ctx context.Context) (int64, error) {
+	var st struct {
+		Height int64 `json:"height"`
+	}
+	if err := c.QueryJSON(ctx, "/app/status", &st); err != nil {
+		return 0, err
+	}
+	return st.Height, nil
+}
+
 // WaitHeight waits until the node reports height >= h or ctx ends.
 func (c *Client) WaitHeight(ctx context.Context, h int64) error {
 	for {

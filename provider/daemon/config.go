@@ -276,12 +276,11 @@ func (ic InventoryConfig) declared() (registry.Inventory, error) {
 
 // detected converts a gpu.Detect result: GPUs grouped by model key, catalogue memory
 // size and interface. GPUs missing from the catalogue are left out (no model key to
-// sell them under). A CPU-only host is registered as "declared": the registry knows
-// no OS-detected source.
+// sell them under). A CPU-only host keeps the source detected-os.
 func (ic InventoryConfig) detected(d gpu.Inventory) (registry.Inventory, map[string][]string, error) {
 	src := d.Source
-	if src != gpu.SourceNVML && src != gpu.SourceNVIDIASMI {
-		src = gpu.SourceDeclared
+	if src != gpu.SourceNVML && src != gpu.SourceNVIDIASMI && src != gpu.SourceOS {
+		return registry.Inventory{}, nil, fmt.Errorf("inventory.detect: detection gave source %q", src)
 	}
 	cores := uint64(d.CPU.Cores)
 	if cores == 0 {

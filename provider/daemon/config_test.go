@@ -125,9 +125,9 @@ func TestDetectedInventory(t *testing.T) {
 	if got := strings.Join(uuids["h100"], ","); got != "GPU-a,GPU-b" {
 		t.Fatalf("uuids = %v", uuids)
 	}
-	// No driver: a CPU-only host registers as declared (the registry knows no OS source).
+	// No driver: a CPU-only host registers as detected-os, never as declared.
 	inv, _, err = ic.detected(gpu.Inventory{Source: gpu.SourceOS, CPU: gpu.CPUInfo{Threads: 4}, MemoryBytes: 8 * registry.Gi, DiskBytes: 100 * registry.Gi})
-	if err != nil || inv.Source != gpu.SourceDeclared || inv.CPUCores != 4 || len(inv.GPUs) != 0 {
+	if err != nil || inv.Source != gpu.SourceOS || inv.CPUCores != 4 || len(inv.GPUs) != 0 {
 		t.Fatalf("CPU-only inventory = %+v, %v", inv, err)
 	}
 }

@@ -548,21 +548,24 @@ func (d *Daemon) loop(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		st, err := d.deps.Client.Status(ctx)
+		// NB: the app's committed height, not CometBFT's latest block: the latter can
+		// name a block the app has not applied yet, and a step run then would miss
+		// that block's orders (and their one-block bid window).
+		h, err := d.deps.Client.AppHeight(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
 				d.log.Warn("node status", "err", err)
 			}
 			continue
 		}
-		if st.Height <= last {
+		if h <= last {
 			continue
 		}
-		last = st.Height
+		last = h
 		d.mu.Lock()
-		d.height = st.Height
+		d.height = h
 		d.mu.Unlock()
-		d.step(ctx, st.Height)
+		d.step(ctx, h)
 	}
 }
 

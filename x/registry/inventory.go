@@ -17,7 +17,8 @@ import (
 // Inventory is the hardware a provider offers.
 type Inventory struct {
 	// Source says where the inventory came from: "declared" (typed by the operator,
-	// e.g. for demos) or "detected-nvml" / "detected-nvidia-smi" (measured). Never blank.
+	// e.g. for demos), "detected-nvml" / "detected-nvidia-smi" (GPUs measured) or
+	// "detected-os" (a host without NVIDIA GPUs, measured). Never blank.
 	Source       string      `json:"source"`
 	Region       string      `json:"region"`
 	CPUCores     uint64      `json:"cpu_cores"`
@@ -65,8 +66,12 @@ var (
 func (inv *Inventory) Validate() error {
 	switch inv.Source {
 	case "declared", "detected-nvml", "detected-nvidia-smi":
+	case "detected-os":
+		if len(inv.GPUs) > 0 {
+			return fmt.Errorf("inventory.gpus: must be empty for source detected-os (GPUs are detected through NVML or nvidia-smi)")
+		}
 	default:
-		return fmt.Errorf("inventory.source: must be declared, detected-nvml or detected-nvidia-smi (got %q)", inv.Source)
+		return fmt.Errorf("inventory.source: must be declared, detected-nvml, detected-nvidia-smi or detected-os (got %q)", inv.Source)
 	}
 	if !regionRe.MatchString(inv.Region) {
 		return fmt.Errorf("inventory.region: must be 2-63 of [a-z0-9-] (got %q)", inv.Region)

@@ -34,6 +34,8 @@ func TestInventoryValidate(t *testing.T) {
 	}{
 		{"valid", func(*Inventory) {}, ""},
 		{"no source", func(i *Inventory) { i.Source = "" }, "inventory.source"},
+		{"os-detected with GPUs", func(i *Inventory) { i.Source = "detected-os" }, "detected-os"},
+		{"os-detected CPU-only", func(i *Inventory) { i.Source, i.GPUs = "detected-os", nil }, ""},
 		{"zero cores", func(i *Inventory) { i.CPUCores = 0 }, "inventory.cpu_cores"},
 		{"absurd cores", func(i *Inventory) { i.CPUCores = 1 << 20 }, "inventory.cpu_cores"},
 		{"tiny memory", func(i *Inventory) { i.MemoryBytes = 1 }, "inventory.memory"},
