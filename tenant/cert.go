@@ -53,7 +53,7 @@ func EnsureCert(ctx context.Context, c *client.Client, key ed25519.PrivateKey, d
 	var onChain cert.Certificate
 	err = c.QueryJSON(ctx, "/cert/"+addr.String(), &onChain)
 	var qe *client.QueryError
-	published := err == nil && onChain.State != "revoked" && onChain.Revoked == 0 && onChain.SHA256 == api.Fingerprint(pair.Certificate[0])
+	published := err == nil && client.CheckCertRecord(onChain, pair.Certificate[0], time.Now()) == nil
 	if err != nil && !(errors.As(err, &qe) && qe.Code == types.CodeNotFound) {
 		return tls.Certificate{}, err
 	}
