@@ -350,11 +350,7 @@ func summarizeOutputs(dir string) string {
 
 // reach calls the service through its provider's ingress with the tenant's mTLS cert.
 func reach(ctx context.Context, c *client.Client, key ed25519.PrivateKey, certDir string, r tenant.Result) (string, error) {
-	cert, err := tenant.EnsureCert(ctx, c, key, certDir, nil)
-	if err != nil {
-		return "", err
-	}
-	pc, _, err := tenant.Connect(ctx, c, r.Provider, cert)
+	pc, err := tenant.ConnectAs(ctx, c, key, certDir, r.Provider)
 	if err != nil {
 		return "", err
 	}
@@ -430,11 +426,7 @@ func median(v []float64) float64 {
 
 // waitStopped waits until the provider reports the lease's workload stopped (or gone).
 func waitStopped(ctx context.Context, c *client.Client, key ed25519.PrivateKey, certDir string, r tenant.Result) error {
-	cert, err := tenant.EnsureCert(ctx, c, key, certDir, nil)
-	if err != nil {
-		return err
-	}
-	pc, _, err := tenant.Connect(ctx, c, r.Provider, cert)
+	pc, err := tenant.ConnectAs(ctx, c, key, certDir, r.Provider)
 	if err != nil {
 		return err
 	}

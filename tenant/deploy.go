@@ -373,6 +373,17 @@ func Connect(ctx context.Context, c *client.Client, provider types.Address, tlsC
 	return pc, prov.Endpoint, nil
 }
 
+// ConnectAs connects to provider as the tenant key: it makes sure the tenant's client
+// certificate (kept in certDir) is published, then opens the mTLS client.
+func ConnectAs(ctx context.Context, c *client.Client, key ed25519.PrivateKey, certDir string, provider types.Address) (*api.Client, error) {
+	cert, err := EnsureCert(ctx, c, key, certDir, nil)
+	if err != nil {
+		return nil, err
+	}
+	pc, _, err := Connect(ctx, c, provider, cert)
+	return pc, err
+}
+
 // Fetch downloads every output of a lease into dir, checking each hash.
 func Fetch(ctx context.Context, pc *api.Client, leaseID uint64, dir string, progress func(string)) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {

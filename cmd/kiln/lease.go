@@ -54,11 +54,7 @@ func openLease(cmd *cobra.Command, idArg string, provider bool) (*leaseEnv, erro
 	}
 	e.owner = types.AddressFromPubKey(e.key.Public().(ed25519.PublicKey))
 	if provider {
-		cert, err := tenant.EnsureCert(cmd.Context(), e.c, e.key, certDir(cmd), nil)
-		if err != nil {
-			return nil, err
-		}
-		if e.pc, _, err = tenant.Connect(cmd.Context(), e.c, e.lease.Provider, cert); err != nil {
+		if e.pc, err = tenant.ConnectAs(cmd.Context(), e.c, e.key, certDir(cmd), e.lease.Provider); err != nil {
 			return nil, err
 		}
 	}
