@@ -173,6 +173,7 @@ type task struct {
 	mu       sync.Mutex
 	res      executor.ExitResult
 	timedOut bool
+	stopping bool // Stop was called: a SIGKILL exit is ours, not the OOM killer's
 	timer    *time.Timer
 }
 
@@ -554,6 +555,10 @@ func (e *Executor) finish(ctx context.Context, tk *task) {
 		st := ins.Container.State
 		if !st.Running && st.Status != container.StateCreated {
 			res = exitResult(st)
+			if res.ExitCode == sigkillExit && !res.OOMKilled && !tk.killedByUs() && e.lateOOM(ctx, tk) {
+				res.OOMKilled = true
+				res.Err = errOOM
+			}
 			break
 		}
 		select {
@@ -578,11 +583,57 @@ func (e *Executor) finish(ctx context.Context, tk *task) {
 	close(tk.done)
 }
 
+// sigkillExit is the exit code Docker reports for a process killed by SIGKILL.
+const sigkillExit = 128 + 9
+
+var errOOM = errors.New("killed by the OOM killer: memory limit exceeded")
+
+func (tk *task) killedByUs() bool {
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	return tk.stopping || tk.timedOut
+}
+
+// lateOOM reports whether the daemon saw an OOM kill of the task's container.
+// Docker sets State.OOMKilled from containerd's OOM event, which can arrive
+// after the exit event; the container's "oom" event is logged either way. So
+// for a SIGKILL exit not flagged OOM, look for that event since the start,
+// waiting up to lateOOMWait for one still in flight.
+func (e *Executor) lateOOM(ctx context.Context, tk *task) bool {
+	ctx, cancel := context.WithTimeout(ctx, lateOOMWait+5*time.Second)
+	defer cancel()
+	since := tk.startedAt
+	if since.IsZero() {
+		since = time.Now().Add(-time.Hour)
+	}
+	ev := e.cli.Events(ctx, client.EventsListOptions{
+		Since:   strconv.FormatInt(since.Add(-time.Second).Unix(), 10),
+		Until:   strconv.FormatInt(time.Now().Add(lateOOMWait).Unix(), 10),
+		Filters: client.Filters{}.Add("type", "container").Add("container", tk.containerID).Add("event", "oom"),
+	})
+	for {
+		select {
+		case m := <-ev.Messages:
+			if string(m.Action) == "oom" {
+				return true
+			}
+		case err := <-ev.Err:
+			if err != nil && !errors.Is(err, io.EOF) {
+				e.log.Warn("read daemon events for an OOM kill", "task", tk.id, "err", err)
+			}
+			return false
+		}
+	}
+}
+
+// lateOOMWait is how long after a SIGKILL exit an OOM event may still come.
+const lateOOMWait = 2 * time.Second
+
 func exitResult(st *container.State) executor.ExitResult {
 	res := executor.ExitResult{ExitCode: st.ExitCode, OOMKilled: st.OOMKilled, FinishedAt: parseTime(st.FinishedAt)}
 	switch {
 	case st.OOMKilled:
-		res.Err = errors.New("killed by the OOM killer: memory limit exceeded")
+		res.Err = errOOM
 	case st.Error != "":
 		res.Err = errors.New(st.Error)
 	}
@@ -658,6 +709,9 @@ func (e *Executor) Stop(ctx context.Context, id string, grace time.Duration) err
 		return nil
 	default:
 	}
+	tk.mu.Lock()
+	tk.stopping = true
+	tk.mu.Unlock()
 	secs := int(math.Ceil(grace.Seconds()))
 	if _, err := e.cli.ContainerStop(ctx, tk.containerID, client.ContainerStopOptions{Timeout: &secs}); err != nil {
 		return fmt.Errorf("stop container of %s: %w", id, err)

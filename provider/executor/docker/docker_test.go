@@ -50,13 +50,17 @@ func TestMain(m *testing.M) {
 		}
 		defer cli.Close()
 		// 10 s: a local daemon answers a ping in milliseconds.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if _, err := cli.Ping(ctx, client.PingOptions{}); err != nil {
+		if _, err := cli.Ping(pctx, client.PingOptions{}); err != nil {
 			dockerErr = fmt.Errorf("no Docker daemon answers: %w", err)
 			return m.Run()
 		}
-		testImage, err = buildImage(ctx)
+		// 3 min: building testprog on a cold Go cache compiles the standard
+		// library, which takes well over 10 s on a 2-core machine.
+		bctx, bcancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer bcancel()
+		testImage, err = buildImage(bctx)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "build test image:", err)
 			return 1
@@ -608,5 +612,36 @@ func TestCleanupLeavesNothing(t *testing.T) {
 	cs, ns, vs := leftovers(t, func(n string) bool { return strings.HasPrefix(n, runID) })
 	if len(cs)+len(ns)+len(vs) != 0 {
 		t.Errorf("left containers %v, networks %v, volumes %v", cs, ns, vs)
+	}
+}
+
+// TestLateOOMEvent drives the fallback for Docker's OOMKilled race: the
+// daemon's "oom" event names the hog's container and not a container we
+// killed ourselves.
+func TestLateOOMEvent(t *testing.T) {
+	needDocker(t)
+	ex := newFactory()(t).(*docker.Executor)
+	ctx := context.Background()
+
+	hog := dtask("l"+randHex(6), 0, "hog-mem", "512")
+	hog.Resources.MemoryBytes = 64 << 20
+	if res, _ := run(t, ex, hog); res.ExitCode == 0 {
+		t.Fatalf("hog exited %+v, want a kill", res)
+	}
+	if oom, err := ex.LateOOM(ctx, hog.ID); err != nil || !oom {
+		t.Errorf("LateOOM(hog) = %v, %v; want true", oom, err)
+	}
+
+	sleeper := dtask("l"+randHex(6), 0, "sleep-ignore-term", "5m")
+	startT(t, ex, sleeper)
+	if err := ex.Stop(ctx, sleeper.ID, 0); err != nil {
+		t.Fatalf("Stop(sleeper) = %v", err)
+	}
+	res, err := ex.Wait(ctx, sleeper.ID)
+	if err != nil || res.ExitCode != 137 || res.OOMKilled {
+		t.Errorf("Wait(sleeper) = %+v, %v; want a SIGKILL exit, not OOM", res, err)
+	}
+	if oom, err := ex.LateOOM(ctx, sleeper.ID); err != nil || oom {
+		t.Errorf("LateOOM(sleeper) = %v, %v; want false", oom, err)
 	}
 }
