@@ -514,7 +514,7 @@ func (s *Server) getOutput(w http.ResponseWriter, r *http.Request, lease LeaseIn
 	h.Set(HeaderSHA256, f.SHA256Hex())
 	w.WriteHeader(http.StatusOK)
 	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.TransferTimeout))
-	if _, err := io.CopyBuffer(w, rc, make([]byte, 256<<10)); err != nil {
+	if _, err := vault.CopyHashed(w, nil, rc); err != nil {
 		s.log.Warn("output download aborted", "lease", lease.ID, "name", name, "err", err)
 		// NB: abort the connection so the client sees a truncated body, never
 		// a short one that looks complete.

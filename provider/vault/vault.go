@@ -474,26 +474,82 @@ func (l *Lease) encryptTo(dst io.Writer, name string, r io.Reader, maxBytes int6
 	return File{Name: name, Size: n, SHA256: [32]byte(h.Sum(nil))}, nil
 }
 
-// CopyHashed copies src to dst and into h with one large buffer.
+// CopyHashed copies src to dst and, when h is not nil, into h. Reading,
+// hashing and writing run as three stages over a ring of buffers, so that on
+// a machine with spare cores they overlap: on the provider, TLS decryption,
+// SHA-256 and age encryption of an upload; on the tenant, TLS decryption and
+// SHA-256 of a download. src is read only by the calling goroutine, and no
+// stage touches src or dst once CopyHashed has returned. It returns the bytes
+// written to dst.
 func CopyHashed(dst io.Writer, h hash.Hash, src io.Reader) (int64, error) {
-	buf := make([]byte, copyBuf)
-	var n int64
-	for {
-		k, rerr := src.Read(buf)
-		if k > 0 {
-			h.Write(buf[:k])
-			if _, err := dst.Write(buf[:k]); err != nil {
-				return n, err
+	const nbuf = 4
+	free := make(chan []byte, nbuf)
+	for range nbuf {
+		free <- make([]byte, copyBuf)
+	}
+	toHash := make(chan []byte, nbuf)
+	toWrite := make(chan []byte, nbuf)
+	stop := make(chan struct{}) // closed by the writer on a write error
+	var (
+		written int64
+		werr    error
+		wg      sync.WaitGroup
+	)
+	wg.Add(2)
+	go func() { // hash, then pass on
+		defer wg.Done()
+		defer close(toWrite)
+		for b := range toHash {
+			if h != nil {
+				h.Write(b)
 			}
-			n += int64(k)
+			toWrite <- b
 		}
-		if rerr == io.EOF {
-			return n, nil
+	}()
+	go func() { // write, then recycle
+		defer wg.Done()
+		for b := range toWrite {
+			if werr == nil {
+				var k int
+				k, werr = dst.Write(b)
+				written += int64(k)
+				if werr == nil && k < len(b) {
+					werr = io.ErrShortWrite
+				}
+				if werr != nil {
+					close(stop)
+				}
+			}
+			free <- b[:cap(b)]
 		}
-		if rerr != nil {
-			return n, rerr
+	}()
+	var rerr error
+read:
+	for {
+		var b []byte
+		select {
+		case b = <-free:
+		case <-stop:
+			break read
+		}
+		k, err := io.ReadFull(src, b)
+		if k > 0 {
+			toHash <- b[:k]
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			rerr = err
+			break
 		}
 	}
+	close(toHash)
+	wg.Wait()
+	if werr != nil {
+		return written, werr
+	}
+	return written, rerr
 }
 
 func (l *Lease) sealMeta(m meta) ([]byte, error) {
