@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/kiln-network/kiln/provider/vault"
@@ -26,6 +27,18 @@ type BenchResult struct {
 	// RawUpload and RawDownload are the times of the same bytes over a plain
 	// loopback TCP connection, in the same run.
 	RawUpload, RawDownload time.Duration
+	// CPU and RawCPU are the process's CPU time (user and system) over the
+	// API's and the raw transfers: CPU over wall time is the cores kept busy,
+	// which shows whether a run was bound by the machine's core count.
+	CPU, RawCPU time.Duration
+}
+
+// Cores is the API transfers' average number of busy cores.
+func (r BenchResult) Cores() float64 { return r.CPU.Seconds() / (r.Upload + r.Download).Seconds() }
+
+// RawCores is the raw transfers' average number of busy cores.
+func (r BenchResult) RawCores() float64 {
+	return r.RawCPU.Seconds() / (r.RawUpload + r.RawDownload).Seconds()
 }
 
 // Throughput is the API's bytes per second, both ways together.
@@ -43,9 +56,9 @@ func (r BenchResult) Ratio() float64 { return r.Throughput() / r.RawThroughput()
 
 func (r BenchResult) String() string {
 	mb := func(v float64) float64 { return v / (1 << 20) }
-	return fmt.Sprintf("%d MiB each way: API upload %s, download %s (%.0f MiB/s); raw TCP %s, %s (%.0f MiB/s); ratio %.2f",
-		r.Bytes>>20, r.Upload.Round(time.Millisecond), r.Download.Round(time.Millisecond), mb(r.Throughput()),
-		r.RawUpload.Round(time.Millisecond), r.RawDownload.Round(time.Millisecond), mb(r.RawThroughput()), r.Ratio())
+	return fmt.Sprintf("%d MiB each way: API upload %s, download %s (%.0f MiB/s, %.1f cores busy); raw TCP %s, %s (%.0f MiB/s, %.1f cores busy); ratio %.2f",
+		r.Bytes>>20, r.Upload.Round(time.Millisecond), r.Download.Round(time.Millisecond), mb(r.Throughput()), r.Cores(),
+		r.RawUpload.Round(time.Millisecond), r.RawDownload.Round(time.Millisecond), mb(r.RawThroughput()), r.RawCores(), r.Ratio())
 }
 
 // BenchUploadDownload uploads size bytes to a provider API on loopback and
@@ -109,11 +122,13 @@ func BenchUploadDownload(ctx context.Context, size int64) (BenchResult, error) {
 		return res, err
 	}
 
+	cpu0 := processCPU()
 	start := time.Now()
 	if _, err := c.UploadInput(ctx, 1, "data", &repeatReader{block: block, left: size}, size); err != nil {
 		return res, err
 	}
 	res.Upload = time.Since(start)
+	res.CPU = processCPU() - cpu0
 
 	// Turn the bytes into an output, outside the timing.
 	out := filepath.Join(dir, "out")
@@ -137,14 +152,27 @@ func BenchUploadDownload(ctx context.Context, size int64) (BenchResult, error) {
 		return res, err
 	}
 
+	cpu0 = processCPU()
 	start = time.Now()
 	if _, err := c.DownloadOutput(ctx, 1, "data", io.Discard); err != nil {
 		return res, err
 	}
 	res.Download = time.Since(start)
+	res.CPU += processCPU() - cpu0
 
+	cpu0 = processCPU()
 	res.RawUpload, res.RawDownload, err = rawLoopback(block, size)
+	res.RawCPU = processCPU() - cpu0
 	return res, err
+}
+
+// processCPU is the process's user and system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // rawLoopback times size bytes sent one way, then the other, over loopback TCP.

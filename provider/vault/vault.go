@@ -316,7 +316,7 @@ func (l *Lease) materialize(f File, dir string) error {
 		return err
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(out, h), rc)
+	n, err := CopyHashed(out, h, rc)
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
