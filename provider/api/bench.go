@@ -22,7 +22,7 @@ type BenchResult struct {
 	// Bytes is the size moved each way.
 	Bytes int64
 	// Upload and Download are the times through the API: mutual TLS,
-	// SHA-256 on both sides, age encryption at rest.
+	// SHA-256 by the receiver, age encryption at rest.
 	Upload, Download time.Duration
 	// RawUpload and RawDownload are the times of the same bytes over a plain
 	// loopback TCP connection, in the same run.
