@@ -159,6 +159,12 @@ func Deploy(ctx context.Context, c *client.Client, key ed25519.PrivateKey, plan 
 			return r, fmt.Errorf("lease %d failed on the provider: %s", lease.ID, st.Error)
 		case st.State == api.StateStopped:
 			return r, fmt.Errorf("lease %d was stopped by the provider", lease.ID)
+		case st.State == api.StateClosed:
+			why := st.Error
+			if l, err := c.Lease(ctx, lease.ID); err == nil && l.CloseReason != "" {
+				why = "closed on chain at height " + strconv.FormatInt(l.ClosedHeight, 10) + ": " + l.CloseReason
+			}
+			return r, fmt.Errorf("lease %d ended before its workload ran: %s", lease.ID, why)
 		case st.State == api.StateRunning && (plan.Kind == market.KindService || o.NoWait):
 			return r, nil
 		case st.State == api.StateCompleted:

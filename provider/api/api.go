@@ -139,6 +139,7 @@ const (
 	StateCompleted = "completed" // batch: every task exited 0, outputs sealed
 	StateFailed    = "failed"    // a task failed, or the deploy did
 	StateStopped   = "stopped"
+	StateClosed    = "closed" // closed on chain before any workload ran, or long gone from this provider
 )
 
 // LeaseStatus is the state of a lease's workload.

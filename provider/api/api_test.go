@@ -685,3 +685,26 @@ func TestManifestForeignImageID(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusOfClosedLease: a lease closed on chain before its workload ran
+// reports "closed" with a reason, never "pending", and keeps its inputs to
+// itself.
+func TestStatusOfClosedLease(t *testing.T) {
+	h := newHarness(t)
+	c := h.tenant(t, alice, true)
+	h.chain.addLease(batchLease(7, alice))
+	ctx := context.Background()
+	if _, err := c.UploadInput(ctx, 7, "x", strings.NewReader("data"), 4); err != nil {
+		t.Fatalf("UploadInput() = %v", err)
+	}
+	if st, err := c.Status(ctx, 7); err != nil || st.State != api.StatePending {
+		t.Fatalf("Status() of the open lease = %+v, %v; want pending", st, err)
+	}
+	closed := batchLease(7, alice)
+	closed.Active = false
+	h.chain.addLease(closed)
+	st, err := c.Status(ctx, 7)
+	if err != nil || st.State != api.StateClosed || !strings.Contains(st.Error, "closed on chain") || len(st.Inputs) != 0 {
+		t.Errorf("Status() of the closed lease = %+v, %v; want closed with a reason and no inputs", st, err)
+	}
+}

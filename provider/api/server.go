@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -529,11 +530,23 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, lease LeaseInfo)
 	st, err := s.deps.Runner.Status(r.Context(), lease.ID)
 	if errors.Is(err, ErrNotDeployed) {
 		st = LeaseStatus{LeaseID: lease.ID, Kind: lease.Kind, State: StatePending}
+		if !lease.Active {
+			// NB: not "pending": nothing will ever run for a closed lease.
+			st.State = StateClosed
+			st.Error = fmt.Sprintf("lease %d is closed on chain and runs nothing on this provider (kiln lease status %d shows why it closed)", lease.ID, lease.ID)
+		}
 		if vl, err := s.deps.Vault.Find(lease.ID); err == nil {
-			if files, err := vl.Inputs(); err == nil {
+			if files, err := vl.Inputs(); err == nil && lease.Active {
 				for _, f := range files {
 					st.Inputs = append(st.Inputs, fileInfo(f))
 				}
+			}
+			if files, err := vl.Outputs(); err == nil && len(files) > 0 {
+				for _, f := range files {
+					st.Outputs = append(st.Outputs, fileInfo(f))
+				}
+				root := vault.MerkleRoot(files)
+				st.OutputsRoot = hex.EncodeToString(root[:])
 			}
 		}
 	} else if err != nil {
