@@ -177,12 +177,16 @@ type LeaseOutcome struct {
 }
 
 // WaitLease polls every poll until order id has an active lease (returned) or is
-// closed (returned with Lease nil; ask WhyNoBids), or ctx ends.
-func (c *Client) WaitLease(ctx context.Context, id uint64, poll time.Duration) (LeaseOutcome, error) {
+// closed (returned with Lease nil; ask WhyNoBids), or ctx ends. onPoll, if not
+// nil, sees the order at each poll, the last included, e.g. to show its bids.
+func (c *Client) WaitLease(ctx context.Context, id uint64, poll time.Duration, onPoll func(market.Order)) (LeaseOutcome, error) {
 	for {
 		o, err := c.Order(ctx, id)
 		if err != nil {
 			return LeaseOutcome{}, err
+		}
+		if onPoll != nil {
+			onPoll(o)
 		}
 		switch o.State {
 		case market.OrderActive:

@@ -322,14 +322,12 @@ func describeGPUs(gs []market.GPUSpec) string {
 // comes in time it explains why and closes the order, refunding the deposit.
 func waitLease(ctx context.Context, c *client.Client, key ed25519.PrivateKey, owner types.Address, id uint64, o Options) (market.Lease, error) {
 	deadline := time.Now().Add(o.LeaseTimeout)
+	wctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	seen := map[types.Address]bool{}
 	told := false
-	for {
-		ord, err := c.Order(ctx, id)
-		if err != nil {
-			return market.Lease{}, err
-		}
-		if bids, err := c.Bids(ctx, id, types.Address{}); err == nil {
+	out, err := c.WaitLease(wctx, id, o.Poll, func(ord market.Order) {
+		if bids, err := c.Bids(wctx, id, types.Address{}); err == nil {
 			for _, b := range bids {
 				if !seen[b.Provider] {
 					seen[b.Provider] = true
@@ -341,27 +339,25 @@ func waitLease(ctx context.Context, c *client.Client, key ed25519.PrivateKey, ow
 			told = true
 			o.Progress(fmt.Sprintf("manual order: pick a bid with `kiln tx market create-lease KEY %d PROVIDER` (waiting until %s)", id, deadline.Format(time.TimeOnly)))
 		}
-		switch ord.State {
-		case market.OrderActive:
-			return c.Lease(ctx, id)
-		case market.OrderClosed:
-			rep, _ := c.WhyNoBids(ctx, id)
-			return market.Lease{}, fmt.Errorf("order %d closed (%s): %w", id, ord.CloseReason, &NoBidsError{OrderID: id, Report: rep})
+	})
+	switch {
+	case err == nil && out.Lease != nil:
+		return *out.Lease, nil
+	case err == nil: // the order closed
+		rep, _ := c.WhyNoBids(ctx, id)
+		return market.Lease{}, fmt.Errorf("order %d closed (%s): %w", id, out.Order.CloseReason, &NoBidsError{OrderID: id, Report: rep})
+	case ctx.Err() != nil:
+		return market.Lease{}, ctx.Err()
+	case wctx.Err() != nil: // --lease-timeout passed: give up and take the deposit back
+		rep, _ := c.WhyNoBids(ctx, id)
+		if _, err := c.Send(ctx, key, client.SignOptions{}, &market.MsgCloseOrder{Owner: owner, OrderID: id}); err != nil {
+			o.Progress(fmt.Sprintf("closing order %d failed: %v", id, err))
+		} else {
+			o.Progress(fmt.Sprintf("closed order %d; its deposit is refunded", id))
 		}
-		if time.Now().After(deadline) {
-			rep, _ := c.WhyNoBids(ctx, id)
-			if _, err := c.Send(ctx, key, client.SignOptions{}, &market.MsgCloseOrder{Owner: owner, OrderID: id}); err != nil {
-				o.Progress(fmt.Sprintf("closing order %d failed: %v", id, err))
-			} else {
-				o.Progress(fmt.Sprintf("closed order %d; its deposit is refunded", id))
-			}
-			return market.Lease{}, &NoBidsError{OrderID: id, Report: rep}
-		}
-		select {
-		case <-ctx.Done():
-			return market.Lease{}, ctx.Err()
-		case <-time.After(o.Poll):
-		}
+		return market.Lease{}, &NoBidsError{OrderID: id, Report: rep}
+	default:
+		return market.Lease{}, err
 	}
 }
 

@@ -316,7 +316,7 @@ func TestProviderDaemon(t *testing.T) {
 
 		t0 := time.Now()
 		id, placed, fee := n.createOrder(t, ctx, market.KindBatch, batchGroup, 5000)
-		out, err := n.c.WaitLease(ctx, id, 20*time.Millisecond)
+		out, err := n.c.WaitLease(ctx, id, 20*time.Millisecond, nil)
 		if err != nil || out.Lease == nil {
 			t.Fatalf("no lease for order %d: %+v, %v", id, out.Order, err)
 		}
@@ -436,7 +436,7 @@ func TestProviderDaemon(t *testing.T) {
 		g := market.Group{Name: "web", Count: 1, CPUMilli: 500, MemoryBytes: 256 * registry.Mi}
 		id, _, _ := n.createOrder(t, ctx, market.KindService, g, 1000)
 		svcID = id
-		out, err := n.c.WaitLease(ctx, id, 20*time.Millisecond)
+		out, err := n.c.WaitLease(ctx, id, 20*time.Millisecond, nil)
 		if err != nil || out.Lease == nil {
 			t.Fatalf("no lease for order %d: %+v, %v", id, out.Order, err)
 		}

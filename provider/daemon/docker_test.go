@@ -86,7 +86,7 @@ func TestDockerLease(t *testing.T) {
 	t0 := time.Now()
 	g := market.Group{Name: "job", Count: 1, CPUMilli: 500, MemoryBytes: 256 * registry.Mi, StorageBytes: registry.Gi}
 	id, _, _ := n.createOrder(t, ctx, market.KindBatch, g, 1000)
-	out, err := n.c.WaitLease(ctx, id, 20*time.Millisecond)
+	out, err := n.c.WaitLease(ctx, id, 20*time.Millisecond, nil)
 	if err != nil || out.Lease == nil {
 		t.Fatalf("no lease for order %d: %+v, %v", id, out.Order, err)
 	}
