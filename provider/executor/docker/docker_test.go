@@ -634,6 +634,8 @@ func TestLateOOMEvent(t *testing.T) {
 
 	sleeper := dtask("l"+randHex(6), 0, "sleep-ignore-term", "5m")
 	startT(t, ex, sleeper)
+	// NB: a SIGTERM before testprog ignores it ends it with Go's exit code 2.
+	executortest.WaitReady(t, ex, sleeper.ID)
 	if err := ex.Stop(ctx, sleeper.ID, 0); err != nil {
 		t.Fatalf("Stop(sleeper) = %v", err)
 	}

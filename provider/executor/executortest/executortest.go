@@ -125,8 +125,8 @@ func wait(t *testing.T, ex executor.Executor, id string) executor.ExitResult {
 	return res
 }
 
-// waitReady follows the task's log until a line contains "ready".
-func waitReady(t *testing.T, ex executor.Executor, id string) {
+// WaitReady follows the task's log until a line contains "ready".
+func WaitReady(t *testing.T, ex executor.Executor, id string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
@@ -218,7 +218,7 @@ func (s *suite) stopWithGrace(t *testing.T) {
 	ex := s.newExec(t)
 	tk := s.task(t, "sleep", "5m")
 	start(t, ex, tk)
-	waitReady(t, ex, tk.ID)
+	WaitReady(t, ex, tk.ID)
 	began := time.Now()
 	// 20 s grace: the program exits on SIGTERM at once, far before.
 	if err := ex.Stop(context.Background(), tk.ID, 20*time.Second); err != nil {
@@ -241,7 +241,7 @@ func (s *suite) stopKillsAfterGrace(t *testing.T) {
 	ex := s.newExec(t)
 	tk := s.task(t, "sleep-ignore-term", "5m")
 	start(t, ex, tk)
-	waitReady(t, ex, tk.ID)
+	WaitReady(t, ex, tk.ID)
 	const grace = time.Second
 	began := time.Now()
 	if err := ex.Stop(context.Background(), tk.ID, grace); err != nil {
@@ -307,7 +307,7 @@ func (s *suite) destroy(t *testing.T) {
 	ex := s.newExec(t)
 	tk := s.task(t, "write-out", "x.txt", "x", ";", "sleep", "5m")
 	h := start(t, ex, tk)
-	waitReady(t, ex, tk.ID)
+	WaitReady(t, ex, tk.ID)
 	if err := ex.Destroy(context.Background(), tk.ID); err != nil {
 		t.Fatalf("Destroy() = %v", err)
 	}
@@ -343,7 +343,7 @@ func (s *suite) recover(t *testing.T) {
 	running := start(t, ex1, tk)
 	done := s.task(t, "exit", "5")
 	start(t, ex1, done)
-	waitReady(t, ex1, tk.ID)
+	WaitReady(t, ex1, tk.ID)
 	wait(t, ex1, done.ID)
 
 	// The daemon restarts: a new executor over the same state.
