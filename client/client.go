@@ -117,24 +117,24 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	return Status{ChainID: st.NodeInfo.Network, Height: st.SyncInfo.LatestBlockHeight}, nil
 }
 
-// AppHeight returns the last height the app committed: the state every query sees.
-// CometBFT's status can report a block as latest a moment before the app has applied
-// it, so code that acts once per block on query results should follow this height.
+// AppHeight returns the last height the app committed (ABCI Info): the state
+// every query sees. CometBFT's status can report a block as latest a moment
+// before the app has applied it, so code that acts on query results per block,
+// or waits for a block's effects, follows this height.
 func (c *Client) AppHeight(ctx context.Context) (int64, error) {
-	var st struct {
-		Height int64 `json:"height"`
+	res, err := c.RPC.ABCIInfo(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("abci info from %s: %w", c.url, err)
 	}
-	if err := c.QueryJSON(ctx, "/app/status", &st); err != nil {
-		return 0, err
-	}
-	return st.Height, nil
+	return res.Response.LastBlockHeight, nil
 }
 
-// WaitHeight waits until the node reports height >= h or ctx ends.
+// WaitHeight waits until the app has committed height >= h, so that every
+// query sees block h, or until ctx ends.
 func (c *Client) WaitHeight(ctx context.Context, h int64) error {
 	for {
-		st, err := c.Status(ctx)
-		if err == nil && st.Height >= h {
+		got, err := c.AppHeight(ctx)
+		if err == nil && got >= h {
 			return nil
 		}
 		select {
@@ -142,7 +142,7 @@ func (c *Client) WaitHeight(ctx context.Context, h int64) error {
 			if err != nil {
 				return fmt.Errorf("wait for height %d: %w (last error: %v)", h, ctx.Err(), err)
 			}
-			return fmt.Errorf("wait for height %d: %w (at %d)", h, ctx.Err(), st.Height)
+			return fmt.Errorf("wait for height %d: %w (at %d)", h, ctx.Err(), got)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
