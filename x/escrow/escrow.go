@@ -9,8 +9,12 @@
 //     sum of the balances of all escrow accounts (closed accounts hold zero).
 //     CheckInvariants verifies it; a mismatch is a broken node, not a user error.
 //   - Pay NEVER pays more than the account holds: a short account pays what is left and
-//     reports it exhausted. The protocol fee (protocol_fee_bps of each payment, rounded
-//     down) goes to the community pool, the rest to the provider.
+//     reports it exhausted. The protocol fee goes to the community pool, the rest to
+//     the provider. Each payment owes protocol_fee_bps of itself (the rate in force
+//     when it is paid). An account's Fees are always the exact sum of what its
+//     payments owe, rounded up once: the fraction of a base unit taken ahead is kept
+//     in FeeCredit and counts toward later payments. So no lease escapes the fee by
+//     being cheap or short, and none pays more than one base unit over the rate.
 //   - Close refunds whatever is left to the owner in the same block, and a closed
 //     account NEVER takes deposits or pays again.
 package escrow
@@ -19,6 +23,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"strconv"
 
 	"github.com/kiln-network/kiln/codec"
@@ -71,6 +76,9 @@ type EscrowAccount struct {
 	Paid      uint64        `json:"paid,string"`      // to providers, net of fees
 	Fees      uint64        `json:"fees,string"`      // to the community pool
 	Refunded  uint64        `json:"refunded,string"`  // back to the owner on close
+	// FeeCredit is protocol fee taken ahead of what the payments owe, in 1/10000
+	// units (below 10000): the rounding up, credited to later payments.
+	FeeCredit uint64 `json:"fee_credit,string"`
 	// SettledHeight is the last height a payment was made.
 	SettledHeight int64 `json:"settled_height,string"`
 	CreatedHeight int64 `json:"created_height,string"`
@@ -162,9 +170,11 @@ func Pay(ctx *types.Context, id uint64, provider types.Address, amount uint64) (
 	if paid > 0 {
 		var p Params
 		params.Get(ctx, ModuleName, &p)
-		// NB: rounded up, so that no lease, however cheap per block, escapes the fee by
-		// being paid in amounts too small for the rate.
-		fee := types.MulDivCeil(paid, uint64(p.ProtocolFeeBps), 10000)
+		// NB: rounding each payment instead took up to one unit per block: at 112
+		// ukiln/block, 0.9% for a 0.5% rate, and a 1 ukiln/block lease paid its
+		// provider nothing.
+		var fee uint64
+		fee, a.FeeCredit = feeOf(paid, p.ProtocolFeeBps, a.FeeCredit)
 		mustSend(ctx, bank.CommunityPool, types.NewCoin(a.Denom, fee))
 		mustSend(ctx, provider, types.NewCoin(a.Denom, paid-fee))
 		auth.Ensure(ctx, provider)
@@ -175,6 +185,24 @@ func Pay(ctx *types.Context, id uint64, provider types.Address, amount uint64) (
 	a.SettledHeight = ctx.Height
 	set(ctx, a)
 	return paid, exhausted
+}
+
+// feeOf returns the fee on a payment of paid at bps basis points, given credit
+// (1/10000 units, below 10000) taken ahead by earlier payments, and the credit
+// after it: the payment's exact fee less the credit, rounded up. The fee never
+// exceeds paid, as bps <= 10000.
+func feeOf(paid uint64, bps uint32, credit uint64) (fee, left uint64) {
+	hi, lo := bits.Mul64(paid, uint64(bps))
+	if hi == 0 && lo <= credit {
+		return 0, credit - lo
+	}
+	lo, borrow := bits.Sub64(lo, credit, 0)
+	hi -= borrow
+	fee, rem := bits.Div64(hi, lo, 10000)
+	if rem == 0 {
+		return fee, 0
+	}
+	return fee + 1, 10000 - rem
 }
 
 func mustSend(ctx *types.Context, to types.Address, c types.Coin) {

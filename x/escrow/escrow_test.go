@@ -3,6 +3,8 @@ package escrow
 import (
 	"bytes"
 	"errors"
+	"math/big"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/kiln-network/kiln/codec"
@@ -45,13 +47,15 @@ func TestPayAndClose(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// 0.5% of 1000 is 5; of 500 it is 2.5, rounded up to 3 so that small payments
-	// cannot escape the fee.
+	// 0.5% of 1000 is 5; of 500 it is 2.5: 3 now, with half a ukiln credited.
 	if got := bank.Balance(ctx, bank.CommunityPool, "ukiln"); got != 13 {
 		t.Fatalf("community pool = %d, want 13", got)
 	}
 	if got := bank.Balance(ctx, prov, "ukiln"); got != 2500-13 {
 		t.Fatalf("provider = %d, want %d", got, 2500-13)
+	}
+	if a, _ := Get(ctx, 7); a.FeeCredit != 5000 {
+		t.Fatalf("fee credit = %d, want 5000 (half a ukiln)", a.FeeCredit)
 	}
 	if r := Close(ctx, 7); r != 0 {
 		t.Fatalf("Close refunded %d of an empty account", r)
@@ -118,4 +122,98 @@ func FuzzDecodeDeposit(f *testing.F) {
 		}
 		_ = m.ValidateBasic()
 	})
+}
+
+// A lease paid 1 ukiln per block pays the rate like any other: 0.5% of 400
+// blocks is 2 ukiln (1 at the first block, credited for 199 more), and its
+// provider gets the other 398. A one-block lease still pays 1.
+func TestFeeOfCheapLease(t *testing.T) {
+	ctx := testCtx(t)
+	owner, prov := types.Address{1}, types.Address{2}
+	bank.Mint(ctx, owner, types.NewCoin("ukiln", 1_000))
+	if err := Open(ctx, 1, owner, types.NewCoin("ukiln", 1_000)); err != nil {
+		t.Fatal(err)
+	}
+	for range 400 {
+		Pay(ctx, 1, prov, 1)
+	}
+	a, _ := Get(ctx, 1)
+	if a.Fees != 2 || a.Paid != 398 || bank.Balance(ctx, prov, "ukiln") != 398 {
+		t.Fatalf("after 400 blocks at 1 ukiln: fees %d, paid %d, provider %d; want 2, 398, 398",
+			a.Fees, a.Paid, bank.Balance(ctx, prov, "ukiln"))
+	}
+}
+
+// Property: over random payments, with the rate changed between them, an
+// account's fees are the exact sum of what each payment owes at its rate,
+// rounded up once; no payment's fee exceeds it; money is conserved.
+func TestFeesExactProperty(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for trial := range 200 {
+		ctx := testCtx(t)
+		owner, prov := types.Address{1}, types.Address{2}
+		const deposit = 1 << 40
+		bank.Mint(ctx, owner, types.NewCoin("ukiln", deposit))
+		if err := Open(ctx, 1, owner, types.NewCoin("ukiln", deposit)); err != nil {
+			t.Fatal(err)
+		}
+		owed := new(big.Int) // Σ paid × bps, in 1/10000 ukiln
+		for range 1 + rng.IntN(60) {
+			p := Params{ProtocolFeeBps: uint32(rng.IntN(10_001))}
+			if rng.IntN(4) == 0 {
+				p.ProtocolFeeBps = uint32(rng.IntN(3))
+			}
+			if err := params.Set(ctx, ModuleName, p); err != nil {
+				t.Fatal(err)
+			}
+			price := uint64(1 + rng.IntN(3))
+			if rng.IntN(3) == 0 {
+				price = rng.Uint64N(1 << 30)
+			}
+			before, _ := Get(ctx, 1)
+			paid, _ := Pay(ctx, 1, prov, price)
+			after, _ := Get(ctx, 1)
+			if fee := after.Fees - before.Fees; fee > paid {
+				t.Fatalf("trial %d: fee %d on a payment of %d", trial, fee, paid)
+			}
+			owed.Add(owed, new(big.Int).Mul(new(big.Int).SetUint64(paid), big.NewInt(int64(p.ProtocolFeeBps))))
+			want := new(big.Int).Quo(new(big.Int).Add(owed, big.NewInt(9_999)), big.NewInt(10_000))
+			if after.Fees != want.Uint64() {
+				t.Fatalf("trial %d: fees %d, want ceil(%s / 10000) = %s", trial, after.Fees, owed, want)
+			}
+			if after.Paid+after.Fees+after.Balance != deposit {
+				t.Fatalf("trial %d: paid %d + fees %d + balance %d != deposit %d", trial, after.Paid, after.Fees, after.Balance, uint64(deposit))
+			}
+			if err := CheckInvariants(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func TestFeeOfExtremes(t *testing.T) {
+	const max = ^uint64(0)
+	tests := []struct {
+		paid, credit uint64
+		bps          uint32
+		fee, left    uint64
+	}{
+		{0, 0, 50, 0, 0},
+		{0, 9999, 50, 0, 9999},
+		{1, 0, 50, 1, 9950},
+		{1, 50, 50, 0, 0},
+		{1, 49, 50, 1, 9999},
+		{199, 9950, 50, 0, 0},
+		{200, 0, 50, 1, 0},
+		{1, 0, 10_000, 1, 0},
+		{max, 0, 10_000, max, 0},
+		{max, 9999, 10_000, max, 9999},
+		{max, 0, 1, max/10_000 + 1, 10_000 - max%10_000},
+	}
+	for _, tt := range tests {
+		fee, left := feeOf(tt.paid, tt.bps, tt.credit)
+		if fee != tt.fee || left != tt.left {
+			t.Errorf("feeOf(%d, %d bps, credit %d) = %d, %d; want %d, %d", tt.paid, tt.bps, tt.credit, fee, left, tt.fee, tt.left)
+		}
+	}
 }
