@@ -120,15 +120,6 @@ func MulDiv(a, num, den uint64) uint64 {
 	return q
 }
 
-// MulDivCeil returns a*num/den rounded up (den > 0, num <= den).
-func MulDivCeil(a, num, den uint64) uint64 {
-	hi, lo := bits.Mul64(a, num)
-	q, r := bits.Div64(hi, lo, den)
-	if r != 0 {
-		q++
-	}
-	return q
-}
 
 // MarshalJSON keeps an empty set as [] rather than null.
 func (cs Coins) MarshalJSON() ([]byte, error) {
