@@ -120,7 +120,6 @@ func MulDiv(a, num, den uint64) uint64 {
 	return q
 }
 
-
 // MarshalJSON keeps an empty set as [] rather than null.
 func (cs Coins) MarshalJSON() ([]byte, error) {
 	if cs == nil {
