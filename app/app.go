@@ -97,6 +97,7 @@ func NewRegistry() *tx.Registry {
 	r.Register(types.MsgTypeMarketCloseLease, market.DecodeCloseLease)
 	r.Register(types.MsgTypeMarketHeartbeat, market.DecodeHeartbeat)
 	r.Register(types.MsgTypeMarketCompleteLease, market.DecodeCompleteLease)
+	r.Register(types.MsgTypeMarketStartLease, market.DecodeStartLease)
 	r.Register(types.MsgTypeEscrowDeposit, escrow.DecodeDeposit)
 	return r
 }
@@ -117,7 +118,7 @@ func route(ctx *types.Context, msg types.Msg) error {
 		return cert.Handle(ctx, msg)
 	case types.MsgTypeMarketCreateOrder, types.MsgTypeMarketCloseOrder, types.MsgTypeMarketCreateBid,
 		types.MsgTypeMarketCloseBid, types.MsgTypeMarketCreateLease, types.MsgTypeMarketCloseLease,
-		types.MsgTypeMarketHeartbeat, types.MsgTypeMarketCompleteLease:
+		types.MsgTypeMarketHeartbeat, types.MsgTypeMarketCompleteLease, types.MsgTypeMarketStartLease:
 		return market.Handle(ctx, msg)
 	case types.MsgTypeEscrowDeposit:
 		return escrow.Handle(ctx, msg)

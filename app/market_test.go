@@ -114,6 +114,10 @@ func bid(p *account, id, price uint64) step {
 	return step{p, &market.MsgCreateBid{Provider: p.addr, OrderID: id, Price: price}}
 }
 
+func start(p *account, id uint64) step {
+	return step{p, &market.MsgStartLease{Provider: p.addr, LeaseID: id}}
+}
+
 func (h *harness) order(id uint64) market.Order {
 	o, ok := market.GetOrder(h.ctx(), id)
 	if !ok {
@@ -203,6 +207,18 @@ func TestOrderBidLeaseSettleComplete(t *testing.T) {
 	// the losing bid's deposit is back: p1 only paid its tx fee
 	if got := bank.Balance(h.ctx(), p1.addr, "ukiln"); got != p1Before-5000 {
 		t.Fatalf("loser's balance %d, want %d (deposit refunded)", got, p1Before-5000)
+	}
+	// Nothing is billed before the provider reports the workload started.
+	h.block()
+	if e := h.escrowOf(1); e.Paid != 0 || e.Balance != 100_000 {
+		t.Fatalf("escrow before the workload started = %+v, want nothing paid", e)
+	}
+	res = h.mustExec(start(p2, 1))
+	if !hasEvent(res, "lease_started", "lease", "1") || h.lease(1).StartedHeight != h.height {
+		t.Fatalf("lease after MsgStartLease = %+v, want started at %d with an event", h.lease(1), h.height)
+	}
+	if e := h.escrowOf(1); e.Paid != 0 {
+		t.Fatalf("escrow in the block the workload started = %+v, want nothing paid yet", e)
 	}
 	p2Before := bank.Balance(h.ctx(), p2.addr, "ukiln")
 	h.block()
@@ -299,7 +315,8 @@ func TestLivenessClosesSilentLease(t *testing.T) {
 	h.mustExec(step{tenant, order(tenant, 100, 100_000, gpuGroup("a", 1, 1, "rtx4090"))},
 		step{tenant, order(tenant, 100, 100_000, gpuGroup("b", 1, 1, "a100"))})
 	h.mustExec(bid(p1, 1, 100), bid(p2, 2, 100))
-	L := h.height
+	h.mustExec(start(p1, 1), start(p2, 2))
+	L := h.height // NB: starting counts as a heartbeat
 	timeout := market.DefaultParams().HeartbeatTimeoutBlocks
 	for h.height < L+timeout {
 		if (h.height-L)%10 == 9 {
@@ -321,6 +338,7 @@ func TestLivenessClosesSilentLease(t *testing.T) {
 		t.Fatal("no lease_closed event")
 	}
 	e := h.escrowOf(1)
+	// billed from the block after the start (L) to the last block it was live (L+timeout)
 	if wantPaid := uint64(timeout) * 100; e.Paid+e.Fees != wantPaid || e.Refunded != 100_000-wantPaid {
 		t.Fatalf("escrow = %+v, want %d paid and the rest refunded", e, wantPaid)
 	}
@@ -377,6 +395,7 @@ func TestEscrowExhausted(t *testing.T) {
 	h, p1, _, tenant, _ := marketHarness(t, nil)
 	h.mustExec(step{tenant, order(tenant, 100, 1_050, gpuGroup("a", 1, 0))})
 	h.mustExec(bid(p1, 1, 100))
+	h.mustExec(start(p1, 1))
 	L := h.height
 	h.mustExec(step{tenant, &escrow.MsgDeposit{Owner: tenant.addr, OrderID: 1, Amount: types.NewCoin("ukiln", 200)}})
 	var e escrow.EscrowAccount
@@ -485,7 +504,7 @@ func TestRandomMarketKeepsCapacityAndMoney(t *testing.T) {
 	r := mrand.New(mrand.NewSource(7))
 	supply0 := fmt.Sprint(bank.Supply(h.ctx()))
 	models := []string{"", "rtx4090", "a100", "h100"}
-	var nOK, nLeases int
+	var nOK, nLeases, nStarted int
 	reasons := map[string]int{}
 	for b := 0; b < blocks; b++ {
 		var steps []step
@@ -517,7 +536,11 @@ func TestRandomMarketKeepsCapacityAndMoney(t *testing.T) {
 			case k < 8 && len(active) > 0:
 				l := active[r.Intn(len(active))]
 				p := h.accountOf(l.Provider)
-				steps = append(steps, step{p, &market.MsgHeartbeat{Provider: p.addr, LeaseID: l.ID}})
+				if l.StartedHeight == 0 && r.Intn(4) != 0 {
+					steps = append(steps, start(p, l.ID))
+				} else {
+					steps = append(steps, step{p, &market.MsgHeartbeat{Provider: p.addr, LeaseID: l.ID}})
+				}
 			case k < 9 && len(active) > 0 && r.Intn(3) == 0:
 				l := active[r.Intn(len(active))]
 				who := []types.Address{l.Owner, l.Provider, l.Provider}[r.Intn(3)]
@@ -555,6 +578,8 @@ func TestRandomMarketKeepsCapacityAndMoney(t *testing.T) {
 			switch e.Type {
 			case "lease_created":
 				nLeases++
+			case "lease_started":
+				nStarted++
 			case "lease_closed", "order_closed":
 				for _, a := range e.Attributes {
 					if a.Key == "reason" {
@@ -579,10 +604,10 @@ func TestRandomMarketKeepsCapacityAndMoney(t *testing.T) {
 			}
 		}
 	}
-	if nLeases < 5 || nOK < blocks {
-		t.Fatalf("only %d leases and %d successful txs: the generator is too hostile", nLeases, nOK)
+	if nLeases < 5 || nStarted < 3 || nOK < blocks {
+		t.Fatalf("only %d leases (%d started) and %d successful txs: the generator is too hostile", nLeases, nStarted, nOK)
 	}
-	t.Logf("%d blocks, %d successful txs, %d leases, closes: %v", blocks, nOK, nLeases, reasons)
+	t.Logf("%d blocks, %d successful txs, %d leases (%d started), closes: %v", blocks, nOK, nLeases, nStarted, reasons)
 }
 
 func (h *harness) accountOf(a types.Address) *account {
@@ -631,6 +656,7 @@ func TestFailedBatchJob(t *testing.T) {
 	h, p1, _, tenant, _ := marketHarness(t, nil)
 	h.mustExec(step{tenant, order(tenant, 100, 100_000, gpuGroup("a", 1, 1, "rtx4090"))})
 	h.mustExec(bid(p1, 1, 100))
+	h.mustExec(start(p1, 1))
 	h.block()
 	res := h.mustExec(step{p1, &market.MsgCompleteLease{Provider: p1.addr, LeaseID: 1, OutputHash: []byte{1}, Failed: true}})
 	if !hasEvent(res, "lease_closed", "reason", market.ReasonWorkloadFailed) {
@@ -639,6 +665,95 @@ func TestFailedBatchJob(t *testing.T) {
 	l, e := h.lease(1), h.escrowOf(1)
 	if l.CloseReason != market.ReasonWorkloadFailed || e.Paid+e.Fees != 200 || e.Refunded != 100_000-200 {
 		t.Fatalf("lease %+v, escrow %+v: want workload_failed, 2 blocks paid, the rest refunded", l, e)
+	}
+}
+
+// No tenant pays for nothing: a lease whose workload never started pays its provider
+// nothing, whether it is reported failed to start, closed by the tenant or times out.
+func TestUnstartedLeasePaysNothing(t *testing.T) {
+	const timeout = 5
+	tests := []struct {
+		name   string
+		act    func(h *harness, p1, tenant *account) // run after the lease is made
+		reason string
+	}{
+		{"failed to start", func(h *harness, p1, _ *account) {
+			h.block()
+			h.mustExec(step{p1, &market.MsgCompleteLease{Provider: p1.addr, LeaseID: 1, Failed: true}})
+		}, market.ReasonWorkloadFailed},
+		{"tenant closes before sending anything", func(h *harness, _, tenant *account) {
+			h.block()
+			h.mustExec(step{tenant, &market.MsgCloseOrder{Owner: tenant.addr, OrderID: 1}})
+		}, market.ReasonTenantClosed},
+		{"no workload within start_timeout_blocks", func(h *harness, p1, _ *account) {
+			L := h.height
+			for h.height < L+timeout-1 {
+				h.mustExec(step{p1, &market.MsgHeartbeat{Provider: p1.addr, LeaseID: 1}})
+			}
+			if l := h.lease(1); l.State != market.LeaseActive {
+				t.Fatalf("lease closed at %d, before start_timeout_blocks %d after %d", l.ClosedHeight, timeout, L)
+			}
+			res := h.block()
+			if !hasEvent(res, "lease_closed", "reason", market.ReasonStartTimeout) {
+				t.Fatal("no lease_closed event with reason start_timeout")
+			}
+			if l := h.lease(1); l.ClosedHeight != L+timeout {
+				t.Fatalf("lease closed at %d, want %d", l.ClosedHeight, L+timeout)
+			}
+		}, market.ReasonStartTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, p1, _, tenant, _ := marketHarness(t, func(g *GenesisState) { g.Params.Market.StartTimeoutBlocks = timeout })
+			h.mustExec(step{tenant, order(tenant, 100, 100_000, gpuGroup("a", 1, 1, "rtx4090"))})
+			tenantBefore := bank.Balance(h.ctx(), tenant.addr, "ukiln")
+			h.mustExec(bid(p1, 1, 100))
+			tt.act(h, p1, tenant)
+			l, e := h.lease(1), h.escrowOf(1)
+			if l.State != market.LeaseClosed || l.CloseReason != tt.reason || l.StartedHeight != 0 {
+				t.Fatalf("lease = %+v, want closed %s, never started", l, tt.reason)
+			}
+			if e.Paid != 0 || e.Fees != 0 || e.Refunded != 100_000 || e.State != escrow.StateClosed {
+				t.Fatalf("escrow = %+v, want nothing paid and all 100000 refunded", e)
+			}
+			fees := uint64(0)
+			if tt.reason == market.ReasonTenantClosed {
+				fees = 5000 // the close tx's fee
+			}
+			if got := bank.Balance(h.ctx(), tenant.addr, "ukiln"); got != tenantBefore+100_000-fees {
+				t.Fatalf("tenant balance %d, want %d", got, tenantBefore+100_000-fees)
+			}
+			if o := h.order(1); o.State != market.OrderClosed {
+				t.Fatalf("order = %+v, want closed", o)
+			}
+		})
+	}
+}
+
+// Only the lease's provider may report it started, once, while it is active.
+func TestStartLeaseRefusals(t *testing.T) {
+	h, p1, p2, tenant, _ := marketHarness(t, nil)
+	h.mustExec(step{tenant, order(tenant, 100, 100_000, gpuGroup("a", 1, 1, "rtx4090"))})
+	h.mustExec(bid(p1, 1, 100))
+	tests := []struct {
+		name string
+		s    step
+		want uint32
+	}{
+		{"another provider", start(p2, 1), types.CodeUnauthorized},
+		{"the tenant", step{tenant, &market.MsgStartLease{Provider: tenant.addr, LeaseID: 1}}, types.CodeUnauthorized},
+		{"unknown lease", start(p1, 99), types.CodeNotFound},
+		{"first start", start(p1, 1), 0},
+		{"second start", start(p1, 1), types.CodeAlreadyExists},
+	}
+	for _, tt := range tests {
+		if r := h.exec(tt.s).TxResults[0]; r.Code != tt.want {
+			t.Errorf("%s: code %d (%s), want %d", tt.name, r.Code, r.Log, tt.want)
+		}
+	}
+	h.mustExec(step{tenant, &market.MsgCloseOrder{Owner: tenant.addr, OrderID: 1}})
+	if r := h.exec(start(p1, 1)).TxResults[0]; r.Code != types.CodeLeaseClosed {
+		t.Errorf("start of a closed lease: code %d (%s), want %d", r.Code, r.Log, types.CodeLeaseClosed)
 	}
 }
 

@@ -31,6 +31,7 @@ const (
 	MsgTypeMarketCloseLease    MsgType = 505
 	MsgTypeMarketHeartbeat     MsgType = 506
 	MsgTypeMarketCompleteLease MsgType = 507
+	MsgTypeMarketStartLease    MsgType = 508
 
 	MsgTypeEscrowDeposit MsgType = 600
 )

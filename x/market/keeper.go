@@ -225,6 +225,23 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		l.LastHeartbeat = ctx.Height
 		setLease(ctx, &l)
 		return nil
+	case *MsgStartLease:
+		_, l, err := activeLease(ctx, m.LeaseID)
+		if err != nil {
+			return err
+		}
+		if m.Provider != l.Provider {
+			return types.Wrapf(types.ErrUnauthorized, "lease %d is run by %s; only it may report it started (got %s)", l.ID, l.Provider, m.Provider)
+		}
+		if l.StartedHeight != 0 {
+			return types.Wrapf(types.ErrAlreadyExists, "lease %d started at height %d", l.ID, l.StartedHeight)
+		}
+		l.StartedHeight = ctx.Height
+		l.LastHeartbeat = ctx.Height
+		setLease(ctx, &l)
+		ctx.Emit("lease_started", "lease", idStr(l.ID), "attempt", strconv.FormatUint(uint64(l.Attempt), 10),
+			"provider", l.Provider.String(), "height", strconv.FormatInt(ctx.Height, 10))
+		return nil
 	case *MsgCompleteLease:
 		o, l, err := activeLease(ctx, m.LeaseID)
 		if err != nil {
@@ -432,13 +449,14 @@ func makeLease(ctx *types.Context, p Params, o *Order, b Bid) {
 // closeLease closes an active lease, releases its capacity and then closes its order
 // (refunding the escrow) or, for auto_redeploy after provider_unresponsive, re-opens it.
 func closeLease(ctx *types.Context, p Params, o *Order, l *Lease, reason, output string) {
-	// A lease pays for every block it ran in. A close by transaction (tenant, provider,
-	// completion) comes before this block's settlement in EndBlock, so it pays for this
-	// block here: a batch job done in the block after its lease was made still pays
-	// for that block.
+	// A lease pays for every block its workload ran in, from the block after it
+	// started. A close by transaction (tenant, provider, completion) comes before this
+	// block's settlement in EndBlock, so it pays for this block here: a batch job done
+	// in the block after it started still pays for that block. A lease never started
+	// pays nothing.
 	switch reason {
 	case ReasonTenantClosed, ReasonProviderClosed, ReasonCompleted, ReasonWorkloadFailed:
-		if acct, ok := escrow.Get(ctx, o.ID); ok && ctx.Height > l.CreatedHeight && acct.SettledHeight < ctx.Height {
+		if acct, ok := escrow.Get(ctx, o.ID); ok && billable(l, ctx.Height) && acct.SettledHeight < ctx.Height {
 			escrow.Pay(ctx, o.ID, l.Provider, l.Price)
 		}
 	}
@@ -463,6 +481,10 @@ func closeLease(ctx *types.Context, p Params, o *Order, l *Lease, reason, output
 	}
 	closeOrder(ctx, o, reason)
 }
+
+// billable reports whether lease l owes block h: its workload started in an earlier
+// block.
+func billable(l *Lease, h int64) bool { return l.StartedHeight != 0 && h > l.StartedHeight }
 
 // closeOrder closes an order that has no active lease: it releases its bids and
 // refunds its escrow.
@@ -494,7 +516,7 @@ func EndBlock(ctx *types.Context) {
 			panic(fmt.Sprintf("market: active index names lease %d: %v", id, err))
 		}
 		if l.CreatedHeight == ctx.Height {
-			continue // NB: billing starts with the block after the lease is made
+			continue // NB: nothing is due in the block the lease is made
 		}
 		if _, ok := registry.Get(ctx, l.Provider); !ok {
 			closeLease(ctx, p, &o, &l, ReasonProviderDeregistered, "")
@@ -502,6 +524,15 @@ func EndBlock(ctx *types.Context) {
 		}
 		if ctx.Height-l.LastHeartbeat > p.HeartbeatTimeoutBlocks {
 			closeLease(ctx, p, &o, &l, ReasonProviderUnresponsive, "")
+			continue
+		}
+		if l.StartedHeight == 0 {
+			if ctx.Height-l.CreatedHeight >= p.StartTimeoutBlocks {
+				closeLease(ctx, p, &o, &l, ReasonStartTimeout, "")
+			}
+			continue // NB: a lease bills only once its workload runs
+		}
+		if !billable(&l, ctx.Height) {
 			continue
 		}
 		if _, exhausted := escrow.Pay(ctx, id, l.Provider, l.Price); exhausted {

@@ -73,6 +73,11 @@ func FuzzDecodeHeartbeat(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) { roundTrip(t, DecodeHeartbeat, b) })
 }
 
+func FuzzDecodeStartLease(f *testing.F) {
+	f.Add(encode(&MsgStartLease{Provider: types.Address{1}, LeaseID: 7}))
+	f.Fuzz(func(t *testing.T, b []byte) { roundTrip(t, DecodeStartLease, b) })
+}
+
 func FuzzDecodeCompleteLease(f *testing.F) {
 	f.Add(encode(&MsgCompleteLease{Provider: types.Address{1}, LeaseID: 7, OutputHash: bytes.Repeat([]byte{9}, 32)}))
 	f.Fuzz(func(t *testing.T, b []byte) { roundTrip(t, DecodeCompleteLease, b) })

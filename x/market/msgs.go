@@ -86,6 +86,15 @@ type MsgHeartbeat struct {
 	LeaseID  uint64        `json:"lease_id,string"`
 }
 
+// MsgStartLease reports that the lease's workload runs: the provider received the
+// manifest and started it. A lease bills from the block after this one; one never
+// started pays nothing and closes with reason start_timeout after the market's
+// start_timeout_blocks.
+type MsgStartLease struct {
+	Provider types.Address `json:"provider"`
+	LeaseID  uint64        `json:"lease_id,string"`
+}
+
 // MsgCompleteLease reports a batch lease done, with the hash (or Merkle root) of its
 // outputs, and closes it: with reason completed, or workload_failed when Failed says
 // the tenant's workload exited with an error. A service lease can only be reported
@@ -105,6 +114,7 @@ func (m *MsgCreateLease) Type() types.MsgType   { return types.MsgTypeMarketCrea
 func (m *MsgCloseLease) Type() types.MsgType    { return types.MsgTypeMarketCloseLease }
 func (m *MsgHeartbeat) Type() types.MsgType     { return types.MsgTypeMarketHeartbeat }
 func (m *MsgCompleteLease) Type() types.MsgType { return types.MsgTypeMarketCompleteLease }
+func (m *MsgStartLease) Type() types.MsgType    { return types.MsgTypeMarketStartLease }
 
 func (m *MsgCreateOrder) Signer() types.Address   { return m.Owner }
 func (m *MsgCloseOrder) Signer() types.Address    { return m.Owner }
@@ -114,6 +124,7 @@ func (m *MsgCreateLease) Signer() types.Address   { return m.Owner }
 func (m *MsgCloseLease) Signer() types.Address    { return m.Sender }
 func (m *MsgHeartbeat) Signer() types.Address     { return m.Provider }
 func (m *MsgCompleteLease) Signer() types.Address { return m.Provider }
+func (m *MsgStartLease) Signer() types.Address    { return m.Provider }
 
 func mulOK(a, b, limit uint64) bool {
 	hi, lo := bits.Mul64(a, b)
@@ -251,6 +262,9 @@ func (m *MsgCloseLease) ValidateBasic() error { return needID("lease_id", m.Leas
 func (m *MsgHeartbeat) ValidateBasic() error { return needID("lease_id", m.LeaseID) }
 
 // ValidateBasic implements types.Msg.
+func (m *MsgStartLease) ValidateBasic() error { return needID("lease_id", m.LeaseID) }
+
+// ValidateBasic implements types.Msg.
 func (m *MsgCompleteLease) ValidateBasic() error {
 	// NB: a failed workload may have no outputs to commit to; a completed one must.
 	if (len(m.OutputHash) < 1 && !m.Failed) || len(m.OutputHash) > MaxOutputHash {
@@ -350,6 +364,7 @@ func (m *MsgCreateLease) MarshalTo(w *codec.Writer) {
 
 func (m *MsgCloseLease) MarshalTo(w *codec.Writer) { w.Fixed(m.Sender[:]); w.Uvarint(m.LeaseID) }
 func (m *MsgHeartbeat) MarshalTo(w *codec.Writer)  { w.Fixed(m.Provider[:]); w.Uvarint(m.LeaseID) }
+func (m *MsgStartLease) MarshalTo(w *codec.Writer) { w.Fixed(m.Provider[:]); w.Uvarint(m.LeaseID) }
 
 func (m *MsgCompleteLease) MarshalTo(w *codec.Writer) {
 	w.Fixed(m.Provider[:])
@@ -418,4 +433,9 @@ func DecodeHeartbeat(r *codec.Reader) types.Msg {
 // DecodeCompleteLease decodes a MsgCompleteLease body.
 func DecodeCompleteLease(r *codec.Reader) types.Msg {
 	return &MsgCompleteLease{Provider: bank.ReadAddress(r), LeaseID: r.Uvarint(), OutputHash: r.Bytes(MaxOutputHash), Failed: r.Bool()}
+}
+
+// DecodeStartLease decodes a MsgStartLease body.
+func DecodeStartLease(r *codec.Reader) types.Msg {
+	return &MsgStartLease{Provider: bank.ReadAddress(r), LeaseID: r.Uvarint()}
 }

@@ -39,15 +39,22 @@ type Params struct {
 	// HeartbeatTimeoutBlocks: a lease whose last heartbeat (or creation) is more than
 	// this many blocks old is closed with reason provider_unresponsive.
 	HeartbeatTimeoutBlocks int64 `json:"heartbeat_timeout_blocks,string"`
+	// StartTimeoutBlocks: a lease whose provider has not reported its workload
+	// started (MsgStartLease) this many blocks after the lease was made closes with
+	// reason start_timeout, its escrow refunded. It bills nothing before it starts.
+	StartTimeoutBlocks int64 `json:"start_timeout_blocks,string"`
 }
 
 // DefaultParams: a 1-block bid window (providers see the order in the block after it is
 // placed, so an order leases in 2 blocks), 1 KILN per bid, 100 blocks to wait for a
 // first bid, 50 to pick manually, 10 blocks of deposit, heartbeats every 10 blocks with
-// 3 missed allowed.
+// 3 missed allowed, and 600 blocks (10 minutes at 1 s blocks) for the tenant to send
+// inputs, images and manifest and the provider to start them: a lease bills nothing
+// until then, so a generous deadline costs the tenant nothing.
 func DefaultParams() Params {
 	return Params{Denom: types.NativeDenom, BidWindowBlocks: 1, BidDeposit: 1_000_000, OrderTTLBlocks: 100,
-		ManualPickBlocks: 50, MinDepositBlocks: 10, HeartbeatIntervalBlocks: 10, HeartbeatTimeoutBlocks: 30}
+		ManualPickBlocks: 50, MinDepositBlocks: 10, HeartbeatIntervalBlocks: 10, HeartbeatTimeoutBlocks: 30,
+		StartTimeoutBlocks: 600}
 }
 
 // Validate checks the parameters.
@@ -67,6 +74,8 @@ func (p Params) Validate() error {
 		return fmt.Errorf("heartbeat_interval_blocks: must be >= 1 (got %d)", p.HeartbeatIntervalBlocks)
 	case p.HeartbeatTimeoutBlocks < p.HeartbeatIntervalBlocks:
 		return fmt.Errorf("heartbeat_timeout_blocks: must be >= heartbeat_interval_blocks %d (got %d)", p.HeartbeatIntervalBlocks, p.HeartbeatTimeoutBlocks)
+	case p.StartTimeoutBlocks < 1 || p.StartTimeoutBlocks > 1_000_000:
+		return fmt.Errorf("start_timeout_blocks: must be 1 to 1000000 (got %d)", p.StartTimeoutBlocks)
 	}
 	return nil
 }
@@ -94,7 +103,8 @@ const (
 	ReasonTenantClosed         = "tenant_closed"
 	ReasonProviderClosed       = "provider_closed"
 	ReasonCompleted            = "completed"
-	ReasonWorkloadFailed       = "workload_failed" // a batch job ran and exited with an error
+	ReasonWorkloadFailed       = "workload_failed" // the workload failed to start, or exited with an error
+	ReasonStartTimeout         = "start_timeout"   // no workload started within start_timeout_blocks
 	ReasonEscrowExhausted      = "escrow_exhausted"
 	ReasonProviderUnresponsive = "provider_unresponsive"
 	ReasonProviderDeregistered = "provider_deregistered"
@@ -207,7 +217,10 @@ type Lease struct {
 	State    string        `json:"state"`
 	// LastHeartbeat is the height of the provider's last MsgHeartbeat (creation height
 	// before the first).
-	LastHeartbeat int64  `json:"last_heartbeat,string"`
+	LastHeartbeat int64 `json:"last_heartbeat,string"`
+	// StartedHeight is the height of the provider's MsgStartLease: the workload runs.
+	// 0 until then; the lease bills from the block after it.
+	StartedHeight int64  `json:"started_height,string,omitempty"`
 	OutputHash    string `json:"output_hash,omitempty"` // hex, from MsgCompleteLease
 	CloseReason   string `json:"close_reason,omitempty"`
 	ClosedHeight  int64  `json:"closed_height,string,omitempty"`
