@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/big"
 	mrand "math/rand"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,7 +43,7 @@ func mustCertPEM(tb testing.TB, nb, na time.Time) []byte {
 // inv returns a declared inventory in region with 8 cores, 32Gi, 200Gi and gpus.
 func inv(region string, gpus ...registry.GPU) registry.Inventory {
 	return registry.Inventory{Source: "declared", Region: region, CPUCores: 8, MemoryBytes: 32 * gi, StorageBytes: 200 * gi, GPUs: gpus,
-		Attributes: []registry.Attribute{{Key: "tier", Value: "community"}}}
+		Attributes: []registry.Attribute{{Key: "tier", Value: "community"}}, Runtime: registry.DefaultRuntime()}
 }
 
 func rtx4090(n uint32) registry.GPU {
@@ -772,5 +773,48 @@ func TestServiceReportedFailed(t *testing.T) {
 	h.mustExec(step{p1, &market.MsgCompleteLease{Provider: p1.addr, LeaseID: 1, Failed: true}})
 	if l := h.lease(1); l.CloseReason != market.ReasonWorkloadFailed {
 		t.Fatalf("lease %+v, want closed workload_failed", l)
+	}
+}
+
+// A provider whose executor cannot run an order's workload cannot bid on it, and the
+// order's match report names the runtime: container images on a process provider,
+// GPUs on a Docker host without the NVIDIA runtime.
+func TestRuntimeMustRunTheOrder(t *testing.T) {
+	h := newHarnessWith(t, 4, nil)
+	proc, nogpu, tenant := h.accs[1], h.accs[2], h.accs[3]
+	pinv := inv("eu-west", rtx4090(2))
+	pinv.Runtime = registry.Runtime{Executor: "process", GPUs: true}
+	dinv := inv("eu-west", rtx4090(2))
+	dinv.Runtime = registry.Runtime{Executor: "docker", Containers: true}
+	h.mustExec(h.register(proc, pinv), h.register(nogpu, dinv))
+	image := gpuGroup("web", 1, 0)
+	image.Containers = true
+	h.mustExec(step{tenant, order(tenant, 100, 5_000, image)}, step{tenant, order(tenant, 100, 5_000, gpuGroup("train", 1, 1))})
+	res := h.exec(bid(proc, 1, 100), bid(nogpu, 2, 100))
+	for i, r := range res.TxResults {
+		if r.Code != types.CodeRequirementsUnmet || !strings.Contains(r.Log, "runtime") {
+			t.Errorf("bid %d: code %d (%s), want %d naming the runtime", i, r.Code, r.Log, types.CodeRequirementsUnmet)
+		}
+	}
+	for id, who := range map[int]*account{1: proc, 2: nogpu} {
+		var rep market.MatchReport
+		if c := h.query(fmt.Sprintf("/market/order/%d/match", id), &rep); c != 0 {
+			t.Fatalf("match %d: code %d", id, c)
+		}
+		found := false
+		for _, p := range rep.Providers {
+			for _, f := range p.Failures {
+				found = found || p.Provider == who.addr && f.Constraint == "runtime"
+			}
+		}
+		if !found || rep.Summary["runtime"] != 1 {
+			t.Errorf("order %d match = %+v, want %s failing runtime", id, rep, who.addr)
+		}
+	}
+	// The same providers take what they can run.
+	h.mustExec(step{tenant, order(tenant, 100, 5_000, gpuGroup("cmd", 1, 1))}, step{tenant, order(tenant, 100, 5_000, image)})
+	h.mustExec(bid(proc, 3, 100), bid(nogpu, 4, 100))
+	if h.lease(3).Provider != proc.addr || h.lease(4).Provider != nogpu.addr {
+		t.Fatalf("leases 3, 4 = %+v, %+v", h.lease(3), h.lease(4))
 	}
 }

@@ -108,7 +108,7 @@ func FuzzMsgValidation(f *testing.F) {
 	reg := app.NewRegistry()
 	k := key(1)
 	inv := registry.Inventory{Source: "declared", Region: "eu-west", CPUCores: 8, MemoryBytes: 32 << 30, StorageBytes: 1 << 40,
-		GPUs: []registry.GPU{{Model: "h100", MemoryBytes: 80 << 30, Interface: "sxm", Count: 8}}}
+		GPUs: []registry.GPU{{Model: "h100", MemoryBytes: 80 << 30, Interface: "sxm", Count: 8}}, Runtime: registry.DefaultRuntime()}
 	for _, m := range []types.Msg{
 		&bank.MsgSend{From: addr(k), To: addr(key(2)), Amount: types.Coins{types.NewCoin("ukiln", 5)}},
 		&staking.MsgCreateValidator{Operator: addr(k), ConsPubKey: k.Public().(ed25519.PublicKey), Moniker: "v", Amount: types.NewCoin("ukiln", 1)},

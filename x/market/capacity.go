@@ -145,7 +145,7 @@ func Free(total, used Usage) Usage {
 // Failure is one constraint a provider does not meet for an order.
 type Failure struct {
 	// Constraint is one of region, attribute, gpu_model, gpu_count, cpu, memory,
-	// storage, capacity_in_use, excluded, not_provider.
+	// storage, runtime, capacity_in_use, excluded, not_provider.
 	Constraint string `json:"constraint"`
 	Group      string `json:"group,omitempty"`
 	Detail     string `json:"detail"`
@@ -272,11 +272,27 @@ func resolve(groups []Group, prefs []string, region string, attrs []registry.Att
 	return need, choices, fails
 }
 
+// runs lists what a provider's runtime cannot run of the groups: container images
+// on an executor that runs host commands, GPUs on one that cannot attach them.
+func runs(groups []Group, rt registry.Runtime) (fails []Failure) {
+	for _, g := range groups {
+		if g.Containers && !rt.Containers {
+			fails = append(fails, Failure{"runtime", g.Name, fmt.Sprintf("runs container images; the provider's %s executor runs host commands only", rt.Executor)})
+		}
+		if g.GPU.Units > 0 && !rt.GPUs {
+			fails = append(fails, Failure{"runtime", g.Name, fmt.Sprintf("wants GPUs; the provider's %s executor cannot attach GPUs to workloads (docker needs the NVIDIA container runtime)", rt.Executor)})
+		}
+	}
+	return fails
+}
+
 // Fit checks whether a provider with inventory inv and used resources in use can take
-// the order's groups. static lists the requirements the inventory can never meet;
-// inUse, when static is empty, the ones it could meet but for its active leases.
+// the order's groups. static lists the requirements the inventory (hardware and
+// runtime) can never meet; inUse, when static is empty, the ones it could meet but
+// for its active leases.
 func Fit(groups []Group, prefs []string, inv registry.Inventory, used Usage) (need Usage, choices []GPUSpec, static, inUse []Failure) {
 	_, _, static = resolve(groups, prefs, inv.Region, inv.Attributes, Total(inv))
+	static = append(static, runs(groups, inv.Runtime)...)
 	if len(static) > 0 {
 		return Usage{}, nil, static, nil
 	}

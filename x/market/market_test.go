@@ -119,10 +119,20 @@ func TestCreateOrderValidateBasic(t *testing.T) {
 // picks a concrete GPU per group.
 func TestFit(t *testing.T) {
 	inv := registry.Inventory{Region: "eu-west", CPUCores: 8, MemoryBytes: 32 << 30, StorageBytes: 100 << 30,
-		GPUs: []registry.GPU{{Model: "a100", MemoryBytes: 40 << 30, Interface: "pcie", Count: 2}, {Model: "a100", MemoryBytes: 80 << 30, Interface: "sxm", Count: 4}}}
+		GPUs:    []registry.GPU{{Model: "a100", MemoryBytes: 40 << 30, Interface: "pcie", Count: 2}, {Model: "a100", MemoryBytes: 80 << 30, Interface: "sxm", Count: 4}},
+		Runtime: registry.Runtime{Executor: "docker", Containers: true, GPUs: true}}
 	g := func(units uint32, filters ...GPUFilter) []Group {
 		return []Group{{Name: "g", Count: 1, CPUMilli: 1000, MemoryBytes: 1 << 30, GPU: GPURequest{Units: units, Models: filters}}}
 	}
+	containers := func(units uint32) []Group {
+		gs := g(units)
+		gs[0].Containers = true
+		return gs
+	}
+	noGPUs := inv
+	noGPUs.Runtime.GPUs = false
+	process := inv
+	process.Runtime = registry.Runtime{Executor: "process", GPUs: true}
 	half := Usage{GPUs: []GPUCount{{GPUSpec{"a100", 80 << 30, "sxm"}, 3}}}
 	tests := []struct {
 		name         string
@@ -131,17 +141,27 @@ func TestFit(t *testing.T) {
 		used         Usage
 		static, busy string // first failing constraint, "" for none
 		gpu          GPUSpec
+		inv          registry.Inventory // zero: inv
 	}{
-		{"any gpu takes the first spec", g(1), nil, Usage{}, "", "", GPUSpec{"a100", 40 << 30, "pcie"}},
-		{"memory filter", g(2, GPUFilter{Model: "a100", MemoryBytes: 80 << 30}), nil, Usage{}, "", "", GPUSpec{"a100", 80 << 30, "sxm"}},
-		{"count beyond any one spec", g(5), nil, Usage{}, "gpu_count", "", GPUSpec{}},
-		{"wrong model", g(1, GPUFilter{Model: "h100"}), nil, Usage{}, "gpu_model", "", GPUSpec{}},
-		{"in use", g(2, GPUFilter{Interface: "sxm"}), nil, half, "", "capacity_in_use", GPUSpec{}},
-		{"falls to the other spec when busy", g(2), nil, half, "", "", GPUSpec{"a100", 40 << 30, "pcie"}},
-		{"cpu", []Group{{Name: "g", Count: 9, CPUMilli: 1000, MemoryBytes: 1}}, nil, Usage{}, "cpu", "", GPUSpec{}},
+		{"any gpu takes the first spec", g(1), nil, Usage{}, "", "", GPUSpec{"a100", 40 << 30, "pcie"}, registry.Inventory{}},
+		{"memory filter", g(2, GPUFilter{Model: "a100", MemoryBytes: 80 << 30}), nil, Usage{}, "", "", GPUSpec{"a100", 80 << 30, "sxm"}, registry.Inventory{}},
+		{"count beyond any one spec", g(5), nil, Usage{}, "gpu_count", "", GPUSpec{}, registry.Inventory{}},
+		{"wrong model", g(1, GPUFilter{Model: "h100"}), nil, Usage{}, "gpu_model", "", GPUSpec{}, registry.Inventory{}},
+		{"in use", g(2, GPUFilter{Interface: "sxm"}), nil, half, "", "capacity_in_use", GPUSpec{}, registry.Inventory{}},
+		{"falls to the other spec when busy", g(2), nil, half, "", "", GPUSpec{"a100", 40 << 30, "pcie"}, registry.Inventory{}},
+		{"cpu", []Group{{Name: "g", Count: 9, CPUMilli: 1000, MemoryBytes: 1}}, nil, Usage{}, "cpu", "", GPUSpec{}, registry.Inventory{}},
+		{"containers on docker", containers(1), nil, Usage{}, "", "", GPUSpec{"a100", 40 << 30, "pcie"}, registry.Inventory{}},
+		{"containers on process", containers(0), nil, Usage{}, "runtime", "", GPUSpec{}, process},
+		{"commands on process", g(1), nil, Usage{}, "", "", GPUSpec{"a100", 40 << 30, "pcie"}, process},
+		{"gpus without a gpu runtime", g(1), nil, Usage{}, "runtime", "", GPUSpec{}, noGPUs},
+		{"cpu only without a gpu runtime", g(0), nil, Usage{}, "", "", GPUSpec{}, noGPUs},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			inv := inv
+			if tt.inv.Runtime.Executor != "" {
+				inv = tt.inv
+			}
 			need, choices, static, busy := Fit(tt.groups, tt.prefs, inv, tt.used)
 			first := func(fs []Failure) string {
 				if len(fs) == 0 {

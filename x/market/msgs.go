@@ -294,6 +294,7 @@ func writeGroup(w *codec.Writer, g *Group) {
 		w.String(a.Key)
 		w.String(a.Value)
 	}
+	w.Bool(g.Containers)
 }
 
 func readU32(r *codec.Reader, what string) uint32 {
@@ -325,6 +326,7 @@ func readGroup(r *codec.Reader) Group {
 	for i := uint64(0); i < n && r.Err() == nil; i++ {
 		g.Attributes = append(g.Attributes, registry.Attribute{Key: r.String(64), Value: r.String(128)})
 	}
+	g.Containers = r.Bool()
 	return g
 }
 

@@ -132,6 +132,9 @@ type Group struct {
 	Region string `json:"region,omitempty"`
 	// Attributes the provider must advertise, sorted by key; value "*" means any value.
 	Attributes []registry.Attribute `json:"attributes,omitempty"`
+	// Containers is true when the group's services run container images: only a
+	// provider whose runtime runs containers can take it.
+	Containers bool `json:"containers,omitempty"`
 }
 
 // GPURequest asks for Units GPUs per instance, of any of Models (none: any GPU).

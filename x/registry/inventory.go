@@ -26,7 +26,30 @@ type Inventory struct {
 	StorageBytes uint64      `json:"storage_bytes,string"`
 	GPUs         []GPU       `json:"gpus"`
 	Attributes   []Attribute `json:"attributes"`
+	// Runtime is what the provider's executor can run. The provider daemon measures
+	// it from its executor; the market never leases a provider an order its runtime
+	// cannot run.
+	Runtime Runtime `json:"runtime"`
 }
+
+// Runtime is what a provider's executor can run.
+type Runtime struct {
+	// Executor names the executor kind: "process", "docker", ...
+	Executor string `json:"executor"`
+	// Containers is true when the executor runs container images (a group whose
+	// services name an image needs it).
+	Containers bool `json:"containers"`
+	// GPUs is true when the executor can hand the inventory's GPUs to workloads
+	// (docker needs the NVIDIA container runtime for that).
+	GPUs bool `json:"gpus"`
+}
+
+// DefaultRuntime is assumed for an inventory file without a [runtime] table: a
+// provider registered by hand claims to run container images on its GPUs, as Akash
+// providers do.
+func DefaultRuntime() Runtime { return Runtime{Executor: "docker", Containers: true, GPUs: true} }
+
+var executorRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 
 // GPU is a group of identical GPUs.
 type GPU struct {
@@ -106,6 +129,9 @@ func (inv *Inventory) Validate() error {
 	if len(inv.Attributes) > maxAttributes {
 		return fmt.Errorf("inventory.attributes: at most %d (got %d)", maxAttributes, len(inv.Attributes))
 	}
+	if !executorRe.MatchString(inv.Runtime.Executor) {
+		return fmt.Errorf("inventory.runtime.executor: must be 1-32 of [a-z0-9-], starting with a letter, like docker or process (got %q)", inv.Runtime.Executor)
+	}
 	for i, a := range inv.Attributes {
 		if !attrKey.MatchString(a.Key) {
 			return fmt.Errorf("inventory.attributes[%d].key: must match %s (got %q)", i, attrKey, a.Key)
@@ -148,6 +174,9 @@ func (inv *Inventory) MarshalTo(w *codec.Writer) {
 		w.String(a.Key)
 		w.String(a.Value)
 	}
+	w.String(inv.Runtime.Executor)
+	w.Bool(inv.Runtime.Containers)
+	w.Bool(inv.Runtime.GPUs)
 }
 
 // UnmarshalInventory reads what MarshalTo wrote.
@@ -175,6 +204,7 @@ func UnmarshalInventory(r *codec.Reader) Inventory {
 	for i := uint64(0); i < n && r.Err() == nil; i++ {
 		inv.Attributes = append(inv.Attributes, Attribute{Key: r.String(64), Value: r.String(128)})
 	}
+	inv.Runtime = Runtime{Executor: r.String(32), Containers: r.Bool(), GPUs: r.Bool()}
 	return inv
 }
 
@@ -232,6 +262,13 @@ type inventoryFile struct {
 	Storage    string            `toml:"storage" json:"storage"`
 	GPUs       []gpuFile         `toml:"gpus" json:"gpus"`
 	Attributes map[string]string `toml:"attributes" json:"attributes"`
+	Runtime    *runtimeFile      `toml:"runtime" json:"runtime"`
+}
+
+type runtimeFile struct {
+	Executor   string `toml:"executor" json:"executor"`
+	Containers bool   `toml:"containers" json:"containers"`
+	GPUs       bool   `toml:"gpus" json:"gpus"`
 }
 
 type gpuFile struct {
@@ -269,7 +306,10 @@ func ParseInventory(b []byte, ext string) (Inventory, error) {
 			return Inventory{}, fmt.Errorf("inventory: unknown field %q", und[0].String())
 		}
 	}
-	inv := Inventory{Source: f.Source, Region: f.Region, CPUCores: f.CPUCores}
+	inv := Inventory{Source: f.Source, Region: f.Region, CPUCores: f.CPUCores, Runtime: DefaultRuntime()}
+	if f.Runtime != nil {
+		inv.Runtime = Runtime(*f.Runtime)
+	}
 	if inv.Source == "" {
 		inv.Source = "declared"
 	}

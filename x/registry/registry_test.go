@@ -23,7 +23,7 @@ import (
 func validInventory() Inventory {
 	return Inventory{Source: "declared", Region: "eu-west", CPUCores: 64, MemoryBytes: 512 * Gi, StorageBytes: 4 * Ti,
 		GPUs:       []GPU{{Model: "h100", MemoryBytes: 80 * Gi, Interface: "sxm", Count: 8}},
-		Attributes: []Attribute{{"network", "100g"}, {"tier", "datacenter"}}}
+		Attributes: []Attribute{{"network", "100g"}, {"tier", "datacenter"}}, Runtime: DefaultRuntime()}
 }
 
 func TestInventoryValidate(t *testing.T) {
@@ -48,6 +48,8 @@ func TestInventoryValidate(t *testing.T) {
 		{"gpu memory absurd", func(i *Inventory) { i.GPUs[0].MemoryBytes = 4 * Ti }, "inventory.gpus[0].memory"},
 		{"attributes unsorted", func(i *Inventory) { i.Attributes[0], i.Attributes[1] = i.Attributes[1], i.Attributes[0] }, "sorted"},
 		{"attribute control char", func(i *Inventory) { i.Attributes[0].Value = "a\nb" }, "printable"},
+		{"no executor", func(i *Inventory) { i.Runtime.Executor = "" }, "inventory.runtime.executor"},
+		{"executor with a slash", func(i *Inventory) { i.Runtime.Executor = "../docker" }, "inventory.runtime.executor"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,8 +97,12 @@ tier = "community"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if inv.Source != "declared" || inv.TotalGPUs() != 4 || inv.MemoryBytes != 256*Gi {
+	if inv.Source != "declared" || inv.TotalGPUs() != 4 || inv.MemoryBytes != 256*Gi || inv.Runtime != DefaultRuntime() {
 		t.Fatalf("ParseInventory = %+v", inv)
+	}
+	inv, err = ParseInventory([]byte(toml+"[runtime]\nexecutor = \"process\"\ngpus = true\n"), ".toml")
+	if err != nil || inv.Runtime != (Runtime{Executor: "process", GPUs: true}) {
+		t.Fatalf("ParseInventory with [runtime] = %+v, %v; want process without containers", inv.Runtime, err)
 	}
 	if _, err := ParseInventory([]byte(toml+"\ngpu_count = 3\n"), ".toml"); err == nil {
 		t.Fatal("unknown field accepted")
