@@ -102,14 +102,23 @@ func Load(path string) ([]Plan, []string, error) {
 	_, hasVersion := top["version"]
 	_, hasProfiles := top["profiles"]
 	_, hasDeployment := top["deployment"]
+	var plans []Plan
+	var warnings []string
 	if hasVersion || hasProfiles || hasDeployment {
-		return loadSDL(path, b)
+		if plans, warnings, err = loadSDL(path, b); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		p, err := parseSpec(b, filepath.Dir(path))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		plans = []Plan{p}
 	}
-	p, err := parseSpec(b, filepath.Dir(path))
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	for i := range plans {
+		markContainers(&plans[i])
 	}
-	return []Plan{p}, nil, nil
+	return plans, warnings, nil
 }
 
 func parseSpec(b []byte, dir string) (Plan, error) {

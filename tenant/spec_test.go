@@ -103,6 +103,26 @@ services:
 	if img := p.Manifest.Services[0].Image; img != "" {
 		t.Errorf("image of service job before upload = %q, want empty (set by Deploy)", img)
 	}
+	if !p.Groups[0].Containers {
+		t.Errorf("group of image services: Containers = false, want true (only container runtimes may bid)")
+	}
+}
+
+// Only the groups whose services run container images ask for a container runtime.
+func TestContainersMarkedPerGroup(t *testing.T) {
+	plans, _, err := Load(write(t, "job.yaml", `kind: batch
+max_price: 100ukiln
+groups: [{name: cmd, cpu: "1", memory: 1Gi}, {name: img, cpu: "1", memory: 1Gi}]
+services:
+  - {name: a, group: cmd, command: [true]}
+  - {name: b, group: img, image: "registry.example/app@sha256:`+strings.Repeat("a", 64)+`"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := plans[0].Groups; g[0].Containers || !g[1].Containers {
+		t.Fatalf("Containers = %v, %v; want false for commands, true for the image", g[0].Containers, g[1].Containers)
+	}
 }
 
 // An Akash SDL file becomes one order per placement group, with prices converted.
@@ -121,6 +141,11 @@ func TestLoadSDL(t *testing.T) {
 		}
 		if err := (&market.MsgCreateOrder{Owner: [20]byte{1}, Kind: p.Kind, Groups: p.Groups, MaxPrice: p.MaxPrice, Deposit: p.Deposit}).ValidateBasic(); err != nil {
 			t.Fatalf("the order from %s is invalid: %v", corpus, err)
+		}
+		for _, g := range p.Groups {
+			if !g.Containers {
+				t.Errorf("SDL group %s: Containers = false; SDL services always run images", g.Name)
+			}
 		}
 	}
 }
