@@ -37,6 +37,9 @@ var (
 	// ErrImageDigest is returned by Runner.LoadImage when the archive's image
 	// is not the one the tenant named.
 	ErrImageDigest = errors.New("image digest mismatch")
+	// ErrStartFailed is returned by Runner.Deploy when the workload could not be
+	// started (the executor refused or failed it); the manifest was acceptable.
+	ErrStartFailed = errors.New("workload failed to start")
 	// ErrBadImage is returned by Runner.LoadImage for an archive that is not
 	// one `docker save` image, and by Runner.Deploy for a service naming an
 	// image by ID that was not uploaded to its lease.
@@ -113,7 +116,9 @@ type LogSelector struct {
 // Runner runs leases' workloads; provider/lease.Manager implements it.
 type Runner interface {
 	// Deploy starts the manifest's services for the lease, with its stored
-	// inputs. It returns ErrAlreadyDeployed for a lease already deployed.
+	// inputs. It returns ErrAlreadyDeployed for a lease already deployed,
+	// ErrImagesUnsupported for a manifest naming images on an executor that
+	// runs none, and ErrStartFailed when the executor could not start it.
 	// The workload outlives ctx.
 	Deploy(ctx context.Context, lease LeaseInfo, m Manifest) error
 	// Status reports the lease's workload, or ErrNotDeployed.
@@ -209,6 +214,7 @@ const (
 	CodeImageTooLarge        = "image_too_large"
 	CodeImageDigestMismatch  = "image_digest_mismatch"
 	CodeBadImage             = "bad_image"
+	CodeStartFailed          = "start_failed"
 )
 
 // HeaderImageID carries, on an image upload, the ID ("sha256:<hex>") of the

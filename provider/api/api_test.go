@@ -671,18 +671,37 @@ func TestImageUpload(t *testing.T) {
 	}
 }
 
-// A manifest may name by ID only the images uploaded to its own lease.
-func TestManifestForeignImageID(t *testing.T) {
+// A manifest naming a container image on a provider whose executor runs host
+// commands is refused with a named 400 (not a 500 from the executor), and the lease
+// stays deployable. (Images named by ID on a container executor: lease.TestLeaseImages.)
+func TestManifestImageOnProcessExecutor(t *testing.T) {
 	h := newHarness(t)
 	c := h.tenant(t, alice, true)
 	h.chain.addLease(batchLease(1, alice))
-	for _, img := range []string{"sha256:" + strings.Repeat("ab", 32), "abcdef", strings.Repeat("ab", 32)} {
+	for _, img := range []string{"sha256:" + strings.Repeat("ab", 32), "busybox", "registry.example/app@sha256:" + strings.Repeat("ab", 32)} {
 		m := shManifest("true")
 		m.Services[0].Image = img
 		_, err := c.SendManifest(context.Background(), 1, m)
-		if e := apiError(t, err); e.Status != http.StatusBadRequest || e.Code != api.CodeBadManifest || !strings.Contains(e.Message, "uploaded") {
-			t.Errorf("SendManifest(image %s never uploaded) = %v, want 400 %s", img, err, api.CodeBadManifest)
+		if e := apiError(t, err); e.Status != http.StatusBadRequest || e.Code != api.CodeImagesUnsupported || !strings.Contains(e.Message, "host commands") {
+			t.Errorf("SendManifest(image %s) = %v, want 400 %s", img, err, api.CodeImagesUnsupported)
 		}
+	}
+	if _, err := c.SendManifest(context.Background(), 1, shManifest("true")); err != nil {
+		t.Fatalf("SendManifest(commands only) after the refusals = %v", err)
+	}
+}
+
+// A workload the executor cannot start is answered 502 start_failed naming the
+// executor's error: the manifest was fine, the provider could not run it.
+func TestManifestStartFailed(t *testing.T) {
+	h := newHarness(t)
+	c := h.tenant(t, alice, true)
+	h.chain.addLease(batchLease(1, alice))
+	m := shManifest("true")
+	m.Services[0].Command = []string{"/nonexistent/kiln-no-such-program"}
+	_, err := c.SendManifest(context.Background(), 1, m)
+	if e := apiError(t, err); e.Status != http.StatusBadGateway || e.Code != api.CodeStartFailed || !strings.Contains(e.Message, "kiln-no-such-program") {
+		t.Fatalf("SendManifest(command that cannot start) = %v, want 502 %s naming the program", err, api.CodeStartFailed)
 	}
 }
 

@@ -333,6 +333,17 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, lease Lease
 			writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadManifest, Message: err.Error()})
 			return
 		}
+		if errors.Is(err, ErrImagesUnsupported) {
+			writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeImagesUnsupported, Message: err.Error()})
+			return
+		}
+		if errors.Is(err, ErrStartFailed) {
+			// NB: not the tenant's request at fault, and not an internal error of
+			// the API: the provider's executor could not run the workload.
+			s.log.Warn("workload failed to start", "lease", lease.ID, "err", err)
+			writeError(w, &Error{Status: http.StatusBadGateway, Code: CodeStartFailed, Message: err.Error()})
+			return
+		}
 		s.internal(w, fmt.Sprintf("deploy lease %d", lease.ID), err)
 		return
 	}

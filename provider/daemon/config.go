@@ -271,7 +271,7 @@ func (ic InventoryConfig) declared() (registry.Inventory, error) {
 		}
 		inv.GPUs = append(inv.GPUs, registry.GPU{Model: g.Model, MemoryBytes: mem, Interface: g.Interface, Count: g.Count})
 	}
-	return inv, inv.Validate()
+	return inv, inv.ValidateHardware()
 }
 
 // detected converts a gpu.Detect result: GPUs grouped by model key, catalogue memory
@@ -312,7 +312,7 @@ func (ic InventoryConfig) detected(d gpu.Inventory) (registry.Inventory, map[str
 		inv.GPUs[i].Count++
 		uuids[s.model] = append(uuids[s.model], g.UUID)
 	}
-	return inv, uuids, inv.Validate()
+	return inv, uuids, inv.ValidateHardware()
 }
 
 // BuildInventory returns the inventory the config describes: declared, or detected

@@ -86,17 +86,18 @@ type Daemon struct {
 	gpus    *gpuPool
 	wg      sync.WaitGroup // stops in flight
 
-	mu       sync.Mutex
-	height   int64
-	st       persisted
-	closed   map[uint64]bool        // leases seen closed (or stopped)
-	kinds    map[uint64]string      // tracked leases' kinds
-	lastHB   map[uint64]int64       // height a heartbeat was last sent
-	compSent map[uint64]int64       // height a completion was last sent
-	bidSent  map[uint64]int64       // height a bid was sent, by order
-	noBid    map[uint64]bool        // orders this provider will never bid on
-	locks    map[uint64]*sync.Mutex // per lease: Deploy vs Stop
-	ctx      context.Context
+	mu        sync.Mutex
+	height    int64
+	st        persisted
+	closed    map[uint64]bool        // leases seen closed (or stopped)
+	kinds     map[uint64]string      // tracked leases' kinds
+	lastHB    map[uint64]int64       // height a heartbeat was last sent
+	compSent  map[uint64]int64       // height a completion was last sent
+	startSent map[uint64]int64       // height a MsgStartLease was last sent
+	bidSent   map[uint64]int64       // height a bid was sent, by order
+	noBid     map[uint64]bool        // orders this provider will never bid on
+	locks     map[uint64]*sync.Mutex // per lease: Deploy vs Stop
+	ctx       context.Context
 }
 
 // New checks cfg and deps; Run does the work.
@@ -117,7 +118,7 @@ func New(cfg Config, deps Deps) (*Daemon, error) {
 	self := types.AddressFromPubKey(deps.Key.Public().(ed25519.PublicKey))
 	return &Daemon{cfg: cfg, deps: deps, log: log.With("component", "provider", "provider", self.String()), self: self,
 		ready: make(chan struct{}), closed: map[uint64]bool{}, kinds: map[uint64]string{}, lastHB: map[uint64]int64{},
-		compSent: map[uint64]int64{}, bidSent: map[uint64]int64{}, noBid: map[uint64]bool{}, locks: map[uint64]*sync.Mutex{},
+		compSent: map[uint64]int64{}, startSent: map[uint64]int64{}, bidSent: map[uint64]int64{}, noBid: map[uint64]bool{}, locks: map[uint64]*sync.Mutex{},
 		metrics: newMetrics()}, nil
 }
 
@@ -146,6 +147,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	ex, workDirs, err := d.executor()
+	if err != nil {
+		return err
+	}
+	fp, err := ex.Fingerprint(ctx)
+	if err != nil {
+		return fmt.Errorf("executor: %w", err)
+	}
+	// NB: measured, never declared: the market leases this provider only what its
+	// executor can run.
+	inv.Runtime = registry.Runtime{Executor: fp.Driver, Containers: fp.Containers, GPUs: fp.GPUs}
+	if len(inv.GPUs) > 0 && !fp.GPUs {
+		d.log.Warn("the executor cannot attach GPUs to workloads: this provider will not be leased GPU orders", "executor", fp.Driver, "attributes", fp.Attributes)
+	}
 	d.inv = inv
 	d.gpus = newGPUPool(inv, uuids)
 	if d.st, err = loadState(dir); err != nil {
@@ -164,10 +179,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.every = mp.HeartbeatIntervalBlocks
 	}
 
-	ex, workDirs, err := d.executor()
-	if err != nil {
-		return err
-	}
 	v, err := vault.Open(vault.Config{Dir: filepath.Join(dir, "vault"), Logger: d.log})
 	if err != nil {
 		return err
@@ -175,6 +186,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	lc := lease.DefaultConfig()
 	lc.Dir, lc.WorkDirs, lc.Logger = filepath.Join(dir, "leases"), workDirs, d.log
 	lc.OnComplete = d.onComplete
+	lc.OnStart = d.onStart
 	lc.AssignGPUs = d.assignGPUs
 	if d.mgr, err = lease.New(lc, ex, v); err != nil {
 		return err
@@ -474,7 +486,14 @@ func (r runner) Deploy(ctx context.Context, l api.LeaseInfo, m api.Manifest) err
 	if r.d.isClosed(l.ID) {
 		return fmt.Errorf("deploy lease %d: the lease closed on chain", l.ID)
 	}
+	if r.d.failedToStart(l.ID) {
+		return fmt.Errorf("deploy lease %d: %w earlier; the lease is closing on chain with reason workload_failed", l.ID, api.ErrStartFailed)
+	}
 	if err := r.Manager.Deploy(ctx, l, m); err != nil {
+		if errors.Is(err, api.ErrStartFailed) {
+			r.d.startFailed(l.ID, err)
+			return fmt.Errorf("%w; the provider reported it on chain: lease %d closes with reason workload_failed and the tenant's escrow is refunded, nothing paid", err, l.ID)
+		}
 		return err
 	}
 	// NB: track the lease now, not only when the block loop next lists it active: a
@@ -509,6 +528,60 @@ func (r runner) LoadImage(ctx context.Context, id uint64, rd io.Reader, maxBytes
 	return img, nil
 }
 
+// onStart is the lease manager's OnStart: it reports the workload started, from
+// which block the lease bills. It runs before the workload can complete, so the
+// start reaches the mempool ahead of any completion; one not sent is resent by the
+// block loop.
+func (d *Daemon) onStart(id uint64) {
+	d.mu.Lock()
+	h := d.height
+	d.mu.Unlock()
+	ctx := d.ctx
+	if ctx == nil || ctx.Err() != nil {
+		return
+	}
+	if err := d.snd.send(ctx, &market.MsgStartLease{Provider: d.self, LeaseID: id}); err != nil {
+		d.log.Warn("report lease started; will retry", "lease", id, "err", err)
+		return
+	}
+	d.metrics.started.Inc()
+	d.mu.Lock()
+	d.startSent[id] = h
+	d.mu.Unlock()
+}
+
+// failedToStart reports whether lease id's workload failed to start here.
+func (d *Daemon) failedToStart(id uint64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	rec, ok := d.st.Completions[id]
+	return ok && rec == startFailedRecord
+}
+
+// startFailed records that lease id's workload could not be started and reports the
+// lease failed at once, which closes it (workload_failed) and refunds the tenant;
+// the block loop resends the report until the lease is closed.
+func (d *Daemon) startFailed(id uint64, cause error) {
+	d.mu.Lock()
+	d.st.Completions[id] = startFailedRecord
+	h := d.height
+	d.mu.Unlock()
+	d.save()
+	d.metrics.startFailures.Inc()
+	d.log.Warn("workload failed to start; reporting the lease failed", "lease", id, "err", cause)
+	ctx := d.ctx
+	if ctx == nil || ctx.Err() != nil {
+		return
+	}
+	if err := d.snd.send(ctx, &market.MsgCompleteLease{Provider: d.self, LeaseID: id, Failed: true}); err != nil {
+		d.log.Error("report failed start; will retry", "lease", id, "err", err)
+		return
+	}
+	d.mu.Lock()
+	d.compSent[id] = h
+	d.mu.Unlock()
+}
+
 // onComplete is the lease manager's OnComplete: it records the completion (so a
 // restart resends it) and sends MsgCompleteLease at once.
 func (d *Daemon) onComplete(id uint64, root [32]byte, codes map[string]int) {
@@ -539,9 +612,11 @@ func (d *Daemon) onComplete(id uint64, root [32]byte, codes map[string]int) {
 
 // loop polls the node for new blocks and runs step once per height.
 func (d *Daemon) loop(ctx context.Context) error {
-	t := time.NewTicker(time.Duration(d.cfg.PollInterval))
+	poll := time.Duration(d.cfg.PollInterval)
+	t := time.NewTimer(poll)
 	defer t.Stop()
 	var last int64
+	down := nodeDown{poll: poll}
 	for {
 		select {
 		case <-ctx.Done():
@@ -552,10 +627,11 @@ func (d *Daemon) loop(ctx context.Context) error {
 		// name a block the app has not applied yet, and a step run then would miss
 		// that block's orders (and their one-block bid window).
 		h, err := d.deps.Client.AppHeight(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		t.Reset(down.next(d.log, err))
 		if err != nil {
-			if ctx.Err() == nil {
-				d.log.Warn("node status", "err", err)
-			}
 			continue
 		}
 		if h <= last {
@@ -567,6 +643,42 @@ func (d *Daemon) loop(ctx context.Context) error {
 		d.mu.Unlock()
 		d.step(ctx, h)
 	}
+}
+
+// nodeDown backs off polling while the node does not answer, and logs the outage
+// once when it starts, once a minute while it lasts, and once when it ends, rather
+// than every poll.
+type nodeDown struct {
+	poll   time.Duration
+	since  time.Time // zero while the node answers
+	logged time.Time
+	wait   time.Duration
+}
+
+// maxNodeBackoff bounds the wait between polls of a node that does not answer: a
+// node back within it is seen within a couple of seconds.
+const maxNodeBackoff = 2 * time.Second
+
+// next records the outcome of one poll and returns how long to wait for the next.
+func (n *nodeDown) next(log *slog.Logger, err error) time.Duration {
+	now := time.Now()
+	if err == nil {
+		if !n.since.IsZero() {
+			log.Info("node answers again", "down_for", now.Sub(n.since).Round(time.Millisecond))
+		}
+		n.since, n.wait = time.Time{}, 0
+		return n.poll
+	}
+	switch {
+	case n.since.IsZero():
+		n.since, n.logged, n.wait = now, now, n.poll
+		log.Warn("node does not answer; retrying with back-off", "err", err)
+	case now.Sub(n.logged) >= time.Minute:
+		n.logged = now
+		log.Warn("node still does not answer", "down_for", now.Sub(n.since).Round(time.Second), "err", err)
+	}
+	n.wait = max(n.poll, min(2*n.wait, maxNodeBackoff))
+	return n.wait
 }
 
 // step is the daemon's work for a new block h: bids first (they race the next
@@ -714,16 +826,34 @@ func (d *Daemon) leases(ctx context.Context, h int64) error {
 	// A service whose workload died must not go on heartbeating (and billing): it is
 	// reported failed, which closes its lease with reason workload_failed.
 	failedSvc := map[uint64]bool{}
+	// Leases whose workload runs here but whose start the chain has not recorded
+	// (the report was lost, or the daemon restarted): reported again.
+	unreported := map[uint64]bool{}
 	for _, l := range active {
-		if l.Kind == market.KindService && d.mgr != nil {
-			if st, err := d.mgr.Status(ctx, l.ID); err == nil && st.State == api.StateFailed {
-				failedSvc[l.ID] = true
-			}
+		if d.mgr == nil {
+			continue
+		}
+		st, err := d.mgr.Status(ctx, l.ID)
+		if err != nil {
+			continue
+		}
+		if l.Kind == market.KindService && st.State == api.StateFailed {
+			failedSvc[l.ID] = true
+		}
+		if l.StartedHeight == 0 {
+			unreported[l.ID] = true
 		}
 	}
 	d.mu.Lock()
 	for _, l := range active {
 		now[l.ID] = l
+		if unreported[l.ID] {
+			if s, sent := d.startSent[l.ID]; !sent || h-s >= 3 {
+				msgs = append(msgs, &market.MsgStartLease{Provider: d.self, LeaseID: l.ID})
+				what = append(what, fmt.Sprintf("started %d", l.ID))
+				d.startSent[l.ID] = h
+			}
+		}
 		if failedSvc[l.ID] {
 			if s, sent := d.compSent[l.ID]; !sent || h-s >= 3 {
 				msgs = append(msgs, &market.MsgCompleteLease{Provider: d.self, LeaseID: l.ID, Failed: true})
@@ -799,6 +929,7 @@ func (d *Daemon) closeLocal(id uint64, l market.Lease) {
 	delete(d.st.Completions, id)
 	delete(d.lastHB, id)
 	delete(d.compSent, id)
+	delete(d.startSent, id)
 	kind := d.kinds[id]
 	delete(d.kinds, id)
 	d.closed[id] = true
@@ -818,6 +949,7 @@ func (d *Daemon) closeLocal(id uint64, l market.Lease) {
 type metrics struct {
 	reg                                                *prometheus.Registry
 	bids, skipped, won, deployed, completions, stopped prometheus.Counter
+	started, startFailures                             prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -833,6 +965,8 @@ func newMetrics() *metrics {
 	m.deployed = mk("leases_deployed_total", "Manifests deployed.")
 	m.completions = mk("completions_sent_total", "Batch completions sent.")
 	m.stopped = mk("leases_stopped_total", "Leases stopped and erased.")
+	m.started = mk("leases_started_total", "Workload starts reported on chain (leases bill from then).")
+	m.startFailures = mk("start_failures_total", "Workloads the executor could not start; their leases are reported failed.")
 	return m
 }
 
@@ -942,6 +1076,10 @@ func (d *Daemon) assignGPUs(leaseID uint64, _ string, units uint32) ([]string, e
 	}
 	return ids, err
 }
+
+// startFailedRecord is the completion persisted for a workload that never started:
+// no outputs root, failed.
+const startFailedRecord = ":failed"
 
 // completionRecord is how a completion is persisted: the hex outputs root, with
 // ":failed" when the workload failed.

@@ -391,6 +391,61 @@ func TestProviderDaemon(t *testing.T) {
 		}
 	})
 
+	t.Run("a workload that fails to start is reported and costs nothing", func(t *testing.T) {
+		// 30 s: an order, a lease, a refused start and the close, at 200 ms blocks.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		id, _, _ := n.createOrder(t, ctx, market.KindBatch, batchGroup, 5000)
+		out, err := n.c.WaitLease(ctx, id, 20*time.Millisecond, nil)
+		if err != nil || out.Lease == nil {
+			t.Fatalf("no lease for order %d: %+v, %v", id, out.Order, err)
+		}
+		pc := n.providerClient(t, ctx)
+		_, err = pc.SendManifest(ctx, id, api.Manifest{Services: []api.Service{{
+			Name: "job", Count: 1, Command: []string{"/nonexistent/kiln-no-such-program"},
+			Resources: api.ServiceResources{CPUMilli: 1000, MemoryBytes: 512 * registry.Mi, GPUUnits: 1},
+		}}})
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Code != api.CodeStartFailed || !strings.Contains(ae.Message, "workload_failed") {
+			t.Fatalf("SendManifest(program that cannot start) = %v, want %s saying the lease closes workload_failed", err, api.CodeStartFailed)
+		}
+		l := n.waitLease(t, ctx, id, "closed", closed)
+		// NB: the report is sent while the manifest request is answered; it lands in
+		// the next block or the one after.
+		if l.CloseReason != market.ReasonWorkloadFailed || l.StartedHeight != 0 || l.ClosedHeight-out.Lease.CreatedHeight > 4 {
+			t.Fatalf("lease = %+v, want closed workload_failed within a few blocks, never started", l)
+		}
+		acct, err := n.c.Escrow(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if acct.Paid != 0 || acct.Fees != 0 || acct.Refunded != acct.Deposited {
+			t.Fatalf("escrow = %+v, want nothing paid and all refunded", acct)
+		}
+	})
+
+	t.Run("no bid on container images from a process provider", func(t *testing.T) {
+		// 20 s: a few blocks of watching.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		g := batchGroup
+		g.Name, g.Containers = "web", true
+		id, placed, _ := n.createOrder(t, ctx, market.KindBatch, g, 50_000)
+		if err := n.c.WaitHeight(ctx, placed+4); err != nil {
+			t.Fatal(err)
+		}
+		if o, err := n.c.Order(ctx, id); err != nil || o.State != market.OrderOpen || o.Attempts != 0 {
+			t.Fatalf("container order on a process provider: %+v, %v; want open without a lease", o, err)
+		}
+		rep, err := n.c.WhyNoBids(ctx, id)
+		if err != nil || len(rep.Providers) != 1 || rep.Summary["runtime"] != 1 {
+			t.Fatalf("why-no-bids = %+v, %v; want the provider failing runtime", rep, err)
+		}
+		if _, err := n.c.Send(ctx, n.tenantKey, client.SignOptions{}, &market.MsgCloseOrder{Owner: n.tenant, OrderID: id}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("no bid beyond capacity or below price", func(t *testing.T) {
 		// 20 s: a few blocks of watching.
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -217,6 +217,8 @@ type Fingerprint struct {
 	Isolated bool
 	// GPUs is true when the executor can hand GPUs to tasks.
 	GPUs bool
+	// Containers is true when the executor runs container images (Task.Image).
+	Containers bool
 	// Attributes carry backend details (cgroup mode, runtimes).
 	Attributes map[string]string
 }

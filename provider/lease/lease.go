@@ -53,6 +53,9 @@ type Config struct {
 	AssignGPUs func(leaseID uint64, taskID string, units uint32) ([]string, error)
 	// OnComplete is called when a batch lease completes; nil ignores it.
 	OnComplete CompleteFunc
+	// OnStart is called when a lease's workload has started, before Deploy
+	// returns and before OnComplete can be called for it; nil ignores it.
+	OnStart func(leaseID uint64)
 	// Clock stamps state changes; nil means time.Now.
 	Clock func() time.Time
 	// Logger receives the manager's logs; nil discards them.
@@ -234,6 +237,14 @@ func (m *Manager) Deploy(ctx context.Context, lease api.LeaseInfo, man api.Manif
 		return fmt.Errorf("deploy lease %d: %w", lease.ID, api.ErrAlreadyDeployed)
 	}
 	r.st.Images = append([]string(nil), m.images[lease.ID]...)
+	if _, ok := m.ex.(executor.ImageLoader); !ok {
+		for _, s := range man.Services {
+			if s.Image != "" {
+				m.mu.Unlock()
+				return fmt.Errorf("deploy lease %d: service %s names image %q: %w: this provider's executor runs host commands, not container images", lease.ID, s.Name, s.Image, api.ErrImagesUnsupported)
+			}
+		}
+	}
 	if err := checkImages(man, r.st.Images); err != nil {
 		m.mu.Unlock()
 		return fmt.Errorf("deploy lease %d: %w", lease.ID, err)
@@ -249,7 +260,10 @@ func (m *Manager) Deploy(ctx context.Context, lease api.LeaseInfo, man api.Manif
 		m.mu.Lock()
 		delete(m.leases, lease.ID)
 		m.mu.Unlock()
-		return err
+		return fmt.Errorf("%w: %w", api.ErrStartFailed, err)
+	}
+	if m.cfg.OnStart != nil {
+		m.cfg.OnStart(lease.ID)
 	}
 	m.watch(r)
 	m.log.Info("lease deployed", "lease", lease.ID, "kind", lease.Kind, "tasks", len(r.st.Tasks))

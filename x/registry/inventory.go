@@ -87,6 +87,18 @@ var (
 
 // Validate checks every field, naming the field, the value and the rule on failure.
 func (inv *Inventory) Validate() error {
+	if err := inv.ValidateHardware(); err != nil {
+		return err
+	}
+	if !executorRe.MatchString(inv.Runtime.Executor) {
+		return fmt.Errorf("inventory.runtime.executor: must be 1-32 of [a-z0-9-], starting with a letter, like docker or process (got %q)", inv.Runtime.Executor)
+	}
+	return nil
+}
+
+// ValidateHardware checks every field but Runtime, which a provider daemon measures
+// from its executor after reading its config.
+func (inv *Inventory) ValidateHardware() error {
 	switch inv.Source {
 	case "declared", "detected-nvml", "detected-nvidia-smi":
 	case "detected-os":
@@ -128,9 +140,6 @@ func (inv *Inventory) Validate() error {
 	}
 	if len(inv.Attributes) > maxAttributes {
 		return fmt.Errorf("inventory.attributes: at most %d (got %d)", maxAttributes, len(inv.Attributes))
-	}
-	if !executorRe.MatchString(inv.Runtime.Executor) {
-		return fmt.Errorf("inventory.runtime.executor: must be 1-32 of [a-z0-9-], starting with a letter, like docker or process (got %q)", inv.Runtime.Executor)
 	}
 	for i, a := range inv.Attributes {
 		if !attrKey.MatchString(a.Key) {

@@ -226,10 +226,11 @@ func (e *Executor) Fingerprint(ctx context.Context) (executor.Fingerprint, error
 	}
 	_, nvidia := info.Info.Runtimes["nvidia"]
 	return executor.Fingerprint{
-		Driver:   Driver,
-		Version:  info.Info.ServerVersion,
-		Isolated: true,
-		GPUs:     nvidia,
+		Driver:     Driver,
+		Version:    info.Info.ServerVersion,
+		Isolated:   true,
+		GPUs:       nvidia,
+		Containers: true,
 		Attributes: map[string]string{
 			"cgroup_version": info.Info.CgroupVersion,
 			"cgroup_driver":  info.Info.CgroupDriver,

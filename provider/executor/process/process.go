@@ -190,10 +190,12 @@ func (e *Executor) Fingerprint(context.Context) (executor.Fingerprint, error) {
 		limits = "cgroup2"
 	}
 	return executor.Fingerprint{
-		Driver:     Driver,
-		Version:    unix.ByteSliceToString(uts.Release[:]),
-		Isolated:   false,
-		GPUs:       false,
+		Driver:   Driver,
+		Version:  unix.ByteSliceToString(uts.Release[:]),
+		Isolated: false,
+		// NB: a host process sees the host's GPUs; CUDA_VISIBLE_DEVICES names the
+		// ones the task was given (advisory, like everything here).
+		GPUs:       true,
 		Attributes: map[string]string{"limits": limits},
 	}, nil
 }
