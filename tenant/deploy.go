@@ -101,9 +101,12 @@ func (o *Options) defaults() {
 
 // Deploy places plan's order, waits for its lease, sends inputs and manifest to the
 // provider over mTLS, and for a batch job waits for it and downloads the outputs.
-func Deploy(ctx context.Context, c *client.Client, key ed25519.PrivateKey, plan Plan, o Options) (Result, error) {
+//
+// A deploy that ends before the provider accepted the manifest (interrupted with
+// ctx, or failed) closes its order, so that nothing is left to be leased and the
+// deposit comes back; one that ends after says how to follow and close the lease.
+func Deploy(ctx context.Context, c *client.Client, key ed25519.PrivateKey, plan Plan, o Options) (r Result, err error) {
 	o.defaults()
-	var r Result
 	owner := types.AddressFromPubKey(key.Public().(ed25519.PublicKey))
 	tlsCert, err := EnsureCert(ctx, c, key, o.CertDir, o.Progress)
 	if err != nil {
@@ -125,6 +128,20 @@ func Deploy(ctx context.Context, c *client.Client, key ed25519.PrivateKey, plan 
 	}
 	r.OrderHeight = txr.Height
 	o.Progress(fmt.Sprintf("order %d placed at height %d (max %d ukiln/block, deposit %s)", r.OrderID, txr.Height, plan.MaxPrice, plan.Deposit))
+	running := false // the provider accepted the manifest: a workload runs
+	defer func() {
+		switch {
+		case err == nil:
+		case !running:
+			abandon(c, key, owner, r.OrderID, o.Progress)
+		case ctx.Err() != nil:
+			hint := fmt.Sprintf("interrupted: lease %d runs on. Follow it with `kiln lease status %d`, close it with `kiln lease close %d --from KEY`", r.OrderID, r.OrderID, r.OrderID)
+			if plan.Kind == market.KindBatch {
+				hint += fmt.Sprintf(", fetch its outputs with `kiln fetch %d --from KEY`", r.OrderID)
+			}
+			o.Progress(hint)
+		}
+	}()
 
 	lease, err := waitLease(ctx, c, key, owner, r.OrderID, o)
 	if err != nil {
@@ -142,6 +159,7 @@ func Deploy(ctx context.Context, c *client.Client, key ed25519.PrivateKey, plan 
 	if err != nil {
 		return r, err
 	}
+	running = true
 	defer pc.Close()
 	r.Endpoint = endpoint
 	for {
@@ -184,6 +202,40 @@ func Deploy(ctx context.Context, c *client.Client, key ed25519.PrivateKey, plan 
 		case <-time.After(o.Poll):
 		}
 	}
+}
+
+// abandon closes order id, unless it is closed already, after a deploy ended before
+// its workload ran: whatever ended it (an interrupt, a refused upload, a provider
+// that could not start it), the order must not stay open to be leased, and its
+// deposit comes back. A lease that never started has cost nothing.
+func abandon(c *client.Client, key ed25519.PrivateKey, owner types.Address, id uint64, progress func(string)) {
+	// NB: not the deploy's context, which an interrupt cancelled: the close must go
+	// out anyway. 30 s covers a commit at 1 s blocks on a loaded node.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if ord, err := c.Order(ctx, id); err == nil && ord.State == market.OrderClosed {
+		return
+	}
+	_, err := c.Send(ctx, key, client.SignOptions{}, &market.MsgCloseOrder{Owner: owner, OrderID: id})
+	if err == nil {
+		progress(fmt.Sprintf("closed order %d: nothing ran, its deposit is refunded", id))
+		return
+	}
+	// NB: a close refused because the order is closing anyway (a provider that
+	// could not start the workload reported it; the mempool already holds that)
+	// is no failure: wait for the block that closes it.
+	h, _ := c.AppHeight(ctx)
+	for ctx.Err() == nil {
+		if ord, qerr := c.Order(ctx, id); qerr == nil && ord.State == market.OrderClosed {
+			progress(fmt.Sprintf("order %d closed (%s): nothing ran, its deposit is refunded", id, ord.CloseReason))
+			return
+		}
+		if now, _ := c.AppHeight(ctx); now > h+2 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	progress(fmt.Sprintf("could not close order %d: %v; close it with `kiln tx market close-order KEY %d`", id, err, id))
 }
 
 // sendWorkload connects to the lease's provider over mTLS and sends it the plan's
