@@ -1,0 +1,128 @@
+package daemon
+
+import (
+	"context"
+
+	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/x/market"
+)
+
+// bid sends one bid per open order that fits and pays.
+func (d *Daemon) bid(ctx context.Context, h int64) error {
+	c := d.deps.Client
+	orders, err := c.Orders(ctx, market.OrderOpen, types.Address{})
+	if err != nil {
+		return err
+	}
+	open := map[uint64]bool{}
+	var cands []market.Order
+	d.mu.Lock()
+	for _, o := range orders {
+		open[o.ID] = true
+		// NB: CheckTx runs at h+1, the first height an order placed at h takes bids.
+		if d.noBid[o.ID] || o.BidOpenHeight > h+1 {
+			continue
+		}
+		if s, ok := d.bidSent[o.ID]; ok && h-s < 3 {
+			continue // sent recently: it is on chain or about to be
+		}
+		cands = append(cands, o)
+	}
+	for id := range d.bidSent {
+		if !open[id] {
+			delete(d.bidSent, id)
+		}
+	}
+	for id := range d.noBid {
+		if !open[id] {
+			delete(d.noBid, id)
+		}
+	}
+	d.mu.Unlock()
+	if len(cands) == 0 {
+		return nil
+	}
+	mine, err := c.Bids(ctx, 0, d.self)
+	if err != nil {
+		return err
+	}
+	capr, err := c.ProviderCapacity(ctx, d.self)
+	if err != nil {
+		return err
+	}
+	// NB: capacity held by our open bids counts as used, so every bid we make can be
+	// honoured if it wins.
+	used := capr.Used
+	have := map[uint64]bool{}
+	for _, b := range mine {
+		have[b.OrderID] = true
+		used = used.Add(b.Usage)
+	}
+	var msgs []types.Msg
+	var ids []uint64
+	for _, o := range cands {
+		if have[o.ID] {
+			continue
+		}
+		never := func(why string, args ...any) {
+			d.log.Debug("no bid", append([]any{"order", o.ID, "why", why}, args...)...)
+			d.mu.Lock()
+			d.noBid[o.ID] = true
+			d.mu.Unlock()
+			d.metrics.skipped.Inc()
+		}
+		if excluded(o, d.self) {
+			never("excluded after an earlier lease of this order")
+			continue
+		}
+		need, choices, static, inUse := market.Fit(o.Groups, nil, d.inv, used)
+		if len(static) > 0 {
+			never("does not fit the inventory", "constraint", static[0].String())
+			continue
+		}
+		if len(inUse) > 0 {
+			d.log.Debug("no bid this block", "order", o.ID, "why", inUse[0].String())
+			continue
+		}
+		price, err := d.cfg.Pricing.Price(o.Groups, choices)
+		if err != nil {
+			never(err.Error())
+			continue
+		}
+		if price > o.MaxPrice {
+			never("max price below ours", "price", price, "max_price", o.MaxPrice)
+			continue
+		}
+		models := make([]string, len(choices))
+		for i, ch := range choices {
+			models[i] = ch.Model
+		}
+		msgs = append(msgs, &market.MsgCreateBid{Provider: d.self, OrderID: o.ID, Price: price, GPUModels: models})
+		ids = append(ids, o.ID)
+		used = used.Add(need)
+		d.log.Info("bid", "order", o.ID, "price", price, "gpus", models, "height", h)
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	d.mu.Lock()
+	for _, id := range ids {
+		d.bidSent[id] = h
+	}
+	d.mu.Unlock()
+	errs := d.snd.sendEach(ctx, msgs)
+	d.metrics.bids.Add(float64(len(msgs) - len(errs)))
+	for i, err := range errs {
+		d.log.Warn("bid refused", "order", ids[i], "err", err)
+	}
+	return nil
+}
+
+func excluded(o market.Order, p types.Address) bool {
+	for _, x := range o.Excluded {
+		if x == p {
+			return true
+		}
+	}
+	return false
+}
