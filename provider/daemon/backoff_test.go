@@ -15,7 +15,7 @@ import (
 func TestNodeDownBacksOff(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
-	n := nodeDown{poll: 50 * time.Millisecond}
+	n := nodeDown{poll: 50 * time.Millisecond, now: time.Now}
 	if got := n.next(log, nil); got != 50*time.Millisecond || buf.Len() != 0 {
 		t.Fatalf("healthy poll: wait %v, logged %q; want 50ms, nothing", got, buf.String())
 	}

@@ -27,6 +27,7 @@ type chainSource struct {
 	self types.Address
 	// closed reports leases the daemon saw close (or stopped) on chain.
 	closed func(id uint64) bool
+	now    func() time.Time
 
 	mu     sync.Mutex
 	orders map[uint64]market.Order // groups and kind never change: cached for good
@@ -44,8 +45,8 @@ type cachedCert struct {
 	cert *x509.Certificate
 }
 
-func newChainSource(c *client.Client, self types.Address, closed func(uint64) bool) *chainSource {
-	return &chainSource{c: c, self: self, closed: closed, orders: map[uint64]market.Order{},
+func newChainSource(c *client.Client, self types.Address, closed func(uint64) bool, now func() time.Time) *chainSource {
+	return &chainSource{c: c, self: self, closed: closed, now: now, orders: map[uint64]market.Order{},
 		leases: map[uint64]cachedLease{}, certs: map[string]cachedCert{}}
 }
 
@@ -89,7 +90,7 @@ func (s *chainSource) Lease(ctx context.Context, id uint64) (api.LeaseInfo, erro
 	s.mu.Lock()
 	cl, ok := s.leases[id]
 	s.mu.Unlock()
-	if ok && time.Since(cl.at) < chainCacheTTL {
+	if ok && s.now().Sub(cl.at) < chainCacheTTL {
 		cl.info.Active = cl.info.Active && !s.closed(id)
 		return cl.info, nil
 	}
@@ -107,7 +108,7 @@ func (s *chainSource) Lease(ctx context.Context, id uint64) (api.LeaseInfo, erro
 	info := api.LeaseInfo{ID: id, Owner: l.Owner.String(), Active: l.State == market.LeaseActive, Kind: api.Kind(l.Kind),
 		Resources: Resources(o.Groups)}
 	s.mu.Lock()
-	s.leases[id] = cachedLease{at: time.Now(), info: info}
+	s.leases[id] = cachedLease{at: s.now(), info: info}
 	s.mu.Unlock()
 	info.Active = info.Active && !s.closed(id)
 	return info, nil
@@ -118,7 +119,7 @@ func (s *chainSource) ClientCert(ctx context.Context, owner string) (*x509.Certi
 	s.mu.Lock()
 	cc, ok := s.certs[owner]
 	s.mu.Unlock()
-	if ok && time.Since(cc.at) < chainCacheTTL {
+	if ok && s.now().Sub(cc.at) < chainCacheTTL {
 		return cc.cert, nil
 	}
 	addr, err := types.ParseAddress(owner)
@@ -137,7 +138,7 @@ func (s *chainSource) ClientCert(ctx context.Context, owner string) (*x509.Certi
 		return nil, fmt.Errorf("certificate of %s on chain: %w", owner, err)
 	}
 	s.mu.Lock()
-	s.certs[owner] = cachedCert{at: time.Now(), cert: c}
+	s.certs[owner] = cachedCert{at: s.now(), cert: c}
 	s.mu.Unlock()
 	return c, nil
 }

@@ -58,6 +58,9 @@ type Deps struct {
 	Executor executor.Executor
 	// WorkDirs goes with Executor (see lease.Config.WorkDirs).
 	WorkDirs func(execLeaseID string) (inDir, outDir string)
+	// Clock tells the time (output retention, caches, back-off); nil means time.Now.
+	// Tests advance a fake clock instead of sleeping.
+	Clock func() time.Time
 }
 
 // Daemon is one provider daemon. Create it with New, run it with Run.
@@ -88,6 +91,7 @@ type Daemon struct {
 	lastHB    map[uint64]int64       // height a heartbeat was last sent
 	compSent  map[uint64]int64       // height a completion was last sent
 	startSent map[uint64]int64       // height a MsgStartLease was last sent
+	running   map[uint64]bool        // leases whose workload the manager started
 	bidSent   map[uint64]int64       // height a bid was sent, by order
 	noBid     map[uint64]bool        // orders this provider will never bid on
 	locks     map[uint64]*sync.Mutex // per lease: Deploy vs Stop
@@ -109,12 +113,18 @@ func New(cfg Config, deps Deps) (*Daemon, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if deps.Clock == nil {
+		deps.Clock = time.Now
+	}
 	self := types.AddressFromPubKey(deps.Key.Public().(ed25519.PublicKey))
 	return &Daemon{cfg: cfg, deps: deps, log: log.With("component", "provider", "provider", self.String()), self: self,
 		ready: make(chan struct{}), closed: map[uint64]bool{}, kinds: map[uint64]string{}, lastHB: map[uint64]int64{},
-		compSent: map[uint64]int64{}, startSent: map[uint64]int64{}, bidSent: map[uint64]int64{}, noBid: map[uint64]bool{}, locks: map[uint64]*sync.Mutex{},
+		compSent: map[uint64]int64{}, startSent: map[uint64]int64{}, running: map[uint64]bool{}, bidSent: map[uint64]int64{}, noBid: map[uint64]bool{}, locks: map[uint64]*sync.Mutex{},
 		metrics: newMetrics()}, nil
 }
+
+// now is the daemon's clock.
+func (d *Daemon) now() time.Time { return d.deps.Clock() }
 
 // Ready is closed once the daemon is registered and serves the tenant API.
 func (d *Daemon) Ready() <-chan struct{} { return d.ready }
@@ -200,7 +210,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.register(ctx); err != nil {
 		return err
 	}
-	d.chain = newChainSource(d.deps.Client, d.self, d.isClosed)
+	d.chain = newChainSource(d.deps.Client, d.self, d.isClosed, d.now)
 
 	known, err := d.mgr.Recover(ctx)
 	if err != nil {
@@ -279,7 +289,7 @@ func (d *Daemon) loadOrCreateCert() (tls.Certificate, error) {
 			if pair, err := tls.X509KeyPair(cb, kb); err == nil {
 				c, err := api.ParseCertPEM(cb)
 				// 7 days: renew well before tenants' clients would refuse it.
-				if err == nil && time.Until(c.NotAfter) > 7*24*time.Hour && c.VerifyHostname(hosts[0]) == nil {
+				if err == nil && c.NotAfter.Sub(d.now()) > 7*24*time.Hour && c.VerifyHostname(hosts[0]) == nil {
 					d.certPEM = cb
 					return pair, nil
 				}
@@ -354,8 +364,10 @@ func (d *Daemon) register(ctx context.Context) error {
 // completed, and stopped and erased otherwise.
 func (d *Daemon) reconcile(ctx context.Context, known []uint64, v *vault.Vault) {
 	ids := map[uint64]bool{}
+	deployed := map[uint64]bool{}
 	for _, id := range known {
 		ids[id] = true
+		deployed[id] = true
 	}
 	if vl, err := v.Leases(); err == nil {
 		for _, id := range vl {
@@ -385,12 +397,13 @@ func (d *Daemon) reconcile(ctx context.Context, known []uint64, v *vault.Vault) 
 			d.mu.Lock()
 			d.st.Leases[id] = l.Attempt
 			d.kinds[id] = l.Kind
+			d.running[id] = deployed[id]
 			d.mu.Unlock()
-			d.log.Info("lease recovered", "lease", id, "attempt", l.Attempt)
+			d.log.Info("lease recovered", "lease", id, "attempt", l.Attempt, "running", deployed[id])
 		case mine && l.Kind == market.KindBatch && retained(l.CloseReason) && d.cfg.OutputRetention > 0:
 			d.mu.Lock()
 			if _, ok := d.st.Retain[id]; !ok {
-				d.st.Retain[id] = time.Now().Add(time.Duration(d.cfg.OutputRetention))
+				d.st.Retain[id] = d.now().Add(time.Duration(d.cfg.OutputRetention))
 			}
 			delete(d.st.Leases, id)
 			delete(d.st.Completions, id)
@@ -473,7 +486,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 	t := time.NewTimer(poll)
 	defer t.Stop()
 	var last int64
-	down := nodeDown{poll: poll}
+	down := nodeDown{poll: poll, now: d.now}
 	for {
 		select {
 		case <-ctx.Done():
@@ -507,6 +520,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 // than every poll.
 type nodeDown struct {
 	poll   time.Duration
+	now    func() time.Time
 	since  time.Time // zero while the node answers
 	logged time.Time
 	wait   time.Duration
@@ -518,7 +532,7 @@ const maxNodeBackoff = 2 * time.Second
 
 // next records the outcome of one poll and returns how long to wait for the next.
 func (n *nodeDown) next(log *slog.Logger, err error) time.Duration {
-	now := time.Now()
+	now := n.now()
 	if err == nil {
 		if !n.since.IsZero() {
 			log.Info("node answers again", "down_for", now.Sub(n.since).Round(time.Millisecond))

@@ -198,8 +198,16 @@ func (n *testNet) startDaemon(t *testing.T, stateDir string) *runningDaemon {
 
 func (n *testNet) startDaemonWith(t *testing.T, cfg daemon.Config) *runningDaemon {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	d, err := daemon.New(cfg, daemon.Deps{Client: n.c, Key: n.provKey, Logger: log})
+	return n.startDaemonDeps(t, cfg, daemon.Deps{})
+}
+
+// startDaemonDeps starts a daemon with cfg and deps, whose client, key and logger
+// are the test network's.
+func (n *testNet) startDaemonDeps(t *testing.T, cfg daemon.Config, deps daemon.Deps) *runningDaemon {
+	t.Helper()
+	deps.Client, deps.Key = n.c, n.provKey
+	deps.Logger = slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	d, err := daemon.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,6 +79,7 @@ func (r runner) LoadImage(ctx context.Context, id uint64, rd io.Reader, maxBytes
 func (d *Daemon) onStart(id uint64) {
 	d.mu.Lock()
 	h := d.height
+	d.running[id] = true
 	d.mu.Unlock()
 	ctx := d.ctx
 	if ctx == nil || ctx.Err() != nil {
@@ -181,11 +182,15 @@ func (d *Daemon) leases(ctx context.Context, h int64) error {
 		if l.Kind == market.KindService && st.State == api.StateFailed {
 			failedSvc[l.ID] = true
 		}
-		if l.StartedHeight == 0 {
+	}
+	d.mu.Lock()
+	for _, l := range active {
+		// NB: only a start the manager confirmed (OnStart, or a workload recovered
+		// after a restart), never a deploy still in progress, which may yet fail.
+		if l.StartedHeight == 0 && d.running[l.ID] {
 			unreported[l.ID] = true
 		}
 	}
-	d.mu.Lock()
 	for _, l := range active {
 		now[l.ID] = l
 		if unreported[l.ID] {
@@ -227,7 +232,7 @@ func (d *Daemon) leases(ctx context.Context, h int64) error {
 	}
 	var expired []uint64
 	for id, at := range d.st.Retain {
-		if time.Now().After(at) {
+		if d.now().After(at) {
 			expired = append(expired, id)
 			delete(d.st.Retain, id)
 		}
@@ -271,12 +276,13 @@ func (d *Daemon) closeLocal(id uint64, l market.Lease) {
 	delete(d.lastHB, id)
 	delete(d.compSent, id)
 	delete(d.startSent, id)
+	delete(d.running, id)
 	kind := d.kinds[id]
 	delete(d.kinds, id)
 	d.closed[id] = true
 	keep := l.Attempt == att && l.Provider == d.self && kind == market.KindBatch && retained(l.CloseReason) && d.cfg.OutputRetention > 0
 	if keep {
-		d.st.Retain[id] = time.Now().Add(time.Duration(d.cfg.OutputRetention))
+		d.st.Retain[id] = d.now().Add(time.Duration(d.cfg.OutputRetention))
 	}
 	d.mu.Unlock()
 	d.chain.forget(id)
