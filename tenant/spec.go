@@ -10,16 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/provider/api"
-	"github.com/kiln-network/kiln/sdl"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/market"
-	"github.com/kiln-network/kiln/x/registry"
 )
 
 // Plan is one order and what to run on its lease.
@@ -156,7 +153,7 @@ func parseSpec(b []byte, dir string) (Plan, error) {
 			return Plan{}, fmt.Errorf("%s.image_archive: set image or image_archive, not both", f)
 		}
 		svc := api.Service{Name: ss.Name, Image: ss.Image, Command: ss.Command, Args: ss.Args, Count: ss.Count,
-			Resources: api.ServiceResources{Unit: uint32(gi + 1), CPUMilli: g.CPUMilli, MemoryBytes: g.MemoryBytes, StorageBytes: g.StorageBytes, GPUUnits: g.GPU.Units}}
+			Resources: serviceResources(uint32(gi+1), g)}
 		if svc.Name == "" {
 			svc.Name = g.Name
 		}
@@ -223,66 +220,4 @@ func deposit(s string, maxPrice uint64) (types.Coin, error) {
 		return c, fmt.Errorf("deposit: want a positive amount of ukiln like 1000000ukiln (got %q)", s)
 	}
 	return c, nil
-}
-
-// loadSDL converts each SDL placement group into one order.
-func loadSDL(path string, b []byte) ([]Plan, []string, error) {
-	res, err := sdl.Parse(b)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	var warnings []string
-	for _, w := range res.Warnings {
-		warnings = append(warnings, fmt.Sprintf("%s: %v", path, w))
-	}
-	kind := market.KindService // Akash deployments run until closed
-	var plans []Plan
-	for _, og := range res.Groups {
-		p := Plan{Name: og.Name, Kind: kind, Source: "sdl"}
-		units := append([]sdl.ResourceUnit(nil), og.Resources...)
-		sort.Slice(units, func(i, j int) bool { return units[i].ID < units[j].ID })
-		for i, u := range units {
-			if u.ID != uint32(i+1) {
-				return nil, warnings, fmt.Errorf("%s: group %s: resource unit ids are not 1..n", path, og.Name)
-			}
-			g := market.Group{Name: fmt.Sprintf("unit-%d", u.ID), Count: u.Count, CPUMilli: u.CPUMilli, MemoryBytes: u.MemoryBytes}
-			for _, st := range u.Storage {
-				if st.Class != "ram" { // shm comes out of memory, not disk
-					g.StorageBytes += st.Bytes
-				}
-			}
-			g.GPU.Units = u.GPU.Units
-			for _, m := range u.GPU.Models {
-				g.GPU.Models = append(g.GPU.Models, market.GPUFilter{Model: m.Model, MemoryBytes: m.RAMBytes, Interface: m.Interface})
-			}
-			for _, a := range og.Requirements.Attributes {
-				if a.Key == "region" {
-					g.Region = a.Value
-					continue
-				}
-				g.Attributes = append(g.Attributes, registry.Attribute{Key: a.Key, Value: a.Value})
-			}
-			amt, err := strconv.ParseFloat(u.Price.Amount, 64)
-			if err != nil || amt < 0 {
-				return nil, warnings, fmt.Errorf("%s: group %s unit %d: price %q", path, og.Name, u.ID, u.Price.Amount)
-			}
-			per := uint64(amt + 0.999999) // round up: a price is a ceiling
-			if per == 0 {
-				per = 1
-			}
-			p.MaxPrice += per * uint64(u.Count)
-			p.Groups = append(p.Groups, g)
-		}
-		p.Deposit = types.NewCoin(types.NativeDenom, p.MaxPrice*DefaultDepositBlocks)
-		m, err := api.FromSDL(res.Manifest, og.Name)
-		if err != nil {
-			return nil, warnings, err
-		}
-		p.Manifest = m
-		plans = append(plans, p)
-	}
-	if len(plans) == 0 {
-		return nil, warnings, fmt.Errorf("%s: no deployment groups", path)
-	}
-	return plans, warnings, nil
 }
