@@ -258,28 +258,9 @@ func specFile(dir, f, entry string) (string, error) {
 		return "", fmt.Errorf("%s: %q: %w", f, entry, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("%s: %q is a %s, not a regular file", f, entry, fileKind(fi.Mode()))
+		return "", fmt.Errorf("%s: %q is a %s, not a regular file", f, entry, vault.EntryKind(fi.Mode()))
 	}
 	return filepath.Join(dir, clean), nil
-}
-
-// fileKind names what a file mode is, for messages.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "directory"
-	case m&fs.ModeSymlink != 0:
-		return "symbolic link"
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe (FIFO)"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeDevice != 0:
-		return "device"
-	case m.IsRegular():
-		return "regular file"
-	}
-	return "special file"
 }
 
 // deposit is the order's deposit: s if set, otherwise DefaultDepositBlocks at
