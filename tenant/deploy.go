@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -24,7 +23,8 @@ import (
 type Options struct {
 	// CertDir holds the tenant's client certificate and key.
 	CertDir string
-	// OutDir receives a batch job's outputs; empty leaves them on the provider.
+	// OutDir receives a batch job's outputs, checked against the root committed on
+	// chain (Fetch, which never overwrites a file); empty leaves them on the provider.
 	OutDir string
 	// LeaseTimeout is how long to wait for a lease before explaining why no provider
 	// bid and closing the order (its deposit is refunded).
@@ -52,7 +52,14 @@ type Result struct {
 	OrderToRunningMS int64          `json:"order_to_running_ms"`
 	State            string         `json:"state"`
 	Outputs          []api.FileInfo `json:"outputs,omitempty"`
-	OutDir           string         `json:"out_dir,omitempty"`
+	// OutputsRoot is the Merkle root of Outputs; OutputsVerified says the outputs in
+	// OutDir were checked against the root committed on chain.
+	OutputsRoot     string `json:"outputs_root,omitempty"`
+	OutputsVerified bool   `json:"outputs_verified,omitempty"`
+	OutDir          string `json:"out_dir,omitempty"`
+	// Skipped are what the job left in its output directory that is not an output.
+	Skipped      []api.SkippedOutput `json:"skipped,omitempty"`
+	SkippedTotal int                 `json:"skipped_total,omitempty"`
 }
 
 // NoBidsError explains why an order got no lease.
@@ -168,14 +175,18 @@ func Deploy(ctx context.Context, c *client.Client, key ed25519.PrivateKey, plan 
 		case st.State == api.StateRunning && (plan.Kind == market.KindService || o.NoWait):
 			return r, nil
 		case st.State == api.StateCompleted:
-			r.Outputs = st.Outputs
+			r.Outputs, r.OutputsRoot, r.Skipped, r.SkippedTotal = st.Outputs, st.OutputsRoot, st.Skipped, st.SkippedTotal
 			o.Progress(fmt.Sprintf("completed with %d outputs (root %s)", len(st.Outputs), short(st.OutputsRoot)))
-			if o.OutDir != "" {
-				if err := Fetch(ctx, pc, lease.ID, o.OutDir, o.Progress); err != nil {
-					return r, err
-				}
-				r.OutDir = o.OutDir
+			if o.OutDir == "" {
+				tellSkipped(o.Progress, lease.ID, st.Skipped, st.SkippedTotal)
+				return r, nil
 			}
+			fr, err := Fetch(ctx, c, pc, lease.ID, FetchOptions{Dir: o.OutDir, Poll: o.Poll, Progress: o.Progress})
+			if err != nil {
+				return r, fmt.Errorf("%w (the outputs stay on the provider for its output retention: kiln fetch %d)", err, lease.ID)
+			}
+			r.Outputs, r.OutputsRoot, r.OutputsVerified, r.OutDir = fr.Files, fr.Root, fr.Verified, fr.Dir
+			r.Skipped, r.SkippedTotal = fr.Skipped, fr.SkippedTotal
 			return r, nil
 		}
 		select {
@@ -384,44 +395,4 @@ func ConnectAs(ctx context.Context, c *client.Client, key ed25519.PrivateKey, ce
 	}
 	pc, _, err := Connect(ctx, c, provider, cert)
 	return pc, err
-}
-
-// Fetch downloads every output of a lease into dir, checking each hash.
-func Fetch(ctx context.Context, pc *api.Client, leaseID uint64, dir string, progress func(string)) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	outs, err := pc.ListOutputs(ctx, leaseID)
-	if err != nil {
-		return fmt.Errorf("list outputs of lease %d: %w", leaseID, err)
-	}
-	for _, fi := range outs {
-		if err := vaultName(fi.Name); err != nil {
-			return err
-		}
-		path := filepath.Join(dir, fi.Name)
-		f, err := os.Create(path)
-		if err != nil {
-			return err
-		}
-		got, err := pc.DownloadOutput(ctx, leaseID, fi.Name, f)
-		f.Close()
-		if err != nil {
-			os.Remove(path)
-			return fmt.Errorf("download %s: %w", fi.Name, err)
-		}
-		if progress != nil {
-			progress(fmt.Sprintf("downloaded %s (%d bytes, sha256 %s… verified)", path, got.Size, got.SHA256[:12]))
-		}
-	}
-	return nil
-}
-
-// vaultName refuses output names that could escape the output directory; the provider
-// checks them too, but the tenant trusts no one with its file system.
-func vaultName(n string) error {
-	if n == "" || n == "." || n == ".." || strings.ContainsAny(n, "/\\\x00") {
-		return errors.New("provider sent an unsafe output name " + strconv.Quote(n))
-	}
-	return nil
 }
