@@ -165,6 +165,57 @@ func CheckCertRecord(rec cert.Certificate, der []byte, now time.Time) error {
 	return nil
 }
 
+// BidEvent is a bid as the transaction that placed it recorded it (event
+// bid_created). Bids leave the chain's state once the auction closes, often in the
+// block they were placed in, so a tenant following its order reads them here.
+type BidEvent struct {
+	Height   int64         `json:"height"`
+	Provider types.Address `json:"provider"`
+	Price    uint64        `json:"price,string"`
+	// GPUs is what the provider offers, e.g. "1xh100/80Gi/sxm", or "none".
+	GPUs string `json:"gpus"`
+}
+
+// BidEvents returns the bids placed on order id in blocks from to to (inclusive),
+// oldest first, from the blocks' transaction results (one RPC per block).
+func (c *Client) BidEvents(ctx context.Context, id uint64, from, to int64) ([]BidEvent, error) {
+	want := strconv.FormatUint(id, 10)
+	var out []BidEvent
+	for h := max(from, 1); h <= to; h++ {
+		res, err := c.RPC.BlockResults(ctx, &h)
+		if err != nil {
+			return out, fmt.Errorf("block results of height %d from %s: %w", h, c.url, err)
+		}
+		for _, tr := range res.TxsResults {
+			if tr == nil || tr.Code != 0 {
+				continue
+			}
+			for _, ev := range tr.Events {
+				if ev.Type != "bid_created" {
+					continue
+				}
+				attrs := map[string]string{}
+				for _, a := range ev.Attributes {
+					attrs[a.Key] = a.Value
+				}
+				if attrs["order"] != want {
+					continue
+				}
+				b := BidEvent{Height: h, GPUs: attrs["gpus"]}
+				var perr error
+				if b.Provider, perr = types.ParseAddress(attrs["provider"]); perr != nil {
+					return out, fmt.Errorf("bid event at height %d: provider %q: %w", h, attrs["provider"], perr)
+				}
+				if b.Price, perr = strconv.ParseUint(attrs["price"], 10, 64); perr != nil {
+					return out, fmt.Errorf("bid event at height %d: price %q: %w", h, attrs["price"], perr)
+				}
+				out = append(out, b)
+			}
+		}
+	}
+	return out, nil
+}
+
 // LeaseOutcome is how an order ended up: a lease, or closed without one.
 type LeaseOutcome struct {
 	Lease *market.Lease
