@@ -110,8 +110,8 @@ func newDeployCmd() *cobra.Command {
 				return err
 			}
 			for _, r := range results {
-				if r.OutDir != "" {
-					fmt.Fprintf(cmd.OutOrStdout(), "lease %d: outputs in %s, verified against the root committed on chain\n", r.OrderID, r.OutDir)
+				if r.OutDir != "" && r.OutputsVerified {
+					fmt.Fprintf(cmd.OutOrStdout(), "lease %d: %d outputs in %s, verified against the root committed on chain\n", r.OrderID, len(r.Outputs), r.OutDir)
 				}
 				if r.IngressURL != "" {
 					fmt.Fprintf(cmd.OutOrStdout(), "lease %d: %s\n", r.OrderID, r.IngressURL)
