@@ -168,7 +168,7 @@ func TestLoadSpecLimits(t *testing.T) {
 			}
 			// 5 s: far above the milliseconds these take, far below the 19.5 s that 45,000
 			// env entries took unbounded, and safe on a loaded machine.
-			if took > 5*time.Second {
+			if took > 5*time.Second && !raceEnabled {
 				t.Errorf("Load took %v, want well under 5 s", took)
 			}
 		})
