@@ -9,19 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/cert"
 	"github.com/kiln-network/kiln/x/escrow"
 	"github.com/kiln-network/kiln/x/market"
-	"github.com/kiln-network/kiln/x/registry"
 )
 
 // ErrNotFound is returned by the typed getters when the chain has no such record.
@@ -170,6 +165,57 @@ func CheckCertRecord(rec cert.Certificate, der []byte, now time.Time) error {
 	return nil
 }
 
+// BidEvent is a bid as the transaction that placed it recorded it (event
+// bid_created). Bids leave the chain's state once the auction closes, often in the
+// block they were placed in, so a tenant following its order reads them here.
+type BidEvent struct {
+	Height   int64         `json:"height"`
+	Provider types.Address `json:"provider"`
+	Price    uint64        `json:"price,string"`
+	// GPUs is what the provider offers, e.g. "1xh100/80Gi/sxm", or "none".
+	GPUs string `json:"gpus"`
+}
+
+// BidEvents returns the bids placed on order id in blocks from to to (inclusive),
+// oldest first, from the blocks' transaction results (one RPC per block).
+func (c *Client) BidEvents(ctx context.Context, id uint64, from, to int64) ([]BidEvent, error) {
+	want := strconv.FormatUint(id, 10)
+	var out []BidEvent
+	for h := max(from, 1); h <= to; h++ {
+		res, err := c.RPC.BlockResults(ctx, &h)
+		if err != nil {
+			return out, fmt.Errorf("block results of height %d from %s: %w", h, c.url, err)
+		}
+		for _, tr := range res.TxsResults {
+			if tr == nil || tr.Code != 0 {
+				continue
+			}
+			for _, ev := range tr.Events {
+				if ev.Type != "bid_created" {
+					continue
+				}
+				attrs := map[string]string{}
+				for _, a := range ev.Attributes {
+					attrs[a.Key] = a.Value
+				}
+				if attrs["order"] != want {
+					continue
+				}
+				b := BidEvent{Height: h, GPUs: attrs["gpus"]}
+				var perr error
+				if b.Provider, perr = types.ParseAddress(attrs["provider"]); perr != nil {
+					return out, fmt.Errorf("bid event at height %d: provider %q: %w", h, attrs["provider"], perr)
+				}
+				if b.Price, perr = strconv.ParseUint(attrs["price"], 10, 64); perr != nil {
+					return out, fmt.Errorf("bid event at height %d: price %q: %w", h, attrs["price"], perr)
+				}
+				out = append(out, b)
+			}
+		}
+	}
+	return out, nil
+}
+
 // LeaseOutcome is how an order ended up: a lease, or closed without one.
 type LeaseOutcome struct {
 	Lease *market.Lease
@@ -203,77 +249,6 @@ func (c *Client) WaitLease(ctx context.Context, id uint64, poll time.Duration, o
 	}
 }
 
-// OrderSpec is the file a tenant writes for `kiln tx market create-order` (YAML or
-// JSON). Sizes take units (512Mi, 80Gi); cpu is cores ("2", "0.5") or millicores
-// ("500m").
-type OrderSpec struct {
-	Kind         string      `yaml:"kind"`      // batch (default) or service
-	MaxPrice     string      `yaml:"max_price"` // per block, e.g. 1000 or 1000ukiln
-	Deposit      string      `yaml:"deposit"`   // e.g. 100000ukiln
-	Manual       bool        `yaml:"manual"`
-	AutoRedeploy bool        `yaml:"auto_redeploy"`
-	Groups       []GroupSpec `yaml:"groups"`
-}
-
-// GroupSpec is one group of an OrderSpec.
-type GroupSpec struct {
-	Name       string            `yaml:"name"`
-	Count      uint32            `yaml:"count"` // default 1
-	CPU        string            `yaml:"cpu"`
-	Memory     string            `yaml:"memory"`
-	Storage    string            `yaml:"storage"`
-	GPU        GPUSpec           `yaml:"gpu"`
-	Region     string            `yaml:"region"`
-	Attributes map[string]string `yaml:"attributes"`
-}
-
-// GPUSpec asks for GPUs in a GroupSpec.
-type GPUSpec struct {
-	Units  uint32         `yaml:"units"`
-	Models []GPUModelSpec `yaml:"models"`
-}
-
-// GPUModelSpec is one acceptable GPU model.
-type GPUModelSpec struct {
-	Model     string `yaml:"model"`
-	Memory    string `yaml:"memory"`
-	Interface string `yaml:"interface"`
-}
-
-// LoadOrderSpec reads and parses an order spec file.
-func LoadOrderSpec(path string) (OrderSpec, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return OrderSpec{}, fmt.Errorf("read order spec: %w", err)
-	}
-	return ParseOrderSpec(b)
-}
-
-// ParseOrderSpec parses an order spec (YAML, or JSON, which is YAML), refusing unknown
-// fields.
-func ParseOrderSpec(b []byte) (OrderSpec, error) {
-	var s OrderSpec
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&s); err != nil {
-		return s, fmt.Errorf("order spec: %w", err)
-	}
-	return s, nil
-}
-
-// ParseCPU parses "2", "0.5" (cores) or "500m" (millicores) into millicores.
-func ParseCPU(s string) (uint64, error) {
-	s = strings.TrimSpace(s)
-	if m, ok := strings.CutSuffix(s, "m"); ok {
-		return strconv.ParseUint(m, 10, 64)
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f <= 0 || f > 1e6 {
-		return 0, fmt.Errorf("cpu %q: want cores (2, 0.5) or millicores (500m)", s)
-	}
-	return uint64(f * 1000), nil
-}
-
 // ParsePrice parses "1000" or "1000ukiln" (denom must then be denom).
 func ParsePrice(s, denom string) (uint64, error) {
 	s = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), denom))
@@ -282,57 +257,6 @@ func ParsePrice(s, denom string) (uint64, error) {
 		return 0, fmt.Errorf("price %q: want an amount of %s, e.g. 1000 or 1000%s", s, denom, denom)
 	}
 	return v, nil
-}
-
-// Msg builds the MsgCreateOrder for owner; denom is the market's (MarketParams).
-// It checks the message with ValidateBasic.
-func (s OrderSpec) Msg(owner types.Address, denom string) (*market.MsgCreateOrder, error) {
-	m := &market.MsgCreateOrder{Owner: owner, Kind: s.Kind, Manual: s.Manual, AutoRedeploy: s.AutoRedeploy}
-	if m.Kind == "" {
-		m.Kind = market.KindBatch
-	}
-	var err error
-	if m.MaxPrice, err = ParsePrice(s.MaxPrice, denom); err != nil {
-		return nil, fmt.Errorf("max_price: %w", err)
-	}
-	if s.Deposit != "" {
-		if m.Deposit, err = types.ParseCoin(s.Deposit); err != nil {
-			return nil, fmt.Errorf("deposit: %w", err)
-		}
-	}
-	for i, gs := range s.Groups {
-		f := fmt.Sprintf("groups[%d]", i)
-		g := market.Group{Name: gs.Name, Count: gs.Count, Region: gs.Region, GPU: market.GPURequest{Units: gs.GPU.Units}}
-		if g.Count == 0 {
-			g.Count = 1
-		}
-		if g.CPUMilli, err = ParseCPU(gs.CPU); err != nil {
-			return nil, fmt.Errorf("%s.cpu: %w", f, err)
-		}
-		if g.MemoryBytes, err = registry.ParseBytes(gs.Memory); err != nil {
-			return nil, fmt.Errorf("%s.memory: %w", f, err)
-		}
-		if gs.Storage != "" {
-			if g.StorageBytes, err = registry.ParseBytes(gs.Storage); err != nil {
-				return nil, fmt.Errorf("%s.storage: %w", f, err)
-			}
-		}
-		for j, ms := range gs.GPU.Models {
-			gf := market.GPUFilter{Model: ms.Model, Interface: ms.Interface}
-			if ms.Memory != "" {
-				if gf.MemoryBytes, err = registry.ParseBytes(ms.Memory); err != nil {
-					return nil, fmt.Errorf("%s.gpu.models[%d].memory: %w", f, j, err)
-				}
-			}
-			g.GPU.Models = append(g.GPU.Models, gf)
-		}
-		for k, v := range gs.Attributes {
-			g.Attributes = append(g.Attributes, registry.Attribute{Key: k, Value: v})
-		}
-		sort.Slice(g.Attributes, func(a, b int) bool { return g.Attributes[a].Key < g.Attributes[b].Key })
-		m.Groups = append(m.Groups, g)
-	}
-	return m, m.ValidateBasic()
 }
 
 // CertDER returns the DER bytes of a PEM certificate, for comparing with what a TLS

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -96,7 +97,7 @@ groups:
     gpu: {units: 1, models: [{model: h100}]}
 services:
   - name: upper
-    command: [sh, -c, 'tr a-z A-Z < "$KILN_IN/in.txt" > "$KILN_OUT/out.txt" && echo converted']
+    command: [sh, -c, 'tr a-z A-Z < "$KILN_IN/in.txt" > "$KILN_OUT/out.txt" && mkdir "$KILN_OUT/tree" && echo converted']
 inputs: [in.txt]
 `), 0o644)
 	out := filepath.Join(dir, "out")
@@ -117,7 +118,7 @@ inputs: [in.txt]
 		t.Fatalf("lease list lacks lease %s:\n%s", res.OrderID, l)
 	}
 	st := kilnOut(t, append(append([]string{"lease", "status", res.OrderID, "--from", "tenant"}, kb...), nd...)...)
-	if !strings.Contains(st, "output out.txt") {
+	if !strings.Contains(st, "output out.txt") || !strings.Contains(st, `skipped "tree": directory`) || !strings.Contains(st, "outputs root on chain: ") {
 		t.Fatalf("lease status:\n%s", st)
 	}
 	// Logs, and logs -f, which ends by itself once the job has ended (20 s bounds a hang).
@@ -135,6 +136,56 @@ inputs: [in.txt]
 	if b, _ := os.ReadFile(filepath.Join(out2, "out.txt")); string(b) != "HELLO KILN\n" {
 		t.Fatalf("fetched output = %q", b)
 	}
+	// Without --out, fetch makes a new directory lease-ID; a second fetch there replaces
+	// none of the tenant's files (exit 1, naming them) unless --force.
+	cwd := filepath.Join(dir, "cwd")
+	os.Mkdir(cwd, 0o755)
+	fetch := func(extra ...string) (string, int) {
+		cmd := exec.Command(kilnBin, append(append(append([]string{"fetch", res.OrderID, "--from", "tenant"}, extra...), kb...), nd...)...)
+		cmd.Dir = cwd
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return string(out), ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+	leaseDir := filepath.Join(cwd, "lease-"+res.OrderID)
+	if o, code := fetch(); code != 0 || !strings.Contains(o, "verified against the root committed on chain") || !strings.Contains(o, `"tree" (directory`) {
+		t.Fatalf("kiln fetch (exit %d):\n%s", code, o)
+	}
+	if b, _ := os.ReadFile(filepath.Join(leaseDir, "out.txt")); string(b) != "HELLO KILN\n" {
+		t.Fatalf("fetched into lease-%s: out.txt = %q", res.OrderID, b)
+	}
+	os.WriteFile(filepath.Join(leaseDir, "out.txt"), []byte("mine"), 0o644)
+	if o, code := fetch(); code != 1 || !strings.Contains(o, "already holds out.txt") {
+		t.Fatalf("kiln fetch over an existing file (exit %d):\n%s", code, o)
+	}
+	if b, _ := os.ReadFile(filepath.Join(leaseDir, "out.txt")); string(b) != "mine" {
+		t.Fatalf("a refused fetch changed the tenant's out.txt to %q", b)
+	}
+	if o, code := fetch("--force"); code != 0 {
+		t.Fatalf("kiln fetch --force (exit %d):\n%s", code, o)
+	}
+	if b, _ := os.ReadFile(filepath.Join(leaseDir, "out.txt")); string(b) != "HELLO KILN\n" {
+		t.Fatalf("fetch --force left out.txt = %q", b)
+	}
+	// A job that fails: lease status says why, as the provider reported it.
+	failing := filepath.Join(dir, "fail.yaml")
+	// NB: CPU only: the provider keeps a finished lease's GPUs through its output
+	// retention, and the manual deploy below needs the other H100.
+	fspec := strings.Replace(string(mustRead(t, spec)), `command: [sh, -c, 'tr`, `command: [sh, -c, 'echo no luck >&2; exit 3; tr`, 1)
+	os.WriteFile(failing, []byte(strings.Replace(fspec, "    gpu: {units: 1, models: [{model: h100}]}\n", "", 1)), 0o644)
+	fo, ferr := exec.Command(kilnBin, append(append([]string{"deploy", failing, "--from", "tenant"}, kb...), nd...)...).CombinedOutput()
+	m := regexp.MustCompile(`order (\d+) placed`).FindSubmatch(fo)
+	if ferr == nil || m == nil {
+		t.Fatalf("deploy of a failing job: %v\n%s", ferr, fo)
+	}
+	if st := kilnOut(t, append(append([]string{"lease", "status", string(m[1]), "--from", "tenant"}, kb...), nd...)...); !strings.Contains(st, "provider error: task") || !strings.Contains(st, "(exit 3)") {
+		t.Fatalf("lease status of a failed job shows no provider error:\n%s", st)
+	}
+
 	// The provider reports completion: the lease closes on chain with its reason.
 	for {
 		l := kilnOut(t, "query", "market", "lease", res.OrderID, "--node", rpc, "-o", "json")
@@ -151,6 +202,8 @@ inputs: [in.txt]
 	manual := exec.Command(kilnBin, append(append([]string{"deploy", spec, "--from", "tenant", "--manual", "--out", filepath.Join(dir, "out-manual"), "-o", "json"}, kb...), nd...)...)
 	var manualOut strings.Builder
 	manual.Stdout = &manualOut
+	var manualErr strings.Builder
+	manual.Stderr = &manualErr
 	if err := manual.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +231,7 @@ inputs: [in.txt]
 		time.Sleep(200 * time.Millisecond)
 	}
 	if err := manual.Wait(); err != nil || !picked || !strings.Contains(manualOut.String(), `"state": "completed"`) {
-		t.Fatalf("manual deploy: picked=%v err=%v\n%s", picked, err, manualOut.String())
+		t.Fatalf("manual deploy: picked=%v err=%v\n%s\n%s", picked, err, manualOut.String(), manualErr.String())
 	}
 
 	// An order nobody can serve: deploy says which constraint fails, and refunds.

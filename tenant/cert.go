@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/kiln-network/kiln/client"
@@ -25,8 +24,7 @@ const ClientCertValidity = 365 * 24 * time.Hour
 // certificate its owner published.
 func EnsureCert(ctx context.Context, c *client.Client, key ed25519.PrivateKey, dir string, progress func(string)) (tls.Certificate, error) {
 	addr := types.AddressFromPubKey(key.Public().(ed25519.PublicKey))
-	certPath := filepath.Join(dir, addr.String()+".crt")
-	keyPath := filepath.Join(dir, addr.String()+".key")
+	certPath, keyPath := certPaths(dir, addr)
 	certPEM, err1 := os.ReadFile(certPath)
 	keyPEM, err2 := os.ReadFile(keyPath)
 	fresh := false

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,14 +16,14 @@ import (
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/market"
-	"github.com/kiln-network/kiln/x/registry"
 )
 
 // Options tune Deploy.
 type Options struct {
 	// CertDir holds the tenant's client certificate and key.
 	CertDir string
-	// OutDir receives a batch job's outputs; empty leaves them on the provider.
+	// OutDir receives a batch job's outputs, checked against the root committed on
+	// chain (Fetch, which never overwrites a file); empty leaves them on the provider.
 	OutDir string
 	// LeaseTimeout is how long to wait for a lease before explaining why no provider
 	// bid and closing the order (its deposit is refunded).
@@ -33,6 +32,9 @@ type Options struct {
 	NoWait bool
 	// Progress receives one line per step; nil discards.
 	Progress func(string)
+	// Waiting, if not nil, is told at each poll what Deploy is waiting for and for how
+	// long (bids, the workload): a terminal shows it as one line updated in place.
+	Waiting func(string)
 	// Poll is how often the chain and the provider are asked for news.
 	Poll time.Duration
 }
@@ -52,7 +54,18 @@ type Result struct {
 	OrderToRunningMS int64          `json:"order_to_running_ms"`
 	State            string         `json:"state"`
 	Outputs          []api.FileInfo `json:"outputs,omitempty"`
-	OutDir           string         `json:"out_dir,omitempty"`
+	// OutputsRoot is the Merkle root of Outputs; OutputsVerified says the outputs in
+	// OutDir were checked against the root committed on chain.
+	OutputsRoot     string `json:"outputs_root,omitempty"`
+	OutputsVerified bool   `json:"outputs_verified,omitempty"`
+	OutDir          string `json:"out_dir,omitempty"`
+	// IngressURL reaches a service lease's first global TCP port through its
+	// provider's ingress, over mutual TLS; Curl is a command line that does.
+	IngressURL string `json:"ingress_url,omitempty"`
+	Curl       string `json:"curl,omitempty"`
+	// Skipped are what the job left in its output directory that is not an output.
+	Skipped      []api.SkippedOutput `json:"skipped,omitempty"`
+	SkippedTotal int                 `json:"skipped_total,omitempty"`
 }
 
 // NoBidsError explains why an order got no lease.
@@ -90,6 +103,9 @@ func (e *NoBidsError) Error() string {
 func (o *Options) defaults() {
 	if o.Progress == nil {
 		o.Progress = func(string) {}
+	}
+	if o.Waiting == nil {
+		o.Waiting = func(string) {}
 	}
 	if o.LeaseTimeout <= 0 {
 		o.LeaseTimeout = 60 * time.Second
@@ -184,18 +200,26 @@ func Deploy(ctx context.Context, c *client.Client, key ed25519.PrivateKey, plan 
 			}
 			return r, fmt.Errorf("lease %d ended before its workload ran: %s", lease.ID, why)
 		case st.State == api.StateRunning && (plan.Kind == market.KindService || o.NoWait):
-			return r, nil
-		case st.State == api.StateCompleted:
-			r.Outputs = st.Outputs
-			o.Progress(fmt.Sprintf("completed with %d outputs (root %s)", len(st.Outputs), short(st.OutputsRoot)))
-			if o.OutDir != "" {
-				if err := Fetch(ctx, pc, lease.ID, o.OutDir, o.Progress); err != nil {
-					return r, err
-				}
-				r.OutDir = o.OutDir
+			if plan.Kind == market.KindService {
+				r.IngressURL, r.Curl = serviceAccess(ctx, c, o.CertDir, owner, lease.Provider, pc, lease.ID, plan.Manifest, o.Progress)
 			}
 			return r, nil
+		case st.State == api.StateCompleted:
+			r.Outputs, r.OutputsRoot, r.Skipped, r.SkippedTotal = st.Outputs, st.OutputsRoot, st.Skipped, st.SkippedTotal
+			o.Progress(fmt.Sprintf("completed with %d outputs (root %s)", len(st.Outputs), short(st.OutputsRoot)))
+			if o.OutDir == "" {
+				tellSkipped(o.Progress, lease.ID, st.Skipped, st.SkippedTotal)
+				return r, nil
+			}
+			fr, err := Fetch(ctx, c, pc, lease.ID, FetchOptions{Dir: o.OutDir, Poll: o.Poll, Progress: o.Progress})
+			if err != nil {
+				return r, fmt.Errorf("%w (the outputs stay on the provider for its output retention: kiln fetch %d)", err, lease.ID)
+			}
+			r.Outputs, r.OutputsRoot, r.OutputsVerified, r.OutDir = fr.Files, fr.Root, fr.Verified, fr.Dir
+			r.Skipped, r.SkippedTotal = fr.Skipped, fr.SkippedTotal
+			return r, nil
 		}
+		o.Waiting(fmt.Sprintf("lease %d: %s on %s, %s since the order", lease.ID, st.State, lease.Provider, time.Since(t0).Round(100*time.Millisecond)))
 		select {
 		case <-ctx.Done():
 			return r, ctx.Err()
@@ -370,26 +394,25 @@ func describeGPUs(gs []market.GPUSpec) string {
 	return ""
 }
 
-// waitLease follows the order until it has a lease, printing each new bid. If none
-// comes in time it explains why and closes the order, refunding the deposit.
+// waitLease follows the order until it has a lease, printing each bid as it is
+// placed and, through o.Waiting, how long it has waited. If none comes in time it
+// explains why and closes the order, refunding the deposit.
 func waitLease(ctx context.Context, c *client.Client, key ed25519.PrivateKey, owner types.Address, id uint64, o Options) (market.Lease, error) {
 	deadline := time.Now().Add(o.LeaseTimeout)
 	wctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	seen := map[types.Address]bool{}
+	t0 := time.Now()
+	bw := bidWatch{c: c, id: id, progress: o.Progress, seen: map[string]bool{}}
 	told := false
 	out, err := c.WaitLease(wctx, id, o.Poll, func(ord market.Order) {
-		if bids, err := c.Bids(wctx, id, types.Address{}); err == nil {
-			for _, b := range bids {
-				if !seen[b.Provider] {
-					seen[b.Provider] = true
-					o.Progress(fmt.Sprintf("bid from %s: %d ukiln/block%s", b.Provider, b.Price, describeGPUs(b.GPUs)))
-				}
-			}
-		}
-		if ord.Manual && len(seen) > 0 && !told {
+		bw.poll(wctx, ord.CreatedHeight)
+		if ord.Manual && bw.count > 0 && !told {
 			told = true
 			o.Progress(fmt.Sprintf("manual order: pick a bid with `kiln tx market create-lease KEY %d PROVIDER` (waiting until %s)", id, deadline.Format(time.TimeOnly)))
+		}
+		if ord.State == market.OrderOpen {
+			o.Waiting(fmt.Sprintf("order %d: waiting for bids, %s at height %d, %d so far (bid window closes at height %d; giving up in %s)",
+				id, time.Since(t0).Round(100*time.Millisecond), bw.height, bw.count, ord.BidCloseHeight, time.Until(deadline).Round(time.Second)))
 		}
 	})
 	switch {
@@ -413,12 +436,53 @@ func waitLease(ctx context.Context, c *client.Client, key ed25519.PrivateKey, ow
 	}
 }
 
+// bidWatch shows the bids on an order as they are placed. It reads them from the
+// blocks' transaction events, not from the chain's state: with a one-block bid
+// window the auction closes in the block the bids land in, and they are gone from
+// state before any query sees them.
+type bidWatch struct {
+	c        *client.Client
+	id       uint64
+	progress func(string)
+	seen     map[string]bool // provider/price already shown
+	// height is the last block read; count the bids shown.
+	height int64
+	count  int
+}
+
+// poll reads the blocks committed since the last poll (from the order's height on
+// the first) and shows each new bid. Errors are left for the next poll.
+func (bw *bidWatch) poll(ctx context.Context, orderHeight int64) {
+	top, err := bw.c.AppHeight(ctx)
+	if err != nil {
+		return
+	}
+	from := max(bw.height+1, orderHeight)
+	bids, err := bw.c.BidEvents(ctx, bw.id, from, top)
+	for _, b := range bids {
+		k := b.Provider.String() + "/" + strconv.FormatUint(b.Price, 10)
+		if bw.seen[k] {
+			continue
+		}
+		bw.seen[k] = true
+		bw.count++
+		gpus := ""
+		if b.GPUs != "" && b.GPUs != "none" {
+			gpus = ", GPUs " + b.GPUs
+		}
+		bw.progress(fmt.Sprintf("bid from %s: %d ukiln/block%s (height %d)", b.Provider, b.Price, gpus, b.Height))
+	}
+	if err == nil { // NB: else the blocks are read again; bids already shown are skipped
+		bw.height = top
+	}
+}
+
 // Connect returns an mTLS client for provider, trusting only the certificate it
 // published on chain.
 func Connect(ctx context.Context, c *client.Client, provider types.Address, tlsCert tls.Certificate) (*api.Client, string, error) {
-	var prov registry.Provider
-	if err := c.QueryJSON(ctx, "/registry/provider/"+provider.String(), &prov); err != nil {
-		return nil, "", fmt.Errorf("provider %s: %w", provider, err)
+	prov, err := providerRecord(ctx, c, provider)
+	if err != nil {
+		return nil, "", err
 	}
 	pc, err := api.NewClient(prov.Endpoint, tlsCert, []byte(prov.CertPEM))
 	if err != nil {
@@ -436,44 +500,4 @@ func ConnectAs(ctx context.Context, c *client.Client, key ed25519.PrivateKey, ce
 	}
 	pc, _, err := Connect(ctx, c, provider, cert)
 	return pc, err
-}
-
-// Fetch downloads every output of a lease into dir, checking each hash.
-func Fetch(ctx context.Context, pc *api.Client, leaseID uint64, dir string, progress func(string)) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	outs, err := pc.ListOutputs(ctx, leaseID)
-	if err != nil {
-		return fmt.Errorf("list outputs of lease %d: %w", leaseID, err)
-	}
-	for _, fi := range outs {
-		if err := vaultName(fi.Name); err != nil {
-			return err
-		}
-		path := filepath.Join(dir, fi.Name)
-		f, err := os.Create(path)
-		if err != nil {
-			return err
-		}
-		got, err := pc.DownloadOutput(ctx, leaseID, fi.Name, f)
-		f.Close()
-		if err != nil {
-			os.Remove(path)
-			return fmt.Errorf("download %s: %w", fi.Name, err)
-		}
-		if progress != nil {
-			progress(fmt.Sprintf("downloaded %s (%d bytes, sha256 %s… verified)", path, got.Size, got.SHA256[:12]))
-		}
-	}
-	return nil
-}
-
-// vaultName refuses output names that could escape the output directory; the provider
-// checks them too, but the tenant trusts no one with its file system.
-func vaultName(n string) error {
-	if n == "" || n == "." || n == ".." || strings.ContainsAny(n, "/\\\x00") {
-		return errors.New("provider sent an unsafe output name " + strconv.Quote(n))
-	}
-	return nil
 }

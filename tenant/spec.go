@@ -4,22 +4,21 @@
 package tenant
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
+	"math"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/provider/api"
-	"github.com/kiln-network/kiln/sdl"
+	"github.com/kiln-network/kiln/provider/vault"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/market"
-	"github.com/kiln-network/kiln/x/registry"
 )
 
 // Plan is one order and what to run on its lease.
@@ -45,7 +44,7 @@ type Plan struct {
 // names none: 600 one-second blocks, ten minutes.
 const DefaultDepositBlocks = 600
 
-// Spec is the Kiln YAML deployment spec: an order (client.OrderSpec: kind, max_price,
+// Spec is the Kiln YAML deployment spec: an order (OrderSpec: kind, max_price,
 // deposit, groups) plus the services to run on its lease and the inputs to upload.
 //
 //	kind: batch
@@ -65,9 +64,9 @@ const DefaultDepositBlocks = 600
 //	    # image_archive: job.tar  # `docker save` output, uploaded as this service's image
 //	inputs: [in.txt]              # relative to the spec file
 type Spec struct {
-	client.OrderSpec `yaml:",inline"`
-	Services         []ServiceSpec `yaml:"services"`
-	Inputs           []string      `yaml:"inputs"`
+	OrderSpec `yaml:",inline"`
+	Services  []ServiceSpec `yaml:"services"`
+	Inputs    []string      `yaml:"inputs"`
 }
 
 // ServiceSpec is one service of a Spec.
@@ -89,27 +88,40 @@ type ServiceSpec struct {
 
 // Load reads a Kiln spec or an Akash SDL file (told apart by SDL's top-level
 // `version`, `profiles` or `deployment`) and returns its plans and any warnings.
+// Files a Kiln spec names (inputs, image archives) must lie in the spec's directory
+// or below it. A file over MaxSpecBytes is refused; so is a Kiln spec over
+// MaxSpecNodes nodes or with a mapping of more than MaxSpecMapEntries entries.
 func Load(path string) ([]Plan, []string, error) {
-	b, err := os.ReadFile(path)
+	b, err := readSpecFile(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, nil, err
 	}
-	var top map[string]any
-	if err := yaml.Unmarshal(b, &top); err != nil {
-		return nil, nil, fmt.Errorf("%s: not valid YAML: %w", path, err)
+	top, err := parseYAMLNode(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	// An SDL file has version/profiles/deployment; a Kiln spec has groups instead.
-	_, hasVersion := top["version"]
-	_, hasProfiles := top["profiles"]
-	_, hasDeployment := top["deployment"]
 	var plans []Plan
 	var warnings []string
-	if hasVersion || hasProfiles || hasDeployment {
+	sdl := false
+	if top != nil && top.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(top.Content); i += 2 {
+			switch top.Content[i].Value {
+			case "version", "profiles", "deployment":
+				sdl = true
+			}
+		}
+	}
+	if sdl {
 		if plans, warnings, err = loadSDL(path, b); err != nil {
 			return nil, nil, err
 		}
 	} else {
-		p, err := parseSpec(b, filepath.Dir(path))
+		dir, err := filepath.Abs(filepath.Dir(path))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		p, err := parseSpec(b, dir)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", path, err)
 		}
@@ -121,11 +133,10 @@ func Load(path string) ([]Plan, []string, error) {
 	return plans, warnings, nil
 }
 
+// parseSpec parses a Kiln spec whose files are relative to dir (absolute).
 func parseSpec(b []byte, dir string) (Plan, error) {
 	var sp Spec
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&sp); err != nil {
+	if err := decodeSpec(b, &sp); err != nil {
 		return Plan{}, err
 	}
 	if len(sp.Groups) == 0 {
@@ -165,7 +176,7 @@ func parseSpec(b []byte, dir string) (Plan, error) {
 			return Plan{}, fmt.Errorf("%s.image_archive: set image or image_archive, not both", f)
 		}
 		svc := api.Service{Name: ss.Name, Image: ss.Image, Command: ss.Command, Args: ss.Args, Count: ss.Count,
-			Resources: api.ServiceResources{Unit: uint32(gi + 1), CPUMilli: g.CPUMilli, MemoryBytes: g.MemoryBytes, StorageBytes: g.StorageBytes, GPUUnits: g.GPU.Units}}
+			Resources: serviceResources(uint32(gi+1), g)}
 		if svc.Name == "" {
 			svc.Name = g.Name
 		}
@@ -184,12 +195,9 @@ func parseSpec(b []byte, dir string) (Plan, error) {
 			svc.Expose = append(svc.Expose, api.Expose{Port: e.Port, Global: true, Proto: "tcp"})
 		}
 		if ss.ImageArchive != "" {
-			path := ss.ImageArchive
-			if !filepath.IsAbs(path) {
-				path = filepath.Join(dir, path)
-			}
-			if _, err := os.Stat(path); err != nil {
-				return Plan{}, fmt.Errorf("%s.image_archive: %w", f, err)
+			path, err := specFile(dir, f+".image_archive", ss.ImageArchive)
+			if err != nil {
+				return Plan{}, err
 			}
 			if p.Images == nil {
 				p.Images = map[string]string{}
@@ -210,88 +218,78 @@ func parseSpec(b []byte, dir string) (Plan, error) {
 	if err := check.Validate(); err != nil {
 		return Plan{}, err
 	}
-	for _, in := range sp.Inputs {
-		path := in
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(dir, in)
+	named := map[string]string{} // upload name -> the entry that claimed it
+	for i, in := range sp.Inputs {
+		f := fmt.Sprintf("inputs[%d]", i)
+		path, err := specFile(dir, f, in)
+		if err != nil {
+			return Plan{}, err
 		}
-		if _, err := os.Stat(path); err != nil {
-			return Plan{}, fmt.Errorf("inputs: %w", err)
+		// The provider stores an input under its base name, where the job reads it
+		// ($KILN_IN/NAME): two entries with one base name would overwrite each other.
+		name := filepath.Base(path)
+		if err := vault.ValidateName(name); err != nil {
+			return Plan{}, fmt.Errorf("%s: %q: the file name %q cannot be an input name: it must match %s", f, in, name, vault.NamePattern)
 		}
+		if prev, ok := named[name]; ok {
+			return Plan{}, fmt.Errorf("%s: %q and %s are both uploaded as %s; rename one", f, in, prev, name)
+		}
+		named[name] = fmt.Sprintf("%s %q", f, in)
 		p.Inputs = append(p.Inputs, path)
 	}
 	return p, nil
 }
 
+// specFile resolves a file a spec names (field f, entry as written) under the spec's
+// directory dir (absolute). An absolute path, a path that leaves dir ("..") or a
+// symbolic link that leads out of it is refused, naming the entry: a spec shared with
+// you must not upload your other files, such as ~/.ssh keys or /etc/passwd. The file
+// must be a regular file. It returns the file's absolute path, whose base name is the
+// entry's.
+func specFile(dir, f, entry string) (string, error) {
+	if entry == "" {
+		return "", fmt.Errorf("%s: empty file name", f)
+	}
+	if filepath.IsAbs(entry) || filepath.VolumeName(entry) != "" {
+		return "", fmt.Errorf("%s: %q is an absolute path; name files relative to the spec's directory %s", f, entry, dir)
+	}
+	clean := filepath.Clean(entry)
+	if !filepath.IsLocal(clean) {
+		return "", fmt.Errorf("%s: %q leaves the spec's directory %s; only files in it or below it may be uploaded", f, entry, dir)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return "", fmt.Errorf("%s: open the spec's directory: %w", f, err)
+	}
+	defer root.Close()
+	// NB: os.Root follows symbolic links only while they stay inside dir.
+	fi, err := root.Stat(clean)
+	if err != nil {
+		if _, lerr := root.Lstat(clean); lerr == nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("%s: %q is a symbolic link that leads out of the spec's directory %s; only files in it may be uploaded", f, entry, dir)
+		}
+		return "", fmt.Errorf("%s: %q: %w", f, entry, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s: %q is a %s, not a regular file", f, entry, vault.EntryKind(fi.Mode()))
+	}
+	return filepath.Join(dir, clean), nil
+}
+
+// deposit is the order's deposit: s if set, otherwise DefaultDepositBlocks at
+// maxPrice, refused where that does not fit in a uint64.
 func deposit(s string, maxPrice uint64) (types.Coin, error) {
 	if s == "" {
-		return types.NewCoin(types.NativeDenom, maxPrice*DefaultDepositBlocks), nil
+		hi, amount := bits.Mul64(maxPrice, DefaultDepositBlocks)
+		if hi != 0 {
+			return types.Coin{}, fmt.Errorf("max_price: %dukiln per block is too high for the default deposit (%d blocks at max price does not fit in 64 bits); the most it allows is %dukiln per block: lower max_price or set deposit",
+				maxPrice, DefaultDepositBlocks, uint64(math.MaxUint64)/DefaultDepositBlocks)
+		}
+		return types.NewCoin(types.NativeDenom, amount), nil
 	}
 	c, err := types.ParseCoin(s)
 	if err != nil || c.Denom != types.NativeDenom || c.Amount == 0 {
 		return c, fmt.Errorf("deposit: want a positive amount of ukiln like 1000000ukiln (got %q)", s)
 	}
 	return c, nil
-}
-
-// loadSDL converts each SDL placement group into one order.
-func loadSDL(path string, b []byte) ([]Plan, []string, error) {
-	res, err := sdl.Parse(b)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	var warnings []string
-	for _, w := range res.Warnings {
-		warnings = append(warnings, fmt.Sprintf("%s: %v", path, w))
-	}
-	kind := market.KindService // Akash deployments run until closed
-	var plans []Plan
-	for _, og := range res.Groups {
-		p := Plan{Name: og.Name, Kind: kind, Source: "sdl"}
-		units := append([]sdl.ResourceUnit(nil), og.Resources...)
-		sort.Slice(units, func(i, j int) bool { return units[i].ID < units[j].ID })
-		for i, u := range units {
-			if u.ID != uint32(i+1) {
-				return nil, warnings, fmt.Errorf("%s: group %s: resource unit ids are not 1..n", path, og.Name)
-			}
-			g := market.Group{Name: fmt.Sprintf("unit-%d", u.ID), Count: u.Count, CPUMilli: u.CPUMilli, MemoryBytes: u.MemoryBytes}
-			for _, st := range u.Storage {
-				if st.Class != "ram" { // shm comes out of memory, not disk
-					g.StorageBytes += st.Bytes
-				}
-			}
-			g.GPU.Units = u.GPU.Units
-			for _, m := range u.GPU.Models {
-				g.GPU.Models = append(g.GPU.Models, market.GPUFilter{Model: m.Model, MemoryBytes: m.RAMBytes, Interface: m.Interface})
-			}
-			for _, a := range og.Requirements.Attributes {
-				if a.Key == "region" {
-					g.Region = a.Value
-					continue
-				}
-				g.Attributes = append(g.Attributes, registry.Attribute{Key: a.Key, Value: a.Value})
-			}
-			amt, err := strconv.ParseFloat(u.Price.Amount, 64)
-			if err != nil || amt < 0 {
-				return nil, warnings, fmt.Errorf("%s: group %s unit %d: price %q", path, og.Name, u.ID, u.Price.Amount)
-			}
-			per := uint64(amt + 0.999999) // round up: a price is a ceiling
-			if per == 0 {
-				per = 1
-			}
-			p.MaxPrice += per * uint64(u.Count)
-			p.Groups = append(p.Groups, g)
-		}
-		p.Deposit = types.NewCoin(types.NativeDenom, p.MaxPrice*DefaultDepositBlocks)
-		m, err := api.FromSDL(res.Manifest, og.Name)
-		if err != nil {
-			return nil, warnings, err
-		}
-		p.Manifest = m
-		plans = append(plans, p)
-	}
-	if len(plans) == 0 {
-		return nil, warnings, fmt.Errorf("%s: no deployment groups", path)
-	}
-	return plans, warnings, nil
 }

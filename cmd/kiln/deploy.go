@@ -49,7 +49,9 @@ func newDeployCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			o := tenant.Options{CertDir: certDir(cmd), Progress: func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "==>", s) }}
+			pr := newProgress(cmd.ErrOrStderr())
+			defer pr.Done()
+			o := tenant.Options{CertDir: certDir(cmd), Progress: pr.Step, Waiting: pr.Waiting}
 			o.OutDir, _ = cmd.Flags().GetString("out")
 			o.LeaseTimeout, _ = cmd.Flags().GetDuration("lease-timeout")
 			o.NoWait, _ = cmd.Flags().GetBool("no-wait")
@@ -92,6 +94,7 @@ func newDeployCmd() *cobra.Command {
 					}
 				}
 			}
+			pr.Done()
 			if asJSON {
 				if len(results) == 1 {
 					return printJSON(cmd.OutOrStdout(), results[0])
@@ -103,7 +106,21 @@ func newDeployCmd() *cobra.Command {
 			for _, r := range results {
 				fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%s\t%d\n", r.OrderID, r.Provider, r.Price, r.OrderToLeaseBlks, r.OrderToRunningMS, r.State, len(r.Outputs))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, r := range results {
+				if r.OutDir != "" && r.OutputsVerified {
+					fmt.Fprintf(cmd.OutOrStdout(), "lease %d: %d outputs in %s, verified against the root committed on chain\n", r.OrderID, len(r.Outputs), r.OutDir)
+				}
+				if r.IngressURL != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "lease %d: %s\n", r.OrderID, r.IngressURL)
+				}
+				if r.Curl != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "  %s\n", r.Curl)
+				}
+			}
+			return nil
 		},
 	}
 	addKeyringFlags(cmd)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"text/tabwriter"
@@ -133,12 +134,17 @@ func newLeaseCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			e, err := openLease(cmd, args[0], true)
+			e, err := openLease(cmd, args[0], false)
 			if err != nil {
 				return err
 			}
-			defer e.pc.Close()
-			st, perr := e.pc.Status(cmd.Context(), e.lease.ID)
+			// NB: a provider that cannot be reached still leaves the chain's view to show.
+			var st api.LeaseStatus
+			pc, perr := tenant.ConnectAs(cmd.Context(), e.c, e.key, certDir(cmd), e.lease.Provider)
+			if perr == nil {
+				defer pc.Close()
+				st, perr = pc.Status(cmd.Context(), e.lease.ID)
+			}
 			if asJSON {
 				out := map[string]any{"chain": e.lease}
 				if perr == nil {
@@ -154,16 +160,35 @@ func newLeaseCmd() *cobra.Command {
 				fmt.Fprintf(w, " (%s at height %d)", e.lease.CloseReason, e.lease.ClosedHeight)
 			}
 			fmt.Fprintln(w)
+			if e.lease.OutputHash != "" {
+				fmt.Fprintf(w, "outputs root on chain: %s\n", e.lease.OutputHash)
+			}
 			if perr != nil {
 				fmt.Fprintf(w, "provider: %v\n", perr)
 				return nil
 			}
 			fmt.Fprintf(w, "provider: %s\n", st.State)
+			if st.Error != "" {
+				fmt.Fprintf(w, "provider error: %s\n", st.Error)
+			}
 			for _, t := range st.Tasks {
-				fmt.Fprintf(w, "  task %s: %s\n", t.ID, t.State)
+				fmt.Fprintf(w, "  task %s: %s", t.ID, t.State)
+				if t.ExitCode != nil {
+					fmt.Fprintf(w, " (exit %d)", *t.ExitCode)
+				}
+				if t.Error != "" {
+					fmt.Fprintf(w, ": %s", t.Error)
+				}
+				fmt.Fprintln(w)
 			}
 			for _, o := range st.Outputs {
 				fmt.Fprintf(w, "  output %s  %d bytes  sha256 %s\n", o.Name, o.Size, o.SHA256)
+			}
+			for _, sk := range st.Skipped {
+				fmt.Fprintf(w, "  skipped %q: %s\n", sk.Name, sk.Reason)
+			}
+			if n := st.SkippedTotal - len(st.Skipped); n > 0 {
+				fmt.Fprintf(w, "  skipped %d more\n", n)
 			}
 			return nil
 		},
@@ -227,18 +252,51 @@ func newLeaseCmd() *cobra.Command {
 func newFetchCmd() *cobra.Command {
 	cmd := leaseFlags(&cobra.Command{
 		Use:   "fetch ID",
-		Short: "Download a batch lease's outputs from its provider, checking each hash",
-		Args:  cobra.ExactArgs(1),
+		Short: "Download a batch lease's outputs, checked against the Merkle root its provider committed on chain",
+		Long: `Download a batch lease's outputs from its provider into a new directory named for the
+lease (lease-ID), or --out DIR. The provider's listing must have the Merkle root committed
+on chain when the lease completed, and every file must hash to its entry; files are moved
+into place only once all are verified. Nothing is overwritten without --force.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			out, _ := cmd.Flags().GetString("out")
+			asJSON, err := outputJSON(cmd)
+			if err != nil {
+				return err
+			}
 			e, err := openLease(cmd, args[0], true)
 			if err != nil {
 				return err
 			}
 			defer e.pc.Close()
-			return tenant.Fetch(cmd.Context(), e.pc, e.lease.ID, out, func(s string) { fmt.Fprintln(cmd.OutOrStdout(), s) })
+			o := tenant.FetchOptions{Progress: func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "==>", s) }}
+			o.Dir, _ = cmd.Flags().GetString("out")
+			o.Force, _ = cmd.Flags().GetBool("force")
+			o.Unverified, _ = cmd.Flags().GetBool("unverified")
+			o.Wait, _ = cmd.Flags().GetDuration("wait")
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			r, err := tenant.Fetch(ctx, e.c, e.pc, e.lease.ID, o)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), r)
+			}
+			w := cmd.OutOrStdout()
+			check := "verified against the root committed on chain at height " + strconv.FormatInt(r.CommittedHeight, 10)
+			if !r.Verified {
+				check = "UNVERIFIED (checked only against the provider's hashes)"
+			}
+			fmt.Fprintf(w, "lease %d: %d outputs in %s, %s\n", r.LeaseID, len(r.Files), r.Dir, check)
+			for _, f := range r.Files {
+				fmt.Fprintf(w, "  %s  %d bytes  sha256 %s\n", filepath.Join(r.Dir, f.Name), f.Size, f.SHA256)
+			}
+			return nil
 		},
 	})
-	cmd.Flags().String("out", ".", "directory for the outputs")
+	cmd.Flags().String("out", "", "directory for the outputs (default: a new directory lease-ID)")
+	cmd.Flags().Bool("force", false, "replace files of the same names already in the directory")
+	cmd.Flags().Bool("unverified", false, "fetch the outputs of a lease not completed on chain, checked only against the provider's own hashes")
+	cmd.Flags().Duration("wait", 0, "wait this long for the lease to complete on chain (always up to 1m once the provider has sealed the outputs)")
 	return cmd
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-network/kiln/client"
+	"github.com/kiln-network/kiln/tenant"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/cert"
 	"github.com/kiln-network/kiln/x/escrow"
@@ -32,7 +33,7 @@ func marketTxCmds() []*cobra.Command {
 	mk := &cobra.Command{Use: "market", Short: "Market transactions: orders, bids, leases"}
 	create := txCmd("create-order FROM_KEY SPEC_FILE", "Post an order from a YAML or JSON spec and escrow its deposit", 2,
 		func(cmd *cobra.Command, from types.Address, args []string) ([]types.Msg, error) {
-			spec, err := client.LoadOrderSpec(args[0])
+			spec, err := tenant.LoadOrderSpec(args[0])
 			if err != nil {
 				return nil, err
 			}

@@ -159,6 +159,12 @@ type LeaseStatus struct {
 	Outputs []FileInfo `json:"outputs,omitempty"`
 	// OutputsRoot is the hex Merkle root of Outputs (vault.MerkleRoot).
 	OutputsRoot string `json:"outputs_root,omitempty"`
+	// Skipped are the entries the workload left in its output directory that
+	// were not sealed as outputs (directories, links, named pipes, names
+	// outside vault.NamePattern), at most vault.MaxSkippedListed of them.
+	Skipped []SkippedOutput `json:"skipped,omitempty"`
+	// SkippedTotal counts every entry skipped, listed in Skipped or not.
+	SkippedTotal int `json:"skipped_total,omitempty"`
 	// Error explains a failed state.
 	Error string `json:"error,omitempty"`
 }
@@ -183,6 +189,13 @@ type FileInfo struct {
 	Size int64  `json:"size"`
 	// SHA256 is the lower-case hex SHA-256 of the plaintext.
 	SHA256 string `json:"sha256"`
+}
+
+// SkippedOutput is an entry of a workload's output directory that was not
+// sealed as an output, and why.
+type SkippedOutput struct {
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
 }
 
 // Error codes of the JSON error body; they are stable, clients branch on them.

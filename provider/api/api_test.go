@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -279,12 +280,23 @@ func TestBatchLeaseEndToEnd(t *testing.T) {
 	if st, err := c.Status(ctx, 1); err != nil || st.State != api.StatePending || len(st.Inputs) != 1 {
 		t.Errorf("Status() before manifest = %+v, %v; want pending with one input", st, err)
 	}
-	if _, err := c.SendManifest(ctx, 1, shManifest(`echo working; tr a-z A-Z < "$KILN_IN/x" > "$KILN_OUT/y"`)); err != nil {
+	// Besides its output y the job leaves what is not an output: a directory, a link
+	// and a named pipe. The provider seals y and tells the tenant what it skipped.
+	if _, err := c.SendManifest(ctx, 1, shManifest(`echo working; tr a-z A-Z < "$KILN_IN/x" > "$KILN_OUT/y"; `+
+		`mkdir "$KILN_OUT/tree"; ln -s y "$KILN_OUT/link"; mkfifo "$KILN_OUT/pipe"`)); err != nil {
 		t.Fatalf("SendManifest() = %v", err)
 	}
 	st := waitState(t, c, 1, api.StateCompleted, api.StateFailed)
 	if st.State != api.StateCompleted {
 		t.Fatalf("lease 1 ended %q: %s", st.State, st.Error)
+	}
+	wantSkipped := []api.SkippedOutput{
+		{Name: "link", Reason: "symbolic link: only regular files are outputs"},
+		{Name: "pipe", Reason: "named pipe (FIFO): only regular files are outputs"},
+		{Name: "tree", Reason: "directory: only regular files are outputs"},
+	}
+	if !slices.Equal(st.Skipped, wantSkipped) || st.SkippedTotal != 3 {
+		t.Errorf("Status().Skipped = %+v (total %d), want %+v", st.Skipped, st.SkippedTotal, wantSkipped)
 	}
 
 	want := []byte("HELLO KILN\n")

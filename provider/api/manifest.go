@@ -5,8 +5,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-
-	"github.com/kiln-network/kiln/sdl"
 )
 
 // Manifest is what the tenant sends the provider once a lease exists: the
@@ -198,69 +196,4 @@ func CheckManifest(m Manifest, order []ResourceUnit) error {
 		}
 	}
 	return nil
-}
-
-// FromSDL converts the named group of an SDL manifest (an order group; ""
-// takes the only group) into a Manifest. Resource units keep their SDL ids;
-// storage is the sum of the unit's volumes.
-func FromSDL(m sdl.Manifest, group string) (Manifest, error) {
-	var g *sdl.ManifestGroup
-	for i := range m.Groups {
-		if m.Groups[i].Name == group || (group == "" && len(m.Groups) == 1) {
-			g = &m.Groups[i]
-		}
-	}
-	if g == nil {
-		names := make([]string, len(m.Groups))
-		for i, gr := range m.Groups {
-			names[i] = gr.Name
-		}
-		return Manifest{}, fmt.Errorf("convert SDL manifest: group %q: not found (groups: %s)", group, strings.Join(names, ", "))
-	}
-	var out Manifest
-	for _, s := range g.Services {
-		svc := Service{
-			Name:    s.Name,
-			Image:   s.Image,
-			Command: slices.Clone(s.Command),
-			Args:    slices.Clone(s.Args),
-			Env:     slices.Clone(s.Env),
-			Count:   s.Count,
-			Resources: ServiceResources{
-				Unit:        s.Resources.ID,
-				CPUMilli:    s.Resources.CPUMilli,
-				MemoryBytes: s.Resources.MemoryBytes,
-				GPUUnits:    s.Resources.GPU.Units,
-			},
-		}
-		for _, st := range s.Resources.Storage {
-			svc.Resources.StorageBytes += st.Bytes
-		}
-		for _, e := range s.Expose {
-			svc.Expose = append(svc.Expose, Expose{Port: e.Port, As: e.ExternalPort, Proto: strings.ToLower(e.Proto), Global: e.Global})
-		}
-		if s.Params != nil && len(s.Params.Storage) > 0 {
-			svc.Params = &Params{}
-			for _, p := range s.Params.Storage {
-				svc.Params.Storage = append(svc.Params.Storage, StorageMount{Name: p.Name, Mount: p.Mount, ReadOnly: p.ReadOnly})
-			}
-		}
-		out.Services = append(out.Services, svc)
-	}
-	return out, nil
-}
-
-// ResourcesFromSDL converts an SDL order group's resource units into the
-// ResourceUnits a LeaseInfo carries, for tests and for the daemon until the
-// market module stores its own.
-func ResourcesFromSDL(g sdl.OrderGroup) []ResourceUnit {
-	out := make([]ResourceUnit, 0, len(g.Resources))
-	for _, r := range g.Resources {
-		u := ResourceUnit{ID: r.ID, Count: r.Count, CPUMilli: r.CPUMilli, MemoryBytes: r.MemoryBytes, GPUUnits: r.GPU.Units}
-		for _, st := range r.Storage {
-			u.StorageBytes += st.Bytes
-		}
-		out = append(out, u)
-	}
-	return out
 }

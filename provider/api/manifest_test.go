@@ -5,8 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-
-	"github.com/kiln-network/kiln/sdl"
 )
 
 func TestCheckManifest(t *testing.T) {
@@ -58,54 +56,6 @@ func TestCheckManifest(t *testing.T) {
 				t.Errorf("CheckManifest() = %q, want asked against ordered", err)
 			}
 		})
-	}
-}
-
-func TestFromSDL(t *testing.T) {
-	res, err := sdl.Parse([]byte(`version: "2.0"
-services:
-  web:
-    image: nginx:1.25
-    env: [A=1]
-    expose:
-      - port: 80
-        as: 8080
-        to: [{global: true}]
-profiles:
-  compute:
-    web:
-      resources:
-        cpu: {units: 0.5}
-        memory: {size: 512Mi}
-        storage: [{size: 1Gi}]
-  placement:
-    dc:
-      pricing:
-        web: {denom: uakt, amount: 100}
-deployment:
-  web:
-    dc: {profile: web, count: 2}
-`))
-	if err != nil {
-		t.Fatalf("sdl.Parse() = %v", err)
-	}
-	m, err := FromSDL(res.Manifest, "")
-	if err != nil {
-		t.Fatalf("FromSDL() = %v", err)
-	}
-	if len(m.Services) != 1 {
-		t.Fatalf("FromSDL() = %+v, want one service", m)
-	}
-	s := m.Services[0]
-	if s.Name != "web" || s.Image != "nginx:1.25" || s.Count != 2 || s.Resources.CPUMilli != 500 || s.Resources.MemoryBytes != 512<<20 ||
-		s.Resources.StorageBytes != 1<<30 || len(s.Expose) != 1 || s.Expose[0].Port != 80 || s.Expose[0].As != 8080 || !s.Expose[0].Global {
-		t.Errorf("FromSDL() service = %+v", s)
-	}
-	if err := CheckManifest(m, ResourcesFromSDL(res.Groups[0])); err != nil {
-		t.Errorf("CheckManifest(FromSDL(x), ResourcesFromSDL(x)) = %v, want nil", err)
-	}
-	if _, err := FromSDL(res.Manifest, "nope"); err == nil {
-		t.Errorf("FromSDL(unknown group) = nil error")
 	}
 }
 

@@ -155,13 +155,23 @@ func TestDockerLease(t *testing.T) {
 func TestDockerDeployImageArchive(t *testing.T) {
 	n, _, archive, _, _ := dockerNet(t)
 	dir := t.TempDir()
+	// NB: a spec names only files in its own directory: the archive is linked there.
+	if err := os.Link(archive, filepath.Join(dir, "job.tar")); err != nil {
+		b, rerr := os.ReadFile(archive)
+		if rerr != nil {
+			t.Fatal(rerr)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "job.tar"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	spec := filepath.Join(dir, "job.yaml")
 	os.WriteFile(spec, []byte(`kind: batch
 max_price: 1000ukiln
 groups: [{name: job, cpu: 500m, memory: 256Mi, storage: 1Gi}]
 services:
   - name: job
-    image_archive: `+archive+`
+    image_archive: job.tar
     command: [/testprog]
     args: [write-out, out.txt, hello from a spec]
 `), 0o644)

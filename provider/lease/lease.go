@@ -145,6 +145,9 @@ type state struct {
 	DeployedAt  time.Time      `json:"deployed_at"`
 	Outputs     []api.FileInfo `json:"outputs,omitempty"`
 	OutputsRoot string         `json:"outputs_root,omitempty"`
+	// Skipped and SkippedTotal are what sealing left out (api.LeaseStatus).
+	Skipped      []api.SkippedOutput `json:"skipped,omitempty"`
+	SkippedTotal int                 `json:"skipped_total,omitempty"`
 	// Reported is true once OnComplete returned.
 	Reported bool `json:"reported,omitempty"`
 }
@@ -505,7 +508,7 @@ func (m *Manager) complete(r *run) {
 			}
 		}
 		in, out := m.cfg.WorkDirs(ExecLeaseID(st.Lease.ID))
-		files, err := m.seal(st.Lease.ID, out)
+		files, err := m.seal(st, out)
 		if err != nil {
 			st.State, st.Error = api.StateFailed, err.Error()
 			m.log.Error("seal outputs", "lease", st.Lease.ID, "err", err)
@@ -545,12 +548,17 @@ func (m *Manager) complete(r *run) {
 	}
 }
 
-func (m *Manager) seal(id uint64, out string) ([]vault.File, error) {
-	vl, err := m.v.Lease(id)
+// seal seals the lease's outputs from out and records in st what it skipped.
+func (m *Manager) seal(st *state, out string) ([]vault.File, error) {
+	vl, err := m.v.Lease(st.Lease.ID)
 	if err != nil {
 		return nil, err
 	}
 	res, err := vl.Seal(out, m.cfg.MaxOutputBytes)
+	st.Skipped, st.SkippedTotal = nil, res.SkippedTotal
+	for _, s := range res.Skipped {
+		st.Skipped = append(st.Skipped, api.SkippedOutput{Name: s.Name, Reason: s.Reason})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -578,6 +586,7 @@ func (m *Manager) Status(_ context.Context, id uint64) (api.LeaseStatus, error) 
 	st := api.LeaseStatus{
 		LeaseID: id, Kind: r.st.Lease.Kind, State: r.st.State, Error: r.st.Error,
 		Outputs: append([]api.FileInfo(nil), r.st.Outputs...), OutputsRoot: r.st.OutputsRoot,
+		Skipped: append([]api.SkippedOutput(nil), r.st.Skipped...), SkippedTotal: r.st.SkippedTotal,
 	}
 	for _, t := range r.st.Tasks {
 		ts := api.TaskStatus{ID: t.ID, Service: t.Service, Replica: t.Replica, State: api.StateRunning, StartedAt: t.StartedAt, Ports: t.Ports}

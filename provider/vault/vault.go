@@ -335,29 +335,51 @@ func (l *Lease) materialize(f File, dir string) error {
 type SealResult struct {
 	// Files are the sealed outputs, sorted by name.
 	Files []File
-	// Skipped names the entries of the out dir that were not sealed
-	// (directories, links, devices, names outside NamePattern), with why.
-	Skipped []string
+	// Skipped are the entries of the out dir that were not sealed (directories,
+	// links, named pipes, devices, names outside NamePattern), with why, sorted by
+	// name; at most MaxSkippedListed of them.
+	Skipped []Skipped
+	// SkippedTotal counts every entry skipped, listed or not.
+	SkippedTotal int
 }
+
+// Skipped is an entry of a workload's out dir that Seal did not seal.
+type Skipped struct {
+	// Name is the entry's name as the workload wrote it (any bytes but "/").
+	Name string
+	// Reason says why, e.g. "symbolic link" or "directory".
+	Reason string
+}
+
+// MaxSkippedListed bounds SealResult.Skipped: a workload that leaves a million
+// files of the wrong kind is told how many, not sent every name.
+const MaxSkippedListed = 100
 
 // Seal encrypts every regular file at the top of outDir into the vault as an
 // output, hashing it on the way, then removes everything under outDir.
-// Subdirectories and links are skipped (a workload returns a tree as an
-// archive); an output larger than maxBytes (when > 0) fails the seal.
+// Subdirectories, links and other special files are skipped and reported (a
+// workload returns a tree as an archive); an output larger than maxBytes (when
+// > 0) fails the seal.
 func (l *Lease) Seal(outDir string, maxBytes int64) (SealResult, error) {
 	var res SealResult
 	ents, err := os.ReadDir(outDir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return res, fmt.Errorf("seal outputs of lease %d: read %s: %w", l.id, outDir, err)
 	}
-	for _, e := range ents {
+	skip := func(name, why string) {
+		res.SkippedTotal++
+		if len(res.Skipped) < MaxSkippedListed {
+			res.Skipped = append(res.Skipped, Skipped{Name: name, Reason: why})
+		}
+	}
+	for _, e := range ents { // NB: ReadDir sorts by name, so Skipped is sorted too
 		name := e.Name()
-		if ValidateName(name) != nil {
-			res.Skipped = append(res.Skipped, name+": name outside "+NamePattern)
+		if !e.Type().IsRegular() {
+			skip(name, EntryKind(e.Type())+": only regular files are outputs")
 			continue
 		}
-		if !e.Type().IsRegular() {
-			res.Skipped = append(res.Skipped, name+": not a regular file")
+		if ValidateName(name) != nil {
+			skip(name, "name outside "+NamePattern)
 			continue
 		}
 		f, err := l.sealOne(filepath.Join(outDir, name), name, maxBytes)
@@ -370,10 +392,32 @@ func (l *Lease) Seal(outDir string, maxBytes int64) (SealResult, error) {
 		return res, fmt.Errorf("seal outputs of lease %d: wipe %s: %w", l.id, outDir, err)
 	}
 	slices.SortFunc(res.Files, func(a, b File) int { return strings.Compare(a.Name, b.Name) })
-	if len(res.Skipped) > 0 {
-		l.log.Warn("outputs skipped", "skipped", res.Skipped)
+	if res.SkippedTotal > 0 {
+		l.log.Warn("outputs skipped", "count", res.SkippedTotal, "listed", res.Skipped)
 	}
 	return res, nil
+}
+
+// EntryKind names the kind of a directory entry of type t ("directory",
+// "symbolic link", "named pipe (FIFO)", ...), for messages.
+func EntryKind(t fs.FileMode) string {
+	switch {
+	case t.IsRegular():
+		return "regular file"
+	case t.IsDir():
+		return "directory"
+	case t&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case t&fs.ModeNamedPipe != 0:
+		return "named pipe (FIFO)"
+	case t&fs.ModeSocket != 0:
+		return "socket"
+	case t&fs.ModeCharDevice != 0:
+		return "character device"
+	case t&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
 }
 
 func (l *Lease) sealOne(path, name string, maxBytes int64) (File, error) {

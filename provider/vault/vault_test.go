@@ -8,7 +8,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -122,6 +125,10 @@ func TestMaterializeSealErase(t *testing.T) {
 	os.WriteFile(filepath.Join(out, "y.txt"), []byte("HELLO"), 0o644)
 	os.WriteFile(filepath.Join(out, "sub", "z"), []byte("nested"), 0o644)
 	os.Symlink("/etc/passwd", filepath.Join(out, "link"))
+	if err := syscall.Mkfifo(filepath.Join(out, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(out, "bad name.txt"), []byte("x"), 0o644)
 	res, err := l.Seal(out, 0)
 	if err != nil {
 		t.Fatalf("Seal() = %v", err)
@@ -129,8 +136,14 @@ func TestMaterializeSealErase(t *testing.T) {
 	if len(res.Files) != 1 || res.Files[0].Name != "y.txt" || res.Files[0].SHA256 != sha256.Sum256([]byte("HELLO")) {
 		t.Errorf("Seal() files = %+v, want y.txt hashed", res.Files)
 	}
-	if len(res.Skipped) != 2 {
-		t.Errorf("Seal() skipped = %q, want sub and link", res.Skipped)
+	want := []Skipped{
+		{"bad name.txt", "name outside " + NamePattern},
+		{"fifo", "named pipe (FIFO): only regular files are outputs"},
+		{"link", "symbolic link: only regular files are outputs"},
+		{"sub", "directory: only regular files are outputs"},
+	}
+	if !slices.Equal(res.Skipped, want) || res.SkippedTotal != len(want) {
+		t.Errorf("Seal() skipped = %q (%d), want %q", res.Skipped, res.SkippedTotal, want)
 	}
 	if ents, _ := os.ReadDir(out); len(ents) != 0 {
 		t.Errorf("out dir holds %d entries after Seal, want none", len(ents))
@@ -193,5 +206,26 @@ func TestMerkleRoot(t *testing.T) {
 			t.Errorf("MerkleRoot(%s) == MerkleRoot(%s)", name, other)
 		}
 		roots[r] = name
+	}
+}
+
+// A workload that leaves more than MaxSkippedListed entries Seal cannot seal is told
+// how many there were, with the first MaxSkippedListed named.
+func TestSealSkippedBounded(t *testing.T) {
+	v, _ := mustOpen(t)
+	l, _ := v.Lease(4)
+	out := t.TempDir()
+	n := MaxSkippedListed + 5
+	for i := range n {
+		if err := os.Mkdir(filepath.Join(out, "d"+strconv.Itoa(1000+i)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := l.Seal(out, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Skipped) != MaxSkippedListed || res.SkippedTotal != n || res.Skipped[0].Name != "d1000" {
+		t.Fatalf("Seal() listed %d skipped (first %v), total %d; want %d listed from d1000, total %d", len(res.Skipped), res.Skipped[:1], res.SkippedTotal, MaxSkippedListed, n)
 	}
 }

@@ -1,4 +1,4 @@
-package client
+package tenant
 
 import (
 	"encoding/json"

@@ -1,0 +1,137 @@
+package tenant
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/kiln-network/kiln/client"
+	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/x/market"
+	"github.com/kiln-network/kiln/x/registry"
+)
+
+// OrderSpec is the file a tenant writes for `kiln tx market create-order` (YAML or
+// JSON). Sizes take units (512Mi, 80Gi); cpu is cores ("2", "0.5") or millicores
+// ("500m").
+type OrderSpec struct {
+	Kind         string      `yaml:"kind"`      // batch (default) or service
+	MaxPrice     string      `yaml:"max_price"` // per block, e.g. 1000 or 1000ukiln
+	Deposit      string      `yaml:"deposit"`   // e.g. 100000ukiln
+	Manual       bool        `yaml:"manual"`
+	AutoRedeploy bool        `yaml:"auto_redeploy"`
+	Groups       []GroupSpec `yaml:"groups"`
+}
+
+// GroupSpec is one group of an OrderSpec.
+type GroupSpec struct {
+	Name       string            `yaml:"name"`
+	Count      uint32            `yaml:"count"` // default 1
+	CPU        string            `yaml:"cpu"`
+	Memory     string            `yaml:"memory"`
+	Storage    string            `yaml:"storage"`
+	GPU        GPUSpec           `yaml:"gpu"`
+	Region     string            `yaml:"region"`
+	Attributes map[string]string `yaml:"attributes"`
+}
+
+// GPUSpec asks for GPUs in a GroupSpec.
+type GPUSpec struct {
+	Units  uint32         `yaml:"units"`
+	Models []GPUModelSpec `yaml:"models"`
+}
+
+// GPUModelSpec is one acceptable GPU model.
+type GPUModelSpec struct {
+	Model     string `yaml:"model"`
+	Memory    string `yaml:"memory"`
+	Interface string `yaml:"interface"`
+}
+
+// LoadOrderSpec reads and parses an order spec file.
+func LoadOrderSpec(path string) (OrderSpec, error) {
+	b, err := readSpecFile(path)
+	if err != nil {
+		return OrderSpec{}, err
+	}
+	s, err := ParseOrderSpec(b)
+	if err != nil {
+		return s, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// ParseOrderSpec parses an order spec (YAML, or JSON, which is YAML), refusing unknown
+// fields and specs over the limits (MaxSpecBytes, MaxSpecNodes, MaxSpecMapEntries).
+func ParseOrderSpec(b []byte) (OrderSpec, error) {
+	var s OrderSpec
+	if err := decodeSpec(b, &s); err != nil {
+		return s, fmt.Errorf("order spec: %w", err)
+	}
+	return s, nil
+}
+
+// ParseCPU parses "2", "0.5" (cores) or "500m" (millicores) into millicores.
+func ParseCPU(s string) (uint64, error) {
+	s = strings.TrimSpace(s)
+	if m, ok := strings.CutSuffix(s, "m"); ok {
+		return strconv.ParseUint(m, 10, 64)
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f <= 0 || f > 1e6 {
+		return 0, fmt.Errorf("cpu %q: want cores (2, 0.5) or millicores (500m)", s)
+	}
+	return uint64(f * 1000), nil
+}
+
+// Msg builds the MsgCreateOrder for owner; denom is the market's (MarketParams).
+// It checks the message with ValidateBasic.
+func (s OrderSpec) Msg(owner types.Address, denom string) (*market.MsgCreateOrder, error) {
+	m := &market.MsgCreateOrder{Owner: owner, Kind: s.Kind, Manual: s.Manual, AutoRedeploy: s.AutoRedeploy}
+	if m.Kind == "" {
+		m.Kind = market.KindBatch
+	}
+	var err error
+	if m.MaxPrice, err = client.ParsePrice(s.MaxPrice, denom); err != nil {
+		return nil, fmt.Errorf("max_price: %w", err)
+	}
+	if s.Deposit != "" {
+		if m.Deposit, err = types.ParseCoin(s.Deposit); err != nil {
+			return nil, fmt.Errorf("deposit: %w", err)
+		}
+	}
+	for i, gs := range s.Groups {
+		f := fmt.Sprintf("groups[%d]", i)
+		g := market.Group{Name: gs.Name, Count: gs.Count, Region: gs.Region, GPU: market.GPURequest{Units: gs.GPU.Units}}
+		if g.Count == 0 {
+			g.Count = 1
+		}
+		if g.CPUMilli, err = ParseCPU(gs.CPU); err != nil {
+			return nil, fmt.Errorf("%s.cpu: %w", f, err)
+		}
+		if g.MemoryBytes, err = registry.ParseBytes(gs.Memory); err != nil {
+			return nil, fmt.Errorf("%s.memory: %w", f, err)
+		}
+		if gs.Storage != "" {
+			if g.StorageBytes, err = registry.ParseBytes(gs.Storage); err != nil {
+				return nil, fmt.Errorf("%s.storage: %w", f, err)
+			}
+		}
+		for j, ms := range gs.GPU.Models {
+			gf := market.GPUFilter{Model: ms.Model, Interface: ms.Interface}
+			if ms.Memory != "" {
+				if gf.MemoryBytes, err = registry.ParseBytes(ms.Memory); err != nil {
+					return nil, fmt.Errorf("%s.gpu.models[%d].memory: %w", f, j, err)
+				}
+			}
+			g.GPU.Models = append(g.GPU.Models, gf)
+		}
+		for k, v := range gs.Attributes {
+			g.Attributes = append(g.Attributes, registry.Attribute{Key: k, Value: v})
+		}
+		sort.Slice(g.Attributes, func(a, b int) bool { return g.Attributes[a].Key < g.Attributes[b].Key })
+		m.Groups = append(m.Groups, g)
+	}
+	return m, m.ValidateBasic()
+}
