@@ -471,11 +471,7 @@ func (d *Daemon) stop(id uint64, why string) {
 		} else {
 			d.log.Info("lease stopped", "lease", id, "why", why)
 		}
-		d.gpus.release(id)
-		d.mu.Lock()
-		d.st.GPUs = d.gpus.held()
-		d.mu.Unlock()
-		d.save()
+		d.freeGPUs(id)
 		d.metrics.stopped.Inc()
 	}()
 }

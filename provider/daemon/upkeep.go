@@ -111,7 +111,7 @@ func (d *Daemon) startFailed(id uint64, cause error) {
 	d.st.Completions[id] = startFailedRecord
 	h := d.height
 	d.mu.Unlock()
-	d.save()
+	d.freeGPUs(id)
 	d.metrics.startFailures.Inc()
 	d.log.Warn("workload failed to start; reporting the lease failed", "lease", id, "err", cause)
 	ctx := d.ctx
@@ -127,6 +127,18 @@ func (d *Daemon) startFailed(id uint64, cause error) {
 	d.mu.Unlock()
 }
 
+// freeGPUs gives lease id's GPUs back once its tasks have exited (a batch job done,
+// a workload that never started) and saves the state: the chain frees the lease's
+// capacity when it closes, while its outputs may stay for output_retention, and the
+// next lease must find the GPUs free.
+func (d *Daemon) freeGPUs(id uint64) {
+	d.gpus.release(id)
+	d.mu.Lock()
+	d.st.GPUs = d.gpus.held()
+	d.mu.Unlock()
+	d.save()
+}
+
 // onComplete is the lease manager's OnComplete: it records the completion (so a
 // restart resends it) and sends MsgCompleteLease at once.
 func (d *Daemon) onComplete(id uint64, root [32]byte, codes map[string]int) {
@@ -139,7 +151,7 @@ func (d *Daemon) onComplete(id uint64, root [32]byte, codes map[string]int) {
 	d.st.Completions[id] = completionRecord(root, failed)
 	h := d.height
 	d.mu.Unlock()
-	d.save()
+	d.freeGPUs(id)
 	d.log.Info("lease completed locally", "lease", id, "outputs_root", hex.EncodeToString(root[:]), "exit_codes", codes)
 	ctx := d.ctx
 	if ctx == nil || ctx.Err() != nil {
