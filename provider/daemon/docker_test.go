@@ -79,9 +79,10 @@ func dockerNet(t *testing.T) (n *testNet, cli *moby.Client, archive, imageID, ns
 func TestDockerLease(t *testing.T) {
 	n, cli, archive, imageID, ns := dockerNet(t)
 
-	// 30 s: an order, a lease, an image load, a container of milliseconds, the
-	// completion and output retention, at 200 ms blocks on a loaded machine.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// 60 s: an order, a lease, an image load, a container of milliseconds, the
+	// completion and output retention, at 200 ms blocks on a loaded machine (a
+	// container start took 25 s here with the load average at 20).
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	t0 := time.Now()
 	g := market.Group{Name: "job", Count: 1, CPUMilli: 500, MemoryBytes: 256 * registry.Mi, StorageBytes: registry.Gi}
@@ -179,8 +180,8 @@ services:
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 30 s: as TestDockerLease.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// 60 s: as TestDockerLease.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	out := filepath.Join(dir, "out")
 	r, err := tenant.Deploy(ctx, n.c, n.tenantKey, plans[0], tenant.Options{CertDir: t.TempDir(), OutDir: out, Progress: func(s string) { t.Log(s) }})
