@@ -131,3 +131,21 @@ func TestDetectedInventory(t *testing.T) {
 		t.Fatalf("CPU-only inventory = %+v, %v", inv, err)
 	}
 }
+
+// FuzzParseConfig: no config file makes Parse or Validate panic or hang, and a config
+// that validates names a state dir and an executor.
+func FuzzParseConfig(f *testing.F) {
+	f.Add(ExampleConfig)
+	f.Add("listen = \"127.0.0.1:0\"\nstate_dir = \"/x\"\n[inventory]\ncpu_cores = 1\n")
+	f.Add("[pricing.gpu_hour]\nh100 = -1\n")
+	f.Add("output_retention = \"99999999999h\"\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := Parse(strings.NewReader(s))
+		if err != nil {
+			return
+		}
+		if c.Validate() == nil && (c.StateDir == "" || c.Executor == "") {
+			t.Fatalf("Validate accepted a config without state_dir or executor: %+v", c)
+		}
+	})
+}

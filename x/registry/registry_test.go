@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-network/kiln/codec"
 	"github.com/kiln-network/kiln/store"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/bank"
@@ -179,4 +180,30 @@ func TestRegisterUpdateDeregister(t *testing.T) {
 	if err := bad.ValidateBasic(); err == nil {
 		t.Fatal("garbage certificate accepted")
 	}
+}
+
+// FuzzParseInventory: no inventory file makes ParseInventory panic, and what it
+// accepts is valid and survives the canonical encoding unchanged.
+func FuzzParseInventory(f *testing.F) {
+	f.Add([]byte("region = \"us-east\"\ncpu_cores = 32\nmemory = \"256Gi\"\nstorage = \"2Ti\"\n[[gpus]]\nmodel = \"a100\"\nmemory = \"80Gi\"\ninterface = \"pcie\"\ncount = 4\n[attributes]\ntier = \"community\"\n"), ".toml")
+	f.Add([]byte(`{"region":"eu-west","cpu_cores":2,"memory":"8Gi","storage":"1Ti","runtime":{"executor":"process","gpus":true}}`), ".json")
+	f.Add([]byte("memory = \"1.5Ti\"\n"), ".toml")
+	f.Fuzz(func(t *testing.T, b []byte, ext string) {
+		inv, err := ParseInventory(b, ext)
+		if err != nil {
+			return
+		}
+		if err := inv.Validate(); err != nil {
+			t.Fatalf("ParseInventory accepted an invalid inventory: %v", err)
+		}
+		w := codec.NewWriter(256)
+		inv.MarshalTo(w)
+		r := codec.NewReader(w.Bytes())
+		back := UnmarshalInventory(r)
+		w2 := codec.NewWriter(256)
+		back.MarshalTo(w2)
+		if r.Err() != nil || string(w2.Bytes()) != string(w.Bytes()) || back.Validate() != nil {
+			t.Fatalf("round trip: %+v (%v), want %+v", back, r.Err(), inv)
+		}
+	})
 }
