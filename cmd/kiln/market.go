@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -143,6 +144,15 @@ func marketTxCmds() []*cobra.Command {
 				b, err := os.ReadFile(args[0])
 				if err != nil {
 					return nil, fmt.Errorf("read certificate: %w", err)
+				}
+				// NB: the chain checks all of this too; checking here says what is
+				// wrong before a fee is paid for a refused transaction.
+				c, _, err := cert.Parse(b, time.Now())
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", args[0], err)
+				}
+				if err := cert.CheckSubject(c, from); err != nil {
+					return nil, fmt.Errorf("%s: %w", args[0], err)
 				}
 				return []types.Msg{&cert.MsgPublishCert{Owner: from, CertPEM: b}}, nil
 			}),
