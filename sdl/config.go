@@ -117,3 +117,21 @@ func formatDec(v *big.Rat) string {
 	}
 	return s
 }
+
+// Ceil returns the least whole number of units at or above c's amount, computed
+// exactly (no float), and whether the amount was whole already. A converted price is
+// a ceiling, so it rounds up: this is the per-block price an order carries.
+func (c Coin) Ceil() (units uint64, whole bool, err error) {
+	r, ok := new(big.Rat).SetString(c.Amount)
+	if !ok || r.Sign() < 0 || strings.ContainsAny(c.Amount, "eE/") {
+		return 0, false, fmt.Errorf("amount %q: not a non-negative decimal", c.Amount)
+	}
+	q, m := new(big.Int).QuoRem(r.Num(), r.Denom(), new(big.Int))
+	if m.Sign() != 0 {
+		q.Add(q, big.NewInt(1))
+	}
+	if !q.IsUint64() {
+		return 0, false, fmt.Errorf("amount %q: too large", c.Amount)
+	}
+	return q.Uint64(), m.Sign() == 0, nil
+}

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 
 	"gopkg.in/yaml.v3"
 
@@ -262,11 +261,10 @@ func loadSDL(path string, b []byte) ([]Plan, []string, error) {
 				}
 				g.Attributes = append(g.Attributes, registry.Attribute{Key: a.Key, Value: a.Value})
 			}
-			amt, err := strconv.ParseFloat(u.Price.Amount, 64)
-			if err != nil || amt < 0 {
-				return nil, warnings, fmt.Errorf("%s: group %s unit %d: price %q", path, og.Name, u.ID, u.Price.Amount)
+			per, _, err := u.Price.Ceil() // exact, rounded up: a price is a ceiling
+			if err != nil {
+				return nil, warnings, fmt.Errorf("%s: group %s unit %d: price: %w", path, og.Name, u.ID, err)
 			}
-			per := uint64(amt + 0.999999) // round up: a price is a ceiling
 			if per == 0 {
 				per = 1
 			}

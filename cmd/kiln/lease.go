@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/ed25519"
-	"errors"
 	"fmt"
 	"io"
 	"os/signal"
@@ -32,7 +31,7 @@ type leaseEnv struct {
 func openLease(cmd *cobra.Command, idArg string, provider bool) (*leaseEnv, error) {
 	id, err := strconv.ParseUint(idArg, 10, 64)
 	if err != nil || id == 0 {
-		return nil, fmt.Errorf("lease id %q: want a positive number", idArg)
+		return nil, usagef("lease id %q: want a positive integer", idArg)
 	}
 	e := &leaseEnv{}
 	if e.c, err = newClient(cmd); err != nil {
@@ -43,7 +42,7 @@ func openLease(cmd *cobra.Command, idArg string, provider bool) (*leaseEnv, erro
 	}
 	from, _ := cmd.Flags().GetString("from")
 	if from == "" {
-		return nil, errors.New("--from KEY is required")
+		return nil, usagef("--from KEY is required")
 	}
 	kr, err := openKeyring(cmd)
 	if err != nil {
@@ -87,7 +86,7 @@ func newLeaseCmd() *cobra.Command {
 			if all, _ := cmd.Flags().GetBool("all"); !all {
 				from, _ := cmd.Flags().GetString("from")
 				if from == "" {
-					return errors.New("--from KEY (or --all) is required")
+					return usagef("--from KEY (or --all) is required")
 				}
 				kr, err := openKeyring(cmd)
 				if err != nil {
@@ -107,10 +106,7 @@ func newLeaseCmd() *cobra.Command {
 				return err
 			}
 			if asJSON {
-				if leases == nil {
-					leases = []market.Lease{}
-				}
-				return printJSON(cmd.OutOrStdout(), map[string]any{"leases": leases})
+				return printJSON(cmd.OutOrStdout(), map[string]any{"leases": market.ShowLeases(leases)})
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tKIND\tPROVIDER\tPRICE/BLOCK\tSTATE\tREASON\tCREATED")
@@ -140,7 +136,7 @@ func newLeaseCmd() *cobra.Command {
 			defer e.pc.Close()
 			st, perr := e.pc.Status(cmd.Context(), e.lease.ID)
 			if asJSON {
-				out := map[string]any{"chain": e.lease}
+				out := map[string]any{"chain": market.ShowLease(e.lease)}
 				if perr == nil {
 					out["provider"] = st
 				} else {
