@@ -43,7 +43,9 @@ func TestCLIMarketOutputAndCert(t *testing.T) {
 	kb := []string{"--home", home, "--keyring-backend", "test"}
 	nd := []string{"--node", rpc, "--chain-id", "mkt-1"}
 	tx := func(args ...string) string { return kiln(t, append(append(args, kb...), nd...)...) }
-	addr := func(name string) string { return strings.TrimSpace(kiln(t, append([]string{"keys", "show", name, "-a"}, kb...)...)) }
+	addr := func(name string) string {
+		return strings.TrimSpace(kiln(t, append([]string{"keys", "show", name, "-a"}, kb...)...))
+	}
 	kiln(t, append([]string{"keys", "add", "prov"}, kb...)...)
 	dev, prov := addr("dev"), addr("prov")
 	tx("tx", "bank", "send", "dev", prov, "300000000ukiln")
