@@ -60,6 +60,15 @@ func openLease(cmd *cobra.Command, idArg string, provider bool) (*leaseEnv, erro
 	return e, nil
 }
 
+// providerStatusErr is lease status's failure when the provider could not say how the
+// lease runs: the chain's part is printed, and the command exits 1.
+func providerStatusErr(l market.Lease, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{code: 1, err: fmt.Errorf("no status from provider %s: %w", l.Provider, err)}
+}
+
 func leaseFlags(cmd *cobra.Command) *cobra.Command {
 	addKeyringFlags(cmd)
 	addNodeFlags(cmd)
@@ -142,7 +151,10 @@ func newLeaseCmd() *cobra.Command {
 				} else {
 					out["provider_error"] = perr.Error()
 				}
-				return printJSON(cmd.OutOrStdout(), out)
+				if err := printJSON(cmd.OutOrStdout(), out); err != nil {
+					return err
+				}
+				return providerStatusErr(e.lease, perr)
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "lease %d (%s) with %s: %s on chain", e.lease.ID, e.lease.Kind, e.lease.Provider, e.lease.State)
@@ -151,12 +163,19 @@ func newLeaseCmd() *cobra.Command {
 			}
 			fmt.Fprintln(w)
 			if perr != nil {
-				fmt.Fprintf(w, "provider: %v\n", perr)
-				return nil
+				return providerStatusErr(e.lease, perr)
 			}
-			fmt.Fprintf(w, "provider: %s\n", st.State)
+			fmt.Fprintf(w, "provider: %s", st.State)
+			if st.Error != "" {
+				fmt.Fprintf(w, ": %s", st.Error)
+			}
+			fmt.Fprintln(w)
 			for _, t := range st.Tasks {
-				fmt.Fprintf(w, "  task %s: %s\n", t.ID, t.State)
+				fmt.Fprintf(w, "  task %s: %s", t.ID, t.State)
+				if t.Error != "" {
+					fmt.Fprintf(w, ": %s", t.Error)
+				}
+				fmt.Fprintln(w)
 			}
 			for _, o := range st.Outputs {
 				fmt.Fprintf(w, "  output %s  %d bytes  sha256 %s\n", o.Name, o.Size, o.SHA256)
