@@ -104,9 +104,14 @@ func samePath(f *os.File, path string) bool {
 	return err == nil && os.SameFile(a, b)
 }
 
+// readPID returns the pid f holds: a positive decimal and white space, under 64 bytes;
+// 0 for anything else.
 func readPID(f *os.File) int {
-	b := make([]byte, 32)
+	b := make([]byte, 64)
 	n, _ := f.ReadAt(b, 0)
+	if n == len(b) {
+		return 0
+	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b[:n])))
 	if err != nil || pid <= 0 {
 		return 0

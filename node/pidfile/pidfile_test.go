@@ -14,6 +14,9 @@ import (
 	"time"
 )
 
+// held is the pid file the helper process holds until it is killed.
+var held *File
+
 // TestMain lets the test binary play a second process that holds a pid file.
 func TestMain(m *testing.M) {
 	if path := os.Getenv("PIDFILE_HOLD"); path != "" {
@@ -22,9 +25,13 @@ func TestMain(m *testing.M) {
 			os.Stdout.WriteString("error " + err.Error() + "\n")
 			os.Exit(1)
 		}
-		_ = p // held until the process is killed
+		// NB: held in a global so it stays reachable: an unreachable *os.File is
+		// closed by its finalizer, which would drop the lock.
+		held = p
 		os.Stdout.WriteString("held\n")
-		select {}
+		for { // until killed (a bare select{} would be reported as a deadlock)
+			time.Sleep(time.Hour)
+		}
 	}
 	os.Exit(m.Run())
 }
@@ -159,4 +166,31 @@ func TestNoTwoHolders(t *testing.T) {
 	if overlaps.Load() != 0 || wins.Load() == 0 {
 		t.Fatalf("%d of %d claims overlapped another holder or held a removed file, want none", overlaps.Load(), wins.Load())
 	}
+}
+
+// FuzzRead checks that any pid file content reads without panic as a pid of 0 (none)
+// or the positive number the file holds.
+func FuzzRead(f *testing.F) {
+	for _, s := range []string{"123\n", "", "0", "-5", "abc", "99999999999999999999", " 42 ", "+7"} {
+		f.Add([]byte(s))
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, content []byte) {
+		path := filepath.Join(dir, "node.pid")
+		if err := os.WriteFile(path, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		st, err := Read(path)
+		if err != nil || !st.Exists || st.Running {
+			t.Fatalf("Read(%q) = %+v, %v; want an existing, stale file", content, st, err)
+		}
+		if st.PID < 0 || st.PID > 0 && len(content) >= 64 {
+			t.Fatalf("Read(%q) = pid %d", content, st.PID)
+		}
+		if st.PID > 0 {
+			if n, err := strconv.Atoi(strings.TrimSpace(string(content))); err != nil || n != st.PID {
+				t.Fatalf("Read(%q) = pid %d, want what the file says (%d, %v)", content, st.PID, n, err)
+			}
+		}
+	})
 }

@@ -207,6 +207,10 @@ func TestCoinCeil(t *testing.T) {
 		{"1e3", 0, false, true},
 		{"1/3", 0, false, true},
 		{"abc", 0, false, true},
+		{"0x10", 0, false, true},
+		{"1_000", 0, false, true},
+		{"+5", 0, false, true},
+		{".5", 0, false, true},
 	}
 	for _, tt := range tests {
 		units, whole, err := sdl.Coin{Denom: "ukiln", Amount: tt.amount}.Ceil()
