@@ -27,6 +27,7 @@ type exitError struct {
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
 
 // usagef returns a usage error (exit status 2).
 func usagef(format string, args ...any) error {
@@ -49,13 +50,13 @@ var cobraUsage = []string{"unknown command ", "required flag(s) ", "unknown flag
 // exitStatus returns the exit status of a command's error: 2 for usage errors, the
 // code an *exitError or *sdlcmd.ExitError carries, 1 otherwise.
 func exitStatus(err error) int {
+	var ee *exitError
+	if errors.As(err, &ee) { // NB: first, so the outermost status wins
+		return ee.code
+	}
 	var se *sdlcmd.ExitError
 	if errors.As(err, &se) {
 		return se.Code
-	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
 	}
 	for _, p := range cobraUsage {
 		if strings.HasPrefix(err.Error(), p) {
