@@ -31,8 +31,15 @@ const gi = registry.Gi
 // mustCertPEM returns a self-signed ed25519 certificate valid from nb to na.
 func mustCertPEM(tb testing.TB, nb, na time.Time) []byte {
 	tb.Helper()
+	return mustCertPEMFor(tb, "kiln-test", nb, na)
+}
+
+// mustCertPEMFor returns a self-signed ed25519 certificate with CommonName cn (a
+// tenant's client certificate names its account) valid from nb to na.
+func mustCertPEMFor(tb testing.TB, cn string, nb, na time.Time) []byte {
+	tb.Helper()
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kiln-test"}, NotBefore: nb, NotAfter: na}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, NotBefore: nb, NotAfter: na}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		tb.Fatal(err)
@@ -287,7 +294,8 @@ func TestMarketRefusals(t *testing.T) {
 		{"bid on an unknown order", bid(p1, 99, 500), types.ErrNotFound},
 		{"deposit to someone else's escrow", step{stranger, &escrow.MsgDeposit{Owner: stranger.addr, OrderID: 1, Amount: types.NewCoin("ukiln", 5)}}, types.ErrUnauthorized},
 		{"cert garbage", step{tenant, &cert.MsgPublishCert{Owner: tenant.addr, CertPEM: []byte("garbage")}}, types.ErrInvalidCert},
-		{"cert expired", step{tenant, &cert.MsgPublishCert{Owner: tenant.addr, CertPEM: mustCertPEM(t, now.Add(-2*time.Hour), now.Add(-time.Hour))}}, types.ErrInvalidCert},
+		{"cert expired", step{tenant, &cert.MsgPublishCert{Owner: tenant.addr, CertPEM: mustCertPEMFor(t, tenant.addr.String(), now.Add(-2*time.Hour), now.Add(-time.Hour))}}, types.ErrInvalidCert},
+		{"cert naming another account", step{tenant, &cert.MsgPublishCert{Owner: tenant.addr, CertPEM: mustCertPEMFor(t, stranger.addr.String(), time.Unix(0, 0), time.Unix(1<<31, 0))}}, types.ErrInvalidMsg},
 		{"manual pick on an automatic order", step{tenant, &market.MsgCreateLease{Owner: tenant.addr, OrderID: 2, Provider: p1.addr}}, types.ErrInvalidRequest},
 		{"complete a closed lease", step{p1, &market.MsgCompleteLease{Provider: p1.addr, LeaseID: 3, OutputHash: []byte{1}}}, types.ErrNotFound},
 	}
@@ -302,7 +310,7 @@ func TestMarketRefusals(t *testing.T) {
 		})
 	}
 	// A cert that is fine is accepted and served by /cert/ADDR.
-	h.mustExec(step{tenant, &cert.MsgPublishCert{Owner: tenant.addr, CertPEM: mustCertPEM(t, time.Unix(0, 0), time.Unix(1<<31, 0))}})
+	h.mustExec(step{tenant, &cert.MsgPublishCert{Owner: tenant.addr, CertPEM: mustCertPEMFor(t, tenant.addr.String(), time.Unix(0, 0), time.Unix(1<<31, 0))}})
 	var c cert.Certificate
 	if code := h.query("/cert/"+tenant.addr.String(), &c); code != 0 || c.State != cert.StateValid {
 		t.Fatalf("/cert = %d %+v", code, c)

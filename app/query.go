@@ -186,7 +186,7 @@ func queryMarket(ctx *types.Context, full string) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return map[string]any{"bids": nonNil(market.Bids(ctx, id, prov))}, nil
+		return map[string]any{"bids": market.ShowBids(market.Bids(ctx, id, prov))}, nil
 	case path == "/market/leases":
 		owner, err := optAddr(q, "owner")
 		if err != nil {
@@ -196,7 +196,7 @@ func queryMarket(ctx *types.Context, full string) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return map[string]any{"leases": nonNil(market.Leases(ctx, market.LeaseFilter{State: q.Get("state"), Owner: owner, Provider: prov}))}, nil
+		return map[string]any{"leases": market.ShowLeases(market.Leases(ctx, market.LeaseFilter{State: q.Get("state"), Owner: owner, Provider: prov}))}, nil
 	case len(parts) == 3 && parts[1] == "lease":
 		id, err := idArg(parts[2])
 		if err != nil {
@@ -206,7 +206,7 @@ func queryMarket(ctx *types.Context, full string) (any, error) {
 		if !ok {
 			return nil, types.Wrapf(types.ErrNotFound, "lease %d", id)
 		}
-		return l, nil
+		return market.ShowLease(l), nil
 	case len(parts) == 4 && parts[1] == "provider" && parts[3] == "capacity":
 		a, err := addrArg(parts[2], "")
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	abcitypes "github.com/cometbft/cometbft/abci/types"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/kiln-network/kiln/tx"
 	"github.com/kiln-network/kiln/types"
@@ -180,10 +181,27 @@ func (e *TxError) Error() string {
 	return fmt.Sprintf("transaction refused (code %d): %s", e.Code, e.Log)
 }
 
+// Is matches the types sentinel of the same code: errors.Is(err, types.ErrSequenceReplayed).
+func (e *TxError) Is(target error) bool {
+	t, ok := target.(*types.Error)
+	return ok && t.Code == e.Code
+}
+
+// mempoolCacheErr is the text of CometBFT's mempool.ErrTxInCache, which is all of it
+// that crosses RPC: the node has seen these exact bytes and refuses them before the
+// app's CheckTx runs.
+const mempoolCacheErr = "tx already exists in cache"
+
 // BroadcastCommit submits raw and waits until it is committed in a block. A tx refused
-// by CheckTx or failed in its block returns a *TxError.
+// by CheckTx or failed in its block returns a *TxError. So does a second submission of
+// the same bytes: CometBFT's mempool cache refuses it with an RPC error, which
+// BroadcastCommit reports as the chain reports a replayed sequence (code 7), saying
+// where the first copy is.
 func (c *Client) BroadcastCommit(ctx context.Context, raw []byte) (TxResponse, error) {
 	res, err := c.RPC.BroadcastTxCommit(ctx, raw)
+	if err != nil && strings.Contains(err.Error(), mempoolCacheErr) {
+		return c.duplicate(ctx, raw)
+	}
 	if err != nil {
 		return TxResponse{}, fmt.Errorf("broadcast to %s: %w", c.url, err)
 	}
@@ -197,6 +215,20 @@ func (c *Client) BroadcastCommit(ctx context.Context, raw []byte) (TxResponse, e
 		return r, &TxError{r}
 	}
 	return r, nil
+}
+
+// duplicate explains a tx the mempool cache refused as a copy: the first copy was
+// committed (the tx index knows its height) or still waits in the mempool.
+func (c *Client) duplicate(ctx context.Context, raw []byte) (TxResponse, error) {
+	hash := cmttypes.Tx(raw).Hash()
+	r := TxResponse{TxHash: strings.ToUpper(hex.EncodeToString(hash)), Code: types.CodeSequenceReplayed}
+	where := "waits in the node's mempool"
+	if res, err := c.RPC.Tx(ctx, hash, false); err == nil {
+		where = fmt.Sprintf("was committed at height %d (code %d)", res.Height, res.TxResult.Code)
+	}
+	r.Log = types.Wrapf(types.ErrSequenceReplayed, "transaction %s was submitted before and %s; the same bytes cannot be sent twice: sign a new transaction (node: %s)",
+		r.TxHash, where, mempoolCacheErr).Error()
+	return r, &TxError{r}
 }
 
 // AuthParams returns the fee parameters.

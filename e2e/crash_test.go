@@ -98,7 +98,7 @@ func TestSIGKILLLosesNoCommittedTx(t *testing.T) {
 		// mempool does not survive the kill).
 		if err := c.WaitHeight(ctx, lastHeight+2); err != nil {
 			cancel()
-			t.Fatalf("round %d: node did not come back past height %d: %v", round, lastHeight, err)
+			t.Fatalf("round %d: node did not come back past height %d: %v\n%s", round, lastHeight, err, tail(filepath.Join(home, "node.log")))
 		}
 		bal := balance(t, ctx, c, bob.Address)
 		if bal < committed || bal > committed+inflight {

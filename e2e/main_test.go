@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -53,4 +54,23 @@ func kilnOut(t *testing.T, args ...string) string {
 		t.Fatalf("kiln %v: %v\n%s", args, err, stderr.String())
 	}
 	return string(out)
+}
+
+// run runs the binary to completion and returns its exit status, standard output and
+// standard error, for tests of failures.
+func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(kilnBin, args...)
+	var o, e strings.Builder
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		t.Fatalf("kiln %v: %v", args, err)
+	}
+	return code, o.String(), e.String()
 }

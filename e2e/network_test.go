@@ -121,6 +121,13 @@ inputs: [in.txt]
 	if !strings.Contains(st, "output out.txt") || !strings.Contains(st, `skipped "tree": directory`) || !strings.Contains(st, "outputs root on chain: ") {
 		t.Fatalf("lease status:\n%s", st)
 	}
+	// Asked by an account that does not own the lease, the provider refuses: lease
+	// status prints the chain's part and the provider's refusal as its one error
+	// line, and exits 1.
+	code, stdout, stderr := run(t, append(append([]string{"lease", "status", res.OrderID, "--from", "prov"}, kb...), nd...)...)
+	if code != 1 || !strings.Contains(stdout, "on chain") || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "not_lease_owner") {
+		t.Fatalf("lease status by another account: exit %d, stdout %q, stderr %q; want exit 1 with the provider's not_lease_owner", code, stdout, stderr)
+	}
 	// Logs, and logs -f, which ends by itself once the job has ended (20 s bounds a hang).
 	for _, follow := range []string{"--follow=false", "-f"} {
 		lctx, lcancel := context.WithTimeout(ctx, 20*time.Second)

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/cometbft/cometbft/proxy"
 
 	"github.com/kiln-network/kiln/app"
+	"github.com/kiln-network/kiln/node/pidfile"
 	"github.com/kiln-network/kiln/store"
 )
 
@@ -34,6 +36,7 @@ type Node struct {
 	App *app.App
 	db  *store.DB
 	dbs *dbTracker
+	pid *pidfile.File
 }
 
 // dbTracker remembers every database CometBFT opens: its Stop leaves the tx and block
@@ -66,13 +69,66 @@ func (t *dbTracker) closeAll() {
 // StateDir is where the app keeps its pebble database inside a home.
 func StateDir(conf *cfg.Config) string { return filepath.Join(conf.DBDir(), "kiln-state.db") }
 
-// Start opens the app state and starts CometBFT on it. CometBFT's handshake replays any
-// block the app has not committed, so a node killed at any moment resumes where its
+// PIDFile is the name, in a home, of the file a running node holds (locked) with its
+// pid in it; it is removed when the node stops.
+const PIDFile = "node.pid"
+
+// PIDPath returns the pid file of the node whose home is home.
+func PIDPath(home string) string { return filepath.Join(home, PIDFile) }
+
+// ErrHomeInUse is matched (errors.Is) by Start's error when another node runs on the
+// same home.
+var ErrHomeInUse = errors.New("home in use by another node")
+
+// HomeInUseError says which home is taken and by which process.
+type HomeInUseError struct {
+	Home string
+	// PID of the node holding it; 0 if unknown.
+	PID int
+}
+
+func (e *HomeInUseError) Error() string {
+	by, stop := "another process (its pid is not written yet)", "stop it first"
+	if e.PID != 0 {
+		by, stop = fmt.Sprintf("another kiln node, pid %d", e.PID), fmt.Sprintf("stop it first (kill %d)", e.PID)
+	}
+	return fmt.Sprintf("home %s is in use by %s, which holds %s: %s, or give this node another --home", e.Home, by, PIDPath(e.Home), stop)
+}
+
+// Is makes errors.Is(err, ErrHomeInUse) true.
+func (e *HomeInUseError) Is(target error) bool { return target == ErrHomeInUse }
+
+// lockHome claims home for this process: two nodes on one home would fight over its
+// databases, and pebble's own lock says only "resource temporarily unavailable".
+func lockHome(home string) (*pidfile.File, error) {
+	p, err := pidfile.Acquire(PIDPath(home))
+	var le *pidfile.LockedError
+	if errors.As(err, &le) {
+		return nil, &HomeInUseError{Home: home, PID: le.PID}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim home %s: %w", home, err)
+	}
+	return p, nil
+}
+
+// Start claims the home (HOME/node.pid, see PIDPath; a *HomeInUseError if another node
+// holds it), opens the app state and starts CometBFT on it. CometBFT's handshake replays
+// any block the app has not committed, so a node killed at any moment resumes where its
 // last durable commit left off.
-func Start(conf *cfg.Config, o Options) (*Node, error) {
+func Start(conf *cfg.Config, o Options) (n *Node, err error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	pid, err := lockHome(conf.RootDir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			pid.Release()
+		}
+	}()
 	db, err := store.Open(StateDir(conf))
 	if err != nil {
 		return nil, err
@@ -87,7 +143,7 @@ func Start(conf *cfg.Config, o Options) (*Node, error) {
 	dbs := &dbTracker{}
 	// NB: one lock per ABCI connection, so CheckTx (mempool) runs beside FinalizeBlock
 	// (consensus) and queries; the App guards the state they share.
-	n, err := nm.NewNode(conf, pv, nodeKey, proxy.NewConnSyncLocalClientCreator(a),
+	cmt, err := nm.NewNode(conf, pv, nodeKey, proxy.NewConnSyncLocalClientCreator(a),
 		nm.DefaultGenesisDocProviderFunc(conf), dbs.provide,
 		nm.DefaultMetricsProvider(conf.Instrumentation), NewCometLogger(o.Logger, o.CometLevel))
 	if err != nil {
@@ -95,15 +151,16 @@ func Start(conf *cfg.Config, o Options) (*Node, error) {
 		db.Close()
 		return nil, fmt.Errorf("create CometBFT node: %w", err)
 	}
-	if err := n.Start(); err != nil {
+	if err := cmt.Start(); err != nil {
 		dbs.closeAll()
 		db.Close()
 		return nil, fmt.Errorf("start CometBFT node: %w", err)
 	}
-	return &Node{cmt: n, App: a, db: db, dbs: dbs}, nil
+	return &Node{cmt: cmt, App: a, db: db, dbs: dbs, pid: pid}, nil
 }
 
-// Stop stops consensus and closes the state database.
+// Stop stops consensus, closes the state database and gives the home back (its pid
+// file is removed).
 func (n *Node) Stop() error {
 	if n.cmt.IsRunning() {
 		if err := n.cmt.Stop(); err != nil {
@@ -112,7 +169,11 @@ func (n *Node) Stop() error {
 		n.cmt.Wait()
 	}
 	n.dbs.closeAll()
-	return n.db.Close()
+	err := n.db.Close()
+	if perr := n.pid.Release(); err == nil {
+		err = perr
+	}
+	return err
 }
 
 // RPCAddr returns the RPC listen address (tcp://host:port).

@@ -3,6 +3,10 @@ package node
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +59,17 @@ func TestNodeCommitsTransferAndRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob, _, _ := kr.Add("bob")
+
+	// A second node on the same home is refused before it touches anything, naming
+	// the home and the pid holding it; the first one goes on.
+	conf2, _ := LoadConfig(home)
+	conf2.RPC.ListenAddress, conf2.P2P.ListenAddress, _ = LoopbackAddrs()
+	_, err = Start(conf2, Options{})
+	var inUse *HomeInUseError
+	if !errors.As(err, &inUse) || inUse.Home != home || inUse.PID != os.Getpid() ||
+		!strings.Contains(err.Error(), fmt.Sprintf("kill %d", os.Getpid())) || !strings.Contains(err.Error(), PIDPath(home)) {
+		t.Fatalf("second Start on %s = %v, want a HomeInUseError naming pid %d", home, err, os.Getpid())
+	}
 	txr, err := c.Send(ctx, devKey, client.SignOptions{}, &bank.MsgSend{From: res.DevAddress, To: bob.Address, Amount: types.Coins{types.NewCoin("ukiln", 4242)}})
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +83,9 @@ func TestNodeCommitsTransferAndRestarts(t *testing.T) {
 	}
 	if err := n.Stop(); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(PIDPath(home)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("pid file after Stop: %v, want it removed", err)
 	}
 	h, hash := n.App.Height(), n.App.AppHash()
 

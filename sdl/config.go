@@ -3,6 +3,7 @@ package sdl
 import (
 	"fmt"
 	"math/big"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -116,4 +117,26 @@ func formatDec(v *big.Rat) string {
 		s = "0"
 	}
 	return s
+}
+
+// plainDecRe is a non-negative decimal as prices are written: digits, perhaps a
+// fraction; no sign, exponent, base prefix or digit separator (which big.Rat takes).
+var plainDecRe = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
+
+// Ceil returns the least whole number of units at or above c's amount, computed
+// exactly (no float), and whether the amount was whole already. A converted price is
+// a ceiling, so it rounds up: this is the per-block price an order carries.
+func (c Coin) Ceil() (units uint64, whole bool, err error) {
+	if !plainDecRe.MatchString(c.Amount) {
+		return 0, false, fmt.Errorf("amount %q: not a non-negative decimal", c.Amount)
+	}
+	r, _ := new(big.Rat).SetString(c.Amount)
+	q, m := new(big.Int).QuoRem(r.Num(), r.Denom(), new(big.Int))
+	if m.Sign() != 0 {
+		q.Add(q, big.NewInt(1))
+	}
+	if !q.IsUint64() {
+		return 0, false, fmt.Errorf("amount %q: too large", c.Amount)
+	}
+	return q.Uint64(), m.Sign() == 0, nil
 }

@@ -38,7 +38,9 @@
 //	KilnBlockTime    1 s
 //
 // So 1000 uact per Akash block becomes 163.988… ukiln per Kiln block: both
-// are 590,357 micro-units per hour. Amounts are exact decimals (18 places).
+// are 590,357 micro-units per hour. Amounts are exact decimals (18 places); an
+// order carries the price rounded up to whole ukiln (Coin.Ceil: 164), which is
+// what `kiln sdl show` prints.
 // Any other denomination is refused. The SDL price is kept as SourcePrice.
 //
 // # Rules

@@ -2,8 +2,10 @@ package sdl
 
 import (
 	"encoding/json"
+	"math/big"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -100,3 +102,26 @@ type skipTB struct{ testing.TB }
 func (*skipTB) Helper()              {}
 func (*skipTB) Skip(...any)          { panic("skip") }
 func (*skipTB) Skipf(string, ...any) { panic("skip") }
+
+// FuzzCoinCeil checks Coin.Ceil against exact rational arithmetic: the result is the
+// least whole number at or above the amount, whole exactly when they are equal.
+func FuzzCoinCeil(f *testing.F) {
+	for _, s := range []string{"0", "1000", "16398.819285011479173500", "0.000000000000000001", "18446744073709551615", "-1", "1e3", "1/3", "", ".5", "5."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, amount string) {
+		units, whole, err := Coin{Denom: "ukiln", Amount: amount}.Ceil()
+		if err != nil {
+			return
+		}
+		r, ok := new(big.Rat).SetString(amount)
+		if !ok || r.Sign() < 0 || strings.Trim(amount, "0123456789.") != "" || strings.Count(amount, ".") > 1 {
+			t.Fatalf("Ceil(%q) = %d: accepted something other than a plain non-negative decimal", amount, units)
+		}
+		u := new(big.Rat).SetInt(new(big.Int).SetUint64(units))
+		below := new(big.Rat).Sub(u, big.NewRat(1, 1))
+		if u.Cmp(r) < 0 || (units > 0 && below.Cmp(r) >= 0) || whole != (u.Cmp(r) == 0) {
+			t.Fatalf("Ceil(%q) = %d, whole %v: not the ceiling of %s", amount, units, whole, r.FloatString(20))
+		}
+	})
+}

@@ -5,7 +5,6 @@ import (
 	"math/bits"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/kiln-network/kiln/provider/api"
@@ -55,7 +54,7 @@ func sdlPlan(og sdl.OrderGroup, m sdl.Manifest) (Plan, error) {
 		if err != nil {
 			return Plan{}, fmt.Errorf("group %s unit %d: %w", og.Name, u.ID, err)
 		}
-		per, err := sdlUnitPrice(u.Price.Amount)
+		per, err := sdlUnitPrice(u.Price)
 		if err != nil {
 			return Plan{}, fmt.Errorf("group %s unit %d: %w", og.Name, u.ID, err)
 		}
@@ -113,20 +112,13 @@ func sdlGroup(u sdl.ResourceUnit, reqs sdl.Requirements) (market.Group, error) {
 	return g, nil
 }
 
-// sdlUnitPrice reads an SDL unit's price (ukiln per Kiln block, a decimal string) as
-// whole ukiln, rounded up: a price is a ceiling. A price of 0 becomes 1, the least an
-// order may offer.
-func sdlUnitPrice(amount string) (uint64, error) {
-	whole, frac, _ := strings.Cut(amount, ".")
-	v, err := strconv.ParseUint(whole, 10, 64)
-	if err != nil || strings.Trim(frac, "0123456789") != "" {
-		return 0, fmt.Errorf("price %q: want a non-negative decimal amount of ukiln below 2^64", amount)
-	}
-	if strings.Trim(frac, "0") != "" {
-		if v == 1<<64-1 {
-			return 0, fmt.Errorf("price %q: want a non-negative decimal amount of ukiln below 2^64", amount)
-		}
-		v++
+// sdlUnitPrice reads an SDL unit's price (ukiln per Kiln block) as whole ukiln,
+// rounded up exactly (sdl.Coin.Ceil): a price is a ceiling. A price of 0 becomes 1,
+// the least an order may offer.
+func sdlUnitPrice(price sdl.Coin) (uint64, error) {
+	v, _, err := price.Ceil()
+	if err != nil {
+		return 0, fmt.Errorf("price: %w (want a non-negative decimal amount of ukiln below 2^64)", err)
 	}
 	return max(v, 1), nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/daemon"
+	"github.com/kiln-network/kiln/sdl"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/market"
 )
@@ -134,7 +135,7 @@ func TestSDLUnitPrice(t *testing.T) {
 		{"18446744073709551615", 1<<64 - 1, false}, {"18446744073709551615.5", 0, true}, {"18446744073709551616", 0, true},
 		{"-1", 0, true}, {"1e3", 0, true}, {"", 0, true}, {"1.2.3", 0, true},
 	} {
-		got, err := sdlUnitPrice(tc.in)
+		got, err := sdlUnitPrice(sdl.Coin{Amount: tc.in})
 		if got != tc.want || (err != nil) != tc.err {
 			t.Errorf("sdlUnitPrice(%q) = %d, %v; want %d, error %v", tc.in, got, err, tc.want, tc.err)
 		}

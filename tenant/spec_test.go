@@ -149,3 +149,41 @@ func TestLoadSDL(t *testing.T) {
 		}
 	}
 }
+
+// An SDL price becomes the order's max price exactly: each unit's converted price
+// rounded up to whole ukiln (what `kiln sdl show` prints), times its count.
+func TestSDLMaxPriceExact(t *testing.T) {
+	const sdlTmpl = `version: "2.0"
+services:
+  web: {image: nginx, expose: [{port: 80, to: [{global: true}]}]}
+profiles:
+  compute:
+    web: {resources: {cpu: {units: 1}, memory: {size: 512Mi}, storage: {size: 1Gi}}}
+  placement:
+    dc: {pricing: {web: PRICE}}
+deployment:
+  web: {dc: {profile: web, count: 2}}
+`
+	tests := []struct {
+		price string
+		want  uint64
+	}{
+		{"{denom: ukiln, amount: 1000}", 2000},
+		{"{denom: ukiln, amount: 1000.0000001}", 2002}, // a float with +0.999999 made this 1000
+		{"{denom: uact, amount: 100000}", 2 * 16399},   // 16398.819… per Kiln block
+		{"{denom: ukiln, amount: 0.000000000000000001}", 2},
+	}
+	for _, tt := range tests {
+		path := filepath.Join(t.TempDir(), "deploy.yaml")
+		if err := os.WriteFile(path, []byte(strings.Replace(sdlTmpl, "PRICE", tt.price, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		plans, _, err := Load(path)
+		if err != nil {
+			t.Fatalf("Load(pricing %s): %v", tt.price, err)
+		}
+		if len(plans) != 1 || plans[0].MaxPrice != tt.want {
+			t.Errorf("Load(pricing %s) max price = %d, want %d", tt.price, plans[0].MaxPrice, tt.want)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os/signal"
 	"path/filepath"
@@ -35,7 +34,7 @@ func newDeployCmd() *cobra.Command {
 			}
 			from, _ := cmd.Flags().GetString("from")
 			if from == "" {
-				return errors.New("--from KEY is required")
+				return usagef("--from KEY is required")
 			}
 			kr, err := openKeyring(cmd)
 			if err != nil {

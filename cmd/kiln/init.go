@@ -24,7 +24,7 @@ func newInitCmd() *cobra.Command {
 			bt, _ := cmd.Flags().GetDuration("block-time")
 			backend, _ := cmd.Flags().GetString("keyring-backend")
 			if bt <= 0 || bt > time.Minute {
-				return fmt.Errorf("--block-time %s: must be > 0 and <= 1m", bt)
+				return usagef("--block-time %s: must be > 0 and <= 1m", bt)
 			}
 			res, err := node.Init(node.InitOptions{Home: homeFlag(cmd), ChainID: chainID, Moniker: moniker, BlockTime: bt,
 				KeyringBackend: backend, Passphrase: passphraseFunc(cmd)})

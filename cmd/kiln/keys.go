@@ -2,12 +2,39 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 )
+
+// errNoTerminal refuses a question that nobody can answer.
+var errNoTerminal = errors.New("standard input is not a terminal to confirm on; pass --yes (-y) to go ahead")
+
+// confirm asks question on out and reads the answer from in: true for y or yes (any
+// case), false for anything else, an empty line or end of input. Without a terminal it
+// asks nothing and returns errNoTerminal: a script must say --yes.
+func confirm(in io.Reader, out io.Writer, terminal bool, question string) (bool, error) {
+	if !terminal {
+		return false, errNoTerminal
+	}
+	fmt.Fprint(out, question)
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && line == "" {
+		fmt.Fprintln(out)
+		return false, nil
+	}
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return true, nil
+	}
+	return false, nil
+}
 
 func newKeysCmd() *cobra.Command {
 	keys := &cobra.Command{Use: "keys", Short: "Manage account keys in the local keyring"}
@@ -118,16 +145,42 @@ func newKeysCmd() *cobra.Command {
 
 	del := &cobra.Command{
 		Use:   "delete NAME",
-		Short: "Delete a key",
+		Short: "Delete a key (asks first on a terminal; -y to skip the question, as scripts must)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := outputJSON(cmd)
+			if err != nil {
+				return err
+			}
 			kr, err := openKeyring(cmd)
 			if err != nil {
 				return err
 			}
-			return kr.Delete(args[0])
+			info, err := kr.Show(args[0])
+			if err != nil {
+				return err
+			}
+			if yes, _ := cmd.Flags().GetBool("yes"); !yes {
+				q := fmt.Sprintf("Delete key %q (%s)? Only its mnemonic can bring it back. [y/N] ", info.Name, info.Address)
+				ok, err := confirm(cmd.InOrStdin(), cmd.ErrOrStderr(), term.IsTerminal(int(os.Stdin.Fd())), q)
+				if err != nil {
+					return fmt.Errorf("key %q not deleted: %w", info.Name, err)
+				}
+				if !ok {
+					return &exitError{code: 1, err: fmt.Errorf("key %q not deleted", info.Name)}
+				}
+			}
+			if err := kr.Delete(info.Name); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), map[string]any{"deleted": info.Name, "address": info.Address})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted key %q (%s)\n", info.Name, info.Address)
+			return nil
 		},
 	}
+	del.Flags().BoolP("yes", "y", false, "delete without asking")
 	for _, c := range []*cobra.Command{add, show, list, del} {
 		addKeyringFlags(c)
 		keys.AddCommand(c)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/ed25519"
-	"errors"
 	"fmt"
 	"io"
 	"os/signal"
@@ -33,7 +32,7 @@ type leaseEnv struct {
 func openLease(cmd *cobra.Command, idArg string, provider bool) (*leaseEnv, error) {
 	id, err := strconv.ParseUint(idArg, 10, 64)
 	if err != nil || id == 0 {
-		return nil, fmt.Errorf("lease id %q: want a positive number", idArg)
+		return nil, usagef("lease id %q: want a positive integer", idArg)
 	}
 	e := &leaseEnv{}
 	if e.c, err = newClient(cmd); err != nil {
@@ -44,7 +43,7 @@ func openLease(cmd *cobra.Command, idArg string, provider bool) (*leaseEnv, erro
 	}
 	from, _ := cmd.Flags().GetString("from")
 	if from == "" {
-		return nil, errors.New("--from KEY is required")
+		return nil, usagef("--from KEY is required")
 	}
 	kr, err := openKeyring(cmd)
 	if err != nil {
@@ -60,6 +59,15 @@ func openLease(cmd *cobra.Command, idArg string, provider bool) (*leaseEnv, erro
 		}
 	}
 	return e, nil
+}
+
+// providerStatusErr is lease status's failure when the provider could not say how the
+// lease runs: the chain's part is printed, and the command exits 1.
+func providerStatusErr(l market.Lease, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{code: 1, err: fmt.Errorf("no status from provider %s: %w", l.Provider, err)}
 }
 
 func leaseFlags(cmd *cobra.Command) *cobra.Command {
@@ -88,7 +96,7 @@ func newLeaseCmd() *cobra.Command {
 			if all, _ := cmd.Flags().GetBool("all"); !all {
 				from, _ := cmd.Flags().GetString("from")
 				if from == "" {
-					return errors.New("--from KEY (or --all) is required")
+					return usagef("--from KEY (or --all) is required")
 				}
 				kr, err := openKeyring(cmd)
 				if err != nil {
@@ -108,10 +116,7 @@ func newLeaseCmd() *cobra.Command {
 				return err
 			}
 			if asJSON {
-				if leases == nil {
-					leases = []market.Lease{}
-				}
-				return printJSON(cmd.OutOrStdout(), map[string]any{"leases": leases})
+				return printJSON(cmd.OutOrStdout(), map[string]any{"leases": market.ShowLeases(leases)})
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tKIND\tPROVIDER\tPRICE/BLOCK\tSTATE\tREASON\tCREATED")
@@ -146,13 +151,16 @@ func newLeaseCmd() *cobra.Command {
 				st, perr = pc.Status(cmd.Context(), e.lease.ID)
 			}
 			if asJSON {
-				out := map[string]any{"chain": e.lease}
+				out := map[string]any{"chain": market.ShowLease(e.lease)}
 				if perr == nil {
 					out["provider"] = st
 				} else {
 					out["provider_error"] = perr.Error()
 				}
-				return printJSON(cmd.OutOrStdout(), out)
+				if err := printJSON(cmd.OutOrStdout(), out); err != nil {
+					return err
+				}
+				return providerStatusErr(e.lease, perr)
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "lease %d (%s) with %s: %s on chain", e.lease.ID, e.lease.Kind, e.lease.Provider, e.lease.State)
@@ -164,8 +172,7 @@ func newLeaseCmd() *cobra.Command {
 				fmt.Fprintf(w, "outputs root on chain: %s\n", e.lease.OutputHash)
 			}
 			if perr != nil {
-				fmt.Fprintf(w, "provider: %v\n", perr)
-				return nil
+				return providerStatusErr(e.lease, perr)
 			}
 			fmt.Fprintf(w, "provider: %s\n", st.State)
 			if st.Error != "" {

@@ -46,10 +46,14 @@ func newLocalnetCmd() *cobra.Command {
 	initCmd.Flags().Duration("block-time", node.DefaultBlockTime, "target block time")
 
 	start := &cobra.Command{
-		Use:   "start",
-		Short: "Start every validator of a localnet as its own process; Ctrl-C stops them",
+		Use:   "start [--node N]",
+		Short: "Start every validator of a localnet as its own process (Ctrl-C stops them), or with --node N start node N alone, detached",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := outputJSON(cmd)
+			if err != nil {
+				return err
+			}
 			dir, _ := cmd.Flags().GetString("dir")
 			bin, err := os.Executable()
 			if err != nil {
@@ -57,10 +61,27 @@ func newLocalnetCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return node.StartLocalnet(ctx, bin, dir, cmd.OutOrStdout())
+			if !cmd.Flags().Changed("node") {
+				return node.StartLocalnet(ctx, bin, dir, cmd.OutOrStdout())
+			}
+			i, _ := cmd.Flags().GetInt("node")
+			s, err := node.StartLocalnetNode(ctx, bin, dir, i)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), s)
+			}
+			w := cmd.OutOrStdout()
+			if s.StalePID != 0 {
+				fmt.Fprintf(w, "%s: replaced a stale pid file (pid %d is gone)\n", s.Name, s.StalePID)
+			}
+			fmt.Fprintf(w, "%s: pid %d, rpc %s, log %s (stop it with: kill %d)\n", s.Name, s.PID, s.RPC, s.Log, s.PID)
+			return nil
 		},
 	}
 	start.Flags().String("dir", "./localnet", "directory written by localnet init")
+	start.Flags().Int("node", 0, "start only node N (0-based), detached: it runs until stopped with kill, logging to DIR/nodeN/node.log")
 	ln.AddCommand(initCmd, start)
 	return ln
 }

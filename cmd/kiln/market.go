@@ -4,11 +4,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,12 +20,13 @@ import (
 	"github.com/kiln-network/kiln/x/cert"
 	"github.com/kiln-network/kiln/x/escrow"
 	"github.com/kiln-network/kiln/x/market"
+	"github.com/kiln-network/kiln/x/registry"
 )
 
 func parseID(s string) (uint64, error) {
 	id, err := strconv.ParseUint(s, 10, 64)
 	if err != nil || id == 0 {
-		return 0, fmt.Errorf("id %q: want a positive integer", s)
+		return 0, usagef("id %q: want a positive integer", s)
 	}
 	return id, nil
 }
@@ -71,7 +74,7 @@ func marketTxCmds() []*cobra.Command {
 			}
 			price, err := client.ParsePrice(args[1], types.NativeDenom)
 			if err != nil {
-				return nil, err
+				return nil, usageErr(err)
 			}
 			m := &market.MsgCreateBid{Provider: from, OrderID: id, Price: price}
 			if g, _ := cmd.Flags().GetString("gpu-models"); g != "" {
@@ -99,7 +102,7 @@ func marketTxCmds() []*cobra.Command {
 				}
 				p, err := types.ParseAddress(args[1])
 				if err != nil {
-					return nil, err
+					return nil, usageErr(err)
 				}
 				return []types.Msg{&market.MsgCreateLease{Owner: from, OrderID: id, Provider: p}}, nil
 			}),
@@ -121,7 +124,7 @@ func marketTxCmds() []*cobra.Command {
 				}
 				h, err := hex.DecodeString(args[1])
 				if err != nil {
-					return nil, fmt.Errorf("output hash %q: want hex", args[1])
+					return nil, usagef("output hash %q: want hex", args[1])
 				}
 				return []types.Msg{&market.MsgCompleteLease{Provider: from, LeaseID: id, OutputHash: h}}, nil
 			}))
@@ -145,6 +148,15 @@ func marketTxCmds() []*cobra.Command {
 				if err != nil {
 					return nil, fmt.Errorf("read certificate: %w", err)
 				}
+				// NB: the chain checks all of this too; checking here says what is
+				// wrong before a fee is paid for a refused transaction.
+				c, _, err := cert.Parse(b, time.Now())
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", args[0], err)
+				}
+				if err := cert.CheckSubject(c, from); err != nil {
+					return nil, fmt.Errorf("%s: %w", args[0], err)
+				}
 				return []types.Msg{&cert.MsgPublishCert{Owner: from, CertPEM: b}}, nil
 			}),
 		txCmd("revoke FROM_KEY", "Revoke your published client certificate", 1,
@@ -166,7 +178,7 @@ func flagQuery(cmd **cobra.Command, base string, names ...string) func([]string)
 			}
 			if n == "owner" || n == "provider" {
 				if _, err := types.ParseAddress(v); err != nil {
-					return "", fmt.Errorf("--%s: %w", n, err)
+					return "", usagef("--%s: %w", n, err)
 				}
 			}
 			q.Set(n, v)
@@ -204,13 +216,13 @@ func marketQueryCmds() []*cobra.Command {
 	leases.Flags().String("provider", "", "only this provider's leases")
 	mk.AddCommand(orders, bids, leases,
 		queryCmd("order ID", "One order", 1, withID("/market/order/%d"), nil),
-		queryCmd("lease ID", "The latest lease of an order", 1, withID("/market/lease/%d"), nil),
+		queryCmd("lease ID", "The latest lease of an order", 1, withID("/market/lease/%d"), renderLease),
 		queryCmd("why-no-bids ID", "Per provider, the order's constraints it fails", 1, withID("/market/order/%d/match"), renderMatch),
 		queryCmd("capacity PROVIDER_ADDR", "A provider's inventory, leased and free resources", 1,
 			func(args []string) (string, error) {
 				a, err := types.ParseAddress(args[0])
 				if err != nil {
-					return "", err
+					return "", usageErr(err)
 				}
 				return "/market/provider/" + a.String() + "/capacity", nil
 			}, nil))
@@ -246,19 +258,112 @@ func renderLeases(cmd *cobra.Command, raw []byte) error {
 	return tw.Flush()
 }
 
+func renderLease(cmd *cobra.Command, raw []byte) error {
+	var l market.Lease
+	if err := json.Unmarshal(raw, &l); err != nil {
+		return err
+	}
+	writeLease(cmd.OutOrStdout(), l)
+	return nil
+}
+
+// writeLease prints a lease as aligned "field value" lines; a CPU-only lease has no
+// gpus line.
+func writeLease(w io.Writer, l market.Lease) {
+	fmt.Fprintf(w, "lease %d (attempt %d): %s\n", l.ID, l.Attempt, l.State)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "  %s\t%s\n", k, fmt.Sprintf(format, args...)) }
+	row("kind", "%s", l.Kind)
+	row("tenant", "%s", l.Owner)
+	row("provider", "%s", l.Provider)
+	row("price", "%d%s per block", l.Price, l.Denom)
+	var gpus []string
+	for i, g := range l.GPUs {
+		if g != (market.GPUSpec{}) {
+			gpus = append(gpus, fmt.Sprintf("group %d: %s", i+1, gpuSpec(g)))
+		}
+	}
+	if len(gpus) > 0 {
+		row("gpus", "%s", strings.Join(gpus, "; "))
+	}
+	row("resources", "%s", usage(l.Usage))
+	row("created", "height %d", l.CreatedHeight)
+	if l.State == market.LeaseActive {
+		row("heartbeat", "height %d", l.LastHeartbeat)
+	}
+	if l.CloseReason != "" {
+		row("closed", "%s at height %d", l.CloseReason, l.ClosedHeight)
+	}
+	if l.OutputHash != "" {
+		row("output", "%s", l.OutputHash)
+	}
+	tw.Flush()
+}
+
+func gpuSpec(g market.GPUSpec) string {
+	s := g.Model
+	if g.MemoryBytes > 0 {
+		s += " " + registry.FormatBytes(g.MemoryBytes)
+	}
+	if g.Interface != "" {
+		s += " " + g.Interface
+	}
+	return s
+}
+
+// usage prints resources as people write them: cores, binary sizes, counted GPUs.
+func usage(u market.Usage) string {
+	cpu := strconv.FormatFloat(float64(u.CPUMilli)/1000, 'f', -1, 64)
+	s := fmt.Sprintf("cpu %s, memory %s, storage %s", cpu, registry.FormatBytes(u.MemoryBytes), registry.FormatBytes(u.StorageBytes))
+	for _, g := range u.GPUs {
+		s += fmt.Sprintf(", %d× %s", g.Count, gpuSpec(g.GPUSpec))
+	}
+	return s
+}
+
 func renderMatch(cmd *cobra.Command, raw []byte) error {
 	var r market.MatchReport
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return err
 	}
-	w := cmd.OutOrStdout()
-	fmt.Fprintf(w, "order %d (%s) against %d providers at height %d\n", r.OrderID, r.State, len(r.Providers), r.Height)
+	writeMatch(cmd.OutOrStdout(), r)
+	return nil
+}
+
+// writeMatch prints a why-no-bids report: an order that is not open takes no bids,
+// so the report says first whether it is leased (to whom, since when) or closed (why).
+func writeMatch(w io.Writer, r market.MatchReport) {
+	l := r.Lease
+	switch {
+	case r.State == market.OrderOpen:
+		fmt.Fprintf(w, "order %d is open, taking bids until height %d; %d providers at height %d:\n", r.OrderID, r.BidCloseHeight, len(r.Providers), r.Height)
+	case l != nil && l.State == market.LeaseActive:
+		fmt.Fprintf(w, "order %d is leased to %s since height %d (lease %d, attempt %d): a leased order takes no bids; %d providers at height %d:\n",
+			r.OrderID, l.Provider, l.CreatedHeight, l.ID, l.Attempt, len(r.Providers), r.Height)
+	default:
+		fmt.Fprintf(w, "order %d is %s", r.OrderID, r.State)
+		if r.CloseReason != "" {
+			fmt.Fprintf(w, " (%s at height %d)", r.CloseReason, r.ClosedHeight)
+		}
+		fmt.Fprintf(w, ": it takes no bids; %d providers at height %d:\n", len(r.Providers), r.Height)
+		if l != nil {
+			fmt.Fprintf(w, "  its last lease (attempt %d) was with %s from height %d", l.Attempt, l.Provider, l.CreatedHeight)
+			if l.CloseReason != "" {
+				fmt.Fprintf(w, " until %s at height %d", l.CloseReason, l.ClosedHeight)
+			}
+			fmt.Fprintln(w)
+		}
+	}
 	for _, p := range r.Providers {
 		switch {
+		case p.Leased:
+			fmt.Fprintf(w, "  %s holds the lease\n", p.Provider)
 		case p.Fits && p.Bid:
 			fmt.Fprintf(w, "  %s fits and has bid\n", p.Provider)
-		case p.Fits:
+		case p.Fits && r.State == market.OrderOpen:
 			fmt.Fprintf(w, "  %s fits but has not bid (its price table or bidder may not want it)\n", p.Provider)
+		case p.Fits:
+			fmt.Fprintf(w, "  %s fits\n", p.Provider)
 		default:
 			for _, f := range p.Failures {
 				fmt.Fprintf(w, "  %s: %s\n", p.Provider, f)
@@ -268,5 +373,4 @@ func renderMatch(cmd *cobra.Command, raw []byte) error {
 	if len(r.Providers) == 0 {
 		fmt.Fprintln(w, "  no provider is registered")
 	}
-	return nil
 }

@@ -56,7 +56,7 @@ func withAddr(prefix string) func([]string) (string, error) {
 	return func(args []string) (string, error) {
 		a, err := types.ParseAddress(args[0])
 		if err != nil {
-			return "", err
+			return "", usageErr(err)
 		}
 		return prefix + a.String(), nil
 	}

@@ -19,13 +19,52 @@ import (
 	"github.com/kiln-network/kiln/sdl/sdlcmd"
 )
 
-// exitError carries a specific exit status.
+// exitError carries a specific exit status: 1 for an operation refused or failed, 2
+// for a usage error (the command line itself is wrong).
 type exitError struct {
 	code int
 	err  error
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usagef returns a usage error (exit status 2).
+func usagef(format string, args ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+}
+
+// usageErr marks err, if any, as a usage error (exit status 2).
+func usageErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{code: 2, err: err}
+}
+
+// cobraUsage holds the beginnings of cobra's own messages for a wrong command line,
+// which it returns as plain errors.
+var cobraUsage = []string{"unknown command ", "required flag(s) ", "unknown flag: ", "unknown shorthand flag: ",
+	"flag needs an argument: ", "invalid argument ", "if any flags in the group "}
+
+// exitStatus returns the exit status of a command's error: 2 for usage errors, the
+// code an *exitError or *sdlcmd.ExitError carries, 1 otherwise.
+func exitStatus(err error) int {
+	var ee *exitError
+	if errors.As(err, &ee) { // NB: first, so the outermost status wins
+		return ee.code
+	}
+	var se *sdlcmd.ExitError
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	for _, p := range cobraUsage {
+		if strings.HasPrefix(err.Error(), p) {
+			return 2
+		}
+	}
+	return 1
+}
 
 // Execute runs the CLI and returns the process exit status.
 func Execute(args []string) int {
@@ -35,20 +74,46 @@ func Execute(args []string) int {
 	if err == nil {
 		return 0
 	}
-	var se *sdlcmd.ExitError
-	if errors.As(err, &se) {
-		fmt.Fprintln(os.Stderr, "Error:", err)
-		return se.Code
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintln(os.Stderr, "Error:", msg)
 	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		if ee.err != nil && ee.err.Error() != "" {
-			fmt.Fprintln(os.Stderr, "Error:", ee.err)
+	return exitStatus(err)
+}
+
+// strictUsage makes every command of the tree refuse a wrong command line with a
+// usage error (exit 2) naming the command and its usage: a wrong number of
+// arguments, and an unknown subcommand of a command that only groups others (cobra
+// would print the group's help and exit 0).
+func strictUsage(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		strictUsage(sub)
+	}
+	if c.HasSubCommands() && !c.Runnable() {
+		c.Args = cobra.ArbitraryArgs
+		c.SuggestionsMinimumDistance = 2
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			hint := ""
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				hint = fmt.Sprintf(" (did you mean %q?)", s[0])
+			}
+			return usagef("unknown command %q for %q%s; see %s --help", args[0], cmd.CommandPath(), hint, cmd.CommandPath())
 		}
-		return ee.code
+		return
 	}
-	fmt.Fprintln(os.Stderr, "Error:", err)
-	return 1
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			err := check(cmd, args)
+			var ee *exitError
+			var se *sdlcmd.ExitError
+			if err == nil || errors.As(err, &ee) || errors.As(err, &se) {
+				return err
+			}
+			return usagef("%s: %v (usage: %s)", cmd.CommandPath(), err, cmd.UseLine())
+		}
+	}
 }
 
 func defaultHome() string {
@@ -78,6 +143,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newInitCmd(), newNodeCmd(), newKeysCmd(), newTxCmd(), newQueryCmd(),
 		newLocalnetCmd(), newDemoCmd(), newBenchCmd(), newStatusCmd(), newVersionCmd())
 	root.AddCommand(newProviderCmd())
+	strictUsage(root)
 	return root
 }
 
@@ -95,7 +161,7 @@ func outputJSON(cmd *cobra.Command) (bool, error) {
 	case "text", "":
 		return false, nil
 	}
-	return false, fmt.Errorf("--output %q: want text or json", o)
+	return false, usagef("--output %q: want text or json", o)
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -150,5 +216,8 @@ func passphraseFunc(cmd *cobra.Command) func() (string, error) {
 
 func openKeyring(cmd *cobra.Command) (*keyring.Keyring, error) {
 	backend, _ := cmd.Flags().GetString("keyring-backend")
+	if backend != keyring.BackendFile && backend != keyring.BackendTest {
+		return nil, usagef("--keyring-backend %q: want %s or %s", backend, keyring.BackendFile, keyring.BackendTest)
+	}
 	return keyring.Open(homeFlag(cmd), backend, passphraseFunc(cmd))
 }

@@ -36,7 +36,7 @@ func txCmd(use, short string, nArgs int, build func(cmd *cobra.Command, from typ
 				fromName, args = args[0], args[1:]
 			case fromName != "" && len(args) == nArgs-1:
 			default:
-				return fmt.Errorf("usage: kiln tx ... %s (or --from KEY in place of FROM_KEY)", use)
+				return usagef("usage: %s %s (or --from KEY in place of FROM_KEY)", cmd.Parent().CommandPath(), use)
 			}
 			kr, err := openKeyring(cmd)
 			if err != nil {
@@ -65,7 +65,7 @@ func txCmd(use, short string, nArgs int, build func(cmd *cobra.Command, from typ
 			if f, _ := cmd.Flags().GetString("fees"); f != "" {
 				fee, err := types.ParseCoin(f)
 				if err != nil {
-					return fmt.Errorf("--fees: %w", err)
+					return usagef("--fees: %w", err)
 				}
 				opts.Fee = &fee
 			}
@@ -96,12 +96,13 @@ func txCmd(use, short string, nArgs int, build func(cmd *cobra.Command, from typ
 	return cmd
 }
 
+// parseAmount parses a command-line amount; a bad one is a usage error.
 func parseAmount(s string) (types.Coin, error) {
 	c, err := types.ParseCoin(s)
 	if err != nil {
-		return c, err
+		return c, usageErr(err)
 	}
-	return c, c.Validate()
+	return c, usageErr(c.Validate())
 }
 
 func newTxCmd() *cobra.Command {
@@ -112,11 +113,11 @@ func newTxCmd() *cobra.Command {
 		func(_ *cobra.Command, from types.Address, args []string) ([]types.Msg, error) {
 			to, err := types.ParseAddress(args[0])
 			if err != nil {
-				return nil, err
+				return nil, usageErr(err)
 			}
 			coins, err := types.ParseCoins(args[1])
 			if err != nil {
-				return nil, err
+				return nil, usageErr(err)
 			}
 			return []types.Msg{&bank.MsgSend{From: from, To: to, Amount: coins}}, nil
 		}))
@@ -131,7 +132,7 @@ func newTxCmd() *cobra.Command {
 			pk, _ := cmd.Flags().GetString("pubkey")
 			pub, err := decodeKey(pk)
 			if err != nil {
-				return nil, fmt.Errorf("--pubkey: %w", err)
+				return nil, usagef("--pubkey: %w", err)
 			}
 			moniker, _ := cmd.Flags().GetString("moniker")
 			return []types.Msg{&staking.MsgCreateValidator{Operator: from, ConsPubKey: pub, Moniker: moniker, Amount: amt}}, nil
@@ -143,7 +144,7 @@ func newTxCmd() *cobra.Command {
 			func(_ *cobra.Command, from types.Address, args []string) ([]types.Msg, error) {
 				val, err := types.ParseAddress(args[0])
 				if err != nil {
-					return nil, err
+					return nil, usageErr(err)
 				}
 				amt, err := parseAmount(args[1])
 				return []types.Msg{&staking.MsgDelegate{Delegator: from, Validator: val, Amount: amt}}, err
@@ -152,7 +153,7 @@ func newTxCmd() *cobra.Command {
 			func(_ *cobra.Command, from types.Address, args []string) ([]types.Msg, error) {
 				val, err := types.ParseAddress(args[0])
 				if err != nil {
-					return nil, err
+					return nil, usageErr(err)
 				}
 				amt, err := parseAmount(args[1])
 				return []types.Msg{&staking.MsgUndelegate{Delegator: from, Validator: val, Amount: amt}}, err
@@ -172,14 +173,14 @@ func newTxCmd() *cobra.Command {
 			}
 			invPath, _ := cmd.Flags().GetString("inventory")
 			if invPath == "" {
-				return nil, errors.New("--inventory FILE is required")
+				return nil, usagef("--inventory FILE is required")
 			}
 			if m.Inventory, err = registry.LoadInventoryFile(invPath); err != nil {
 				return nil, err
 			}
 			st, _ := cmd.Flags().GetString("stake")
 			if m.Stake, err = parseAmount(st); err != nil {
-				return nil, fmt.Errorf("--stake: %w", err)
+				return nil, usagef("--stake: %w", err)
 			}
 			return []types.Msg{m}, nil
 		})
@@ -204,7 +205,7 @@ func newTxCmd() *cobra.Command {
 			if st, _ := cmd.Flags().GetString("add-stake"); st != "" {
 				c, err := parseAmount(st)
 				if err != nil {
-					return nil, fmt.Errorf("--add-stake: %w", err)
+					return nil, usagef("--add-stake: %w", err)
 				}
 				m.AddStake = c.Amount
 			}
@@ -229,7 +230,7 @@ func endpointAndCert(cmd *cobra.Command, required bool) (string, []byte, error) 
 	ep, _ := cmd.Flags().GetString("endpoint")
 	certPath, _ := cmd.Flags().GetString("cert")
 	if required && (ep == "" || certPath == "") {
-		return "", nil, errors.New("--endpoint and --cert are required")
+		return "", nil, usagef("--endpoint and --cert are required")
 	}
 	var cert []byte
 	if certPath != "" {

@@ -46,6 +46,18 @@ var (
 	ErrBadImage = errors.New("bad image")
 )
 
+// LeaseElsewhereError is returned by LeaseSource for a lease the chain says another
+// provider runs: the tenant asked the wrong provider, and is told which is right.
+type LeaseElsewhereError struct {
+	LeaseID uint64
+	// Provider is the bech32 address of the provider that runs the lease.
+	Provider string
+}
+
+func (e *LeaseElsewhereError) Error() string {
+	return fmt.Sprintf("lease %d is run by provider %s", e.LeaseID, e.Provider)
+}
+
 // Kind is what a lease runs.
 type Kind string
 
@@ -94,7 +106,8 @@ type LeaseInfo struct {
 
 // LeaseSource reads leases from the chain.
 type LeaseSource interface {
-	// Lease returns the lease, or an error wrapping ErrLeaseNotFound.
+	// Lease returns the lease, an error wrapping ErrLeaseNotFound, or a
+	// *LeaseElsewhereError if another provider runs it.
 	Lease(ctx context.Context, leaseID uint64) (LeaseInfo, error)
 }
 
@@ -208,6 +221,7 @@ const (
 	CodeNotLeaseOwner        = "not_lease_owner"
 	CodeBadLeaseID           = "bad_lease_id"
 	CodeLeaseNotFound        = "lease_not_found"
+	CodeLeaseElsewhere       = "lease_other_provider"
 	CodeLeaseNotActive       = "lease_not_active"
 	CodeBadManifest          = "bad_manifest"
 	CodeManifestExceedsOrder = "manifest_exceeds_order"

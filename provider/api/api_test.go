@@ -42,11 +42,16 @@ type fakeChain struct {
 	mu     sync.Mutex
 	certs  map[string]*x509.Certificate
 	leases map[uint64]api.LeaseInfo
+	// elsewhere holds leases another provider runs: lease id -> provider.
+	elsewhere map[uint64]string
 }
 
 func (c *fakeChain) Lease(_ context.Context, id uint64) (api.LeaseInfo, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if p, ok := c.elsewhere[id]; ok {
+		return api.LeaseInfo{}, &api.LeaseElsewhereError{LeaseID: id, Provider: p}
+	}
 	l, ok := c.leases[id]
 	if !ok {
 		return api.LeaseInfo{}, fmt.Errorf("lease %d: %w", id, api.ErrLeaseNotFound)
@@ -437,6 +442,16 @@ func TestCertificateRefusals(t *testing.T) {
 	// An unknown lease is 404 for a valid certificate.
 	if _, err := aliceClient.Status(context.Background(), 99); apiError(t, err).Code != api.CodeLeaseNotFound {
 		t.Errorf("Status(99) = %v, want %s", err, api.CodeLeaseNotFound)
+	}
+	// A lease another provider runs is not "does not exist": the answer names it.
+	const other = "kiln1otherprovider"
+	h.chain.mu.Lock()
+	h.chain.elsewhere = map[uint64]string{98: other}
+	h.chain.mu.Unlock()
+	_, err := aliceClient.Status(context.Background(), 98)
+	if e := apiError(t, err); e.Code != api.CodeLeaseElsewhere || e.Status != http.StatusMisdirectedRequest ||
+		!strings.Contains(e.Message, "lease 98 is run by provider "+other) || strings.Contains(e.Message, "does not exist") {
+		t.Errorf("Status(98) of another provider's lease = %v, want %s (HTTP 421) naming %s", err, api.CodeLeaseElsewhere, other)
 	}
 }
 

@@ -270,6 +270,11 @@ func (s *Server) authorize(r *http.Request, active bool) (LeaseInfo, error) {
 		return LeaseInfo{}, forbidden(CodeCertMismatch, fmt.Sprintf("the client certificate presented (sha256 %s) is not the one account %s published on chain (sha256 %s); publish this one or connect with that one", short(Fingerprint(cert.Raw)), owner, short(Fingerprint(published.Raw))))
 	}
 	lease, err := s.deps.Leases.Lease(ctx, id)
+	var elsewhere *LeaseElsewhereError
+	if errors.As(err, &elsewhere) {
+		return LeaseInfo{}, &Error{Status: http.StatusMisdirectedRequest, Code: CodeLeaseElsewhere,
+			Message: fmt.Sprintf("lease %d is run by provider %s, not by this one; ask that provider (kiln query registry provider %s gives its endpoint)", id, elsewhere.Provider, elsewhere.Provider)}
+	}
 	if errors.Is(err, ErrLeaseNotFound) {
 		return LeaseInfo{}, &Error{Status: http.StatusNotFound, Code: CodeLeaseNotFound, Message: fmt.Sprintf("lease %d does not exist", id)}
 	}

@@ -85,7 +85,7 @@ func (s *chainSource) order(ctx context.Context, id uint64) (market.Order, error
 }
 
 // Lease implements api.LeaseSource: the latest lease of order id if this provider
-// runs it; a lease of another provider is not found here.
+// runs it; for a lease of another provider, an *api.LeaseElsewhereError naming it.
 func (s *chainSource) Lease(ctx context.Context, id uint64) (api.LeaseInfo, error) {
 	s.mu.Lock()
 	cl, ok := s.leases[id]
@@ -95,11 +95,14 @@ func (s *chainSource) Lease(ctx context.Context, id uint64) (api.LeaseInfo, erro
 		return cl.info, nil
 	}
 	l, err := s.c.Lease(ctx, id)
-	if errors.Is(err, client.ErrNotFound) || err == nil && l.Provider != s.self {
+	if errors.Is(err, client.ErrNotFound) {
 		return api.LeaseInfo{}, fmt.Errorf("lease %d: %w", id, api.ErrLeaseNotFound)
 	}
 	if err != nil {
 		return api.LeaseInfo{}, err
+	}
+	if l.Provider != s.self {
+		return api.LeaseInfo{}, &api.LeaseElsewhereError{LeaseID: id, Provider: l.Provider.String()}
 	}
 	o, err := s.order(ctx, id)
 	if err != nil {

@@ -183,6 +183,10 @@ func Load(errOut io.Writer, path string) (*sdl.Result, error) {
 	if res != nil {
 		printWarnings(errOut, res.Warnings)
 	}
+	if err != nil && !errors.Is(err, sdl.ErrInvalid) {
+		// Not a problem of the SDL (the file could not be read, say): one line.
+		return nil, &ExitError{Code: ExitInvalid, Err: fmt.Errorf("%s: %w", path, err)}
+	}
 	if err != nil {
 		for _, e := range errorLines(err) {
 			fmt.Fprintln(errOut, e)
@@ -259,7 +263,7 @@ func printResult(w io.Writer, file string, res *sdl.Result) {
 				}
 				fmt.Fprintf(w, ", gpu %d × (%s)", u.GPU.Units, strings.Join(models, " | "))
 			}
-			fmt.Fprintf(w, "\n    price %s %s per Kiln block (SDL: %s %s per Akash block)\n", u.Price.Amount, u.Price.Denom, u.SourcePrice.Amount, u.SourcePrice.Denom)
+			fmt.Fprintf(w, "\n    price %s (SDL: %s %s per Akash block)\n", kilnPrice(u.Price), u.SourcePrice.Amount, u.SourcePrice.Denom)
 		}
 		for _, s := range res.Manifest.Groups[gi].Services {
 			fmt.Fprintf(w, "  service %s × %d: %s (unit %d)\n", s.Name, s.Count, s.Image, s.Resources.ID)
@@ -281,6 +285,20 @@ func printResult(w io.Writer, file string, res *sdl.Result) {
 			}
 		}
 	}
+}
+
+// kilnPrice prints a converted price as the whole ukiln per block an order carries:
+// the exact conversion rounded up, said so when it was not whole. Its 18 decimals
+// (sdl.ConvertPrice) are for the JSON output, not for people.
+func kilnPrice(p sdl.Coin) string {
+	units, whole, err := p.Ceil()
+	if err != nil {
+		return p.Amount + " " + p.Denom + " per Kiln block"
+	}
+	if whole {
+		return fmt.Sprintf("%d %s per Kiln block", units, p.Denom)
+	}
+	return fmt.Sprintf("%d %s per Kiln block, rounded up", units, p.Denom)
 }
 
 func cpu(milli uint64) string {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -155,6 +156,66 @@ func TestShowText(t *testing.T) {
 	for _, w := range []string{"group dc: any provider", "unit 1 × 2: cpu 500m, memory 512Mi, storage default 1Gi, gpu 1 × (nvidia a100 80Gi)", "price 1000 ukiln per Kiln block (SDL: 6098 uact per Akash block)", "expose tcp 80 as 80 global"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("show output = %q, want it to contain %q", out, w)
+		}
+	}
+}
+
+// Prices are shown as whole ukiln per Kiln block, exact, with the SDL's price as the
+// SDL wrote it; never a long decimal.
+func TestShowPrices(t *testing.T) {
+	tests := []struct {
+		pricing string
+		want    string
+	}{
+		{"{denom: uact, amount: 6098}", "price 1000 ukiln per Kiln block (SDL: 6098 uact per Akash block)"},
+		// 100000 × 1 s / 6.098 s = 16398.819…
+		{"{denom: uact, amount: 100000}", "price 16399 ukiln per Kiln block, rounded up (SDL: 100000 uact per Akash block)"},
+		{"{denom: uakt, amount: 10000}", "price 1640 ukiln per Kiln block, rounded up (SDL: 10000 uakt per Akash block)"},
+		{"{denom: ukiln, amount: 2}", "price 2 ukiln per Kiln block (SDL: 2 ukiln per Akash block)"},
+		{"{denom: ukiln, amount: 0.25}", "price 1 ukiln per Kiln block, rounded up (SDL: 0.25 ukiln per Akash block)"},
+	}
+	for _, tt := range tests {
+		src := strings.Replace(goodSDL, "{denom: uact, amount: 6098}", tt.pricing, 1)
+		out, _, err := run(t, "show", writeFile(t, "p.yaml", src))
+		if err != nil {
+			t.Fatalf("show with pricing %s: %v", tt.pricing, err)
+		}
+		if !strings.Contains(out, tt.want) {
+			t.Errorf("show with pricing %s = %q, want %q", tt.pricing, out, tt.want)
+		}
+		if regexp.MustCompile(`\.\d{3,}`).MatchString(out) {
+			t.Errorf("show with pricing %s prints a long decimal:\n%s", tt.pricing, out)
+		}
+	}
+}
+
+func TestCoinCeil(t *testing.T) {
+	tests := []struct {
+		amount string
+		units  uint64
+		whole  bool
+		err    bool
+	}{
+		{"0", 0, true, false},
+		{"1000", 1000, true, false},
+		{"1000.000", 1000, true, false},
+		{"16398.819285011479173500", 16399, false, false},
+		{"0.000000000000000001", 1, false, false},
+		{"18446744073709551615", 1<<64 - 1, true, false},
+		{"18446744073709551615.5", 0, false, true},
+		{"-1", 0, false, true},
+		{"1e3", 0, false, true},
+		{"1/3", 0, false, true},
+		{"abc", 0, false, true},
+		{"0x10", 0, false, true},
+		{"1_000", 0, false, true},
+		{"+5", 0, false, true},
+		{".5", 0, false, true},
+	}
+	for _, tt := range tests {
+		units, whole, err := sdl.Coin{Denom: "ukiln", Amount: tt.amount}.Ceil()
+		if units != tt.units || whole != tt.whole || (err != nil) != tt.err {
+			t.Errorf("Coin{%q}.Ceil() = %d, %v, %v; want %d, %v, error %v", tt.amount, units, whole, err, tt.units, tt.whole, tt.err)
 		}
 	}
 }

@@ -11,6 +11,9 @@
 //   - A published certificate MUST parse as exactly one PEM CERTIFICATE, MUST be within
 //     its validity period at the block's time, and its public key MUST be ECDSA P-256 or
 //     ed25519. Anything else is refused with ErrInvalidCert.
+//   - A published certificate's Subject CommonName MUST be the publishing account's
+//     bech32 address: it is how a provider tells whose certificate a client presents.
+//     One naming any other account is refused with ErrInvalidMsg (CheckSubject).
 //   - NB: CheckTx has no block time, so it checks everything but the validity period;
 //     FinalizeBlock checks that too.
 package cert
@@ -126,6 +129,16 @@ func Parse(pemBytes []byte, now time.Time) (*x509.Certificate, string, error) {
 	return c, kt, nil
 }
 
+// CheckSubject returns an ErrInvalidMsg naming field and value unless c's Subject
+// CommonName is owner's bech32 address. A certificate naming another account would
+// let its publisher pass, on a provider's mTLS API, for the account it names.
+func CheckSubject(c *x509.Certificate, owner types.Address) error {
+	if cn := c.Subject.CommonName; cn != owner.String() {
+		return types.InvalidField("cert_pem.subject.common_name", fmt.Sprintf("%q", cn), "must be the publishing account's address "+owner.String())
+	}
+	return nil
+}
+
 // MsgPublishCert publishes (or replaces) the signer's client certificate.
 type MsgPublishCert struct {
 	Owner   types.Address `json:"owner"`
@@ -172,6 +185,9 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 	case *MsgPublishCert:
 		c, kt, err := Parse(m.CertPEM, ctx.Time)
 		if err != nil {
+			return err
+		}
+		if err := CheckSubject(c, m.Owner); err != nil {
 			return err
 		}
 		sum := sha256.Sum256(c.Raw)

@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,10 +22,20 @@ import (
 	"github.com/kiln-network/kiln/types"
 )
 
-// MustSelfSigned returns a PEM self-signed certificate for key valid from nb to na.
+// owner is the account every test certificate is published by.
+var owner = types.Address{7}
+
+// MustSelfSigned returns a PEM self-signed certificate for key, with owner's address as
+// its CommonName, valid from nb to na.
 func MustSelfSigned(tb testing.TB, key crypto.Signer, nb, na time.Time) []byte {
 	tb.Helper()
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(42), Subject: pkix.Name{CommonName: "tenant"}, NotBefore: nb, NotAfter: na,
+	return MustSelfSignedCN(tb, key, owner.String(), nb, na)
+}
+
+// MustSelfSignedCN returns a PEM self-signed certificate for key with CommonName cn.
+func MustSelfSignedCN(tb testing.TB, key crypto.Signer, cn string, nb, na time.Time) []byte {
+	tb.Helper()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(42), Subject: pkix.Name{CommonName: cn}, NotBefore: nb, NotAfter: na,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
@@ -44,20 +55,26 @@ func TestPublishRefusals(t *testing.T) {
 		name string
 		pem  []byte
 		want error // nil: accepted
+		// inLog must appear in a refusal's message (the field and value it names).
+		inLog string
 	}{
-		{"p256", MustSelfSigned(t, p256, now.Add(-day), now.Add(day)), nil},
-		{"ed25519", MustSelfSigned(t, edk, now.Add(-day), now.Add(day)), nil},
-		{"expired", MustSelfSigned(t, p256, now.Add(-2*day), now.Add(-day)), types.ErrInvalidCert},
-		{"not yet valid", MustSelfSigned(t, p256, now.Add(day), now.Add(2*day)), types.ErrInvalidCert},
-		{"p384", MustSelfSigned(t, p384, now.Add(-day), now.Add(day)), types.ErrInvalidCert},
-		{"rsa", MustSelfSigned(t, rsak, now.Add(-day), now.Add(day)), types.ErrInvalidCert},
-		{"garbage", []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), types.ErrInvalidCert},
-		{"not pem", []byte("hello"), types.ErrInvalidCert},
+		{"p256", MustSelfSigned(t, p256, now.Add(-day), now.Add(day)), nil, ""},
+		{"ed25519", MustSelfSigned(t, edk, now.Add(-day), now.Add(day)), nil, ""},
+		{"expired", MustSelfSigned(t, p256, now.Add(-2*day), now.Add(-day)), types.ErrInvalidCert, ""},
+		{"not yet valid", MustSelfSigned(t, p256, now.Add(day), now.Add(2*day)), types.ErrInvalidCert, ""},
+		{"p384", MustSelfSigned(t, p384, now.Add(-day), now.Add(day)), types.ErrInvalidCert, ""},
+		{"rsa", MustSelfSigned(t, rsak, now.Add(-day), now.Add(day)), types.ErrInvalidCert, ""},
+		{"garbage", []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), types.ErrInvalidCert, ""},
+		{"not pem", []byte("hello"), types.ErrInvalidCert, ""},
+		{"CN of another account", MustSelfSignedCN(t, p256, types.Address{8}.String(), now.Add(-day), now.Add(day)), types.ErrInvalidMsg,
+			`cert_pem.subject.common_name: must be the publishing account's address ` + owner.String() + ` (got "` + types.Address{8}.String() + `")`},
+		{"CN not an address", MustSelfSignedCN(t, edk, "tenant", now.Add(-day), now.Add(day)), types.ErrInvalidMsg, `(got "tenant")`},
+		{"empty CN", MustSelfSignedCN(t, edk, "", now.Add(-day), now.Add(day)), types.ErrInvalidMsg, `(got "")`},
+		{"CN in upper case", MustSelfSignedCN(t, edk, strings.ToUpper(owner.String()), now.Add(-day), now.Add(day)), types.ErrInvalidMsg, "common_name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := &types.Context{Store: store.NewMem(), Height: 5, Time: now}
-			owner := types.Address{7}
 			err := Handle(ctx, &MsgPublishCert{Owner: owner, CertPEM: tt.pem})
 			if tt.want == nil {
 				if err != nil {
@@ -78,8 +95,8 @@ func TestPublishRefusals(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, tt.want) || err.Error() == "" {
-				t.Fatalf("publish = %v, want %v", err, tt.want)
+			if !errors.Is(err, tt.want) || err.Error() == "" || !strings.Contains(err.Error(), tt.inLog) {
+				t.Fatalf("publish = %v, want %v naming %q", err, tt.want, tt.inLog)
 			}
 			if _, ok := Get(ctx, owner); ok {
 				t.Fatal("a refused certificate was stored")

@@ -107,16 +107,38 @@ type ProviderMatch struct {
 	Provider types.Address `json:"provider"`
 	Fits     bool          `json:"fits"`
 	// Bid is true when the provider has an open bid on the order.
-	Bid      bool      `json:"bid"`
+	Bid bool `json:"bid"`
+	// Leased is true for the provider holding the order's active lease: its bid was
+	// spent on it, and its fit is not asked (the lease holds its resources).
+	Leased   bool      `json:"leased,omitempty"`
 	Failures []Failure `json:"failures"`
 }
 
+// LeaseRef names an order's current (or last) lease in a MatchReport.
+type LeaseRef struct {
+	ID            uint64        `json:"id,string"`
+	Attempt       uint32        `json:"attempt"`
+	Provider      types.Address `json:"provider"`
+	State         string        `json:"state"`
+	CreatedHeight int64         `json:"created_height,string"`
+	CloseReason   string        `json:"close_reason,omitempty"`
+	ClosedHeight  int64         `json:"closed_height,string,omitempty"`
+}
+
 // MatchReport explains, per registered provider, which constraints of an order it fails
-// — what `kiln deploy` prints when no bid came.
+// — what `kiln deploy` prints when no bid came. An order that is not open takes no
+// bids: the report then says so, with its lease (if it had one) or why it closed.
 type MatchReport struct {
-	OrderID   uint64          `json:"order_id,string"`
-	State     string          `json:"state"`
-	Height    int64           `json:"height,string"`
+	OrderID uint64 `json:"order_id,string"`
+	State   string `json:"state"`
+	Height  int64  `json:"height,string"`
+	// BidCloseHeight is the last height of the open order's bid window.
+	BidCloseHeight int64 `json:"bid_close_height,string,omitempty"`
+	// CloseReason and ClosedHeight say why and when a closed order closed.
+	CloseReason  string `json:"close_reason,omitempty"`
+	ClosedHeight int64  `json:"closed_height,string,omitempty"`
+	// Lease is the order's latest lease, if it ever had one.
+	Lease     *LeaseRef       `json:"lease,omitempty"`
 	Providers []ProviderMatch `json:"providers"`
 	// Summary counts providers per failed constraint.
 	Summary map[string]int `json:"summary"`
@@ -129,8 +151,27 @@ func Match(ctx *types.Context, id uint64) (MatchReport, error) {
 		return MatchReport{}, types.Wrapf(types.ErrNotFound, "order %d", id)
 	}
 	r := MatchReport{OrderID: id, State: o.State, Height: ctx.Height, Providers: []ProviderMatch{}, Summary: map[string]int{}}
+	switch o.State {
+	case OrderOpen:
+		r.BidCloseHeight = o.BidCloseHeight
+	case OrderClosed:
+		r.CloseReason, r.ClosedHeight = o.CloseReason, o.ClosedHeight
+	}
+	var holder types.Address
+	if l, ok := GetLease(ctx, id); ok {
+		r.Lease = &LeaseRef{ID: l.ID, Attempt: l.Attempt, Provider: l.Provider, State: l.State, CreatedHeight: l.CreatedHeight,
+			CloseReason: l.CloseReason, ClosedHeight: l.ClosedHeight}
+		if l.State == LeaseActive {
+			holder = l.Provider
+		}
+	}
 	for _, prov := range registry.List(ctx) {
 		pm := ProviderMatch{Provider: prov.Owner, Failures: []Failure{}}
+		if !holder.IsZero() && prov.Owner == holder {
+			pm.Leased, pm.Fits = true, true
+			r.Providers = append(r.Providers, pm)
+			continue
+		}
 		_, pm.Bid = GetBid(ctx, id, prov.Owner)
 		for _, x := range o.Excluded {
 			if x == prov.Owner {
@@ -230,4 +271,74 @@ func CheckInvariants(ctx *types.Context) error {
 		}
 	}
 	return nil
+}
+
+// ShownGPUs is a lease's or bid's GPU per order group as queries show it. State keeps
+// one GPUSpec per group, the zero one for a group without GPUs; shown, such a group is
+// null (so positions still match the groups), and a list with no GPU at all — a
+// CPU-only lease — is left out instead of showing a phantom {"model":""}.
+type ShownGPUs []GPUSpec
+
+// MarshalJSON writes the zero GPUSpec as null.
+func (g ShownGPUs) MarshalJSON() ([]byte, error) {
+	b := []byte{'['}
+	for i, s := range g {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if s == (GPUSpec{}) {
+			b = append(b, "null"...)
+			continue
+		}
+		e, err := json.Marshal(s)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, e...)
+	}
+	return append(b, ']'), nil
+}
+
+// showGPUs returns gs for display: nil when no group has a GPU.
+func showGPUs(gs []GPUSpec) ShownGPUs {
+	for _, s := range gs {
+		if s != (GPUSpec{}) {
+			return ShownGPUs(gs)
+		}
+	}
+	return nil
+}
+
+// LeaseView is a Lease as queries and the CLI show it (see ShownGPUs). It decodes
+// back into a Lease.
+type LeaseView struct {
+	Lease
+	GPUs ShownGPUs `json:"gpus,omitempty"`
+}
+
+// BidView is a Bid as queries and the CLI show it (see ShownGPUs).
+type BidView struct {
+	Bid
+	GPUs ShownGPUs `json:"gpus,omitempty"`
+}
+
+// ShowLease returns l's LeaseView.
+func ShowLease(l Lease) LeaseView { return LeaseView{Lease: l, GPUs: showGPUs(l.GPUs)} }
+
+// ShowLeases returns the LeaseView of each lease (never nil).
+func ShowLeases(ls []Lease) []LeaseView {
+	out := make([]LeaseView, len(ls))
+	for i, l := range ls {
+		out[i] = ShowLease(l)
+	}
+	return out
+}
+
+// ShowBids returns the BidView of each bid (never nil).
+func ShowBids(bs []Bid) []BidView {
+	out := make([]BidView, len(bs))
+	for i, b := range bs {
+		out[i] = BidView{Bid: b, GPUs: showGPUs(b.GPUs)}
+	}
+	return out
 }
