@@ -223,8 +223,20 @@ func (c *Client) duplicate(ctx context.Context, raw []byte) (TxResponse, error) 
 	hash := cmttypes.Tx(raw).Hash()
 	r := TxResponse{TxHash: strings.ToUpper(hex.EncodeToString(hash)), Code: types.CodeSequenceReplayed}
 	where := "waits in the node's mempool"
-	if res, err := c.RPC.Tx(ctx, hash, false); err == nil {
-		where = fmt.Sprintf("was committed at height %d (code %d)", res.Height, res.TxResult.Code)
+	// NB: CometBFT indexes a committed tx after the commit, in the background: a
+	// copy committed a moment ago may not be found at once. 1 s, in 50 ms steps,
+	// covers the indexer on a loaded node; a tx still pending is reported as such.
+lookup:
+	for range 20 {
+		if res, err := c.RPC.Tx(ctx, hash, false); err == nil {
+			where = fmt.Sprintf("was committed at height %d (code %d)", res.Height, res.TxResult.Code)
+			break
+		}
+		select {
+		case <-ctx.Done():
+			break lookup
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	r.Log = types.Wrapf(types.ErrSequenceReplayed, "transaction %s was submitted before and %s; the same bytes cannot be sent twice: sign a new transaction (node: %s)",
 		r.TxHash, where, mempoolCacheErr).Error()

@@ -39,7 +39,8 @@ func TestLeaseOfAnotherProvider(t *testing.T) {
 	}
 	if _, err := n.c.Send(ctx, key2, client.SignOptions{}, &registry.MsgRegisterProvider{Owner: addr2, Endpoint: "https://127.0.0.1:1",
 		CertPEM: certPEM, Stake: types.NewCoin(types.NativeDenom, 100_000_000),
-		Inventory: registry.Inventory{Source: "declared", Region: "elsewhere-1", CPUCores: 4, MemoryBytes: 8 * registry.Gi, StorageBytes: 50 * registry.Gi}}); err != nil {
+		Inventory: registry.Inventory{Source: "declared", Region: "elsewhere-1", CPUCores: 4, MemoryBytes: 8 * registry.Gi, StorageBytes: 50 * registry.Gi,
+			Runtime: registry.DefaultRuntime()}}); err != nil {
 		t.Fatalf("register the second provider: %v", err)
 	}
 	g := market.Group{Name: "cpu", Count: 1, CPUMilli: 1000, MemoryBytes: 512 * registry.Mi, StorageBytes: registry.Gi, Region: "elsewhere-1"}
