@@ -8,6 +8,8 @@ package bank
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/kiln-network/kiln/codec"
 	"github.com/kiln-network/kiln/types"
@@ -174,8 +176,9 @@ func CheckInvariants(ctx *types.Context) error {
 		}
 		delete(sums, c.Denom)
 	}
-	for d, s := range sums {
-		return fmt.Errorf("balances of %s add up to %d with no recorded supply", d, s)
+	// NB: sorted, so every node reports the same denom first.
+	for _, d := range slices.Sorted(maps.Keys(sums)) {
+		return fmt.Errorf("balances of %s add up to %d with no recorded supply", d, sums[d])
 	}
 	return nil
 }

@@ -23,7 +23,9 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/bits"
+	"slices"
 	"strconv"
 
 	"github.com/kiln-network/kiln/codec"
@@ -268,8 +270,9 @@ func CheckInvariants(ctx *types.Context) error {
 		}
 		delete(sums, c.Denom)
 	}
-	for d, s := range sums {
-		if s != 0 {
+	// NB: sorted, so every node reports the same denom first.
+	for _, d := range slices.Sorted(maps.Keys(sums)) {
+		if s := sums[d]; s != 0 {
 			return fmt.Errorf("escrow: accounts hold %d%s the module account does not have", s, d)
 		}
 	}

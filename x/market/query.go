@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/bank"
@@ -224,8 +226,9 @@ func CheckInvariants(ctx *types.Context) error {
 		}
 		delete(deposits, c.Denom)
 	}
-	for d, s := range deposits {
-		if s != 0 {
+	// NB: sorted, so every node reports the same denom first.
+	for _, d := range slices.Sorted(maps.Keys(deposits)) {
+		if s := deposits[d]; s != 0 {
 			return fmt.Errorf("market: open bids' deposits of %d%s are not in the module account", s, d)
 		}
 	}
