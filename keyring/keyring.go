@@ -86,28 +86,36 @@ func NewMnemonic() (string, error) {
 	return bip39.NewMnemonic(ent)
 }
 
-// DeriveKey derives the account key of a mnemonic along HDPath (SLIP-10 for ed25519).
+// DeriveKey derives the account key of a mnemonic along HDPath: the BIP-39 seed (no
+// passphrase), then SLIP-10 for ed25519. Whitespace between words does not matter.
 func DeriveKey(mnemonic string) (ed25519.PrivateKey, error) {
 	mnemonic = strings.Join(strings.Fields(mnemonic), " ")
 	if !bip39.IsMnemonicValid(mnemonic) {
 		return nil, errors.New("invalid mnemonic: not a BIP-39 phrase (wrong word or checksum)")
 	}
-	seed := bip39.NewSeed(mnemonic, "")
+	key, _ := slip10Ed25519(bip39.NewSeed(mnemonic, ""), HDPath)
+	return ed25519.NewKeyFromSeed(key), nil
+}
+
+// slip10Ed25519 returns the ed25519 private key (32 bytes, the RFC 8032 seed) and chain
+// code at path from a BIP-32 seed, as SLIP-0010 defines them. Every index is hardened
+// (ed25519 has no public derivation), whether or not its top bit is set.
+func slip10Ed25519(seed []byte, path []uint32) (key, chainCode []byte) {
 	mac := hmac.New(sha512.New, []byte("ed25519 seed"))
 	mac.Write(seed)
 	I := mac.Sum(nil)
-	key, chain := I[:32], I[32:]
-	for _, idx := range HDPath {
+	key, chainCode = I[:32], I[32:]
+	for _, idx := range path {
 		var data bytes.Buffer
 		data.WriteByte(0)
 		data.Write(key)
 		binary.Write(&data, binary.BigEndian, idx|0x80000000)
-		mac := hmac.New(sha512.New, chain)
+		mac := hmac.New(sha512.New, chainCode)
 		mac.Write(data.Bytes())
 		I := mac.Sum(nil)
-		key, chain = I[:32], I[32:]
+		key, chainCode = I[:32], I[32:]
 	}
-	return ed25519.NewKeyFromSeed(key), nil
+	return key, chainCode
 }
 
 func (k *Keyring) path(name, ext string) string { return filepath.Join(k.dir, name+ext) }
