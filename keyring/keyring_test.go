@@ -3,7 +3,9 @@ package keyring
 import (
 	"crypto/ed25519"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -55,8 +57,49 @@ func TestDeriveKeyGolden(t *testing.T) {
 			}
 		})
 	}
-	if _, err := DeriveKey("abandon abandon"); err == nil {
-		t.Error("DeriveKey accepted an invalid mnemonic")
+}
+
+// A phrase that is not BIP-39 is refused with what is wrong; a valid word in the wrong
+// place fails the checksum instead of deriving some other account.
+func TestDeriveKeyRefusals(t *testing.T) {
+	tests := []struct{ mnemonic, want string }{
+		{"abandon abandon", "2 words, must be 12, 15, 18, 21 or 24"},
+		{strings.Repeat("abandon ", 13), "13 words"},
+		{"abandon abandon abandon abandon abandon abandn abandon abandon abandon abandon abandon about", `word 6 "abandn" is not in the BIP-39 English word list`},
+		{strings.Repeat("abandon ", 12), "checksum does not match"},
+		{"about abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon", "checksum does not match"},
+		{"legal winner thank year wave sausage worth useful legal winner yellow thank", "checksum does not match"},
+	}
+	for _, tt := range tests {
+		_, err := DeriveKey(tt.mnemonic)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("DeriveKey(%q) = %v, want an error containing %q", tt.mnemonic, err, tt.want)
+		}
+	}
+}
+
+// A key stored before phrases were checksummed (Import then checked only the words) is
+// still readable: nothing stored is lost.
+func TestPrivKeyReadsKeyStoredWithoutChecksum(t *testing.T) {
+	kr, err := Open(t.TempDir(), BackendTest, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := strings.TrimSpace(strings.Repeat("abandon ", 12))
+	priv := deriveKey(m)
+	pub := priv.Public().(ed25519.PublicKey)
+	info := Info{Name: "old", Address: types.AddressFromPubKey(pub), PubKey: pub}
+	sec, _ := json.Marshal(secret{Info: info, Mnemonic: m})
+	pubJSON, _ := json.Marshal(info)
+	if err := os.WriteFile(kr.path("old", ".key"), sec, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kr.path("old", ".info"), pubJSON, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := kr.PrivKey("old")
+	if err != nil || !got.Equal(priv) {
+		t.Fatalf("PrivKey(old) = %v, want the stored key", err)
 	}
 }
 
