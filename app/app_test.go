@@ -66,8 +66,8 @@ func newHarnessWith(t testing.TB, nAccounts int, edit func(*GenesisState)) *harn
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
 	h := &harness{t: t, app: New(db, Options{CheckInvariants: true})}
+	t.Cleanup(func() { h.app.db.Close() }) // NB: the app's db, which restart replaces
 	for i := 0; i < nAccounts; i++ {
 		h.accs = append(h.accs, newAccount(i))
 	}
@@ -116,6 +116,20 @@ func (h *harness) block(txs ...[]byte) *abcitypes.ResponseFinalizeBlock {
 		h.t.Fatal(err)
 	}
 	return res
+}
+
+// restart closes the app's database and opens a new App on it, as a node restart does.
+func (h *harness) restart() {
+	h.t.Helper()
+	dir := h.app.db.Dir()
+	if err := h.app.db.Close(); err != nil {
+		h.t.Fatal(err)
+	}
+	db, err := store.Open(dir)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.app = New(db, h.app.opts)
 }
 
 func (h *harness) checkTx(raw []byte) *abcitypes.ResponseCheckTx {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand"
 	"testing"
+	"time"
 )
 
 func collect(kv KV, prefix string) []string {
@@ -107,14 +108,14 @@ func TestDBCommitReopenAndRecompute(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		c.Set([]byte(fmt.Sprintf("k/%03d", i)), []byte{byte(i)})
 	}
-	p := db.Prepare(1, c)
+	p := db.Prepare(1, time.Unix(1, 0), c)
 	if err := db.Commit(p); err != nil {
 		t.Fatal(err)
 	}
 	c2 := NewCache(db)
 	c2.Delete([]byte("k/005"))
 	c2.Set([]byte("k/006"), []byte("changed"))
-	p2 := db.Prepare(2, c2)
+	p2 := db.Prepare(2, time.Unix(2, 0), c2)
 	if err := db.Commit(p2); err != nil {
 		t.Fatal(err)
 	}
@@ -129,6 +130,9 @@ func TestDBCommitReopenAndRecompute(t *testing.T) {
 	defer db.Close()
 	if db.Height() != 2 || !bytes.Equal(db.AppHash(), p2.AppHash) {
 		t.Fatalf("reopened at height %d hash %x, want 2 %x", db.Height(), db.AppHash(), p2.AppHash)
+	}
+	if got, want := db.BlockTime(), time.Unix(2, 0).UTC(); !got.Equal(want) {
+		t.Fatalf("reopened with block time %v, want %v", got, want)
 	}
 	if v, ok := db.Get([]byte("k/006")); !ok || string(v) != "changed" {
 		t.Fatalf("Get(k/006) = %q, %v", v, ok)
