@@ -102,12 +102,17 @@ func (h *harness) send(from, to *account, amount uint64) []byte {
 	return raw
 }
 
+// blockTime is the harness's time of block height: one second per block from 1970.
+func blockTime(height int64) time.Time { return time.Unix(height, 0) }
+
+// valAddr is the consensus address of the harness's only validator.
+func (h *harness) valAddr() []byte { return staking.ConsAddr(h.valKey.Public().(ed25519.PublicKey)) }
+
 func (h *harness) block(txs ...[]byte) *abcitypes.ResponseFinalizeBlock {
 	h.t.Helper()
 	h.height++
-	valAddr := staking.ConsAddr(h.valKey.Public().(ed25519.PublicKey))
 	res, err := h.app.FinalizeBlock(context.Background(), &abcitypes.RequestFinalizeBlock{
-		Height: h.height, Time: time.Unix(h.height, 0), Txs: txs, ProposerAddress: valAddr,
+		Height: h.height, Time: blockTime(h.height), Txs: txs, ProposerAddress: h.valAddr(),
 	})
 	if err != nil {
 		h.t.Fatal(err)

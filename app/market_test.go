@@ -666,7 +666,7 @@ func TestServiceReportedFailed(t *testing.T) {
 func TestCheckTxKnowsBlockTime(t *testing.T) {
 	h := newHarness(t, 3)
 	h.block()
-	last := time.Unix(h.height, 0) // the harness's block time
+	last := blockTime(h.height)
 	tests := []struct {
 		name   string
 		nb, na time.Time

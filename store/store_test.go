@@ -3,7 +3,11 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"math/rand"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -139,5 +143,108 @@ func TestDBCommitReopenAndRecompute(t *testing.T) {
 	}
 	if _, ok := db.Get([]byte("k/005")); ok {
 		t.Fatal("deleted key still present")
+	}
+}
+
+// A View keeps reading the height it was taken at, whatever commits after it; a View
+// taken after the commit reads the new height.
+func TestViewIsolatedFromLaterCommits(t *testing.T) {
+	db, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	commit := func(h int64, writes map[string]string) {
+		c := NewCache(db)
+		for _, k := range slices.Sorted(maps.Keys(writes)) {
+			if writes[k] == "" {
+				c.Delete([]byte(k))
+			} else {
+				c.Set([]byte(k), []byte(writes[k]))
+			}
+		}
+		if err := db.Commit(db.Prepare(h, time.Unix(h, 0), c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit(1, map[string]string{"k/a": "1", "k/b": "1"})
+	v1 := db.View()
+	commit(2, map[string]string{"k/a": "2", "k/b": "", "k/c": "2"})
+	v2 := db.View()
+	tests := []struct {
+		v      *View
+		height int64
+		want   string
+	}{
+		{v1, 1, "[k/a=1 k/b=1]"},
+		{v2, 2, "[k/a=2 k/c=2]"},
+	}
+	for _, tt := range tests {
+		if got := fmt.Sprint(collect(tt.v, "k/")); got != tt.want || tt.v.Height() != tt.height || !tt.v.BlockTime().Equal(time.Unix(tt.height, 0)) {
+			t.Errorf("View at height %d (time %v) reads %s, want height %d: %s", tt.v.Height(), tt.v.BlockTime(), got, tt.height, tt.want)
+		}
+		if all := collect(tt.v, ""); len(all) != 2 {
+			t.Errorf("View at height %d iterates %v, want its 2 state keys and no bookkeeping", tt.height, all)
+		}
+	}
+	if !bytes.Equal(v2.AppHash(), db.AppHash()) || bytes.Equal(v1.AppHash(), v2.AppHash()) {
+		t.Errorf("View app hashes %x, %x; committed %x", v1.AppHash(), v2.AppHash(), db.AppHash())
+	}
+	v1.Release()
+	v2.Release()
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("releasing a View twice did not panic")
+			}
+		}()
+		v1.Release()
+	}()
+}
+
+// Readers that take Views while blocks commit each read one height whole: every key
+// holds the height that wrote it (-race checks the locking).
+func TestViewsBesideCommits(t *testing.T) {
+	db, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const keys, blocks = 50, 100
+	var done atomic.Bool
+	errs := make(chan error, 4)
+	var wg sync.WaitGroup
+	for r := 0; r < 3; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !done.Load() {
+				v := db.View()
+				want := fmt.Sprint(v.Height())
+				for i := 0; i < keys; i++ {
+					if got, ok := v.Get([]byte(fmt.Sprintf("k/%02d", i))); v.Height() > 0 && (!ok || string(got) != want) {
+						errs <- fmt.Errorf("View at height %s: k/%02d = %q", want, i, got)
+						v.Release()
+						return
+					}
+				}
+				v.Release()
+			}
+		}()
+	}
+	for h := int64(1); h <= blocks; h++ {
+		c := NewCache(db)
+		for i := 0; i < keys; i++ {
+			c.Set([]byte(fmt.Sprintf("k/%02d", i)), []byte(fmt.Sprint(h)))
+		}
+		if err := db.Commit(db.Prepare(h, time.Unix(h, 0), c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done.Store(true)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
