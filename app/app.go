@@ -39,9 +39,10 @@ type Options struct {
 	// Logger receives the app's logs; nil discards them.
 	Logger *slog.Logger
 	// CheckInvariants walks all balances after every block and panics if any denom's
-	// balances do not add up to its supply, if the escrow module account does not hold
-	// exactly the open escrow balances, or if the market's capacity and bid-deposit
-	// accounting is off. O(accounts + orders) per block: for tests and audits.
+	// balances do not add up to its supply, if a module account (escrow, market bids,
+	// bonded stake, fee collector) does not hold exactly what its module's records say,
+	// or if the market's capacity accounting is off. O(accounts + orders) per block: for
+	// tests, audits and the demo.
 	CheckInvariants bool
 }
 
@@ -235,17 +236,6 @@ func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlo
 		ValidatorUpdates: toABCIUpdates(ups),
 		AppHash:          a.pending.AppHash,
 	}, nil
-}
-
-// CheckInvariants runs every module's money and accounting checks: bank supply, escrow
-// balances, market capacity and bid deposits.
-func CheckInvariants(ctx *types.Context) error {
-	for _, check := range []func(*types.Context) error{bank.CheckInvariants, escrow.CheckInvariants, market.CheckInvariants} {
-		if err := check(ctx); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Commit persists the finalized block and resets CheckTx's state.

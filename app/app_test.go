@@ -108,12 +108,15 @@ func blockTime(height int64) time.Time { return time.Unix(height, 0) }
 // valAddr is the consensus address of the harness's only validator.
 func (h *harness) valAddr() []byte { return staking.ConsAddr(h.valKey.Public().(ed25519.PublicKey)) }
 
+// finalizeReq is the harness's FinalizeBlock request for height.
+func (h *harness) finalizeReq(height int64, txs ...[]byte) *abcitypes.RequestFinalizeBlock {
+	return &abcitypes.RequestFinalizeBlock{Height: height, Time: blockTime(height), Txs: txs, ProposerAddress: h.valAddr()}
+}
+
 func (h *harness) block(txs ...[]byte) *abcitypes.ResponseFinalizeBlock {
 	h.t.Helper()
 	h.height++
-	res, err := h.app.FinalizeBlock(context.Background(), &abcitypes.RequestFinalizeBlock{
-		Height: h.height, Time: blockTime(h.height), Txs: txs, ProposerAddress: h.valAddr(),
-	})
+	res, err := h.app.FinalizeBlock(context.Background(), h.finalizeReq(h.height, txs...))
 	if err != nil {
 		h.t.Fatal(err)
 	}

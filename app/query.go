@@ -26,6 +26,7 @@ import (
 //	/auth/account/ADDR      {"address","sequence"}
 //	/bank/balances/ADDR     {"balances":[{"denom","amount"}]}
 //	/bank/supply            {"supply":[...]}
+//	/bank/accounting        every balance summed against supply, each module account against its records (bank.Accounting); O(accounts)
 //	/staking/validators     {"validators":[...]}
 //	/staking/delegations    {"delegations":[...]}
 //	/staking/unbondings     {"unbondings":[...]}
@@ -93,6 +94,11 @@ func (a *App) query(ctx *types.Context, view *store.View, path string) (any, err
 		return map[string]any{"balances": bals}, nil
 	case path == "/bank/supply":
 		return map[string]any{"supply": bank.Supply(ctx)}, nil
+	case path == "/bank/accounting":
+		if ctx.Height == 0 {
+			return nil, types.Wrapf(types.ErrNotFound, "no state committed yet")
+		}
+		return Accounting(ctx), nil
 	case path == "/staking/validators":
 		return map[string]any{"validators": nonNil(staking.Validators(ctx))}, nil
 	case path == "/staking/delegations":

@@ -82,8 +82,7 @@ func TestQueriesSeeOneHeightWhileCommitting(t *testing.T) {
 		raw := h.send(a, b, 1)
 		a.seq++
 		h.height++
-		req := &abcitypes.RequestFinalizeBlock{Height: h.height, Time: blockTime(h.height), Txs: [][]byte{raw}, ProposerAddress: h.valAddr()}
-		res, err := h.app.FinalizeBlock(context.Background(), req)
+		res, err := h.app.FinalizeBlock(context.Background(), h.finalizeReq(h.height, raw))
 		if err != nil || res.TxResults[0].Code != 0 {
 			t.Fatalf("block %d: %v %v", h.height, err, res.TxResults)
 		}
