@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"math/big"
 	"os"
 	"strings"
 	"testing"
@@ -205,4 +206,45 @@ func TestKeyringBackends(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzDeriveKey: any input is refused or accepted without panicking, and an accepted
+// phrase is exactly the BIP-39 encoding of its entropy (words, count and checksum all
+// checked), so no mistyped phrase derives a key.
+func FuzzDeriveKey(f *testing.F) {
+	f.Add("abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about")
+	f.Add("legal winner thank year wave sausage worth useful legal winner thank yellow")
+	f.Add(strings.Repeat("zoo ", 23) + "vote")
+	f.Add(strings.Repeat("abandon ", 12))
+	f.Add("")
+	f.Fuzz(func(t *testing.T, m string) {
+		k, err := DeriveKey(m)
+		if err != nil {
+			return
+		}
+		norm := strings.Join(strings.Fields(m), " ")
+		if again, _ := bip39.NewMnemonic(entropyOf(t, norm)); again != norm {
+			t.Fatalf("DeriveKey(%q) accepted a phrase that is not its entropy's encoding %q", m, again)
+		}
+		if !k.Equal(deriveKey(norm)) {
+			t.Fatalf("DeriveKey(%q) differs from the key of its normalized phrase", m)
+		}
+	})
+}
+
+// entropyOf returns the entropy a phrase of known words encodes: the first 32/33 of its
+// 11-bit word indices' bits.
+func entropyOf(t *testing.T, m string) []byte {
+	words := strings.Fields(m)
+	b := new(big.Int)
+	for _, w := range words {
+		idx, ok := bip39.ReverseWordMap[w]
+		if !ok {
+			t.Fatalf("word %q is not in the list", w)
+		}
+		b.Lsh(b, 11).Or(b, big.NewInt(int64(idx)))
+	}
+	bits := len(words) * 11
+	ent := bits * 32 / 33
+	return b.Rsh(b, uint(bits-ent)).FillBytes(make([]byte, ent/8))
 }
