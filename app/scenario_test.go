@@ -237,8 +237,9 @@ func (s *scenario) parseTx(t *testing.T, d *datadriven.TestData, line string) sc
 	var msg types.Msg
 	switch f[1] {
 	case "register":
-		inv := registry.Inventory{Source: "declared", Region: arg("region", "eu-west"), CPUCores: num("cpu", "8"),
-			MemoryBytes: num("mem-gi", "32") * gi, StorageBytes: 200 * gi, Attributes: []registry.Attribute{{Key: "tier", Value: "community"}}}
+		// NB: the app tests' inventory, so scenario providers change with it.
+		inv := inv(arg("region", "eu-west"))
+		inv.CPUCores, inv.MemoryBytes = num("cpu", "8"), num("mem-gi", "32")*gi
 		if g := arg("gpus", "none"); g != "none" {
 			n, model, ok := strings.Cut(g, "x")
 			spec, known := scenarioGPUs[model]
