@@ -130,11 +130,14 @@ func route(ctx *types.Context, msg types.Msg) error {
 }
 
 // Info reports the last committed height and app hash, so CometBFT's handshake replays
-// whatever blocks the app has not committed.
+// whatever blocks the app has not committed. It runs beside Commit (RPC abci_info), so
+// it reads both from one View: never a height with the next block's hash.
 func (a *App) Info(context.Context, *abcitypes.RequestInfo) (*abcitypes.ResponseInfo, error) {
-	resp := &abcitypes.ResponseInfo{Data: "kiln", Version: Version, AppVersion: AppVersion, LastBlockHeight: a.db.Height()}
-	if a.db.Height() > 0 {
-		resp.LastBlockAppHash = a.db.AppHash()
+	view := a.db.View()
+	defer view.Release()
+	resp := &abcitypes.ResponseInfo{Data: "kiln", Version: Version, AppVersion: AppVersion, LastBlockHeight: view.Height()}
+	if view.Height() > 0 {
+		resp.LastBlockAppHash = view.AppHash()
 	}
 	return resp, nil
 }

@@ -16,9 +16,9 @@ import (
 	"github.com/kiln-network/kiln/x/bank"
 )
 
-// Queries run beside Commit (CometBFT gives them their own ABCI connection) and must
-// each see one committed height whole: its height, app hash, sequences and balances
-// all from the same block, never some from the block being committed.
+// Queries and Info run beside Commit (CometBFT gives them their own ABCI connection) and
+// must each see one committed height whole: its height, app hash, sequences and
+// balances all from the same block, never some from the block being committed.
 func TestQueriesSeeOneHeightWhileCommitting(t *testing.T) {
 	blocks := 300
 	if testing.Short() {
@@ -63,6 +63,11 @@ func TestQueriesSeeOneHeightWhileCommitting(t *testing.T) {
 				var bal struct{ Balances types.Coins }
 				if ht := query("/bank/balances/"+b.addr.String(), &bal); ht >= h0 && (len(bal.Balances) == 0 || bal.Balances[0].Amount != b0+uint64(ht-h0)) {
 					errs <- fmt.Errorf("/bank/balances at height %d: %v, want %d", ht, bal.Balances, b0+uint64(ht-h0))
+					return
+				}
+				info, _ := h.app.Info(context.Background(), &abcitypes.RequestInfo{})
+				if want, ok := hashes.Load(info.LastBlockHeight); !ok || !bytes.Equal(info.LastBlockAppHash, want.([]byte)) {
+					errs <- fmt.Errorf("Info at height %d: app hash %x, want %x", info.LastBlockHeight, info.LastBlockAppHash, want)
 					return
 				}
 				var st struct {
