@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	abcitypes "github.com/cometbft/cometbft/abci/types"
 	cmtcrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
@@ -38,9 +39,10 @@ type Options struct {
 	// Logger receives the app's logs; nil discards them.
 	Logger *slog.Logger
 	// CheckInvariants walks all balances after every block and panics if any denom's
-	// balances do not add up to its supply, if the escrow module account does not hold
-	// exactly the open escrow balances, or if the market's capacity and bid-deposit
-	// accounting is off. O(accounts + orders) per block: for tests and audits.
+	// balances do not add up to its supply, if a module account (escrow, market bids,
+	// bonded stake, fee collector) does not hold exactly what its module's records say,
+	// or if the market's capacity accounting is off. O(accounts + orders) per block: for
+	// tests, audits and the demo.
 	CheckInvariants bool
 }
 
@@ -54,10 +56,11 @@ type App struct {
 	opts    Options
 	chainID string
 
-	deliver *store.Cache   // the block being finalized (and genesis before block 1)
-	pending *store.Pending // its prepared commit
-	checkMu sync.Mutex     // CheckTx (mempool connection) runs beside FinalizeBlock
-	check   *store.Cache   // CheckTx's scratch state, guarded by checkMu
+	deliver   *store.Cache   // the block being finalized (and genesis before block 1)
+	pending   *store.Pending // its prepared commit
+	checkMu   sync.Mutex     // CheckTx (mempool connection) runs beside FinalizeBlock
+	check     *store.Cache   // CheckTx's scratch state, guarded by checkMu
+	checkTime time.Time      // the last committed block's time (genesis time before block 1), guarded by checkMu
 
 	sigMu    sync.Mutex
 	verified map[[32]byte]struct{} // hashes of txs whose signatures verified
@@ -70,6 +73,7 @@ func New(db *store.DB, opts Options) *App {
 	}
 	a := &App{db: db, reg: NewRegistry(), log: opts.Logger, opts: opts, verified: map[[32]byte]struct{}{}}
 	a.check = store.NewCache(db)
+	a.checkTime = db.BlockTime()
 	if v, ok := db.Get(chainIDKey); ok {
 		a.chainID = string(v)
 	}
@@ -127,11 +131,14 @@ func route(ctx *types.Context, msg types.Msg) error {
 }
 
 // Info reports the last committed height and app hash, so CometBFT's handshake replays
-// whatever blocks the app has not committed.
+// whatever blocks the app has not committed. It runs beside Commit (RPC abci_info), so
+// it reads both from one View: never a height with the next block's hash.
 func (a *App) Info(context.Context, *abcitypes.RequestInfo) (*abcitypes.ResponseInfo, error) {
-	resp := &abcitypes.ResponseInfo{Data: "kiln", Version: Version, AppVersion: AppVersion, LastBlockHeight: a.db.Height()}
-	if a.db.Height() > 0 {
-		resp.LastBlockAppHash = a.db.AppHash()
+	view := a.db.View()
+	defer view.Release()
+	resp := &abcitypes.ResponseInfo{Data: "kiln", Version: Version, AppVersion: AppVersion, LastBlockHeight: view.Height()}
+	if view.Height() > 0 {
+		resp.LastBlockAppHash = view.AppHash()
 	}
 	return resp, nil
 }
@@ -161,8 +168,9 @@ func (a *App) InitChain(_ context.Context, req *abcitypes.RequestInitChain) (*ab
 	// in a copy, since FinalizeBlock goes on writing into deliver.
 	a.checkMu.Lock()
 	a.check = a.deliver.Clone()
+	a.checkTime = req.Time
 	a.checkMu.Unlock()
-	p := a.db.Prepare(0, a.deliver)
+	p := a.db.Prepare(0, req.Time, a.deliver)
 	return &abcitypes.ResponseInitChain{Validators: toABCIUpdates(ups), AppHash: p.AppHash}, nil
 }
 
@@ -177,14 +185,16 @@ func toABCIUpdates(ups []staking.Update) []abcitypes.ValidatorUpdate {
 	return out
 }
 
-// CheckTx runs the whole transaction against CheckTx's scratch state.
+// CheckTx runs the whole transaction against CheckTx's scratch state, at the height of
+// the next block and the time of the last committed one (what a time-dependent check,
+// like a certificate's validity, can know before the next block's time is decided).
 func (a *App) CheckTx(_ context.Context, req *abcitypes.RequestCheckTx) (*abcitypes.ResponseCheckTx, error) {
 	// NB: verify the signature before taking the lock: it is the costly part, and
 	// depends only on the bytes.
 	a.preverify(req.Tx)
 	a.checkMu.Lock()
 	defer a.checkMu.Unlock()
-	ctx := &types.Context{Store: a.check, Height: a.db.Height() + 1, ChainID: a.chainID, CheckTx: true, Logger: a.log}
+	ctx := &types.Context{Store: a.check, Height: a.db.Height() + 1, Time: a.checkTime, ChainID: a.chainID, CheckTx: true, Logger: a.log}
 	res := a.runTx(ctx, req.Tx)
 	return &abcitypes.ResponseCheckTx{Code: res.Code, Log: res.Log, Codespace: res.Codespace, GasWanted: 1}, nil
 }
@@ -223,24 +233,13 @@ func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlo
 			panic(fmt.Sprintf("invariant broken at height %d: %v", req.Height, err))
 		}
 	}
-	a.pending = a.db.Prepare(req.Height, a.deliver)
+	a.pending = a.db.Prepare(req.Height, req.Time, a.deliver)
 	return &abcitypes.ResponseFinalizeBlock{
 		Events:           append(beginEvents, toABCIEvents(endCtx.Events())...),
 		TxResults:        results,
 		ValidatorUpdates: toABCIUpdates(ups),
 		AppHash:          a.pending.AppHash,
 	}, nil
-}
-
-// CheckInvariants runs every module's money and accounting checks: bank supply, escrow
-// balances, market capacity and bid deposits.
-func CheckInvariants(ctx *types.Context) error {
-	for _, check := range []func(*types.Context) error{bank.CheckInvariants, escrow.CheckInvariants, market.CheckInvariants} {
-		if err := check(ctx); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Commit persists the finalized block and resets CheckTx's state.
@@ -252,9 +251,11 @@ func (a *App) Commit(context.Context, *abcitypes.RequestCommit) (*abcitypes.Resp
 		// NB: a node that cannot persist a decided block must stop.
 		panic(err)
 	}
+	t := a.pending.Time
 	a.deliver, a.pending = nil, nil
 	a.checkMu.Lock()
 	a.check = store.NewCache(a.db)
+	a.checkTime = t
 	a.checkMu.Unlock()
 	return &abcitypes.ResponseCommit{}, nil
 }

@@ -66,8 +66,8 @@ func newHarnessWith(t testing.TB, nAccounts int, edit func(*GenesisState)) *harn
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
 	h := &harness{t: t, app: New(db, Options{CheckInvariants: true})}
+	t.Cleanup(func() { h.app.db.Close() }) // NB: the app's db, which restart replaces
 	for i := 0; i < nAccounts; i++ {
 		h.accs = append(h.accs, newAccount(i))
 	}
@@ -102,13 +102,21 @@ func (h *harness) send(from, to *account, amount uint64) []byte {
 	return raw
 }
 
+// blockTime is the harness's time of block height: one second per block from 1970.
+func blockTime(height int64) time.Time { return time.Unix(height, 0) }
+
+// valAddr is the consensus address of the harness's only validator.
+func (h *harness) valAddr() []byte { return staking.ConsAddr(h.valKey.Public().(ed25519.PublicKey)) }
+
+// finalizeReq is the harness's FinalizeBlock request for height.
+func (h *harness) finalizeReq(height int64, txs ...[]byte) *abcitypes.RequestFinalizeBlock {
+	return &abcitypes.RequestFinalizeBlock{Height: height, Time: blockTime(height), Txs: txs, ProposerAddress: h.valAddr()}
+}
+
 func (h *harness) block(txs ...[]byte) *abcitypes.ResponseFinalizeBlock {
 	h.t.Helper()
 	h.height++
-	valAddr := staking.ConsAddr(h.valKey.Public().(ed25519.PublicKey))
-	res, err := h.app.FinalizeBlock(context.Background(), &abcitypes.RequestFinalizeBlock{
-		Height: h.height, Time: time.Unix(h.height, 0), Txs: txs, ProposerAddress: valAddr,
-	})
+	res, err := h.app.FinalizeBlock(context.Background(), h.finalizeReq(h.height, txs...))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -116,6 +124,20 @@ func (h *harness) block(txs ...[]byte) *abcitypes.ResponseFinalizeBlock {
 		h.t.Fatal(err)
 	}
 	return res
+}
+
+// restart closes the app's database and opens a new App on it, as a node restart does.
+func (h *harness) restart() {
+	h.t.Helper()
+	dir := h.app.db.Dir()
+	if err := h.app.db.Close(); err != nil {
+		h.t.Fatal(err)
+	}
+	db, err := store.Open(dir)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.app = New(db, h.app.opts)
 }
 
 func (h *harness) checkTx(raw []byte) *abcitypes.ResponseCheckTx {

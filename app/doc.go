@@ -23,5 +23,8 @@
 //     proportional to active leases and due orders, never to history.
 //   - CheckTx runs the whole transaction against a scratch copy of state, so the mempool
 //     only holds transactions that would succeed now; it is reset to committed state on
-//     every Commit, and CometBFT's recheck re-applies what is still pending.
+//     every Commit, and CometBFT's recheck re-applies what is still pending. Its block
+//     time is the last committed block's (genesis time before block 1).
+//   - Query reads a store.View of the last committed height, never the live database:
+//     it runs beside Commit and MUST NOT see part of a block.
 package app

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"sort"
 
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/auth"
@@ -68,12 +69,19 @@ func ParseGenesis(b []byte) (GenesisState, error) {
 
 // initGenesis writes the genesis state and returns the initial validator set.
 func initGenesis(ctx *types.Context, g GenesisState) ([]staking.Update, error) {
-	for name, p := range map[string]params.Validator{
-		auth.ModuleName: g.Params.Auth, bank.ModuleName: g.Params.Bank,
-		staking.ModuleName: g.Params.Staking, registry.ModuleName: g.Params.Registry,
-		market.ModuleName: g.Params.Market, escrow.ModuleName: g.Params.Escrow,
-	} {
-		if err := params.Set(ctx, name, p); err != nil {
+	// NB: in module-name order, so that of several invalid parameter sets the same one
+	// is reported on every node and every run.
+	mods := []struct {
+		name string
+		p    params.Validator
+	}{
+		{auth.ModuleName, g.Params.Auth}, {bank.ModuleName, g.Params.Bank},
+		{staking.ModuleName, g.Params.Staking}, {registry.ModuleName, g.Params.Registry},
+		{market.ModuleName, g.Params.Market}, {escrow.ModuleName, g.Params.Escrow},
+	}
+	sort.Slice(mods, func(i, j int) bool { return mods[i].name < mods[j].name })
+	for _, m := range mods {
+		if err := params.Set(ctx, m.name, m.p); err != nil {
 			return nil, fmt.Errorf("genesis params: %w", err)
 		}
 	}

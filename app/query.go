@@ -9,6 +9,7 @@ import (
 
 	abcitypes "github.com/cometbft/cometbft/abci/types"
 
+	"github.com/kiln-network/kiln/store"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/auth"
 	"github.com/kiln-network/kiln/x/bank"
@@ -25,6 +26,7 @@ import (
 //	/auth/account/ADDR      {"address","sequence"}
 //	/bank/balances/ADDR     {"balances":[{"denom","amount"}]}
 //	/bank/supply            {"supply":[...]}
+//	/bank/accounting        every balance summed against supply, each module account against its records (bank.Accounting); O(accounts)
 //	/staking/validators     {"validators":[...]}
 //	/staking/delegations    {"delegations":[...]}
 //	/staking/unbondings     {"unbondings":[...]}
@@ -42,9 +44,14 @@ import (
 //	/cert/ADDR              the account's client certificate record
 //	/params                 every module's parameters
 //	/app/status             {"chain_id","height","app_hash"}
+//
+// A query reads one committed height whole, from a snapshot taken when it was
+// committed, while the next block commits beside it; the response's Height says which.
 func (a *App) Query(_ context.Context, req *abcitypes.RequestQuery) (*abcitypes.ResponseQuery, error) {
-	ctx := &types.Context{Store: a.db, Height: a.db.Height(), ChainID: a.chainID, Logger: a.log}
-	v, err := a.query(ctx, req.Path)
+	view := a.db.View()
+	defer view.Release()
+	ctx := &types.Context{Store: view, Height: view.Height(), Time: view.BlockTime(), ChainID: a.chainID, Logger: a.log}
+	v, err := a.query(ctx, view, req.Path)
 	if err != nil {
 		return &abcitypes.ResponseQuery{Code: types.CodeOf(err), Log: err.Error(), Codespace: types.Codespace, Height: ctx.Height}, nil
 	}
@@ -63,7 +70,7 @@ func addrArg(path, prefix string) (types.Address, error) {
 	return a, nil
 }
 
-func (a *App) query(ctx *types.Context, path string) (any, error) {
+func (a *App) query(ctx *types.Context, view *store.View, path string) (any, error) {
 	switch {
 	case strings.HasPrefix(path, "/auth/account/"):
 		addr, err := addrArg(path, "/auth/account/")
@@ -87,6 +94,11 @@ func (a *App) query(ctx *types.Context, path string) (any, error) {
 		return map[string]any{"balances": bals}, nil
 	case path == "/bank/supply":
 		return map[string]any{"supply": bank.Supply(ctx)}, nil
+	case path == "/bank/accounting":
+		if ctx.Height == 0 {
+			return nil, types.Wrapf(types.ErrNotFound, "no state committed yet")
+		}
+		return Accounting(ctx), nil
 	case path == "/staking/validators":
 		return map[string]any{"validators": nonNil(staking.Validators(ctx))}, nil
 	case path == "/staking/delegations":
@@ -113,7 +125,7 @@ func (a *App) query(ctx *types.Context, path string) (any, error) {
 		}
 		return params.All(ctx), nil
 	case path == "/app/status":
-		return map[string]any{"chain_id": a.chainID, "height": ctx.Height, "app_hash": a.db.AppHash()}, nil
+		return map[string]any{"chain_id": a.chainID, "height": ctx.Height, "app_hash": view.AppHash()}, nil
 	}
 	return nil, types.Wrapf(types.ErrInvalidRequest, "unknown query path %q", path)
 }

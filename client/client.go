@@ -20,6 +20,7 @@ import (
 	"github.com/kiln-network/kiln/tx"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/auth"
+	"github.com/kiln-network/kiln/x/bank"
 )
 
 // DefaultNode is the RPC address used when none is given.
@@ -101,6 +102,14 @@ func (c *Client) Supply(ctx context.Context) (types.Coins, error) {
 	}
 	err := c.QueryJSON(ctx, "/bank/supply", &out)
 	return out.Supply, err
+}
+
+// Accounting returns the chain's books at the last committed height: every balance
+// summed against the supply, each module account against its module's records.
+func (c *Client) Accounting(ctx context.Context) (bank.Accounting, error) {
+	var out bank.Accounting
+	err := c.QueryJSON(ctx, "/bank/accounting", &out)
+	return out, err
 }
 
 // Status is the node's chain and height.

@@ -82,10 +82,19 @@ type Summary struct {
 	Refunded              uint64  `json:"refunded,string"`
 	SupplyBefore          string  `json:"supply_before"`
 	SupplyAfter           string  `json:"supply_after"`
-	SupplyConserved       bool    `json:"supply_conserved"`
-	Blocks                int64   `json:"blocks"`
-	DurationMS            int64   `json:"duration_ms"`
-	Jobs                  []Job   `json:"jobs"`
+	// BalancesBefore and BalancesAfter are every balance on chain summed, module
+	// accounts (escrow, bid deposits, community pool, bonded stake) included.
+	BalancesBefore string `json:"balances_before"`
+	BalancesAfter  string `json:"balances_after"`
+	// SupplyConserved: before and after the demo the chain's books balanced (every
+	// denom's balances add up to its supply, every module account holds what its
+	// records say), and supply and balances are the same.
+	SupplyConserved    bool     `json:"supply_conserved"`
+	AccountingProblems []string `json:"accounting_problems,omitempty"`
+
+	Blocks     int64 `json:"blocks"`
+	DurationMS int64 `json:"duration_ms"`
+	Jobs       []Job `json:"jobs"`
 }
 
 // providerSpec is one demo provider's declared hardware and prices.
@@ -178,11 +187,11 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	step("chain %s: 1 validator in this process, %s blocks, rpc %s", s.ChainID, o.BlockTime, rpc)
 	startHeight := n.App.Height()
-	supply0, err := c.Supply(ctx)
+	books0, err := c.Accounting(ctx)
 	if err != nil {
 		return s, err
 	}
-	s.SupplyBefore = supply0.String()
+	s.SupplyBefore, s.BalancesBefore = totals(books0)
 
 	// Three provider daemons, in this process, with the process executor.
 	dctx, stopDaemons := context.WithCancel(ctx)
@@ -291,12 +300,15 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	s.Blocks = n.App.Height() - startHeight
 	s.DurationMS = time.Since(start).Milliseconds()
-	supply1, err := c.Supply(ctx)
+	books1, err := c.Accounting(ctx)
 	if err != nil {
 		return s, err
 	}
-	s.SupplyAfter = supply1.String()
-	s.SupplyConserved = s.SupplyBefore == s.SupplyAfter && s.SupplyBefore != ""
+	s.SupplyAfter, s.BalancesAfter = totals(books1)
+	s.SupplyConserved, s.AccountingProblems = conserved(books0, books1)
+	if !s.SupplyConserved {
+		step("money NOT conserved: %s", strings.Join(s.AccountingProblems, "; "))
+	}
 	if o.Keep {
 		step("network left running: rpc %s, home %s (tenant key `tenant` in its test keyring); Ctrl-C to stop", rpc, home)
 		<-ctx.Done()
@@ -309,6 +321,54 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	stopDaemons()
 	return s, nil
+}
+
+// totals returns the supply records and every balance summed, as coin lists.
+func totals(a bank.Accounting) (supply, balances string) {
+	var sc, bc types.Coins
+	for _, d := range a.Denoms {
+		sc = append(sc, types.NewCoin(d.Denom, d.Supply))
+		bc = append(bc, types.NewCoin(d.Denom, d.Balances))
+	}
+	return sc.String(), bc.String()
+}
+
+// conserved reports whether no money was created or lost between two accountings of
+// the chain: each balanced on its own, and every denom's supply and summed balances
+// are the same in both. It says what is off otherwise.
+func conserved(before, after bank.Accounting) (bool, []string) {
+	var problems []string
+	for _, p := range before.Problems {
+		problems = append(problems, "before: "+p)
+	}
+	for _, p := range after.Problems {
+		problems = append(problems, "after: "+p)
+	}
+	was := map[string]bank.DenomTotals{}
+	for _, d := range before.Denoms {
+		was[d.Denom] = d
+	}
+	for _, d := range after.Denoms {
+		w, ok := was[d.Denom]
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("%s appeared: supply %d, balances %d", d.Denom, d.Supply, d.Balances))
+		case w.Supply != d.Supply:
+			problems = append(problems, fmt.Sprintf("supply of %s went from %d to %d", d.Denom, w.Supply, d.Supply))
+		case w.Balances != d.Balances:
+			problems = append(problems, fmt.Sprintf("balances of %s went from %d to %d", d.Denom, w.Balances, d.Balances))
+		}
+		delete(was, d.Denom)
+	}
+	for _, d := range before.Denoms {
+		if _, gone := was[d.Denom]; gone {
+			problems = append(problems, fmt.Sprintf("%s disappeared: supply was %d, balances %d", d.Denom, d.Supply, d.Balances))
+		}
+	}
+	if len(before.Denoms) == 0 {
+		problems = append(problems, "the chain reported no denoms")
+	}
+	return len(problems) == 0, problems
 }
 
 // batch builds a one-service plan for the demo: price per block well above what any

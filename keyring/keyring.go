@@ -86,28 +86,63 @@ func NewMnemonic() (string, error) {
 	return bip39.NewMnemonic(ent)
 }
 
-// DeriveKey derives the account key of a mnemonic along HDPath (SLIP-10 for ed25519).
+// DeriveKey derives the account key of a mnemonic along HDPath: the BIP-39 seed (no
+// passphrase), then SLIP-10 for ed25519. Whitespace between words does not matter. It
+// refuses a phrase that is not BIP-39 (word count, a word not in the English list, or a
+// checksum that does not match), naming what is wrong: a mistyped word that is still a
+// word would otherwise derive some other, empty account.
 func DeriveKey(mnemonic string) (ed25519.PrivateKey, error) {
 	mnemonic = strings.Join(strings.Fields(mnemonic), " ")
-	if !bip39.IsMnemonicValid(mnemonic) {
-		return nil, errors.New("invalid mnemonic: not a BIP-39 phrase (wrong word or checksum)")
+	if err := checkMnemonic(mnemonic); err != nil {
+		return nil, err
 	}
-	seed := bip39.NewSeed(mnemonic, "")
+	return deriveKey(mnemonic), nil
+}
+
+// deriveKey derives the key of a phrase already checked, without checking it again: a
+// key stored before the checksum was checked stays readable.
+func deriveKey(mnemonic string) ed25519.PrivateKey {
+	key, _ := slip10Ed25519(bip39.NewSeed(mnemonic, ""), HDPath)
+	return ed25519.NewKeyFromSeed(key)
+}
+
+// checkMnemonic returns an error naming what makes m (words separated by single spaces)
+// not a BIP-39 English phrase.
+func checkMnemonic(m string) error {
+	words := strings.Fields(m)
+	if n := len(words); n < 12 || n > 24 || n%3 != 0 {
+		return fmt.Errorf("invalid mnemonic: %d words, must be 12, 15, 18, 21 or 24", n)
+	}
+	for i, w := range words {
+		if _, ok := bip39.ReverseWordMap[w]; !ok {
+			return fmt.Errorf("invalid mnemonic: word %d %q is not in the BIP-39 English word list", i+1, w)
+		}
+	}
+	if _, err := bip39.MnemonicToByteArray(m); err != nil {
+		return errors.New("invalid mnemonic: its checksum does not match (a word is wrong or out of place)")
+	}
+	return nil
+}
+
+// slip10Ed25519 returns the ed25519 private key (32 bytes, the RFC 8032 seed) and chain
+// code at path from a BIP-32 seed, as SLIP-0010 defines them. Every index is hardened
+// (ed25519 has no public derivation), whether or not its top bit is set.
+func slip10Ed25519(seed []byte, path []uint32) (key, chainCode []byte) {
 	mac := hmac.New(sha512.New, []byte("ed25519 seed"))
 	mac.Write(seed)
 	I := mac.Sum(nil)
-	key, chain := I[:32], I[32:]
-	for _, idx := range HDPath {
+	key, chainCode = I[:32], I[32:]
+	for _, idx := range path {
 		var data bytes.Buffer
 		data.WriteByte(0)
 		data.Write(key)
 		binary.Write(&data, binary.BigEndian, idx|0x80000000)
-		mac := hmac.New(sha512.New, chain)
+		mac := hmac.New(sha512.New, chainCode)
 		mac.Write(data.Bytes())
 		I := mac.Sum(nil)
-		key, chain = I[:32], I[32:]
+		key, chainCode = I[:32], I[32:]
 	}
-	return ed25519.NewKeyFromSeed(key), nil
+	return key, chainCode
 }
 
 func (k *Keyring) path(name, ext string) string { return filepath.Join(k.dir, name+ext) }
@@ -237,10 +272,7 @@ func (k *Keyring) PrivKey(name string) (ed25519.PrivateKey, Info, error) {
 	if err := json.Unmarshal(b, &sec); err != nil {
 		return nil, Info{}, fmt.Errorf("key %q: corrupt key file", name)
 	}
-	priv, err := DeriveKey(sec.Mnemonic)
-	if err != nil {
-		return nil, Info{}, err
-	}
+	priv := deriveKey(sec.Mnemonic)
 	if types.AddressFromPubKey(priv.Public().(ed25519.PublicKey)) != info.Address {
 		return nil, Info{}, fmt.Errorf("key %q: key file does not match its info file", name)
 	}

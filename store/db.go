@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble"
 )
@@ -18,16 +19,20 @@ var (
 	metaHeight  = []byte("\x00height")
 	metaAppHash = []byte("\x00apphash")
 	metaLtHash  = []byte("\x00lthash")
+	metaTime    = []byte("\x00time")
 )
 
 // DB is committed state in pebble. Reads see only committed data; writes happen only
 // through Commit.
 type DB struct {
 	db      *pebble.DB
-	mu      sync.RWMutex // guards height, appHash and acc: queries read them while Commit writes
+	dir     string
+	mu      sync.RWMutex // guards height, appHash, time, acc and view: queries read them while Commit writes
 	height  int64
 	appHash []byte
+	time    time.Time
 	acc     LtHash
+	view    *View // the last committed height, for readers beside Commit
 }
 
 // Open opens (or creates) the state database in dir.
@@ -36,7 +41,7 @@ func Open(dir string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state db %s: %w", dir, err)
 	}
-	d := &DB{db: pdb}
+	d := &DB{db: pdb, dir: dir}
 	if v, ok := d.Get(metaHeight); ok {
 		if len(v) != 8 {
 			return nil, errors.New("state db: corrupt height record")
@@ -51,11 +56,30 @@ func Open(dir string) (*DB, error) {
 			return nil, errors.New("state db: corrupt accumulator record")
 		}
 	}
+	if v, ok := d.Get(metaTime); ok {
+		if len(v) != 8 {
+			return nil, errors.New("state db: corrupt block time record")
+		}
+		d.time = time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC()
+	}
+	d.view = d.newView()
 	return d, nil
 }
 
-// Close closes the database.
-func (d *DB) Close() error { return d.db.Close() }
+// Close closes the database. Every View taken from it must be released first.
+func (d *DB) Close() error {
+	d.mu.Lock()
+	v := d.view
+	d.view = nil
+	d.mu.Unlock()
+	if v != nil {
+		v.Release()
+	}
+	return d.db.Close()
+}
+
+// Dir returns the directory the database lives in.
+func (d *DB) Dir() string { return d.dir }
 
 // Height returns the last committed height (0 before genesis is committed).
 func (d *DB) Height() int64 {
@@ -71,9 +95,19 @@ func (d *DB) AppHash() []byte {
 	return d.appHash
 }
 
+// BlockTime returns the time of the last committed block (zero before the first, and
+// for a database last committed by a version that did not record it).
+func (d *DB) BlockTime() time.Time {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.time
+}
+
 // Get implements KV over committed state.
-func (d *DB) Get(key []byte) ([]byte, bool) {
-	v, closer, err := d.db.Get(key)
+func (d *DB) Get(key []byte) ([]byte, bool) { return get(d.db, key) }
+
+func get(r pebble.Reader, key []byte) ([]byte, bool) {
+	v, closer, err := r.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false
 	}
@@ -93,8 +127,10 @@ func (d *DB) Set(key, value []byte) { panic("store: write to committed DB outsid
 func (d *DB) Delete(key []byte) { panic("store: delete in committed DB outside Commit") }
 
 // Iterate implements KV over committed state.
-func (d *DB) Iterate(prefix []byte, fn func(key, value []byte) bool) {
-	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: PrefixEnd(prefix)})
+func (d *DB) Iterate(prefix []byte, fn func(key, value []byte) bool) { iterate(d.db, prefix, fn) }
+
+func iterate(r pebble.Reader, prefix []byte, fn func(key, value []byte) bool) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: PrefixEnd(prefix)})
 	if err != nil {
 		panic(fmt.Sprintf("state db iterate: %v", err))
 	}
@@ -112,15 +148,18 @@ func (d *DB) Iterate(prefix []byte, fn func(key, value []byte) bool) {
 // Pending is a block's writes with the accumulator and app hash they lead to.
 type Pending struct {
 	Height  int64
+	Time    time.Time // the block's time, from its header
 	AppHash []byte
 	acc     LtHash
 	cache   *Cache
 }
 
 // Prepare computes the app hash the cache's writes lead to, without writing anything.
-func (d *DB) Prepare(height int64, c *Cache) *Pending {
+// t is the block's time, recorded with it (outside the hashed state: the header commits
+// to it).
+func (d *DB) Prepare(height int64, t time.Time, c *Cache) *Pending {
 	d.mu.RLock()
-	p := &Pending{Height: height, acc: d.acc, cache: c}
+	p := &Pending{Height: height, Time: t, acc: d.acc, cache: c}
 	d.mu.RUnlock()
 	for _, k := range c.SortedKeys() {
 		if bytes.HasPrefix([]byte(k), MetaPrefix) {
@@ -165,12 +204,25 @@ func (d *DB) Commit(p *Pending) error {
 	if err := b.Set(metaLtHash, p.acc.Bytes(), nil); err != nil {
 		return err
 	}
+	var ts [8]byte
+	binary.BigEndian.PutUint64(ts[:], uint64(p.Time.UnixNano()))
+	if err := b.Set(metaTime, ts[:], nil); err != nil {
+		return err
+	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("commit height %d: %w", p.Height, err)
 	}
 	d.mu.Lock()
-	d.height, d.appHash, d.acc = p.Height, p.AppHash, p.acc
+	d.height, d.appHash, d.time, d.acc = p.Height, p.AppHash, p.Time.UTC(), p.acc
+	// NB: the snapshot is taken after the batch is applied and before any later
+	// commit, under the lock that View takes: a reader gets this height whole or the
+	// previous one whole, never a mix.
+	old := d.view
+	d.view = d.newView()
 	d.mu.Unlock()
+	if old != nil {
+		old.Release()
+	}
 	return nil
 }
 

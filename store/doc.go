@@ -35,4 +35,7 @@
 //   - Committed state, height, app hash and accumulator are written in one synced pebble
 //     batch, so a crash leaves either the old block or the new one, never a mix.
 //   - Keys starting with MetaPrefix are bookkeeping, never part of the hashed state.
+//   - A View reads exactly one committed height (a pebble snapshot taken inside Commit,
+//     under the lock that hands Views out), whatever commits after it; readers beside
+//     Commit (queries) MUST read through one, and MUST release it.
 package store

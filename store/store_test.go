@@ -3,8 +3,13 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"math/rand"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func collect(kv KV, prefix string) []string {
@@ -107,14 +112,14 @@ func TestDBCommitReopenAndRecompute(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		c.Set([]byte(fmt.Sprintf("k/%03d", i)), []byte{byte(i)})
 	}
-	p := db.Prepare(1, c)
+	p := db.Prepare(1, time.Unix(1, 0), c)
 	if err := db.Commit(p); err != nil {
 		t.Fatal(err)
 	}
 	c2 := NewCache(db)
 	c2.Delete([]byte("k/005"))
 	c2.Set([]byte("k/006"), []byte("changed"))
-	p2 := db.Prepare(2, c2)
+	p2 := db.Prepare(2, time.Unix(2, 0), c2)
 	if err := db.Commit(p2); err != nil {
 		t.Fatal(err)
 	}
@@ -130,10 +135,116 @@ func TestDBCommitReopenAndRecompute(t *testing.T) {
 	if db.Height() != 2 || !bytes.Equal(db.AppHash(), p2.AppHash) {
 		t.Fatalf("reopened at height %d hash %x, want 2 %x", db.Height(), db.AppHash(), p2.AppHash)
 	}
+	if got, want := db.BlockTime(), time.Unix(2, 0).UTC(); !got.Equal(want) {
+		t.Fatalf("reopened with block time %v, want %v", got, want)
+	}
 	if v, ok := db.Get([]byte("k/006")); !ok || string(v) != "changed" {
 		t.Fatalf("Get(k/006) = %q, %v", v, ok)
 	}
 	if _, ok := db.Get([]byte("k/005")); ok {
 		t.Fatal("deleted key still present")
+	}
+}
+
+// A View keeps reading the height it was taken at, whatever commits after it; a View
+// taken after the commit reads the new height.
+func TestViewIsolatedFromLaterCommits(t *testing.T) {
+	db, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	commit := func(h int64, writes map[string]string) {
+		c := NewCache(db)
+		for _, k := range slices.Sorted(maps.Keys(writes)) {
+			if writes[k] == "" {
+				c.Delete([]byte(k))
+			} else {
+				c.Set([]byte(k), []byte(writes[k]))
+			}
+		}
+		if err := db.Commit(db.Prepare(h, time.Unix(h, 0), c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit(1, map[string]string{"k/a": "1", "k/b": "1"})
+	v1 := db.View()
+	commit(2, map[string]string{"k/a": "2", "k/b": "", "k/c": "2"})
+	v2 := db.View()
+	tests := []struct {
+		v      *View
+		height int64
+		want   string
+	}{
+		{v1, 1, "[k/a=1 k/b=1]"},
+		{v2, 2, "[k/a=2 k/c=2]"},
+	}
+	for _, tt := range tests {
+		if got := fmt.Sprint(collect(tt.v, "k/")); got != tt.want || tt.v.Height() != tt.height || !tt.v.BlockTime().Equal(time.Unix(tt.height, 0)) {
+			t.Errorf("View at height %d (time %v) reads %s, want height %d: %s", tt.v.Height(), tt.v.BlockTime(), got, tt.height, tt.want)
+		}
+		if all := collect(tt.v, ""); len(all) != 2 {
+			t.Errorf("View at height %d iterates %v, want its 2 state keys and no bookkeeping", tt.height, all)
+		}
+	}
+	if !bytes.Equal(v2.AppHash(), db.AppHash()) || bytes.Equal(v1.AppHash(), v2.AppHash()) {
+		t.Errorf("View app hashes %x, %x; committed %x", v1.AppHash(), v2.AppHash(), db.AppHash())
+	}
+	v1.Release()
+	v2.Release()
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("releasing a View twice did not panic")
+			}
+		}()
+		v1.Release()
+	}()
+}
+
+// Readers that take Views while blocks commit each read one height whole: every key
+// holds the height that wrote it (-race checks the locking).
+func TestViewsBesideCommits(t *testing.T) {
+	db, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const keys, blocks = 50, 100
+	var done atomic.Bool
+	errs := make(chan error, 4)
+	var wg sync.WaitGroup
+	for r := 0; r < 3; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !done.Load() {
+				v := db.View()
+				want := fmt.Sprint(v.Height())
+				for i := 0; i < keys; i++ {
+					if got, ok := v.Get([]byte(fmt.Sprintf("k/%02d", i))); v.Height() > 0 && (!ok || string(got) != want) {
+						errs <- fmt.Errorf("View at height %s: k/%02d = %q", want, i, got)
+						v.Release()
+						return
+					}
+				}
+				v.Release()
+			}
+		}()
+	}
+	for h := int64(1); h <= blocks; h++ {
+		c := NewCache(db)
+		for i := 0; i < keys; i++ {
+			c.Set([]byte(fmt.Sprintf("k/%02d", i)), []byte(fmt.Sprint(h)))
+		}
+		if err := db.Commit(db.Prepare(h, time.Unix(h, 0), c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done.Store(true)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

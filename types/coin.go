@@ -127,3 +127,18 @@ func (cs Coins) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal([]Coin(cs))
 }
+
+// SortedCoins returns the non-zero amounts of m as Coins, sorted by denom.
+func SortedCoins(m map[string]uint64) Coins {
+	var cs Coins
+	for d, a := range m {
+		if a > 0 {
+			cs = append(cs, NewCoin(d, a))
+		}
+	}
+	SortCoins(cs)
+	return cs
+}
+
+// SortCoins sorts cs by denom in place.
+func SortCoins(cs Coins) { sort.Slice(cs, func(i, j int) bool { return cs[i].Denom < cs[j].Denom }) }

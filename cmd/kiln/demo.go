@@ -59,7 +59,11 @@ func newDemoCmd() *cobra.Command {
 			fmt.Fprintf(w, "\norders %d, leases %d, batch jobs completed %d, services reached %d\n", s.Orders, s.Leases, s.JobsCompleted, s.ServicesReached)
 			fmt.Fprintf(w, "order→lease p50 %.0f blocks (%.0f ms), order→running p50 %.0f ms\n", s.OrderToLeaseBlocksP50, s.OrderToLeaseMSP50, s.OrderToRunningMSP50)
 			fmt.Fprintf(w, "paid to providers %d ukiln, protocol fees %d ukiln, refunded %d ukiln\n", s.PaidToProviders, s.ProtocolFees, s.Refunded)
-			fmt.Fprintf(w, "supply before %s, after %s: conserved %v\n", s.SupplyBefore, s.SupplyAfter, s.SupplyConserved)
+			fmt.Fprintf(w, "supply before %s, after %s; every balance summed (module accounts included) before %s, after %s: conserved %v\n",
+				s.SupplyBefore, s.SupplyAfter, s.BalancesBefore, s.BalancesAfter, s.SupplyConserved)
+			for _, p := range s.AccountingProblems {
+				fmt.Fprintf(w, "  %s\n", p)
+			}
 			fmt.Fprintf(w, "%d blocks in %s\n", s.Blocks, time.Duration(s.DurationMS)*time.Millisecond)
 			return nil
 		},

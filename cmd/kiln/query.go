@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/x/bank"
 )
 
 // queryCmd builds a query command for path (computed from the args) that prints the
@@ -78,12 +79,38 @@ func renderCoins(field string) func(cmd *cobra.Command, raw []byte) error {
 	}
 }
 
+func renderAccounting(cmd *cobra.Command, raw []byte) error {
+	var a bank.Accounting
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "height %d: conserved %v\n\nDENOM\tSUPPLY\tBALANCES\tIN MODULE ACCOUNTS\n", a.Height, a.Conserved)
+	for _, d := range a.Denoms {
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\n", d.Denom, d.Supply, d.Balances, d.Modules)
+	}
+	fmt.Fprintf(w, "\nMODULE ACCOUNT\tHOLDS\tRECORDS SAY\n")
+	for _, m := range a.Modules {
+		owed := "(not checked)"
+		if m.Checked {
+			owed = m.Owed.String()
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\n", m.Name, m.Balance, owed)
+	}
+	w.Flush()
+	for _, p := range a.Problems {
+		fmt.Fprintf(cmd.OutOrStdout(), "PROBLEM: %s\n", p)
+	}
+	return nil
+}
+
 func newQueryCmd() *cobra.Command {
 	q := &cobra.Command{Use: "query", Aliases: []string{"q"}, Short: "Query chain state"}
 	bankQ := &cobra.Command{Use: "bank", Short: "Bank queries"}
 	bankQ.AddCommand(
 		queryCmd("balances ADDR", "Balances of an account", 1, withAddr("/bank/balances/"), renderCoins("balances")),
-		queryCmd("supply", "Total supply of every denom", 0, fixed("/bank/supply"), renderCoins("supply")))
+		queryCmd("supply", "Total supply of every denom", 0, fixed("/bank/supply"), renderCoins("supply")),
+		queryCmd("accounting", "Every balance summed against the supply, and each module account against its records", 0, fixed("/bank/accounting"), renderAccounting))
 	authQ := &cobra.Command{Use: "auth", Short: "Account queries"}
 	authQ.AddCommand(queryCmd("account ADDR", "An account's sequence", 1, withAddr("/auth/account/"), nil))
 	stakingQ := &cobra.Command{Use: "staking", Short: "Staking queries"}

@@ -2,12 +2,14 @@ package daemon_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/kiln-network/kiln/client"
+	"github.com/kiln-network/kiln/internal/poll"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/daemon"
 	"github.com/kiln-network/kiln/tenant"
@@ -22,7 +24,8 @@ import (
 func TestAutoRedeployMovesService(t *testing.T) {
 	n := startNet(t)
 	// 60 s: a lease, heartbeat_timeout blocks (3 s), a second auction and a deploy.
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	deadline := time.Now().Add(60 * time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 
 	cheap := n.startDaemon(t, filepath.Join(t.TempDir(), "cheap"))
@@ -71,15 +74,16 @@ func TestAutoRedeployMovesService(t *testing.T) {
 
 	cheap.stop(t) // killed: no more heartbeats
 	var l market.Lease
-	for {
-		if l, err = n.c.Lease(ctx, r.OrderID); err == nil && l.Attempt > r.Attempt && l.State == market.LeaseActive {
-			break
+	poll.WaitFor(t, time.Until(deadline), func() error {
+		var err error
+		if l, err = n.c.Lease(ctx, r.OrderID); err != nil {
+			return err
 		}
-		if ctx.Err() != nil {
-			t.Fatalf("order %d was not re-leased: last %+v, %v", r.OrderID, l, err)
+		if l.Attempt <= r.Attempt || l.State != market.LeaseActive {
+			return fmt.Errorf("order %d was not re-leased: last %+v", r.OrderID, l)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	if l.Provider != addr2 {
 		t.Fatalf("re-made lease went to %s, want the second provider %s", l.Provider, addr2)
 	}
@@ -93,16 +97,16 @@ func TestAutoRedeployMovesService(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	for {
+	poll.WaitFor(t, time.Until(deadline), func() error {
 		st, err := pc.Status(ctx, r.OrderID)
-		if err == nil && st.State == api.StateRunning {
-			break
+		if err != nil {
+			return err
 		}
-		if ctx.Err() != nil {
-			t.Fatalf("the service never ran on the second provider: %+v, %v", st, err)
+		if st.State != api.StateRunning {
+			return fmt.Errorf("the service is not running on the second provider: %+v", st)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	stopWatch()
 	if err := <-watched; err != nil {
 		t.Fatalf("watch: %v", err)

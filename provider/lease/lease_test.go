@@ -3,12 +3,14 @@ package lease_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kiln-network/kiln/internal/poll"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/executor/process"
 	"github.com/kiln-network/kiln/provider/lease"
@@ -61,20 +63,18 @@ func job(script string, count uint32) api.Manifest {
 
 func waitDone(t *testing.T, m *lease.Manager, id uint64) api.LeaseStatus {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		st, err := m.Status(context.Background(), id)
-		if err != nil {
+	var st api.LeaseStatus
+	poll.WaitFor(t, waitTimeout, func() error {
+		var err error
+		if st, err = m.Status(context.Background(), id); err != nil {
 			t.Fatalf("Status(%d) = %v", id, err)
 		}
-		if st.State == api.StateCompleted || st.State == api.StateFailed {
-			return st
+		if st.State != api.StateCompleted && st.State != api.StateFailed {
+			return fmt.Errorf("lease %d is %s, want completed or failed", id, st.State)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("lease %d still %s after %s", id, st.State, waitTimeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return st
 }
 
 func TestFailedReplicaFailsLease(t *testing.T) {

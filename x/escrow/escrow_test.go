@@ -217,3 +217,18 @@ func TestFeeOfExtremes(t *testing.T) {
 		}
 	}
 }
+
+// CheckInvariants reports the same broken denom on every run: which of several is named
+// must not depend on map iteration order.
+func TestCheckInvariantsReportsDenomsInOrder(t *testing.T) {
+	const want = "escrow: accounts hold 5uaaa the module account does not have"
+	for run := 0; run < 50; run++ {
+		ctx := testCtx(t)
+		for i, d := range []string{"uccc", "uaaa", "ubbb", "uddd"} {
+			set(ctx, EscrowAccount{OrderID: uint64(i + 1), Owner: types.Address{1}, Denom: d, State: StateOpen, Balance: 5, Deposited: 5})
+		}
+		if err := CheckInvariants(ctx); err == nil || err.Error() != want {
+			t.Fatalf("run %d: CheckInvariants = %v, want %q", run, err, want)
+		}
+	}
+}

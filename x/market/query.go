@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/bank"
@@ -216,6 +218,21 @@ func Capacity(ctx *types.Context, p types.Address) (CapacityReport, error) {
 	return r, nil
 }
 
+// BidDeposits returns the deposits of every open bid, per denom: what the Market module
+// account must hold. O(bids).
+func BidDeposits(ctx *types.Context) types.Coins {
+	sums := map[string]uint64{}
+	for _, b := range Bids(ctx, 0, types.Address{}) {
+		s, ok := types.AddUint64(sums[b.Deposit.Denom], b.Deposit.Amount)
+		if !ok {
+			// NB: the deposits came out of the supply, which fits in 64 bits.
+			panic(fmt.Sprintf("market: bid deposits of %s overflow: corrupt records", b.Deposit.Denom))
+		}
+		sums[b.Deposit.Denom] = s
+	}
+	return types.SortedCoins(sums)
+}
+
 // CheckInvariants returns an error if the per-provider usage records differ from the
 // sum of active leases, an index disagrees with the records, or the Market module
 // account does not hold exactly the open bids' deposits. O(orders + bids): for tests
@@ -256,8 +273,8 @@ func CheckInvariants(ctx *types.Context) error {
 		}
 	}
 	deposits := map[string]uint64{}
-	for _, b := range Bids(ctx, 0, types.Address{}) {
-		deposits[b.Deposit.Denom] += b.Deposit.Amount
+	for _, c := range BidDeposits(ctx) {
+		deposits[c.Denom] = c.Amount
 	}
 	for _, c := range bank.Balances(ctx, Account) {
 		if deposits[c.Denom] != c.Amount {
@@ -265,8 +282,9 @@ func CheckInvariants(ctx *types.Context) error {
 		}
 		delete(deposits, c.Denom)
 	}
-	for d, s := range deposits {
-		if s != 0 {
+	// NB: sorted, so every node reports the same denom first.
+	for _, d := range slices.Sorted(maps.Keys(deposits)) {
+		if s := deposits[d]; s != 0 {
 			return fmt.Errorf("market: open bids' deposits of %d%s are not in the module account", s, d)
 		}
 	}

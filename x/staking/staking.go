@@ -392,6 +392,34 @@ func Unbond(ctx *types.Context, purpose string, owner types.Address, amount uint
 	return nil
 }
 
+// Held returns the stake the records say the BondedPool holds, per denom: every
+// validator's tokens, every generic bond and every unbonding entry. O(validators +
+// bonds + unbondings).
+func Held(ctx *types.Context) types.Coins {
+	var p Params
+	params.Get(ctx, ModuleName, &p)
+	sums := map[string]uint64{}
+	add := func(denom string, amt uint64) {
+		s, ok := types.AddUint64(sums[denom], amt)
+		if !ok {
+			// NB: the stake came out of the supply, which fits in 64 bits.
+			panic(fmt.Sprintf("staking: stake of %s overflows: corrupt records", denom))
+		}
+		sums[denom] = s
+	}
+	for _, v := range Validators(ctx) {
+		add(p.BondDenom, v.Tokens)
+	}
+	ctx.Store.Iterate(bondPrefix, func(_, v []byte) bool {
+		add(p.BondDenom, u64(v))
+		return true
+	})
+	for _, u := range Unbondings(ctx) {
+		add(u.Denom, u.Amount)
+	}
+	return types.SortedCoins(sums)
+}
+
 // --- slashing ---
 
 // slashValidator burns bps of the validator's tokens, taking from each delegation in
