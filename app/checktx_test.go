@@ -32,7 +32,7 @@ func TestCheckTxKnowsBlockTime(t *testing.T) {
 		for i, tt := range tests {
 			t.Run(fmt.Sprintf("%s/restarted=%v", tt.name, restart), func(t *testing.T) {
 				a := h.accs[i] // NB: one account each, so that one case's sequence does not fail the next
-				raw := h.sign(a, a.seq, 5000, &cert.MsgPublishCert{Owner: a.addr, CertPEM: mustCertPEM(t, tt.nb, tt.na)})
+				raw := h.sign(a, a.seq, 5000, &cert.MsgPublishCert{Owner: a.addr, CertPEM: mustCertPEMFor(t, a.addr.String(), tt.nb, tt.na)})
 				if got := h.checkTx(raw); got.Code != tt.want {
 					t.Fatalf("CheckTx code = %d (%s), want %d", got.Code, got.Log, tt.want)
 				}

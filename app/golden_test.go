@@ -97,6 +97,12 @@ func goldenScenario(t *testing.T) []goldenStep {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// NB: a tenant's certificate names its account (CN); this one names the tenant's
+	// fixed-seed address.
+	tenantPEM, err := os.ReadFile(filepath.Join("testdata", "golden_tenant_cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	val, p1, p2, tenant, other, delegator := h.accs[0], h.accs[1], h.accs[2], h.accs[3], h.accs[4], h.accs[5]
 	seed := sha256.Sum256([]byte("golden validator 2"))
 	cons2 := ed25519.NewKeyFromSeed(seed[:]).Public().(ed25519.PublicKey)
@@ -121,14 +127,16 @@ func goldenScenario(t *testing.T) []goldenStep {
 		{"undelegation", []step{{delegator, &staking.MsgUndelegate{Delegator: delegator.addr, Validator: val.addr, Amount: types.NewCoin("ukiln", 1_000_000)}}}},
 		{"providers register, tenant publishes a certificate", []step{
 			register(p1, inv("eu-west", rtx4090(2))), register(p2, inv("us-east", a100(4))),
-			{tenant, &cert.MsgPublishCert{Owner: tenant.addr, CertPEM: pem}}}},
+			{tenant, &cert.MsgPublishCert{Owner: tenant.addr, CertPEM: tenantPEM}}}},
 		{"orders: batch, service, manual", []step{
 			{tenant, order(tenant, 1000, 100_000, gpuGroup("train", 1, 1, "rtx4090"))},
 			{tenant, svc},
 			{tenant, func() types.Msg { o := order(tenant, 300, 10_000, gpuGroup("pick", 1, 0)); o.Manual = true; return o }()}}},
 		{"bids; the auction leases orders 1 and 2; the undelegation matures", []step{bid(p1, 1, 900), bid(p2, 2, 400), bid(p1, 3, 250), bid(p2, 3, 200)}},
-		{"the tenant picks the dearer bid on the manual order", []step{{tenant, &market.MsgCreateLease{Owner: tenant.addr, OrderID: 3, Provider: p1.addr}}}},
-		{"payment; heartbeat; escrow top-up", []step{
+		{"the tenant picks the dearer bid on the manual order; the workloads of leases 1 and 2 start", []step{
+			{tenant, &market.MsgCreateLease{Owner: tenant.addr, OrderID: 3, Provider: p1.addr}}, start(p1, 1), start(p2, 2)}},
+		{"payment; heartbeat; escrow top-up; lease 3 starts", []step{
+			start(p1, 3),
 			{p2, &market.MsgHeartbeat{Provider: p2.addr, LeaseID: 2}},
 			{tenant, &escrow.MsgDeposit{Owner: tenant.addr, OrderID: 2, Amount: types.NewCoin("ukiln", 5_000)}}}},
 		{"payment", nil},
@@ -153,6 +161,11 @@ func goldenScenario(t *testing.T) []goldenStep {
 	// claims.
 	if l := h.lease(1); l.CloseReason != market.ReasonCompleted {
 		t.Fatalf("lease 1 = %+v, want completed", l)
+	}
+	for id := uint64(1); id <= 3; id++ {
+		if e := h.escrowOf(id); h.lease(id).StartedHeight == 0 || e.Paid == 0 {
+			t.Fatalf("lease %d = %+v, escrow %+v: want started and paid", id, h.lease(id), e)
+		}
 	}
 	if l := h.lease(2); l.CloseReason != market.ReasonTenantClosed || l.Provider != p2.addr {
 		t.Fatalf("lease 2 = %+v, want closed by the tenant", l)

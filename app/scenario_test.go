@@ -104,6 +104,9 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		line := fmt.Sprintf("lease %d attempt %d: %s, %s from %s at %d/block, made at %d, last heartbeat %d", l.ID, l.Attempt, l.State,
 			s.name(l.Owner), s.name(l.Provider), l.Price, l.CreatedHeight, l.LastHeartbeat)
+		if l.StartedHeight != 0 {
+			line += fmt.Sprintf(", started at %d", l.StartedHeight)
+		}
 		if l.CloseReason != "" {
 			line += fmt.Sprintf(", closed at %d (%s)", l.ClosedHeight, l.CloseReason)
 		}
@@ -276,6 +279,8 @@ func (s *scenario) parseTx(t *testing.T, d *datadriven.TestData, line string) sc
 		msg = &market.MsgCloseLease{Sender: from.addr, LeaseID: num("lease", "")}
 	case "heartbeat":
 		msg = &market.MsgHeartbeat{Provider: from.addr, LeaseID: num("lease", "")}
+	case "start":
+		msg = &market.MsgStartLease{Provider: from.addr, LeaseID: num("lease", "")}
 	case "complete":
 		msg = &market.MsgCompleteLease{Provider: from.addr, LeaseID: num("lease", ""), OutputHash: []byte{0xab, 0xcd}, Failed: flag("failed")}
 	case "deposit":
@@ -336,6 +341,7 @@ var scenarioEvents = map[string][]string{
 	"bid_created":         {"order", "provider", "price"},
 	"bid_closed":          {"order", "provider", "reason"},
 	"lease_created":       {"lease", "attempt", "provider", "price"},
+	"lease_started":       {"lease", "attempt", "provider"},
 	"lease_closed":        {"lease", "attempt", "provider", "reason"},
 	"escrow_deposit":      {"order", "amount", "balance"},
 	"escrow_closed":       {"order", "paid", "fees", "refund"},
