@@ -63,6 +63,8 @@ const DefaultDepositBlocks = 600
 //	    env: {GREETING: hello}
 //	    expose: [{port: 8080}]    # service leases: reached through the provider's ingress
 //	    # image_archive: job.tar  # `docker save` output, uploaded as this service's image
+//	    # image: ghcr.io/acme/job@sha256:…  # or an image pinned by digest
+//	    # user: "1000:1000"       # default: the image's USER, else 65534:65534
 //	inputs: [in.txt]              # relative to the spec file
 type Spec struct {
 	client.OrderSpec `yaml:",inline"`
@@ -81,8 +83,11 @@ type ServiceSpec struct {
 	Command      []string          `yaml:"command"`
 	Args         []string          `yaml:"args"`
 	Env          map[string]string `yaml:"env"`
-	Count        uint32            `yaml:"count"` // default: the group's count
-	Expose       []struct {
+	// User runs the service's containers as "uid[:gid]" or "name[:group]";
+	// empty: the image's USER, else the provider's unprivileged default.
+	User   string `yaml:"user"`
+	Count  uint32 `yaml:"count"` // default: the group's count
+	Expose []struct {
 		Port uint32 `yaml:"port"`
 	} `yaml:"expose"`
 }
@@ -155,7 +160,7 @@ func parseSpec(b []byte, dir string) (Plan, error) {
 		if ss.Image != "" && ss.ImageArchive != "" {
 			return Plan{}, fmt.Errorf("%s.image_archive: set image or image_archive, not both", f)
 		}
-		svc := api.Service{Name: ss.Name, Image: ss.Image, Command: ss.Command, Args: ss.Args, Count: ss.Count,
+		svc := api.Service{Name: ss.Name, Image: ss.Image, Command: ss.Command, Args: ss.Args, Count: ss.Count, User: ss.User,
 			Resources: api.ServiceResources{Unit: uint32(gi + 1), CPUMilli: g.CPUMilli, MemoryBytes: g.MemoryBytes, StorageBytes: g.StorageBytes, GPUUnits: g.GPU.Units}}
 		if svc.Name == "" {
 			svc.Name = g.Name

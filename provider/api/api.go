@@ -38,9 +38,12 @@ var (
 	// is not the one the tenant named.
 	ErrImageDigest = errors.New("image digest mismatch")
 	// ErrBadImage is returned by Runner.LoadImage for an archive that is not
-	// one `docker save` image, and by Runner.Deploy for a service naming an
-	// image by ID that was not uploaded to its lease.
+	// one `docker save` image.
 	ErrBadImage = errors.New("bad image")
+	// ErrImageNotAllowed is returned by Runner.Deploy for a service whose
+	// image the provider refuses to run: named by tag, from a registry it
+	// does not allow, or by the ID of an image not uploaded to the lease.
+	ErrImageNotAllowed = errors.New("image not allowed")
 )
 
 // Kind is what a lease runs.
@@ -113,7 +116,9 @@ type LogSelector struct {
 // Runner runs leases' workloads; provider/lease.Manager implements it.
 type Runner interface {
 	// Deploy starts the manifest's services for the lease, with its stored
-	// inputs. It returns ErrAlreadyDeployed for a lease already deployed.
+	// inputs. It returns ErrAlreadyDeployed for a lease already deployed, and
+	// an error wrapping ErrImageNotAllowed, before anything starts, for a
+	// service whose image the provider does not run.
 	// The workload outlives ctx.
 	Deploy(ctx context.Context, lease LeaseInfo, m Manifest) error
 	// Status reports the lease's workload, or ErrNotDeployed.
@@ -198,6 +203,7 @@ const (
 	CodeNotDeployed          = "not_deployed"
 	CodeBadName              = "bad_name"
 	CodeInputTooLarge        = "input_too_large"
+	CodeUploadInProgress     = "upload_in_progress"
 	CodeNotFound             = "not_found"
 	CodeNoServicePort        = "no_service_port"
 	CodeServiceUnavailable   = "service_unavailable"
@@ -209,6 +215,7 @@ const (
 	CodeImageTooLarge        = "image_too_large"
 	CodeImageDigestMismatch  = "image_digest_mismatch"
 	CodeBadImage             = "bad_image"
+	CodeImageNotAllowed      = "image_not_allowed"
 )
 
 // HeaderImageID carries, on an image upload, the ID ("sha256:<hex>") of the

@@ -176,6 +176,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	lc.Dir, lc.WorkDirs, lc.Logger = filepath.Join(dir, "leases"), workDirs, d.log
 	lc.OnComplete = d.onComplete
 	lc.AssignGPUs = d.assignGPUs
+	lc.Images, _ = d.cfg.imagePolicy() // NB: Validate has checked it
 	if d.mgr, err = lease.New(lc, ex, v); err != nil {
 		return err
 	}
@@ -246,6 +247,7 @@ func (d *Daemon) executor() (executor.Executor, func(string) (string, string), e
 	case "docker":
 		c := docker.DefaultConfig()
 		c.DataDir, c.Logger = filepath.Join(d.cfg.StateDir, "docker"), d.log
+		c.AllowPull = len(d.cfg.AllowedRegistries) > 0 // the lease manager checks each image first
 		if d.cfg.DockerNamespace != "" {
 			c.Namespace = d.cfg.DockerNamespace
 		}

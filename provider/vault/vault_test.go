@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -102,6 +103,31 @@ func TestPutInputLimits(t *testing.T) {
 	for _, name := range []string{"", ".", "..", "../x", "a/b", "x\x00", strings.Repeat("a", 129), "a b"} {
 		if _, err := l.PutInput(name, strings.NewReader("x"), 0); !errors.Is(err, ErrBadName) {
 			t.Errorf("PutInput(%q) = %v, want ErrBadName", name, err)
+		}
+	}
+}
+
+// Inputs are readable by the workload's user, not only the daemon's, even
+// when the daemon runs under a strict umask.
+func TestMaterializeReadableByAll(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	v, _ := mustOpen(t)
+	l, _ := v.Lease(4)
+	if _, err := l.PutInput("a.txt", strings.NewReader("hello"), 0); err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(t.TempDir(), "in")
+	if err := l.Materialize(in); err != nil {
+		t.Fatalf("Materialize() = %v", err)
+	}
+	for p, want := range map[string]fs.FileMode{in: 0o755, filepath.Join(in, "a.txt"): 0o644} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != want {
+			t.Errorf("mode of %s = %v, want %v", p, got, want)
 		}
 	}
 }
