@@ -433,7 +433,7 @@ func (s *Server) putImage(w http.ResponseWriter, r *http.Request, lease LeaseInf
 	case errors.Is(err, ErrImagesUnsupported):
 		w.Header().Set("Connection", "close")
 		writeError(w, &Error{Status: http.StatusNotImplemented, Code: CodeImagesUnsupported,
-			Message: fmt.Sprintf("this provider cannot run uploaded container images (%v); send a manifest with commands only, or lease from a provider with the docker executor", err)})
+			Message: fmt.Sprintf("%v; send a manifest with commands only, or lease from a provider with the docker executor", err)})
 		return
 	case errors.Is(err, ErrImageTooLarge):
 		w.Header().Set("Connection", "close")

@@ -295,7 +295,7 @@ func (e apiError) Unwrap() []error { return []error{e.api, e.err} }
 func (m *Manager) LoadImage(ctx context.Context, id uint64, r io.Reader, maxBytes int64, wantID string) (string, error) {
 	il, ok := m.ex.(executor.ImageLoader)
 	if !ok {
-		return "", fmt.Errorf("load image for lease %d: %w: the %T executor runs host programs, not container images", id, api.ErrImagesUnsupported, m.ex)
+		return "", fmt.Errorf("load image for lease %d: %w: the %T executor runs host programs", id, api.ErrImagesUnsupported, m.ex)
 	}
 	if _, err := m.get(id); err == nil {
 		return "", fmt.Errorf("load image for lease %d: %w", id, api.ErrAlreadyDeployed)
