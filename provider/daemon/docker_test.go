@@ -80,9 +80,11 @@ func dockerNet(t *testing.T) (n *testNet, cli *moby.Client, archive, imageID, ns
 func TestDockerLease(t *testing.T) {
 	n, cli, archive, imageID, ns := dockerNet(t)
 
-	// 30 s: an order, a lease, an image load, a container of milliseconds, the
-	// completion and output retention, at 200 ms blocks on a loaded machine.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// 90 s: an order, a lease, two image uploads (one refused), an input, a
+	// container of milliseconds, the completion and output retention, at 200 ms
+	// blocks. On this 2-core machine shared by several test runs (load average
+	// 18) the image load alone took 19 s and the container's start 20 s.
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	t0 := time.Now()
 	g := market.Group{Name: "job", Count: 1, CPUMilli: 500, MemoryBytes: 256 * registry.Mi, StorageBytes: registry.Gi}
@@ -207,8 +209,8 @@ services:
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 30 s: as TestDockerLease.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// 90 s: as TestDockerLease.
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	out := filepath.Join(dir, "out")
 	r, err := tenant.Deploy(ctx, n.c, n.tenantKey, plans[0], tenant.Options{CertDir: t.TempDir(), OutDir: out, Progress: func(s string) { t.Log(s) }})

@@ -17,9 +17,10 @@
 // read-only root filesystem with a tmpfs /tmp. They run as the task's user,
 // else the image's USER, else Config.User (65534:65534, nobody): never as
 // root unless the image or the task asks for it. /in is readable and /out
-// writable by any user, so that all of a lease's tasks can use them. Published ports bind 127.0.0.1
-// only: the tenant API proxies them. GPUs are given by device UUID through a
-// DeviceRequest for the nvidia driver, never "all".
+// writable by any user, so that all of a lease's tasks can use them.
+// Published ports bind 127.0.0.1 only: the tenant API proxies them. GPUs are
+// given by device UUID through a DeviceRequest for the nvidia driver, never
+// "all".
 //
 // Resources.StorageBytes is enforced only with Config.EnforceStorage (it
 // needs a storage driver with quotas).
@@ -447,8 +448,8 @@ func (e *Executor) ensureLease(ctx context.Context, lease string, publishes bool
 		// NB: the lease's tasks may run as several users (each image's USER,
 		// the manifest's, the default), none of them the daemon's: in/ must
 		// be readable and out/ writable by all of them, whatever the umask.
-		// Only the lease's containers mount them; on the host, DataDir's
-		// own mode keeps other users out.
+		// Only the lease's containers mount them; on the host, DataDir
+		// (0750) keeps out the users outside the daemon's group.
 		mode := os.FileMode(0o755)
 		if kind == "out" {
 			mode = 0o777
