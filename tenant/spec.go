@@ -160,8 +160,9 @@ func parseSpec(b []byte, dir string) (Plan, error) {
 		if ss.Image != "" && ss.ImageArchive != "" {
 			return Plan{}, fmt.Errorf("%s.image_archive: set image or image_archive, not both", f)
 		}
-		svc := api.Service{Name: ss.Name, Image: ss.Image, Command: ss.Command, Args: ss.Args, Count: ss.Count, User: ss.User,
+		svc := api.Service{Name: ss.Name, Image: ss.Image, Command: ss.Command, Args: ss.Args, Count: ss.Count,
 			Resources: api.ServiceResources{Unit: uint32(gi + 1), CPUMilli: g.CPUMilli, MemoryBytes: g.MemoryBytes, StorageBytes: g.StorageBytes, GPUUnits: g.GPU.Units}}
+		svc.User = ss.User
 		if svc.Name == "" {
 			svc.Name = g.Name
 		}

@@ -66,7 +66,6 @@ func TestLoadRefusals(t *testing.T) {
 		{"deposit denom", base + "deposit: 5uatom\n", "deposit"},
 		{"missing image archive", strings.Replace(base, "command: [true]", "image_archive: nope.tar", 1), "image_archive"},
 		{"image and archive", strings.Replace(base, "command: [true]", "image: x, image_archive: nope.tar", 1), "not both"},
-		{"bad user", strings.Replace(base, "command: [true]", "command: [true], user: \"1000:\"", 1), "user"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,7 +91,6 @@ services:
     args: [run]
   - name: side
     image: busybox
-    user: "1000:1000"
 `), 0o644)
 	plans, _, err := Load(spec)
 	if err != nil {
@@ -104,9 +102,6 @@ services:
 	}
 	if img := p.Manifest.Services[0].Image; img != "" {
 		t.Errorf("image of service job before upload = %q, want empty (set by Deploy)", img)
-	}
-	if u := p.Manifest.Services[1].User; u != "1000:1000" {
-		t.Errorf("user of service side = %q, want 1000:1000", u)
 	}
 }
 

@@ -40,9 +40,10 @@ var (
 	// ErrBadImage is returned by Runner.LoadImage for an archive that is not
 	// one `docker save` image.
 	ErrBadImage = errors.New("bad image")
-	// ErrImageNotAllowed is returned by Runner.Deploy for a service whose
-	// image the provider refuses to run: named by tag, from a registry it
-	// does not allow, or by the ID of an image not uploaded to the lease.
+	// ErrImageNotAllowed is returned by Runner.Deploy, before anything
+	// starts, for a service whose image the provider refuses to run: named by
+	// tag, from a registry it does not allow, or by the ID of an image not
+	// uploaded to the lease.
 	ErrImageNotAllowed = errors.New("image not allowed")
 )
 
@@ -116,9 +117,7 @@ type LogSelector struct {
 // Runner runs leases' workloads; provider/lease.Manager implements it.
 type Runner interface {
 	// Deploy starts the manifest's services for the lease, with its stored
-	// inputs. It returns ErrAlreadyDeployed for a lease already deployed, and
-	// an error wrapping ErrImageNotAllowed, before anything starts, for a
-	// service whose image the provider does not run.
+	// inputs. It returns ErrAlreadyDeployed for a lease already deployed.
 	// The workload outlives ctx.
 	Deploy(ctx context.Context, lease LeaseInfo, m Manifest) error
 	// Status reports the lease's workload, or ErrNotDeployed.
@@ -199,6 +198,7 @@ const (
 	CodeBadManifest          = "bad_manifest"
 	CodeManifestExceedsOrder = "manifest_exceeds_order"
 	CodeManifestTooLarge     = "manifest_too_large"
+	CodeImageNotAllowed      = "image_not_allowed" // a manifest's image: a tag, a registry not allowed, another lease's upload
 	CodeAlreadyDeployed      = "already_deployed"
 	CodeNotDeployed          = "not_deployed"
 	CodeBadName              = "bad_name"
@@ -215,7 +215,6 @@ const (
 	CodeImageTooLarge        = "image_too_large"
 	CodeImageDigestMismatch  = "image_digest_mismatch"
 	CodeBadImage             = "bad_image"
-	CodeImageNotAllowed      = "image_not_allowed"
 )
 
 // HeaderImageID carries, on an image upload, the ID ("sha256:<hex>") of the

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/kiln-network/kiln/provider/api"
+	"github.com/kiln-network/kiln/provider/executor"
 	"github.com/kiln-network/kiln/provider/executor/executortest"
 	"github.com/kiln-network/kiln/provider/executor/process"
 	"github.com/kiln-network/kiln/provider/imageref"
@@ -127,7 +128,11 @@ type harness struct {
 	completed  chan completion
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { t.Helper(); return newHarnessWith(t, nil) }
+
+// newHarnessWith is newHarness whose lease manager runs tasks on wrap(the
+// process executor); nil wrap runs them on it as it is.
+func newHarnessWith(t *testing.T, wrap func(executor.Executor) executor.Executor) *harness {
 	t.Helper()
 	h := &harness{dir: t.TempDir(), chain: &fakeChain{certs: map[string]*x509.Certificate{}, leases: map[uint64]api.LeaseInfo{}}, completed: make(chan completion, 4)}
 	pcfg := process.DefaultConfig()
@@ -147,7 +152,11 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	lcfg.OnComplete = func(_ uint64, root [32]byte, codes map[string]int) { h.completed <- completion{root, codes} }
-	h.mgr, err = lease.New(lcfg, ex, h.vault)
+	var run executor.Executor = ex
+	if wrap != nil {
+		run = wrap(ex)
+	}
+	h.mgr, err = lease.New(lcfg, run, h.vault)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -863,7 +872,9 @@ func TestManifestForeignImageID(t *testing.T) {
 // does not allow, is refused with 400 image_not_allowed before any of its
 // services starts.
 func TestManifestImagePolicy(t *testing.T) {
-	h := newHarness(t)
+	// An executor that runs images (as docker does); the process executor
+	// beneath runs each service's command and ignores the image.
+	h := newHarnessWith(t, func(ex executor.Executor) executor.Executor { return imageRunner{ex} })
 	c := h.tenant(t, alice, true)
 	h.chain.addLease(api.LeaseInfo{ID: 1, Owner: alice, Active: true, Kind: api.KindBatch, Resources: []api.ResourceUnit{
 		{ID: 1, Count: 2, CPUMilli: 1000, MemoryBytes: 256 << 20, StorageBytes: 1 << 30},
@@ -877,6 +888,8 @@ func TestManifestImagePolicy(t *testing.T) {
 		{"ubuntu", "a tag can be re-pointed"},
 		{"ghcr.io/acme/app:1", "a tag can be re-pointed"},
 		{"ghcr.io/acme/app" + digest, "ghcr.io/acme/app is not in a registry this provider allows (docker.io)"},
+		{"sha256:" + strings.Repeat("ab", 32), "must have been uploaded to this lease"},
+		{"abcdef", "must have been uploaded to this lease"},
 	} {
 		t.Run(tt.image, func(t *testing.T) {
 			m := shManifest("echo started > $KILN_OUT/first")
@@ -904,6 +917,13 @@ func TestManifestImagePolicy(t *testing.T) {
 	if st := waitState(t, c, 1, api.StateCompleted, api.StateFailed); st.State != api.StateCompleted {
 		t.Errorf("lease ended %q: %s", st.State, st.Error)
 	}
+}
+
+// imageRunner is an executor that runs images; it loads no archive.
+type imageRunner struct{ executor.Executor }
+
+func (imageRunner) LoadImage(context.Context, io.Reader, int64, string) (string, error) {
+	return "", fmt.Errorf("%w: this test executor loads no archive", executor.ErrImageArchive)
 }
 
 // TestStatusOfClosedLease: a lease closed on chain before its workload ran
