@@ -162,7 +162,6 @@ func parseSpec(b []byte, dir string) (Plan, error) {
 		}
 		svc := api.Service{Name: ss.Name, Image: ss.Image, Command: ss.Command, Args: ss.Args, Count: ss.Count,
 			Resources: api.ServiceResources{Unit: uint32(gi + 1), CPUMilli: g.CPUMilli, MemoryBytes: g.MemoryBytes, StorageBytes: g.StorageBytes, GPUUnits: g.GPU.Units}}
-		svc.User = ss.User
 		if svc.Name == "" {
 			svc.Name = g.Name
 		}
@@ -180,6 +179,7 @@ func parseSpec(b []byte, dir string) (Plan, error) {
 		for _, e := range ss.Expose {
 			svc.Expose = append(svc.Expose, api.Expose{Port: e.Port, Global: true, Proto: "tcp"})
 		}
+		svc.User = ss.User
 		if ss.ImageArchive != "" {
 			path := ss.ImageArchive
 			if !filepath.IsAbs(path) {
