@@ -174,7 +174,7 @@ func ModelKeyForName(name string) string {
 
 // vendorWords are dropped from product names before matching: drivers add
 // them inconsistently ("NVIDIA GeForce RTX 3090" vs "GeForce RTX 3090"), and
-// go-nvml's mock prefixes "Mock".
+// NVIDIA's NVML mocks prefix "Mock".
 var vendorWords = map[string]bool{
 	"nvidia": true, "geforce": true, "tesla": true, "quadro": true, "grid": true, "mock": true,
 	"amd": true, "radeon": true,

@@ -13,7 +13,7 @@ import (
 // Options configure Detect. The zero value detects the real host.
 type Options struct {
 	// NVML is the NVML implementation to use; nil means the real library
-	// (dlopened at Init). Tests pass a go-nvml mock.
+	// (dlopened at Init). Tests pass a fake (gpu/nvml/nvmltest).
 	NVML NVML
 	// SkipNVML goes straight to nvidia-smi.
 	SkipNVML bool
@@ -49,7 +49,7 @@ func Detect(ctx context.Context, opts Options) (Inventory, error) {
 	)
 	if !opts.SkipNVML {
 		lib := opts.NVML
-		if lib == nil && nvmlAvailable {
+		if lib == nil {
 			lib = defaultNVML()
 		}
 		i, err := detectNVML(ctx, lib)

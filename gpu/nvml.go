@@ -1,5 +1,3 @@
-//go:build cgo
-
 package gpu
 
 import (
@@ -7,62 +5,56 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/kiln-network/kiln/gpu/nvml"
 )
 
-// NVML is the part of NVML that inventory needs. nvml.New() satisfies it on a
-// host with the driver (go-nvml dlopens libnvidia-ml.so.1 at Init, so a binary
-// without the driver still starts); go-nvml's mock servers
-// (pkg/nvml/mock/dgxa100, dgxh100, ...) satisfy it in tests.
-type NVML interface {
-	Init() nvml.Return
-	Shutdown() nvml.Return
-	SystemGetDriverVersion() (string, nvml.Return)
-	SystemGetCudaDriverVersion() (int, nvml.Return)
-	DeviceGetCount() (int, nvml.Return)
-	DeviceGetHandleByIndex(int) (nvml.Device, nvml.Return)
-}
+// NVML is the NVML library inventory reads. nvml.New() is the driver's
+// (dlopened at Init, so a binary without the driver still starts); the fakes
+// of gpu/nvml/nvmltest stand in for it in tests.
+type NVML = nvml.Interface
 
-// nvmlAvailable reports whether this build can use NVML at all (it needs cgo).
-const nvmlAvailable = true
+// nvmlAvailable reports whether this build can load NVML at all (cgo on Linux).
+const nvmlAvailable = nvml.Available
 
 func defaultNVML() NVML { return nvml.New() }
 
 // detectNVML reads the GPUs through lib. A driver that is absent or not
 // loaded is ErrNoDriver; any other failure to initialise is reported as is.
 func detectNVML(ctx context.Context, lib NVML) (Inventory, error) {
-	if ret := lib.Init(); ret != nvml.SUCCESS {
+	if ret := lib.Init(); ret != nvml.Success {
 		switch ret {
-		case nvml.ERROR_LIBRARY_NOT_FOUND, nvml.ERROR_DRIVER_NOT_LOADED, nvml.ERROR_NO_PERMISSION:
-			return Inventory{}, fmt.Errorf("nvml init: %w (%s)", ErrNoDriver, nvmlErr(ret))
+		case nvml.ErrorLibraryNotFound, nvml.ErrorDriverNotLoaded, nvml.ErrorNoPermission:
+			if ret == nvml.ErrorLibraryNotFound && !nvmlAvailable {
+				return Inventory{}, fmt.Errorf("nvml: %w (binary built without cgo, NVML not available)", ErrNoDriver)
+			}
+			return Inventory{}, fmt.Errorf("nvml init: %w (%s)", ErrNoDriver, ret)
 		}
-		return Inventory{}, fmt.Errorf("nvml init: %s", nvmlErr(ret))
+		return Inventory{}, fmt.Errorf("nvml init: %s", ret)
 	}
 	defer lib.Shutdown()
 
 	inv := Inventory{Source: SourceNVML}
-	if v, ret := lib.SystemGetDriverVersion(); ret == nvml.SUCCESS {
+	if v, ret := lib.SystemGetDriverVersion(); ret == nvml.Success {
 		inv.Driver = v
 	}
-	if v, ret := lib.SystemGetCudaDriverVersion(); ret == nvml.SUCCESS && v > 0 {
+	if v, ret := lib.SystemGetCudaDriverVersion(); ret == nvml.Success && v > 0 {
 		// NVML encodes CUDA 12.4 as 12040.
 		inv.CUDA = fmt.Sprintf("%d.%d", v/1000, v%1000/10)
 	}
 	n, ret := lib.DeviceGetCount()
-	if ret != nvml.SUCCESS {
-		return Inventory{}, fmt.Errorf("nvml device count: %s", nvmlErr(ret))
+	if ret != nvml.Success {
+		return Inventory{}, fmt.Errorf("nvml device count: %s", ret)
 	}
 	for i := 0; i < n; i++ {
 		if err := ctx.Err(); err != nil {
 			return Inventory{}, fmt.Errorf("nvml: %w", err)
 		}
 		dev, ret := lib.DeviceGetHandleByIndex(i)
-		if ret != nvml.SUCCESS {
-			// One broken GPU (fallen off the bus: ERROR_GPU_IS_LOST) must not
+		if ret != nvml.Success {
+			// One broken GPU (fallen off the bus: ErrorGPUIsLost) must not
 			// hide the others; say so and go on.
-			inv.Notes = append(inv.Notes, fmt.Sprintf("GPU %d: nvml handle: %s", i, nvmlErr(ret)))
+			inv.Notes = append(inv.Notes, fmt.Sprintf("GPU %d: nvml handle: %s", i, ret))
 			continue
 		}
 		g, err := nvmlGPU(dev, i)
@@ -76,40 +68,10 @@ func detectNVML(ctx context.Context, lib NVML) (Inventory, error) {
 	return inv, nil
 }
 
-// nvmlErr renders a Return without calling into the library, which may not be loaded.
-func nvmlErr(r nvml.Return) string {
-	s, ok := nvmlReturnNames[r]
-	if !ok {
-		return fmt.Sprintf("NVML error %d", int32(r))
-	}
-	return s
-}
-
-var nvmlReturnNames = map[nvml.Return]string{
-	nvml.ERROR_UNINITIALIZED:      "not initialized",
-	nvml.ERROR_INVALID_ARGUMENT:   "invalid argument",
-	nvml.ERROR_NOT_SUPPORTED:      "not supported",
-	nvml.ERROR_NO_PERMISSION:      "insufficient permissions",
-	nvml.ERROR_NOT_FOUND:          "not found",
-	nvml.ERROR_DRIVER_NOT_LOADED:  "driver not loaded",
-	nvml.ERROR_LIBRARY_NOT_FOUND:  "libnvidia-ml.so.1 not found",
-	nvml.ERROR_FUNCTION_NOT_FOUND: "function not found in libnvidia-ml",
-	nvml.ERROR_GPU_IS_LOST:        "GPU is lost",
-	nvml.ERROR_UNKNOWN:            "unknown error",
-}
-
 // optional calls an NVML getter whose failure only leaves a field unknown.
-// NB: go-nvml's mocks panic when a method they do not implement is called;
-// a missing optional reading must not cost the whole inventory, so a panic
-// here is an unknown value like any other error.
 func optional[T any](f func() (T, nvml.Return)) (v T, ok bool) {
-	defer func() {
-		if recover() != nil {
-			ok = false
-		}
-	}()
 	v, ret := f()
-	return v, ret == nvml.SUCCESS
+	return v, ret == nvml.Success
 }
 
 // nvmlGPU reads one device. Name and UUID are required; the rest is optional.
@@ -128,10 +90,10 @@ func nvmlGPU(dev nvml.Device, i int) (GPU, error) {
 		g.MemoryMiB = mem.Total / (1 << 20)
 	}
 	if pci, ok := optional(dev.GetPciInfo); ok {
-		if pci.PciDeviceId != 0 {
-			g.PCIDeviceID = fmt.Sprintf("%08x", pci.PciDeviceId)
+		if pci.PciDeviceID != 0 {
+			g.PCIDeviceID = fmt.Sprintf("%08x", pci.PciDeviceID)
 		}
-		g.PCIBusID = normBusID(cString(pci.BusId[:]))
+		g.PCIBusID = normBusID(pci.BusID)
 	}
 	if major, minor, ok := computeCapability(dev); ok {
 		g.ComputeCapability = fmt.Sprintf("%d.%d", major, minor)
@@ -145,12 +107,12 @@ func nvmlGPU(dev nvml.Device, i int) (GPU, error) {
 		g.PowerLimitW = float64(mW) / 1000
 	}
 	if u, ok := optional(dev.GetUtilizationRates); ok {
-		p := int(u.Gpu)
+		p := int(u.GPU)
 		g.UtilizationPct = &p
 	}
-	if cur, ok := migModeOf(dev); ok {
+	if cur, _, ret := dev.GetMigMode(); ret == nvml.Success {
 		g.MIGMode = MIGDisabled
-		if cur == nvml.DEVICE_MIG_ENABLE {
+		if cur == nvml.DeviceMIGEnable {
 			g.MIGMode = MIGEnabled
 			g.MIGDevices = nvmlMIGDevices(dev)
 		}
@@ -160,35 +122,20 @@ func nvmlGPU(dev nvml.Device, i int) (GPU, error) {
 }
 
 func computeCapability(dev nvml.Device) (major, minor int, ok bool) {
-	defer func() {
-		if recover() != nil {
-			ok = false
-		}
-	}()
 	major, minor, ret := dev.GetCudaComputeCapability()
-	return major, minor, ret == nvml.SUCCESS
-}
-
-func migModeOf(dev nvml.Device) (current int, ok bool) {
-	defer func() {
-		if recover() != nil {
-			ok = false
-		}
-	}()
-	current, _, ret := dev.GetMigMode()
-	return current, ret == nvml.SUCCESS
+	return major, minor, ret == nvml.Success
 }
 
 var nvmlArchitectures = map[nvml.DeviceArchitecture]string{
-	nvml.DEVICE_ARCH_KEPLER:    "kepler",
-	nvml.DEVICE_ARCH_MAXWELL:   "maxwell",
-	nvml.DEVICE_ARCH_PASCAL:    "pascal",
-	nvml.DEVICE_ARCH_VOLTA:     "volta",
-	nvml.DEVICE_ARCH_TURING:    "turing",
-	nvml.DEVICE_ARCH_AMPERE:    "ampere",
-	nvml.DEVICE_ARCH_ADA:       "ada",
-	nvml.DEVICE_ARCH_HOPPER:    "hopper",
-	nvml.DEVICE_ARCH_BLACKWELL: "blackwell",
+	nvml.DeviceArchKepler:    "kepler",
+	nvml.DeviceArchMaxwell:   "maxwell",
+	nvml.DeviceArchPascal:    "pascal",
+	nvml.DeviceArchVolta:     "volta",
+	nvml.DeviceArchTuring:    "turing",
+	nvml.DeviceArchAmpere:    "ampere",
+	nvml.DeviceArchAda:       "ada",
+	nvml.DeviceArchHopper:    "hopper",
+	nvml.DeviceArchBlackwell: "blackwell",
 }
 
 // nvmlMIGDevices lists the MIG devices through the GPU-instance and
@@ -197,12 +144,12 @@ var nvmlArchitectures = map[nvml.DeviceArchitecture]string{
 // compute instance takes only part of its GPU instance.
 func nvmlMIGDevices(dev nvml.Device) []MIGDevice {
 	var out []MIGDevice
-	for p := 0; p < nvml.GPU_INSTANCE_PROFILE_COUNT; p++ {
-		info, ok := optional(func() (nvml.GpuInstanceProfileInfo, nvml.Return) { return dev.GetGpuInstanceProfileInfo(p) })
+	for p := 0; p < nvml.GPUInstanceProfileCount; p++ {
+		info, ok := optional(func() (nvml.GPUInstanceProfileInfo, nvml.Return) { return dev.GetGPUInstanceProfileInfo(p) })
 		if !ok {
 			continue
 		}
-		gis, ok := optional(func() ([]nvml.GpuInstance, nvml.Return) { return dev.GetGpuInstances(&info) })
+		gis, ok := optional(func() ([]nvml.GPUInstance, nvml.Return) { return dev.GetGPUInstances(&info) })
 		if !ok {
 			continue
 		}
@@ -212,9 +159,9 @@ func nvmlMIGDevices(dev nvml.Device) []MIGDevice {
 			if !ok {
 				continue
 			}
-			for cp := 0; cp < nvml.COMPUTE_INSTANCE_PROFILE_COUNT; cp++ {
+			for cp := 0; cp < nvml.ComputeInstanceProfileCount; cp++ {
 				ciProf, ok := optional(func() (nvml.ComputeInstanceProfileInfo, nvml.Return) {
-					return gi.GetComputeInstanceProfileInfo(cp, nvml.COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED)
+					return gi.GetComputeInstanceProfileInfo(cp, nvml.ComputeInstanceEngineProfileShared)
 				})
 				if !ok {
 					continue
@@ -234,8 +181,8 @@ func nvmlMIGDevices(dev nvml.Device) []MIGDevice {
 					}
 					out = append(out, MIGDevice{
 						Profile:           profile,
-						GPUInstanceID:     int(giInfo.Id),
-						ComputeInstanceID: int(ciInfo.Id),
+						GPUInstanceID:     int(giInfo.ID),
+						ComputeInstanceID: int(ciInfo.ID),
 						MemoryMiB:         info.MemorySizeMB,
 						SMCount:           int(ciProf.MultiprocessorCount),
 					})
@@ -262,8 +209,8 @@ func nvmlMIGDevices(dev nvml.Device) []MIGDevice {
 		if !ok || h == nil {
 			continue
 		}
-		gi, ok1 := optional(h.GetGpuInstanceId)
-		ci, ok2 := optional(h.GetComputeInstanceId)
+		gi, ok1 := optional(h.GetGPUInstanceID)
+		ci, ok2 := optional(h.GetComputeInstanceID)
 		uuid, ok3 := optional(h.GetUUID)
 		if !ok1 || !ok2 || !ok3 {
 			continue
@@ -293,13 +240,11 @@ func nvmlProcesses(dev nvml.Device) []Process {
 			}
 			seen[p.Pid] = true
 			proc := Process{PID: int(p.Pid), Type: typ}
-			// NVML reports unknown memory as the max uint64 (NVML_VALUE_NOT_AVAILABLE).
-			if p.UsedGpuMemory != ^uint64(0) {
-				proc.UsedMemoryMiB = p.UsedGpuMemory / (1 << 20)
+			if p.UsedGPUMemory != nvml.ValueNotAvailable {
+				proc.UsedMemoryMiB = p.UsedGPUMemory / (1 << 20)
 			}
-			// 0xFFFFFFFF means "not under MIG".
-			if p.GpuInstanceId != ^uint32(0) {
-				gi, ci := int(p.GpuInstanceId), int(p.ComputeInstanceId)
+			if p.GPUInstanceID != nvml.NoInstance {
+				gi, ci := int(p.GPUInstanceID), int(p.ComputeInstanceID)
 				proc.GPUInstanceID, proc.ComputeInstanceID = &gi, &ci
 			}
 			out = append(out, proc)
@@ -312,16 +257,4 @@ func nvmlProcesses(dev nvml.Device) []Process {
 		add(ps, "G")
 	}
 	return out
-}
-
-// cString converts a NUL-terminated C char array.
-func cString(b []int8) string {
-	var sb strings.Builder
-	for _, c := range b {
-		if c == 0 {
-			break
-		}
-		sb.WriteByte(byte(c))
-	}
-	return sb.String()
 }

@@ -1,24 +1,20 @@
-//go:build cgo
-
 package gpu
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
-	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
-	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
-	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxh100"
-	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
+	"github.com/kiln-network/kiln/gpu/nvml"
+	"github.com/kiln-network/kiln/gpu/nvml/nvmltest"
 )
 
-// TestNVMLDGXA100 drives the NVML path with go-nvml's DGX A100 mock: eight
-// A100-SXM4-40GB, driver 550.54.15, CUDA 12.4. The mock implements only the
-// basic getters; everything else must come out unknown, not crash.
+// TestNVMLDGXA100 drives the NVML path with a fake DGX A100: eight
+// A100-SXM4-40GB, driver 550.54.15, CUDA 12.4. It reports only the basic
+// readings; everything else must come out unknown.
 func TestNVMLDGXA100(t *testing.T) {
-	inv, err := Detect(context.Background(), Options{NVML: dgxa100.New(), NVIDIASMI: "-"})
+	inv, err := Detect(context.Background(), Options{NVML: nvmltest.DGXA100(), NVIDIASMI: "-"})
 	if err != nil {
 		t.Fatalf("Detect(dgxa100) error = %v", err)
 	}
@@ -30,12 +26,12 @@ func TestNVMLDGXA100(t *testing.T) {
 	}
 	for i, g := range inv.GPUs {
 		want := GPU{
-			Index: i, Name: "Mock NVIDIA A100-SXM4-40GB", ModelKey: "a100", Vendor: "nvidia",
+			Index: i, Name: "NVIDIA A100-SXM4-40GB", ModelKey: "a100", Vendor: "nvidia",
 			Architecture: "ampere", MemoryMiB: 40960, Interface: InterfaceSXM,
 			ComputeCapability: "8.0", PCIDeviceID: "20b0", MIGMode: MIGDisabled,
+			UUID: fmt.Sprintf("GPU-a100a100-0000-0000-0000-%012d", i), PCIBusID: fmt.Sprintf("00000000:%02x:00.0", 0x07+0x10*i),
 		}
-		g.UUID = "" // random per mock
-		if g.Index != want.Index || g.Name != want.Name || g.ModelKey != want.ModelKey ||
+		if g.Index != want.Index || g.Name != want.Name || g.ModelKey != want.ModelKey || g.UUID != want.UUID || g.PCIBusID != want.PCIBusID ||
 			g.Architecture != want.Architecture || g.MemoryMiB != want.MemoryMiB ||
 			g.Interface != want.Interface || g.ComputeCapability != want.ComputeCapability ||
 			g.PCIDeviceID != want.PCIDeviceID || g.MIGMode != want.MIGMode ||
@@ -48,47 +44,33 @@ func TestNVMLDGXA100(t *testing.T) {
 	}
 }
 
-// TestNVMLMIG creates MIG instances on the mock and checks the MIG devices
+// NVML's profile indices of the GPU and compute instance profiles used below.
+const (
+	giProfile1Slice = 0
+	giProfile3Slice = 2
+	giProfile2Slice = 1
+	ciProfile1Slice = 0
+	ciProfile3Slice = 2
+)
+
+// TestNVMLMIG creates MIG instances on the fake and checks the MIG devices
 // come out with NVIDIA's profile names, ordered as nvidia-smi orders them.
 func TestNVMLMIG(t *testing.T) {
-	srv := dgxa100.New()
-	dev := srv.Devices[0].(*dgxa100.Device)
-	if ret, _ := dev.SetMigMode(nvml.DEVICE_MIG_ENABLE); ret != nvml.SUCCESS {
-		t.Fatal(ret)
-	}
-	for _, p := range []int{nvml.GPU_INSTANCE_PROFILE_3_SLICE, nvml.GPU_INSTANCE_PROFILE_1_SLICE, nvml.GPU_INSTANCE_PROFILE_1_SLICE} {
-		info, ret := dev.GetGpuInstanceProfileInfo(p)
-		if ret != nvml.SUCCESS {
-			t.Fatalf("profile %d: %v", p, ret)
+	srv := nvmltest.DGXA100()
+	dev := srv.Devices[0]
+	dev.MIGMode = nvml.DeviceMIGEnable
+	// The last: a compute instance of one slice in a GPU instance of two.
+	for _, p := range []struct{ gi, ci int }{{giProfile3Slice, ciProfile3Slice}, {giProfile1Slice, ciProfile1Slice}, {giProfile1Slice, ciProfile1Slice}, {giProfile2Slice, ciProfile1Slice}} {
+		gi, err := dev.CreateGPUInstance(p.gi)
+		if err != nil {
+			t.Fatal(err)
 		}
-		gi, ret := dev.CreateGpuInstance(&info)
-		if ret != nvml.SUCCESS {
-			t.Fatal(ret)
-		}
-		ciProfile := nvml.COMPUTE_INSTANCE_PROFILE_1_SLICE
-		if p == nvml.GPU_INSTANCE_PROFILE_3_SLICE {
-			ciProfile = nvml.COMPUTE_INSTANCE_PROFILE_3_SLICE
-		}
-		ciInfo, ret := gi.GetComputeInstanceProfileInfo(ciProfile, nvml.COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED)
-		if ret != nvml.SUCCESS {
-			t.Fatal(ret)
-		}
-		if _, ret := gi.CreateComputeInstance(&ciInfo); ret != nvml.SUCCESS {
-			t.Fatal(ret)
+		if _, err := gi.CreateComputeInstance(p.ci); err != nil {
+			t.Fatal(err)
 		}
 	}
-	// The mock has no MIG device handles; give it one, for GI 1 / CI 0.
-	dev.GetMaxMigDeviceCountFunc = func() (int, nvml.Return) { return 7, nvml.SUCCESS }
-	dev.GetMigDeviceHandleByIndexFunc = func(i int) (nvml.Device, nvml.Return) {
-		if i != 1 {
-			return nil, nvml.ERROR_NOT_FOUND
-		}
-		return &mock.Device{
-			GetGpuInstanceIdFunc:     func() (int, nvml.Return) { return 1, nvml.SUCCESS },
-			GetComputeInstanceIdFunc: func() (int, nvml.Return) { return 0, nvml.SUCCESS },
-			GetUUIDFunc:              func() (string, nvml.Return) { return "MIG-one", nvml.SUCCESS },
-		}, nvml.SUCCESS
-	}
+	// One MIG device handle, for GI 1 / CI 0.
+	dev.MigDevices = map[int]*nvmltest.Device{1: {GPUInstanceID: 1, ComputeInstanceID: 0, UUID: "MIG-one"}}
 	inv, err := Detect(context.Background(), Options{NVML: srv, NVIDIASMI: "-"})
 	if err != nil {
 		t.Fatal(err)
@@ -101,6 +83,7 @@ func TestNVMLMIG(t *testing.T) {
 		{Index: 0, Profile: "3g.20gb", GPUInstanceID: 0},
 		{Index: 1, Profile: "1g.5gb", GPUInstanceID: 1, UUID: "MIG-one"},
 		{Index: 2, Profile: "1g.5gb", GPUInstanceID: 2},
+		{Index: 3, Profile: "1c.2g.10gb", GPUInstanceID: 3},
 	}
 	if len(g.MIGDevices) != len(want) {
 		t.Fatalf("MIGDevices = %+v, want %d devices", g.MIGDevices, len(want))
@@ -116,19 +99,21 @@ func TestNVMLMIG(t *testing.T) {
 	}
 }
 
-// TestNVMLOptionalReadings fills the getters the mock leaves out (power,
+// TestNVMLOptionalReadings fills the readings the fake leaves out (power,
 // utilization, processes) and checks they are read.
 func TestNVMLOptionalReadings(t *testing.T) {
-	srv := dgxh100.New()
-	dev := srv.Devices[0].(*server.Device)
-	dev.GetEnforcedPowerLimitFunc = func() (uint32, nvml.Return) { return 700000, nvml.SUCCESS }
-	dev.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) { return nvml.Utilization{Gpu: 37}, nvml.SUCCESS }
-	dev.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
-		return []nvml.ProcessInfo{{Pid: 4242, UsedGpuMemory: 2 << 30, GpuInstanceId: ^uint32(0)}}, nvml.SUCCESS
+	srv := nvmltest.DGXH100()
+	dev := srv.Devices[0]
+	dev.EnforcedPowerLimitFunc = func() (uint32, nvml.Return) { return 700000, nvml.Success }
+	dev.UtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) { return nvml.Utilization{GPU: 37}, nvml.Success }
+	dev.ComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
+		return []nvml.ProcessInfo{{Pid: 4242, UsedGPUMemory: 2 << 30, GPUInstanceID: nvml.NoInstance}}, nvml.Success
 	}
-	dev.GetGraphicsRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
-		return []nvml.ProcessInfo{{Pid: 4242, UsedGpuMemory: 2 << 30, GpuInstanceId: ^uint32(0)}, {Pid: 7, UsedGpuMemory: ^uint64(0), GpuInstanceId: ^uint32(0)}}, nvml.SUCCESS
+	dev.GraphicsRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
+		return []nvml.ProcessInfo{{Pid: 4242, UsedGPUMemory: 2 << 30, GPUInstanceID: nvml.NoInstance}, {Pid: 7, UsedGPUMemory: nvml.ValueNotAvailable, GPUInstanceID: nvml.NoInstance}}, nvml.Success
 	}
+	// A second GPU enforces no limit: the management limit stands in.
+	srv.Devices[1].PowerManagementLimitFunc = func() (uint32, nvml.Return) { return 650000, nvml.Success }
 	inv, err := Detect(context.Background(), Options{NVML: srv, NVIDIASMI: "-"})
 	if err != nil {
 		t.Fatal(err)
@@ -137,8 +122,8 @@ func TestNVMLOptionalReadings(t *testing.T) {
 	if g.ModelKey != "h100" || g.Interface != InterfaceSXM || g.ComputeCapability != "9.0" {
 		t.Errorf("GPU 0 = %s/%s/%s, want h100/sxm/9.0", g.ModelKey, g.Interface, g.ComputeCapability)
 	}
-	if g.PowerLimitW != 700 {
-		t.Errorf("PowerLimitW = %v, want 700", g.PowerLimitW)
+	if g.PowerLimitW != 700 || inv.GPUs[1].PowerLimitW != 650 || inv.GPUs[2].PowerLimitW != 0 {
+		t.Errorf("PowerLimitW = %v, %v, %v; want 700, 650 and unknown", g.PowerLimitW, inv.GPUs[1].PowerLimitW, inv.GPUs[2].PowerLimitW)
 	}
 	if g.UtilizationPct == nil || *g.UtilizationPct != 37 {
 		t.Errorf("UtilizationPct = %v, want 37", g.UtilizationPct)
@@ -162,13 +147,16 @@ func TestNVMLInitErrors(t *testing.T) {
 		noDriver   bool
 		wantSubstr string
 	}{
-		{nvml.ERROR_LIBRARY_NOT_FOUND, true, "libnvidia-ml.so.1 not found"},
-		{nvml.ERROR_DRIVER_NOT_LOADED, true, "driver not loaded"},
-		{nvml.ERROR_UNKNOWN, false, "unknown error"},
+		{nvml.ErrorLibraryNotFound, true, "libnvidia-ml.so.1 not found"},
+		{nvml.ErrorDriverNotLoaded, true, "driver not loaded"},
+		{nvml.ErrorUnknown, false, "unknown error"},
+	}
+	if !nvml.Available {
+		tests[0].wantSubstr = "built without cgo"
 	}
 	for _, tt := range tests {
 		t.Run(tt.wantSubstr, func(t *testing.T) {
-			lib := &mock.Interface{InitFunc: func() nvml.Return { return tt.ret }}
+			lib := &nvmltest.Server{InitFunc: func() nvml.Return { return tt.ret }}
 			_, err := detectNVML(context.Background(), lib)
 			if err == nil || errors.Is(err, ErrNoDriver) != tt.noDriver {
 				t.Fatalf("detectNVML(Init=%d) = %v, want ErrNoDriver=%v", tt.ret, err, tt.noDriver)
@@ -182,13 +170,12 @@ func TestNVMLInitErrors(t *testing.T) {
 
 // TestNVMLLostGPU: one device whose handle fails is noted, the others are kept.
 func TestNVMLLostGPU(t *testing.T) {
-	srv := dgxa100.New()
-	inner := srv.DeviceGetHandleByIndexFunc
+	srv := nvmltest.DGXA100()
 	srv.DeviceGetHandleByIndexFunc = func(i int) (nvml.Device, nvml.Return) {
 		if i == 3 {
-			return nil, nvml.ERROR_GPU_IS_LOST
+			return nil, nvml.ErrorGPUIsLost
 		}
-		return inner(i)
+		return srv.Devices[i], nvml.Success
 	}
 	inv, err := Detect(context.Background(), Options{NVML: srv, NVIDIASMI: "-"})
 	if err != nil {

@@ -62,6 +62,8 @@ const DefaultDepositBlocks = 600
 //	    env: {GREETING: hello}
 //	    expose: [{port: 8080}]    # service leases: reached through the provider's ingress
 //	    # image_archive: job.tar  # `docker save` output, uploaded as this service's image
+//	    # image: ghcr.io/acme/job@sha256:…  # or an image pinned by digest
+//	    # user: "1000:1000"       # default: the image's USER, else 65534:65534
 //	inputs: [in.txt]              # relative to the spec file
 type Spec struct {
 	OrderSpec `yaml:",inline"`
@@ -80,8 +82,11 @@ type ServiceSpec struct {
 	Command      []string          `yaml:"command"`
 	Args         []string          `yaml:"args"`
 	Env          map[string]string `yaml:"env"`
-	Count        uint32            `yaml:"count"` // default: the group's count
-	Expose       []struct {
+	// User runs the service's containers as "uid[:gid]" or "name[:group]";
+	// empty: the image's USER, else the provider's unprivileged default.
+	User   string `yaml:"user"`
+	Count  uint32 `yaml:"count"` // default: the group's count
+	Expose []struct {
 		Port uint32 `yaml:"port"`
 	} `yaml:"expose"`
 }
@@ -129,6 +134,7 @@ func Load(path string) ([]Plan, []string, error) {
 	}
 	for i := range plans {
 		markContainers(&plans[i])
+		warnings = append(warnings, tagWarnings(plans[i])...)
 	}
 	return plans, warnings, nil
 }
@@ -194,6 +200,7 @@ func parseSpec(b []byte, dir string) (Plan, error) {
 		for _, e := range ss.Expose {
 			svc.Expose = append(svc.Expose, api.Expose{Port: e.Port, Global: true, Proto: "tcp"})
 		}
+		svc.User = ss.User
 		if ss.ImageArchive != "" {
 			path, err := specFile(dir, f+".image_archive", ss.ImageArchive)
 			if err != nil {

@@ -187,3 +187,21 @@ deployment:
 		}
 	}
 }
+
+// A service naming an image by tag is warned of at load: providers would refuse it.
+func TestTagWarned(t *testing.T) {
+	digest := "registry.example/app@sha256:" + strings.Repeat("a", 64)
+	_, warnings, err := Load(write(t, "job.yaml", `kind: batch
+max_price: 100ukiln
+groups: [{name: g, cpu: "1", memory: 1Gi}]
+services:
+  - {name: tagged, image: "busybox:1.36", command: [true]}
+  - {name: pinned, image: "`+digest+`", command: [true]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "tagged") || !strings.Contains(warnings[0], "by tag") {
+		t.Fatalf("warnings = %q, want one naming service tagged", warnings)
+	}
+}

@@ -41,9 +41,13 @@ var (
 	// started (the executor refused or failed it); the manifest was acceptable.
 	ErrStartFailed = errors.New("workload failed to start")
 	// ErrBadImage is returned by Runner.LoadImage for an archive that is not
-	// one `docker save` image, and by Runner.Deploy for a service naming an
-	// image by ID that was not uploaded to its lease.
+	// one `docker save` image.
 	ErrBadImage = errors.New("bad image")
+	// ErrImageNotAllowed is returned by Runner.Deploy, before anything
+	// starts, for a service whose image the provider refuses to run: named by
+	// tag, from a registry it does not allow, or by the ID of an image not
+	// uploaded to the lease.
+	ErrImageNotAllowed = errors.New("image not allowed")
 )
 
 // LeaseElsewhereError is returned by LeaseSource for a lease the chain says another
@@ -226,10 +230,12 @@ const (
 	CodeBadManifest          = "bad_manifest"
 	CodeManifestExceedsOrder = "manifest_exceeds_order"
 	CodeManifestTooLarge     = "manifest_too_large"
+	CodeImageNotAllowed      = "image_not_allowed" // a manifest's image: a tag, a registry not allowed, another lease's upload
 	CodeAlreadyDeployed      = "already_deployed"
 	CodeNotDeployed          = "not_deployed"
 	CodeBadName              = "bad_name"
 	CodeInputTooLarge        = "input_too_large"
+	CodeUploadInProgress     = "upload_in_progress"
 	CodeNotFound             = "not_found"
 	CodeNoServicePort        = "no_service_port"
 	CodeServiceUnavailable   = "service_unavailable"

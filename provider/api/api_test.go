@@ -23,8 +23,10 @@ import (
 	"time"
 
 	"github.com/kiln-network/kiln/provider/api"
+	"github.com/kiln-network/kiln/provider/executor"
 	"github.com/kiln-network/kiln/provider/executor/executortest"
 	"github.com/kiln-network/kiln/provider/executor/process"
+	"github.com/kiln-network/kiln/provider/imageref"
 	"github.com/kiln-network/kiln/provider/lease"
 	"github.com/kiln-network/kiln/provider/vault"
 )
@@ -132,7 +134,11 @@ type harness struct {
 	completed  chan completion
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { t.Helper(); return newHarnessWith(t, nil) }
+
+// newHarnessWith is newHarness whose lease manager runs tasks on wrap(the
+// process executor); nil wrap runs them on it as it is.
+func newHarnessWith(t *testing.T, wrap func(executor.Executor) executor.Executor) *harness {
 	t.Helper()
 	h := &harness{dir: t.TempDir(), chain: &fakeChain{certs: map[string]*x509.Certificate{}, leases: map[uint64]api.LeaseInfo{}}, completed: make(chan completion, 4)}
 	pcfg := process.DefaultConfig()
@@ -148,8 +154,15 @@ func newHarness(t *testing.T) *harness {
 	lcfg := lease.DefaultConfig()
 	lcfg.Dir, lcfg.WorkDirs = filepath.Join(h.dir, "leases"), lease.ProcessWorkDirs(pcfg.Dir)
 	lcfg.StopGrace = 2 * time.Second
+	if lcfg.Images, err = imageref.NewPolicy([]string{"docker.io"}); err != nil {
+		t.Fatal(err)
+	}
 	lcfg.OnComplete = func(_ uint64, root [32]byte, codes map[string]int) { h.completed <- completion{root, codes} }
-	h.mgr, err = lease.New(lcfg, ex, h.vault)
+	var run executor.Executor = ex
+	if wrap != nil {
+		run = wrap(ex)
+	}
+	h.mgr, err = lease.New(lcfg, run, h.vault)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -534,6 +547,175 @@ func TestUploadRefusals(t *testing.T) {
 	}
 }
 
+// phasedReader yields first bytes, then waits at barrier until every upload
+// of its round has sent its first part (or done ends), then yields rest: all
+// uploads are in flight, past the server's first look at them, before any
+// can finish.
+type phasedReader struct {
+	first, rest int
+	arrive      func() // once: at the barrier, or refused before it
+	released    <-chan struct{}
+	sent        int
+}
+
+func (r *phasedReader) Read(p []byte) (int, error) {
+	if r.sent == r.first {
+		r.arrive()
+		<-r.released
+	}
+	if r.sent == r.first+r.rest {
+		return 0, io.EOF
+	}
+	end := r.first
+	if r.sent >= r.first {
+		end = r.first + r.rest
+	}
+	// 16 KiB pieces: many reads, as a chunked body arrives.
+	n := min(len(p), end-r.sent, 16<<10)
+	for i := range n {
+		p[i] = 'c'
+	}
+	r.sent += n
+	return n, nil
+}
+
+// concurrentUploads streams n chunked uploads of size bytes each (names
+// prefix0...) to lease id at once and returns each one's error.
+func concurrentUploads(t *testing.T, c *api.Client, id uint64, names []string, first, rest int) []error {
+	t.Helper()
+	var barrier, done sync.WaitGroup
+	barrier.Add(len(names))
+	released := make(chan struct{})
+	go func() {
+		barrier.Wait()
+		close(released)
+	}()
+	// 30 s: a few MiB over loopback; it covers a server that never answers.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errs := make([]error, len(names))
+	for i, name := range names {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			arrive := sync.OnceFunc(barrier.Done)
+			r := &phasedReader{first: first, rest: rest, arrive: arrive, released: released}
+			_, errs[i] = c.UploadInput(ctx, id, name, r, -1)
+			arrive() // refused before its first part was read
+		}()
+	}
+	done.Wait()
+	return errs
+}
+
+// Uploads in parallel never store more than the lease's input limit, however
+// their reads interleave: each reserves its bytes before they are written.
+func TestConcurrentUploadsStayUnderLimit(t *testing.T) {
+	h := newHarness(t)
+	c := h.tenant(t, alice, true)
+	const limit = 1 << 20 // the harness's MaxInputBytes
+	ctx := context.Background()
+	sum := func(id uint64) (total int64, names map[string]int64) {
+		ins, err := c.Inputs(ctx, id)
+		if err != nil {
+			t.Fatalf("Inputs(%d) = %v", id, err)
+		}
+		names = map[string]int64{}
+		for _, f := range ins {
+			total += f.Size
+			names[f.Name] = f.Size
+		}
+		return total, names
+	}
+
+	t.Run("over the limit together", func(t *testing.T) {
+		h.chain.addLease(batchLease(1, alice))
+		// 8 × 300,000 bytes: each fits alone, all 8 are 2.3 times the limit.
+		names := []string{"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7"}
+		errs := concurrentUploads(t, c, 1, names, 100_000, 200_000)
+		ok := 0
+		for i, err := range errs {
+			if err == nil {
+				ok++
+				continue
+			}
+			if e := apiError(t, err); e.Status != http.StatusRequestEntityTooLarge || e.Code != api.CodeInputTooLarge {
+				t.Errorf("UploadInput(%s) = %v, want success or 413 %s", names[i], err, api.CodeInputTooLarge)
+			}
+		}
+		total, stored := sum(1)
+		if total > limit || total != int64(ok)*300_000 || len(stored) != ok {
+			t.Errorf("stored %d bytes in %d inputs after %d of 8 uploads succeeded: want at most %d, 300,000 per success (%v)", total, len(stored), ok, limit, stored)
+		}
+		t.Logf("%d of 8 concurrent 300,000-byte uploads stored, %d bytes in all; limit %d", ok, total, limit)
+	})
+
+	t.Run("under the limit together", func(t *testing.T) {
+		h.chain.addLease(batchLease(2, alice))
+		names := []string{"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7"}
+		for i, err := range concurrentUploads(t, c, 2, names, 60_000, 60_000) {
+			if err != nil {
+				t.Errorf("UploadInput(%s) = %v, want stored: 8 × 120,000 bytes fit", names[i], err)
+			}
+		}
+		if total, _ := sum(2); total != 8*120_000 {
+			t.Errorf("stored %d bytes, want %d", total, 8*120_000)
+		}
+	})
+
+	t.Run("replacing a name", func(t *testing.T) {
+		h.chain.addLease(batchLease(3, alice))
+		put := func(name string, n int, sized bool) error {
+			size := int64(-1)
+			if sized {
+				size = int64(n)
+			}
+			_, err := c.UploadInput(ctx, 3, name, bytes.NewReader(bytes.Repeat([]byte{'r'}, n)), size)
+			return err
+		}
+		if err := put("x", 600_000, true); err != nil {
+			t.Fatal(err)
+		}
+		// The same name four times at once: one replaces x (600,000 more
+		// beside x's own would not fit), the others wait their turn.
+		ok := 0
+		for i, err := range concurrentUploads(t, c, 3, []string{"x", "x", "x", "x"}, 300_000, 300_000) {
+			if err == nil {
+				ok++
+			} else if e := apiError(t, err); e.Status != http.StatusConflict || e.Code != api.CodeUploadInProgress {
+				t.Errorf("re-upload %d of x = %v, want stored or 409 %s", i, err, api.CodeUploadInProgress)
+			}
+		}
+		if _, stored := sum(3); ok != 1 || stored["x"] != 600_000 {
+			t.Errorf("%d of 4 concurrent re-uploads of x stored, x is %d bytes; want 1 and 600,000", ok, stored["x"])
+		}
+		for _, step := range []struct {
+			name  string
+			n     int
+			sized bool
+			fits  bool
+		}{
+			{"y", 500_000, true, false}, // beside x's 600,000
+			{"y", 500_000, false, false},
+			{"x", 1_000_000, false, true}, // replaces x's 600,000
+			{"y", limit - 1_000_000, true, true},
+			{"z", 1, false, false},
+			{"x", 1_000_000, true, true},
+		} {
+			err := put(step.name, step.n, step.sized)
+			if step.fits && err != nil {
+				t.Errorf("UploadInput(%s, %d bytes, sized %t) = %v, want stored", step.name, step.n, step.sized, err)
+			}
+			if !step.fits && (err == nil || apiError(t, err).Code != api.CodeInputTooLarge) {
+				t.Errorf("UploadInput(%s, %d bytes, sized %t) = %v, want %s", step.name, step.n, step.sized, err, api.CodeInputTooLarge)
+			}
+		}
+		if total, stored := sum(3); total != limit || stored["x"] != 1_000_000 {
+			t.Errorf("stored %v (%d bytes), want x of 1,000,000 and y, %d in all", stored, total, limit)
+		}
+	})
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -730,6 +912,64 @@ func TestManifestStartFailed(t *testing.T) {
 	if e := apiError(t, err); e.Status != http.StatusBadGateway || e.Code != api.CodeStartFailed || !strings.Contains(e.Message, "kiln-no-such-program") {
 		t.Fatalf("SendManifest(command that cannot start) = %v, want 502 %s naming the program", err, api.CodeStartFailed)
 	}
+}
+
+// A manifest naming an image by tag, or by digest from a registry the provider
+// does not allow, is refused with 400 image_not_allowed before any of its
+// services starts.
+func TestManifestImagePolicy(t *testing.T) {
+	// An executor that runs images (as docker does); the process executor
+	// beneath runs each service's command and ignores the image.
+	h := newHarnessWith(t, func(ex executor.Executor) executor.Executor { return imageRunner{ex} })
+	c := h.tenant(t, alice, true)
+	h.chain.addLease(api.LeaseInfo{ID: 1, Owner: alice, Active: true, Kind: api.KindBatch, Resources: []api.ResourceUnit{
+		{ID: 1, Count: 2, CPUMilli: 1000, MemoryBytes: 256 << 20, StorageBytes: 1 << 30},
+	}})
+	ctx := context.Background()
+	const digest = "@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	for _, tt := range []struct {
+		image, says string
+	}{
+		{"ubuntu:22.04", "name the image by digest (ubuntu@sha256:<64 hex>) from a registry this provider allows (docker.io)"},
+		{"ubuntu", "a tag can be re-pointed"},
+		{"ghcr.io/acme/app:1", "a tag can be re-pointed"},
+		{"ghcr.io/acme/app" + digest, "ghcr.io/acme/app is not in a registry this provider allows (docker.io)"},
+		{"sha256:" + strings.Repeat("ab", 32), "must have been uploaded to this lease"},
+		{"abcdef", "must have been uploaded to this lease"},
+	} {
+		t.Run(tt.image, func(t *testing.T) {
+			m := shManifest("echo started > $KILN_OUT/first")
+			second := m.Services[0]
+			second.Name, second.Image = "second", tt.image
+			m.Services = append(m.Services, second)
+			_, err := c.SendManifest(ctx, 1, m)
+			e := apiError(t, err)
+			if e.Status != http.StatusBadRequest || e.Code != api.CodeImageNotAllowed || !strings.Contains(e.Message, tt.says) ||
+				!strings.Contains(e.Message, `service "second"`) || strings.Count(e.Message, "not allowed") != 1 {
+				t.Errorf("SendManifest(image %q) = %v, want 400 %s naming the service once and saying %q", tt.image, err, api.CodeImageNotAllowed, tt.says)
+			}
+			if st, err := c.Status(ctx, 1); err != nil || st.State != api.StatePending || len(st.Tasks) != 0 {
+				t.Errorf("Status() after the refusal = %+v, %v; want pending, nothing started", st, err)
+			}
+		})
+	}
+	// Pinned by digest from an allowed registry: deployed (the process
+	// executor behind the harness runs the command; a docker one would pull).
+	m := shManifest("true")
+	m.Services[0].Image = "ubuntu" + digest
+	if _, err := c.SendManifest(ctx, 1, m); err != nil {
+		t.Fatalf("SendManifest(ubuntu pinned by digest) = %v", err)
+	}
+	if st := waitState(t, c, 1, api.StateCompleted, api.StateFailed); st.State != api.StateCompleted {
+		t.Errorf("lease ended %q: %s", st.State, st.Error)
+	}
+}
+
+// imageRunner is an executor that runs images; it loads no archive.
+type imageRunner struct{ executor.Executor }
+
+func (imageRunner) LoadImage(context.Context, io.Reader, int64, string) (string, error) {
+	return "", fmt.Errorf("%w: this test executor loads no archive", executor.ErrImageArchive)
 }
 
 // TestStatusOfClosedLease: a lease closed on chain before its workload ran

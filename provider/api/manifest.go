@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -26,6 +27,12 @@ type Service struct {
 	Args    []string `json:"args,omitempty"`
 	// Env is KEY=VALUE each.
 	Env []string `json:"env,omitempty"`
+	// User is who the service runs as in its container: "uid", "uid:gid",
+	// "name" or "name:group" (names resolved in the image), as Docker's
+	// --user takes it. Empty: the image's USER if it sets one, else the
+	// provider's unprivileged default (65534:65534). The process executor
+	// runs every task as the daemon's user and ignores it.
+	User string `json:"user,omitempty"`
 	// Resources are per instance.
 	Resources ServiceResources `json:"resources"`
 	// Count is the number of instances, at least 1.
@@ -132,12 +139,42 @@ func (m Manifest) Validate() error {
 				return bad("env", "%q: must be KEY=VALUE", e)
 			}
 		}
+		if s.User != "" {
+			if err := ValidateUser(s.User); err != nil {
+				return bad("user", "%v", err)
+			}
+		}
 		for j, p := range s.Expose {
 			if p.Port < 1 || p.Port > 65535 || p.As > 65535 {
 				return bad(fmt.Sprintf("expose[%d].port", j), "must be 1 to 65535 (got %d as %d)", p.Port, p.As)
 			}
 			if pr := strings.ToLower(p.Proto); pr != "" && pr != "tcp" && pr != "udp" {
 				return bad(fmt.Sprintf("expose[%d].proto", j), "must be tcp or udp (got %q)", p.Proto)
+			}
+		}
+	}
+	return nil
+}
+
+// userPart is a user or group: a name as useradd accepts it, or a number.
+var userPart = regexp.MustCompile(`^(?:[a-z_][a-z0-9_.-]{0,31}|[0-9]{1,10})$`)
+
+// ValidateUser checks a service's user: "uid", "uid:gid", "name" or
+// "name:group", each part a name of at most 32 characters ([a-z_][a-z0-9_.-]*)
+// or a number below 2^32.
+func ValidateUser(u string) error {
+	user, group, hasGroup := strings.Cut(u, ":")
+	parts := []string{user}
+	if hasGroup {
+		parts = append(parts, group)
+	}
+	for _, p := range parts {
+		if !userPart.MatchString(p) {
+			return fmt.Errorf("must be uid[:gid] or name[:group] (got %q)", u)
+		}
+		if p[0] >= '0' && p[0] <= '9' {
+			if _, err := strconv.ParseUint(p, 10, 32); err != nil {
+				return fmt.Errorf("id %s: must be below 2^32 (got %q)", p, u)
 			}
 		}
 	}

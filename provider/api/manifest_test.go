@@ -39,6 +39,8 @@ func TestCheckManifest(t *testing.T) {
 		{"no program", Manifest{Services: []Service{{Name: "a", Count: 1, Resources: ServiceResources{Unit: 1}}}}, "image", false},
 		{"bad port", Manifest{Services: []Service{{Name: "a", Image: "x", Count: 1, Resources: ServiceResources{Unit: 1}, Expose: []Expose{{Port: 70000}}}}}, "expose[0].port", false},
 		{"bad env", Manifest{Services: []Service{{Name: "a", Image: "x", Count: 1, Resources: ServiceResources{Unit: 1}, Env: []string{"=x"}}}}, "env", false},
+		{"user", Manifest{Services: []Service{{Name: "a", Image: "x", Count: 1, Resources: ServiceResources{Unit: 1}, User: "1000:1000"}}}, "", false},
+		{"bad user", Manifest{Services: []Service{{Name: "a", Image: "x", Count: 1, Resources: ServiceResources{Unit: 1}, User: "1000:"}}}, "user", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := CheckManifest(tc.m, order)

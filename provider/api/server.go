@@ -104,13 +104,14 @@ type Deps struct {
 
 // Server is the provider's tenant API. Create it with NewServer.
 type Server struct {
-	cfg   Config
-	deps  Deps
-	log   *slog.Logger
-	now   func() time.Time
-	tls   *tls.Config
-	srv   *http.Server
-	proxy *http.Transport
+	cfg    Config
+	deps   Deps
+	inputs inputQuota
+	log    *slog.Logger
+	now    func() time.Time
+	tls    *tls.Config
+	srv    *http.Server
+	proxy  *http.Transport
 }
 
 // NewServer returns a server; it listens once Serve or ListenAndServe is called.
@@ -334,8 +335,8 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, lease Lease
 			writeError(w, &Error{Status: http.StatusConflict, Code: CodeAlreadyDeployed, Message: fmt.Sprintf("lease %d already runs a manifest", lease.ID)})
 			return
 		}
-		if errors.Is(err, ErrBadImage) {
-			writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadManifest, Message: err.Error()})
+		if errors.Is(err, ErrImageNotAllowed) {
+			writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeImageNotAllowed, Message: err.Error()})
 			return
 		}
 		if errors.Is(err, ErrImagesUnsupported) {
@@ -379,35 +380,39 @@ func (s *Server) putInput(w http.ResponseWriter, r *http.Request, lease LeaseInf
 		s.internal(w, "open vault", err)
 		return
 	}
-	have, err := vl.Inputs()
-	if err != nil {
+	tooLarge := func(left int64) *Error {
+		return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeInputTooLarge,
+			Message: fmt.Sprintf("input %s is over the limit: lease %d may store %d bytes of inputs in all, %d are left", name, lease.ID, limit, max(left, 0))}
+	}
+	// NB: reserve before writing: uploads to one lease run in parallel, and
+	// each must see the room the others hold (see inputQuota).
+	up, left, err := s.inputs.begin(lease.ID, name, limit, max(r.ContentLength, 0), vl.Inputs)
+	switch {
+	case errors.Is(err, errUploadInProgress):
+		writeError(w, &Error{Status: http.StatusConflict, Code: CodeUploadInProgress, Message: fmt.Sprintf("input %s of lease %d is being uploaded by another request; retry once it ends", name, lease.ID)})
+		return
+	case err != nil:
 		s.internal(w, "list inputs", err)
 		return
-	}
-	left := limit
-	for _, f := range have {
-		if f.Name != name {
-			left -= f.Size
-		}
-	}
-	tooLarge := &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeInputTooLarge,
-		Message: fmt.Sprintf("input %s is over the limit: lease %d may store %d bytes of inputs in all, %d are left", name, lease.ID, limit, max(left, 0))}
-	if left <= 0 || r.ContentLength > left {
+	case up == nil:
 		w.Header().Set("Connection", "close")
-		writeError(w, tooLarge)
+		writeError(w, tooLarge(left))
 		return
 	}
+	var stored *vault.File
+	defer func() { up.end(stored) }()
 	http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.TransferTimeout))
-	f, err := vl.PutInput(name, r.Body, left)
-	if errors.Is(err, vault.ErrTooLarge) {
+	f, err := vl.PutInput(name, quotaReader{r: r.Body, u: up}, limit)
+	if errors.Is(err, errOverQuota) || errors.Is(err, vault.ErrTooLarge) {
 		w.Header().Set("Connection", "close")
-		writeError(w, tooLarge)
+		writeError(w, tooLarge(up.left()))
 		return
 	}
 	if err != nil {
 		s.internal(w, "store input "+name, err)
 		return
 	}
+	stored = &f
 	s.log.Info("input stored", "lease", lease.ID, "name", name, "size", f.Size)
 	writeJSON(w, http.StatusCreated, fileInfo(f))
 }
@@ -444,7 +449,7 @@ func (s *Server) putImage(w http.ResponseWriter, r *http.Request, lease LeaseInf
 	case errors.Is(err, ErrImagesUnsupported):
 		w.Header().Set("Connection", "close")
 		writeError(w, &Error{Status: http.StatusNotImplemented, Code: CodeImagesUnsupported,
-			Message: fmt.Sprintf("this provider cannot run uploaded container images (%v); send a manifest with commands only, or lease from a provider with the docker executor", err)})
+			Message: fmt.Sprintf("%v; send a manifest with commands only, or lease from a provider with the docker executor", err)})
 		return
 	case errors.Is(err, ErrImageTooLarge):
 		w.Header().Set("Connection", "close")

@@ -13,6 +13,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/kiln-network/kiln/gpu"
+	"github.com/kiln-network/kiln/provider/imageref"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/registry"
 )
@@ -54,6 +55,12 @@ type Config struct {
 	// AllowUnisolated must be true to use the process executor, which runs tenant code
 	// as host processes that can read host files and reach the host's network.
 	AllowUnisolated bool `toml:"allow_unisolated"`
+	// AllowedRegistries are the registries the docker executor pulls images from,
+	// and only images pinned by digest (repo@sha256:…): "docker.io", "ghcr.io",
+	// "registry.example.com:5000", or a repository prefix such as "ghcr.io/acme".
+	// Empty: leases run only images they uploaded. A manifest naming an image by
+	// tag, or from another registry, is refused before anything starts.
+	AllowedRegistries []string `toml:"allowed_registries"`
 	// Inventory is the hardware offered: detected, or declared in the file.
 	Inventory InventoryConfig `toml:"inventory"`
 	// Stake is what the provider bonds when it registers, e.g. "100000000ukiln"; at
@@ -194,6 +201,9 @@ func (c Config) Validate() error {
 	if _, err := limit("max_image_bytes", c.MaxImageBytes); err != nil {
 		return err
 	}
+	if _, err := c.imagePolicy(); err != nil {
+		return err
+	}
 	if c.StateDir == "" {
 		return fieldErr("state_dir", `""`, "must be set")
 	}
@@ -243,6 +253,17 @@ func (c Config) Validate() error {
 		return fieldErr("poll_interval", time.Duration(c.PollInterval), "must be > 0")
 	}
 	return nil
+}
+
+// imagePolicy is the images leases may run: their uploads, and images pinned by
+// digest from AllowedRegistries.
+func (c Config) imagePolicy() (imageref.Policy, error) {
+	for i, r := range c.AllowedRegistries {
+		if _, err := imageref.ParseRegistry(r); err != nil {
+			return imageref.Policy{}, fmt.Errorf("provider config: allowed_registries[%d]: %w", i, err)
+		}
+	}
+	return imageref.NewPolicy(c.AllowedRegistries)
 }
 
 func (ic InventoryConfig) attributes() []registry.Attribute {

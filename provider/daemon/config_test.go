@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,9 @@ func TestParseExampleConfig(t *testing.T) {
 	}
 	if inv.Source != "declared" || inv.TotalGPUs() != 8 || inv.GPUs[0].MemoryBytes != 80*registry.Gi || len(inv.Attributes) != 1 {
 		t.Fatalf("inventory = %+v", inv)
+	}
+	if p, err := c.imagePolicy(); err != nil || !slices.Equal(p.Registries(), []string{"docker.io", "ghcr.io", "nvcr.io"}) {
+		t.Fatalf("image policy = %v, %v; want docker.io, ghcr.io, nvcr.io", p.Registries(), err)
 	}
 	if time.Duration(c.OutputRetention) != 10*time.Minute || c.Pricing.GPUHour["h100"] != 2_000_000 || c.Pricing.GPUHour["h200"] != 3_000_000 {
 		t.Fatalf("retention %v, gpu prices %v (defaults kept beside the file's)", time.Duration(c.OutputRetention), c.Pricing.GPUHour)
@@ -53,6 +57,8 @@ func TestConfigRefusals(t *testing.T) {
 		{"zero min price", "pricing.min_price", func(c *Config) { c.Pricing.MinPrice = 0 }},
 		{"bad input limit", "max_input_bytes", func(c *Config) { c.MaxInputBytes = "lots" }},
 		{"bad image limit", "max_image_bytes", func(c *Config) { c.MaxImageBytes = "0" }},
+		{"registry without a host", `allowed_registries[1]: "ubuntu"`, func(c *Config) { c.AllowedRegistries = []string{"docker.io", "ubuntu"} }},
+		{"registry as a URL", "allowed_registries[0]", func(c *Config) { c.AllowedRegistries = []string{"https://ghcr.io"} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base()

@@ -192,6 +192,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	lc.OnComplete = d.onComplete
 	lc.OnStart = d.onStart
 	lc.AssignGPUs = d.assignGPUs
+	lc.Images, _ = d.cfg.imagePolicy() // NB: Validate has checked it
 	if d.mgr, err = lease.New(lc, ex, v); err != nil {
 		return err
 	}
@@ -262,6 +263,7 @@ func (d *Daemon) executor() (executor.Executor, func(string) (string, string), e
 	case "docker":
 		c := docker.DefaultConfig()
 		c.DataDir, c.Logger = filepath.Join(d.cfg.StateDir, "docker"), d.log
+		c.AllowPull = len(d.cfg.AllowedRegistries) > 0 // the lease manager checks each image first
 		if d.cfg.DockerNamespace != "" {
 			c.Namespace = d.cfg.DockerNamespace
 		}

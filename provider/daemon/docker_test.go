@@ -6,9 +6,12 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +20,7 @@ import (
 
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/daemon"
-	"github.com/kiln-network/kiln/provider/executor/docker"
+	"github.com/kiln-network/kiln/provider/executor/docker/dockertest"
 	"github.com/kiln-network/kiln/provider/executor/executortest"
 	"github.com/kiln-network/kiln/tenant"
 	"github.com/kiln-network/kiln/x/market"
@@ -61,28 +64,27 @@ func dockerNet(t *testing.T) (n *testNet, cli *moby.Client, archive, imageID, ns
 	// 3 s: long enough to download one small output, short enough to see the lease's
 	// container and image removed within the test.
 	cfg.OutputRetention = daemon.Duration(3 * time.Second)
-	n.startDaemonWith(t, cfg)
+	// NB: registered before the daemon starts, so run after it stopped (cleanups
+	// run last-in first-out): a daemon stopped mid-lease keeps the lease's
+	// container, network and volumes for Recover, and nothing may outlive the test.
 	t.Cleanup(func() {
-		// Whatever the test left: its namespace's containers and the image.
-		f := moby.Filters{}.Add("label", docker.LabelNamespace+"="+ns)
-		if cl, err := cli.ContainerList(context.Background(), moby.ContainerListOptions{All: true, Filters: f}); err == nil {
-			for _, c := range cl.Items {
-				cli.ContainerRemove(context.Background(), c.ID, moby.ContainerRemoveOptions{Force: true})
-			}
+		if _, err := dockertest.RemoveNamespace(context.Background(), cli, ns); err != nil {
+			t.Errorf("clean Docker namespace %s: %v", ns, err)
 		}
 		cli.ImageRemove(context.Background(), imageID, moby.ImageRemoveOptions{Force: true})
 	})
-
+	n.startDaemonWith(t, cfg)
 	return n, cli, archive, imageID, ns
 }
 
 func TestDockerLease(t *testing.T) {
 	n, cli, archive, imageID, ns := dockerNet(t)
 
-	// 60 s: an order, a lease, an image load, a container of milliseconds, the
-	// completion and output retention, at 200 ms blocks on a loaded machine (a
-	// container start took 25 s here with the load average at 20).
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// 90 s: an order, a lease, two image uploads (one refused), an input, a
+	// container of milliseconds, the completion and output retention, at 200 ms
+	// blocks. On this 2-core machine shared by several test runs (load average
+	// 18) the image load alone took 19 s and the container's start 20 s.
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	t0 := time.Now()
 	g := market.Group{Name: "job", Count: 1, CPUMilli: 500, MemoryBytes: 256 * registry.Mi, StorageBytes: registry.Gi}
@@ -99,6 +101,19 @@ func TestDockerLease(t *testing.T) {
 	}
 	defer f.Close()
 	fst, _ := f.Stat()
+	// The tenant names another image than the archive holds: refused, and the
+	// message says so once, each step named once.
+	wrong := "sha256:" + strings.Repeat("ab", 32)
+	_, err = pc.UploadImage(ctx, id, f, fst.Size(), wrong)
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest || ae.Code != api.CodeImageDigestMismatch ||
+		strings.Count(err.Error(), "image digest mismatch") != 1 || strings.Count(err.Error(), "load image for lease") != 1 {
+		t.Fatalf("UploadImage(wrong id) = %v, want 400 %s saying each thing once", err, api.CodeImageDigestMismatch)
+	}
+	t.Logf("a wrong image ID reads: %v", err)
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
 	ii, err := pc.UploadImage(ctx, id, f, fst.Size(), imageID)
 	if err != nil {
 		t.Fatalf("UploadImage() = %v", err)
@@ -108,13 +123,26 @@ func TestDockerLease(t *testing.T) {
 	}
 	t.Logf("lease %d: image %s… (%d bytes) loaded %d ms after the order", id, imageID[:19], ii.Size, time.Since(t0).Milliseconds())
 
+	const input = "tenant input"
+	if _, err := pc.UploadInput(ctx, id, "data.txt", strings.NewReader(input), int64(len(input))); err != nil {
+		t.Fatalf("UploadInput() = %v", err)
+	}
+
+	// An image named by tag could be anything by the time it runs: refused
+	// before anything starts.
 	const want = "hello from a tenant image"
-	_, err = pc.SendManifest(ctx, id, api.Manifest{Services: []api.Service{{
+	job := api.Service{
 		Name: "job", Count: 1, Image: imageID,
-		Command: []string{"/testprog"}, Args: []string{"write-out", "out.txt", want},
+		Command: []string{"/testprog"}, Args: []string{"id", ";", "read-file", "/in/data.txt", ";", "write-out", "out.txt", want},
 		Resources: api.ServiceResources{CPUMilli: 500, MemoryBytes: 256 * registry.Mi},
-	}}})
-	if err != nil {
+	}
+	tagged := job
+	tagged.Image = "busybox:latest"
+	_, err = pc.SendManifest(ctx, id, api.Manifest{Services: []api.Service{tagged}})
+	if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest || ae.Code != api.CodeImageNotAllowed {
+		t.Fatalf("SendManifest(image by tag) = %v, want 400 %s", err, api.CodeImageNotAllowed)
+	}
+	if _, err = pc.SendManifest(ctx, id, api.Manifest{Services: []api.Service{job}}); err != nil {
 		t.Fatalf("SendManifest() = %v", err)
 	}
 	l := n.waitLease(t, ctx, id, "closed", closed)
@@ -122,6 +150,17 @@ func TestDockerLease(t *testing.T) {
 		t.Fatalf("lease closed with %s, want completed", l.CloseReason)
 	}
 	t.Logf("lease %d: completed %d ms after the order", id, time.Since(t0).Milliseconds())
+	// The image sets no USER and the manifest no user: the task ran
+	// unprivileged, and still read its input and wrote its output.
+	rc, err := pc.Logs(ctx, id, api.LogSelector{}, false)
+	if err != nil {
+		t.Fatalf("Logs() = %v", err)
+	}
+	logs, _ := io.ReadAll(rc)
+	rc.Close()
+	if !strings.Contains(string(logs), "uid=65534 gid=65534") || !strings.Contains(string(logs), input) {
+		t.Errorf("task log = %q, want it run as 65534:65534 and to have read %q", logs, input)
+	}
 	var got bytes.Buffer
 	fi, err := pc.DownloadOutput(ctx, id, "out.txt", &got)
 	if err != nil {
@@ -132,22 +171,22 @@ func TestDockerLease(t *testing.T) {
 		t.Fatalf("output %q (sha256 %s), want %q (sha256 %x); chain output hash %q", got.String(), fi.SHA256, want, sum, l.OutputHash)
 	}
 
-	// Once retention is over the lease is stopped: no container of it is left, and
-	// the image, which no other lease holds, is removed.
-	leaseLabel := moby.Filters{}.Add("label", docker.LabelNamespace+"="+ns).Add("label", docker.LabelLease+"="+strconv.FormatUint(id, 10))
+	// Once retention is over the lease is stopped: nothing of it is left in the
+	// namespace (container, network, volumes), and the image, which no other lease
+	// holds, is removed.
 	for {
-		cl, err := cli.ContainerList(ctx, moby.ContainerListOptions{All: true, Filters: leaseLabel})
+		left, err := dockertest.List(ctx, cli, func(n string) bool { return n == ns })
 		_, ierr := cli.ImageInspect(ctx, imageID)
-		if err == nil && len(cl.Items) == 0 && cerrdefs.IsNotFound(ierr) {
+		if err == nil && left.Empty() && cerrdefs.IsNotFound(ierr) {
 			break
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("after the lease ended: containers %+v (%v), image inspect %v; want none and not found", cl.Items, err, ierr)
+			t.Fatalf("after the lease ended: %s (%v), image inspect %v; want none and not found", left, err, ierr)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	t.Logf("lease %d: container and image gone %d ms after the order", id, time.Since(t0).Milliseconds())
+	t.Logf("lease %d: container, network, volumes and image gone %d ms after the order", id, time.Since(t0).Milliseconds())
 }
 
 // The tenant side of the same path: a Kiln spec whose service names an image archive,
@@ -180,8 +219,8 @@ services:
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 60 s: as TestDockerLease.
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// 90 s: as TestDockerLease.
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	out := filepath.Join(dir, "out")
 	r, err := tenant.Deploy(ctx, n.c, n.tenantKey, plans[0], tenant.Options{CertDir: t.TempDir(), OutDir: out, Progress: func(s string) { t.Log(s) }})

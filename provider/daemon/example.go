@@ -17,6 +17,12 @@ allow_unisolated = false
 # Names and labels this daemon's containers, networks and volumes; two daemons
 # sharing a Docker host need different ones.
 docker_namespace = "kiln"
+# Registries the docker executor may pull from, and only images pinned by digest
+# (repo@sha256:...); an entry may be a repository prefix ("ghcr.io/acme"). Leases
+# always run the images they upload; a tag, or another registry, is refused.
+# Empty: uploads only. Tasks run as the image's USER, the manifest's user, or
+# else 65534:65534, never as root unless one of those asks for it.
+allowed_registries = ["docker.io", "ghcr.io", "nvcr.io"]
 # Bonded at registration; at least the chain's min_provider_stake.
 stake = "100000000ukiln"
 # Outputs of a completed batch lease stay downloadable this long, then are erased.

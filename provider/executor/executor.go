@@ -127,6 +127,10 @@ type Task struct {
 	Args []string
 	// Env is the task's environment, KEY=VALUE each.
 	Env []string
+	// User is who the task runs as (docker): "uid", "uid:gid", "name" or
+	// "name:group". Empty: the image's USER, else the executor's default.
+	// The process executor runs every task as its own user and ignores it.
+	User string
 	// Resources are the limits the task runs under.
 	Resources Resources
 	// Ports are the task's ports to publish on the host's loopback.

@@ -97,8 +97,14 @@ func TestLeaseImages(t *testing.T) {
 	if _, err := m.LoadImage(ctx, 1, strings.NewReader(img), 10, ""); !errors.Is(err, api.ErrImageTooLarge) {
 		t.Errorf("LoadImage(over max) = %v, want api.ErrImageTooLarge", err)
 	}
-	if _, err := m.LoadImage(ctx, 1, strings.NewReader(img), 1<<10, other); !errors.Is(err, api.ErrImageDigest) {
-		t.Errorf("LoadImage(wrong id) = %v, want api.ErrImageDigest", err)
+	_, err = m.LoadImage(ctx, 1, strings.NewReader(img), 1<<10, other)
+	if !errors.Is(err, api.ErrImageDigest) || !errors.Is(err, executor.ErrImageDigest) {
+		t.Errorf("LoadImage(wrong id) = %v, want api.ErrImageDigest and executor.ErrImageDigest", err)
+	}
+	// The tenant reads this message: each step once, not "image digest
+	// mismatch: image digest mismatch".
+	if want := "load image for lease 1: image digest mismatch: archive holds " + img; err == nil || err.Error() != want {
+		t.Errorf("LoadImage(wrong id) = %q, want %q", err, want)
 	}
 	for _, id := range []uint64{1, 2} {
 		if got, err := m.LoadImage(ctx, id, strings.NewReader(img), 1<<10, img); err != nil || got != img {
@@ -111,8 +117,8 @@ func TestLeaseImages(t *testing.T) {
 
 	man := job("true", 1)
 	man.Services[0].Image = other // lease 3's
-	if err := m.Deploy(ctx, info(1), man); !errors.Is(err, api.ErrBadImage) {
-		t.Errorf("Deploy(another lease's image) = %v, want ErrBadImage", err)
+	if err := m.Deploy(ctx, info(1), man); !errors.Is(err, api.ErrImageNotAllowed) {
+		t.Errorf("Deploy(another lease's image) = %v, want ErrImageNotAllowed", err)
 	}
 	man.Services[0].Image = img
 	if err := m.Deploy(ctx, info(1), man); err != nil {

@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/executor"
+	"github.com/kiln-network/kiln/provider/imageref"
 	"github.com/kiln-network/kiln/provider/vault"
 )
 
@@ -51,6 +51,10 @@ type Config struct {
 	// AssignGPUs returns the GPU UUIDs for one task asking units GPUs; nil
 	// refuses manifests that ask for GPUs.
 	AssignGPUs func(leaseID uint64, taskID string, units uint32) ([]string, error)
+	// Images is which images a manifest may name: its lease's uploads, and
+	// images pinned by digest from the registries it allows. The zero Policy
+	// allows uploads only.
+	Images imageref.Policy
 	// OnComplete is called when a batch lease completes; nil ignores it.
 	OnComplete CompleteFunc
 	// OnStart is called when a lease's workload has started, before Deploy
@@ -248,7 +252,7 @@ func (m *Manager) Deploy(ctx context.Context, lease api.LeaseInfo, man api.Manif
 			}
 		}
 	}
-	if err := checkImages(man, r.st.Images); err != nil {
+	if err := m.checkImages(man, r.st.Images); err != nil {
 		m.mu.Unlock()
 		return fmt.Errorf("deploy lease %d: %w", lease.ID, err)
 	}
@@ -273,22 +277,30 @@ func (m *Manager) Deploy(ctx context.Context, lease api.LeaseInfo, man api.Manif
 	return nil
 }
 
-// imageRef is an image named by ID or ID prefix, which the Docker Engine
-// resolves among all local images.
-var imageRef = regexp.MustCompile(`^(sha256:)?[0-9a-f]{1,64}$`)
-
-// checkImages refuses a service naming an image by ID (or a prefix of one)
-// that is not one of the lease's loaded images: another tenant's upload is
-// on the same Docker host, and its ID is no secret worth relying on.
-func checkImages(man api.Manifest, loaded []string) error {
+// checkImages refuses a manifest naming an image the lease may not run
+// (Config.Images): a tag anyone can re-point, a registry the provider does
+// not allow, or the ID of an image another lease or the operator put on the
+// same Docker host. A service without an image runs a host command (the
+// process executor) and is not checked here.
+func (m *Manager) checkImages(man api.Manifest, loaded []string) error {
 	for _, s := range man.Services {
-		if !imageRef.MatchString(s.Image) || slices.Contains(loaded, s.Image) {
+		if s.Image == "" {
 			continue
 		}
-		return fmt.Errorf("service %s: image %q: %w: an image named by ID must be uploaded to this lease first, and named by its full ID (sha256:<64 hex>)", s.Name, s.Image, api.ErrBadImage)
+		if err := m.cfg.Images.Check(s.Image, loaded); err != nil {
+			return fmt.Errorf("manifest: service %q: %w", s.Name, apiError{api.ErrImageNotAllowed, err})
+		}
 	}
 	return nil
 }
+
+// apiError is err, matching an api sentinel too. It reads as err alone: the
+// sentinel's words are already in err's (executor.ErrImageDigest and
+// api.ErrImageDigest say the same), and a tenant should read them once.
+type apiError struct{ api, err error }
+
+func (e apiError) Error() string   { return e.err.Error() }
+func (e apiError) Unwrap() []error { return []error{e.api, e.err} }
 
 // LoadImage loads a tenant's image archive through the executor, if it is an
 // executor.ImageLoader, for a lease not yet deployed, and records that the
@@ -300,7 +312,7 @@ func checkImages(man api.Manifest, loaded []string) error {
 func (m *Manager) LoadImage(ctx context.Context, id uint64, r io.Reader, maxBytes int64, wantID string) (string, error) {
 	il, ok := m.ex.(executor.ImageLoader)
 	if !ok {
-		return "", fmt.Errorf("load image for lease %d: %w: the %T executor runs host programs, not container images", id, api.ErrImagesUnsupported, m.ex)
+		return "", fmt.Errorf("load image for lease %d: %w: the %T executor runs host programs", id, api.ErrImagesUnsupported, m.ex)
 	}
 	if _, err := m.get(id); err == nil {
 		return "", fmt.Errorf("load image for lease %d: %w", id, api.ErrAlreadyDeployed)
@@ -313,7 +325,7 @@ func (m *Manager) LoadImage(ctx context.Context, id uint64, r io.Reader, maxByte
 			{executor.ErrImageArchive, api.ErrBadImage},
 		} {
 			if errors.Is(err, e.ex) {
-				return "", fmt.Errorf("load image for lease %d: %w: %w", id, e.api, err)
+				return "", fmt.Errorf("load image for lease %d: %w", id, apiError{e.api, err})
 			}
 		}
 		return "", fmt.Errorf("load image for lease %d: %w", id, err)
@@ -387,7 +399,7 @@ func (m *Manager) start(ctx context.Context, r *run) (err error) {
 		for i := 0; i < int(s.Count); i++ {
 			t := executor.Task{
 				ID: executor.TaskID(eid, s.Name, i), LeaseID: eid,
-				Image: s.Image, Command: s.Command, Args: s.Args, Env: s.Env,
+				Image: s.Image, Command: s.Command, Args: s.Args, Env: s.Env, User: s.User,
 				Resources: executor.Resources{
 					CPUMilli: int64(s.Resources.CPUMilli), MemoryBytes: int64(s.Resources.MemoryBytes),
 					StorageBytes: int64(s.Resources.StorageBytes),

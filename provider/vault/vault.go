@@ -284,8 +284,10 @@ func (l *Lease) OutputReader(name string) (io.ReadCloser, File, error) {
 }
 
 // Materialize decrypts every input into dir (created if needed), for the
-// workload to read just before it starts. The plaintext there is the
-// caller's to remove.
+// workload to read just before it starts. dir and the files are readable by
+// every user whatever the umask (0755, 0644): the workload runs as a user of
+// its own, not the daemon's; dir's parents keep other host users out. The
+// plaintext there is the caller's to remove.
 func (l *Lease) Materialize(dir string) error {
 	files, err := l.Inputs()
 	if err != nil {
@@ -293,6 +295,9 @@ func (l *Lease) Materialize(dir string) error {
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("materialize inputs of lease %d: create %s: %w", l.id, dir, err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return fmt.Errorf("materialize inputs of lease %d: %w", l.id, err)
 	}
 	for _, f := range files {
 		if err := l.materialize(f, dir); err != nil {
@@ -313,6 +318,11 @@ func (l *Lease) materialize(f File, dir string) error {
 	// NB: O_EXCL|O_NOFOLLOW: never write through a link a workload left there.
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o644)
 	if err != nil {
+		return err
+	}
+	if err := out.Chmod(0o644); err != nil {
+		out.Close()
+		os.Remove(dst)
 		return err
 	}
 	h := sha256.New()

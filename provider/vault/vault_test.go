@@ -109,6 +109,31 @@ func TestPutInputLimits(t *testing.T) {
 	}
 }
 
+// Inputs are readable by the workload's user, not only the daemon's, even
+// when the daemon runs under a strict umask.
+func TestMaterializeReadableByAll(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	v, _ := mustOpen(t)
+	l, _ := v.Lease(4)
+	if _, err := l.PutInput("a.txt", strings.NewReader("hello"), 0); err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(t.TempDir(), "in")
+	if err := l.Materialize(in); err != nil {
+		t.Fatalf("Materialize() = %v", err)
+	}
+	for p, want := range map[string]fs.FileMode{in: 0o755, filepath.Join(in, "a.txt"): 0o644} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != want {
+			t.Errorf("mode of %s = %v, want %v", p, got, want)
+		}
+	}
+}
+
 func TestMaterializeSealErase(t *testing.T) {
 	v, dir := mustOpen(t)
 	l, _ := v.Lease(3)

@@ -14,9 +14,13 @@
 //
 // Containers run without privileges: all capabilities dropped,
 // no-new-privileges, a pids limit and an open-files ulimit, optionally a
-// read-only root filesystem with a tmpfs /tmp. Published ports bind 127.0.0.1
-// only: the tenant API proxies them. GPUs are given by device UUID through a
-// DeviceRequest for the nvidia driver, never "all".
+// read-only root filesystem with a tmpfs /tmp. They run as the task's user,
+// else the image's USER, else Config.User (65534:65534, nobody): never as
+// root unless the image or the task asks for it. /in is readable and /out
+// writable by any user, so that all of a lease's tasks can use them.
+// Published ports bind 127.0.0.1 only: the tenant API proxies them. GPUs are
+// given by device UUID through a DeviceRequest for the nvidia driver, never
+// "all".
 //
 // Resources.StorageBytes is enforced only with Config.EnforceStorage (it
 // needs a storage driver with quotas).
@@ -49,6 +53,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/kiln-network/kiln/provider/executor"
+	"github.com/kiln-network/kiln/provider/imageref"
 )
 
 // Driver is the name the executor reports.
@@ -79,8 +84,8 @@ type Config struct {
 	// AllowEgress lets tasks reach networks outside the host. Off, a lease
 	// network is internal, or without IP masquerading when it publishes ports.
 	AllowEgress bool
-	// User runs tasks as this user ("uid:gid"); empty keeps the image's.
-	// With a numeric uid:gid the lease's out dir is handed to that user.
+	// User runs tasks whose task and image name no user as this "uid:gid".
+	// Empty runs them as the image's default, root.
 	User string
 	// EnforceStorage caps each container's writable layer at
 	// Resources.StorageBytes (Docker's StorageOpt size). Only some storage
@@ -96,7 +101,8 @@ type Config struct {
 	TmpfsSize string
 	// LogMaxSize caps a container's json-file log (Docker's max-size syntax).
 	LogMaxSize string
-	// AllowPull lets Start pull an image that is not present from its registry.
+	// AllowPull lets Start pull an image that is not present from its
+	// registry; only references pinned by digest (repo@sha256:…) are pulled.
 	// Off, tasks run only images already on the host or uploaded (LoadImage).
 	AllowPull bool
 	// MaxPullBytes is the largest image a pull may bring; a larger one is removed
@@ -118,6 +124,8 @@ func DefaultConfig() Config {
 		// started with a small LimitNOFILE (a ulimit over it fails the start).
 		MaxOpenFiles: 4096,
 		TmpfsSize:    "256m",
+		// nobody:nogroup: an id no host account uses, owning no file.
+		User: "65534:65534",
 		// 100 MB of logs per task: a runaway printer must not fill the disk.
 		LogMaxSize: "100m",
 		AllowPull:  true,
@@ -144,6 +152,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxOpenFiles <= 0 {
 		return fmt.Errorf("docker executor: max open files: must be > 0 (got %d)", c.MaxOpenFiles)
+	}
+	if _, _, ok := numericUser(c.User); c.User != "" && !ok {
+		return fmt.Errorf("docker executor: user: must be uid:gid, numbers (got %q)", c.User)
 	}
 	return nil
 }
@@ -242,9 +253,9 @@ func (e *Executor) Fingerprint(ctx context.Context) (executor.Fingerprint, error
 
 // Start creates the lease's network and volumes if needed, then creates and
 // starts the task's container. The image must be present locally (uploaded with
-// LoadImage, or already on the host) or, with AllowPull, is pulled from its
-// registry, within MaxPullBytes; a reference with @sha256: is checked by Docker
-// against that digest.
+// LoadImage, or already on the host) or, with AllowPull and a reference pinned
+// by digest, is pulled from its registry, within MaxPullBytes; Docker checks
+// what it pulls against the digest.
 func (e *Executor) Start(ctx context.Context, t executor.Task) (executor.Handle, error) {
 	if err := t.Validate(); err != nil {
 		return executor.Handle{}, err
@@ -277,13 +288,14 @@ func (e *Executor) Start(ctx context.Context, t executor.Task) (executor.Handle,
 }
 
 func (e *Executor) start(ctx context.Context, t executor.Task, tk *task) (executor.Handle, error) {
-	if err := e.ensureImage(ctx, t.Image); err != nil {
+	imageUser, err := e.ensureImage(ctx, t.Image)
+	if err != nil {
 		return executor.Handle{}, fmt.Errorf("start %s: %w", t.ID, err)
 	}
 	if err := e.ensureLease(ctx, t.LeaseID, len(t.Ports) > 0); err != nil {
 		return executor.Handle{}, err
 	}
-	cfg, hcfg, err := e.containerSpec(t)
+	cfg, hcfg, err := e.containerSpec(t, imageUser)
 	if err != nil {
 		return executor.Handle{}, err
 	}
@@ -313,8 +325,9 @@ func (e *Executor) start(ctx context.Context, t executor.Task, tk *task) (execut
 	return e.handle(tk, ins.Container, false), nil
 }
 
-// containerSpec turns a task into the container's config and host config.
-func (e *Executor) containerSpec(t executor.Task) (*container.Config, *container.HostConfig, error) {
+// containerSpec turns a task into the container's config and host config;
+// imageUser is the USER of the task's image.
+func (e *Executor) containerSpec(t executor.Task, imageUser string) (*container.Config, *container.HostConfig, error) {
 	labels := e.labels(t.LeaseID)
 	labels[LabelTask] = t.ID
 	labels[LabelTimeLimit] = strconv.FormatInt(int64(t.TimeLimit), 10)
@@ -331,7 +344,7 @@ func (e *Executor) containerSpec(t executor.Task) (*container.Config, *container
 		Cmd:        t.Args,
 		Env:        env,
 		Labels:     labels,
-		User:       e.cfg.User,
+		User:       taskUser(t.User, imageUser, e.cfg.User),
 		StopSignal: "SIGTERM",
 	}
 
@@ -433,10 +446,17 @@ func (e *Executor) ensureLease(ctx context.Context, lease string, publishes bool
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("create %s dir for lease %s: %w", kind, lease, err)
 		}
-		if uid, gid, ok := numericUser(e.cfg.User); ok && kind == "out" {
-			if err := os.Chown(dir, uid, gid); err != nil {
-				return fmt.Errorf("hand out dir of lease %s to %s: %w", lease, e.cfg.User, err)
-			}
+		// NB: the lease's tasks may run as several users (each image's USER,
+		// the manifest's, the default), none of them the daemon's: in/ must
+		// be readable and out/ writable by all of them, whatever the umask.
+		// Only the lease's containers mount them; on the host, DataDir
+		// (0750) keeps out the users outside the daemon's group.
+		mode := os.FileMode(0o755)
+		if kind == "out" {
+			mode = 0o777
+		}
+		if err := os.Chmod(dir, mode); err != nil {
+			return fmt.Errorf("open %s dir of lease %s to the task's user: %w", kind, lease, err)
 		}
 		if _, err := e.cli.VolumeCreate(ctx, client.VolumeCreateOptions{
 			Name:       e.volumeName(lease, kind),
@@ -448,6 +468,18 @@ func (e *Executor) ensureLease(ctx context.Context, lease string, publishes bool
 		}
 	}
 	return nil
+}
+
+// taskUser is who a task runs as: the task's user, else the image's (empty:
+// Docker applies the image's USER), else the executor's default.
+func taskUser(task, image, def string) string {
+	switch {
+	case task != "":
+		return task
+	case image != "":
+		return ""
+	}
+	return def
 }
 
 // numericUser parses "uid:gid".
@@ -901,17 +933,21 @@ func (r *logReader) Close() error {
 }
 
 // ensureImage makes ref present locally: it is, or it is pulled (see Start).
-func (e *Executor) ensureImage(ctx context.Context, ref string) error {
-	if _, err := e.cli.ImageInspect(ctx, ref); err == nil {
-		return nil
+// It returns the USER of the image's config.
+func (e *Executor) ensureImage(ctx context.Context, ref string) (user string, err error) {
+	if ins, err := e.cli.ImageInspect(ctx, ref); err == nil {
+		return imageUser(ins), nil
 	} else if !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("inspect image %s: %w", ref, err)
+		return "", fmt.Errorf("inspect image %s: %w", ref, err)
 	}
 	if strings.HasPrefix(ref, "sha256:") {
-		return fmt.Errorf("image %s is not on this provider: upload it to the lease first", ref)
+		return "", fmt.Errorf("image %s is not on this provider: upload it to the lease first", ref)
 	}
 	if !e.cfg.AllowPull {
-		return fmt.Errorf("image %s is not on this provider and pulling is disabled: upload it to the lease (docker save archive)", ref)
+		return "", fmt.Errorf("image %s is not on this provider and pulling is disabled: upload it to the lease (docker save archive)", ref)
+	}
+	if !imageref.Pinned(ref) {
+		return "", fmt.Errorf("image %s is not on this provider, and only images pinned by digest (repo@sha256:…) are pulled: a tag can be re-pointed", ref)
 	}
 	pctx := ctx
 	if e.cfg.PullTimeout > 0 {
@@ -922,18 +958,25 @@ func (e *Executor) ensureImage(ctx context.Context, ref string) error {
 	e.log.Info("pulling image", "image", ref)
 	resp, err := e.cli.ImagePull(pctx, ref, client.ImagePullOptions{})
 	if err != nil {
-		return fmt.Errorf("pull image %s: %w", ref, err)
+		return "", fmt.Errorf("pull image %s: %w", ref, err)
 	}
 	if err := resp.Wait(pctx); err != nil {
-		return fmt.Errorf("pull image %s: %w", ref, err)
+		return "", fmt.Errorf("pull image %s: %w", ref, err)
 	}
 	ins, err := e.cli.ImageInspect(ctx, ref)
 	if err != nil {
-		return fmt.Errorf("pull image %s: inspect after pull: %w", ref, err)
+		return "", fmt.Errorf("pull image %s: inspect after pull: %w", ref, err)
 	}
 	if e.cfg.MaxPullBytes > 0 && ins.Size > e.cfg.MaxPullBytes {
 		e.cli.ImageRemove(context.WithoutCancel(ctx), ref, client.ImageRemoveOptions{})
-		return fmt.Errorf("image %s is %d bytes, over this provider's limit of %d", ref, ins.Size, e.cfg.MaxPullBytes)
+		return "", fmt.Errorf("image %s is %d bytes, over this provider's limit of %d", ref, ins.Size, e.cfg.MaxPullBytes)
 	}
-	return nil
+	return imageUser(ins), nil
+}
+
+func imageUser(ins client.ImageInspectResult) string {
+	if ins.Config == nil {
+		return ""
+	}
+	return ins.Config.User
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 
 	"github.com/kiln-network/kiln/provider/executor"
 	"github.com/kiln-network/kiln/provider/executor/docker"
+	"github.com/kiln-network/kiln/provider/executor/docker/dockertest"
 	"github.com/kiln-network/kiln/provider/executor/executortest"
 )
 
@@ -66,7 +68,20 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer cli.ImageRemove(context.Background(), testImage, client.ImageRemoveOptions{Force: true, PruneChildren: true})
-		return m.Run()
+		code := m.Run()
+		// Whatever test left them, no container, network or volume of this
+		// run may be left once all have ended.
+		o, err := dockertest.List(context.Background(), cli, func(ns string) bool { return strings.HasPrefix(ns, runID) })
+		if err == nil && !o.Empty() {
+			fmt.Fprintf(os.Stderr, "FAIL: this run left %s\n", o)
+			err = dockertest.Remove(context.Background(), cli, o)
+			code = 1
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "FAIL: check for leftovers:", err)
+			code = 1
+		}
+		return code
 	}()
 	os.Exit(code)
 }
@@ -151,59 +166,9 @@ func newFactory() func(t *testing.T) executor.Executor {
 	}
 }
 
-// leftovers lists the containers, networks and volumes carrying the kiln
-// namespace label whose namespace matches.
-func leftovers(t *testing.T, match func(ns string) bool) (cs, ns, vs []string) {
-	t.Helper()
-	ctx := context.Background()
-	f := client.Filters{}.Add("label", docker.LabelNamespace)
-	cl, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
-	if err != nil {
-		t.Fatalf("list containers: %v", err)
-	}
-	for _, c := range cl.Items {
-		if match(c.Labels[docker.LabelNamespace]) {
-			cs = append(cs, c.ID)
-		}
-	}
-	nl, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
-	if err != nil {
-		t.Fatalf("list networks: %v", err)
-	}
-	for _, n := range nl.Items {
-		if match(n.Labels[docker.LabelNamespace]) {
-			ns = append(ns, n.ID)
-		}
-	}
-	vl, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: f})
-	if err != nil {
-		t.Fatalf("list volumes: %v", err)
-	}
-	for _, v := range vl.Items {
-		if match(v.Labels[docker.LabelNamespace]) {
-			vs = append(vs, v.Name)
-		}
-	}
-	return cs, ns, vs
-}
-
 func checkNamespaceEmpty(t *testing.T, namespace string) {
 	t.Helper()
-	cs, ns, vs := leftovers(t, func(n string) bool { return n == namespace })
-	if len(cs)+len(ns)+len(vs) == 0 {
-		return
-	}
-	t.Errorf("namespace %s left containers %v, networks %v, volumes %v", namespace, cs, ns, vs)
-	ctx := context.Background()
-	for _, c := range cs {
-		cli.ContainerRemove(ctx, c, client.ContainerRemoveOptions{Force: true})
-	}
-	for _, n := range ns {
-		cli.NetworkRemove(ctx, n, client.NetworkRemoveOptions{})
-	}
-	for _, v := range vs {
-		cli.VolumeRemove(ctx, v, client.VolumeRemoveOptions{Force: true})
-	}
+	dockertest.CheckNamespaceEmpty(t, cli, namespace)
 }
 
 // checkGone fails t if the task's container or its lease's network or
@@ -568,20 +533,95 @@ func TestLoadImage(t *testing.T) {
 	})
 }
 
-// TestCleanupLeavesNothing runs last (Go runs tests in source order): no
-// container, network or volume of this run may be left.
+// A task runs as the user its manifest names, else its image's USER, else
+// the unprivileged default; whoever it runs as reads its inputs and writes
+// its outputs.
+func TestTaskUser(t *testing.T) {
+	needDocker(t)
+	ctx := context.Background()
+	// An image like the test image whose config sets USER.
+	userImage := "kiln-executortest-user:" + runID
+	res, err := cli.ImageBuild(ctx, tarOf(map[string][]byte{
+		"Dockerfile": []byte("FROM " + testImage + "\nUSER 4321:4321\n"),
+	}), client.ImageBuildOptions{Tags: []string{userImage}, Remove: true, ForceRemove: true, Labels: map[string]string{"kiln.test": runID}})
+	if err != nil {
+		t.Fatalf("build image with USER: %v", err)
+	}
+	out, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if bytes.Contains(out, []byte(`"error"`)) {
+		t.Fatalf("build image with USER: %s", out)
+	}
+	t.Cleanup(func() {
+		cli.ImageRemove(context.Background(), userImage, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+	})
+
+	tests := []struct {
+		name, image, taskUser string
+		rootDefault           bool // Config.User = "": the operator opted out
+		uid, gid              uint32
+	}{
+		{"unprivileged default", testImage, "", false, 65534, 65534},
+		{"manifest user", testImage, "1234:5678", false, 1234, 5678},
+		{"image USER", userImage, "", false, 4321, 4321},
+		{"manifest over image", userImage, "1234:1234", false, 1234, 1234},
+		{"operator opted out", testImage, "", true, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := docker.DefaultConfig()
+			cfg.Namespace = fmt.Sprintf("%sx%d", runID, nsSeq.Add(1))
+			cfg.DataDir = t.TempDir()
+			if tt.rootDefault {
+				cfg.User = ""
+			}
+			ex, err := docker.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { checkNamespaceEmpty(t, cfg.Namespace); ex.Close() })
+			lease := "lu" + randHex(4)
+			// The input is there before the task starts, as the lease manager
+			// materializes it; its dir made under a strict umask.
+			in := filepath.Join(cfg.DataDir, lease, "in")
+			if err := os.MkdirAll(in, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(in, "input.txt"), []byte("tenant input"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			tk := dtask(lease, 0, "id", ";", "read-file", "/in/input.txt", ";", "write-out", "result.txt", "done")
+			tk.Image, tk.User = tt.image, tt.taskUser
+			res, log := run(t, ex, tk)
+			want := fmt.Sprintf("uid=%d gid=%d", tt.uid, tt.gid)
+			if res.ExitCode != 0 || !strings.Contains(log, want) || !strings.Contains(log, "tenant input") {
+				t.Fatalf("task = %+v, log %q; want exit 0, %q and the input read", res, log, want)
+			}
+			fi, err := os.Stat(filepath.Join(cfg.DataDir, lease, "out", "result.txt"))
+			if err != nil {
+				t.Fatalf("output not written: %v", err)
+			}
+			if st := fi.Sys().(*syscall.Stat_t); st.Uid != tt.uid {
+				t.Errorf("output owned by uid %d, want %d", st.Uid, tt.uid)
+			}
+		})
+	}
+}
+
 // An image that is not on the host is pulled only where allowed, and every way it
 // can fail says what to do. The registry is 127.0.0.1:1, where nothing listens: the
 // test reaches no network but loopback.
 func TestImageNotPresent(t *testing.T) {
 	needDocker(t)
+	const absentDigest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	tests := []struct {
 		name, image string
 		allowPull   bool
 		want        string
 	}{
 		{"pulling disabled", "127.0.0.1:1/kiln/absent:1", false, "pulling is disabled"},
-		{"registry unreachable", "127.0.0.1:1/kiln/absent:1", true, "pull image 127.0.0.1:1/kiln/absent:1"},
+		{"tag never pulled", "127.0.0.1:1/kiln/absent:1", true, "only images pinned by digest (repo@sha256:…) are pulled"},
+		{"registry unreachable", "127.0.0.1:1/kiln/absent@" + absentDigest, true, "pull image 127.0.0.1:1/kiln/absent@" + absentDigest},
 		{"uploaded id missing", "sha256:" + strings.Repeat("ab", 32), true, "upload it to the lease"},
 	}
 	for _, tt := range tests {
@@ -604,14 +644,6 @@ func TestImageNotPresent(t *testing.T) {
 			}
 			checkNamespaceEmpty(t, cfg.Namespace)
 		})
-	}
-}
-
-func TestCleanupLeavesNothing(t *testing.T) {
-	needDocker(t)
-	cs, ns, vs := leftovers(t, func(n string) bool { return strings.HasPrefix(n, runID) })
-	if len(cs)+len(ns)+len(vs) != 0 {
-		t.Errorf("left containers %v, networks %v, volumes %v", cs, ns, vs)
 	}
 }
 

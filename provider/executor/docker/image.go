@@ -45,7 +45,8 @@ type manifestEntry struct {
 // LoadImage loads a tenant-uploaded `docker save` archive holding exactly one
 // image and returns its ID (the sha256 of its config); tasks then name the
 // image by it. With wantID set ("sha256:<hex>" or "<hex>") the image must be
-// that one; empty accepts whatever image the archive holds.
+// that one; empty accepts whatever image the archive holds. Its errors do not
+// repeat "load image": the caller names the step.
 //
 // The archive is spooled to a temporary file, at most maxBytes of it, and
 // checked before the daemon sees it: size, one image, config digest. Its tags
@@ -55,32 +56,32 @@ func (e *Executor) LoadImage(ctx context.Context, r io.Reader, maxBytes int64, w
 	want := strings.TrimPrefix(wantID, "sha256:")
 	if wantID != "" {
 		if len(want) != 64 {
-			return "", fmt.Errorf("load image: want id %q: must be sha256:<64 hex>", wantID)
+			return "", fmt.Errorf("want id %q: must be sha256:<64 hex>", wantID)
 		}
 		if _, err := hex.DecodeString(want); err != nil {
-			return "", fmt.Errorf("load image: want id %q: %w", wantID, err)
+			return "", fmt.Errorf("want id %q: %w", wantID, err)
 		}
 	}
 	spool, err := os.CreateTemp("", "kiln-image-*.tar")
 	if err != nil {
-		return "", fmt.Errorf("load image: spool: %w", err)
+		return "", fmt.Errorf("spool: %w", err)
 	}
 	defer os.Remove(spool.Name())
 	defer spool.Close()
 	n, err := io.Copy(spool, io.LimitReader(r, maxBytes+1))
 	if err != nil {
-		return "", fmt.Errorf("load image: spool: %w", err)
+		return "", fmt.Errorf("spool: %w", err)
 	}
 	if n > maxBytes {
-		return "", fmt.Errorf("load image: %w: over %d bytes", ErrImageTooLarge, maxBytes)
+		return "", fmt.Errorf("%w: over %d bytes", ErrImageTooLarge, maxBytes)
 	}
 
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
-		return "", fmt.Errorf("load image: rewind spool: %w", err)
+		return "", fmt.Errorf("rewind spool: %w", err)
 	}
 	m, digests, err := scanArchive(spool)
 	if err != nil {
-		return "", fmt.Errorf("load image: %w", err)
+		return "", err
 	}
 	if wantID == "" {
 		// NB: the config's digest is the image's ID, so the check below
@@ -88,29 +89,29 @@ func (e *Executor) LoadImage(ctx context.Context, r io.Reader, maxBytes int64, w
 		want = digests[m.Config]
 	}
 	if got := digests[m.Config]; got != want {
-		return "", fmt.Errorf("load image: %w: archive holds sha256:%s, want sha256:%s", ErrImageDigest, got, want)
+		return "", fmt.Errorf("%w: archive holds sha256:%s, want sha256:%s", ErrImageDigest, got, want)
 	}
 
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
-		return "", fmt.Errorf("load image: rewind spool: %w", err)
+		return "", fmt.Errorf("rewind spool: %w", err)
 	}
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(untag(pw, spool)) }()
 	res, err := e.cli.ImageLoad(ctx, pr, client.ImageLoadWithQuiet(true))
 	if err != nil {
 		pr.CloseWithError(err)
-		return "", fmt.Errorf("load image: docker load: %w", err)
+		return "", fmt.Errorf("docker load: %w", err)
 	}
 	defer res.Close()
 	if err := loadError(res); err != nil {
-		return "", fmt.Errorf("load image: docker load: %w", err)
+		return "", fmt.Errorf("docker load: %w", err)
 	}
 	ins, err := e.cli.ImageInspect(ctx, "sha256:"+want)
 	if err != nil {
-		return "", fmt.Errorf("load image: inspect sha256:%s: %w", want, err)
+		return "", fmt.Errorf("inspect sha256:%s: %w", want, err)
 	}
 	if ins.ID != "sha256:"+want {
-		return "", fmt.Errorf("load image: %w: daemon has %s, want sha256:%s", ErrImageDigest, ins.ID, want)
+		return "", fmt.Errorf("%w: daemon has %s, want sha256:%s", ErrImageDigest, ins.ID, want)
 	}
 	e.log.Info("image loaded", "id", ins.ID, "bytes", n)
 	return ins.ID, nil

@@ -30,7 +30,7 @@ func TestContainerSpec(t *testing.T) {
 	t.Run("GPUsByUUIDOnly", func(t *testing.T) {
 		tk := base
 		tk.Resources.GPUDeviceUUIDs = []string{"GPU-aaaa", "GPU-bbbb"}
-		_, h, err := e.containerSpec(tk)
+		_, h, err := e.containerSpec(tk, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -44,7 +44,7 @@ func TestContainerSpec(t *testing.T) {
 	})
 
 	t.Run("NoGPUsNoDeviceRequest", func(t *testing.T) {
-		_, h, err := e.containerSpec(base)
+		_, h, err := e.containerSpec(base, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +58,7 @@ func TestContainerSpec(t *testing.T) {
 		tk.Resources = executor.Resources{CPUMilli: 1500, MemoryBytes: 256 << 20}
 		tk.Ports = []executor.Port{{ContainerPort: 80}, {ContainerPort: 53, HostPort: 5353, Protocol: "udp"}}
 		tk.ReadOnlyRootFS = true
-		c, h, err := e.containerSpec(tk)
+		c, h, err := e.containerSpec(tk, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,6 +99,32 @@ func TestContainerSpec(t *testing.T) {
 	})
 }
 
+// A task runs as its own user, else its image's, else the unprivileged default.
+func TestContainerUser(t *testing.T) {
+	e := newTestExecutor(t)
+	tests := []struct {
+		task, image, def string
+		want             string
+	}{
+		{"", "", "65534:65534", "65534:65534"},
+		{"", "nginx", "65534:65534", ""}, // empty: Docker applies the image's USER
+		{"1000:1000", "nginx", "65534:65534", "1000:1000"},
+		{"app", "", "65534:65534", "app"},
+		{"0", "", "65534:65534", "0"}, // asked for explicitly
+		{"", "", "", ""},              // an operator who opted out runs the image's default
+	}
+	for _, tt := range tests {
+		e.cfg.User = tt.def
+		c, _, err := e.containerSpec(executor.Task{ID: "l1-web-0", LeaseID: "l1", Image: "img", User: tt.task}, tt.image)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.User != tt.want {
+			t.Errorf("containerSpec(task user %q, image user %q, default %q).User = %q, want %q", tt.task, tt.image, tt.def, c.User, tt.want)
+		}
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -111,6 +137,10 @@ func TestConfigValidate(t *testing.T) {
 		{"bad namespace", func(c *Config) { c.Namespace = "../x" }, "namespace"},
 		{"no pids limit", func(c *Config) { c.DefaultPidsLimit = 0 }, "pids"},
 		{"no nofile", func(c *Config) { c.MaxOpenFiles = 0 }, "open files"},
+		{"root by default", func(c *Config) { c.User = "" }, ""},
+		{"numeric user", func(c *Config) { c.User = "1000:1000" }, ""},
+		{"named user", func(c *Config) { c.User = "nobody" }, "uid:gid"},
+		{"uid only", func(c *Config) { c.User = "1000" }, "uid:gid"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()

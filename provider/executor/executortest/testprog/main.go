@@ -14,6 +14,7 @@
 //	testprog connect HOST:PORT       dial HOST:PORT once; exit 0 if it connected, 3 if not
 //	testprog read-file PATH          print the file at PATH; exit 0 if read, 3 if not
 //	testprog caps                    print the CapEff line of /proc/self/status
+//	testprog id                      print "uid=U gid=G", as `id` would
 //	testprog ticker N                print N lines, one every 100ms
 package main
 
@@ -154,6 +155,8 @@ func run(mode string, args []string) {
 				fmt.Println(line)
 			}
 		}
+	case "id":
+		fmt.Printf("uid=%d gid=%d\n", os.Getuid(), os.Getgid())
 	case "ticker":
 		need(args, 1)
 		n, err := strconv.Atoi(args[0])
