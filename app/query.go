@@ -44,6 +44,7 @@ import (
 //	/app/status             {"chain_id","height","app_hash"}
 func (a *App) Query(_ context.Context, req *abcitypes.RequestQuery) (*abcitypes.ResponseQuery, error) {
 	ctx := &types.Context{Store: a.db, Height: a.db.Height(), ChainID: a.chainID, Logger: a.log}
+	a.wire(ctx, storedBlockRand(a.db))
 	v, err := a.query(ctx, req.Path)
 	if err != nil {
 		return &abcitypes.ResponseQuery{Code: types.CodeOf(err), Log: err.Error(), Codespace: types.Codespace, Height: ctx.Height}, nil
