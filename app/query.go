@@ -39,6 +39,7 @@ import (
 //	/market/lease/ID        the latest lease of order ID
 //	/market/provider/ADDR/capacity  {"total","used","free","active_leases"}
 //	/escrow/account/ID      the escrow account of order ID
+//	/escrow/holds/ID        {"holds":[...]}: pay held back on order ID's leases, per provider
 //	/cert/ADDR              the account's client certificate record
 //	/params                 every module's parameters
 //	/app/status             {"chain_id","height","app_hash"}
@@ -224,6 +225,15 @@ func queryMarket(ctx *types.Context, full string) (any, error) {
 			return nil, types.Wrapf(types.ErrNotFound, "escrow account of order %d", id)
 		}
 		return acct, nil
+	case len(parts) == 3 && parts[0] == "escrow" && parts[1] == "holds":
+		id, err := idArg(parts[2])
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := escrow.Get(ctx, id); !ok {
+			return nil, types.Wrapf(types.ErrNotFound, "escrow account of order %d", id)
+		}
+		return map[string]any{"holds": nonNil(escrow.Holds(ctx, id))}, nil
 	case len(parts) == 2 && parts[0] == "cert":
 		a, err := addrArg(parts[1], "")
 		if err != nil {

@@ -184,6 +184,14 @@ func TestRegisteredReasonsCloseLeases(t *testing.T) {
 	if !hasEvent(res, "escrow_released", "order", "1") {
 		t.Fatal("no escrow_released event")
 	}
+	var holds struct{ Holds []escrow.Hold }
+	if c := h.query("/escrow/holds/1", &holds); c != 0 || len(holds.Holds) != 1 || holds.Holds[0].State != escrow.HoldReleased ||
+		holds.Holds[0].Released != 3*199 || holds.Holds[0].ReleaseHeight != X+4 || holds.Holds[0].Provider != p1.addr {
+		t.Fatalf("/escrow/holds/1 = %d %+v", c, holds)
+	}
+	if c := h.query("/escrow/holds/99", nil); c != types.CodeNotFound {
+		t.Fatalf("/escrow/holds/99: code %d, want %d", c, types.CodeNotFound)
+	}
 	// Below min_provider_stake, the provider may not bid until it adds stake.
 	h.mustExec(step{tenant, order(tenant, 1000, 100_000, gpuGroup("e", 1, 1, "a100"))})
 	if r := h.exec(bid(p2, 5, 900)).TxResults[0]; r.Code != types.CodeNotProvider || !strings.Contains(r.Log, "below min_provider_stake") {
@@ -377,5 +385,53 @@ func TestBlockRandAgreesAcrossNodes(t *testing.T) {
 	}
 	if probes[0][15].r != storedBlockRand(nodes[0].app.db) {
 		t.Fatal("the last block's committed randomness is not what its modules saw")
+	}
+}
+
+// A hook may close another lease while the market settles the block: the settlement
+// loop skips a lease a hook closed before its turn instead of halting the chain.
+func TestHookClosesLeaseDuringSettlement(t *testing.T) {
+	h, p1, p2, tenant, _ := marketHarness(t, nil)
+	var log []string
+	armed := false
+	v := &recorder{name: "verify", log: &log}
+	extend(h, func(hk *types.Hooks) {
+		market.RegisterReason(hk, market.Reason{Name: "test_fraud"})
+		market.RegisterHooks(hk, "verify", &paymentCloser{recorder: v, armed: &armed, close: 2, reason: "test_fraud"})
+	})
+	h.mustExec(step{tenant, order(tenant, 1000, 100_000, gpuGroup("a", 1, 1, "rtx4090"))},
+		step{tenant, order(tenant, 1000, 100_000, gpuGroup("b", 1, 1, "a100"))})
+	h.mustExec(bid(p1, 1, 1000), bid(p2, 2, 1000))
+	h.mustExec(start(p1, 1), start(p2, 2))
+	h.block()
+	armed = true // lease 1's next payment, in EndBlock, closes lease 2 before its turn
+	h.block()
+	l2 := h.lease(2)
+	if l2.State != market.LeaseClosed || l2.CloseReason != "test_fraud" || l2.ClosedHeight != h.height {
+		t.Fatalf("lease 2 = %+v, want closed test_fraud at %d", l2, h.height)
+	}
+	if e := h.escrowOf(2); e.Paid+e.Fees != 1000 {
+		t.Fatalf("escrow of lease 2 = %+v, want only the block before the close paid", e)
+	}
+	if l1 := h.lease(1); l1.State != market.LeaseActive {
+		t.Fatalf("lease 1 = %+v, want still active", l1)
+	}
+}
+
+// paymentCloser closes lease close with reason at the first payment it sees once armed.
+type paymentCloser struct {
+	*recorder
+	armed  *bool
+	close  uint64
+	reason string
+}
+
+func (p *paymentCloser) PaymentMade(ctx *types.Context, l market.Lease, pay escrow.Payment) {
+	p.recorder.PaymentMade(ctx, l, pay)
+	if *p.armed && !ctx.CheckTx && l.ID != p.close {
+		*p.armed = false
+		if err := market.CloseLease(ctx, p.close, 1, p.reason); err != nil {
+			panic(err)
+		}
 	}
 }

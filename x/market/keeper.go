@@ -538,6 +538,9 @@ func EndBlock(ctx *types.Context) {
 		return true
 	})
 	for _, id := range active {
+		if _, still := ctx.Store.Get(u64key(activePrefix, id)); !still {
+			continue // NB: a hook closed it earlier in this loop
+		}
 		o, l, err := activeLease(ctx, id)
 		if err != nil {
 			panic(fmt.Sprintf("market: active index names lease %d: %v", id, err))
