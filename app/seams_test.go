@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	mrand "math/rand"
 	"strings"
 	"testing"
 	"time"
@@ -418,20 +419,241 @@ func TestHookClosesLeaseDuringSettlement(t *testing.T) {
 	}
 }
 
-// paymentCloser closes lease close with reason at the first payment it sees once armed.
+// paymentCloser closes lease close (0: the lease just paid) with reason at the first
+// payment it sees once armed, and keeps CloseLease's answer.
 type paymentCloser struct {
 	*recorder
 	armed  *bool
 	close  uint64
 	reason string
+	err    error
 }
 
 func (p *paymentCloser) PaymentMade(ctx *types.Context, l market.Lease, pay escrow.Payment) {
 	p.recorder.PaymentMade(ctx, l, pay)
-	if *p.armed && !ctx.CheckTx && l.ID != p.close {
-		*p.armed = false
-		if err := market.CloseLease(ctx, p.close, 1, p.reason); err != nil {
-			panic(err)
+	if !*p.armed || ctx.CheckTx || l.ID == p.close {
+		return
+	}
+	*p.armed = false
+	id := p.close
+	if id == 0 {
+		id = l.ID
+	}
+	p.err = market.CloseLease(ctx, id, 1, p.reason)
+}
+
+// A PaymentMade hook may close the very lease just paid: in EndBlock's settlement it
+// closes it; during a transaction's close, whose last payment it sees, the lease is
+// already closed and CloseLease says so. Either way the lease closes once.
+func TestHookClosesThePaidLease(t *testing.T) {
+	tests := []struct {
+		name       string
+		byTenant   bool
+		deposit    uint64
+		before     int // blocks paid before the hook is armed
+		wantReason string
+		wantErr    *types.Error
+		wantPaid   uint64
+	}{
+		{"in settlement", false, 100_000, 1, "test_fraud", nil, 2000},
+		{"in the settlement that exhausts the escrow", false, 10_500, 10, "test_fraud", nil, 10_500},
+		{"in the tenant's close", true, 100_000, 1, market.ReasonTenantClosed, types.ErrLeaseClosed, 2000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, p1, _, tenant, _ := marketHarness(t, nil)
+			var log []string
+			armed := false
+			pc := &paymentCloser{recorder: &recorder{name: "verify", log: &log}, armed: &armed, reason: "test_fraud"}
+			extend(h, func(hk *types.Hooks) {
+				market.RegisterReason(hk, market.Reason{Name: "test_fraud"})
+				market.RegisterHooks(hk, "verify", pc)
+			})
+			h.mustExec(step{tenant, order(tenant, 1000, tt.deposit, gpuGroup("a", 1, 1, "rtx4090"))})
+			h.mustExec(bid(p1, 1, 1000))
+			h.mustExec(start(p1, 1))
+			for range tt.before {
+				h.block()
+			}
+			armed = true
+			if tt.byTenant {
+				h.mustExec(step{tenant, &market.MsgCloseLease{Sender: tenant.addr, LeaseID: 1}})
+			} else {
+				h.block()
+			}
+			if l := h.lease(1); l.State != market.LeaseClosed || l.CloseReason != tt.wantReason || l.ClosedHeight != h.height {
+				t.Fatalf("lease = %+v, want closed %s at %d", l, tt.wantReason, h.height)
+			}
+			if tt.wantErr == nil && pc.err != nil || tt.wantErr != nil && !errors.Is(pc.err, tt.wantErr) {
+				t.Fatalf("the hook's CloseLease = %v, want %v", pc.err, tt.wantErr)
+			}
+			closes := 0
+			for _, e := range log {
+				if strings.HasPrefix(e, "verify:closed:1/1") {
+					closes++
+				}
+			}
+			if e := h.escrowOf(1); closes != 1 || e.Paid+e.Fees != tt.wantPaid || e.State != escrow.StateClosed {
+				t.Fatalf("closed %d times (%v); escrow %+v, want %d paid and the account closed", closes, log, e, tt.wantPaid)
+			}
+		})
+	}
+}
+
+// chaosVerifier is a stand-in verify module whose verdicts come from block randomness:
+// on some payments it finds the provider cheating (closing the lease with test_cheat,
+// which refunds its held pay, and slashing 10% of its bond as of the lease's start);
+// on some closes it claws half the held pay back to the community pool. It keeps no
+// state of its own, so two nodes fed the same blocks must agree on everything.
+type chaosVerifier struct{ market.BaseHooks }
+
+func (chaosVerifier) PaymentMade(ctx *types.Context, l market.Lease, _ escrow.Payment) {
+	if ctx.Rand("test/verdict", []byte(fmt.Sprint(l.ID, l.Attempt))).Uint64N(12) != 0 {
+		return
+	}
+	if err := market.CloseLease(ctx, l.ID, l.Attempt, "test_cheat"); err != nil {
+		return // NB: already closed earlier in this block
+	}
+	if _, err := staking.SlashBond(ctx, registry.BondPurpose, l.Provider, l.StartedHeight, 1000, "test_cheat"); err != nil {
+		panic(err)
+	}
+}
+
+func (chaosVerifier) LeaseClosed(ctx *types.Context, l market.Lease, r market.Reason) {
+	hold, ok := escrow.GetHold(ctx, l.ID, l.Provider)
+	if !ok || hold.Amount < 2 || ctx.Rand("test/claw", []byte(fmt.Sprint(l.ID))).Uint64N(3) != 0 {
+		return
+	}
+	if err := escrow.ClawBack(ctx, l.ID, l.Provider, hold.Amount/2, bank.CommunityPool); err != nil {
+		panic(err)
+	}
+}
+
+// Property: a random market with held-back pay, dispute windows, deregistrations and a
+// verifier that closes, slashes and claws back at random keeps every invariant (money,
+// bonds, held pay, capacity) after every block, never lets a bond leave while a lease
+// or dispute window holds it, shows the live bond in the registry, and a replica fed
+// the same blocks agrees on every app hash.
+func TestRandomSeamsKeepMoneyAndAgree(t *testing.T) {
+	blocks := 90
+	if testing.Short() {
+		blocks = 30
+	}
+	for trial, pr := range []escrow.Params{
+		{ProtocolFeeBps: 50, HoldbackBps: 2500, DisputeWindowBlocks: 3},
+		{ProtocolFeeBps: 700, HoldbackBps: 10000, DisputeWindowBlocks: 1},
+		{ProtocolFeeBps: 0, HoldbackBps: 333, DisputeWindowBlocks: 9},
+	} {
+		edit := func(g *GenesisState) {
+			g.Params.Escrow = pr
+			g.Params.Market.HeartbeatTimeoutBlocks = 12
 		}
+		h, replica := newHarnessWith(t, 8, edit), newHarnessWith(t, 8, edit)
+		for _, x := range []*harness{h, replica} {
+			extend(x, func(hk *types.Hooks) {
+				market.RegisterReason(hk, market.Reason{Name: "test_cheat", RefundHeld: true})
+				market.RegisterHooks(hk, "verify", chaosVerifier{})
+			})
+		}
+		provs, tenants := h.accs[1:5], h.accs[5:8]
+		invs := []registry.Inventory{inv("eu-west", rtx4090(2)), inv("eu-west", a100(4)), inv("us-east"), inv("us-east", a100(8))}
+		var reg []step
+		for i, p := range provs {
+			reg = append(reg, h.register(p, invs[i]))
+		}
+		txs := h.signSteps(reg...)
+		h.block(txs...)
+		replica.block(txs...)
+		r := mrand.New(mrand.NewSource(int64(trial)))
+		supply0 := fmt.Sprint(bank.Supply(h.ctx()))
+		var locked, left, cheats int
+		for b := 0; b < blocks; b++ {
+			var steps []step
+			registered := map[types.Address]bool{}
+			for _, p := range registry.List(h.ctx()) {
+				registered[p.Owner] = true
+			}
+			open := market.Orders(h.ctx(), market.OrderFilter{State: market.OrderOpen})
+			active := market.Leases(h.ctx(), market.LeaseFilter{State: market.LeaseActive})
+			for i := 0; i < 6; i++ {
+				switch k := r.Intn(12); {
+				case k < 3:
+					tn := tenants[r.Intn(len(tenants))]
+					g := gpuGroup("g", 1, uint32(r.Intn(2)))
+					price := uint64(50 + r.Intn(2000))
+					steps = append(steps, step{tn, order(tn, price, price*uint64(10+r.Intn(30)), g)})
+				case k < 6 && len(open) > 0:
+					o := open[r.Intn(len(open))]
+					steps = append(steps, bid(provs[r.Intn(len(provs))], o.ID, uint64(1+r.Intn(int(o.MaxPrice)))))
+				case k < 8 && len(active) > 0:
+					l := active[r.Intn(len(active))]
+					p := h.accountOf(l.Provider)
+					if l.StartedHeight == 0 {
+						steps = append(steps, start(p, l.ID))
+					} else {
+						steps = append(steps, step{p, &market.MsgHeartbeat{Provider: p.addr, LeaseID: l.ID}})
+					}
+				case k < 9 && len(active) > 0:
+					l := active[r.Intn(len(active))]
+					who := []types.Address{l.Owner, l.Provider}[r.Intn(2)]
+					steps = append(steps, step{h.accountOf(who), &market.MsgCloseLease{Sender: who, LeaseID: l.ID}})
+				case k < 10:
+					p := provs[r.Intn(len(provs))]
+					if registered[p.addr] {
+						steps = append(steps, step{p, &registry.MsgDeregisterProvider{Owner: p.addr}})
+					} else {
+						steps = append(steps, h.register(p, invs[r.Intn(len(invs))]))
+					}
+				default:
+					p := provs[r.Intn(len(provs))]
+					if registered[p.addr] {
+						steps = append(steps, step{p, &registry.MsgUpdateProvider{Owner: p.addr, AddStake: uint64(1 + r.Intn(20_000_000))}})
+					}
+				}
+			}
+			txs := h.signSteps(steps...)
+			before := h.ctx()
+			res := h.block(txs...)
+			if rr := replica.block(txs...); string(rr.AppHash) != string(res.AppHash) {
+				t.Fatalf("trial %d height %d: replica app hash %x, want %x", trial, h.height, rr.AppHash, res.AppHash)
+			}
+			for i, tr := range res.TxResults {
+				switch m := steps[i].msg.(type) {
+				case *registry.MsgDeregisterProvider:
+					if tr.Code == types.CodeBondLocked {
+						locked++
+					} else if tr.Code == 0 {
+						left++
+						// It left: nothing it ran may still be disputable.
+						for _, l := range market.Leases(before, market.LeaseFilter{Provider: m.Owner}) {
+							if l.State == market.LeaseActive || l.ClosedHeight+pr.DisputeWindowBlocks >= h.height {
+								t.Fatalf("trial %d height %d: %s left with lease %d (%s at %d) still disputable", trial, h.height, m.Owner, l.ID, l.State, l.ClosedHeight)
+							}
+						}
+					}
+				}
+				if tr.Code == types.CodeInternal {
+					t.Fatalf("trial %d height %d: internal error: %s", trial, h.height, tr.Log)
+				}
+			}
+			if hasEvent(res, "lease_closed", "reason", "test_cheat") {
+				cheats++
+			}
+			if got := fmt.Sprint(bank.Supply(h.ctx())); got != supply0 {
+				t.Fatalf("trial %d height %d: supply %s, want %s", trial, h.height, got, supply0)
+			}
+			if err := CheckInvariants(h.ctx()); err != nil {
+				t.Fatalf("trial %d height %d: %v", trial, h.height, err)
+			}
+			for _, p := range registry.List(h.ctx()) {
+				if p.Stake != staking.Bonded(h.ctx(), registry.BondPurpose, p.Owner) {
+					t.Fatalf("trial %d height %d: registry says %s has %d bonded, staking %d", trial, h.height, p.Owner, p.Stake, staking.Bonded(h.ctx(), registry.BondPurpose, p.Owner))
+				}
+			}
+		}
+		if locked == 0 || left == 0 || cheats == 0 {
+			t.Fatalf("trial %d: %d deregistrations refused, %d allowed, %d cheats: the generator misses a path", trial, locked, left, cheats)
+		}
+		t.Logf("trial %d (%+v): %d deregistrations refused, %d allowed, %d leases closed as cheats", trial, pr, locked, left, cheats)
 	}
 }

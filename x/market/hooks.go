@@ -25,7 +25,9 @@ type Hooks interface {
 	// LeaseClosed: l closed for reason (l.CloseReason); its order is closed or re-opened
 	// and its dispute window open.
 	LeaseClosed(ctx *types.Context, l Lease, reason Reason)
-	// PaymentMade: l's escrow paid p for one block (p.Gross > 0).
+	// PaymentMade: l's escrow paid p for one block (p.Gross > 0). The last payment of a
+	// lease closed by a transaction is made once l is marked closed (l.State closed,
+	// l.CloseReason set); LeaseClosed follows.
 	PaymentMade(ctx *types.Context, l Lease, p escrow.Payment)
 }
 

@@ -464,11 +464,8 @@ func closeLease(ctx *types.Context, p Params, o *Order, l *Lease, reason, output
 	// block's settlement in EndBlock, so it pays for this block here: a batch job done
 	// in the block after it started still pays for that block. A lease never started
 	// pays nothing.
-	if r.PaysThisBlock {
-		if acct, ok := escrow.Get(ctx, o.ID); ok && billable(l, ctx.Height) && acct.SettledHeight < ctx.Height {
-			settle(ctx, l)
-		}
-	}
+	acct, _ := escrow.Get(ctx, o.ID)
+	paysNow := r.PaysThisBlock && acct.State == escrow.StateOpen && billable(l, ctx.Height) && acct.SettledHeight < ctx.Height
 	l.State = LeaseClosed
 	l.CloseReason = reason
 	l.ClosedHeight = ctx.Height
@@ -476,6 +473,11 @@ func closeLease(ctx *types.Context, p Params, o *Order, l *Lease, reason, output
 	setLease(ctx, l)
 	ctx.Store.Delete(u64key(activePrefix, l.ID))
 	setUsed(ctx, l.Provider, Used(ctx, l.Provider).Sub(l.Usage))
+	if paysNow {
+		// NB: after the lease is marked closed, so a PaymentMade hook that tries to
+		// close it too gets ErrLeaseClosed instead of closing it twice.
+		settle(ctx, l)
+	}
 	noteWindow(ctx, l, escrow.OpenDisputeWindow(ctx, o.ID, l.Provider))
 	if h, ok := escrow.GetHold(ctx, o.ID, l.Provider); r.RefundHeld && ok && h.Amount > 0 {
 		if err := escrow.ClawBack(ctx, o.ID, l.Provider, h.Amount, o.Owner); err != nil {
@@ -565,7 +567,11 @@ func EndBlock(ctx *types.Context) {
 		if !billable(&l, ctx.Height) {
 			continue
 		}
-		if settle(ctx, &l).Exhausted {
+		pay := settle(ctx, &l)
+		if _, still := ctx.Store.Get(u64key(activePrefix, id)); !still {
+			continue // NB: a PaymentMade hook closed it
+		}
+		if pay.Exhausted {
 			closeLease(ctx, p, &o, &l, ReasonEscrowExhausted, "")
 		}
 	}
