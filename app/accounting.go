@@ -27,13 +27,13 @@ var moduleAccounts = []bank.ModuleAccount{
 func Accounting(ctx *types.Context) bank.Accounting { return bank.Audit(ctx, moduleAccounts) }
 
 // CheckInvariants runs every module's money and accounting checks: the books (supply,
-// balances and module accounts), escrow's accounts and the market's capacity, indexes
-// and bid deposits.
+// balances and module accounts), the bonded pool, escrow's accounts and held pay, and
+// the market's capacity, indexes and bid deposits.
 func CheckInvariants(ctx *types.Context) error {
 	if a := Accounting(ctx); !a.Conserved {
 		return errors.New(a.Problems[0])
 	}
-	for _, check := range []func(*types.Context) error{escrow.CheckInvariants, market.CheckInvariants} {
+	for _, check := range []func(*types.Context) error{staking.CheckInvariants, escrow.CheckInvariants, market.CheckInvariants} {
 		if err := check(ctx); err != nil {
 			return err
 		}

@@ -44,6 +44,10 @@ type Options struct {
 	// or if the market's capacity accounting is off. O(accounts + orders) per block: for
 	// tests, audits and the demo.
 	CheckInvariants bool
+	// Extend, if set, registers more hooks after the app's own wiring (market hooks,
+	// close reasons, unbond guards) and before they are sealed: how a module not yet
+	// in the app, or a test, plugs in.
+	Extend func(*types.Hooks)
 }
 
 // App is the Kiln ABCI application.
@@ -64,6 +68,8 @@ type App struct {
 
 	sigMu    sync.Mutex
 	verified map[[32]byte]struct{} // hashes of txs whose signatures verified
+
+	hooks *types.Hooks // what modules registered with one another, sealed in New
 }
 
 // New opens an App over db.
@@ -72,6 +78,13 @@ func New(db *store.DB, opts Options) *App {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &App{db: db, reg: NewRegistry(), log: opts.Logger, opts: opts, verified: map[[32]byte]struct{}{}}
+	// NB: the order below is the order hooks and guards run in, on every node.
+	a.hooks = types.NewHooks()
+	market.Wire(a.hooks)
+	if opts.Extend != nil {
+		opts.Extend(a.hooks)
+	}
+	a.hooks.Seal()
 	a.check = store.NewCache(db)
 	a.checkTime = db.BlockTime()
 	if v, ok := db.Get(chainIDKey); ok {
@@ -157,6 +170,8 @@ func (a *App) InitChain(_ context.Context, req *abcitypes.RequestInitChain) (*ab
 	a.deliver = store.NewCache(a.db)
 	a.deliver.Set(chainIDKey, []byte(req.ChainId))
 	ctx := &types.Context{Store: a.deliver, Height: req.InitialHeight, Time: req.Time, ChainID: req.ChainId, Logger: a.log}
+	a.wire(ctx, genesisBlockRand(req))
+	a.deliver.Set(blockRandKey, ctx.BlockRand[:])
 	ups, err := initGenesis(ctx, g)
 	if err != nil {
 		return nil, err
@@ -195,6 +210,7 @@ func (a *App) CheckTx(_ context.Context, req *abcitypes.RequestCheckTx) (*abcity
 	a.checkMu.Lock()
 	defer a.checkMu.Unlock()
 	ctx := &types.Context{Store: a.check, Height: a.db.Height() + 1, Time: a.checkTime, ChainID: a.chainID, CheckTx: true, Logger: a.log}
+	a.wire(ctx, storedBlockRand(a.check))
 	res := a.runTx(ctx, req.Tx)
 	return &abcitypes.ResponseCheckTx{Code: res.Code, Log: res.Log, Codespace: res.Codespace, GasWanted: 1}, nil
 }
@@ -206,6 +222,8 @@ func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlo
 		a.deliver = store.NewCache(a.db)
 	}
 	ctx := &types.Context{Store: a.deliver, Height: req.Height, Time: req.Time, ChainID: a.chainID, Proposer: req.ProposerAddress, Logger: a.log}
+	a.wire(ctx, deriveBlockRand(storedBlockRand(a.deliver), req))
+	a.deliver.Set(blockRandKey, ctx.BlockRand[:])
 
 	for _, m := range req.Misbehavior {
 		staking.HandleDoubleSign(ctx, m.Validator.Address)
@@ -226,6 +244,9 @@ func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlo
 	// NB: the market settles leases and closes bid windows after the block's txs, so a
 	// bid in block H+window still counts and a close in a tx stops that block's billing.
 	market.EndBlock(endCtx)
+	// NB: held pay whose dispute window ends this block is released last, once every
+	// module that may claw it back has acted.
+	escrow.EndBlock(endCtx)
 	bank.DistributeFees(endCtx, staking.OperatorOfProposer(endCtx))
 	ups := staking.EndBlock(endCtx)
 	if a.opts.CheckInvariants {

@@ -21,6 +21,16 @@
 //   - After a block's transactions, the market settles every active lease from escrow
 //     and closes the bid windows due at that height (x/market, x/escrow); this work is
 //     proportional to active leases and due orders, never to history.
+//   - Modules extend one another only through types.Hooks (market hooks and close
+//     reasons, staking's unbond guards), which New fills in a declared order (its own
+//     wiring, then Options.Extend) and seals before any block: every node runs the same
+//     hooks in the same order, in FinalizeBlock and CheckTx alike.
+//   - Every context carries the block's randomness (types.BlockRand), derived in
+//     FinalizeBlock from the previous value, the height, the block hash and its
+//     DecidedLastCommit, and stored in state; CheckTx and queries get the last
+//     committed block's. No other source of randomness exists in the app.
+//   - After the market's EndBlock, escrow releases the held-back pay whose dispute
+//     window ends at this height.
 //   - CheckTx runs the whole transaction against a scratch copy of state, so the mempool
 //     only holds transactions that would succeed now; it is reset to committed state on
 //     every Commit, and CometBFT's recheck re-applies what is still pending. Its block

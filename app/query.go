@@ -41,6 +41,7 @@ import (
 //	/market/lease/ID        the latest lease of order ID
 //	/market/provider/ADDR/capacity  {"total","used","free","active_leases"}
 //	/escrow/account/ID      the escrow account of order ID
+//	/escrow/holds/ID        {"holds":[...]}: pay held back on order ID's leases, per provider
 //	/cert/ADDR              the account's client certificate record
 //	/params                 every module's parameters
 //	/app/status             {"chain_id","height","app_hash"}
@@ -51,6 +52,7 @@ func (a *App) Query(_ context.Context, req *abcitypes.RequestQuery) (*abcitypes.
 	view := a.db.View()
 	defer view.Release()
 	ctx := &types.Context{Store: view, Height: view.Height(), Time: view.BlockTime(), ChainID: a.chainID, Logger: a.log}
+	a.wire(ctx, storedBlockRand(view))
 	v, err := a.query(ctx, view, req.Path)
 	if err != nil {
 		return &abcitypes.ResponseQuery{Code: types.CodeOf(err), Log: err.Error(), Codespace: types.Codespace, Height: ctx.Height}, nil
@@ -235,6 +237,15 @@ func queryMarket(ctx *types.Context, full string) (any, error) {
 			return nil, types.Wrapf(types.ErrNotFound, "escrow account of order %d", id)
 		}
 		return acct, nil
+	case len(parts) == 3 && parts[0] == "escrow" && parts[1] == "holds":
+		id, err := idArg(parts[2])
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := escrow.Get(ctx, id); !ok {
+			return nil, types.Wrapf(types.ErrNotFound, "escrow account of order %d", id)
+		}
+		return map[string]any{"holds": nonNil(escrow.Holds(ctx, id))}, nil
 	case len(parts) == 2 && parts[0] == "cert":
 		a, err := addrArg(parts[1], "")
 		if err != nil {

@@ -14,8 +14,9 @@ type Event struct {
 }
 
 // Context is what a module sees while executing: the state view, the block's height,
-// time and proposer, and a sink for events. It never holds wall-clock time or randomness:
-// everything comes from the block.
+// time, proposer and randomness, the hooks other modules registered, and a sink for
+// events. It never holds wall-clock time or a random source of its own: everything
+// comes from the block.
 type Context struct {
 	Store    store.KV
 	Height   int64
@@ -24,7 +25,13 @@ type Context struct {
 	Proposer []byte // consensus address of the block proposer (20 bytes), nil in CheckTx
 	CheckTx  bool
 	Logger   *slog.Logger
-	events   []Event
+	// BlockRand is the block's randomness (see BlockRand); CheckTx and queries get the
+	// last committed block's. Draw from it with Rand.
+	BlockRand BlockRand
+	// Hooks is what modules registered with one another at app start; nil in bare unit
+	// tests, where each module acts alone.
+	Hooks  *Hooks
+	events []Event
 }
 
 // Emit records an event.

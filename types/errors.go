@@ -37,6 +37,8 @@ const (
 	CodeNotProvider          uint32 = 22
 	CodeInsufficientDeposit  uint32 = 23
 	CodeInvalidCert          uint32 = 24
+	// Staking refusals.
+	CodeBondLocked uint32 = 25
 )
 
 // Error is a refusal carrying its result code.
@@ -81,6 +83,8 @@ var (
 	ErrNotProvider          = &Error{CodeNotProvider, "signer is not a registered provider"}
 	ErrInsufficientDeposit  = &Error{CodeInsufficientDeposit, "insufficient deposit"}
 	ErrInvalidCert          = &Error{CodeInvalidCert, "invalid certificate"}
+
+	ErrBondLocked = &Error{CodeBondLocked, "bond is locked"}
 )
 
 // Wrapf returns an error with base's code and the message "base: detail".

@@ -6,8 +6,10 @@
 //     order's deposit. Funds sit in the Escrow module account; the per-order records
 //     say whose they are.
 //   - Invariant: for every denom, the Escrow module account's balance MUST equal the
-//     sum of the balances of all escrow accounts (closed accounts hold zero).
-//     CheckInvariants verifies it; a mismatch is a broken node, not a user error.
+//     sum of the balances of all escrow accounts (closed accounts hold zero) plus the
+//     pay held back from providers (Held). For every account, Deposited MUST equal
+//     Balance + Paid + Fees + Refunded + Held + ClawedBack. CheckInvariants verifies
+//     both; a mismatch is a broken node, not a user error.
 //   - Pay NEVER pays more than the account holds: a short account pays what is left and
 //     reports it exhausted. The protocol fee goes to the community pool, the rest to
 //     the provider. Each payment owes protocol_fee_bps of itself (the rate in force
@@ -15,8 +17,18 @@
 //     payments owe, rounded up once: the fraction of a base unit taken ahead is kept
 //     in FeeCredit and counts toward later payments. So no lease escapes the fee by
 //     being cheap or short, and none pays more than one base unit over the rate.
+//   - Held-back pay: holdback_bps of each payment's provider share (after the fee;
+//     exact over the lease, rounded down once) is held in the module account, per
+//     order and provider (a provider runs at most one lease of an order: the market
+//     never re-leases an order to a provider that left it), until the lease's dispute
+//     window closes: dispute_window_blocks after the lease closes (OpenDisputeWindow),
+//     at the end of that height, EndBlock releases it to the provider. Until then the
+//     verify module may ClawBack part or all of it (to the tenant, or to the community
+//     pool as a slash). With the defaults (holdback_bps 0, dispute_window_blocks 0)
+//     nothing is held and every payment reaches the provider at once.
 //   - Close refunds whatever is left to the owner in the same block, and a closed
-//     account NEVER takes deposits or pays again.
+//     account NEVER takes deposits or pays again; pay it holds back stays held until
+//     released or clawed back.
 package escrow
 
 import (
@@ -24,6 +36,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math/big"
 	"math/bits"
 	"slices"
 	"strconv"
@@ -48,17 +61,40 @@ type Params struct {
 	// ProtocolFeeBps is the share of every lease payment sent to the community pool, in
 	// basis points.
 	ProtocolFeeBps uint32 `json:"protocol_fee_bps"`
+	// HoldbackBps is the share of each payment's provider part (after the fee) held
+	// back until the lease's dispute window closes, in basis points. Needs a dispute
+	// window.
+	HoldbackBps uint32 `json:"holdback_bps"`
+	// DisputeWindowBlocks is how long after a lease closes it can still be disputed:
+	// its held-back pay is released, and its provider's bond unlocked, at the end of
+	// close height + this. 0: no window, nothing held.
+	DisputeWindowBlocks int64 `json:"dispute_window_blocks,string"`
 }
 
-// DefaultParams: a 0.5% protocol fee, at the low end of the field (0.5–20%).
+// DefaultParams: a 0.5% protocol fee, at the low end of the field (0.5–20%); nothing
+// held back and no dispute window until the verify module needs them.
 func DefaultParams() Params { return Params{ProtocolFeeBps: 50} }
 
 // Validate checks the parameters.
 func (p Params) Validate() error {
-	if p.ProtocolFeeBps > 10000 {
+	switch {
+	case p.ProtocolFeeBps > 10000:
 		return fmt.Errorf("protocol_fee_bps: must be <= 10000 (got %d)", p.ProtocolFeeBps)
+	case p.HoldbackBps > 10000:
+		return fmt.Errorf("holdback_bps: must be <= 10000 (got %d)", p.HoldbackBps)
+	case p.DisputeWindowBlocks < 0 || p.DisputeWindowBlocks > 1_000_000:
+		return fmt.Errorf("dispute_window_blocks: must be 0 to 1000000 (got %d)", p.DisputeWindowBlocks)
+	case p.HoldbackBps > 0 && p.DisputeWindowBlocks == 0:
+		return fmt.Errorf("holdback_bps: %d needs dispute_window_blocks > 0 (held pay is released when the window closes)", p.HoldbackBps)
 	}
 	return nil
+}
+
+// GetParams returns escrow's parameters.
+func GetParams(ctx *types.Context) Params {
+	var p Params
+	params.Get(ctx, ModuleName, &p)
+	return p
 }
 
 // Account states.
@@ -78,6 +114,12 @@ type EscrowAccount struct {
 	Paid      uint64        `json:"paid,string"`      // to providers, net of fees
 	Fees      uint64        `json:"fees,string"`      // to the community pool
 	Refunded  uint64        `json:"refunded,string"`  // back to the owner on close
+	// Held is provider pay held back now, waiting for its lease's dispute window to
+	// close; Released is what was held and then paid; ClawedBack is what was held and
+	// then taken back (to the tenant or as a slash). Paid includes Released.
+	Held       uint64 `json:"held,string"`
+	Released   uint64 `json:"released,string"`
+	ClawedBack uint64 `json:"clawed_back,string"`
 	// FeeCredit is protocol fee taken ahead of what the payments owe, in 1/10000
 	// units (below 10000): the rounding up, credited to later payments.
 	FeeCredit uint64 `json:"fee_credit,string"`
@@ -157,36 +199,63 @@ func Deposit(ctx *types.Context, id uint64, from types.Address, amt types.Coin) 
 	return nil
 }
 
-// Pay pays amount for one block of order id's lease to provider, less the protocol fee.
-// If the account holds less than amount it pays what is left and returns exhausted.
-// It returns the gross amount paid.
+// Pay pays amount for one block of order id's lease to provider: Settle, reporting
+// only the gross amount paid and whether the account ran dry.
 func Pay(ctx *types.Context, id uint64, provider types.Address, amount uint64) (paid uint64, exhausted bool) {
+	r := Settle(ctx, id, provider, amount)
+	return r.Gross, r.Exhausted
+}
+
+// Payment is one settlement of a lease from its escrow.
+type Payment struct {
+	OrderID  uint64        `json:"order_id,string"`
+	Provider types.Address `json:"provider"`
+	Denom    string        `json:"denom"`
+	// Gross is what left the escrow balance: Fee + Held + ToProvider.
+	Gross      uint64 `json:"gross,string"`
+	Fee        uint64 `json:"fee,string"`
+	Held       uint64 `json:"held,string"`
+	ToProvider uint64 `json:"to_provider,string"`
+	// Exhausted is true when the account held less than was asked.
+	Exhausted bool `json:"exhausted"`
+}
+
+// Settle pays amount for one block of order id's lease to provider, less the protocol
+// fee and less the held-back share, and returns the split. If the account holds less
+// than amount it pays what is left and reports it exhausted. It panics on a missing or
+// closed account, or on a provider whose dispute window is already open: the market
+// settles only active leases.
+func Settle(ctx *types.Context, id uint64, provider types.Address, amount uint64) Payment {
 	a, ok := Get(ctx, id)
 	if !ok || a.State != StateOpen {
 		panic(fmt.Sprintf("escrow: pay from missing or closed account of order %d", id))
 	}
-	paid = amount
+	r := Payment{OrderID: id, Provider: provider, Denom: a.Denom, Gross: amount}
 	if a.Balance < amount {
-		paid, exhausted = a.Balance, true
+		r.Gross, r.Exhausted = a.Balance, true
 	}
-	if paid > 0 {
-		var p Params
-		params.Get(ctx, ModuleName, &p)
+	if r.Gross > 0 {
+		p := GetParams(ctx)
 		// NB: rounding each payment instead took up to one unit per block: at 112
 		// ukiln/block, 0.9% for a 0.5% rate, and a 1 ukiln/block lease paid its
 		// provider nothing.
-		var fee uint64
-		fee, a.FeeCredit = feeOf(paid, p.ProtocolFeeBps, a.FeeCredit)
-		mustSend(ctx, bank.CommunityPool, types.NewCoin(a.Denom, fee))
-		mustSend(ctx, provider, types.NewCoin(a.Denom, paid-fee))
+		r.Fee, a.FeeCredit = feeOf(r.Gross, p.ProtocolFeeBps, a.FeeCredit)
+		net := r.Gross - r.Fee
+		if p.HoldbackBps > 0 {
+			r.Held = hold(ctx, &a, provider, net, p.HoldbackBps)
+		}
+		r.ToProvider = net - r.Held
+		mustSend(ctx, bank.CommunityPool, types.NewCoin(a.Denom, r.Fee))
+		mustSend(ctx, provider, types.NewCoin(a.Denom, r.ToProvider))
 		auth.Ensure(ctx, provider)
-		a.Balance -= paid
-		a.Paid += paid - fee
-		a.Fees += fee
+		a.Balance -= r.Gross
+		a.Paid += r.ToProvider
+		a.Fees += r.Fee
+		a.Held += r.Held
 	}
 	a.SettledHeight = ctx.Height
 	set(ctx, a)
-	return paid, exhausted
+	return r
 }
 
 // feeOf returns the fee on a payment of paid at bps basis points, given credit
@@ -250,43 +319,92 @@ func List(ctx *types.Context) []EscrowAccount {
 	return out
 }
 
-// Owed returns what the escrow accounts hold in all, per denom: what the Escrow module
-// account must hold. O(accounts).
+// Owed returns what the escrow accounts hold in all, per denom, balances and held-back
+// pay together: what the Escrow module account must hold. O(accounts).
 func Owed(ctx *types.Context) types.Coins {
 	sums := map[string]uint64{}
 	for _, a := range List(ctx) {
-		s, ok := types.AddUint64(sums[a.Denom], a.Balance)
-		if !ok {
-			// NB: the balances came out of the supply, which fits in 64 bits.
-			panic(fmt.Sprintf("escrow: balances of %s overflow: corrupt records", a.Denom))
+		for _, v := range []uint64{a.Balance, a.Held} {
+			s, ok := types.AddUint64(sums[a.Denom], v)
+			if !ok {
+				// NB: the balances came out of the supply, which fits in 64 bits.
+				panic(fmt.Sprintf("escrow: balances of %s overflow: corrupt records", a.Denom))
+			}
+			sums[a.Denom] = s
 		}
-		sums[a.Denom] = s
 	}
 	return types.SortedCoins(sums)
 }
 
 // CheckInvariants returns an error unless the module account's balance of every denom
-// equals the sum of the escrow accounts' balances and every closed account is empty.
-// O(accounts): for tests and audits.
+// equals the sum of the escrow accounts' balances and held pay, every account's
+// deposits are accounted for (Deposited = Balance + Paid + Fees + Refunded + Held +
+// ClawedBack), every account's Held is the sum of its holds, and the release queue
+// names exactly the holds in their dispute window. O(accounts + holds): for tests and
+// audits.
 func CheckInvariants(ctx *types.Context) error {
+	sums := map[string]uint64{}
+	add := func(denom string, v uint64) error {
+		s, ok := types.AddUint64(sums[denom], v)
+		if !ok {
+			return fmt.Errorf("escrow: balances of %s overflow", denom)
+		}
+		sums[denom] = s
+		return nil
+	}
+	held := map[uint64]uint64{}
+	windows := 0
+	for _, h := range Holds(ctx, 0) {
+		held[h.OrderID] += h.Amount
+		if h.Total != h.Amount+h.Released+h.ClawedBack {
+			return fmt.Errorf("escrow: hold of order %d, provider %s: total %d != held %d + released %d + clawed back %d", h.OrderID, h.Provider, h.Total, h.Amount, h.Released, h.ClawedBack)
+		}
+		_, queued := ctx.Store.Get(releaseKey(h.ReleaseHeight, h.OrderID, h.Provider))
+		if queued != (h.State == HoldWindow) || h.State == HoldReleased && h.Amount != 0 {
+			return fmt.Errorf("escrow: hold of order %d, provider %s in state %s holds %d, release queued %v", h.OrderID, h.Provider, h.State, h.Amount, queued)
+		}
+		if h.State == HoldWindow {
+			windows++
+		}
+	}
+	queued := 0
+	ctx.Store.Iterate(releasePrefix, func(_, _ []byte) bool { queued++; return true })
+	if queued != windows {
+		return fmt.Errorf("escrow: release queue holds %d entries, %d holds are in their window", queued, windows)
+	}
 	for _, a := range List(ctx) {
 		if a.State == StateClosed && a.Balance != 0 {
 			return fmt.Errorf("escrow: closed account of order %d holds %d%s", a.OrderID, a.Balance, a.Denom)
 		}
-	}
-	sums := map[string]uint64{}
-	for _, c := range Owed(ctx) {
-		sums[c.Denom] = c.Amount
+		if a.Held != held[a.OrderID] {
+			return fmt.Errorf("escrow: account of order %d says %d held, its holds add up to %d", a.OrderID, a.Held, held[a.OrderID])
+		}
+		out := new(big.Int)
+		for _, v := range []uint64{a.Balance, a.Paid, a.Fees, a.Refunded, a.Held, a.ClawedBack} {
+			out.Add(out, new(big.Int).SetUint64(v))
+		}
+		if out.Cmp(new(big.Int).SetUint64(a.Deposited)) != 0 {
+			return fmt.Errorf("escrow: account of order %d: deposited %d, but balance %d + paid %d + fees %d + refunded %d + held %d + clawed back %d = %s",
+				a.OrderID, a.Deposited, a.Balance, a.Paid, a.Fees, a.Refunded, a.Held, a.ClawedBack, out)
+		}
+		if err := add(a.Denom, a.Balance); err != nil {
+			return err
+		}
+		if err := add(a.Denom, a.Held); err != nil {
+			return err
+		}
 	}
 	for _, c := range bank.Balances(ctx, Account) {
 		if sums[c.Denom] != c.Amount {
-			return fmt.Errorf("escrow: module account holds %s but accounts add up to %d", c, sums[c.Denom])
+			return fmt.Errorf("escrow: module account holds %s but accounts and held pay add up to %d", c, sums[c.Denom])
 		}
 		delete(sums, c.Denom)
 	}
 	// NB: sorted, so every node reports the same denom first.
 	for _, d := range slices.Sorted(maps.Keys(sums)) {
-		return fmt.Errorf("escrow: accounts hold %d%s the module account does not have", sums[d], d)
+		if sums[d] != 0 {
+			return fmt.Errorf("escrow: accounts hold %d%s the module account does not have", sums[d], d)
+		}
 	}
 	return nil
 }

@@ -30,4 +30,17 @@
 //     wrote it.
 //   - Per-block work is proportional to active leases and to orders due this block:
 //     active leases and the due-queue are indexed by prefix; history is never scanned.
+//   - Every close has a Reason, built in or registered by another module at app start
+//     (RegisterReason), which says whether the lease pays the current block, whether an
+//     auto_redeploy order re-opens, and whether the provider's held-back pay goes back
+//     to the tenant at once. Closing with an unknown reason panics: a programming
+//     error. Other modules close leases only through CloseLease.
+//   - Closing a lease opens its dispute window (x/escrow: held pay is released when it
+//     ends). While a provider has an active lease, or a closed one in its dispute
+//     window, its bond cannot fall below min_provider_stake nor leave (ErrBondLocked,
+//     naming the lease and the height it unlocks): the guard Wire registers with
+//     staking.
+//   - Modules follow leases through Hooks (created, started, closed, payment made),
+//     registered at app start and run in that declared order, after the market's own
+//     writes; the market imports none of them.
 package market

@@ -241,6 +241,7 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		setLease(ctx, &l)
 		ctx.Emit("lease_started", "lease", idStr(l.ID), "attempt", strconv.FormatUint(uint64(l.Attempt), 10),
 			"provider", l.Provider.String(), "height", strconv.FormatInt(ctx.Height, 10))
+		fire(ctx, func(h Hooks) { h.LeaseStarted(ctx, l) })
 		return nil
 	case *MsgCompleteLease:
 		o, l, err := activeLease(ctx, m.LeaseID)
@@ -331,6 +332,11 @@ func createBid(ctx *types.Context, p Params, m *MsgCreateBid) error {
 	prov, ok := registry.Get(ctx, m.Provider)
 	if !ok {
 		return types.Wrapf(types.ErrNotProvider, "%s is not a registered provider; register with kiln tx registry register-provider", m.Provider)
+	}
+	var rp registry.Params
+	params.Get(ctx, registry.ModuleName, &rp)
+	if prov.Stake < rp.MinProviderStake {
+		return types.Wrapf(types.ErrNotProvider, "provider %s has %d bonded, below min_provider_stake %d (it was slashed); add stake with kiln tx registry update-provider", m.Provider, prov.Stake, rp.MinProviderStake)
 	}
 	for _, x := range o.Excluded {
 		if x == m.Provider {
@@ -444,22 +450,22 @@ func makeLease(ctx *types.Context, p Params, o *Order, b Bid) {
 	setOrder(ctx, o)
 	ctx.Emit("lease_created", "lease", idStr(o.ID), "order", idStr(o.ID), "attempt", strconv.FormatUint(uint64(l.Attempt), 10),
 		"owner", o.Owner.String(), "provider", b.Provider.String(), "price", idStr(b.Price), "gpus", describeGPUs(b.Usage))
+	fire(ctx, func(h Hooks) { h.LeaseCreated(ctx, l) })
 }
 
-// closeLease closes an active lease, releases its capacity and then closes its order
-// (refunding the escrow) or, for auto_redeploy after provider_unresponsive, re-opens it.
+// closeLease closes an active lease for reason (built in or registered; an unknown one
+// panics), releases its capacity, opens its dispute window and then closes its order
+// (refunding the escrow) or, for a Redeploy reason on an auto_redeploy order, re-opens
+// it; last, the LeaseClosed hooks run.
 func closeLease(ctx *types.Context, p Params, o *Order, l *Lease, reason, output string) {
+	r := mustReason(ctx, reason)
 	// A lease pays for every block its workload ran in, from the block after it
 	// started. A close by transaction (tenant, provider, completion) comes before this
 	// block's settlement in EndBlock, so it pays for this block here: a batch job done
 	// in the block after it started still pays for that block. A lease never started
 	// pays nothing.
-	switch reason {
-	case ReasonTenantClosed, ReasonProviderClosed, ReasonCompleted, ReasonWorkloadFailed:
-		if acct, ok := escrow.Get(ctx, o.ID); ok && billable(l, ctx.Height) && acct.SettledHeight < ctx.Height {
-			escrow.Pay(ctx, o.ID, l.Provider, l.Price)
-		}
-	}
+	acct, _ := escrow.Get(ctx, o.ID)
+	paysNow := r.PaysThisBlock && acct.State == escrow.StateOpen && billable(l, ctx.Height) && acct.SettledHeight < ctx.Height
 	l.State = LeaseClosed
 	l.CloseReason = reason
 	l.ClosedHeight = ctx.Height
@@ -467,19 +473,42 @@ func closeLease(ctx *types.Context, p Params, o *Order, l *Lease, reason, output
 	setLease(ctx, l)
 	ctx.Store.Delete(u64key(activePrefix, l.ID))
 	setUsed(ctx, l.Provider, Used(ctx, l.Provider).Sub(l.Usage))
+	if paysNow {
+		// NB: after the lease is marked closed, so a PaymentMade hook that tries to
+		// close it too gets ErrLeaseClosed instead of closing it twice.
+		settle(ctx, l)
+	}
+	noteWindow(ctx, l, escrow.OpenDisputeWindow(ctx, o.ID, l.Provider))
+	if h, ok := escrow.GetHold(ctx, o.ID, l.Provider); r.RefundHeld && ok && h.Amount > 0 {
+		if err := escrow.ClawBack(ctx, o.ID, l.Provider, h.Amount, o.Owner); err != nil {
+			panic(fmt.Sprintf("market: refund held pay of lease %d: %v", l.ID, err))
+		}
+	}
 	ev := []string{"lease", idStr(l.ID), "attempt", strconv.FormatUint(uint64(l.Attempt), 10), "owner", l.Owner.String(),
 		"provider", l.Provider.String(), "reason", reason, "height", strconv.FormatInt(ctx.Height, 10)}
 	if output != "" {
 		ev = append(ev, "output_hash", output)
 	}
 	ctx.Emit("lease_closed", ev...)
-	if acct, _ := escrow.Get(ctx, o.ID); reason == ReasonProviderUnresponsive && o.AutoRedeploy && acct.Balance > 0 {
+	if acct, _ := escrow.Get(ctx, o.ID); r.Redeploy && o.AutoRedeploy && acct.Balance > 0 {
 		o.Excluded = append(o.Excluded, l.Provider)
 		openOrder(ctx, p, o)
 		ctx.Emit("order_reopened", "order", idStr(o.ID), "excluded", l.Provider.String(), "bid_close_height", strconv.FormatInt(o.BidCloseHeight, 10))
-		return
+	} else {
+		closeOrder(ctx, o, reason)
 	}
-	closeOrder(ctx, o, reason)
+	closed := *l
+	fire(ctx, func(h Hooks) { h.LeaseClosed(ctx, closed, r) })
+}
+
+// settle pays one block of lease l from its escrow and runs the PaymentMade hooks.
+func settle(ctx *types.Context, l *Lease) escrow.Payment {
+	pay := escrow.Settle(ctx, l.ID, l.Provider, l.Price)
+	if pay.Gross > 0 {
+		lease := *l
+		fire(ctx, func(h Hooks) { h.PaymentMade(ctx, lease, pay) })
+	}
+	return pay
 }
 
 // billable reports whether lease l owes block h: its workload started in an earlier
@@ -511,6 +540,9 @@ func EndBlock(ctx *types.Context) {
 		return true
 	})
 	for _, id := range active {
+		if _, still := ctx.Store.Get(u64key(activePrefix, id)); !still {
+			continue // NB: a hook closed it earlier in this loop
+		}
 		o, l, err := activeLease(ctx, id)
 		if err != nil {
 			panic(fmt.Sprintf("market: active index names lease %d: %v", id, err))
@@ -535,7 +567,11 @@ func EndBlock(ctx *types.Context) {
 		if !billable(&l, ctx.Height) {
 			continue
 		}
-		if _, exhausted := escrow.Pay(ctx, id, l.Provider, l.Price); exhausted {
+		pay := settle(ctx, &l)
+		if _, still := ctx.Store.Get(u64key(activePrefix, id)); !still {
+			continue // NB: a PaymentMade hook closed it
+		}
+		if pay.Exhausted {
 			closeLease(ctx, p, &o, &l, ReasonEscrowExhausted, "")
 		}
 	}

@@ -1,6 +1,8 @@
-// Package registry records providers: their stake, endpoint, TLS certificate and
-// hardware inventory. Provider stake is bonded through staking (purpose "provider"),
-// so it unbonds over the same period and can be slashed the same way.
+// Package registry records providers: their endpoint, TLS certificate and hardware
+// inventory. Provider stake is bonded through staking (purpose "provider"), so it
+// unbonds over the same period, can be slashed (staking.SlashBond) and can be locked by
+// the modules whose leases and disputes involve the provider (staking's unbond guards).
+// The registry NEVER keeps a copy of the stake: every read takes the live bond.
 package registry
 
 import (
@@ -38,50 +40,67 @@ func DefaultParams() Params { return Params{MinProviderStake: 100_000_000} }
 // Validate checks the parameters.
 func (p Params) Validate() error { return nil }
 
-// Provider is a registered provider.
+// Provider is a registered provider, as Get, List and queries return it.
 type Provider struct {
+	Owner     types.Address `json:"owner"`
+	Endpoint  string        `json:"endpoint"`
+	CertPEM   string        `json:"cert_pem"`
+	Inventory Inventory     `json:"inventory"`
+	// Stake is the provider's live bond, read from staking when the provider is read:
+	// it is never stored here, so a slash or a top-up shows at once.
+	Stake         uint64 `json:"stake,string"`
+	CreatedHeight int64  `json:"created_height,string"`
+	UpdatedHeight int64  `json:"updated_height,string"`
+}
+
+// record is a Provider as stored: everything but the stake, which staking holds.
+type record struct {
 	Owner         types.Address `json:"owner"`
 	Endpoint      string        `json:"endpoint"`
 	CertPEM       string        `json:"cert_pem"`
 	Inventory     Inventory     `json:"inventory"`
-	Stake         uint64        `json:"stake,string"`
 	CreatedHeight int64         `json:"created_height,string"`
 	UpdatedHeight int64         `json:"updated_height,string"`
 }
 
 func key(a types.Address) []byte { return append(append([]byte{}, providerPrefix...), a[:]...) }
 
-// Get returns the provider owned by a.
+// decode reads a stored record and fills in the live stake.
+func decode(ctx *types.Context, v []byte) Provider {
+	var r record
+	if err := json.Unmarshal(v, &r); err != nil {
+		panic(fmt.Sprintf("registry: corrupt provider record: %v", err))
+	}
+	return Provider{Owner: r.Owner, Endpoint: r.Endpoint, CertPEM: r.CertPEM, Inventory: r.Inventory,
+		Stake: staking.Bonded(ctx, BondPurpose, r.Owner), CreatedHeight: r.CreatedHeight, UpdatedHeight: r.UpdatedHeight}
+}
+
+// Get returns the provider owned by a, with its live stake.
 func Get(ctx *types.Context, a types.Address) (Provider, bool) {
 	v, ok := ctx.Store.Get(key(a))
 	if !ok {
 		return Provider{}, false
 	}
-	var p Provider
-	if err := json.Unmarshal(v, &p); err != nil {
-		panic(fmt.Sprintf("registry: corrupt provider %s: %v", a, err))
-	}
-	return p, true
+	return decode(ctx, v), true
 }
 
 func set(ctx *types.Context, p Provider) {
-	p.UpdatedHeight = ctx.Height
-	p.Stake = staking.Bonded(ctx, BondPurpose, p.Owner)
-	b, _ := json.Marshal(p)
+	b, _ := json.Marshal(record{Owner: p.Owner, Endpoint: p.Endpoint, CertPEM: p.CertPEM, Inventory: p.Inventory,
+		CreatedHeight: p.CreatedHeight, UpdatedHeight: ctx.Height})
 	ctx.Store.Set(key(p.Owner), b)
 }
 
-// List returns all providers sorted by owner address.
+// List returns all providers sorted by owner address, with their live stakes.
 func List(ctx *types.Context) []Provider {
-	var out []Provider
+	var raw [][]byte
 	ctx.Store.Iterate(providerPrefix, func(_, v []byte) bool {
-		var p Provider
-		if err := json.Unmarshal(v, &p); err != nil {
-			panic(err)
-		}
-		out = append(out, p)
+		raw = append(raw, v)
 		return true
 	})
+	out := make([]Provider, 0, len(raw))
+	for _, v := range raw {
+		out = append(out, decode(ctx, v))
+	}
 	return out
 }
 

@@ -207,3 +207,28 @@ func FuzzParseInventory(f *testing.F) {
 		}
 	})
 }
+
+// A provider's stake is read from staking, never a copy: a slash (or any change to the
+// bond outside the registry) shows at once in Get and List.
+func TestProviderStakeIsLive(t *testing.T) {
+	ctx := &types.Context{Store: store.NewMem(), Height: 10}
+	params.Set(ctx, staking.ModuleName, staking.DefaultParams())
+	params.Set(ctx, ModuleName, DefaultParams())
+	owner := types.ModuleAddress("prov")
+	bank.Mint(ctx, owner, types.NewCoin("ukiln", 1_000_000_000))
+	if err := Handle(ctx, &MsgRegisterProvider{Owner: owner, Endpoint: "https://127.0.0.1:8443", CertPEM: testCert(t),
+		Inventory: validInventory(), Stake: types.NewCoin("ukiln", 100_000_000)}); err != nil {
+		t.Fatal(err)
+	}
+	ctx.Height = 20
+	slashed, err := staking.SlashBond(ctx, BondPurpose, owner, 15, 2500, "test")
+	if err != nil || slashed != 25_000_000 {
+		t.Fatalf("SlashBond = %d, %v", slashed, err)
+	}
+	if p, _ := Get(ctx, owner); p.Stake != 75_000_000 {
+		t.Fatalf("Get after a 25%% slash: stake %d, want 75000000", p.Stake)
+	}
+	if ps := List(ctx); len(ps) != 1 || ps[0].Stake != 75_000_000 {
+		t.Fatalf("List after a 25%% slash = %+v, want stake 75000000", ps)
+	}
+}

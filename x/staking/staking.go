@@ -3,8 +3,16 @@
 // unbonding stake for an unbonding period, and slashes and jails for double-signing
 // (Misbehavior evidence) and downtime (votes absent from DecidedLastCommit).
 //
-// Bonded and unbonding stake is held by the BondedPool module account; slashed stake is
-// burned, so total supply falls by exactly the slashed amount.
+// Bonded and unbonding stake is held by the BondedPool module account, which MUST hold
+// exactly the validators' tokens, the generic bonds and the unbonding entries
+// (CheckInvariants). Slashed validator stake is burned, so total supply falls by exactly
+// the slashed amount. Slashed provider and verifier bonds (SlashBond) go to the
+// community pool instead, supply unchanged: the verify module pays reporters and
+// compensates tenants from there.
+//
+// A generic bond can be locked: modules register UnbondGuards per purpose (the market
+// locks a provider's bond while it has an active lease or one in its dispute window),
+// and Unbond asks them before any stake leaves the bond.
 package staking
 
 import (
@@ -34,6 +42,7 @@ var (
 	bondPrefix      = []byte("staking/bond/")
 	ubdPrefix       = []byte("staking/ubd/")
 	ubdSeqKey       = []byte("staking/ubdseq")
+	ubdOwnerPrefix  = []byte("staking/ubdo/") // purpose/owner|completion|seq → {}: an owner's unbondings
 	lastPowerPrefix = []byte("staking/lastpower/")
 	signPrefix      = []byte("staking/sign/")
 )
@@ -297,18 +306,55 @@ type Unbonding struct {
 	Amount     uint64        `json:"amount,string"`
 	Denom      string        `json:"denom"`
 	Completion int64         `json:"completion_height,string"`
+	// CreationHeight is when the stake left its bond: a fault proven at or after this
+	// height can no longer reach it, one committed before can (SlashBond).
+	CreationHeight int64 `json:"creation_height,string"`
+	// Slashed is what SlashBond took from this entry.
+	Slashed uint64 `json:"slashed,string,omitempty"`
+}
+
+func ubdKey(completion int64, seq uint64) []byte {
+	k := append(append([]byte{}, ubdPrefix...), b64(uint64(completion))...)
+	return append(k, b64(seq)...)
+}
+
+func ubdOwnerPrefixOf(purpose string, owner types.Address) []byte {
+	k := append(append([]byte{}, ubdOwnerPrefix...), purpose...)
+	k = append(k, '/')
+	return append(k, owner[:]...)
 }
 
 func queueUnbonding(ctx *types.Context, p Params, owner types.Address, purpose string, amount uint64) {
 	seqb, _ := ctx.Store.Get(ubdSeqKey)
 	seq := u64(seqb)
 	ctx.Store.Set(ubdSeqKey, b64(seq+1))
-	u := Unbonding{Owner: owner, Purpose: purpose, Amount: amount, Denom: p.BondDenom, Completion: ctx.Height + p.UnbondingBlocks}
-	k := append(append([]byte{}, ubdPrefix...), b64(uint64(u.Completion))...)
-	k = append(k, b64(seq)...)
+	u := Unbonding{Owner: owner, Purpose: purpose, Amount: amount, Denom: p.BondDenom, Completion: ctx.Height + p.UnbondingBlocks, CreationHeight: ctx.Height}
+	setUnbonding(ctx, ubdKey(u.Completion, seq), u)
+	ctx.Store.Set(append(ubdOwnerPrefixOf(purpose, owner), ubdKey(u.Completion, seq)[len(ubdPrefix):]...), []byte{})
+	ctx.Emit("unbond", "owner", owner.String(), "purpose", purpose, "amount", fmt.Sprint(amount), "completion_height", fmt.Sprint(u.Completion))
+}
+
+func setUnbonding(ctx *types.Context, k []byte, u Unbonding) {
 	b, _ := json.Marshal(u)
 	ctx.Store.Set(k, b)
-	ctx.Emit("unbond", "owner", owner.String(), "purpose", purpose, "amount", fmt.Sprint(amount), "completion_height", fmt.Sprint(u.Completion))
+}
+
+func getUnbonding(ctx *types.Context, k []byte) (Unbonding, bool) {
+	v, ok := ctx.Store.Get(k)
+	if !ok {
+		return Unbonding{}, false
+	}
+	var u Unbonding
+	if err := json.Unmarshal(v, &u); err != nil {
+		panic(fmt.Sprintf("staking: corrupt unbonding at %q: %v", k, err))
+	}
+	return u, true
+}
+
+// deleteUnbonding removes the entry at queue key k and its owner index.
+func deleteUnbonding(ctx *types.Context, k []byte, u Unbonding) {
+	ctx.Store.Delete(k)
+	ctx.Store.Delete(append(ubdOwnerPrefixOf(u.Purpose, u.Owner), k[len(ubdPrefix):]...))
 }
 
 // Unbondings returns the unbonding queue in completion order.
@@ -334,16 +380,12 @@ func matureUnbondings(ctx *types.Context) {
 		return true
 	})
 	for _, k := range due {
-		v, _ := ctx.Store.Get(k)
-		var u Unbonding
-		if err := json.Unmarshal(v, &u); err != nil {
-			panic(err)
-		}
+		u, _ := getUnbonding(ctx, k)
 		if err := bank.Send(ctx, BondedPool, u.Owner, types.NewCoin(u.Denom, u.Amount)); err != nil {
 			panic(fmt.Sprintf("staking: bonded pool cannot pay matured unbonding: %v", err))
 		}
 		auth.Ensure(ctx, u.Owner)
-		ctx.Store.Delete(k)
+		deleteUnbonding(ctx, k, u)
 		ctx.Emit("unbond_complete", "owner", u.Owner.String(), "purpose", u.Purpose, "amount", fmt.Sprint(u.Amount))
 	}
 }
@@ -369,13 +411,14 @@ func Bond(ctx *types.Context, purpose string, owner types.Address, amount uint64
 	if err := bank.Send(ctx, owner, BondedPool, types.NewCoin(p.BondDenom, amount)); err != nil {
 		return err
 	}
-	ctx.Store.Set(bondKey(purpose, owner), b64(Bonded(ctx, purpose, owner)+amount))
+	setBond(ctx, purpose, owner, Bonded(ctx, purpose, owner)+amount)
 	ctx.Emit("bond", "owner", owner.String(), "purpose", purpose, "amount", fmt.Sprint(amount))
 	return nil
 }
 
 // Unbond starts unbonding amount of owner's bond for purpose; it is paid back after the
-// unbonding period.
+// unbonding period. It first asks the purpose's UnbondGuards, and refuses with the
+// first guard's error (ErrBondLocked) if one holds the bond; it changes nothing then.
 func Unbond(ctx *types.Context, purpose string, owner types.Address, amount uint64) error {
 	var p Params
 	params.Get(ctx, ModuleName, &p)
@@ -383,11 +426,10 @@ func Unbond(ctx *types.Context, purpose string, owner types.Address, amount uint
 	if have < amount {
 		return types.Wrapf(types.ErrInsufficientFunds, "%s has %d bonded for %s, cannot unbond %d", owner, have, purpose, amount)
 	}
-	if have == amount {
-		ctx.Store.Delete(bondKey(purpose, owner))
-	} else {
-		ctx.Store.Set(bondKey(purpose, owner), b64(have-amount))
+	if err := checkGuards(ctx, purpose, owner, have-amount); err != nil {
+		return err
 	}
+	setBond(ctx, purpose, owner, have-amount)
 	queueUnbonding(ctx, p, owner, purpose, amount)
 	return nil
 }
