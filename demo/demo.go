@@ -21,6 +21,7 @@ import (
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/keyring"
 	"github.com/kiln-network/kiln/node"
+	"github.com/kiln-network/kiln/ports"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/daemon"
 	"github.com/kiln-network/kiln/tenant"
@@ -42,6 +43,10 @@ type Options struct {
 	Worker   string
 	Progress io.Writer // progress lines; nil discards
 	Logger   *slog.Logger
+	// PickPort picks the loopback port the demo's service binds, which must be written
+	// into its manifest ahead; nil picks a free one (ports.Pick). A port taken by
+	// another program before the service binds it is replaced by a fresh pick.
+	PickPort func() (int, error)
 }
 
 // Job is one deployment in the summary.
@@ -114,6 +119,15 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.PickPort == nil {
+		o.PickPort = func() (int, error) {
+			p, err := ports.Pick("127.0.0.1", 1)
+			if err != nil {
+				return 0, err
+			}
+			return p[0], nil
+		}
+	}
 	if o.Worker == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -156,16 +170,15 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if err != nil {
 		return s, err
 	}
-	rpc, p2p, err := node.LoopbackAddrs()
-	if err != nil {
-		return s, err
-	}
-	conf.RPC.ListenAddress, conf.P2P.ListenAddress = rpc, p2p
+	// NB: the node binds free ports itself; nothing is picked ahead for another program
+	// to take in between.
+	node.UseFreePorts(conf)
 	n, err := node.Start(conf, node.Options{Logger: o.Logger, CometLevel: slog.LevelError + 4, CheckInvariants: true})
 	if err != nil {
 		return s, err
 	}
 	defer n.Stop()
+	rpc := n.RPCAddr()
 	s.RPC = rpc
 	c, err := client.New(rpc)
 	if err != nil {
@@ -248,25 +261,9 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 
 	// One HTTP service, reached through the provider's ingress over mTLS.
-	port, err := node.FreePort()
+	r, svc, err := deployService(ctx, c, tenantKey, o, opts, &s, step)
 	if err != nil {
 		return s, err
-	}
-	svcPlan := batch("inference", o.Worker, []string{"work", "serve", "--port", fmt.Sprint(port)}, "rtx4090", 1, nil)
-	svcPlan.Kind = market.KindService
-	svcPlan.Manifest.Services[0].Expose = []api.Expose{{Port: uint32(port), Global: true, Proto: "tcp"}}
-	step("deploying service inference (HTTP on port %d behind the ingress)", port)
-	r, err := tenant.Deploy(ctx, c, tenantKey, svcPlan, opts)
-	if err != nil {
-		return s, fmt.Errorf("service: %w", err)
-	}
-	svc := jobFrom("inference-4090", r)
-	if body, err := reach(ctx, c, tenantKey, opts.CertDir, r); err != nil {
-		step("  ingress: %v", err)
-	} else {
-		s.ServicesReached++
-		svc.Result = body
-		step("  ingress answered: %s", body)
 	}
 	// closeService closes the service lease and waits until its provider has stopped
 	// the workload, so that the demo leaves no process behind.
@@ -309,6 +306,78 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	stopDaemons()
 	return s, nil
+}
+
+// deployService deploys the demo's HTTP service and calls it through the ingress.
+//
+// NB: the process executor runs the service as a host process that binds its port
+// itself, so the port is picked ahead and written into the manifest, and another
+// program may take it before the service binds it. The service then exits with
+// "address already in use": its lease is closed (its row stays in the summary, with
+// its money) and the service deployed again on a fresh port, up to ports.Attempts
+// times.
+func deployService(ctx context.Context, c *client.Client, key ed25519.PrivateKey, o Options, opts tenant.Options, s *Summary,
+	step func(string, ...any)) (tenant.Result, Job, error) {
+	for attempt := 1; ; attempt++ {
+		port, err := o.PickPort()
+		if err != nil {
+			return tenant.Result{}, Job{}, fmt.Errorf("service: pick a port: %w", err)
+		}
+		plan := batch("inference", o.Worker, []string{"work", "serve", "--port", fmt.Sprint(port)}, "rtx4090", 1, nil)
+		plan.Kind = market.KindService
+		plan.Manifest.Services[0].Expose = []api.Expose{{Port: uint32(port), Global: true, Proto: "tcp"}}
+		step("deploying service inference (HTTP on port %d behind the ingress)", port)
+		r, deployErr := tenant.Deploy(ctx, c, key, plan, opts)
+		svc := jobFrom("inference-4090", r)
+		var reachErr error
+		if deployErr == nil {
+			var body string
+			if body, reachErr = reach(ctx, c, key, opts.CertDir, r); reachErr == nil {
+				s.ServicesReached++
+				svc.Result = body
+				step("  ingress answered: %s", body)
+				return r, svc, nil
+			}
+		}
+		// NB: a service that fails at once fails Deploy; one that fails a moment later
+		// is found by reach. Either way its log says whether its port was taken.
+		retry := r.LeaseHeight > 0 && attempt < ports.Attempts && portTaken(ctx, c, key, opts.CertDir, r)
+		switch {
+		case !retry && deployErr != nil:
+			return r, svc, fmt.Errorf("service: %w", deployErr)
+		case !retry:
+			step("  ingress: %v", reachErr)
+			return r, svc, nil
+		}
+		step("  port %d was taken by another program before the service bound it: closing lease %d, deploying again on a fresh port (attempt %d of %d)",
+			port, r.OrderID, attempt+1, ports.Attempts)
+		owner := types.AddressFromPubKey(key.Public().(ed25519.PublicKey))
+		if _, err := c.Send(ctx, key, client.SignOptions{}, &market.MsgCloseLease{Sender: owner, LeaseID: r.OrderID}); err != nil {
+			return r, svc, fmt.Errorf("close lease %d of the service that lost its port: %w", r.OrderID, err)
+		}
+		svc.Name, svc.State = fmt.Sprintf("inference-4090 (port %d taken)", port), api.StateFailed
+		s.Jobs = append(s.Jobs, svc)
+	}
+}
+
+// portTaken reports whether the service of lease r failed because its port was in
+// use, from its log on the provider.
+func portTaken(ctx context.Context, c *client.Client, key ed25519.PrivateKey, certDir string, r tenant.Result) bool {
+	pc, err := tenant.ConnectAs(ctx, c, key, certDir, r.Provider)
+	if err != nil {
+		return false
+	}
+	defer pc.Close()
+	if st, err := pc.Status(ctx, r.OrderID); err != nil || st.State != api.StateFailed {
+		return false
+	}
+	rc, err := pc.Logs(ctx, r.OrderID, api.LogSelector{}, false)
+	if err != nil {
+		return false
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(io.LimitReader(rc, 64<<10))
+	return ports.InUseText(string(b))
 }
 
 // batch builds a one-service plan for the demo: price per block well above what any

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/kiln-network/kiln/app"
 	"github.com/kiln-network/kiln/keyring"
+	"github.com/kiln-network/kiln/ports"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/bank"
 	"github.com/kiln-network/kiln/x/staking"
@@ -69,6 +71,13 @@ func InitLocalnet(o LocalnetOptions) (Localnet, error) {
 		return Localnet{}, fmt.Errorf("%s already holds a localnet (remove it to start over)", o.Dir)
 	}
 	ln := Localnet{ChainID: o.ChainID}
+	// NB: every port at once, so that no two nodes (nor a node's RPC and P2P) get the
+	// same one. They are written down here and bound at `localnet start`; one taken in
+	// between is moved then.
+	picked, err := ports.Pick(localnetHost, 2*o.Validators)
+	if err != nil {
+		return ln, err
+	}
 	g := app.DefaultGenesis()
 	var pvs []cmttypes.PrivValidator
 	var confs []*cfg.Config
@@ -76,10 +85,7 @@ func InitLocalnet(o LocalnetOptions) (Localnet, error) {
 		name := fmt.Sprintf("node%d", i)
 		home := filepath.Join(o.Dir, name)
 		conf := DefaultConfig(home, name, o.BlockTime)
-		rpc, p2p, err := LoopbackAddrs()
-		if err != nil {
-			return ln, err
-		}
+		rpc, p2p := tcpAddr(picked[2*i]), tcpAddr(picked[2*i+1])
 		conf.RPC.ListenAddress, conf.P2P.ListenAddress = rpc, p2p
 		pv, nk, err := writeNodeKeys(conf)
 		if err != nil {
@@ -108,20 +114,43 @@ func InitLocalnet(o LocalnetOptions) (Localnet, error) {
 		ln.Nodes = append(ln.Nodes, LocalnetNode{Name: name, Home: home, RPC: rpc, P2P: p2p, NodeID: string(nk.ID()), Operator: op.Address})
 	}
 	for i, conf := range confs {
-		var peers []string
-		for j, n := range ln.Nodes {
-			if j != i {
-				peers = append(peers, n.NodeID+"@"+strings.TrimPrefix(n.P2P, "tcp://"))
-			}
-		}
-		conf.P2P.PersistentPeers = strings.Join(peers, ",")
+		conf.P2P.PersistentPeers = ln.peersOf(i)
 		if err := WriteGenesis(conf.GenesisFile(), o.ChainID, g, pvs); err != nil {
 			return ln, err
 		}
 		cfg.WriteConfigFile(filepath.Join(conf.RootDir, "config", "config.toml"), conf)
 	}
+	return ln, ln.save(o.Dir)
+}
+
+// localnetHost is where localnet nodes listen.
+const localnetHost = "127.0.0.1"
+
+func tcpAddr(port int) string { return fmt.Sprintf("tcp://%s:%d", localnetHost, port) }
+
+// peersOf is node i's persistent_peers: every other node.
+func (ln Localnet) peersOf(i int) string {
+	var peers []string
+	for j, n := range ln.Nodes {
+		if j != i {
+			peers = append(peers, n.NodeID+"@"+strings.TrimPrefix(n.P2P, "tcp://"))
+		}
+	}
+	return strings.Join(peers, ",")
+}
+
+func (ln Localnet) save(dir string) error {
 	b, _ := json.MarshalIndent(ln, "", "  ")
-	return ln, os.WriteFile(filepath.Join(o.Dir, LocalnetFile), b, 0o644)
+	return writeFileAtomic(filepath.Join(dir, LocalnetFile), b)
+}
+
+// writeFileAtomic replaces path with b, never leaving it half written.
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // LoadLocalnet reads DIR/localnet.json.
@@ -141,37 +170,35 @@ func LoadLocalnet(dir string) (Localnet, error) {
 // process (logs in HOME/node.log, pid in HOME/node.pid) until ctx ends, then stops them
 // with SIGTERM. A node that exits (say, stopped by hand to test fault tolerance) is
 // reported on status and not restarted; restart it with `kiln node --home HOME`.
+//
+// The ports were picked at init and written into the nodes' configs: another program
+// may have taken one since. A node that fails to start because its address is
+// already in use is moved to fresh ports and started again, up to ports.Attempts
+// starts, saying so on status; its config.toml, every other node's persistent_peers
+// and localnet.json are rewritten, so that later starts use the new ports. Nodes
+// already running keep dialing the old address; the moved node dials them.
 func StartLocalnet(ctx context.Context, bin, dir string, status io.Writer) error {
 	ln, err := LoadLocalnet(dir)
 	if err != nil {
 		return err
 	}
+	var procs []*localProc
 	var wg sync.WaitGroup
-	var procs []*exec.Cmd
-	for _, n := range ln.Nodes {
-		logf, err := os.OpenFile(filepath.Join(n.Home, "node.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	for i := range ln.Nodes {
+		p, err := startLocalNode(ctx, bin, dir, &ln, i, status)
 		if err != nil {
+			stopAll(procs)
 			return err
 		}
-		c := exec.Command(bin, "node", "--home", n.Home)
-		c.Stdout, c.Stderr = logf, logf
-		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := c.Start(); err != nil {
-			stopAll(procs)
-			return fmt.Errorf("start %s: %w", n.Name, err)
-		}
-		os.WriteFile(filepath.Join(n.Home, "node.pid"), []byte(fmt.Sprint(c.Process.Pid)), 0o644)
-		fmt.Fprintf(status, "%s: pid %d, rpc %s, home %s\n", n.Name, c.Process.Pid, n.RPC, n.Home)
-		procs = append(procs, c)
+		procs = append(procs, p)
 		wg.Add(1)
-		go func(n LocalnetNode, c *exec.Cmd, logf *os.File) {
+		go func(p *localProc) {
 			defer wg.Done()
-			err := c.Wait()
-			logf.Close()
+			<-p.done
 			if ctx.Err() == nil {
-				fmt.Fprintf(status, "%s exited: %v (restart it with: kiln node --home %s)\n", n.Name, err, n.Home)
+				fmt.Fprintf(status, "%s exited: %v (restart it with: kiln node --home %s)\n", p.name, p.err, p.home)
 			}
-		}(n, c, logf)
+		}(p)
 	}
 	<-ctx.Done()
 	stopAll(procs)
@@ -179,26 +206,212 @@ func StartLocalnet(ctx context.Context, bin, dir string, status io.Writer) error
 	return nil
 }
 
-func stopAll(procs []*exec.Cmd) {
-	for _, c := range procs {
-		if c.ProcessState == nil {
-			c.Process.Signal(syscall.SIGTERM)
-		}
+// localProc is one node process of a localnet.
+type localProc struct {
+	name, home string
+	cmd        *exec.Cmd
+	logPath    string
+	logFrom    int64         // the log's size when this process started
+	done       chan struct{} // closed once the process exited; err is then set
+	err        error
+}
+
+func spawnNode(bin string, n LocalnetNode) (*localProc, error) {
+	p := &localProc{name: n.Name, home: n.Home, logPath: filepath.Join(n.Home, "node.log"), done: make(chan struct{})}
+	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
 	}
-	done := make(chan struct{})
+	if st, err := logf.Stat(); err == nil {
+		p.logFrom = st.Size()
+	}
+	p.cmd = exec.Command(bin, "node", "--home", n.Home)
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", n.Name, err)
+	}
+	os.WriteFile(filepath.Join(n.Home, "node.pid"), []byte(fmt.Sprint(p.cmd.Process.Pid)), 0o644)
 	go func() {
-		for _, c := range procs {
-			for i := 0; i < 100 && c.ProcessState == nil; i++ {
-				time.Sleep(50 * time.Millisecond)
-			}
-		}
-		close(done)
+		p.err = p.cmd.Wait()
+		logf.Close()
+		close(p.done)
 	}()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second): // a clean stop takes well under a second
-		for _, c := range procs {
-			c.Process.Kill()
+	return p, nil
+}
+
+// logSinceStart is what the process wrote to its log, at most the last 64 KiB.
+func (p *localProc) logSinceStart() string {
+	f, err := os.Open(p.logPath)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	from := p.logFrom
+	if st, err := f.Stat(); err == nil && st.Size()-from > 64<<10 {
+		from = st.Size() - 64<<10
+	}
+	b, _ := io.ReadAll(io.NewSectionReader(f, from, 64<<10))
+	return string(b)
+}
+
+// nodeStartTimeout bounds the wait for a node's RPC to answer after its process
+// started: the handshake replays blocks, on a loaded 2-core machine.
+const nodeStartTimeout = 60 * time.Second
+
+// startLocalNode starts node i and waits until its RPC answers or it exits. A node
+// that exits because its address is in use is moved to fresh ports and started
+// again (see StartLocalnet).
+func startLocalNode(ctx context.Context, bin, dir string, ln *Localnet, i int, status io.Writer) (*localProc, error) {
+	for attempt := 1; ; attempt++ {
+		n := ln.Nodes[i]
+		p, err := spawnNode(bin, n)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(status, "%s: pid %d, rpc %s, home %s\n", n.Name, p.cmd.Process.Pid, n.RPC, n.Home)
+		if !waitAnswers(ctx, p, n) {
+			return p, nil // running but not answering yet, or stopped: reported by StartLocalnet
+		}
+		select {
+		case <-p.done:
+		default:
+			return p, nil
+		}
+		out := p.logSinceStart()
+		if !ports.InUseText(out) {
+			return p, nil // exited for another reason: reported by StartLocalnet
+		}
+		if attempt == ports.Attempts {
+			return nil, fmt.Errorf("%s: an address was in use at each of %d starts, on fresh ports each time; last: %s", n.Name, attempt, inUseLine(out))
+		}
+		if err := ln.move(dir, i); err != nil {
+			return nil, fmt.Errorf("%s: move to fresh ports: %w", n.Name, err)
+		}
+		fmt.Fprintf(status, "%s: another program took its port (%s); moved to rpc %s, p2p %s and starting again (start %d of %d)\n",
+			n.Name, inUseLine(out), ln.Nodes[i].RPC, ln.Nodes[i].P2P, attempt+1, ports.Attempts)
+	}
+}
+
+// waitAnswers waits until the node's RPC answers /status as this node (not some
+// other program that holds the port), the process exits, ctx ends or
+// nodeStartTimeout passes. It reports whether to look at the process again: false
+// when the wait gave up (ctx, timeout) with the process still running.
+func waitAnswers(ctx context.Context, p *localProc, n LocalnetNode) bool {
+	url := "http://" + strings.TrimPrefix(n.RPC, "tcp://") + "/status"
+	hc := &http.Client{Timeout: time.Second}
+	deadline := time.NewTimer(nodeStartTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.done:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-deadline.C:
+			return false
+		case <-tick.C:
+		}
+		if statusID(hc, url) == n.NodeID {
+			return true
 		}
 	}
 }
+
+// statusID is the node ID that the CometBFT RPC at url reports, or "".
+func statusID(hc *http.Client, url string) string {
+	resp, err := hc.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Result struct {
+			NodeInfo struct {
+				ID string `json:"id"`
+			} `json:"node_info"`
+		} `json:"result"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st) != nil {
+		return ""
+	}
+	return st.Result.NodeInfo.ID
+}
+
+// inUseLine is the line of a node's log that says an address was in use.
+func inUseLine(log string) string {
+	for _, l := range strings.Split(log, "\n") {
+		if ports.InUseText(l) {
+			return strings.TrimPrefix(strings.TrimSpace(l), "Error: ")
+		}
+	}
+	return ""
+}
+
+// move gives node i fresh RPC and P2P ports, different from every other node's, and
+// rewrites the configs and localnet.json to match.
+func (ln *Localnet) move(dir string, i int) error {
+	used := map[string]bool{}
+	for j, n := range ln.Nodes {
+		if j != i {
+			used[n.RPC], used[n.P2P] = true, true
+		}
+	}
+	var rpc, p2p string
+	for try := 0; ; try++ {
+		picked, err := ports.Pick(localnetHost, 2)
+		if err != nil {
+			return err
+		}
+		rpc, p2p = tcpAddr(picked[0]), tcpAddr(picked[1])
+		if !used[rpc] && !used[p2p] && rpc != ln.Nodes[i].RPC && p2p != ln.Nodes[i].P2P {
+			break
+		}
+		if try == 100 {
+			return fmt.Errorf("no fresh ports on %s after 100 picks", localnetHost)
+		}
+	}
+	ln.Nodes[i].RPC, ln.Nodes[i].P2P = rpc, p2p
+	for j, n := range ln.Nodes {
+		conf, err := LoadConfig(n.Home)
+		if err != nil {
+			return err
+		}
+		conf.RPC.ListenAddress, conf.P2P.ListenAddress = n.RPC, n.P2P
+		conf.P2P.PersistentPeers = ln.peersOf(j)
+		cfg.WriteConfigFile(filepath.Join(n.Home, "config", "config.toml"), conf)
+	}
+	return ln.save(dir)
+}
+
+// stopAll stops the processes with SIGTERM, and kills those still running after
+// stopTimeout.
+func stopAll(procs []*localProc) {
+	for _, p := range procs {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	deadline := time.After(stopTimeout)
+	for _, p := range procs {
+		select {
+		case <-p.done:
+		case <-deadline:
+			for _, p := range procs {
+				p.cmd.Process.Kill()
+			}
+			for _, p := range procs {
+				<-p.done
+			}
+			return
+		}
+	}
+}
+
+// stopTimeout bounds a clean stop, which takes well under a second.
+const stopTimeout = 10 * time.Second

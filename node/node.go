@@ -1,7 +1,6 @@
 package node
 
 import (
-	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -10,8 +9,6 @@ import (
 
 	cfg "github.com/cometbft/cometbft/config"
 	nm "github.com/cometbft/cometbft/node"
-	"github.com/cometbft/cometbft/p2p"
-	"github.com/cometbft/cometbft/privval"
 	"github.com/cometbft/cometbft/proxy"
 
 	"github.com/kiln-network/kiln/app"
@@ -30,10 +27,9 @@ type Options struct {
 
 // Node is a running validator: CometBFT with the Kiln app, in-process.
 type Node struct {
-	cmt *nm.Node
-	App *app.App
-	db  *store.DB
-	dbs *dbTracker
+	comet *Comet
+	App   *app.App
+	db    *store.DB
 }
 
 // dbTracker remembers every database CometBFT opens: its Stop leaves the tx and block
@@ -66,9 +62,10 @@ func (t *dbTracker) closeAll() {
 // StateDir is where the app keeps its pebble database inside a home.
 func StateDir(conf *cfg.Config) string { return filepath.Join(conf.DBDir(), "kiln-state.db") }
 
-// Start opens the app state and starts CometBFT on it. CometBFT's handshake replays any
-// block the app has not committed, so a node killed at any moment resumes where its
-// last durable commit left off.
+// Start opens the app state and starts CometBFT on it (see StartComet for how the
+// listen addresses are bound: RPC port 0 gets a free port that RPCAddr reports).
+// CometBFT's handshake replays any block the app has not committed, so a node killed
+// at any moment resumes where its last durable commit left off.
 func Start(conf *cfg.Config, o Options) (*Node, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -78,45 +75,27 @@ func Start(conf *cfg.Config, o Options) (*Node, error) {
 		return nil, err
 	}
 	a := app.New(db, app.Options{Logger: o.Logger, CheckInvariants: o.CheckInvariants})
-	pv := privval.LoadFilePV(conf.PrivValidatorKeyFile(), conf.PrivValidatorStateFile())
-	nodeKey, err := p2p.LoadNodeKey(conf.NodeKeyFile())
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("load node key: %w", err)
-	}
-	dbs := &dbTracker{}
 	// NB: one lock per ABCI connection, so CheckTx (mempool) runs beside FinalizeBlock
 	// (consensus) and queries; the App guards the state they share.
-	n, err := nm.NewNode(conf, pv, nodeKey, proxy.NewConnSyncLocalClientCreator(a),
-		nm.DefaultGenesisDocProviderFunc(conf), dbs.provide,
-		nm.DefaultMetricsProvider(conf.Instrumentation), NewCometLogger(o.Logger, o.CometLevel))
+	c, err := StartComet(conf, proxy.NewConnSyncLocalClientCreator(a), NewCometLogger(o.Logger, o.CometLevel))
 	if err != nil {
-		dbs.closeAll()
 		db.Close()
-		return nil, fmt.Errorf("create CometBFT node: %w", err)
+		return nil, err
 	}
-	if err := n.Start(); err != nil {
-		dbs.closeAll()
-		db.Close()
-		return nil, fmt.Errorf("start CometBFT node: %w", err)
-	}
-	return &Node{cmt: n, App: a, db: db, dbs: dbs}, nil
+	return &Node{comet: c, App: a, db: db}, nil
 }
 
 // Stop stops consensus and closes the state database.
 func (n *Node) Stop() error {
-	if n.cmt.IsRunning() {
-		if err := n.cmt.Stop(); err != nil {
-			return err
-		}
-		n.cmt.Wait()
+	if err := n.comet.Stop(); err != nil {
+		return err
 	}
-	n.dbs.closeAll()
 	return n.db.Close()
 }
 
-// RPCAddr returns the RPC listen address (tcp://host:port).
-func (n *Node) RPCAddr() string { return n.cmt.Config().RPC.ListenAddress }
+// RPCAddr returns the address the RPC server listens on (tcp://host:port), with the
+// port it got when rpc.laddr asked for port 0.
+func (n *Node) RPCAddr() string { return n.comet.RPCAddr() }
 
 // CometBFT returns the embedded CometBFT node.
-func (n *Node) CometBFT() *nm.Node { return n.cmt }
+func (n *Node) CometBFT() *nm.Node { return n.comet.Node() }

@@ -18,16 +18,12 @@ func startTestNode(t *testing.T, home string) (*Node, *client.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rpc, p2p, err := LoopbackAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf.RPC.ListenAddress, conf.P2P.ListenAddress = rpc, p2p
+	UseFreePorts(conf)
 	n, err := Start(conf, Options{CheckInvariants: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(rpc)
+	c, err := client.New(n.RPCAddr())
 	if err != nil {
 		t.Fatal(err)
 	}
