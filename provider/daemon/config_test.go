@@ -53,6 +53,13 @@ func TestConfigRefusals(t *testing.T) {
 		{"zero min price", "pricing.min_price", func(c *Config) { c.Pricing.MinPrice = 0 }},
 		{"bad input limit", "max_input_bytes", func(c *Config) { c.MaxInputBytes = "lots" }},
 		{"bad image limit", "max_image_bytes", func(c *Config) { c.MaxImageBytes = "0" }},
+		{"listen without port", "listen", func(c *Config) { c.Listen = "127.0.0.1" }},
+		{"listen port not a number", "listen", func(c *Config) { c.Listen = "127.0.0.1:https" }},
+		{"listen port too big", "listen", func(c *Config) { c.Listen = "127.0.0.1:65536" }},
+		{"listen port negative", "listen", func(c *Config) { c.Listen = "127.0.0.1:-1" }},
+		{"endpoint with listen port 0", "endpoint", func(c *Config) { c.Listen = "0.0.0.0:0" }},
+		{"metrics without port", "metrics_listen", func(c *Config) { c.MetricsListen = "127.0.0.1" }},
+		{"metrics port too big", "metrics_listen", func(c *Config) { c.MetricsListen = "127.0.0.1:70000" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base()
