@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -341,7 +342,7 @@ func deployService(ctx context.Context, c *client.Client, key ed25519.PrivateKey
 		}
 		// NB: a service that fails at once fails Deploy; one that fails a moment later
 		// is found by reach. Either way its log says whether its port was taken.
-		retry := r.LeaseHeight > 0 && attempt < ports.Attempts && portTaken(ctx, c, key, opts.CertDir, r)
+		retry := r.LeaseHeight > 0 && attempt < ports.Attempts && portTaken(ctx, c, key, opts.CertDir, r, port)
 		switch {
 		case !retry && deployErr != nil:
 			return r, svc, fmt.Errorf("service: %w", deployErr)
@@ -349,35 +350,47 @@ func deployService(ctx context.Context, c *client.Client, key ed25519.PrivateKey
 			step("  ingress: %v", reachErr)
 			return r, svc, nil
 		}
-		step("  port %d was taken by another program before the service bound it: closing lease %d, deploying again on a fresh port (attempt %d of %d)",
+		step("  port %d was taken by another program before the service bound it: lease %d closed, deploying again on a fresh port (attempt %d of %d)",
 			port, r.OrderID, attempt+1, ports.Attempts)
-		owner := types.AddressFromPubKey(key.Public().(ed25519.PublicKey))
-		if _, err := c.Send(ctx, key, client.SignOptions{}, &market.MsgCloseLease{Sender: owner, LeaseID: r.OrderID}); err != nil {
-			return r, svc, fmt.Errorf("close lease %d of the service that lost its port: %w", r.OrderID, err)
+		// NB: its provider closes a failed service's lease itself, unless the tenant
+		// is first.
+		if l, err := c.Lease(ctx, r.OrderID); err != nil || l.State != market.LeaseClosed {
+			owner := types.AddressFromPubKey(key.Public().(ed25519.PublicKey))
+			if _, err := c.Send(ctx, key, client.SignOptions{}, &market.MsgCloseLease{Sender: owner, LeaseID: r.OrderID}); err != nil {
+				if l, lerr := c.Lease(ctx, r.OrderID); lerr != nil || l.State != market.LeaseClosed {
+					return r, svc, fmt.Errorf("close lease %d of the service that lost its port: %w", r.OrderID, err)
+				}
+			}
 		}
 		svc.Name, svc.State = fmt.Sprintf("inference-4090 (port %d taken)", port), api.StateFailed
 		s.Jobs = append(s.Jobs, svc)
 	}
 }
 
-// portTaken reports whether the service of lease r failed because its port was in
-// use, from its log on the provider.
-func portTaken(ctx context.Context, c *client.Client, key ed25519.PrivateKey, certDir string, r tenant.Result) bool {
-	pc, err := tenant.ConnectAs(ctx, c, key, certDir, r.Provider)
-	if err != nil {
-		return false
+// portTaken reports whether the service of lease r failed because port, which it was
+// to bind, was in use: from its log on the provider, or, once the provider has
+// closed the failed lease and erased the log with it (within a block or two), from
+// the port being held still by another program.
+func portTaken(ctx context.Context, c *client.Client, key ed25519.PrivateKey, certDir string, r tenant.Result, port int) bool {
+	failed := false
+	if l, err := c.Lease(ctx, r.OrderID); err == nil && l.State == market.LeaseClosed {
+		failed = l.CloseReason == market.ReasonWorkloadFailed
 	}
-	defer pc.Close()
-	if st, err := pc.Status(ctx, r.OrderID); err != nil || st.State != api.StateFailed {
-		return false
+	if pc, err := tenant.ConnectAs(ctx, c, key, certDir, r.Provider); err == nil {
+		defer pc.Close()
+		if st, err := pc.Status(ctx, r.OrderID); err == nil && st.State == api.StateFailed {
+			failed = true
+			if rc, err := pc.Logs(ctx, r.OrderID, api.LogSelector{}, false); err == nil {
+				b, _ := io.ReadAll(io.LimitReader(rc, 64<<10))
+				rc.Close()
+				if ports.InUseText(string(b)) {
+					return true
+				}
+			}
+		}
 	}
-	rc, err := pc.Logs(ctx, r.OrderID, api.LogSelector{}, false)
-	if err != nil {
-		return false
-	}
-	defer rc.Close()
-	b, _ := io.ReadAll(io.LimitReader(rc, 64<<10))
-	return ports.InUseText(string(b))
+	// NB: only for a service known dead: a live one holds its own port.
+	return failed && ports.InUse(ports.Free("127.0.0.1", port))
 }
 
 // batch builds a one-service plan for the demo: price per block well above what any
@@ -426,17 +439,23 @@ func reach(ctx context.Context, c *client.Client, key ed25519.PrivateKey, certDi
 	defer pc.Close()
 	var lastErr error
 	for i := 0; i < 50; i++ { // the service needs a moment to bind its port
-		resp, err := pc.HTTPClient().Get(pc.IngressURL(r.OrderID, "/hello"))
+		// NB: 3 s per call, which the service answers in milliseconds: a program that
+		// took the service's port may hold the ingress's connection unanswered.
+		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		req, _ := http.NewRequestWithContext(rctx, http.MethodGet, pc.IngressURL(r.OrderID, "/hello"), nil)
+		resp, err := pc.HTTPClient().Do(req)
 		if err == nil {
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
+				cancel()
 				return strings.TrimSpace(string(b)), nil
 			}
 			lastErr = fmt.Errorf("ingress answered %d: %s", resp.StatusCode, b)
 		} else {
 			lastErr = err
 		}
+		cancel()
 		time.Sleep(100 * time.Millisecond)
 	}
 	return "", lastErr
