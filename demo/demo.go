@@ -330,19 +330,34 @@ func deployService(ctx context.Context, c *client.Client, key ed25519.PrivateKey
 		step("deploying service inference (HTTP on port %d behind the ingress)", port)
 		r, deployErr := tenant.Deploy(ctx, c, key, plan, opts)
 		svc := jobFrom("inference-4090", r)
+		// NB: the provider closes the lease of a service that died within a block or
+		// two, and erases its log with it: the log is followed from the start.
+		logc := make(chan string, 1)
+		lctx, stopLog := context.WithCancel(ctx)
+		if r.LeaseHeight > 0 {
+			go func() { logc <- serviceLog(lctx, c, key, opts.CertDir, r, deployErr == nil) }()
+		}
 		var reachErr error
 		if deployErr == nil {
 			var body string
 			if body, reachErr = reach(ctx, c, key, opts.CertDir, r); reachErr == nil {
+				stopLog()
 				s.ServicesReached++
 				svc.Result = body
 				step("  ingress answered: %s", body)
 				return r, svc, nil
 			}
 		}
-		// NB: a service that fails at once fails Deploy; one that fails a moment later
-		// is found by reach. Either way its log says whether its port was taken.
-		retry := r.LeaseHeight > 0 && attempt < ports.Attempts && portTaken(ctx, c, key, opts.CertDir, r, port)
+		retry := false
+		if r.LeaseHeight > 0 && attempt < ports.Attempts {
+			var log string
+			select {
+			case log = <-logc: // a dead service's log has ended
+			case <-time.After(2 * time.Second):
+			}
+			retry = ports.InUseText(log) || heldByOther(ctx, c, r, port)
+		}
+		stopLog()
 		switch {
 		case !retry && deployErr != nil:
 			return r, svc, fmt.Errorf("service: %w", deployErr)
@@ -367,30 +382,31 @@ func deployService(ctx context.Context, c *client.Client, key ed25519.PrivateKey
 	}
 }
 
-// portTaken reports whether the service of lease r failed because port, which it was
-// to bind, was in use: from its log on the provider, or, once the provider has
-// closed the failed lease and erased the log with it (within a block or two), from
-// the port being held still by another program.
-func portTaken(ctx context.Context, c *client.Client, key ed25519.PrivateKey, certDir string, r tenant.Result, port int) bool {
-	failed := false
-	if l, err := c.Lease(ctx, r.OrderID); err == nil && l.State == market.LeaseClosed {
-		failed = l.CloseReason == market.ReasonWorkloadFailed
+// serviceLog returns the log of lease r's service, at most 64 KiB: with follow, all of
+// it until the service exits or ctx ends.
+func serviceLog(ctx context.Context, c *client.Client, key ed25519.PrivateKey, certDir string, r tenant.Result, follow bool) string {
+	pc, err := tenant.ConnectAs(ctx, c, key, certDir, r.Provider)
+	if err != nil {
+		return ""
 	}
-	if pc, err := tenant.ConnectAs(ctx, c, key, certDir, r.Provider); err == nil {
-		defer pc.Close()
-		if st, err := pc.Status(ctx, r.OrderID); err == nil && st.State == api.StateFailed {
-			failed = true
-			if rc, err := pc.Logs(ctx, r.OrderID, api.LogSelector{}, false); err == nil {
-				b, _ := io.ReadAll(io.LimitReader(rc, 64<<10))
-				rc.Close()
-				if ports.InUseText(string(b)) {
-					return true
-				}
-			}
-		}
+	defer pc.Close()
+	rc, err := pc.Logs(ctx, r.OrderID, api.LogSelector{}, follow)
+	if err != nil {
+		return ""
 	}
+	defer rc.Close()
+	b, _ := io.ReadAll(io.LimitReader(rc, 64<<10))
+	return string(b)
+}
+
+// heldByOther reports whether the service of lease r is dead (its provider closed
+// the lease as workload_failed) while another program holds the port it was to bind:
+// the evidence left when its log could not be read.
+func heldByOther(ctx context.Context, c *client.Client, r tenant.Result, port int) bool {
+	l, err := c.Lease(ctx, r.OrderID)
 	// NB: only for a service known dead: a live one holds its own port.
-	return failed && ports.InUse(ports.Free("127.0.0.1", port))
+	return err == nil && l.State == market.LeaseClosed && l.CloseReason == market.ReasonWorkloadFailed &&
+		ports.InUse(ports.Free("127.0.0.1", port))
 }
 
 // batch builds a one-service plan for the demo: price per block well above what any
