@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -113,9 +114,9 @@ func StartComet(conf *cfg.Config, cc proxy.ClientCreator, logger cmtlog.Logger) 
 // addresses, as CometBFT reads it) and rpc.grpc_laddr.
 func (c *Comet) listenRPC(rc *cfg.RPCConfig) error {
 	bind := func(key, laddr string, maxOpen int) (net.Listener, string, error) {
-		proto, addr, ok := strings.Cut(laddr, "://")
-		if !ok || (proto != "tcp" && proto != "unix") {
-			return nil, "", fmt.Errorf("%s %q: must be tcp://HOST:PORT or unix://PATH", key, laddr)
+		proto, addr, err := parseListenAddr(laddr)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %w", key, err)
 		}
 		ln, err := net.Listen(proto, addr)
 		if err != nil {
@@ -215,6 +216,26 @@ func (c *Comet) closeRPC() {
 	for _, ln := range c.rpc {
 		ln.Close()
 	}
+}
+
+// parseListenAddr splits a CometBFT listen address, tcp://HOST:PORT or unix://PATH.
+func parseListenAddr(laddr string) (proto, addr string, err error) {
+	proto, addr, ok := strings.Cut(laddr, "://")
+	switch {
+	case !ok || (proto != "tcp" && proto != "unix"):
+		return "", "", fmt.Errorf("%q: must be tcp://HOST:PORT or unix://PATH", laddr)
+	case proto == "unix" && addr == "":
+		return "", "", fmt.Errorf("%q: the socket path is empty", laddr)
+	case proto == "tcp":
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return "", "", fmt.Errorf("%q: must be tcp://HOST:PORT: %w", laddr, err)
+		}
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return "", "", fmt.Errorf("%q: port %q must be 0 to 65535 (0: any free port)", laddr, port)
+		}
+	}
+	return proto, addr, nil
 }
 
 func splitAddrs(s string) []string {

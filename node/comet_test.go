@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -166,4 +167,55 @@ func TestStartRefusesBadRPCAddress(t *testing.T) {
 			t.Errorf("Start(rpc.laddr %q) = %v, want an error naming rpc.laddr and the value", laddr, err)
 		}
 	}
+}
+
+func TestParseListenAddr(t *testing.T) {
+	for _, tc := range []struct {
+		in, proto, addr string
+		ok              bool
+	}{
+		{"tcp://127.0.0.1:0", "tcp", "127.0.0.1:0", true},
+		{"tcp://0.0.0.0:26657", "tcp", "0.0.0.0:26657", true},
+		{"tcp://[::1]:26657", "tcp", "[::1]:26657", true},
+		{"tcp://localhost:26657", "tcp", "localhost:26657", true},
+		{"unix:///tmp/kiln.sock", "unix", "/tmp/kiln.sock", true},
+		{"127.0.0.1:26657", "", "", false},
+		{"http://127.0.0.1:26657", "", "", false},
+		{"tcp://127.0.0.1", "", "", false},
+		{"tcp://127.0.0.1:65536", "", "", false},
+		{"tcp://127.0.0.1:-1", "", "", false},
+		{"tcp://127.0.0.1:rpc", "", "", false},
+		{"unix://", "", "", false},
+		{"", "", "", false},
+	} {
+		proto, addr, err := parseListenAddr(tc.in)
+		if (err == nil) != tc.ok || proto != tc.proto || addr != tc.addr {
+			t.Errorf("parseListenAddr(%q) = %q, %q, %v; want %q, %q, ok %v", tc.in, proto, addr, err, tc.proto, tc.addr, tc.ok)
+		}
+	}
+}
+
+// FuzzParseListenAddr: no input panics; an accepted one is a listen address Go's net
+// package takes apart the same way, and a refusal quotes the input.
+func FuzzParseListenAddr(f *testing.F) {
+	for _, s := range []string{"tcp://127.0.0.1:0", "unix:///tmp/s", "tcp://[::1]:1", "tcp://:", "x://y", "tcp://a:b:c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		proto, addr, err := parseListenAddr(s)
+		if err != nil {
+			if !strings.Contains(err.Error(), fmt.Sprintf("%q", s)) {
+				t.Fatalf("parseListenAddr(%q) = %v: the error does not quote the input", s, err)
+			}
+			return
+		}
+		if proto+"://"+addr != s {
+			t.Fatalf("parseListenAddr(%q) = %q, %q: does not rebuild the input", s, proto, addr)
+		}
+		if proto == "tcp" {
+			if _, port, err := net.SplitHostPort(addr); err != nil || len(port) == 0 {
+				t.Fatalf("parseListenAddr(%q) accepted %q, which net.SplitHostPort refuses: %v", s, addr, err)
+			}
+		}
+	})
 }

@@ -185,6 +185,9 @@ func StartLocalnet(ctx context.Context, bin, dir string, status io.Writer) error
 	var procs []*localProc
 	var wg sync.WaitGroup
 	for i := range ln.Nodes {
+		if ctx.Err() != nil {
+			break // stopped while starting: start no more
+		}
 		p, err := startLocalNode(ctx, bin, dir, &ln, i, status)
 		if err != nil {
 			stopAll(procs)

@@ -7,11 +7,13 @@
 #   scripts/port-race.sh                 # this checkout
 #   KILN=/path/to/kiln scripts/port-race.sh   # another build (say, before the fix)
 #   RUNS=5 BENCH_ARGS="--dataplane-mib 8 --dataplane-rounds 1" scripts/port-race.sh
+#   NOISE_ARGS="-rate 2000 -held 1024" scripts/port-race.sh   # a busier machine
 #
 # Logs of every run stay in $WORK (default: a fresh temporary directory).
 set -u
 RUNS=${RUNS:-20}
 BENCH_ARGS=${BENCH_ARGS:-}
+NOISE_ARGS=${NOISE_ARGS:-}
 WORK=${WORK:-$(mktemp -d /tmp/kiln-port-race.XXXXXX)}
 mkdir -p "$WORK"
 if [ -z "${KILN:-}" ]; then
@@ -20,7 +22,8 @@ if [ -z "${KILN:-}" ]; then
 fi
 go build -o "$WORK/portnoise" ./scripts/portnoise || exit 1
 
-"$WORK/portnoise" >"$WORK/portnoise.log" 2>&1 &
+# shellcheck disable=SC2086
+"$WORK/portnoise" $NOISE_ARGS >"$WORK/portnoise.log" 2>&1 &
 noise=$!
 trap 'kill "$noise" 2>/dev/null' EXIT
 

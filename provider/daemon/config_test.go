@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -137,4 +139,21 @@ func TestDetectedInventory(t *testing.T) {
 	if err != nil || inv.Source != gpu.SourceOS || inv.CPUCores != 4 || len(inv.GPUs) != 0 {
 		t.Fatalf("CPU-only inventory = %+v, %v", inv, err)
 	}
+}
+
+// FuzzHostPort: no listen address panics the check; one it accepts splits as
+// HOST:PORT with a port of 0 to 65535, and the config validates the same way.
+func FuzzHostPort(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:0", "0.0.0.0:8443", "[::]:1", ":0", "x", "h:65536", "h:-1", "h:+1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		port, err := hostPort(s)
+		if err != nil {
+			return
+		}
+		if _, p, serr := net.SplitHostPort(s); serr != nil || port < 0 || port > 65535 || strconv.Itoa(port) != strings.TrimLeft(p, "0") && port != 0 {
+			t.Fatalf("hostPort(%q) = %d, accepted what net.SplitHostPort reads as %q (%v)", s, port, p, serr)
+		}
+	})
 }
