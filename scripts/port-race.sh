@@ -11,6 +11,7 @@
 #
 # Logs of every run stay in $WORK (default: a fresh temporary directory).
 set -u
+cd "$(dirname "$0")/.." || exit 1 # the checkout this script is in
 RUNS=${RUNS:-20}
 BENCH_ARGS=${BENCH_ARGS:-}
 NOISE_ARGS=${NOISE_ARGS:-}
