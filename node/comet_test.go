@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	grpccore "github.com/cometbft/cometbft/rpc/grpc"
+
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/keyring"
 	"github.com/kiln-network/kiln/ports"
@@ -35,6 +37,7 @@ func TestStartOnFreePortsReportsThem(t *testing.T) {
 	}
 	sock := filepath.Join(home, "rpc.sock")
 	conf.RPC.ListenAddress = AnyLoopbackPort + ",unix://" + sock
+	conf.RPC.GRPCListenAddress = AnyLoopbackPort
 	conf.P2P.ListenAddress = AnyLoopbackPort
 	n, err := Start(conf, Options{})
 	if err != nil {
@@ -78,6 +81,14 @@ func TestStartOnFreePortsReportsThem(t *testing.T) {
 	resp.Body.Close()
 	if got := st.Result.NodeInfo.Other.RPCAddress; got != addr+",unix://"+sock {
 		t.Errorf("/status rpc_address = %q, want %q", got, addr+",unix://"+sock)
+	}
+	gaddr := n.comet.GRPCAddr()
+	if !strings.HasPrefix(gaddr, "tcp://127.0.0.1:") || strings.HasSuffix(gaddr, ":0") {
+		t.Fatalf("GRPCAddr() = %q, want tcp://127.0.0.1:<the port bound>", gaddr)
+	}
+	//nolint:staticcheck // SA1019: CometBFT v0.38's gRPC broadcast API, which the node serves.
+	if _, err := grpccore.StartGRPCClient(gaddr).Ping(ctx, &grpccore.RequestPing{}); err != nil {
+		t.Errorf("gRPC ping at %s: %v", gaddr, err)
 	}
 	unix := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
