@@ -20,7 +20,6 @@ import (
 
 	"github.com/cometbft/cometbft/abci/example/kvstore"
 	cfg "github.com/cometbft/cometbft/config"
-	nm "github.com/cometbft/cometbft/node"
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/privval"
 	"github.com/cometbft/cometbft/proxy"
@@ -112,31 +111,18 @@ func Ledger(ctx context.Context, o LedgerOptions) (LedgerResult, error) {
 	return res, nil
 }
 
-func benchConfig(home, name string, blockTime time.Duration) (*cfg.Config, error) {
-	conf := node.DefaultConfig(home, name, blockTime)
-	rpc, p2pAddr, err := node.LoopbackAddrs()
-	if err != nil {
-		return nil, err
-	}
-	conf.RPC.ListenAddress, conf.P2P.ListenAddress = rpc, p2pAddr
-	return conf, nil
-}
-
 func runKvstore(ctx context.Context, o LedgerOptions) (Run, error) {
 	home, err := os.MkdirTemp("", "kiln-bench-kvstore-")
 	if err != nil {
 		return Run{}, err
 	}
 	defer os.RemoveAll(home)
-	conf, err := benchConfig(home, "kvstore", o.BlockTime)
-	if err != nil {
-		return Run{}, err
-	}
+	conf := node.DefaultConfig(home, "kvstore", o.BlockTime)
+	node.UseFreePorts(conf)
 	cfg.EnsureRoot(home)
 	pv := privval.GenFilePV(conf.PrivValidatorKeyFile(), conf.PrivValidatorStateFile())
 	pv.Save()
-	nk, err := p2p.LoadOrGenNodeKey(conf.NodeKeyFile())
-	if err != nil {
+	if _, err := p2p.LoadOrGenNodeKey(conf.NodeKeyFile()); err != nil {
 		return Run{}, err
 	}
 	pub, _ := pv.GetPubKey()
@@ -149,17 +135,15 @@ func runKvstore(ctx context.Context, o LedgerOptions) (Run, error) {
 		return Run{}, err
 	}
 	kapp := kvstore.NewPersistentApplication(filepath.Join(home, "data", "kvstore"))
-	n, err := nm.NewNode(conf, pv, nk, proxy.NewLocalClientCreator(kapp), nm.DefaultGenesisDocProviderFunc(conf),
-		cfg.DefaultDBProvider, nm.DefaultMetricsProvider(conf.Instrumentation), node.NewCometLogger(discardLogger(), 100))
+	// NB: the same start path as Kiln's node (node.StartComet), so that both chains
+	// run the same CometBFT and RPC server.
+	n, err := node.StartComet(conf, proxy.NewLocalClientCreator(kapp), node.NewCometLogger(discardLogger(), 100))
 	if err != nil {
 		return Run{}, err
 	}
-	if err := n.Start(); err != nil {
-		return Run{}, err
-	}
-	defer func() { n.Stop(); n.Wait() }()
+	defer n.Stop()
 	gen := func(c, i int) ([]byte, error) { return []byte(fmt.Sprintf("bench-%d-%d=%d", c, i, i)), nil }
-	return drive(ctx, o, conf.RPC.ListenAddress, n.EventBus(), gen, nil)
+	return drive(ctx, o, n.RPCAddr(), n.Node().EventBus(), gen, nil)
 }
 
 func clientKey(i int) ed25519.PrivateKey {
@@ -185,15 +169,11 @@ func runKiln(ctx context.Context, o LedgerOptions) (Run, error) {
 	if _, err := node.Init(node.InitOptions{Home: home, ChainID: chainID, BlockTime: o.BlockTime, KeyringBackend: keyring.BackendTest, Accounts: accounts}); err != nil {
 		return Run{}, err
 	}
-	conf, err := benchConfig(home, "kiln", o.BlockTime)
-	if err != nil {
-		return Run{}, err
-	}
 	loaded, err := node.LoadConfig(home)
 	if err != nil {
 		return Run{}, err
 	}
-	loaded.RPC.ListenAddress, loaded.P2P.ListenAddress = conf.RPC.ListenAddress, conf.P2P.ListenAddress
+	node.UseFreePorts(loaded)
 	n, err := node.Start(loaded, node.Options{CometLevel: 100})
 	if err != nil {
 		return Run{}, err
@@ -245,7 +225,7 @@ func runKiln(ctx context.Context, o LedgerOptions) (Run, error) {
 		}
 		return sign(c)
 	}
-	cl, err := client.New(loaded.RPC.ListenAddress)
+	cl, err := client.New(n.RPCAddr())
 	if err != nil {
 		return Run{}, err
 	}
@@ -269,7 +249,7 @@ func runKiln(ctx context.Context, o LedgerOptions) (Run, error) {
 		pools[c] = nil
 		seqs[c] = acc.Sequence
 	}
-	return drive(ctx, o, loaded.RPC.ListenAddress, n.CometBFT().EventBus(), gen, resync)
+	return drive(ctx, o, n.RPCAddr(), n.CometBFT().EventBus(), gen, resync)
 }
 
 // drive submits txs from o.Clients goroutines through RPC broadcast_tx_sync, and

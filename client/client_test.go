@@ -29,16 +29,13 @@ func TestRebroadcastIsReplayRefusal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf.RPC.ListenAddress, conf.P2P.ListenAddress, err = node.LoopbackAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
+	node.UseFreePorts(conf)
 	n, err := node.Start(conf, node.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer n.Stop()
-	c, err := client.New(conf.RPC.ListenAddress)
+	c, err := client.New(n.RPCAddr())
 	if err != nil {
 		t.Fatal(err)
 	}

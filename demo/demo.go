@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -21,6 +22,7 @@ import (
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/keyring"
 	"github.com/kiln-network/kiln/node"
+	"github.com/kiln-network/kiln/ports"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/daemon"
 	"github.com/kiln-network/kiln/tenant"
@@ -42,6 +44,10 @@ type Options struct {
 	Worker   string
 	Progress io.Writer // progress lines; nil discards
 	Logger   *slog.Logger
+	// PickPort picks the loopback port the demo's service binds, which must be written
+	// into its manifest ahead; nil picks a free one (ports.Pick). A port taken by
+	// another program before the service binds it is replaced by a fresh pick.
+	PickPort func() (int, error)
 }
 
 // Job is one deployment in the summary.
@@ -123,6 +129,15 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.PickPort == nil {
+		o.PickPort = func() (int, error) {
+			p, err := ports.Pick("127.0.0.1", 1)
+			if err != nil {
+				return 0, err
+			}
+			return p[0], nil
+		}
+	}
 	if o.Worker == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -165,16 +180,15 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if err != nil {
 		return s, err
 	}
-	rpc, p2p, err := node.LoopbackAddrs()
-	if err != nil {
-		return s, err
-	}
-	conf.RPC.ListenAddress, conf.P2P.ListenAddress = rpc, p2p
+	// NB: the node binds free ports itself; nothing is picked ahead for another program
+	// to take in between.
+	node.UseFreePorts(conf)
 	n, err := node.Start(conf, node.Options{Logger: o.Logger, CometLevel: slog.LevelError + 4, CheckInvariants: true})
 	if err != nil {
 		return s, err
 	}
 	defer n.Stop()
+	rpc := n.RPCAddr()
 	s.RPC = rpc
 	c, err := client.New(rpc)
 	if err != nil {
@@ -257,25 +271,9 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 
 	// One HTTP service, reached through the provider's ingress over mTLS.
-	port, err := node.FreePort()
+	r, svc, err := deployService(ctx, c, tenantKey, o, opts, &s, step)
 	if err != nil {
 		return s, err
-	}
-	svcPlan := batch("inference", o.Worker, []string{"work", "serve", "--port", fmt.Sprint(port)}, "rtx4090", 1, nil)
-	svcPlan.Kind = market.KindService
-	svcPlan.Manifest.Services[0].Expose = []api.Expose{{Port: uint32(port), Global: true, Proto: "tcp"}}
-	step("deploying service inference (HTTP on port %d behind the ingress)", port)
-	r, err := tenant.Deploy(ctx, c, tenantKey, svcPlan, opts)
-	if err != nil {
-		return s, fmt.Errorf("service: %w", err)
-	}
-	svc := jobFrom("inference-4090", r)
-	if body, err := reach(ctx, c, tenantKey, opts.CertDir, r); err != nil {
-		step("  ingress: %v", err)
-	} else {
-		s.ServicesReached++
-		svc.Result = body
-		step("  ingress answered: %s", body)
 	}
 	// closeService closes the service lease and waits until its provider has stopped
 	// the workload, so that the demo leaves no process behind.
@@ -371,6 +369,106 @@ func conserved(before, after bank.Accounting) (bool, []string) {
 	return len(problems) == 0, problems
 }
 
+// deployService deploys the demo's HTTP service and calls it through the ingress.
+//
+// NB: the process executor runs the service as a host process that binds its port
+// itself, so the port is picked ahead and written into the manifest, and another
+// program may take it before the service binds it. The service then exits with
+// "address already in use": its lease is closed (its row stays in the summary, with
+// its money) and the service deployed again on a fresh port, up to ports.Attempts
+// times.
+func deployService(ctx context.Context, c *client.Client, key ed25519.PrivateKey, o Options, opts tenant.Options, s *Summary,
+	step func(string, ...any)) (tenant.Result, Job, error) {
+	for attempt := 1; ; attempt++ {
+		port, err := o.PickPort()
+		if err != nil {
+			return tenant.Result{}, Job{}, fmt.Errorf("service: pick a port: %w", err)
+		}
+		plan := batch("inference", o.Worker, []string{"work", "serve", "--port", fmt.Sprint(port)}, "rtx4090", 1, nil)
+		plan.Kind = market.KindService
+		plan.Manifest.Services[0].Expose = []api.Expose{{Port: uint32(port), Global: true, Proto: "tcp"}}
+		step("deploying service inference (HTTP on port %d behind the ingress)", port)
+		r, deployErr := tenant.Deploy(ctx, c, key, plan, opts)
+		svc := jobFrom("inference-4090", r)
+		// NB: the provider closes the lease of a service that died within a block or
+		// two, and erases its log with it: the log is followed from the start.
+		logc := make(chan string, 1)
+		lctx, stopLog := context.WithCancel(ctx)
+		if r.LeaseHeight > 0 {
+			go func() { logc <- serviceLog(lctx, c, key, opts.CertDir, r, deployErr == nil) }()
+		}
+		var reachErr error
+		if deployErr == nil {
+			var body string
+			if body, reachErr = reach(ctx, c, key, opts.CertDir, r); reachErr == nil {
+				stopLog()
+				s.ServicesReached++
+				svc.Result = body
+				step("  ingress answered: %s", body)
+				return r, svc, nil
+			}
+		}
+		retry := false
+		if r.LeaseHeight > 0 && attempt < ports.Attempts {
+			var log string
+			select {
+			case log = <-logc: // a dead service's log has ended
+			case <-time.After(2 * time.Second):
+			}
+			retry = ports.InUseText(log) || heldByOther(ctx, c, r, port)
+		}
+		stopLog()
+		switch {
+		case !retry && deployErr != nil:
+			return r, svc, fmt.Errorf("service: %w", deployErr)
+		case !retry:
+			step("  ingress: %v", reachErr)
+			return r, svc, nil
+		}
+		step("  port %d was taken by another program before the service bound it: lease %d closed, deploying again on a fresh port (attempt %d of %d)",
+			port, r.OrderID, attempt+1, ports.Attempts)
+		// NB: its provider closes a failed service's lease itself, unless the tenant
+		// is first.
+		if l, err := c.Lease(ctx, r.OrderID); err != nil || l.State != market.LeaseClosed {
+			owner := types.AddressFromPubKey(key.Public().(ed25519.PublicKey))
+			if _, err := c.Send(ctx, key, client.SignOptions{}, &market.MsgCloseLease{Sender: owner, LeaseID: r.OrderID}); err != nil {
+				if l, lerr := c.Lease(ctx, r.OrderID); lerr != nil || l.State != market.LeaseClosed {
+					return r, svc, fmt.Errorf("close lease %d of the service that lost its port: %w", r.OrderID, err)
+				}
+			}
+		}
+		svc.Name, svc.State = fmt.Sprintf("inference-4090 (port %d taken)", port), api.StateFailed
+		s.Jobs = append(s.Jobs, svc)
+	}
+}
+
+// serviceLog returns the log of lease r's service, at most 64 KiB: with follow, all of
+// it until the service exits or ctx ends.
+func serviceLog(ctx context.Context, c *client.Client, key ed25519.PrivateKey, certDir string, r tenant.Result, follow bool) string {
+	pc, err := tenant.ConnectAs(ctx, c, key, certDir, r.Provider)
+	if err != nil {
+		return ""
+	}
+	defer pc.Close()
+	rc, err := pc.Logs(ctx, r.OrderID, api.LogSelector{}, follow)
+	if err != nil {
+		return ""
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(io.LimitReader(rc, 64<<10))
+	return string(b)
+}
+
+// heldByOther reports whether the service of lease r is dead (its provider closed
+// the lease as workload_failed) while another program holds the port it was to bind:
+// the evidence left when its log could not be read.
+func heldByOther(ctx context.Context, c *client.Client, r tenant.Result, port int) bool {
+	l, err := c.Lease(ctx, r.OrderID)
+	// NB: only for a service known dead: a live one holds its own port.
+	return err == nil && l.State == market.LeaseClosed && l.CloseReason == market.ReasonWorkloadFailed &&
+		ports.InUse(ports.Free("127.0.0.1", port))
+}
+
 // batch builds a one-service plan for the demo: price per block well above what any
 // demo provider asks, deposit covering 600 blocks.
 func batch(name, cmd string, args []string, gpuModel string, gpus uint32, inputs []string) tenant.Plan {
@@ -417,17 +515,23 @@ func reach(ctx context.Context, c *client.Client, key ed25519.PrivateKey, certDi
 	defer pc.Close()
 	var lastErr error
 	for i := 0; i < 50; i++ { // the service needs a moment to bind its port
-		resp, err := pc.HTTPClient().Get(pc.IngressURL(r.OrderID, "/hello"))
+		// NB: 3 s per call, which the service answers in milliseconds: a program that
+		// took the service's port may hold the ingress's connection unanswered.
+		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		req, _ := http.NewRequestWithContext(rctx, http.MethodGet, pc.IngressURL(r.OrderID, "/hello"), nil)
+		resp, err := pc.HTTPClient().Do(req)
 		if err == nil {
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
+				cancel()
 				return strings.TrimSpace(string(b)), nil
 			}
 			lastErr = fmt.Errorf("ingress answered %d: %s", resp.StatusCode, b)
 		} else {
 			lastErr = err
 		}
+		cancel()
 		time.Sleep(100 * time.Millisecond)
 	}
 	return "", lastErr

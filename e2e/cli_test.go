@@ -30,8 +30,8 @@ func TestCLI(t *testing.T) {
 	if !strings.Contains(out, "dev account: kiln1") || !strings.Contains(out, "mnemonic") {
 		t.Fatalf("init output lacks the dev address or mnemonic:\n%s", out)
 	}
-	rpc, p2p, _ := node.LoopbackAddrs()
-	p := startNode(t, home, rpc, p2p)
+	p := startNode(t, home)
+	rpc := p.rpc
 	c, _ := client.New(rpc)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second) // start-up and a dozen 200 ms blocks
 	defer cancel()

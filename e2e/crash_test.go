@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"sync"
 	"syscall"
@@ -24,15 +25,25 @@ import (
 type nodeProc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
+	rpc  string // the RPC address the node bound, from its log
 }
 
-func startNode(t *testing.T, home, rpc, p2p string, extra ...string) *nodeProc {
+// runningRe finds the node's start line in its log, with the RPC address it bound.
+var runningRe = regexp.MustCompile(`msg="kiln node running" .*\brpc=(\S+)`)
+
+// startNode runs `kiln node` on home with RPC and P2P on free loopback ports that the
+// node binds itself (nothing picked ahead for another program to take), and waits
+// until it logs the RPC address it got.
+func startNode(t *testing.T, home string, extra ...string) *nodeProc {
 	t.Helper()
-	logf, err := os.OpenFile(filepath.Join(home, "node.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logPath := filepath.Join(home, "node.log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"node", "--home", home, "--rpc.laddr", rpc, "--p2p.laddr", p2p, "--check-invariants"}, extra...)
+	st, _ := logf.Stat()
+	from := st.Size()
+	args := append([]string{"node", "--home", home, "--rpc.laddr", node.AnyLoopbackPort, "--p2p.laddr", node.AnyLoopbackPort, "--check-invariants"}, extra...)
 	cmd := exec.Command(kilnBin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -41,7 +52,26 @@ func startNode(t *testing.T, home, rpc, p2p string, extra ...string) *nodeProc {
 	p := &nodeProc{cmd: cmd, done: make(chan struct{})}
 	go func() { cmd.Wait(); logf.Close(); close(p.done) }()
 	t.Cleanup(func() { p.kill() })
-	return p
+	// 40 s covers a start with handshake replay on a loaded 2-core machine.
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		b, _ := os.ReadFile(logPath)
+		if int64(len(b)) >= from {
+			if m := runningRe.FindSubmatch(b[from:]); m != nil {
+				p.rpc = string(m[1])
+				return p
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("kiln node exited before it ran:\n%s", tail(logPath))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kiln node did not log its start in 40 s:\n%s", tail(logPath))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func (p *nodeProc) kill() {
@@ -76,19 +106,15 @@ func TestSIGKILLLosesNoCommittedTx(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob, _, _ := kr.Add("bob")
-	rpc, p2p, err := node.LoopbackAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(rpc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	r := rand.New(rand.NewSource(time.Now().UnixNano()))
 	var committed, inflight uint64 // ukiln sent to bob in committed txs / in txs whose fate is unknown
 	var lastHeight int64
 	for round := 0; round < rounds; round++ {
-		p := startNode(t, home, rpc, p2p)
+		p := startNode(t, home)
+		c, err := client.New(p.rpc)
+		if err != nil {
+			t.Fatal(err)
+		}
 		// 40 s covers a restart with handshake replay on a loaded machine.
 		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 		// lastHeight is the app's height at the kill. CometBFT's block store may be
@@ -160,7 +186,11 @@ func TestSIGKILLLosesNoCommittedTx(t *testing.T) {
 	}
 	// A final clean run: the chain goes on and the balance is exactly what was committed
 	// (within what was in doubt at the last kill).
-	p := startNode(t, home, rpc, p2p)
+	p := startNode(t, home)
+	c, err := client.New(p.rpc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	if err := c.WaitHeight(ctx, lastHeight+3); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,34 +30,12 @@ func TestLocalnetSurvivesOneStoppedValidator(t *testing.T) {
 	}
 	dir := node.TempHome(t)
 	kiln(t, "localnet", "init", "--validators", "4", "--dir", dir, "--block-time", "300ms", "--chain-id", "ln-1")
-	ln, err := node.LoadLocalnet(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := exec.Command(kilnBin, "localnet", "start", "--dir", dir)
-	logf, _ := os.Create(filepath.Join(dir, "localnet.log"))
-	start.Stdout, start.Stderr = logf, logf
-	if err := start.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		start.Process.Signal(syscall.SIGTERM)
-		start.Wait()
-		logf.Close()
-	})
-	clients := make([]*client.Client, len(ln.Nodes))
-	for i, n := range ln.Nodes {
-		clients[i], _ = client.New(n.RPC)
-	}
+	startLocalnet(t, dir)
 	// 90 s: four CometBFT processes start, dial each other and agree on 3 blocks on a
 	// 2-core machine.
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	for i, c := range clients {
-		if err := c.WaitHeight(ctx, 3); err != nil {
-			t.Fatalf("node%d did not reach height 3: %v\n%s", i, err, tail(filepath.Join(ln.Nodes[i].Home, "node.log")))
-		}
-	}
+	ln, clients := waitLocalnet(t, ctx, dir, 3)
 
 	// Stop node3 (SIGTERM to the pid in its pid file); it removes its pid file.
 	victim := ln.Nodes[3]
@@ -172,6 +151,117 @@ func alive(pid int) bool {
 		return b[i+2] != 'Z' && b[i+2] != 'X'
 	}
 	return true
+}
+
+// A port written at `localnet init` and taken by another program before `localnet
+// start` (the race made certain: the test holds it) is replaced by a fresh one: the
+// node starts on it, says so, and the configs and localnet.json follow, so that the
+// validators find each other and commit.
+func TestLocalnetMovesTakenPorts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts validator processes; skipped with -short")
+	}
+	dir := node.TempHome(t)
+	kiln(t, "localnet", "init", "--validators", "2", "--dir", dir, "--block-time", "300ms", "--chain-id", "ln-ports")
+	before, err := node.LoadLocalnet(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another program takes node0's RPC port and node1's P2P port.
+	var held []string
+	for _, addr := range []string{before.Nodes[0].RPC, before.Nodes[1].P2P} {
+		l, err := net.Listen("tcp", strings.TrimPrefix(addr, "tcp://"))
+		if err != nil {
+			t.Fatalf("hold %s: %v", addr, err)
+		}
+		t.Cleanup(func() { l.Close() })
+		held = append(held, addr)
+	}
+	logPath := startLocalnet(t, dir)
+	// 60 s: two CometBFT processes start (one or two of them twice), dial each other
+	// and agree on 3 blocks on a 2-core machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	after, _ := waitLocalnet(t, ctx, dir, 3)
+	if after.Nodes[0].RPC == held[0] || after.Nodes[1].P2P == held[1] {
+		t.Fatalf("localnet.json still names the taken ports %v: %+v", held, after.Nodes)
+	}
+	for i, n := range after.Nodes {
+		conf, err := node.LoadConfig(n.Home)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if conf.RPC.ListenAddress != n.RPC || conf.P2P.ListenAddress != n.P2P {
+			t.Errorf("node%d config.toml listens on rpc %s p2p %s, localnet.json says %s %s", i, conf.RPC.ListenAddress, conf.P2P.ListenAddress, n.RPC, n.P2P)
+		}
+		other := after.Nodes[1-i]
+		if want := other.NodeID + "@" + strings.TrimPrefix(other.P2P, "tcp://"); conf.P2P.PersistentPeers != want {
+			t.Errorf("node%d persistent_peers = %q, want %q", i, conf.P2P.PersistentPeers, want)
+		}
+	}
+	b, _ := os.ReadFile(logPath)
+	if got := strings.Count(string(b), "another program took its port"); got != 2 {
+		t.Errorf("localnet start said %d times that a port was taken, want 2:\n%s", got, b)
+	}
+}
+
+// startLocalnet runs `kiln localnet start` on dir until the test ends, its output in
+// DIR/localnet.log, whose path it returns.
+func startLocalnet(t *testing.T, dir string) string {
+	t.Helper()
+	start := exec.Command(kilnBin, "localnet", "start", "--dir", dir)
+	logPath := filepath.Join(dir, "localnet.log")
+	logf, _ := os.Create(logPath)
+	start.Stdout, start.Stderr = logf, logf
+	if err := start.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		start.Process.Signal(syscall.SIGTERM)
+		start.Wait()
+		logf.Close()
+	})
+	return logPath
+}
+
+// waitLocalnet waits until every node of the localnet in dir has reached height,
+// reading localnet.json afresh each time: `localnet start` rewrites it when it moves a
+// node off a taken port.
+func waitLocalnet(t *testing.T, ctx context.Context, dir string, height int64) (node.Localnet, []*client.Client) {
+	t.Helper()
+	for {
+		ln, err := node.LoadLocalnet(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients := make([]*client.Client, len(ln.Nodes))
+		behind := -1
+		for i, n := range ln.Nodes {
+			if clients[i], err = client.New(n.RPC); err != nil {
+				t.Fatal(err)
+			}
+			if behind >= 0 {
+				continue
+			}
+			// 2 s: a status answer takes milliseconds; a port that another program holds
+			// (before localnet start moves the node off it) never answers.
+			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			if st, err := clients[i].Status(sctx); err != nil || st.Height < height {
+				behind = i
+			}
+			cancel()
+		}
+		if behind < 0 {
+			return ln, clients
+		}
+		select {
+		case <-ctx.Done():
+			b, _ := os.ReadFile(filepath.Join(dir, "localnet.log"))
+			t.Fatalf("node%d did not reach height %d: %v\nlocalnet start:\n%s\nnode%d:\n%s", behind, height, ctx.Err(), b,
+				behind, tail(filepath.Join(ln.Nodes[behind].Home, "node.log")))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 func tail(path string) string {

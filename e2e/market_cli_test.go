@@ -31,8 +31,8 @@ import (
 func TestCLIMarketOutputAndCert(t *testing.T) {
 	home := node.TempHome(t)
 	kiln(t, "init", "--home", home, "--chain-id", "mkt-1", "--keyring-backend", "test", "--block-time", "200ms")
-	rpc, p2p, _ := node.LoopbackAddrs()
-	p := startNode(t, home, rpc, p2p)
+	p := startNode(t, home)
+	rpc := p.rpc
 	c, _ := client.New(rpc)
 	// 60 s: start-up, a dozen transactions and the auction, at 200 ms blocks.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

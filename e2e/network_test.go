@@ -27,9 +27,9 @@ func TestNetworkCLI(t *testing.T) {
 	home := node.TempHome(t)
 	kiln(t, "init", "--home", home, "--chain-id", "net-1", "--keyring-backend", "test", "--block-time", "200ms")
 	kb := []string{"--home", home, "--keyring-backend", "test"}
-	rpc, p2p, _ := node.LoopbackAddrs()
+	nodeP := startNode(t, home)
+	rpc := nodeP.rpc
 	nd := []string{"--node", rpc}
-	nodeP := startNode(t, home, rpc, p2p)
 	c, _ := client.New(rpc)
 	// 60 s covers start-up and the few dozen 200 ms blocks this test needs.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

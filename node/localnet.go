@@ -1,12 +1,12 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +21,7 @@ import (
 	"github.com/kiln-network/kiln/app"
 	"github.com/kiln-network/kiln/keyring"
 	"github.com/kiln-network/kiln/node/pidfile"
+	"github.com/kiln-network/kiln/ports"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/bank"
 	"github.com/kiln-network/kiln/x/staking"
@@ -72,6 +73,13 @@ func InitLocalnet(o LocalnetOptions) (Localnet, error) {
 		return Localnet{}, fmt.Errorf("%s already holds a localnet (remove it to start over)", o.Dir)
 	}
 	ln := Localnet{ChainID: o.ChainID}
+	// NB: every port at once, so that no two nodes (nor a node's RPC and P2P) get the
+	// same one. They are written down here and bound at `localnet start`; one taken in
+	// between is moved then.
+	picked, err := ports.Pick(localnetHost, 2*o.Validators)
+	if err != nil {
+		return ln, err
+	}
 	g := app.DefaultGenesis()
 	var pvs []cmttypes.PrivValidator
 	var confs []*cfg.Config
@@ -79,10 +87,7 @@ func InitLocalnet(o LocalnetOptions) (Localnet, error) {
 		name := fmt.Sprintf("node%d", i)
 		home := filepath.Join(o.Dir, name)
 		conf := DefaultConfig(home, name, o.BlockTime)
-		rpc, p2p, err := LoopbackAddrs()
-		if err != nil {
-			return ln, err
-		}
+		rpc, p2p := tcpAddr(picked[2*i]), tcpAddr(picked[2*i+1])
 		conf.RPC.ListenAddress, conf.P2P.ListenAddress = rpc, p2p
 		pv, nk, err := writeNodeKeys(conf)
 		if err != nil {
@@ -111,20 +116,43 @@ func InitLocalnet(o LocalnetOptions) (Localnet, error) {
 		ln.Nodes = append(ln.Nodes, LocalnetNode{Name: name, Home: home, RPC: rpc, P2P: p2p, NodeID: string(nk.ID()), Operator: op.Address})
 	}
 	for i, conf := range confs {
-		var peers []string
-		for j, n := range ln.Nodes {
-			if j != i {
-				peers = append(peers, n.NodeID+"@"+strings.TrimPrefix(n.P2P, "tcp://"))
-			}
-		}
-		conf.P2P.PersistentPeers = strings.Join(peers, ",")
+		conf.P2P.PersistentPeers = ln.peersOf(i)
 		if err := WriteGenesis(conf.GenesisFile(), o.ChainID, g, pvs); err != nil {
 			return ln, err
 		}
 		cfg.WriteConfigFile(filepath.Join(conf.RootDir, "config", "config.toml"), conf)
 	}
+	return ln, ln.save(o.Dir)
+}
+
+// localnetHost is where localnet nodes listen.
+const localnetHost = "127.0.0.1"
+
+func tcpAddr(port int) string { return fmt.Sprintf("tcp://%s:%d", localnetHost, port) }
+
+// peersOf is node i's persistent_peers: every other node.
+func (ln Localnet) peersOf(i int) string {
+	var peers []string
+	for j, n := range ln.Nodes {
+		if j != i {
+			peers = append(peers, n.NodeID+"@"+strings.TrimPrefix(n.P2P, "tcp://"))
+		}
+	}
+	return strings.Join(peers, ",")
+}
+
+func (ln Localnet) save(dir string) error {
 	b, _ := json.MarshalIndent(ln, "", "  ")
-	return ln, os.WriteFile(filepath.Join(o.Dir, LocalnetFile), b, 0o644)
+	return writeFileAtomic(filepath.Join(dir, LocalnetFile), b)
+}
+
+// writeFileAtomic replaces path with b, never leaving it half written.
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // LoadLocalnet reads DIR/localnet.json.
@@ -145,6 +173,13 @@ func LoadLocalnet(dir string) (Localnet, error) {
 // until ctx ends, then stops them with SIGTERM. It refuses to start if a node of the
 // localnet already runs. A node that exits (say, stopped by hand to test fault
 // tolerance) is reported on status and not restarted; StartLocalnetNode restarts it.
+//
+// The ports were picked at init and written into the nodes' configs: another program
+// may have taken one since. A node that fails to start because its address is
+// already in use is moved to fresh ports and started again, up to ports.Attempts
+// starts, saying so on status; its config.toml, every other node's persistent_peers
+// and localnet.json are rewritten, so that later starts use the new ports. Nodes
+// already running keep dialing the old address; the moved node dials them.
 func StartLocalnet(ctx context.Context, bin, dir string, status io.Writer) error {
 	ln, err := LoadLocalnet(dir)
 	if err != nil {
@@ -159,30 +194,26 @@ func StartLocalnet(ctx context.Context, bin, dir string, status io.Writer) error
 			return fmt.Errorf("%s already runs (pid %d, %s): stop it first (kill %d), or start the other nodes one by one with --node N", n.Name, st.PID, PIDPath(n.Home), st.PID)
 		}
 	}
+	var procs []*localProc
 	var wg sync.WaitGroup
-	var procs []*exec.Cmd
-	for i, n := range ln.Nodes {
-		c, logf, err := nodeCommand(bin, n, &syscall.SysProcAttr{Setpgid: true})
+	for i := range ln.Nodes {
+		if ctx.Err() != nil {
+			break // stopped while starting: start no more
+		}
+		p, err := startLocalNode(ctx, bin, dir, &ln, i, status)
 		if err != nil {
 			stopAll(procs)
 			return err
 		}
-		if err := c.Start(); err != nil {
-			logf.Close()
-			stopAll(procs)
-			return fmt.Errorf("start %s: %w", n.Name, err)
-		}
-		fmt.Fprintf(status, "%s: pid %d, rpc %s, home %s\n", n.Name, c.Process.Pid, n.RPC, n.Home)
-		procs = append(procs, c)
+		procs = append(procs, p)
 		wg.Add(1)
-		go func(i int, n LocalnetNode, c *exec.Cmd, logf *os.File) {
+		go func(i int, p *localProc) {
 			defer wg.Done()
-			err := c.Wait()
-			logf.Close()
+			<-p.done
 			if ctx.Err() == nil {
-				fmt.Fprintf(status, "%s exited: %v (restart it with: kiln localnet start --dir %s --node %d)\n", n.Name, err, dir, i)
+				fmt.Fprintf(status, "%s exited: %v (restart it with: kiln localnet start --dir %s --node %d)\n", p.name, p.err, dir, i)
 			}
-		}(i, n, c, logf)
+		}(i, p)
 	}
 	<-ctx.Done()
 	stopAll(procs)
@@ -190,18 +221,217 @@ func StartLocalnet(ctx context.Context, bin, dir string, status io.Writer) error
 	return nil
 }
 
-// nodeCommand returns the `BIN node` command of n with its output appended to
-// HOME/node.log.
-func nodeCommand(bin string, n LocalnetNode, attr *syscall.SysProcAttr) (*exec.Cmd, *os.File, error) {
-	logf, err := os.OpenFile(filepath.Join(n.Home, "node.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", n.Name, err)
-	}
-	c := exec.Command(bin, "node", "--home", n.Home)
-	c.Stdout, c.Stderr = logf, logf
-	c.SysProcAttr = attr
-	return c, logf, nil
+// localProc is one node process of a localnet.
+type localProc struct {
+	name, home string
+	cmd        *exec.Cmd
+	logPath    string
+	logFrom    int64         // the log's size when this process started
+	done       chan struct{} // closed once the process exited; err is then set
+	err        error
 }
+
+// spawnNode starts `BIN node` for n with its output appended to HOME/node.log: in its
+// own process group (stopped with the localnet), or detached in its own session (it
+// outlives the caller and the terminal).
+func spawnNode(bin string, n LocalnetNode, detached bool) (*localProc, error) {
+	p := &localProc{name: n.Name, home: n.Home, logPath: filepath.Join(n.Home, "node.log"), done: make(chan struct{})}
+	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := logf.Stat(); err == nil {
+		p.logFrom = st.Size()
+	}
+	p.cmd = exec.Command(bin, "node", "--home", n.Home)
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !detached, Setsid: detached}
+	if err := p.cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", n.Name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		logf.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// logSinceStart is what the process wrote to its log, at most the last 64 KiB.
+func (p *localProc) logSinceStart() string {
+	f, err := os.Open(p.logPath)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	from := p.logFrom
+	if st, err := f.Stat(); err == nil && st.Size()-from > 64<<10 {
+		from = st.Size() - 64<<10
+	}
+	b, _ := io.ReadAll(io.NewSectionReader(f, from, 64<<10))
+	return string(b)
+}
+
+// nodeStartTimeout bounds the wait for a node's RPC to answer after its process
+// started: the handshake replays blocks, on a loaded 2-core machine.
+const nodeStartTimeout = 60 * time.Second
+
+// startLocalNode starts node i and waits until its RPC answers or it exits. A node
+// that exits because its address is in use is moved to fresh ports and started
+// again (see StartLocalnet).
+func startLocalNode(ctx context.Context, bin, dir string, ln *Localnet, i int, status io.Writer) (*localProc, error) {
+	for attempt := 1; ; attempt++ {
+		n := ln.Nodes[i]
+		p, err := spawnNode(bin, n, false)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(status, "%s: pid %d, rpc %s, home %s\n", n.Name, p.cmd.Process.Pid, n.RPC, n.Home)
+		if !waitAnswers(ctx, p, n) {
+			return p, nil // running but not answering yet, or stopped: reported by StartLocalnet
+		}
+		select {
+		case <-p.done:
+		default:
+			return p, nil
+		}
+		out := p.logSinceStart()
+		if !ports.InUseText(out) {
+			return p, nil // exited for another reason: reported by StartLocalnet
+		}
+		if attempt == ports.Attempts {
+			return nil, fmt.Errorf("%s: an address was in use at each of %d starts, on fresh ports each time; last: %s", n.Name, attempt, inUseLine(out))
+		}
+		if err := ln.move(dir, i); err != nil {
+			return nil, fmt.Errorf("%s: move to fresh ports: %w", n.Name, err)
+		}
+		fmt.Fprintf(status, "%s: another program took its port (%s); moved to rpc %s, p2p %s and starting again (start %d of %d)\n",
+			n.Name, inUseLine(out), ln.Nodes[i].RPC, ln.Nodes[i].P2P, attempt+1, ports.Attempts)
+	}
+}
+
+// waitAnswers waits until the node's RPC answers /status as this node (not some
+// other program that holds the port), the process exits, ctx ends or
+// nodeStartTimeout passes. It reports whether to look at the process again: false
+// when the wait gave up (ctx, timeout) with the process still running.
+func waitAnswers(ctx context.Context, p *localProc, n LocalnetNode) bool {
+	url := "http://" + strings.TrimPrefix(n.RPC, "tcp://") + "/status"
+	hc := &http.Client{Timeout: time.Second}
+	deadline := time.NewTimer(nodeStartTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.done:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-deadline.C:
+			return false
+		case <-tick.C:
+		}
+		if statusID(hc, url) == n.NodeID {
+			return true
+		}
+	}
+}
+
+// statusID is the node ID that the CometBFT RPC at url reports, or "".
+func statusID(hc *http.Client, url string) string {
+	resp, err := hc.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Result struct {
+			NodeInfo struct {
+				ID string `json:"id"`
+			} `json:"node_info"`
+		} `json:"result"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st) != nil {
+		return ""
+	}
+	return st.Result.NodeInfo.ID
+}
+
+// inUseLine is the line of a node's log that says an address was in use.
+func inUseLine(log string) string {
+	for _, l := range strings.Split(log, "\n") {
+		if ports.InUseText(l) {
+			return strings.TrimPrefix(strings.TrimSpace(l), "Error: ")
+		}
+	}
+	return ""
+}
+
+// move gives node i fresh RPC and P2P ports, different from every other node's, and
+// rewrites the configs and localnet.json to match.
+func (ln *Localnet) move(dir string, i int) error {
+	used := map[string]bool{}
+	for j, n := range ln.Nodes {
+		if j != i {
+			used[n.RPC], used[n.P2P] = true, true
+		}
+	}
+	var rpc, p2p string
+	for try := 0; ; try++ {
+		picked, err := ports.Pick(localnetHost, 2)
+		if err != nil {
+			return err
+		}
+		rpc, p2p = tcpAddr(picked[0]), tcpAddr(picked[1])
+		if !used[rpc] && !used[p2p] && rpc != ln.Nodes[i].RPC && p2p != ln.Nodes[i].P2P {
+			break
+		}
+		if try == 100 {
+			return fmt.Errorf("no fresh ports on %s after 100 picks", localnetHost)
+		}
+	}
+	ln.Nodes[i].RPC, ln.Nodes[i].P2P = rpc, p2p
+	for j, n := range ln.Nodes {
+		conf, err := LoadConfig(n.Home)
+		if err != nil {
+			return err
+		}
+		conf.RPC.ListenAddress, conf.P2P.ListenAddress = n.RPC, n.P2P
+		conf.P2P.PersistentPeers = ln.peersOf(j)
+		cfg.WriteConfigFile(filepath.Join(n.Home, "config", "config.toml"), conf)
+	}
+	return ln.save(dir)
+}
+
+// stopAll stops the processes with SIGTERM, and kills those still running after
+// stopTimeout.
+func stopAll(procs []*localProc) {
+	for _, p := range procs {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	deadline := time.After(stopTimeout)
+	for _, p := range procs {
+		select {
+		case <-p.done:
+		case <-deadline:
+			for _, p := range procs {
+				p.cmd.Process.Kill()
+			}
+			for _, p := range procs {
+				<-p.done
+			}
+			return
+		}
+	}
+}
+
+// stopTimeout bounds a clean stop, which takes well under a second.
+const stopTimeout = 10 * time.Second
 
 // Started is a node StartLocalnetNode started.
 type Started struct {
@@ -211,11 +441,6 @@ type Started struct {
 	// StalePID is the pid a stale pid file named (its process was gone), 0 if none.
 	StalePID int `json:"stale_pid,omitempty"`
 }
-
-// nodeStartTimeout bounds how long StartLocalnetNode waits for a node to take its home
-// and open its RPC port: opening the state and CometBFT's handshake replay take a few
-// seconds on a loaded 2-core machine.
-const nodeStartTimeout = 60 * time.Second
 
 // StartLocalnetNode starts node index of the localnet in dir as a detached `BIN node`
 // process (its own session, so it outlives the caller and the terminal; output
@@ -240,17 +465,11 @@ func StartLocalnetNode(ctx context.Context, bin, dir string, index int) (Started
 		return Started{}, fmt.Errorf("%s already runs (pid %d, %s): stop it first (kill %d)", n.Name, st.PID, PIDPath(n.Home), st.PID)
 	}
 	s := Started{LocalnetNode: n, Log: filepath.Join(n.Home, "node.log"), StalePID: st.PID}
-	c, logf, err := nodeCommand(bin, n, &syscall.SysProcAttr{Setsid: true})
+	p, err := spawnNode(bin, n, true)
 	if err != nil {
 		return s, err
 	}
-	defer logf.Close() // the child has its own descriptor
-	if err := c.Start(); err != nil {
-		return s, fmt.Errorf("start %s: %w", n.Name, err)
-	}
-	s.PID = c.Process.Pid
-	exited := make(chan error, 1)
-	go func() { exited <- c.Wait() }()
+	s.PID = p.cmd.Process.Pid
 	rpcAddr := strings.TrimPrefix(n.RPC, "tcp://")
 	deadline := time.NewTimer(nodeStartTimeout)
 	defer deadline.Stop()
@@ -258,10 +477,10 @@ func StartLocalnetNode(ctx context.Context, bin, dir string, index int) (Started
 	defer tick.Stop()
 	for {
 		select {
-		case err := <-exited:
-			return s, fmt.Errorf("%s exited at start (%v); the end of %s:\n%s", n.Name, err, s.Log, logTail(s.Log, 1500))
+		case <-p.done:
+			return s, fmt.Errorf("%s exited at start (%v); the end of %s:\n%s", n.Name, p.err, s.Log, tail(p.logSinceStart(), 1500))
 		case <-ctx.Done():
-			c.Process.Signal(syscall.SIGTERM)
+			p.cmd.Process.Signal(syscall.SIGTERM)
 			return s, fmt.Errorf("start %s: %w", n.Name, ctx.Err())
 		case <-deadline.C:
 			return s, fmt.Errorf("%s (pid %d) did not open its RPC port %s within %v; see %s", n.Name, s.PID, rpcAddr, nodeStartTimeout, s.Log)
@@ -277,41 +496,10 @@ func StartLocalnetNode(ctx context.Context, bin, dir string, index int) (Started
 	}
 }
 
-// logTail returns about the last n bytes of the file at path, from a line start.
-func logTail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
+// tail returns the last n bytes of s.
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
 	}
-	if len(b) > n {
-		b = b[len(b)-n:]
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			b = b[i+1:]
-		}
-	}
-	return strings.TrimRight(string(b), "\n")
-}
-
-func stopAll(procs []*exec.Cmd) {
-	for _, c := range procs {
-		if c.ProcessState == nil {
-			c.Process.Signal(syscall.SIGTERM)
-		}
-	}
-	done := make(chan struct{})
-	go func() {
-		for _, c := range procs {
-			for i := 0; i < 100 && c.ProcessState == nil; i++ {
-				time.Sleep(50 * time.Millisecond)
-			}
-		}
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second): // a clean stop takes well under a second
-		for _, c := range procs {
-			c.Process.Kill()
-		}
-	}
+	return s
 }

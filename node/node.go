@@ -11,8 +11,6 @@ import (
 
 	cfg "github.com/cometbft/cometbft/config"
 	nm "github.com/cometbft/cometbft/node"
-	"github.com/cometbft/cometbft/p2p"
-	"github.com/cometbft/cometbft/privval"
 	"github.com/cometbft/cometbft/proxy"
 
 	"github.com/kiln-network/kiln/app"
@@ -32,11 +30,10 @@ type Options struct {
 
 // Node is a running validator: CometBFT with the Kiln app, in-process.
 type Node struct {
-	cmt *nm.Node
-	App *app.App
-	db  *store.DB
-	dbs *dbTracker
-	pid *pidfile.File
+	comet *Comet
+	App   *app.App
+	db    *store.DB
+	pid   *pidfile.File
 }
 
 // dbTracker remembers every database CometBFT opens: its Stop leaves the tx and block
@@ -113,9 +110,10 @@ func lockHome(home string) (*pidfile.File, error) {
 }
 
 // Start claims the home (HOME/node.pid, see PIDPath; a *HomeInUseError if another node
-// holds it), opens the app state and starts CometBFT on it. CometBFT's handshake replays
-// any block the app has not committed, so a node killed at any moment resumes where its
-// last durable commit left off.
+// holds it), opens the app state and starts CometBFT on it (see StartComet for how the
+// listen addresses are bound: RPC port 0 gets a free port that RPCAddr reports).
+// CometBFT's handshake replays any block the app has not committed, so a node killed
+// at any moment resumes where its last durable commit left off.
 func Start(conf *cfg.Config, o Options) (n *Node, err error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -134,41 +132,22 @@ func Start(conf *cfg.Config, o Options) (n *Node, err error) {
 		return nil, err
 	}
 	a := app.New(db, app.Options{Logger: o.Logger, CheckInvariants: o.CheckInvariants})
-	pv := privval.LoadFilePV(conf.PrivValidatorKeyFile(), conf.PrivValidatorStateFile())
-	nodeKey, err := p2p.LoadNodeKey(conf.NodeKeyFile())
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("load node key: %w", err)
-	}
-	dbs := &dbTracker{}
 	// NB: one lock per ABCI connection, so CheckTx (mempool) runs beside FinalizeBlock
 	// (consensus) and queries; the App guards the state they share.
-	cmt, err := nm.NewNode(conf, pv, nodeKey, proxy.NewConnSyncLocalClientCreator(a),
-		nm.DefaultGenesisDocProviderFunc(conf), dbs.provide,
-		nm.DefaultMetricsProvider(conf.Instrumentation), NewCometLogger(o.Logger, o.CometLevel))
+	c, err := StartComet(conf, proxy.NewConnSyncLocalClientCreator(a), NewCometLogger(o.Logger, o.CometLevel))
 	if err != nil {
-		dbs.closeAll()
 		db.Close()
-		return nil, fmt.Errorf("create CometBFT node: %w", err)
+		return nil, err
 	}
-	if err := cmt.Start(); err != nil {
-		dbs.closeAll()
-		db.Close()
-		return nil, fmt.Errorf("start CometBFT node: %w", err)
-	}
-	return &Node{cmt: cmt, App: a, db: db, dbs: dbs, pid: pid}, nil
+	return &Node{comet: c, App: a, db: db, pid: pid}, nil
 }
 
 // Stop stops consensus, closes the state database and gives the home back (its pid
 // file is removed).
 func (n *Node) Stop() error {
-	if n.cmt.IsRunning() {
-		if err := n.cmt.Stop(); err != nil {
-			return err
-		}
-		n.cmt.Wait()
+	if err := n.comet.Stop(); err != nil {
+		return err
 	}
-	n.dbs.closeAll()
 	err := n.db.Close()
 	if perr := n.pid.Release(); err == nil {
 		err = perr
@@ -176,8 +155,9 @@ func (n *Node) Stop() error {
 	return err
 }
 
-// RPCAddr returns the RPC listen address (tcp://host:port).
-func (n *Node) RPCAddr() string { return n.cmt.Config().RPC.ListenAddress }
+// RPCAddr returns the address the RPC server listens on (tcp://host:port), with the
+// port it got when rpc.laddr asked for port 0.
+func (n *Node) RPCAddr() string { return n.comet.RPCAddr() }
 
 // CometBFT returns the embedded CometBFT node.
-func (n *Node) CometBFT() *nm.Node { return n.cmt }
+func (n *Node) CometBFT() *nm.Node { return n.comet.Node() }

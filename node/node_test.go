@@ -22,16 +22,12 @@ func startTestNode(t *testing.T, home string) (*Node, *client.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rpc, p2p, err := LoopbackAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf.RPC.ListenAddress, conf.P2P.ListenAddress = rpc, p2p
+	UseFreePorts(conf)
 	n, err := Start(conf, Options{CheckInvariants: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(rpc)
+	c, err := client.New(n.RPCAddr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +59,7 @@ func TestNodeCommitsTransferAndRestarts(t *testing.T) {
 	// A second node on the same home is refused before it touches anything, naming
 	// the home and the pid holding it; the first one goes on.
 	conf2, _ := LoadConfig(home)
-	conf2.RPC.ListenAddress, conf2.P2P.ListenAddress, _ = LoopbackAddrs()
+	UseFreePorts(conf2)
 	_, err = Start(conf2, Options{})
 	var inUse *HomeInUseError
 	if !errors.As(err, &inUse) || inUse.Home != home || inUse.PID != os.Getpid() ||

@@ -5,11 +5,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-network/kiln/node"
+	"github.com/kiln-network/kiln/ports"
 )
 
 func newNodeCmd() *cobra.Command {
@@ -44,10 +46,15 @@ func newNodeCmd() *cobra.Command {
 			inv, _ := cmd.Flags().GetBool("check-invariants")
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl}))
 			n, err := node.Start(conf, node.Options{Logger: logger, CometLevel: cometLvl, CheckInvariants: inv})
+			if ports.InUse(err) {
+				return fmt.Errorf("%w\n(another program, perhaps another node, listens there: choose another port in %s or with --rpc.laddr / --p2p.laddr; port 0 takes any free one)",
+					err, filepath.Join(homeFlag(cmd), "config", "config.toml"))
+			}
 			if err != nil {
 				return err
 			}
-			logger.Info("kiln node running", "home", homeFlag(cmd), "rpc", conf.RPC.ListenAddress, "p2p", conf.P2P.ListenAddress, "height", n.App.Height())
+			// NB: rpc is the address bound, with the port the kernel picked for port 0.
+			logger.Info("kiln node running", "home", homeFlag(cmd), "rpc", n.RPCAddr(), "p2p", conf.P2P.ListenAddress, "height", n.App.Height())
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 			s := <-sig
@@ -59,8 +66,8 @@ func newNodeCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().String("rpc.laddr", "", "RPC listen address (default from config.toml, tcp://127.0.0.1:26657)")
-	cmd.Flags().String("p2p.laddr", "", "P2P listen address (default from config.toml, tcp://127.0.0.1:26656)")
+	cmd.Flags().String("rpc.laddr", "", "RPC listen address (default from config.toml, tcp://127.0.0.1:26657); port 0 takes a free port, logged as rpc=")
+	cmd.Flags().String("p2p.laddr", "", "P2P listen address (default from config.toml, tcp://127.0.0.1:26656); port 0 takes a free port no peer learns, for a node nobody dials")
 	cmd.Flags().String("p2p.persistent_peers", "", "comma-separated ID@host:port peers (default from config.toml)")
 	cmd.Flags().String("log_level", "info", "Kiln log level: debug, info, warn, error")
 	cmd.Flags().String("comet_log_level", "error", "CometBFT log level: debug, info, warn, error")

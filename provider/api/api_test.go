@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-network/kiln/ports"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/executor"
 	"github.com/kiln-network/kiln/provider/executor/executortest"
@@ -716,14 +717,68 @@ func TestConcurrentUploadsStayUnderLimit(t *testing.T) {
 	})
 }
 
-func freePort(t *testing.T) int {
+// serveOnFreePort deploys prog's HTTP server as a service lease of alice and waits
+// until the ingress answers through it; it returns the lease and the ingress URL.
+//
+// NB: the process executor's program binds its port itself, so the port is picked
+// ahead and written into the manifest, and another program may take it before the
+// service binds it; the service then fails with "address already in use" and is
+// deployed again, as another lease, on a fresh port.
+func serveOnFreePort(t *testing.T, h *harness, c *api.Client, prog string) (uint64, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ctx := context.Background()
+	for attempt := 1; ; attempt++ {
+		id := uint64(100 + attempt)
+		l := batchLease(id, alice)
+		l.Kind = api.KindService
+		h.chain.addLease(l)
+		picked, err := ports.Pick("127.0.0.1", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := picked[0]
+		m := api.Manifest{Services: []api.Service{{
+			Name: "web", Command: []string{prog}, Args: []string{"serve-http", strconv.Itoa(port)}, Count: 1,
+			Resources: api.ServiceResources{CPUMilli: 500, MemoryBytes: 128 << 20},
+			Expose:    []api.Expose{{Port: uint32(port), As: 80, Global: true}},
+		}}}
+		if _, err := c.SendManifest(ctx, id, m); err != nil {
+			t.Fatalf("SendManifest() = %v", err)
+		}
+		url := c.IngressURL(id, "/hello?q=1")
+		deadline := time.Now().Add(serveTimeout)
+		for {
+			resp, err := c.HTTPClient().Get(url)
+			if err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK && string(body) == "ok" {
+					return id, url
+				}
+				err = fmt.Errorf("%s: %s", resp.Status, body)
+			}
+			if st, _ := c.Status(ctx, id); st.State == api.StateFailed && attempt < ports.Attempts && serviceLog(t, c, id, ports.InUseText) {
+				t.Logf("port %d was taken before the service bound it; deploying again on a fresh port", port)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET %s: %v after %s", url, err, serveTimeout)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// serviceLog reports whether the log of lease id's service satisfies ok.
+func serviceLog(t *testing.T, c *api.Client, id uint64, ok func(string) bool) bool {
+	t.Helper()
+	rc, err := c.Logs(context.Background(), id, api.LogSelector{}, false)
+	if err != nil {
+		return false
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(io.LimitReader(rc, 64<<10))
+	return ok(string(b))
 }
 
 func TestServiceIngress(t *testing.T) {
@@ -731,37 +786,9 @@ func TestServiceIngress(t *testing.T) {
 	prog := executortest.BuildTestProg(t)
 	c := h.tenant(t, alice, true)
 	other := h.tenant(t, bob, true)
-	l := batchLease(2, alice)
-	l.Kind = api.KindService
-	h.chain.addLease(l)
 	ctx := context.Background()
-	port := freePort(t)
-	m := api.Manifest{Services: []api.Service{{
-		Name: "web", Command: []string{prog}, Args: []string{"serve-http", strconv.Itoa(port)}, Count: 1,
-		Resources: api.ServiceResources{CPUMilli: 500, MemoryBytes: 128 << 20},
-		Expose:    []api.Expose{{Port: uint32(port), As: 80, Global: true}},
-	}}}
-	if _, err := c.SendManifest(ctx, 2, m); err != nil {
-		t.Fatalf("SendManifest() = %v", err)
-	}
-	url := c.IngressURL(2, "/hello?q=1")
-	deadline := time.Now().Add(serveTimeout)
-	for {
-		resp, err := c.HTTPClient().Get(url)
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK && string(body) == "ok" {
-				break
-			}
-			err = fmt.Errorf("%s: %s", resp.Status, body)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET %s: %v after %s", url, err, serveTimeout)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	resp, err := other.HTTPClient().Get(other.IngressURL(2, "/"))
+	id, url := serveOnFreePort(t, h, c, prog)
+	resp, err := other.HTTPClient().Get(other.IngressURL(id, "/"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -770,7 +797,7 @@ func TestServiceIngress(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), api.CodeNotLeaseOwner) {
 		t.Errorf("ingress as bob = %s %s, want 403 %s", resp.Status, body, api.CodeNotLeaseOwner)
 	}
-	if err := h.mgr.Stop(ctx, 2); err != nil {
+	if err := h.mgr.Stop(ctx, id); err != nil {
 		t.Fatalf("Stop() = %v", err)
 	}
 	resp, err = c.HTTPClient().Get(url)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -78,6 +79,7 @@ type Config struct {
 	// how late in a block the daemon bids: keep it well under the block time.
 	PollInterval Duration `toml:"poll_interval"`
 	// MetricsListen, if set, serves Prometheus metrics on http://MetricsListen/metrics.
+	// Port 0 picks a free port, logged at start (Daemon.MetricsAddr).
 	MetricsListen string `toml:"metrics_listen"`
 	// MaxInputBytes caps one lease's uploaded inputs in total, with a unit ("1Gi");
 	// empty keeps the API's default.
@@ -207,12 +209,21 @@ func (c Config) Validate() error {
 	if c.StateDir == "" {
 		return fieldErr("state_dir", `""`, "must be set")
 	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return fieldErr("listen", c.Listen, "must be HOST:PORT")
+	listenPort, err := hostPort(c.Listen)
+	if err != nil {
+		return fieldErr("listen", c.Listen, "must be HOST:PORT, port 0 to 65535 (0: any free port)")
 	}
 	if c.Endpoint != "" {
 		if err := registry.ValidateEndpoint(c.Endpoint); err != nil {
 			return fieldErr("endpoint", c.Endpoint, "must be https://HOST:PORT")
+		}
+		if listenPort == 0 {
+			return fieldErr("endpoint", c.Endpoint, "must be empty when listen asks for any free port (port 0): the port is known only at start, and the endpoint registered is then https://<the address listen got>")
+		}
+	}
+	if c.MetricsListen != "" {
+		if _, err := hostPort(c.MetricsListen); err != nil {
+			return fieldErr("metrics_listen", c.MetricsListen, "must be HOST:PORT, port 0 to 65535 (0: any free port), or empty")
 		}
 	}
 	switch c.Executor {
@@ -363,6 +374,19 @@ func (c Config) endpointFor(addr net.Addr) string {
 		return c.Endpoint
 	}
 	return "https://" + addr.String()
+}
+
+// hostPort checks a HOST:PORT listen address and returns its port.
+func hostPort(addr string) (int, error) {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return 0, fmt.Errorf("port %q: %w", p, err)
+	}
+	return int(n), nil
 }
 
 // certHosts returns the host names the TLS certificate must name: the endpoint's

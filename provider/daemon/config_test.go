@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +61,13 @@ func TestConfigRefusals(t *testing.T) {
 		{"bad image limit", "max_image_bytes", func(c *Config) { c.MaxImageBytes = "0" }},
 		{"registry without a host", `allowed_registries[1]: "ubuntu"`, func(c *Config) { c.AllowedRegistries = []string{"docker.io", "ubuntu"} }},
 		{"registry as a URL", "allowed_registries[0]", func(c *Config) { c.AllowedRegistries = []string{"https://ghcr.io"} }},
+		{"listen without port", "listen", func(c *Config) { c.Listen = "127.0.0.1" }},
+		{"listen port not a number", "listen", func(c *Config) { c.Listen = "127.0.0.1:https" }},
+		{"listen port too big", "listen", func(c *Config) { c.Listen = "127.0.0.1:65536" }},
+		{"listen port negative", "listen", func(c *Config) { c.Listen = "127.0.0.1:-1" }},
+		{"endpoint with listen port 0", "endpoint", func(c *Config) { c.Listen = "0.0.0.0:0" }},
+		{"metrics without port", "metrics_listen", func(c *Config) { c.MetricsListen = "127.0.0.1" }},
+		{"metrics port too big", "metrics_listen", func(c *Config) { c.MetricsListen = "127.0.0.1:70000" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base()
@@ -152,6 +161,23 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		if c.Validate() == nil && (c.StateDir == "" || c.Executor == "") {
 			t.Fatalf("Validate accepted a config without state_dir or executor: %+v", c)
+		}
+	})
+}
+
+// FuzzHostPort: no listen address panics the check; one it accepts splits as
+// HOST:PORT with a port of 0 to 65535, and the config validates the same way.
+func FuzzHostPort(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:0", "0.0.0.0:8443", "[::]:1", ":0", "x", "h:65536", "h:-1", "h:+1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		port, err := hostPort(s)
+		if err != nil {
+			return
+		}
+		if _, p, serr := net.SplitHostPort(s); serr != nil || port < 0 || port > 65535 || strconv.Itoa(port) != strings.TrimLeft(p, "0") && port != 0 {
+			t.Fatalf("hostPort(%q) = %d, accepted what net.SplitHostPort reads as %q (%v)", s, port, p, serr)
 		}
 	})
 }

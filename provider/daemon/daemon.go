@@ -70,10 +70,11 @@ type Daemon struct {
 	log  *slog.Logger
 	self types.Address
 
-	ready    chan struct{}
-	endpoint string
-	certPEM  []byte
-	inv      registry.Inventory
+	ready       chan struct{}
+	endpoint    string
+	metricsAddr string
+	certPEM     []byte
+	inv         registry.Inventory
 
 	snd     *sender
 	chain   *chainSource
@@ -134,6 +135,11 @@ func (d *Daemon) Address() types.Address { return d.self }
 
 // Endpoint returns the https URL registered on chain; valid once Ready.
 func (d *Daemon) Endpoint() string { return d.endpoint }
+
+// MetricsAddr returns the HOST:PORT the Prometheus metrics are served on, with the
+// port it got when metrics_listen asked for port 0; "" when metrics are off. Valid
+// once Ready.
+func (d *Daemon) MetricsAddr() string { return d.metricsAddr }
 
 // ProviderCertPEM returns the TLS certificate registered on chain, which tenants pin;
 // valid once Ready.
@@ -198,12 +204,23 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer d.mgr.Close()
 
+	// NB: both listeners are bound before the provider registers, so that a taken
+	// port fails the start before anything goes on chain; port 0 gets a free port,
+	// and the endpoint registered names the one the API got.
 	ln, err := net.Listen("tcp", d.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", d.cfg.Listen, err)
+		return fmt.Errorf("listen for the tenant API on %s (listen): %w", d.cfg.Listen, err)
 	}
 	defer ln.Close()
 	d.endpoint = d.cfg.endpointFor(ln.Addr())
+	var mln net.Listener
+	if d.cfg.MetricsListen != "" {
+		if mln, err = net.Listen("tcp", d.cfg.MetricsListen); err != nil {
+			return fmt.Errorf("listen for metrics on %s (metrics_listen): %w", d.cfg.MetricsListen, err)
+		}
+		defer mln.Close()
+		d.metricsAddr = mln.Addr().String()
+	}
 	pair, err := d.loadOrCreateCert()
 	if err != nil {
 		return err
@@ -241,12 +258,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer cancel()
 		srv.Shutdown(sctx)
 	}()
-	if d.cfg.MetricsListen != "" {
-		ms := &http.Server{Addr: d.cfg.MetricsListen, Handler: promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
-		go ms.ListenAndServe()
+	if mln != nil {
+		ms := &http.Server{Handler: promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := ms.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+				d.log.Error("metrics server stopped", "err", err)
+			}
+		}()
 		defer ms.Close()
 	}
-	d.log.Info("provider ready", "endpoint", d.endpoint, "executor", d.cfg.Executor, "gpus", inv.TotalGPUs(), "heartbeat_every", d.every)
+	d.log.Info("provider ready", "endpoint", d.endpoint, "metrics", d.metricsAddr, "executor", d.cfg.Executor, "gpus", inv.TotalGPUs(), "heartbeat_every", d.every)
 	close(d.ready)
 
 	err = d.loop(ctx)

@@ -103,17 +103,13 @@ func startNet(t *testing.T) *testNet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rpc, p2p, err := node.LoopbackAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf.RPC.ListenAddress, conf.P2P.ListenAddress = rpc, p2p
+	node.UseFreePorts(conf)
 	nd, err := node.Start(conf, node.Options{CheckInvariants: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nd.Stop() })
-	if n.c, err = client.New(rpc); err != nil {
+	if n.c, err = client.New(nd.RPCAddr()); err != nil {
 		t.Fatal(err)
 	}
 	// 30 s covers node start-up on a loaded 2-core machine.

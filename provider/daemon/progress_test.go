@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/kiln-network/kiln/client"
-	"github.com/kiln-network/kiln/node"
+	"github.com/kiln-network/kiln/ports"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/executor/executortest"
 	"github.com/kiln-network/kiln/tenant"
@@ -27,10 +27,12 @@ func TestDeployShowsBidsAndServiceAccess(t *testing.T) {
 	// 60 s: a service deployment at 200 ms blocks and a few requests, on a loaded machine.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	port, err := node.FreePort()
+	// NB: the process executor's program binds the port itself, so it is picked ahead.
+	picked, err := ports.Pick("127.0.0.1", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
+	port := picked[0]
 	plan := batchPlan("")
 	plan.Kind = market.KindService
 	svc := &plan.Manifest.Services[0]
