@@ -15,12 +15,7 @@ import (
 	"github.com/kiln-network/kiln/store"
 	"github.com/kiln-network/kiln/tx"
 	"github.com/kiln-network/kiln/types"
-	"github.com/kiln-network/kiln/x/auth"
 	"github.com/kiln-network/kiln/x/bank"
-	"github.com/kiln-network/kiln/x/cert"
-	"github.com/kiln-network/kiln/x/escrow"
-	"github.com/kiln-network/kiln/x/market"
-	"github.com/kiln-network/kiln/x/registry"
 	"github.com/kiln-network/kiln/x/staking"
 )
 
@@ -45,9 +40,12 @@ type Options struct {
 	// tests, audits and the demo.
 	CheckInvariants bool
 	// Extend, if set, registers more hooks after the app's own wiring (market hooks,
-	// close reasons, unbond guards) and before they are sealed: how a module not yet
-	// in the app, or a test, plugs in.
+	// close reasons, unbond guards) and before they are sealed: how a test plugs in.
 	Extend func(*types.Hooks)
+	// Modules run after the standard ones (Modules()), in the same ways: messages,
+	// hooks, begin- and end-block, invariants, queries. Their parameters, if any, are
+	// theirs to keep (GenesisParams has a field per standard module only).
+	Modules []Module
 }
 
 // App is the Kiln ABCI application.
@@ -55,6 +53,7 @@ type App struct {
 	abcitypes.BaseApplication
 
 	db      *store.DB
+	l       *ledger // the module table this app runs
 	reg     *tx.Registry
 	log     *slog.Logger
 	opts    Options
@@ -77,10 +76,24 @@ func New(db *store.DB, opts Options) *App {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &App{db: db, reg: NewRegistry(), log: opts.Logger, opts: opts, verified: map[[32]byte]struct{}{}}
+	a := &App{db: db, log: opts.Logger, opts: opts, verified: map[[32]byte]struct{}{}}
+	a.l = ledgerTable
+	if len(opts.Modules) > 0 {
+		a.l = newLedger(append(Modules(), opts.Modules...))
+	}
+	a.reg = a.l.registry()
 	// NB: the order below is the order hooks and guards run in, on every node.
 	a.hooks = types.NewHooks()
-	market.Wire(a.hooks)
+	for _, m := range a.l.modules {
+		if m.Wire != nil {
+			m.Wire(a.hooks)
+		}
+	}
+	for _, acc := range a.l.accounts {
+		if acc.Owed != nil {
+			bank.BlockRecipient(a.hooks, acc.Address, acc.Name)
+		}
+	}
 	if opts.Extend != nil {
 		opts.Extend(a.hooks)
 	}
@@ -93,55 +106,9 @@ func New(db *store.DB, opts Options) *App {
 	return a
 }
 
-// NewRegistry returns the registry of every message type the app understands.
-func NewRegistry() *tx.Registry {
-	r := tx.NewRegistry()
-	r.Register(types.MsgTypeBankSend, bank.DecodeMsgSend)
-	r.Register(types.MsgTypeStakingCreateValidator, staking.DecodeCreateValidator)
-	r.Register(types.MsgTypeStakingDelegate, staking.DecodeDelegate)
-	r.Register(types.MsgTypeStakingUndelegate, staking.DecodeUndelegate)
-	r.Register(types.MsgTypeStakingUnjail, staking.DecodeUnjail)
-	r.Register(types.MsgTypeRegistryRegister, registry.DecodeRegister)
-	r.Register(types.MsgTypeRegistryUpdate, registry.DecodeUpdate)
-	r.Register(types.MsgTypeRegistryDeregister, registry.DecodeDeregister)
-	r.Register(types.MsgTypeCertPublish, cert.DecodePublish)
-	r.Register(types.MsgTypeCertRevoke, cert.DecodeRevoke)
-	r.Register(types.MsgTypeMarketCreateOrder, market.DecodeCreateOrder)
-	r.Register(types.MsgTypeMarketCloseOrder, market.DecodeCloseOrder)
-	r.Register(types.MsgTypeMarketCreateBid, market.DecodeCreateBid)
-	r.Register(types.MsgTypeMarketCloseBid, market.DecodeCloseBid)
-	r.Register(types.MsgTypeMarketCreateLease, market.DecodeCreateLease)
-	r.Register(types.MsgTypeMarketCloseLease, market.DecodeCloseLease)
-	r.Register(types.MsgTypeMarketHeartbeat, market.DecodeHeartbeat)
-	r.Register(types.MsgTypeMarketCompleteLease, market.DecodeCompleteLease)
-	r.Register(types.MsgTypeMarketStartLease, market.DecodeStartLease)
-	r.Register(types.MsgTypeEscrowDeposit, escrow.DecodeDeposit)
-	return r
-}
-
-// route is the one dispatch switch over message types.
-func route(ctx *types.Context, msg types.Msg) error {
-	switch msg.Type() {
-	case types.MsgTypeBankSend:
-		m := msg.(*bank.MsgSend)
-		auth.Ensure(ctx, m.To)
-		return bank.HandleSend(ctx, m)
-	case types.MsgTypeStakingCreateValidator, types.MsgTypeStakingDelegate,
-		types.MsgTypeStakingUndelegate, types.MsgTypeStakingUnjail:
-		return staking.Handle(ctx, msg)
-	case types.MsgTypeRegistryRegister, types.MsgTypeRegistryUpdate, types.MsgTypeRegistryDeregister:
-		return registry.Handle(ctx, msg)
-	case types.MsgTypeCertPublish, types.MsgTypeCertRevoke:
-		return cert.Handle(ctx, msg)
-	case types.MsgTypeMarketCreateOrder, types.MsgTypeMarketCloseOrder, types.MsgTypeMarketCreateBid,
-		types.MsgTypeMarketCloseBid, types.MsgTypeMarketCreateLease, types.MsgTypeMarketCloseLease,
-		types.MsgTypeMarketHeartbeat, types.MsgTypeMarketCompleteLease, types.MsgTypeMarketStartLease:
-		return market.Handle(ctx, msg)
-	case types.MsgTypeEscrowDeposit:
-		return escrow.Handle(ctx, msg)
-	}
-	return types.Wrapf(types.ErrUnknownMsgType, "type %d", msg.Type())
-}
+// NewRegistry returns the registry of every message type the app understands: the
+// module table's.
+func NewRegistry() *tx.Registry { return ledgerTable.registry() }
 
 // Info reports the last committed height and app hash, so CometBFT's handshake replays
 // whatever blocks the app has not committed. It runs beside Commit (RPC abci_info), so
@@ -172,7 +139,7 @@ func (a *App) InitChain(_ context.Context, req *abcitypes.RequestInitChain) (*ab
 	ctx := &types.Context{Store: a.deliver, Height: req.InitialHeight, Time: req.Time, ChainID: req.ChainId, Logger: a.log}
 	a.wire(ctx, genesisBlockRand(req))
 	a.deliver.Set(blockRandKey, ctx.BlockRand[:])
-	ups, err := initGenesis(ctx, g)
+	ups, err := a.l.initGenesis(ctx, g)
 	if err != nil {
 		return nil, err
 	}
@@ -225,12 +192,14 @@ func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlo
 	a.wire(ctx, deriveBlockRand(storedBlockRand(a.deliver), req))
 	a.deliver.Set(blockRandKey, ctx.BlockRand[:])
 
+	var bi BlockInfo
 	for _, m := range req.Misbehavior {
-		staking.HandleDoubleSign(ctx, m.Validator.Address)
+		bi.DoubleSigners = append(bi.DoubleSigners, m.Validator.Address)
 	}
 	for _, v := range req.DecidedLastCommit.Votes {
-		staking.HandleVote(ctx, v.Validator.Address, v.BlockIdFlag != cmtproto.BlockIDFlagAbsent)
+		bi.Votes = append(bi.Votes, Vote{Address: v.Validator.Address, Signed: v.BlockIdFlag != cmtproto.BlockIDFlagAbsent})
 	}
+	a.l.beginBlock(ctx, bi)
 	beginEvents := toABCIEvents(ctx.Events())
 
 	results := make([]*abcitypes.ExecTxResult, len(req.Txs))
@@ -241,16 +210,10 @@ func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlo
 	}
 
 	endCtx := ctx.WithStore(ctx.Store)
-	// NB: the market settles leases and closes bid windows after the block's txs, so a
-	// bid in block H+window still counts and a close in a tx stops that block's billing.
-	market.EndBlock(endCtx)
-	// NB: held pay whose dispute window ends this block is released last, once every
-	// module that may claw it back has acted.
-	escrow.EndBlock(endCtx)
-	bank.DistributeFees(endCtx, staking.OperatorOfProposer(endCtx))
-	ups := staking.EndBlock(endCtx)
+	// NB: in the table's order, which Modules explains.
+	ups := a.l.endBlock(endCtx)
 	if a.opts.CheckInvariants {
-		if err := CheckInvariants(endCtx); err != nil {
+		if err := a.l.checkInvariants(endCtx); err != nil {
 			panic(fmt.Sprintf("invariant broken at height %d: %v", req.Height, err))
 		}
 	}

@@ -62,11 +62,17 @@ func newHarness(t testing.TB, nAccounts int) *harness {
 // newHarnessWith is newHarness with edit applied to the genesis state first.
 func newHarnessWith(t testing.TB, nAccounts int, edit func(*GenesisState)) *harness {
 	t.Helper()
+	return newHarnessOpts(t, nAccounts, Options{CheckInvariants: true}, edit)
+}
+
+// newHarnessOpts is newHarnessWith with the app's options.
+func newHarnessOpts(t testing.TB, nAccounts int, opts Options, edit func(*GenesisState)) *harness {
+	t.Helper()
 	db, err := store.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, app: New(db, Options{CheckInvariants: true})}
+	h := &harness{t: t, app: New(db, opts)}
 	t.Cleanup(func() { h.app.db.Close() }) // NB: the app's db, which restart replaces
 	for i := 0; i < nAccounts; i++ {
 		h.accs = append(h.accs, newAccount(i))

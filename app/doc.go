@@ -10,8 +10,14 @@
 //   - FinalizeBlock stages every write in a cache and computes the app hash; Commit
 //     persists it in one synced batch. A crash between them loses the block, which
 //     CometBFT's handshake replays on restart.
-//   - There is one message-type enum and one dispatch switch (route). An unknown type is
-//     refused with its own result code, never ignored.
+//   - Every module is one entry of the module table (Modules, modules.go): its message
+//     types and decoders, handler, hooks, begin- and end-block, genesis parameters,
+//     module accounts, invariants and query root. The table's order is the order
+//     hooks are wired and begin- and end-block run, and is part of the protocol. A
+//     message type or name claimed twice panics when the app is made. A message of a
+//     type no module registered is refused with its own result code, never ignored.
+//   - MsgSend may not credit a module account whose module keeps records of what it
+//     holds: money reaches those only through their module's messages.
 //   - A transaction that fails its checks (decode, chain-id, signer, signature, sequence,
 //     fee) changes nothing. A transaction that passes them pays its fee and uses its
 //     sequence even if a message then fails; the messages' effects are all or nothing.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/kiln-network/kiln/types"
@@ -33,13 +34,16 @@ type GenesisState struct {
 	Staking staking.Genesis `json:"staking"`
 }
 
-// DefaultGenesis returns a genesis with default parameters and no accounts.
+// DefaultGenesis returns a genesis with every module's default parameters and no
+// accounts.
 func DefaultGenesis() GenesisState {
-	return GenesisState{Params: GenesisParams{
-		Auth: auth.DefaultParams(), Bank: bank.DefaultParams(),
-		Staking: staking.DefaultParams(), Registry: registry.DefaultParams(),
-		Market: market.DefaultParams(), Escrow: escrow.DefaultParams(),
-	}}
+	var g GenesisState
+	for _, m := range ledgerTable.modules {
+		if m.DefaultParams != nil {
+			m.DefaultParams(&g.Params)
+		}
+	}
+	return g
 }
 
 // ParseGenesis decodes app_state strictly: unknown fields are an error, so a typo in a
@@ -51,37 +55,32 @@ func ParseGenesis(b []byte) (GenesisState, error) {
 	if err := dec.Decode(&g); err != nil {
 		return g, fmt.Errorf("genesis app_state: %w", err)
 	}
-	// NB: genesis files written before the market existed have no market or escrow
-	// params; they get the defaults rather than failing validation. Presence, not a
-	// zero value, decides: protocol_fee_bps 0 is a valid choice.
+	// NB: a genesis file written before a module existed has no params for it; they
+	// get the defaults rather than failing validation. Presence, not a zero value,
+	// decides: protocol_fee_bps 0 is a valid choice.
 	var present struct {
 		Params map[string]json.RawMessage `json:"params"`
 	}
 	_ = json.Unmarshal(b, &present)
-	if _, ok := present.Params[market.ModuleName]; !ok {
-		g.Params.Market = market.DefaultParams()
-	}
-	if _, ok := present.Params[escrow.ModuleName]; !ok {
-		g.Params.Escrow = escrow.DefaultParams()
+	for _, m := range ledgerTable.modules {
+		if _, ok := present.Params[m.Name]; !ok && m.DefaultParams != nil {
+			m.DefaultParams(&g.Params)
+		}
 	}
 	return g, nil
 }
 
 // initGenesis writes the genesis state and returns the initial validator set.
-func initGenesis(ctx *types.Context, g GenesisState) ([]staking.Update, error) {
+func (l *ledger) initGenesis(ctx *types.Context, g GenesisState) ([]staking.Update, error) {
 	// NB: in module-name order, so that of several invalid parameter sets the same one
 	// is reported on every node and every run.
-	mods := []struct {
-		name string
-		p    params.Validator
-	}{
-		{auth.ModuleName, g.Params.Auth}, {bank.ModuleName, g.Params.Bank},
-		{staking.ModuleName, g.Params.Staking}, {registry.ModuleName, g.Params.Registry},
-		{market.ModuleName, g.Params.Market}, {escrow.ModuleName, g.Params.Escrow},
-	}
-	sort.Slice(mods, func(i, j int) bool { return mods[i].name < mods[j].name })
+	mods := slices.Clone(l.modules)
+	sort.Slice(mods, func(i, j int) bool { return mods[i].Name < mods[j].Name })
 	for _, m := range mods {
-		if err := params.Set(ctx, m.name, m.p); err != nil {
+		if m.Params == nil {
+			continue
+		}
+		if err := params.Set(ctx, m.Name, m.Params(&g.Params)); err != nil {
 			return nil, fmt.Errorf("genesis params: %w", err)
 		}
 	}

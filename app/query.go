@@ -73,17 +73,47 @@ func addrArg(path, prefix string) (types.Address, error) {
 }
 
 func (a *App) query(ctx *types.Context, view *store.View, path string) (any, error) {
+	switch path {
+	case "/params":
+		if ctx.Height == 0 {
+			return map[string]any{}, nil
+		}
+		return params.All(ctx), nil
+	case "/app/status":
+		return map[string]any{"chain_id": a.chainID, "height": ctx.Height, "app_hash": view.AppHash()}, nil
+	}
+	// NB: /NAME/... goes to module NAME's Query (the module table).
+	root, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	root, _, _ = strings.Cut(root, "?")
+	if q, ok := a.l.queries[root]; ok && strings.HasPrefix(path, "/") {
+		return q(ctx, path)
+	}
+	return nil, unknownPath(path)
+}
+
+func unknownPath(path string) error {
+	return types.Wrapf(types.ErrInvalidRequest, "unknown query path %q", path)
+}
+
+// queryAuth serves /auth/account/ADDR.
+func queryAuth(ctx *types.Context, path string) (any, error) {
+	if !strings.HasPrefix(path, "/auth/account/") {
+		return nil, unknownPath(path)
+	}
+	addr, err := addrArg(path, "/auth/account/")
+	if err != nil {
+		return nil, err
+	}
+	acc, ok := auth.Get(ctx, addr)
+	if !ok {
+		return nil, types.Wrapf(types.ErrNotFound, "account %s", addr)
+	}
+	return acc, nil
+}
+
+// queryBank serves /bank/balances/ADDR, /bank/supply and /bank/accounting.
+func queryBank(ctx *types.Context, path string) (any, error) {
 	switch {
-	case strings.HasPrefix(path, "/auth/account/"):
-		addr, err := addrArg(path, "/auth/account/")
-		if err != nil {
-			return nil, err
-		}
-		acc, ok := auth.Get(ctx, addr)
-		if !ok {
-			return nil, types.Wrapf(types.ErrNotFound, "account %s", addr)
-		}
-		return acc, nil
 	case strings.HasPrefix(path, "/bank/balances/"):
 		addr, err := addrArg(path, "/bank/balances/")
 		if err != nil {
@@ -101,12 +131,26 @@ func (a *App) query(ctx *types.Context, view *store.View, path string) (any, err
 			return nil, types.Wrapf(types.ErrNotFound, "no state committed yet")
 		}
 		return Accounting(ctx), nil
-	case path == "/staking/validators":
+	}
+	return nil, unknownPath(path)
+}
+
+// queryStaking serves /staking/validators, /staking/delegations and /staking/unbondings.
+func queryStaking(ctx *types.Context, path string) (any, error) {
+	switch path {
+	case "/staking/validators":
 		return map[string]any{"validators": nonNil(staking.Validators(ctx))}, nil
-	case path == "/staking/delegations":
+	case "/staking/delegations":
 		return map[string]any{"delegations": nonNil(staking.Delegations(ctx))}, nil
-	case path == "/staking/unbondings":
+	case "/staking/unbondings":
 		return map[string]any{"unbondings": nonNil(staking.Unbondings(ctx))}, nil
+	}
+	return nil, unknownPath(path)
+}
+
+// queryRegistry serves /registry/providers and /registry/provider/ADDR.
+func queryRegistry(ctx *types.Context, path string) (any, error) {
+	switch {
 	case path == "/registry/providers":
 		return map[string]any{"providers": nonNil(registry.List(ctx))}, nil
 	case strings.HasPrefix(path, "/registry/provider/"):
@@ -119,17 +163,8 @@ func (a *App) query(ctx *types.Context, view *store.View, path string) (any, err
 			return nil, types.Wrapf(types.ErrNotFound, "provider %s", addr)
 		}
 		return p, nil
-	case strings.HasPrefix(path, "/market/"), strings.HasPrefix(path, "/escrow/"), strings.HasPrefix(path, "/cert/"):
-		return queryMarket(ctx, path)
-	case path == "/params":
-		if ctx.Height == 0 {
-			return map[string]any{}, nil
-		}
-		return params.All(ctx), nil
-	case path == "/app/status":
-		return map[string]any{"chain_id": a.chainID, "height": ctx.Height, "app_hash": view.AppHash()}, nil
 	}
-	return nil, types.Wrapf(types.ErrInvalidRequest, "unknown query path %q", path)
+	return nil, unknownPath(path)
 }
 
 func nonNil[T any](s []T) []T {
@@ -158,14 +193,22 @@ func optAddr(q url.Values, key string) (types.Address, error) {
 	return a, nil
 }
 
-// queryMarket serves the /market, /escrow and /cert paths.
-func queryMarket(ctx *types.Context, full string) (any, error) {
+// splitPath splits a query path into its elements and its query string.
+func splitPath(full string) (path string, parts []string, q url.Values, err error) {
 	path, rawQ, _ := strings.Cut(full, "?")
-	q, err := url.ParseQuery(rawQ)
+	q, err = url.ParseQuery(rawQ)
 	if err != nil {
-		return nil, types.Wrapf(types.ErrInvalidRequest, "query string %q: %v", rawQ, err)
+		return "", nil, nil, types.Wrapf(types.ErrInvalidRequest, "query string %q: %v", rawQ, err)
 	}
-	parts := strings.Split(strings.Trim(path, "/"), "/")
+	return path, strings.Split(strings.Trim(path, "/"), "/"), q, nil
+}
+
+// queryMarket serves the /market paths.
+func queryMarket(ctx *types.Context, full string) (any, error) {
+	path, parts, q, err := splitPath(full)
+	if err != nil {
+		return nil, err
+	}
 	switch {
 	case path == "/market/orders":
 		owner, err := optAddr(q, "owner")
@@ -227,6 +270,17 @@ func queryMarket(ctx *types.Context, full string) (any, error) {
 			return nil, err
 		}
 		return market.Capacity(ctx, a)
+	}
+	return nil, types.Wrapf(types.ErrInvalidRequest, "unknown query path %q", full)
+}
+
+// queryEscrow serves /escrow/account/ID and /escrow/holds/ID.
+func queryEscrow(ctx *types.Context, full string) (any, error) {
+	_, parts, _, err := splitPath(full)
+	if err != nil {
+		return nil, err
+	}
+	switch {
 	case len(parts) == 3 && parts[0] == "escrow" && parts[1] == "account":
 		id, err := idArg(parts[2])
 		if err != nil {
@@ -246,6 +300,17 @@ func queryMarket(ctx *types.Context, full string) (any, error) {
 			return nil, types.Wrapf(types.ErrNotFound, "escrow account of order %d", id)
 		}
 		return map[string]any{"holds": nonNil(escrow.Holds(ctx, id))}, nil
+	}
+	return nil, unknownPath(full)
+}
+
+// queryCert serves /cert/ADDR.
+func queryCert(ctx *types.Context, full string) (any, error) {
+	_, parts, _, err := splitPath(full)
+	if err != nil {
+		return nil, err
+	}
+	switch {
 	case len(parts) == 2 && parts[0] == "cert":
 		a, err := addrArg(parts[1], "")
 		if err != nil {
@@ -257,5 +322,5 @@ func queryMarket(ctx *types.Context, full string) (any, error) {
 		}
 		return c, nil
 	}
-	return nil, types.Wrapf(types.ErrInvalidRequest, "unknown query path %q", full)
+	return nil, unknownPath(full)
 }

@@ -43,7 +43,7 @@ func (a *App) runTx(ctx *types.Context, raw []byte) TxResult {
 	exec := store.NewCache(ante)
 	ectx := ctx.WithStore(exec)
 	for i, m := range msgs {
-		if err := route(ectx, m); err != nil {
+		if err := a.l.route(ectx, m); err != nil {
 			if ctx.CheckTx {
 				// NB: the mempool keeps only txs that would fully succeed now.
 				return fail(err)

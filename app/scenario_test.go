@@ -144,8 +144,8 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		var out strings.Builder
 		for _, a := range d.CmdArgs {
 			var addr types.Address
-			if i := slices.IndexFunc(moduleAccounts, func(m bank.ModuleAccount) bool { return m.Name == a.Key }); i >= 0 {
-				addr = moduleAccounts[i].Address
+			if i := slices.IndexFunc(ledgerTable.accounts, func(m bank.ModuleAccount) bool { return m.Name == a.Key }); i >= 0 {
+				addr = ledgerTable.accounts[i].Address
 			} else {
 				addr = s.account(t, d, a.Key).addr
 			}
@@ -192,7 +192,7 @@ func (s *scenario) genesis(t *testing.T, d *datadriven.TestData) string {
 		s.byName[n] = s.h.accs[i]
 		s.names[s.h.accs[i].addr.String()] = n
 	}
-	for _, m := range moduleAccounts {
+	for _, m := range ledgerTable.accounts {
 		s.names[m.Address.String()] = m.Name
 	}
 	s.supply = bank.Supply(s.h.ctx()).String()

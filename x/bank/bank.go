@@ -257,7 +257,14 @@ func DecodeMsgSend(r *codec.Reader) types.Msg {
 
 // HandleSend executes a MsgSend. It creates the recipient's account if needed through
 // the onReceive hook (auth registers it).
+//
+// A send to a module account whose module keeps records of what it holds (escrow, bid
+// deposits, bonded stake...) is refused: money reaches those only through their
+// module's messages, or the books would no longer balance.
 func HandleSend(ctx *types.Context, m *MsgSend) error {
+	if name, ok := blockedRecipient(ctx.Hooks, m.To); ok {
+		return types.Wrapf(types.ErrUnauthorized, "to: %s is the %s module account; it takes money only through its module's messages", m.To, name)
+	}
 	if err := Send(ctx, m.From, m.To, m.Amount...); err != nil {
 		return err
 	}
@@ -294,4 +301,25 @@ func InitGenesis(ctx *types.Context, g Genesis) error {
 		}
 	}
 	return nil
+}
+
+// blockedTable is bank's hooks table: the module accounts MsgSend may not credit.
+const blockedTable = "bank/blocked_recipients"
+
+// BlockRecipient makes MsgSend refuse to credit addr, the module account name, from
+// now on. The app calls it for every module account whose module keeps records of
+// its balance, while it wires its hooks.
+func BlockRecipient(h *types.Hooks, addr types.Address, name string) {
+	h.MustBeOpen("blocked recipient " + name)
+	t := h.Table(blockedTable, func() any { return map[types.Address]string{} }).(map[types.Address]string)
+	t[addr] = name
+}
+
+func blockedRecipient(h *types.Hooks, addr types.Address) (string, bool) {
+	t, ok := h.Lookup(blockedTable)
+	if !ok {
+		return "", false
+	}
+	name, ok := t.(map[types.Address]string)[addr]
+	return name, ok
 }

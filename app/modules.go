@@ -1,0 +1,292 @@
+package app
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/kiln-network/kiln/tx"
+	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/x/auth"
+	"github.com/kiln-network/kiln/x/bank"
+	"github.com/kiln-network/kiln/x/cert"
+	"github.com/kiln-network/kiln/x/escrow"
+	"github.com/kiln-network/kiln/x/market"
+	"github.com/kiln-network/kiln/x/params"
+	"github.com/kiln-network/kiln/x/registry"
+	"github.com/kiln-network/kiln/x/staking"
+)
+
+// Module is one ledger module as the app wires it: everything the app needs to know of
+// it, in one entry of Modules. A new module is one more entry, not edits across the app.
+// Every field but Name may be left zero.
+type Module struct {
+	// Name is the module's name: its key under genesis params and in /params, and the
+	// first element of its query paths (/NAME/...).
+	Name string
+	// Msgs are the message types the module handles, with their decoders. Types are
+	// part of the protocol (types.MsgType): never reused or renumbered.
+	Msgs []MsgRoute
+	// Handle executes one of the module's messages; required when Msgs is not empty.
+	Handle func(ctx *types.Context, msg types.Msg) error
+	// Wire registers the module's hooks with other modules (close reasons, unbond
+	// guards...), once, when the app is made; hooks run in table order.
+	Wire func(h *types.Hooks)
+	// BeginBlock runs before a block's transactions, in table order, with what
+	// consensus says about the previous block (evidence, votes).
+	BeginBlock func(ctx *types.Context, b BlockInfo)
+	// EndBlock runs after a block's transactions, in table order; only staking returns
+	// validator updates.
+	EndBlock func(ctx *types.Context) []staking.Update
+	// Params points at the module's parameters in a genesis, so that one entry gives
+	// both their default (DefaultGenesis, and a genesis without them) and their place
+	// in genesis.json.
+	Params func(g *GenesisParams) params.Validator
+	// DefaultParams sets the module's default parameters in g.
+	DefaultParams func(g *GenesisParams)
+	// Accounts are the module accounts the module owns, with what its records say each
+	// holds: the books (/bank/accounting, and the invariant after every block) check
+	// them.
+	Accounts []bank.ModuleAccount
+	// Invariants checks the module's own records (beyond the books); nil when none.
+	Invariants func(ctx *types.Context) error
+	// Query answers the module's query paths (/NAME/...); path is the whole path,
+	// query string included. It returns ErrInvalidRequest for a path it does not know.
+	Query func(ctx *types.Context, path string) (any, error)
+}
+
+// MsgRoute is a message type and its decoder.
+type MsgRoute struct {
+	Type   types.MsgType
+	Decode tx.Decoder
+}
+
+// BlockInfo is what consensus reports about the previous block, for BeginBlock.
+type BlockInfo struct {
+	// DoubleSigners are the consensus addresses of validators with duplicate-vote
+	// evidence in this block.
+	DoubleSigners [][]byte
+	// Votes are the previous block's validators, each with whether it signed.
+	Votes []Vote
+}
+
+// Vote is one validator's part in the previous block's commit.
+type Vote struct {
+	Address []byte // consensus address
+	Signed  bool
+}
+
+// Modules is the ledger: every module, in the order their hooks are wired, their
+// begin- and end-block run and their invariants are checked. (Genesis parameters are
+// written in name order.)
+//
+// NB: the end-block order is part of the protocol. The market settles leases and
+// closes bid windows after the block's transactions (so a bid in block H+window still
+// counts and a close in a transaction stops that block's billing); escrow then
+// releases held pay whose dispute window ends this block, once every module that may
+// claw it back has acted; bank pays out the block's fees to the proposer's operator;
+// staking matures unbondings and computes validator updates last.
+func Modules() []Module {
+	return []Module{
+		{
+			Name:          auth.ModuleName,
+			Params:        func(g *GenesisParams) params.Validator { return &g.Auth },
+			DefaultParams: func(g *GenesisParams) { g.Auth = auth.DefaultParams() },
+			Query:         queryAuth,
+		},
+		{
+			Name: registry.ModuleName,
+			Msgs: []MsgRoute{
+				{types.MsgTypeRegistryRegister, registry.DecodeRegister},
+				{types.MsgTypeRegistryUpdate, registry.DecodeUpdate},
+				{types.MsgTypeRegistryDeregister, registry.DecodeDeregister},
+			},
+			Handle:        registry.Handle,
+			Params:        func(g *GenesisParams) params.Validator { return &g.Registry },
+			DefaultParams: func(g *GenesisParams) { g.Registry = registry.DefaultParams() },
+			Query:         queryRegistry,
+		},
+		{
+			Name:   cert.ModuleName,
+			Msgs:   []MsgRoute{{types.MsgTypeCertPublish, cert.DecodePublish}, {types.MsgTypeCertRevoke, cert.DecodeRevoke}},
+			Handle: cert.Handle,
+			Query:  queryCert,
+		},
+		{
+			Name: market.ModuleName,
+			Msgs: []MsgRoute{
+				{types.MsgTypeMarketCreateOrder, market.DecodeCreateOrder},
+				{types.MsgTypeMarketCloseOrder, market.DecodeCloseOrder},
+				{types.MsgTypeMarketCreateBid, market.DecodeCreateBid},
+				{types.MsgTypeMarketCloseBid, market.DecodeCloseBid},
+				{types.MsgTypeMarketCreateLease, market.DecodeCreateLease},
+				{types.MsgTypeMarketCloseLease, market.DecodeCloseLease},
+				{types.MsgTypeMarketHeartbeat, market.DecodeHeartbeat},
+				{types.MsgTypeMarketCompleteLease, market.DecodeCompleteLease},
+				{types.MsgTypeMarketStartLease, market.DecodeStartLease},
+			},
+			Handle:        market.Handle,
+			Wire:          market.Wire,
+			EndBlock:      func(ctx *types.Context) []staking.Update { market.EndBlock(ctx); return nil },
+			Params:        func(g *GenesisParams) params.Validator { return &g.Market },
+			DefaultParams: func(g *GenesisParams) { g.Market = market.DefaultParams() },
+			Accounts:      []bank.ModuleAccount{{Name: "market", Address: market.Account, Owed: market.BidDeposits}},
+			Invariants:    market.CheckInvariants,
+			Query:         queryMarket,
+		},
+		{
+			Name:          escrow.ModuleName,
+			Msgs:          []MsgRoute{{types.MsgTypeEscrowDeposit, escrow.DecodeDeposit}},
+			Handle:        escrow.Handle,
+			EndBlock:      func(ctx *types.Context) []staking.Update { escrow.EndBlock(ctx); return nil },
+			Params:        func(g *GenesisParams) params.Validator { return &g.Escrow },
+			DefaultParams: func(g *GenesisParams) { g.Escrow = escrow.DefaultParams() },
+			Accounts:      []bank.ModuleAccount{{Name: "escrow", Address: escrow.Account, Owed: escrow.Owed}},
+			Invariants:    escrow.CheckInvariants,
+			Query:         queryEscrow,
+		},
+		{
+			Name: bank.ModuleName,
+			Msgs: []MsgRoute{{types.MsgTypeBankSend, bank.DecodeMsgSend}},
+			Handle: func(ctx *types.Context, msg types.Msg) error {
+				m := msg.(*bank.MsgSend)
+				auth.Ensure(ctx, m.To)
+				return bank.HandleSend(ctx, m)
+			},
+			EndBlock: func(ctx *types.Context) []staking.Update {
+				bank.DistributeFees(ctx, staking.OperatorOfProposer(ctx))
+				return nil
+			},
+			Params:        func(g *GenesisParams) params.Validator { return &g.Bank },
+			DefaultParams: func(g *GenesisParams) { g.Bank = bank.DefaultParams() },
+			Accounts: []bank.ModuleAccount{
+				// NB: no records: it only receives (fees and protocol fees), and nothing
+				// spends it yet.
+				{Name: "community_pool", Address: bank.CommunityPool},
+				// NB: fees collected in a block are paid out at its end, so between
+				// blocks it is empty.
+				{Name: "fee_collector", Address: bank.FeeCollector, Owed: func(*types.Context) types.Coins { return types.Coins{} }},
+			},
+			Query: queryBank,
+		},
+		{
+			Name: staking.ModuleName,
+			Msgs: []MsgRoute{
+				{types.MsgTypeStakingCreateValidator, staking.DecodeCreateValidator},
+				{types.MsgTypeStakingDelegate, staking.DecodeDelegate},
+				{types.MsgTypeStakingUndelegate, staking.DecodeUndelegate},
+				{types.MsgTypeStakingUnjail, staking.DecodeUnjail},
+			},
+			Handle: staking.Handle,
+			BeginBlock: func(ctx *types.Context, b BlockInfo) {
+				for _, a := range b.DoubleSigners {
+					staking.HandleDoubleSign(ctx, a)
+				}
+				for _, v := range b.Votes {
+					staking.HandleVote(ctx, v.Address, v.Signed)
+				}
+			},
+			EndBlock:      staking.EndBlock,
+			Params:        func(g *GenesisParams) params.Validator { return &g.Staking },
+			DefaultParams: func(g *GenesisParams) { g.Staking = staking.DefaultParams() },
+			Accounts:      []bank.ModuleAccount{{Name: "bonded_pool", Address: staking.BondedPool, Owed: staking.Held}},
+			Invariants:    staking.CheckInvariants,
+			Query:         queryStaking,
+		},
+	}
+}
+
+// ledger is the module table with what the app derives from it once: message routes
+// and query roots.
+type ledger struct {
+	modules  []Module
+	handlers map[types.MsgType]func(*types.Context, types.Msg) error
+	queries  map[string]func(*types.Context, string) (any, error)
+	accounts []bank.ModuleAccount // every module account, in name order
+}
+
+// newLedger checks the table and indexes it. A message type or query root claimed
+// twice, or a module with messages and no handler, is a programming error: it panics.
+func newLedger(mods []Module) *ledger {
+	l := &ledger{modules: mods, handlers: map[types.MsgType]func(*types.Context, types.Msg) error{},
+		queries: map[string]func(*types.Context, string) (any, error){}}
+	names := map[string]bool{}
+	for _, m := range mods {
+		if m.Name == "" || strings.Contains(m.Name, "/") || names[m.Name] {
+			panic(fmt.Sprintf("app: module name %q is empty, has a slash or is taken", m.Name))
+		}
+		names[m.Name] = true
+		if len(m.Msgs) > 0 && m.Handle == nil {
+			panic(fmt.Sprintf("app: module %s has messages and no handler", m.Name))
+		}
+		for _, r := range m.Msgs {
+			if _, dup := l.handlers[r.Type]; dup {
+				panic(fmt.Sprintf("app: message type %d registered twice", r.Type))
+			}
+			l.handlers[r.Type] = m.Handle
+		}
+		if m.Query != nil {
+			l.queries[m.Name] = m.Query
+		}
+		l.accounts = append(l.accounts, m.Accounts...)
+	}
+	sortAccounts(l.accounts)
+	return l
+}
+
+// registry returns the decoders of every message type in the table.
+func (l *ledger) registry() *tx.Registry {
+	r := tx.NewRegistry()
+	for _, m := range l.modules {
+		for _, mr := range m.Msgs {
+			r.Register(mr.Type, mr.Decode)
+		}
+	}
+	return r
+}
+
+// route executes msg with the module that registered its type; an unknown type is
+// refused deterministically.
+func (l *ledger) route(ctx *types.Context, msg types.Msg) error {
+	h, ok := l.handlers[msg.Type()]
+	if !ok {
+		return types.Wrapf(types.ErrUnknownMsgType, "type %d", msg.Type())
+	}
+	return h(ctx, msg)
+}
+
+// beginBlock runs every module's BeginBlock in table order.
+func (l *ledger) beginBlock(ctx *types.Context, b BlockInfo) {
+	for _, m := range l.modules {
+		if m.BeginBlock != nil {
+			m.BeginBlock(ctx, b)
+		}
+	}
+}
+
+// endBlock runs every module's EndBlock in table order and returns the validator
+// updates.
+func (l *ledger) endBlock(ctx *types.Context) []staking.Update {
+	var ups []staking.Update
+	for _, m := range l.modules {
+		if m.EndBlock != nil {
+			ups = append(ups, m.EndBlock(ctx)...)
+		}
+	}
+	return ups
+}
+
+// checkInvariants runs the books and every module's own checks, in table order.
+func (l *ledger) checkInvariants(ctx *types.Context) error {
+	if a := bank.Audit(ctx, l.accounts); !a.Conserved {
+		return fmt.Errorf("%s", a.Problems[0])
+	}
+	for _, m := range l.modules {
+		if m.Invariants == nil {
+			continue
+		}
+		if err := m.Invariants(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
