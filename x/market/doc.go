@@ -1,7 +1,14 @@
-// Package market runs the reverse auction: tenants post orders, providers bid, the best
-// bid becomes a lease that bills per block from the order's escrow.
+// Package market is the compute market: tenants post orders, providers offer, an offer
+// becomes a lease that bills per block from the order's escrow once its workload runs.
 //
-// Lifecycle. An order placed at height H accepts bids in blocks H+1..H+bid_window_blocks
+// Core and pricing modes. The core (keeper.go) owns orders, bids, leases, capacity and
+// settlement. How an open order finds its provider and price is its pricing mode
+// (Order.Mode, fixed when placed; mode.go): a Mode opens the order's windows, takes
+// bids and picks, and checks the order when it is due. The reverse auction (auction.go)
+// is the first mode; others are siblings behind the same interface and make leases
+// only through the core.
+//
+// Lifecycle (reverse auction). An order placed at height H accepts bids in blocks H+1..H+bid_window_blocks
 // and its window closes at the END of block H+bid_window_blocks. There, for an automatic
 // order, the best bid that still fits wins (lowest price, then higher provider stake,
 // then earlier bid); every other bid is released. A manual order instead waits up to

@@ -190,7 +190,11 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		}
 		return nil
 	case *MsgCreateBid:
-		return createBid(ctx, p, m)
+		o, ok := GetOrder(ctx, m.OrderID)
+		if !ok {
+			return types.Wrapf(types.ErrNotFound, "order %d", m.OrderID)
+		}
+		return modeOf(&o).Bid(ctx, p, &o, m)
 	case *MsgCloseBid:
 		b, ok := GetBid(ctx, m.OrderID, m.Provider)
 		if !ok {
@@ -199,7 +203,14 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		releaseBid(ctx, b, bidWithdrawn)
 		return nil
 	case *MsgCreateLease:
-		return pickLease(ctx, p, m)
+		o, ok := GetOrder(ctx, m.OrderID)
+		if !ok {
+			return types.Wrapf(types.ErrNotFound, "order %d", m.OrderID)
+		}
+		if o.Owner != m.Owner {
+			return types.Wrapf(types.ErrUnauthorized, "order %d belongs to %s, not %s", o.ID, o.Owner, m.Owner)
+		}
+		return modeOf(&o).Pick(ctx, p, &o, m)
 	case *MsgCloseLease:
 		o, l, err := activeLease(ctx, m.LeaseID)
 		if err != nil {
@@ -294,88 +305,76 @@ func createOrder(ctx *types.Context, p Params, m *MsgCreateOrder) error {
 	if err := escrow.Open(ctx, id, m.Owner, m.Deposit); err != nil {
 		return err
 	}
+	mode := m.Mode
+	if mode == "" {
+		mode = ModeAuction
+	}
 	o := Order{ID: id, Owner: m.Owner, Kind: m.Kind, Groups: m.Groups, MaxPrice: m.MaxPrice, Denom: p.Denom,
-		Manual: m.Manual, AutoRedeploy: m.AutoRedeploy, CreatedHeight: ctx.Height}
+		Manual: m.Manual, AutoRedeploy: m.AutoRedeploy, Mode: mode, CreatedHeight: ctx.Height}
 	openOrder(ctx, p, &o)
-	ctx.Emit("order_created", "order", idStr(id), "owner", m.Owner.String(), "kind", m.Kind,
+	ctx.Emit("order_created", "order", idStr(id), "owner", m.Owner.String(), "kind", m.Kind, "mode", mode,
 		"max_price", idStr(m.MaxPrice), "deposit", m.Deposit.String(), "bid_close_height", strconv.FormatInt(o.BidCloseHeight, 10))
 	return nil
 }
 
-// openOrder starts a bid window at the next block and schedules the order's check.
+// openOrder opens order o for offers (placed, or re-opened after an auto_redeploy
+// close): the core marks it open, its pricing mode sets its windows and schedules its
+// check.
 func openOrder(ctx *types.Context, p Params, o *Order) {
 	o.State = OrderOpen
-	o.BidOpenHeight = ctx.Height + 1
-	o.BidCloseHeight = ctx.Height + p.BidWindowBlocks
-	if o.Manual {
-		o.ExpireHeight = o.BidCloseHeight + p.ManualPickBlocks
-		schedule(ctx, o, o.ExpireHeight)
-	} else {
-		o.ExpireHeight = o.BidCloseHeight + p.OrderTTLBlocks
-		schedule(ctx, o, o.BidCloseHeight)
-	}
 	ctx.Store.Set(u64key(openPrefix, o.ID), present)
+	modeOf(o).Open(ctx, p, o)
 	setOrder(ctx, o)
 }
 
-func createBid(ctx *types.Context, p Params, m *MsgCreateBid) error {
-	o, ok := GetOrder(ctx, m.OrderID)
-	if !ok {
-		return types.Wrapf(types.ErrNotFound, "order %d", m.OrderID)
-	}
+// placeBid checks provider m.Provider's offer on open order o against everything the
+// core enforces whatever the pricing mode (a registered provider with its minimum
+// stake, not excluded from o, one bid each, within the max price, fitting its
+// inventory, runtime and free capacity), locks its bid deposit and records the bid.
+// The mode decides when bids are taken and what wins.
+func placeBid(ctx *types.Context, p Params, o *Order, m *MsgCreateBid) (Bid, error) {
 	if o.State != OrderOpen {
-		return types.Wrapf(types.ErrOrderClosed, "order %d is %s, not open for bids", o.ID, o.State)
-	}
-	if ctx.Height < o.BidOpenHeight {
-		return types.Wrapf(types.ErrInvalidRequest, "order %d takes bids from height %d (now %d)", o.ID, o.BidOpenHeight, ctx.Height)
+		return Bid{}, types.Wrapf(types.ErrOrderClosed, "order %d is %s, not open for bids", o.ID, o.State)
 	}
 	prov, ok := registry.Get(ctx, m.Provider)
 	if !ok {
-		return types.Wrapf(types.ErrNotProvider, "%s is not a registered provider; register with kiln tx registry register-provider", m.Provider)
+		return Bid{}, types.Wrapf(types.ErrNotProvider, "%s is not a registered provider; register with kiln tx registry register-provider", m.Provider)
 	}
 	var rp registry.Params
 	params.Get(ctx, registry.ModuleName, &rp)
 	if prov.Stake < rp.MinProviderStake {
-		return types.Wrapf(types.ErrNotProvider, "provider %s has %d bonded, below min_provider_stake %d (it was slashed); add stake with kiln tx registry update-provider", m.Provider, prov.Stake, rp.MinProviderStake)
+		return Bid{}, types.Wrapf(types.ErrNotProvider, "provider %s has %d bonded, below min_provider_stake %d (it was slashed); add stake with kiln tx registry update-provider", m.Provider, prov.Stake, rp.MinProviderStake)
 	}
 	for _, x := range o.Excluded {
 		if x == m.Provider {
-			return types.Wrapf(types.ErrUnauthorized, "provider %s failed an earlier lease of order %d and may not bid on it again", m.Provider, o.ID)
+			return Bid{}, types.Wrapf(types.ErrUnauthorized, "provider %s failed an earlier lease of order %d and may not bid on it again", m.Provider, o.ID)
 		}
 	}
 	if _, dup := GetBid(ctx, o.ID, m.Provider); dup {
-		return types.Wrapf(types.ErrAlreadyExists, "provider %s already bid on order %d; close-bid first to change it", m.Provider, o.ID)
+		return Bid{}, types.Wrapf(types.ErrAlreadyExists, "provider %s already bid on order %d; close-bid first to change it", m.Provider, o.ID)
 	}
 	if m.Price > o.MaxPrice {
-		return types.Wrapf(types.ErrInvalidRequest, "price: %d%s per block is above order %d's max price %d", m.Price, o.Denom, o.ID, o.MaxPrice)
+		return Bid{}, types.Wrapf(types.ErrInvalidRequest, "price: %d%s per block is above order %d's max price %d", m.Price, o.Denom, o.ID, o.MaxPrice)
 	}
 	if len(m.GPUModels) != 0 && len(m.GPUModels) != len(o.Groups) {
-		return types.InvalidField("gpu_models", len(m.GPUModels), fmt.Sprintf("must be empty or one per group (%d)", len(o.Groups)))
+		return Bid{}, types.InvalidField("gpu_models", len(m.GPUModels), fmt.Sprintf("must be empty or one per group (%d)", len(o.Groups)))
 	}
 	need, choices, static, inUse := Fit(o.Groups, m.GPUModels, prov.Inventory, Used(ctx, m.Provider))
 	if len(static) > 0 {
-		return types.Wrapf(types.ErrRequirementsUnmet, "provider %s for order %d: %s", m.Provider, o.ID, static[0])
+		return Bid{}, types.Wrapf(types.ErrRequirementsUnmet, "provider %s for order %d: %s", m.Provider, o.ID, static[0])
 	}
 	if len(inUse) > 0 {
-		return types.Wrapf(types.ErrInsufficientCapacity, "provider %s for order %d: %s", m.Provider, o.ID, inUse[0])
+		return Bid{}, types.Wrapf(types.ErrInsufficientCapacity, "provider %s for order %d: %s", m.Provider, o.ID, inUse[0])
 	}
 	dep := types.NewCoin(p.Denom, p.BidDeposit)
 	if err := bank.Send(ctx, m.Provider, Account, dep); err != nil {
-		return types.Wrapf(types.ErrInsufficientFunds, "bid deposit %s: %v", dep, err)
+		return Bid{}, types.Wrapf(types.ErrInsufficientFunds, "bid deposit %s: %v", dep, err)
 	}
 	b := Bid{OrderID: o.ID, Provider: m.Provider, Price: m.Price, Deposit: dep, GPUs: choices, Usage: need,
 		Seq: nextSeq(ctx, bidSeqKey), CreatedHeight: ctx.Height, UpdatedHeight: ctx.Height}
 	setJSON(ctx, bidKey(o.ID, m.Provider), b)
-	// NB: an automatic order whose window closed empty arms a fresh window with its
-	// first late bid, so the bid wins within bid_window_blocks, not at expiry.
-	if !o.Manual && ctx.Height > o.BidCloseHeight {
-		if due := min(ctx.Height+p.BidWindowBlocks-1, o.ExpireHeight); due < o.NextCheck {
-			schedule(ctx, &o, due)
-			setOrder(ctx, &o)
-		}
-	}
 	ctx.Emit("bid_created", "order", idStr(o.ID), "provider", m.Provider.String(), "price", idStr(m.Price), "gpus", describeGPUs(need))
-	return nil
+	return b, nil
 }
 
 func releaseBid(ctx *types.Context, b Bid, reason string) {
@@ -406,34 +405,6 @@ func fits(ctx *types.Context, b Bid) error {
 		return fmt.Errorf("provider %s is no longer registered", b.Provider)
 	}
 	return b.Usage.FitsIn(Free(Total(prov.Inventory), Used(ctx, b.Provider)))
-}
-
-func pickLease(ctx *types.Context, p Params, m *MsgCreateLease) error {
-	o, ok := GetOrder(ctx, m.OrderID)
-	if !ok {
-		return types.Wrapf(types.ErrNotFound, "order %d", m.OrderID)
-	}
-	if o.Owner != m.Owner {
-		return types.Wrapf(types.ErrUnauthorized, "order %d belongs to %s, not %s", o.ID, o.Owner, m.Owner)
-	}
-	if o.State != OrderOpen {
-		return types.Wrapf(types.ErrOrderClosed, "order %d is %s", o.ID, o.State)
-	}
-	if !o.Manual {
-		return types.Wrapf(types.ErrInvalidRequest, "order %d picks its winner automatically at the end of height %d", o.ID, o.BidCloseHeight)
-	}
-	if ctx.Height <= o.BidCloseHeight {
-		return types.Wrapf(types.ErrInvalidRequest, "order %d's bid window is open until the end of height %d (now %d)", o.ID, o.BidCloseHeight, ctx.Height)
-	}
-	b, ok := GetBid(ctx, o.ID, m.Provider)
-	if !ok {
-		return types.Wrapf(types.ErrNotFound, "no open bid by %s on order %d", m.Provider, o.ID)
-	}
-	if err := fits(ctx, b); err != nil {
-		return types.Wrapf(types.ErrInsufficientCapacity, "bid of %s on order %d no longer fits: %v", b.Provider, o.ID, err)
-	}
-	makeLease(ctx, p, &o, b)
-	return nil
 }
 
 func makeLease(ctx *types.Context, p Params, o *Order, b Bid) {
@@ -593,7 +564,7 @@ func EndBlock(ctx *types.Context) {
 			panic(fmt.Sprintf("market: queue names order %d which is not open", id))
 		}
 		o.NextCheck = 0 // its queue entry is gone
-		checkOrder(ctx, p, &o)
+		modeOf(&o).Check(ctx, p, &o)
 	}
 }
 
@@ -613,31 +584,4 @@ func rank(ctx *types.Context, bids []Bid) {
 		}
 		return a.Seq < b.Seq
 	})
-}
-
-func checkOrder(ctx *types.Context, p Params, o *Order) {
-	bids := BidsOf(ctx, o.ID)
-	if !o.Manual && len(bids) > 0 {
-		rank(ctx, bids)
-		for _, b := range bids {
-			if fits(ctx, b) == nil {
-				makeLease(ctx, p, o, b)
-				return
-			}
-		}
-		// NB: every bid lost its capacity to other leases since it was made; the order
-		// waits for fresh bids until it expires.
-		releaseBids(ctx, o.ID, nil, bidNoCapacity)
-		bids = nil
-	}
-	if ctx.Height >= o.ExpireHeight {
-		reason := ReasonNoBids
-		if len(bids) > 0 {
-			reason = ReasonNotPicked
-		}
-		closeOrder(ctx, o, reason)
-		return
-	}
-	schedule(ctx, o, o.ExpireHeight)
-	setOrder(ctx, o)
 }

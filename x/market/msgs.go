@@ -43,6 +43,8 @@ type MsgCreateOrder struct {
 	Deposit      types.Coin    `json:"deposit"`
 	Manual       bool          `json:"manual"`
 	AutoRedeploy bool          `json:"auto_redeploy"`
+	// Mode is the pricing mode (ModeAuction, ...); empty means the auction.
+	Mode string `json:"mode,omitempty"`
 }
 
 // MsgCloseOrder closes the signer's order (and its lease, if any), refunding the escrow.
@@ -205,6 +207,9 @@ func (m *MsgCreateOrder) ValidateBasic() error {
 	if m.MaxPrice == 0 {
 		return types.InvalidField("max_price", 0, "must be > 0 (per block)")
 	}
+	if !ValidMode(m.Mode) {
+		return types.InvalidField("mode", m.Mode, "must be empty or a pricing mode: "+ModeAuction)
+	}
 	// NB: a zero or missing deposit is refused by the handler with
 	// ErrInsufficientDeposit, which says how much is needed.
 	if m.Deposit.Amount > 0 {
@@ -342,6 +347,7 @@ func (m *MsgCreateOrder) MarshalTo(w *codec.Writer) {
 	w.Uvarint(m.Deposit.Amount)
 	w.Bool(m.Manual)
 	w.Bool(m.AutoRedeploy)
+	w.String(m.Mode)
 }
 
 func (m *MsgCloseOrder) MarshalTo(w *codec.Writer) { w.Fixed(m.Owner[:]); w.Uvarint(m.OrderID) }
@@ -390,6 +396,7 @@ func DecodeCreateOrder(r *codec.Reader) types.Msg {
 	m.Deposit = types.Coin{Denom: r.String(128), Amount: r.Uvarint()}
 	m.Manual = r.Bool()
 	m.AutoRedeploy = r.Bool()
+	m.Mode = r.String(32)
 	return m
 }
 

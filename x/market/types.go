@@ -173,7 +173,9 @@ type Order struct {
 	Denom        string        `json:"denom"`
 	Manual       bool          `json:"manual"`
 	AutoRedeploy bool          `json:"auto_redeploy"`
-	State        string        `json:"state"`
+	// Mode is the order's pricing mode (ModeAuction, ...), fixed when it is placed.
+	Mode  string `json:"mode"`
+	State string `json:"state"`
 	// BidOpenHeight..BidCloseHeight is the current bid window (re-set when the order
 	// re-opens); ExpireHeight is when it closes if still unmatched.
 	BidOpenHeight  int64 `json:"bid_open_height,string"`
