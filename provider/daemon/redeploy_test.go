@@ -30,6 +30,24 @@ func TestAutoRedeployMovesService(t *testing.T) {
 
 	cheap := n.startDaemon(t, filepath.Join(t.TempDir(), "cheap"))
 
+	g := market.Group{Name: "web", Count: 1, CPUMilli: 500, MemoryBytes: 64 << 20, StorageBytes: 64 << 20,
+		GPU: market.GPURequest{Units: 1, Models: []market.GPUFilter{{Model: "h100"}}}}
+	plan := tenant.Plan{Name: "web", Kind: market.KindService, Groups: []market.Group{g}, MaxPrice: 5000, AutoRedeploy: true,
+		Deposit: types.NewCoin(types.NativeDenom, 5000*600),
+		Manifest: api.Manifest{Services: []api.Service{{Name: "web", Command: []string{"sleep", "30"}, Count: 1,
+			Resources: api.ServiceResources{Unit: 1, CPUMilli: 500, MemoryBytes: 64 << 20, StorageBytes: 64 << 20, GPUUnits: 1}}}}}
+	opts := tenant.Options{CertDir: t.TempDir(), Progress: func(s string) { t.Log(s) }}
+	r, err := tenant.Deploy(ctx, n.c, n.tenantKey, plan, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Provider != n.prov {
+		t.Fatalf("the only provider should win: got %s", r.Provider)
+	}
+
+	// NB: the second provider starts once the first holds the lease: with a one-block
+	// bid window at 200 ms blocks, two providers racing for the first auction on a
+	// loaded machine let the slower one's bid miss the window now and then.
 	// A second, dearer provider with its own funded key.
 	key2, addr2 := newKey(t)
 	if _, err := n.c.Send(ctx, n.tenantKey, client.SignOptions{}, &bank.MsgSend{From: n.tenant, To: addr2,
@@ -54,20 +72,6 @@ func TestAutoRedeployMovesService(t *testing.T) {
 		t.Fatal("second provider not ready")
 	}
 
-	g := market.Group{Name: "web", Count: 1, CPUMilli: 500, MemoryBytes: 64 << 20, StorageBytes: 64 << 20,
-		GPU: market.GPURequest{Units: 1, Models: []market.GPUFilter{{Model: "h100"}}}}
-	plan := tenant.Plan{Name: "web", Kind: market.KindService, Groups: []market.Group{g}, MaxPrice: 5000, AutoRedeploy: true,
-		Deposit: types.NewCoin(types.NativeDenom, 5000*600),
-		Manifest: api.Manifest{Services: []api.Service{{Name: "web", Command: []string{"sleep", "30"}, Count: 1,
-			Resources: api.ServiceResources{Unit: 1, CPUMilli: 500, MemoryBytes: 64 << 20, StorageBytes: 64 << 20, GPUUnits: 1}}}}}
-	opts := tenant.Options{CertDir: t.TempDir(), Progress: func(s string) { t.Log(s) }}
-	r, err := tenant.Deploy(ctx, n.c, n.tenantKey, plan, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Provider != n.prov {
-		t.Fatalf("the cheaper provider should win: got %s", r.Provider)
-	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan error, 1)
 	go func() { watched <- tenant.Watch(watchCtx, n.c, n.tenantKey, plan, r, opts) }()
