@@ -340,13 +340,13 @@ func TestMetricsMatchChain(t *testing.T) {
 	// is read again after the scrape where it may have moved on; orders, leases and
 	// closes do not move once the jobs are done.
 	want := map[string]float64{
-		"kiln_orders_created_total": float64(len(orders)),
-		"kiln_leases_created_total": float64(len(leases)),
-		"kiln_leases_started_total": float64(started),
-		"kiln_leases_active":        float64(active),
-		"kiln_orders_open":          0,
-		"kiln_bids_open":            0,
-		"kiln_providers_registered": float64(s.Providers),
+		"kiln_orders_created_total":                        float64(len(orders)),
+		"kiln_leases_created_total":                        float64(len(leases)),
+		"kiln_leases_started_total":                        float64(started),
+		"kiln_leases_active":                               float64(active),
+		"kiln_orders_open":                                 0,
+		"kiln_bids_open":                                   0,
+		"kiln_providers_registered":                        float64(s.Providers),
 		`kiln_escrow_total{denom="ukiln",kind="refunded"}`: float64(refunded),
 	}
 	for reason, n := range closed {
