@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kiln-network/kiln/client"
+	"github.com/kiln-network/kiln/gpu"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/executor"
 	"github.com/kiln-network/kiln/provider/executor/docker"
@@ -203,6 +204,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer d.mgr.Close()
+	// NB: Register, not MustRegister: a daemon run again keeps its first collectors.
+	d.metrics.reg.Register(newWorkloadCollector(d.mgr))
+	if d.cfg.Inventory.Detect {
+		d.metrics.reg.Register(newGPUCollector(gpu.Options{DiskPath: d.cfg.StateDir}))
+	}
 
 	// NB: both listeners are bound before the provider registers, so that a taken
 	// port fails the start before anything goes on chain; port 0 gets a free port,
@@ -213,6 +219,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer ln.Close()
 	d.endpoint = d.cfg.endpointFor(ln.Addr())
+	apiLn := net.Listener(countingListener{Listener: ln, m: d.metrics})
 	var mln net.Listener
 	if d.cfg.MetricsListen != "" {
 		if mln, err = net.Listen("tcp", d.cfg.MetricsListen); err != nil {
@@ -249,7 +256,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	go func() {
-		if err := srv.Serve(ln); err != nil {
+		if err := srv.Serve(apiLn); err != nil {
 			d.log.Error("tenant API stopped", "err", err)
 		}
 	}()
@@ -490,6 +497,7 @@ func (d *Daemon) stop(id uint64, why string) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := d.mgr.Stop(ctx, id); err != nil {
+			d.metrics.executorErrors.WithLabelValues("stop").Inc()
 			d.log.Error("stop lease", "lease", id, "why", why, "err", err)
 		} else {
 			d.log.Info("lease stopped", "lease", id, "why", why)
