@@ -124,7 +124,10 @@ func Modules() []Module {
 			Wire:          liveness.Wire,
 			EndBlock:      func(ctx *types.Context) []staking.Update { liveness.EndBlock(ctx); return nil },
 			Params:        func(g *GenesisParams) params.Validator { return &g.Liveness },
-			// NB: off until the provider daemon answers challenges.
+			// NB: challenges are off in the default genesis: the dev tools (demo,
+			// localnet, most tests) declare GPUs on machines without one, which a
+			// challenge sized for the claimed GPU rightly fails. A network turns them
+			// on in genesis (app_state.params.liveness); see README.
 			DefaultParams: func(g *GenesisParams) { g.Liveness = liveness.DefaultParams().Off() },
 			Invariants:    liveness.CheckInvariants,
 			Query:         queryLiveness,
