@@ -120,10 +120,10 @@ func Modules() []Module {
 				{types.MsgTypeLivenessAnswer, liveness.DecodeAnswer},
 				{types.MsgTypeLivenessReveal, liveness.DecodeReveal},
 			},
-			Handle:        liveness.Handle,
-			Wire:          liveness.Wire,
-			EndBlock:      func(ctx *types.Context) []staking.Update { liveness.EndBlock(ctx); return nil },
-			Params:        func(g *GenesisParams) params.Validator { return &g.Liveness },
+			Handle:   liveness.Handle,
+			Wire:     liveness.Wire,
+			EndBlock: func(ctx *types.Context) []staking.Update { liveness.EndBlock(ctx); return nil },
+			Params:   func(g *GenesisParams) params.Validator { return &g.Liveness },
 			// NB: challenges are off in the default genesis: the dev tools (demo,
 			// localnet, most tests) declare GPUs on machines without one, which a
 			// challenge sized for the claimed GPU rightly fails. A network turns them
