@@ -3,16 +3,18 @@ package matmul
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
+
+	"github.com/kiln-network/kiln/proof"
 )
 
 // The challenge form of the matmul: the chain issues (n, seed), the prover computes
 // C = A×B for the matrices of seed, commits to C with a Merkle root over chunks of
 // ChunkEntries consecutive entries (row-major), and later opens the chunks the chain
-// samples. The chain checks a few entries of each opened chunk by computing them
-// itself, in O(n) each: it never builds A, B or C.
+// samples. The tree is package proof's (RFC 6962), one leaf per chunk. The chain
+// checks a few entries of each opened chunk by computing them itself, in O(n) each: it
+// never builds A, B or C.
 //
 // Entries come from a counter-based generator (Entry), not math/rand's stream, so that
 // any one entry of A or B is computed on its own; that is what makes the chain's check
@@ -65,13 +67,13 @@ func ValidChallengeN(n int) error {
 // Chunks returns how many Merkle leaves a challenge of size n has.
 func Chunks(n int) int { return n * n / ChunkEntries }
 
-// Solution is a prover's answer to a challenge: the product and its Merkle tree.
+// Solution is a prover's answer to a challenge: the product and its leaf hashes.
 type Solution struct {
 	N    int
 	Seed uint64
 	C    []float64
-	// levels[0] are the leaf hashes; the last level is the root alone.
-	levels [][][32]byte
+	// leaves are the chunks' RFC 6962 leaf hashes, in order.
+	leaves [][]byte
 }
 
 // Solve computes the product of challenge (n, seed) with Multiply (every CPU) and
@@ -84,73 +86,83 @@ func Solve(n int, seed uint64) (*Solution, error) {
 	return Commit(n, seed, Multiply(a, b, n)), nil
 }
 
-// Commit builds the Merkle tree of product c (n×n, row-major) of challenge seed. It
-// is Solve without the multiplication: a prover that computed c elsewhere (a GPU)
-// commits with it, and tests commit to doctored products.
+// Commit hashes the chunks of product c (n×n, row-major) of challenge seed. It is
+// Solve without the multiplication: a prover that computed c elsewhere (a GPU) commits
+// with it, and tests commit to doctored products.
 func Commit(n int, seed uint64, c []float64) *Solution {
-	s := &Solution{N: n, Seed: seed, C: c}
-	leaves := make([][32]byte, Chunks(n))
-	for k := range leaves {
-		leaves[k] = LeafHash(c[k*ChunkEntries : (k+1)*ChunkEntries])
-	}
-	s.levels = [][][32]byte{leaves}
-	for lvl := leaves; len(lvl) > 1; {
-		next := make([][32]byte, (len(lvl)+1)/2)
-		for i := range next {
-			if 2*i+1 < len(lvl) {
-				next[i] = nodeHash(lvl[2*i], lvl[2*i+1])
-			} else {
-				next[i] = lvl[2*i] // NB: an odd node is promoted, not paired with itself
-			}
-		}
-		s.levels = append(s.levels, next)
-		lvl = next
+	s := &Solution{N: n, Seed: seed, C: c, leaves: make([][]byte, Chunks(n))}
+	for k := range s.leaves {
+		h := sha256.Sum256(append([]byte{0}, ChunkBytes(s.Chunk(k))...))
+		s.leaves[k] = h[:]
 	}
 	return s
 }
 
-// Root returns the Merkle root committing to the product.
-func (s *Solution) Root() [32]byte { return s.levels[len(s.levels)-1][0] }
+// Root returns the Merkle root committing to the product: package proof's tree (RFC
+// 6962, CometBFT's crypto/merkle) over the chunks' bytes (ChunkBytes).
+func (s *Solution) Root() [32]byte { return [32]byte(subtree(s.leaves)) }
 
 // Chunk returns leaf k's entries.
 func (s *Solution) Chunk(k int) []float64 { return s.C[k*ChunkEntries : (k+1)*ChunkEntries] }
 
-// Proof returns the sibling hashes from leaf k up to the root (a promoted odd node
-// has no sibling at its level and contributes none).
+// Proof returns the sibling hashes of leaf k, from the leaf up to the root (package
+// proof's Aunts). It costs O(leaves) hashes of 65 bytes, not a re-hash of the chunks.
 func (s *Solution) Proof(k int) [][32]byte {
-	var p [][32]byte
-	for _, lvl := range s.levels[:len(s.levels)-1] {
-		if sib := k ^ 1; sib < len(lvl) {
-			p = append(p, lvl[sib])
+	var out [][32]byte
+	var walk func(lh [][]byte, i int)
+	walk = func(lh [][]byte, i int) {
+		if len(lh) == 1 {
+			return
 		}
-		k /= 2
+		m := split(len(lh))
+		if i < m {
+			walk(lh[:m], i)
+			out = append(out, [32]byte(subtree(lh[m:])))
+		} else {
+			walk(lh[m:], i-m)
+			out = append(out, [32]byte(subtree(lh[:m])))
+		}
 	}
-	return p
+	walk(s.leaves, k)
+	return out
 }
 
-// LeafHash hashes one chunk: a 0x00 domain byte, then its entries little-endian.
-func LeafHash(entries []float64) [32]byte {
-	buf := make([]byte, 1, 1+8*len(entries))
+// subtree is RFC 6962's hash of the tree over leaf hashes lh.
+func subtree(lh [][]byte) []byte {
+	if len(lh) == 1 {
+		return lh[0]
+	}
+	m := split(len(lh))
+	l, r := subtree(lh[:m]), subtree(lh[m:])
+	h := sha256.Sum256(append(append([]byte{1}, l...), r...))
+	return h[:]
+}
+
+// split is RFC 6962's split point: the largest power of two below n (n >= 2).
+func split(n int) int {
+	m := 1
+	for m*2 < n {
+		m *= 2
+	}
+	return m
+}
+
+// ChunkBytes is a chunk as its Merkle leaf: its entries' IEEE-754 bits, little-endian.
+func ChunkBytes(entries []float64) []byte {
+	buf := make([]byte, 0, 8*len(entries))
 	for _, v := range entries {
 		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(v))
 	}
-	return sha256.Sum256(buf)
+	return buf
 }
 
-func nodeHash(l, r [32]byte) [32]byte {
-	var buf [65]byte
-	buf[0] = 1
-	copy(buf[1:], l[:])
-	copy(buf[33:], r[:])
-	return sha256.Sum256(buf[:])
-}
-
-// ErrBadProof is returned by VerifyChunk when a chunk does not hash up to the root.
-var ErrBadProof = errors.New("merkle proof does not lead to the committed root")
+// ErrBadProof is returned (wrapped) by VerifyChunk when a chunk does not lead to the
+// root: package proof's ErrMismatch.
+var ErrBadProof = proof.ErrMismatch
 
 // VerifyChunk checks that entries are leaf k of the tree of a size-n challenge with
-// the given root, following proof. It needs no state: the tree's shape follows from n.
-func VerifyChunk(root [32]byte, n, k int, entries []float64, proof [][32]byte) error {
+// the given root, following aunts. It needs no state: the tree's shape follows from n.
+func VerifyChunk(root [32]byte, n, k int, entries []float64, aunts [][32]byte) error {
 	leaves := Chunks(n)
 	if k < 0 || k >= leaves {
 		return fmt.Errorf("chunk %d: out of range 0..%d", k, leaves-1)
@@ -158,27 +170,12 @@ func VerifyChunk(root [32]byte, n, k int, entries []float64, proof [][32]byte) e
 	if len(entries) != ChunkEntries {
 		return fmt.Errorf("chunk %d: %d entries, want %d", k, len(entries), ChunkEntries)
 	}
-	h := LeafHash(entries)
-	used := 0
-	for width := leaves; width > 1; width = (width + 1) / 2 {
-		if sib := k ^ 1; sib < width {
-			if used == len(proof) {
-				return fmt.Errorf("chunk %d: proof too short: %w", k, ErrBadProof)
-			}
-			if k&1 == 0 {
-				h = nodeHash(h, proof[used])
-			} else {
-				h = nodeHash(proof[used], h)
-			}
-			used++
-		}
-		k /= 2
+	p := proof.Proof{Index: int64(k), Total: int64(leaves), Aunts: make([]proof.HexBytes, len(aunts))}
+	for i := range aunts {
+		p.Aunts[i] = aunts[i][:]
 	}
-	if used != len(proof) {
-		return fmt.Errorf("proof has %d hashes, the tree needs %d: %w", len(proof), used, ErrBadProof)
-	}
-	if h != root {
-		return ErrBadProof
+	if err := p.Verify(root, ChunkBytes(entries)); err != nil {
+		return fmt.Errorf("chunk %d: %w", k, err)
 	}
 	return nil
 }

@@ -1,11 +1,14 @@
 package matmul
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/kiln-network/kiln/proof"
 )
 
 func TestChallengeSolveVerify(t *testing.T) {
@@ -139,4 +142,31 @@ func FuzzVerifyChunk(f *testing.F) {
 			t.Fatalf("k=%d noise=%v drop=%d: err=%v", k, noise, drop, err)
 		}
 	})
+}
+
+// The challenge tree is package proof's: the same root and proofs as proof.Root and
+// proof.Prove over the chunks' bytes.
+func TestChallengeTreeIsProofTree(t *testing.T) {
+	for _, n := range []int{64, 192} {
+		s, _ := Solve(n, 8)
+		var leaves [][]byte
+		for k := 0; k < Chunks(n); k++ {
+			leaves = append(leaves, ChunkBytes(s.Chunk(k)))
+		}
+		if s.Root() != proof.Root(leaves) {
+			t.Fatalf("n=%d: root differs from proof.Root", n)
+		}
+		for _, k := range []int{0, 7, Chunks(n) - 1} {
+			want, _ := proof.Prove(leaves, k)
+			got := s.Proof(k)
+			if len(got) != len(want.Aunts) {
+				t.Fatalf("n=%d leaf %d: %d aunts, proof.Prove has %d", n, k, len(got), len(want.Aunts))
+			}
+			for i := range got {
+				if !bytes.Equal(got[i][:], want.Aunts[i]) {
+					t.Fatalf("n=%d leaf %d: aunt %d differs from proof.Prove's", n, k, i)
+				}
+			}
+		}
+	}
 }
