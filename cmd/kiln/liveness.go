@@ -3,8 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net/url"
-	"strconv"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -16,36 +14,12 @@ import (
 // livenessQueryCmd is `kiln query liveness`: challenges and scores.
 func livenessQueryCmd() *cobra.Command {
 	lq := &cobra.Command{Use: "liveness", Short: "Liveness and hardware challenge queries"}
-	var provider, state string
-	var lease uint64
-	challenges := queryCmd("challenges", "Liveness and hardware challenges (--provider, --state, --lease)", 0, func([]string) (string, error) {
-		q := url.Values{}
-		if provider != "" {
-			a, err := types.ParseAddress(provider)
-			if err != nil {
-				return "", usageErr(fmt.Errorf("--provider: %w", err))
-			}
-			q.Set("provider", a.String())
-		}
-		switch state {
-		case "", liveness.StateOpen, liveness.StateAnswered, liveness.StatePassed, liveness.StateFailed, "pending":
-		default:
-			return "", usageErr(fmt.Errorf("--state %q: want open, answered, pending, passed or failed", state))
-		}
-		if state != "" {
-			q.Set("state", state)
-		}
-		if lease != 0 {
-			q.Set("lease", strconv.FormatUint(lease, 10))
-		}
-		if len(q) == 0 {
-			return "/liveness/challenges", nil
-		}
-		return "/liveness/challenges?" + q.Encode(), nil
-	}, renderChallenges)
-	challenges.Flags().StringVar(&provider, "provider", "", "only this provider's challenges")
-	challenges.Flags().StringVar(&state, "state", "", "open, answered, pending (open or answered), passed or failed")
-	challenges.Flags().Uint64Var(&lease, "lease", 0, "only the challenges of this lease")
+	var challenges *cobra.Command
+	challenges = queryCmd("challenges", "Liveness and hardware challenges (--provider ADDR, --state open|answered|pending|passed|failed, --lease ID)", 0,
+		flagQuery(&challenges, "/liveness/challenges", "provider", "state", "lease"), renderChallenges)
+	challenges.Flags().String("provider", "", "only this provider's challenges")
+	challenges.Flags().String("state", "", "open, answered, pending (open or answered), passed or failed")
+	challenges.Flags().String("lease", "", "only the challenges of this lease (ID)")
 	scores := queryCmd("scores [PROVIDER]", "Challenge scores per provider and model (measured throughput, flags)", 0, func(args []string) (string, error) {
 		if len(args) == 0 {
 			return "/liveness/scores", nil
@@ -58,13 +32,7 @@ func livenessQueryCmd() *cobra.Command {
 	}, renderScores)
 	scores.Args = cobra.MaximumNArgs(1)
 	lq.AddCommand(challenges, scores,
-		queryCmd("challenge ID", "One challenge", 1, func(args []string) (string, error) {
-			id, err := strconv.ParseUint(args[0], 10, 64)
-			if err != nil || id == 0 {
-				return "", usageErr(fmt.Errorf("challenge ID %q: want a positive integer", args[0]))
-			}
-			return "/liveness/challenge/" + args[0], nil
-		}, nil))
+		queryCmd("challenge ID", "One challenge", 1, withID("/liveness/challenge/%d"), nil))
 	return lq
 }
 
