@@ -277,6 +277,8 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		}
 		set(ctx, Provider{Owner: m.Owner, Endpoint: m.Endpoint, CertPEM: string(m.CertPEM), Inventory: m.Inventory, CreatedHeight: ctx.Height})
 		ctx.Emit("register_provider", "owner", m.Owner.String(), "endpoint", m.Endpoint)
+		prov, _ := Get(ctx, m.Owner)
+		fireInventory(ctx, prov, true)
 		return nil
 	case *MsgUpdateProvider:
 		prov, ok := Get(ctx, m.Owner)
@@ -299,6 +301,9 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		}
 		set(ctx, prov)
 		ctx.Emit("update_provider", "owner", m.Owner.String())
+		if m.Inventory != nil {
+			fireInventory(ctx, prov, false)
+		}
 		return nil
 	case *MsgDeregisterProvider:
 		if _, ok := Get(ctx, m.Owner); !ok {
