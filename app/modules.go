@@ -123,6 +123,8 @@ func Modules() []Module {
 				{types.MsgTypeMarketHeartbeat, market.DecodeHeartbeat},
 				{types.MsgTypeMarketCompleteLease, market.DecodeCompleteLease},
 				{types.MsgTypeMarketStartLease, market.DecodeStartLease},
+				{types.MsgTypeMarketAsk, market.DecodeAsk},
+				{types.MsgTypeMarketCancelAsk, market.DecodeCancelAsk},
 			},
 			Handle:        market.Handle,
 			Wire:          market.Wire,

@@ -21,6 +21,11 @@ type OrderSpec struct {
 	Deposit      string      `yaml:"deposit"`   // e.g. 100000ukiln
 	Manual       bool        `yaml:"manual"`
 	AutoRedeploy bool        `yaml:"auto_redeploy"`
+	// Pricing is the pricing mode (auction, market, ...); empty: the auction.
+	Pricing string `yaml:"pricing"`
+	// Fill is how an order-book order (pricing: market) fills: all, partial,
+	// all_now or partial_now.
+	Fill string `yaml:"fill"`
 	Groups       []GroupSpec `yaml:"groups"`
 }
 
@@ -88,7 +93,7 @@ func ParseCPU(s string) (uint64, error) {
 // Msg builds the MsgCreateOrder for owner; denom is the market's (MarketParams).
 // It checks the message with ValidateBasic.
 func (s OrderSpec) Msg(owner types.Address, denom string) (*market.MsgCreateOrder, error) {
-	m := &market.MsgCreateOrder{Owner: owner, Kind: s.Kind, Manual: s.Manual, AutoRedeploy: s.AutoRedeploy}
+	m := &market.MsgCreateOrder{Owner: owner, Kind: s.Kind, Manual: s.Manual, AutoRedeploy: s.AutoRedeploy, Mode: s.Pricing, Fill: s.Fill}
 	if m.Kind == "" {
 		m.Kind = market.KindBatch
 	}

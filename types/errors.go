@@ -39,6 +39,8 @@ const (
 	CodeInvalidCert          uint32 = 24
 	// Staking refusals.
 	CodeBondLocked uint32 = 25
+	// Pricing-mode refusals (issue 11): 42-47.
+	CodeModeMismatch uint32 = 42
 )
 
 // Error is a refusal carrying its result code.
@@ -85,6 +87,8 @@ var (
 	ErrInvalidCert          = &Error{CodeInvalidCert, "invalid certificate"}
 
 	ErrBondLocked = &Error{CodeBondLocked, "bond is locked"}
+
+	ErrModeMismatch = &Error{CodeModeMismatch, "not how this order is priced"}
 )
 
 // Wrapf returns an error with base's code and the message "base: detail".

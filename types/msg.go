@@ -33,6 +33,10 @@ const (
 	MsgTypeMarketCompleteLease MsgType = 507
 	MsgTypeMarketStartLease    MsgType = 508
 
+	// Pricing modes (issue 11): 520-569.
+	MsgTypeMarketAsk       MsgType = 520
+	MsgTypeMarketCancelAsk MsgType = 521
+
 	MsgTypeEscrowDeposit MsgType = 600
 )
 

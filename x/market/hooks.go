@@ -71,6 +71,7 @@ var builtinReasons = map[string]Reason{
 	// NB: no_bids and not_picked close orders that never had a lease.
 	ReasonNoBids:    {Name: ReasonNoBids},
 	ReasonNotPicked: {Name: ReasonNotPicked},
+	ReasonUnfilled:  {Name: ReasonUnfilled},
 }
 
 var reasonRe = regexp.MustCompile(`^[a-z][a-z0-9_]{1,47}$`)

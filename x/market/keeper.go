@@ -171,6 +171,10 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 	switch m := msg.(type) {
 	case *MsgCreateOrder:
 		return createOrder(ctx, p, m)
+	case *MsgAsk:
+		return postAsk(ctx, p, m)
+	case *MsgCancelAsk:
+		return cancelAsk(ctx, m)
 	case *MsgCloseOrder:
 		o, ok := GetOrder(ctx, m.OrderID)
 		if !ok {
@@ -310,7 +314,7 @@ func createOrder(ctx *types.Context, p Params, m *MsgCreateOrder) error {
 		mode = ModeAuction
 	}
 	o := Order{ID: id, Owner: m.Owner, Kind: m.Kind, Groups: m.Groups, MaxPrice: m.MaxPrice, Denom: p.Denom,
-		Manual: m.Manual, AutoRedeploy: m.AutoRedeploy, Mode: mode, CreatedHeight: ctx.Height}
+		Manual: m.Manual, AutoRedeploy: m.AutoRedeploy, Mode: mode, Fill: m.Fill, CreatedHeight: ctx.Height}
 	openOrder(ctx, p, &o)
 	ctx.Emit("order_created", "order", idStr(id), "owner", m.Owner.String(), "kind", m.Kind, "mode", mode,
 		"max_price", idStr(m.MaxPrice), "deposit", m.Deposit.String(), "bid_close_height", strconv.FormatInt(o.BidCloseHeight, 10))
@@ -447,7 +451,7 @@ func closeLease(ctx *types.Context, p Params, o *Order, l *Lease, reason, output
 	if paysNow {
 		// NB: after the lease is marked closed, so a PaymentMade hook that tries to
 		// close it too gets ErrLeaseClosed instead of closing it twice.
-		settle(ctx, l)
+		settle(ctx, p, o, l)
 	}
 	noteWindow(ctx, l, escrow.OpenDisputeWindow(ctx, o.ID, l.Provider))
 	if h, ok := escrow.GetHold(ctx, o.ID, l.Provider); r.RefundHeld && ok && h.Amount > 0 {
@@ -473,13 +477,25 @@ func closeLease(ctx *types.Context, p Params, o *Order, l *Lease, reason, output
 }
 
 // settle pays one block of lease l from its escrow and runs the PaymentMade hooks.
-func settle(ctx *types.Context, l *Lease) escrow.Payment {
-	pay := escrow.Settle(ctx, l.ID, l.Provider, l.Price)
+func settle(ctx *types.Context, p Params, o *Order, l *Lease) escrow.Payment {
+	pay := escrow.SettleAt(ctx, l.ID, l.Provider, l.Price, feeBps(ctx, p, o.Mode))
 	if pay.Gross > 0 {
 		lease := *l
 		fire(ctx, func(h Hooks) { h.PaymentMade(ctx, lease, pay) })
 	}
 	return pay
+}
+
+// feeBps is the protocol fee of pricing mode mode: the market's fee_bps for it, or
+// escrow's protocol_fee_bps.
+func feeBps(ctx *types.Context, p Params, mode string) uint32 {
+	if mode == "" {
+		mode = ModeAuction
+	}
+	if f, ok := p.FeeBps[mode]; ok {
+		return f
+	}
+	return escrow.GetParams(ctx).ProtocolFeeBps
 }
 
 // billable reports whether lease l owes block h: its workload started in an earlier
@@ -489,6 +505,9 @@ func billable(l *Lease, h int64) bool { return l.StartedHeight != 0 && h > l.Sta
 // closeOrder closes an order that has no active lease: it releases its bids and
 // refunds its escrow.
 func closeOrder(ctx *types.Context, o *Order, reason string) {
+	if c, ok := modeOf(o).(closer); ok {
+		c.orderClosed(ctx, o)
+	}
 	releaseBids(ctx, o.ID, nil, bidOrderEnded)
 	refund := escrow.Close(ctx, o.ID)
 	o.State = OrderClosed
@@ -538,7 +557,7 @@ func EndBlock(ctx *types.Context) {
 		if !billable(&l, ctx.Height) {
 			continue
 		}
-		pay := settle(ctx, &l)
+		pay := settle(ctx, p, &o, &l)
 		if _, still := ctx.Store.Get(u64key(activePrefix, id)); !still {
 			continue // NB: a PaymentMade hook closed it
 		}
