@@ -20,7 +20,7 @@ func (d *Daemon) bid(ctx context.Context, h int64) error {
 	for _, o := range orders {
 		open[o.ID] = true
 		// NB: CheckTx runs at h+1, the first height an order placed at h takes bids.
-		if d.noBid[o.ID] || o.BidOpenHeight > h+1 {
+		if d.noBid[o.ID] || o.BidOpenHeight > h+1 || !takesBids(o.Mode) {
 			continue
 		}
 		if s, ok := d.bidSent[o.ID]; ok && h-s < 3 {
@@ -117,6 +117,10 @@ func (d *Daemon) bid(ctx context.Context, h int64) error {
 	}
 	return nil
 }
+
+// takesBids reports whether orders of pricing mode mode take MsgCreateBid: the
+// auction's. The order book fills from asks (postAsks).
+func takesBids(mode string) bool { return mode == "" || mode == market.ModeAuction }
 
 func excluded(o market.Order, p types.Address) bool {
 	for _, x := range o.Excluded {

@@ -69,6 +69,10 @@ type Config struct {
 	Stake string `toml:"stake"`
 	// Pricing is the price table bids are computed from.
 	Pricing Pricing `toml:"pricing"`
+	// OrderBook posts standing asks in the order book (pricing: market) from the
+	// price table: one per GPU model in the inventory (all its GPUs, at the table's
+	// per-GPU price) and one for the CPU cores.
+	OrderBook bool `toml:"order_book"`
 	// OutputRetention is how long the outputs of a completed batch lease stay
 	// downloadable before its vault is erased.
 	OutputRetention Duration `toml:"output_retention"`

@@ -94,6 +94,7 @@ type Daemon struct {
 	startSent map[uint64]int64       // height a MsgStartLease was last sent
 	running   map[uint64]bool        // leases whose workload the manager started
 	bidSent   map[uint64]int64       // height a bid was sent, by order
+	askedAt   int64                  // height the order book asks were last checked
 	noBid     map[uint64]bool        // orders this provider will never bid on
 	locks     map[uint64]*sync.Mutex // per lease: Deploy vs Stop
 	ctx       context.Context
@@ -575,6 +576,9 @@ func (n *nodeDown) next(log *slog.Logger, err error) time.Duration {
 // block's proposal), then leases: track new ones, stop closed ones, heartbeat, retry
 // completions, erase retained outputs whose time is up.
 func (d *Daemon) step(ctx context.Context, h int64) {
+	if err := d.postAsks(ctx, h); err != nil && ctx.Err() == nil {
+		d.log.Warn("order book asks", "height", h, "err", err)
+	}
 	if err := d.bid(ctx, h); err != nil && ctx.Err() == nil {
 		d.log.Warn("bidding", "height", h, "err", err)
 	}
