@@ -224,6 +224,11 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	dctx, stopDaemons := context.WithCancel(ctx)
 	defer stopDaemons()
 	errs := make(chan error, len(providers))
+	clientAddr, stopClient, err := clientEndpoint()
+	if err != nil {
+		return s, err
+	}
+	defer stopClient()
 	for _, p := range providers {
 		cfg := daemon.DefaultConfig()
 		cfg.Listen = "127.0.0.1:0"
@@ -233,6 +238,9 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 			Attributes: map[string]string{"tier": "demo"}}
 		cfg.Pricing.BlockTime = daemon.Duration(o.BlockTime)
 		cfg.OrderBook = o.Pricing == market.ModeMarket
+		if o.Pricing == market.ModeSealed {
+			cfg.RTTEndpoints = map[string]string{demoClientLocation: clientAddr}
+		}
 		d, err := daemon.New(cfg, daemon.Deps{Client: c, Key: keyOf[p.name], Logger: o.Logger.With("provider", p.name)})
 		if err != nil {
 			return s, fmt.Errorf("provider %s: %w", p.name, err)
@@ -254,6 +262,10 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 
 	tenantKey := keyOf["tenant"]
+	session := (*market.Session)(nil)
+	if o.Pricing == market.ModeSealed {
+		session = &market.Session{Blocks: tenant.DefaultDepositBlocks, Location: demoClientLocation, MaxRTTMs: demoMaxRTTMs}
+	}
 	workDir := filepath.Join(home, "tenant")
 	os.MkdirAll(workDir, 0o755)
 	input := filepath.Join(workDir, "input.txt")
@@ -272,7 +284,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		step("deploying batch job %s", j.name)
 		o2 := opts
 		o2.OutDir = filepath.Join(workDir, "out", j.name)
-		j.plan.Pricing = o.Pricing
+		j.plan.Pricing, j.plan.Session = o.Pricing, session
 		r, err := tenant.Deploy(ctx, c, tenantKey, j.plan, o2)
 		if err != nil {
 			return s, fmt.Errorf("job %s: %w", j.name, err)
@@ -405,6 +417,9 @@ func deployService(ctx context.Context, c *client.Client, key ed25519.PrivateKey
 		plan := batch("inference", o.Worker, []string{"work", "serve", "--port", fmt.Sprint(port)}, "rtx4090", 1, nil)
 		plan.Kind = market.KindService
 		plan.Pricing = o.Pricing
+		if o.Pricing == market.ModeSealed {
+			plan.Session = &market.Session{Blocks: tenant.DefaultDepositBlocks, Location: demoClientLocation, MaxRTTMs: demoMaxRTTMs}
+		}
 		plan.Manifest.Services[0].Expose = []api.Expose{{Port: uint32(port), Global: true, Proto: "tcp"}}
 		step("deploying service inference (HTTP on port %d behind the ingress)", port)
 		r, deployErr := tenant.Deploy(ctx, c, key, plan, opts)

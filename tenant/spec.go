@@ -33,6 +33,8 @@ type Plan struct {
 	AutoRedeploy bool
 	// Pricing and Fill are the order's pricing mode and (order book) fill policy.
 	Pricing, Fill string
+	// Session makes a sealed-bid order a session (duration, client location, RTT).
+	Session *market.Session
 	// Inputs are local files uploaded before the manifest is sent.
 	Inputs []string
 	// Images maps a service name to a local `docker save` archive, uploaded

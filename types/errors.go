@@ -41,6 +41,7 @@ const (
 	CodeBondLocked uint32 = 25
 	// Pricing-mode refusals (issue 11): 42-47.
 	CodeModeMismatch uint32 = 42
+	CodeBadReveal    uint32 = 43
 )
 
 // Error is a refusal carrying its result code.
@@ -89,6 +90,7 @@ var (
 	ErrBondLocked = &Error{CodeBondLocked, "bond is locked"}
 
 	ErrModeMismatch = &Error{CodeModeMismatch, "not how this order is priced"}
+	ErrBadReveal    = &Error{CodeBadReveal, "revealed bid does not match its commitment"}
 )
 
 // Wrapf returns an error with base's code and the message "base: detail".

@@ -36,6 +36,9 @@ const (
 	// Pricing modes (issue 11): 520-569.
 	MsgTypeMarketAsk       MsgType = 520
 	MsgTypeMarketCancelAsk MsgType = 521
+	MsgTypeMarketCommitBid MsgType = 522
+	MsgTypeMarketRevealBid MsgType = 523
+	MsgTypeMarketRTTProbe  MsgType = 524
 
 	MsgTypeEscrowDeposit MsgType = 600
 )

@@ -95,6 +95,8 @@ type Daemon struct {
 	running   map[uint64]bool        // leases whose workload the manager started
 	bidSent   map[uint64]int64       // height a bid was sent, by order
 	askedAt   int64                  // height the order book asks were last checked
+	sealed    map[uint64]sealedBid   // sealed bids committed and not yet revealed, by order
+	probedAt  int64                  // height RTT probes were last sent
 	noBid     map[uint64]bool        // orders this provider will never bid on
 	locks     map[uint64]*sync.Mutex // per lease: Deploy vs Stop
 	ctx       context.Context
@@ -121,7 +123,7 @@ func New(cfg Config, deps Deps) (*Daemon, error) {
 	self := types.AddressFromPubKey(deps.Key.Public().(ed25519.PublicKey))
 	return &Daemon{cfg: cfg, deps: deps, log: log.With("component", "provider", "provider", self.String()), self: self,
 		ready: make(chan struct{}), closed: map[uint64]bool{}, kinds: map[uint64]string{}, lastHB: map[uint64]int64{},
-		compSent: map[uint64]int64{}, startSent: map[uint64]int64{}, running: map[uint64]bool{}, bidSent: map[uint64]int64{}, noBid: map[uint64]bool{}, locks: map[uint64]*sync.Mutex{},
+		compSent: map[uint64]int64{}, startSent: map[uint64]int64{}, running: map[uint64]bool{}, bidSent: map[uint64]int64{}, noBid: map[uint64]bool{}, sealed: map[uint64]sealedBid{}, locks: map[uint64]*sync.Mutex{},
 		metrics: newMetrics()}, nil
 }
 
@@ -576,6 +578,9 @@ func (n *nodeDown) next(log *slog.Logger, err error) time.Duration {
 // block's proposal), then leases: track new ones, stop closed ones, heartbeat, retry
 // completions, erase retained outputs whose time is up.
 func (d *Daemon) step(ctx context.Context, h int64) {
+	if err := d.probe(ctx, h); err != nil && ctx.Err() == nil {
+		d.log.Warn("rtt probes", "height", h, "err", err)
+	}
 	if err := d.postAsks(ctx, h); err != nil && ctx.Err() == nil {
 		d.log.Warn("order book asks", "height", h, "err", err)
 	}

@@ -44,10 +44,13 @@ const (
 	// resource class, and an order fills from the cheapest fitting asks in the block
 	// it is placed.
 	ModeMarket = "market"
+	// ModeSealed is sealed bidding (Aethir): providers commit hidden bids, reveal
+	// them in the next block, and the lowest revealed bid wins.
+	ModeSealed = "sealed"
 )
 
 // modes are the pricing modes, by name; an order's mode is looked up here.
-var modes = map[string]Mode{ModeAuction: auction{}, ModeMarket: book{}}
+var modes = map[string]Mode{ModeAuction: auction{}, ModeMarket: book{}, ModeSealed: sealed{}}
 
 // placer is a Mode with rules of its own on the orders it takes, checked before the
 // order's deposit is escrowed.

@@ -48,6 +48,8 @@ type MsgCreateOrder struct {
 	// Fill is how an order-book order fills (FillAll, FillPartial, FillAllNow,
 	// FillPartialNow); empty means FillAll. Only for mode market.
 	Fill string `json:"fill,omitempty"`
+	// Session makes the order a session (mode sealed only): nil for none.
+	Session *Session `json:"session,omitempty"`
 }
 
 // MsgCloseOrder closes the signer's order (and its lease, if any), refunding the escrow.
@@ -213,6 +215,9 @@ func (m *MsgCreateOrder) ValidateBasic() error {
 	if !ValidMode(m.Mode) {
 		return types.InvalidField("mode", m.Mode, "must be empty or a pricing mode: "+strings.Join(ModeNames(), ", "))
 	}
+	if m.Session != nil && m.Mode != ModeSealed {
+		return types.InvalidField("session", m.Session.Blocks, "only a sealed-bid order (mode sealed) is a session")
+	}
 	if m.Fill != "" && m.Mode != ModeMarket {
 		return types.InvalidField("fill", m.Fill, "only an order-book order (mode market) has a fill policy")
 	}
@@ -360,6 +365,12 @@ func (m *MsgCreateOrder) MarshalTo(w *codec.Writer) {
 	w.Bool(m.AutoRedeploy)
 	w.String(m.Mode)
 	w.String(m.Fill)
+	w.Bool(m.Session != nil)
+	if m.Session != nil {
+		w.Uvarint(m.Session.Blocks)
+		w.String(m.Session.Location)
+		w.Uvarint(uint64(m.Session.MaxRTTMs))
+	}
 }
 
 func (m *MsgCloseOrder) MarshalTo(w *codec.Writer) { w.Fixed(m.Owner[:]); w.Uvarint(m.OrderID) }
@@ -410,6 +421,9 @@ func DecodeCreateOrder(r *codec.Reader) types.Msg {
 	m.AutoRedeploy = r.Bool()
 	m.Mode = r.String(32)
 	m.Fill = r.String(16)
+	if r.Bool() {
+		m.Session = &Session{Blocks: r.Uvarint(), Location: r.String(64), MaxRTTMs: readU32(r, "max_rtt_ms")}
+	}
 	return m
 }
 
