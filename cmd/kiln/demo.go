@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os/signal"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-network/kiln/demo"
+	"github.com/kiln-network/kiln/x/market"
 )
 
 func newDemoCmd() *cobra.Command {
@@ -26,6 +28,7 @@ func newDemoCmd() *cobra.Command {
 			keep, _ := cmd.Flags().GetBool("keep")
 			o := demo.Options{Progress: cmd.ErrOrStderr(), Keep: keep}
 			o.BlockTime, _ = cmd.Flags().GetDuration("block-time")
+			o.Pricing, _ = cmd.Flags().GetString("pricing")
 			if v, _ := cmd.Flags().GetBool("verbose"); v {
 				o.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 			}
@@ -42,7 +45,7 @@ func newDemoCmd() *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), s)
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "\nKiln demo: chain %s, %d providers (declared inventories: this machine has no GPU), 1 tenant\n\n", s.ChainID, s.Providers)
+			fmt.Fprintf(w, "\nKiln demo: chain %s, %d providers (declared inventories: this machine has no GPU), 1 tenant, pricing %s\n\n", s.ChainID, s.Providers, s.Pricing)
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "JOB\tLEASE\tGPU\tPRICE/BLK\tBLOCKS→LEASE\tMS→LEASE\tMS→RUNNING\tSTATE\tCLOSED\tPAID\tFEES\tREFUND")
 			for _, j := range s.Jobs {
@@ -71,5 +74,6 @@ func newDemoCmd() *cobra.Command {
 	cmd.Flags().Bool("verbose", false, "log what the node and the provider daemons do")
 	cmd.Flags().Bool("keep", false, "leave the network running (in --home) until Ctrl-C")
 	cmd.Flags().Duration("block-time", 200*time.Millisecond, "block time of the demo chain")
+	cmd.Flags().String("pricing", "auction", "pricing mode of every order: "+strings.Join(market.ModeNames(), ", "))
 	return cmd
 }

@@ -98,6 +98,9 @@ type Daemon struct {
 	startSent map[uint64]int64       // height a MsgStartLease was last sent
 	running   map[uint64]bool        // leases whose workload the manager started
 	bidSent   map[uint64]int64       // height a bid was sent, by order
+	askedAt   int64                  // height the order book asks were last checked
+	sealed    map[uint64]sealedBid   // sealed bids committed and not yet revealed, by order
+	probedAt  int64                  // height RTT probes were last sent
 	noBid     map[uint64]bool        // orders this provider will never bid on
 	locks     map[uint64]*sync.Mutex // per lease: Deploy vs Stop
 	ctx       context.Context
@@ -124,7 +127,7 @@ func New(cfg Config, deps Deps) (*Daemon, error) {
 	self := types.AddressFromPubKey(deps.Key.Public().(ed25519.PublicKey))
 	return &Daemon{cfg: cfg, deps: deps, log: log.With("component", "provider", "provider", self.String()), self: self,
 		ready: make(chan struct{}), closed: map[uint64]bool{}, kinds: map[uint64]string{}, lastHB: map[uint64]int64{},
-		compSent: map[uint64]int64{}, startSent: map[uint64]int64{}, running: map[uint64]bool{}, bidSent: map[uint64]int64{}, noBid: map[uint64]bool{}, locks: map[uint64]*sync.Mutex{},
+		compSent: map[uint64]int64{}, startSent: map[uint64]int64{}, running: map[uint64]bool{}, bidSent: map[uint64]int64{}, noBid: map[uint64]bool{}, sealed: map[uint64]sealedBid{}, locks: map[uint64]*sync.Mutex{},
 		metrics: newMetrics(), prover: prover{sols: map[uint64]*solved{}}}, nil
 }
 
@@ -582,6 +585,12 @@ func (n *nodeDown) next(log *slog.Logger, err error) time.Duration {
 func (d *Daemon) step(ctx context.Context, h int64) {
 	if err := d.challenges(ctx, h); err != nil && ctx.Err() == nil {
 		d.log.Warn("challenges", "height", h, "err", err)
+	}
+	if err := d.probe(ctx, h); err != nil && ctx.Err() == nil {
+		d.log.Warn("rtt probes", "height", h, "err", err)
+	}
+	if err := d.postAsks(ctx, h); err != nil && ctx.Err() == nil {
+		d.log.Warn("order book asks", "height", h, "err", err)
 	}
 	if err := d.bid(ctx, h); err != nil && ctx.Err() == nil {
 		d.log.Warn("bidding", "height", h, "err", err)

@@ -72,6 +72,9 @@ var builtinReasons = map[string]Reason{
 	// NB: no_bids and not_picked close orders that never had a lease.
 	ReasonNoBids:    {Name: ReasonNoBids},
 	ReasonNotPicked: {Name: ReasonNotPicked},
+	ReasonUnfilled:  {Name: ReasonUnfilled},
+	// NB: settled for the block before it closes (EndBlock), so it pays nothing more.
+	ReasonSessionEnded: {Name: ReasonSessionEnded},
 }
 
 var reasonRe = regexp.MustCompile(`^[a-z][a-z0-9_]{1,47}$`)

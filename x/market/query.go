@@ -288,7 +288,7 @@ func CheckInvariants(ctx *types.Context) error {
 			return fmt.Errorf("market: open bids' deposits of %d%s are not in the module account", s, d)
 		}
 	}
-	return nil
+	return checkBook(ctx)
 }
 
 // ShownGPUs is a lease's or bid's GPU per order group as queries show it. State keeps
