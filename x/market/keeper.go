@@ -142,13 +142,16 @@ func Used(ctx *types.Context, p types.Address) Usage {
 	return u
 }
 
+// setUsed records provider p's usage and rewrites its entries in the free-capacity
+// index.
 func setUsed(ctx *types.Context, p types.Address, u Usage) {
 	k := append(append([]byte{}, usedPrefix...), p[:]...)
 	if u.IsZero() {
 		ctx.Store.Delete(k)
-		return
+	} else {
+		setJSON(ctx, k, u)
 	}
-	setJSON(ctx, k, u)
+	reindex(ctx, p)
 }
 
 // schedule makes order o due at the end of height h (0: never), replacing its previous

@@ -277,6 +277,7 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		}
 		set(ctx, Provider{Owner: m.Owner, Endpoint: m.Endpoint, CertPEM: string(m.CertPEM), Inventory: m.Inventory, CreatedHeight: ctx.Height})
 		ctx.Emit("register_provider", "owner", m.Owner.String(), "endpoint", m.Endpoint)
+		changed(ctx, m.Owner)
 		return nil
 	case *MsgUpdateProvider:
 		prov, ok := Get(ctx, m.Owner)
@@ -299,6 +300,7 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		}
 		set(ctx, prov)
 		ctx.Emit("update_provider", "owner", m.Owner.String())
+		changed(ctx, m.Owner)
 		return nil
 	case *MsgDeregisterProvider:
 		if _, ok := Get(ctx, m.Owner); !ok {
@@ -311,6 +313,7 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		}
 		ctx.Store.Delete(key(m.Owner))
 		ctx.Emit("deregister_provider", "owner", m.Owner.String())
+		changed(ctx, m.Owner)
 		return nil
 	}
 	return types.Wrapf(types.ErrUnknownMsgType, "registry cannot handle %T", msg)
