@@ -87,23 +87,23 @@ func (lg *Ledger) Deliver(msg types.Msg) error {
 }
 
 // End runs every module's EndBlock in table order and commits the block to the
-// Ledger's state. With check set it first runs the books and every module's
-// invariants, returning the first broken one (the block is committed regardless).
-func (lg *Ledger) End(check bool) error {
+// Ledger's state.
+func (lg *Ledger) End() {
 	if lg.block == nil {
 		panic("app: Ledger.End outside a block")
 	}
-	ctx := lg.ctx.WithStore(lg.block)
-	lg.l.endBlock(ctx)
-	var err error
-	if check {
-		if err = lg.l.checkInvariants(ctx); err != nil {
-			err = fmt.Errorf("invariant broken at height %d: %w", lg.ctx.Height, err)
-		}
-	}
+	lg.l.endBlock(lg.ctx.WithStore(lg.block))
 	lg.block.Write()
 	lg.block, lg.ctx = nil, nil
-	return err
+}
+
+// CheckInvariants runs the books and every module's invariants on the committed
+// state, as the app does after every block with Options.CheckInvariants.
+func (lg *Ledger) CheckInvariants(height int64) error {
+	if err := lg.l.checkInvariants(lg.Context(height)); err != nil {
+		return fmt.Errorf("invariant broken at height %d: %w", height, err)
+	}
+	return nil
 }
 
 // Query answers a query path against the committed state at height, as the app's

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/kiln-network/kiln/codec"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/params"
 	"github.com/kiln-network/kiln/x/registry"
+	"github.com/kiln-network/kiln/x/staking"
 )
 
 // The free-capacity index: which providers have free resources of a class, most free
@@ -17,7 +19,8 @@ import (
 //
 //	market/free/a/<class>/<^free(8)><provider>           every region
 //	market/free/r/<region>/<class>/<^free(8)><provider>  one region
-//	market/freeof/<provider> → the provider's index keys (to replace them)
+//	market/freeof/<provider> → freeRecord: the provider's index keys (to replace
+//	                           them) and its inventory (to check an order against)
 //
 // A class is "cpu" (free CPU in millicores), "gpu/*" (the most free GPUs of any one
 // spec) or "gpu/<model>" (the most free GPUs of one spec of that model). ^free is the
@@ -90,28 +93,63 @@ func indexKeys(p types.Address, inv registry.Inventory, used Usage) [][]byte {
 
 func freeOfKey(p types.Address) []byte { return append(bytes.Clone(freeOfPrefix), p[:]...) }
 
+// freeRecord is what the index keeps per provider, in the codec's binary encoding: its
+// index keys, and a copy of its inventory so that checking a candidate against an
+// order reads one small record instead of decoding the registry's (with its
+// certificate).
+type freeRecord struct {
+	Keys      [][]byte
+	Inventory registry.Inventory
+}
+
+func (f *freeRecord) marshal() []byte {
+	w := codec.NewWriter(256)
+	w.Uvarint(uint64(len(f.Keys)))
+	for _, k := range f.Keys {
+		w.WriteBytes(k)
+	}
+	f.Inventory.MarshalTo(w)
+	return w.Bytes()
+}
+
+func getFreeRecord(ctx *types.Context, p types.Address) (freeRecord, bool) {
+	v, ok := ctx.Store.Get(freeOfKey(p))
+	if !ok {
+		return freeRecord{}, false
+	}
+	r := codec.NewReader(v)
+	var f freeRecord
+	n := r.Uvarint()
+	for i := uint64(0); i < n && r.Err() == nil; i++ {
+		f.Keys = append(f.Keys, r.Bytes(256))
+	}
+	f.Inventory = registry.UnmarshalInventory(r)
+	if err := r.Done(); err != nil {
+		panic(fmt.Sprintf("market: corrupt free-capacity record of %s: %v", p, err))
+	}
+	return f, true
+}
+
 // reindex rewrites provider p's entries in the free-capacity index from its current
 // inventory and usage (none once it is deregistered).
 func reindex(ctx *types.Context, p types.Address) {
-	var old [][]byte
-	getJSON(ctx, freeOfKey(p), &old)
-	for _, k := range old {
-		ctx.Store.Delete(k)
+	if old, ok := getFreeRecord(ctx, p); ok {
+		for _, k := range old.Keys {
+			ctx.Store.Delete(k)
+		}
 	}
 	prov, ok := registry.Get(ctx, p)
 	if !ok {
 		ctx.Store.Delete(freeOfKey(p))
 		return
 	}
-	keys := indexKeys(p, prov.Inventory, Used(ctx, p))
-	for _, k := range keys {
+	f := freeRecord{Keys: indexKeys(p, prov.Inventory, Used(ctx, p)), Inventory: prov.Inventory}
+	for _, k := range f.Keys {
 		ctx.Store.Set(k, present)
 	}
-	if len(keys) == 0 {
-		ctx.Store.Delete(freeOfKey(p))
-		return
-	}
-	setJSON(ctx, freeOfKey(p), keys)
+	// NB: kept even with no free capacity, so that a provider's inventory is at hand
+	// when its capacity frees up.
+	ctx.Store.Set(freeOfKey(p), f.marshal())
 }
 
 // checkIndex returns an error unless the free-capacity index holds exactly what every
@@ -119,8 +157,13 @@ func reindex(ctx *types.Context, p types.Address) {
 func checkIndex(ctx *types.Context) error {
 	want := map[string]bool{}
 	for _, prov := range registry.List(ctx) {
-		for _, k := range indexKeys(prov.Owner, prov.Inventory, Used(ctx, prov.Owner)) {
+		keys := indexKeys(prov.Owner, prov.Inventory, Used(ctx, prov.Owner))
+		for _, k := range keys {
 			want[string(k)] = true
+		}
+		f, ok := getFreeRecord(ctx, prov.Owner)
+		if got, wantRec := f.marshal(), (&freeRecord{Keys: keys, Inventory: prov.Inventory}).marshal(); !ok || !bytes.Equal(got, wantRec) {
+			return fmt.Errorf("market: free-capacity record of provider %s is %+v (present %v), its registry record and usage give %+v", prov.Owner, f, ok, keys)
 		}
 	}
 	n := 0
@@ -247,19 +290,19 @@ func Candidates(ctx *types.Context, id uint64, limit int) ([]Candidate, error) {
 }
 
 // eligible reports whether provider p could place a bid on o that placeBid accepts
-// (price aside), and what it would reserve.
+// (price aside), and what it would reserve. It checks what placeBid checks, from the
+// index's copy of p's inventory.
 func eligible(ctx *types.Context, rp registry.Params, o *Order, p types.Address) (Candidate, bool) {
-	prov, ok := registry.Get(ctx, p)
-	if !ok || prov.Stake < rp.MinProviderStake || slices.Contains(o.Excluded, p) {
+	f, ok := getFreeRecord(ctx, p)
+	if !ok || staking.Bonded(ctx, registry.BondPurpose, p) < rp.MinProviderStake || slices.Contains(o.Excluded, p) {
 		return Candidate{}, false
 	}
-	if _, dup := GetBid(ctx, o.ID, p); dup {
+	if _, dup := ctx.Store.Get(bidKey(o.ID, p)); dup {
 		return Candidate{}, false
 	}
-	need, choices, static, inUse := Fit(o.Groups, nil, prov.Inventory, Used(ctx, p))
+	need, choices, static, inUse := Fit(o.Groups, nil, f.Inventory, Used(ctx, p))
 	if len(static) > 0 || len(inUse) > 0 {
 		return Candidate{}, false
 	}
 	return Candidate{Provider: p, Usage: need, GPUs: showGPUs(choices)}, true
 }
-

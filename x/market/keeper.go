@@ -283,7 +283,10 @@ func activeLease(ctx *types.Context, id uint64) (Order, Lease, error) {
 	if !ok || o.Attempts == 0 {
 		return o, Lease{}, types.Wrapf(types.ErrNotFound, "lease %d", id)
 	}
-	l, _ := GetLease(ctx, id)
+	var l Lease
+	if !getJSON(ctx, leaseKey(id, o.Attempts), &l) {
+		panic(fmt.Sprintf("market: order %d has %d leases but the last is missing", id, o.Attempts))
+	}
 	if l.State != LeaseActive {
 		return o, l, types.Wrapf(types.ErrLeaseClosed, "lease %d closed at height %d (%s)", id, l.ClosedHeight, l.CloseReason)
 	}
@@ -524,7 +527,7 @@ func EndBlock(ctx *types.Context) {
 		if l.CreatedHeight == ctx.Height {
 			continue // NB: nothing is due in the block the lease is made
 		}
-		if _, ok := registry.Get(ctx, l.Provider); !ok {
+		if !registry.Exists(ctx, l.Provider) {
 			closeLease(ctx, p, &o, &l, ReasonProviderDeregistered, "")
 			continue
 		}

@@ -84,6 +84,12 @@ func Get(ctx *types.Context, a types.Address) (Provider, bool) {
 	return decode(ctx, v), true
 }
 
+// Exists reports whether a is a registered provider, without decoding its record.
+func Exists(ctx *types.Context, a types.Address) bool {
+	_, ok := ctx.Store.Get(key(a))
+	return ok
+}
+
 func set(ctx *types.Context, p Provider) {
 	b, _ := json.Marshal(record{Owner: p.Owner, Endpoint: p.Endpoint, CertPEM: p.CertPEM, Inventory: p.Inventory,
 		CreatedHeight: p.CreatedHeight, UpdatedHeight: ctx.Height})
