@@ -20,9 +20,9 @@ type BenchOptions struct {
 }
 
 // DefaultBenchOptions: 40,000 GPUs (io.net/Aethir scale) against 1,000,000, each
-// running 60 blocks of 1,000 orders.
+// running 20 blocks of 500 orders before 2,500 fresh orders are matched, timed.
 func DefaultBenchOptions() BenchOptions {
-	return BenchOptions{Small: 40_000, Large: 1_000_000, Blocks: 60, OrdersPerBlock: 1000}
+	return BenchOptions{Small: 40_000, Large: 1_000_000, Blocks: 20, OrdersPerBlock: 500}
 }
 
 // BenchResult is what `kiln bench market` reports.

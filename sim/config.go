@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/kiln-network/kiln/x/market"
 )
@@ -38,6 +39,9 @@ type Config struct {
 	// CheckInvariants runs the books and every module's invariants after every block:
 	// O(state) per block, for tests on small networks.
 	CheckInvariants bool
+	// MaxDuration bounds a run's wall time (0: none): blocks stop there, and the
+	// result says how many ran.
+	MaxDuration time.Duration
 	// Progress, if set, receives a progress bar.
 	Progress io.Writer
 }
@@ -75,6 +79,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("job-blocks: min %d max %d: need 1 <= min <= max <= 100000", c.JobBlocksMin, c.JobBlocksMax)
 	case c.USDPerKILN <= 0:
 		return fmt.Errorf("usd-per-kiln: must be above 0 (got %g)", c.USDPerKILN)
+	case c.MaxDuration < 0:
+		return fmt.Errorf("max-duration: must be >= 0 (got %s)", c.MaxDuration)
 	case c.SampleEvery < 1:
 		return fmt.Errorf("sample-every: must be >= 1 (got %d)", c.SampleEvery)
 	}

@@ -33,6 +33,8 @@ type Result struct {
 	GPUs      uint64 `json:"gpus"`
 	Providers int    `json:"providers"`
 	Blocks    int    `json:"blocks"`
+	// StoppedEarly: the run reached Config.MaxDuration before its last block.
+	StoppedEarly bool `json:"stopped_early,omitempty"`
 	// KeysAfterBuild is the number of state records once the network is registered.
 	KeysAfterBuild int `json:"state_keys_after_build"`
 
@@ -120,7 +122,13 @@ func (s *Sim) Run() (Result, error) {
 	start := time.Now()
 	var utilSum float64
 	lastOrders, lastLeased := 0, 0
+	ran := 0
 	for b := 1; b <= s.cfg.Blocks; b++ {
+		if s.cfg.MaxDuration > 0 && time.Since(start) > s.cfg.MaxDuration {
+			s.res.StoppedEarly = true
+			break
+		}
+		ran = b
 		if err := s.step(); err != nil {
 			return s.res, err
 		}
@@ -146,7 +154,7 @@ func (s *Sim) Run() (Result, error) {
 		_ = bar.Finish()
 	}
 	r := &s.res
-	r.Blocks = s.cfg.Blocks
+	r.Blocks = ran
 	r.RunSeconds = time.Since(start).Seconds()
 	if r.Orders > 0 {
 		r.FillRate = float64(r.Leased) / float64(r.Orders)

@@ -1,9 +1,9 @@
 package sim
 
 import (
-	crand "crypto/rand"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	crand "crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/binary"
@@ -363,7 +363,7 @@ func (s *Sim) step() error {
 			s.actions[next] = append(s.actions[next], id)
 		}
 	}
-	s.timers.lifecycle += cpuTime()-t
+	s.timers.lifecycle += cpuTime() - t
 
 	// Bids on the orders whose window opens now.
 	bidding := s.toBid
@@ -374,7 +374,7 @@ func (s *Sim) step() error {
 	for _, id := range bidding {
 		drv.bid(s, ctx, s.orders[id])
 	}
-	s.timers.bids += cpuTime()-t
+	s.timers.bids += cpuTime() - t
 
 	// New orders.
 	n := poisson(s.rng, s.cfg.OrdersPerBlock)
@@ -389,12 +389,12 @@ func (s *Sim) step() error {
 		s.orders[o.id] = o
 		s.toBid = append(s.toBid, o.id)
 	}
-	s.timers.orders += cpuTime()-t
+	s.timers.orders += cpuTime() - t
 	s.res.Orders += n
 
 	t = cpuTime()
 	s.lg.End()
-	s.timers.endBlock += cpuTime()-t
+	s.timers.endBlock += cpuTime() - t
 	if s.cfg.CheckInvariants {
 		if err := s.lg.CheckInvariants(h); err != nil {
 			return err
