@@ -142,13 +142,16 @@ func Used(ctx *types.Context, p types.Address) Usage {
 	return u
 }
 
+// setUsed records provider p's usage and rewrites its entries in the free-capacity
+// index.
 func setUsed(ctx *types.Context, p types.Address, u Usage) {
 	k := append(append([]byte{}, usedPrefix...), p[:]...)
 	if u.IsZero() {
 		ctx.Store.Delete(k)
-		return
+	} else {
+		setJSON(ctx, k, u)
 	}
-	setJSON(ctx, k, u)
+	reindex(ctx, p)
 }
 
 // schedule makes order o due at the end of height h (0: never), replacing its previous
@@ -298,7 +301,10 @@ func activeLease(ctx *types.Context, id uint64) (Order, Lease, error) {
 	if !ok || o.Attempts == 0 {
 		return o, Lease{}, types.Wrapf(types.ErrNotFound, "lease %d", id)
 	}
-	l, _ := GetLease(ctx, id)
+	var l Lease
+	if !getJSON(ctx, leaseKey(id, o.Attempts), &l) {
+		panic(fmt.Sprintf("market: order %d has %d leases but the last is missing", id, o.Attempts))
+	}
 	if l.State != LeaseActive {
 		return o, l, types.Wrapf(types.ErrLeaseClosed, "lease %d closed at height %d (%s)", id, l.ClosedHeight, l.CloseReason)
 	}
@@ -592,7 +598,7 @@ func EndBlock(ctx *types.Context) {
 		if l.CreatedHeight == ctx.Height {
 			continue // NB: nothing is due in the block the lease is made
 		}
-		if _, ok := registry.Get(ctx, l.Provider); !ok {
+		if !registry.Exists(ctx, l.Provider) {
 			closeLease(ctx, p, &o, &l, ReasonProviderDeregistered, "")
 			continue
 		}

@@ -272,6 +272,9 @@ func CheckInvariants(ctx *types.Context) error {
 			return fmt.Errorf("market: order %d is %s but has open bids", o.ID, o.State)
 		}
 	}
+	if err := checkIndex(ctx); err != nil {
+		return err
+	}
 	deposits := map[string]uint64{}
 	for _, c := range BidDeposits(ctx) {
 		deposits[c.Denom] = c.Amount
