@@ -316,3 +316,26 @@ func (l *ledger) checkInvariants(ctx *types.Context) error {
 	}
 	return nil
 }
+
+// ModuleInfo describes one module of the table for /app/modules: what an explorer or
+// a client needs to know of the chain's modules without a build of its own.
+type ModuleInfo struct {
+	Name string `json:"name"`
+	// Query is true when the module answers /NAME/... queries.
+	Query bool `json:"query"`
+	// Msgs are the module's message types.
+	Msgs []types.MsgType `json:"msgs"`
+}
+
+// describe returns the table's modules, in its order.
+func (l *ledger) describe() []ModuleInfo {
+	out := make([]ModuleInfo, 0, len(l.modules))
+	for _, m := range l.modules {
+		mi := ModuleInfo{Name: m.Name, Query: m.Query != nil, Msgs: []types.MsgType{}}
+		for _, r := range m.Msgs {
+			mi.Msgs = append(mi.Msgs, r.Type)
+		}
+		out = append(out, mi)
+	}
+	return out
+}
