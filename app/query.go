@@ -40,6 +40,8 @@ import (
 //	/market/bids/ID         {"bids":[...]} on order ID
 //	/market/leases[?state=active|closed&owner=ADDR&provider=ADDR]  {"leases":[...]}
 //	/market/lease/ID        the latest lease of order ID
+//	/market/prices          {"prices":[...]}: per class, best ask, last trade, 24 h range
+//	/market/asks/CLASS      {"asks":[...]}: the asks of a class, cheapest first
 //	/market/provider/ADDR/capacity  {"total","used","free","active_leases"}
 //	/escrow/account/ID      the escrow account of order ID
 //	/escrow/holds/ID        {"holds":[...]}: pay held back on order ID's leases, per provider
@@ -270,6 +272,10 @@ func queryMarket(ctx *types.Context, full string) (any, error) {
 			return nil, types.Wrapf(types.ErrNotFound, "lease %d", id)
 		}
 		return market.ShowLease(l), nil
+	case path == "/market/prices":
+		return map[string]any{"prices": market.Prices(ctx)}, nil
+	case len(parts) == 3 && parts[1] == "asks":
+		return map[string]any{"asks": nonNil(market.Asks(ctx, parts[2], 0))}, nil
 	case len(parts) == 4 && parts[1] == "provider" && parts[3] == "capacity":
 		a, err := addrArg(parts[2], "")
 		if err != nil {

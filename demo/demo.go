@@ -56,6 +56,9 @@ type Options struct {
 	// into its manifest ahead; nil picks a free one (ports.Pick). A port taken by
 	// another program before the service binds it is replaced by a fresh pick.
 	PickPort func() (int, error)
+	// Pricing is the pricing mode every order of the demo uses (market.ModeNames);
+	// empty: the auction.
+	Pricing string
 }
 
 // Job is one deployment in the summary.
@@ -80,6 +83,8 @@ type Job struct {
 
 // Summary is what the demo reports.
 type Summary struct {
+	// Pricing is the pricing mode the demo's orders used.
+	Pricing               string  `json:"pricing"`
 	ChainID               string  `json:"chain_id"`
 	RPC                   string  `json:"rpc"`
 	Providers             int     `json:"providers"`
@@ -109,6 +114,8 @@ type Summary struct {
 	Blocks     int64 `json:"blocks"`
 	DurationMS int64 `json:"duration_ms"`
 	Jobs       []Job `json:"jobs"`
+	// Mode holds the pricing mode's own figures (the order book's prices, ...).
+	Mode map[string]any `json:"mode,omitempty"`
 
 	// MetricsURL is the node's Prometheus metrics (CometBFT's and the app's kiln_*);
 	// ProviderMetricsURLs the provider daemons'. ExplorerURL is set with Keep.
@@ -160,7 +167,13 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		o.Worker = exe
 	}
 	step := func(format string, args ...any) { fmt.Fprintf(o.Progress, "==> "+format+"\n", args...) }
-	s := Summary{ChainID: "kiln-demo", Providers: len(providers), InventoriesDeclared: true}
+	if o.Pricing == "" {
+		o.Pricing = market.ModeAuction
+	}
+	if !market.ValidMode(o.Pricing) {
+		return Summary{}, fmt.Errorf("pricing %q: must be one of %s", o.Pricing, strings.Join(market.ModeNames(), ", "))
+	}
+	s := Summary{Pricing: o.Pricing, ChainID: "kiln-demo", Providers: len(providers), InventoriesDeclared: true}
 	home := o.Home
 	if home == "" {
 		d, err := os.MkdirTemp("", "kiln-demo-")
@@ -226,6 +239,11 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	dctx, stopDaemons := context.WithCancel(ctx)
 	defer stopDaemons()
 	errs := make(chan error, len(providers))
+	clientAddr, stopClient, err := clientEndpoint()
+	if err != nil {
+		return s, err
+	}
+	defer stopClient()
 	for _, p := range providers {
 		cfg := daemon.DefaultConfig()
 		cfg.Listen = "127.0.0.1:0"
@@ -235,6 +253,10 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		cfg.Inventory = daemon.InventoryConfig{Region: p.region, CPUCores: p.cores, Memory: p.mem, Storage: "8Ti", GPUs: p.gpus,
 			Attributes: map[string]string{"tier": "demo"}}
 		cfg.Pricing.BlockTime = daemon.Duration(o.BlockTime)
+		cfg.OrderBook = o.Pricing == market.ModeMarket
+		if o.Pricing == market.ModeSealed {
+			cfg.RTTEndpoints = map[string]string{demoClientLocation: clientAddr}
+		}
 		d, err := daemon.New(cfg, daemon.Deps{Client: c, Key: keyOf[p.name], Logger: o.Logger.With("provider", p.name)})
 		if err != nil {
 			return s, fmt.Errorf("provider %s: %w", p.name, err)
@@ -257,6 +279,10 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 
 	tenantKey := keyOf["tenant"]
+	session := (*market.Session)(nil)
+	if o.Pricing == market.ModeSealed {
+		session = &market.Session{Blocks: tenant.DefaultDepositBlocks, Location: demoClientLocation, MaxRTTMs: demoMaxRTTMs}
+	}
 	workDir := filepath.Join(home, "tenant")
 	os.MkdirAll(workDir, 0o755)
 	input := filepath.Join(workDir, "input.txt")
@@ -275,6 +301,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		step("deploying batch job %s", j.name)
 		o2 := opts
 		o2.OutDir = filepath.Join(workDir, "out", j.name)
+		j.plan.Pricing, j.plan.Session = o.Pricing, session
 		r, err := tenant.Deploy(ctx, c, tenantKey, j.plan, o2)
 		if err != nil {
 			return s, fmt.Errorf("job %s: %w", j.name, err)
@@ -321,6 +348,9 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	s.SupplyAfter, s.BalancesAfter = totals(books1)
 	s.SupplyConserved, s.AccountingProblems = conserved(books0, books1)
+	if s.Mode, err = modeFigures(ctx, c, o.Pricing); err != nil {
+		return s, err
+	}
 	if !s.SupplyConserved {
 		step("money NOT conserved: %s", strings.Join(s.AccountingProblems, "; "))
 	}
@@ -424,6 +454,10 @@ func deployService(ctx context.Context, c *client.Client, key ed25519.PrivateKey
 		}
 		plan := batch("inference", o.Worker, []string{"work", "serve", "--port", fmt.Sprint(port)}, "rtx4090", 1, nil)
 		plan.Kind = market.KindService
+		plan.Pricing = o.Pricing
+		if o.Pricing == market.ModeSealed {
+			plan.Session = &market.Session{Blocks: tenant.DefaultDepositBlocks, Location: demoClientLocation, MaxRTTMs: demoMaxRTTMs}
+		}
 		plan.Manifest.Services[0].Expose = []api.Expose{{Port: uint32(port), Global: true, Proto: "tcp"}}
 		step("deploying service inference (HTTP on port %d behind the ingress)", port)
 		r, deployErr := tenant.Deploy(ctx, c, key, plan, opts)

@@ -29,6 +29,9 @@ type Options struct {
 	CometLevel slog.Level
 	// CheckInvariants makes the app check money conservation after every block.
 	CheckInvariants bool
+	// StateSync sets the snapshots the node takes for peers joining through state
+	// sync (HOME/config/app.toml; LoadAppConfig). Zero takes none.
+	StateSync StateSyncConfig
 }
 
 // Node is a running validator: CometBFT with the Kiln app, in-process.
@@ -135,7 +138,9 @@ func Start(conf *cfg.Config, o Options) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a := app.New(db, app.Options{Logger: o.Logger, CheckInvariants: o.CheckInvariants})
+	a := app.New(db, app.Options{Logger: o.Logger, CheckInvariants: o.CheckInvariants, Snapshots: &app.Snapshots{
+		Dir: SnapshotDir(conf.RootDir), Interval: o.StateSync.SnapshotInterval, Keep: o.StateSync.SnapshotKeepRecent,
+	}})
 	var abci abcitypes.Application = a
 	var ms *metricsServer
 	var reg *prometheus.Registry
@@ -192,6 +197,7 @@ func (n *Node) Stop() error {
 	if err := n.comet.Stop(); err != nil {
 		return err
 	}
+	n.App.WaitSnapshots()
 	if n.metrics != nil {
 		n.metrics.close()
 	}

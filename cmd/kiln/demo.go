@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-network/kiln/demo"
+	"github.com/kiln-network/kiln/x/market"
 )
 
 func newDemoCmd() *cobra.Command {
@@ -27,6 +28,7 @@ func newDemoCmd() *cobra.Command {
 			keep, _ := cmd.Flags().GetBool("keep")
 			o := demo.Options{Progress: cmd.ErrOrStderr(), Keep: keep}
 			o.BlockTime, _ = cmd.Flags().GetDuration("block-time")
+			o.Pricing, _ = cmd.Flags().GetString("pricing")
 			if v, _ := cmd.Flags().GetBool("verbose"); v {
 				o.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 			}
@@ -65,13 +67,14 @@ func newDemoCmd() *cobra.Command {
 	cmd.Flags().Bool("keep", false, "leave the network running (in --home) until Ctrl-C, with the explorer serving it; the summary (explorer_url, metrics_url) is printed once the jobs are done")
 	cmd.Flags().String("explorer-listen", "", "with --keep, where the explorer listens (HOST:PORT; default a free loopback port)")
 	cmd.Flags().Duration("block-time", 200*time.Millisecond, "block time of the demo chain")
+	cmd.Flags().String("pricing", "auction", "pricing mode of every order: "+strings.Join(market.ModeNames(), ", "))
 	return cmd
 }
 
 // printSummary writes the demo's summary as tables.
 func printSummary(cmd *cobra.Command, s demo.Summary) {
 	w := cmd.OutOrStdout()
-	fmt.Fprintf(w, "\nKiln demo: chain %s, %d providers (declared inventories: this machine has no GPU), 1 tenant\n\n", s.ChainID, s.Providers)
+	fmt.Fprintf(w, "\nKiln demo: chain %s, %d providers (declared inventories: this machine has no GPU), 1 tenant, pricing %s\n\n", s.ChainID, s.Providers, s.Pricing)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "JOB\tLEASE\tGPU\tPRICE/BLK\tBLOCKS→LEASE\tMS→LEASE\tMS→RUNNING\tSTATE\tCLOSED\tPAID\tFEES\tREFUND")
 	for _, j := range s.Jobs {

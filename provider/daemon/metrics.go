@@ -22,7 +22,9 @@ type metrics struct {
 	// apiIn and apiOut count the tenant API's bytes on the wire (TLS included):
 	// inputs, images, manifests and ingress requests in; outputs, logs and ingress
 	// answers out.
-	apiIn, apiOut atomic.Int64
+	apiIn, apiOut    atomic.Int64
+	challenges       prometheus.Counter
+	challengeSeconds prometheus.Histogram
 }
 
 func newMetrics() *metrics {
@@ -52,6 +54,10 @@ func newMetrics() *metrics {
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "kiln", Subsystem: "provider", Name: "api_sent_bytes_total",
 		Help: "Bytes the tenant API sent on the wire (outputs, logs, ingress answers; TLS included)."},
 		func() float64 { return float64(m.apiOut.Load()) }))
+	m.challenges = mk("challenges_answered_total", "Liveness and hardware challenges answered.")
+	m.challengeSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "kiln", Subsystem: "provider", Name: "challenge_seconds",
+		Help: "Time to solve a matmul challenge.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)})
+	m.reg.MustRegister(m.challengeSeconds)
 	return m
 }
 
