@@ -19,6 +19,7 @@ import (
 	"github.com/kiln-network/kiln/tx"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/escrow"
+	"github.com/kiln-network/kiln/x/liveness"
 	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/registry"
 )
@@ -303,13 +304,15 @@ type ProviderPage struct {
 	Capacity      *market.CapacityReport `json:"capacity,omitempty"`
 	// Prices are what its leases pay, per GPU model.
 	Prices []ModelPrice `json:"prices"`
-	// Scores are the benchmark scores on record; ScoresNote says why there are none.
-	Scores     []string           `json:"benchmark_scores"`
-	ScoresNote string             `json:"benchmark_scores_note,omitempty"`
-	Probe      *ProviderProbe     `json:"probe,omitempty"`
-	Leases     []market.LeaseView `json:"leases"`
-	Slashes    []ChainEvent       `json:"slashes"`
-	Registered int64              `json:"registered_height,string"`
+	// Scores are the hardware-challenge scores on record (per model); ScoresNote says
+	// why there are none. Challenges are its latest liveness and hardware challenges.
+	Scores     []liveness.Score     `json:"benchmark_scores"`
+	ScoresNote string               `json:"benchmark_scores_note,omitempty"`
+	Challenges []liveness.Challenge `json:"challenges"`
+	Probe      *ProviderProbe       `json:"probe,omitempty"`
+	Leases     []market.LeaseView   `json:"leases"`
+	Slashes    []ChainEvent         `json:"slashes"`
+	Registered int64                `json:"registered_height,string"`
 }
 
 // ModelPrice is a provider's price for one GPU model, from its leases.
@@ -347,10 +350,25 @@ func (s *Server) providerPage(_ http.ResponseWriter, r *http.Request) (any, stri
 		return nil, "", notFound("%s is not a registered provider (see /address/%s)", a, a)
 	}
 	out := ProviderPage{ProviderRow: s.providerRow(snap, p), Endpoint: p.Endpoint, InventorySaid: inventorySaid(p.Inventory),
-		Inventory: p.Inventory, Scores: []string{}, Registered: p.CreatedHeight, Slashes: []ChainEvent{},
-		ScoresNote: "no benchmark scores on record: the chain records them once the hardware challenge runs"}
+		Inventory: p.Inventory, Scores: []liveness.Score{}, Challenges: []liveness.Challenge{}, Registered: p.CreatedHeight, Slashes: []ChainEvent{},
+		ScoresNote: "this chain has no liveness module: no hardware-challenge scores are recorded"}
 	ctx, cancel := context.WithTimeout(r.Context(), nodeTimeout)
 	defer cancel()
+	if snap.hasModule(liveness.ModuleName) {
+		out.ScoresNote = "no hardware challenge answered yet"
+		var sc struct {
+			Scores []liveness.Score `json:"scores"`
+		}
+		if err := s.c.QueryJSON(ctx, "/liveness/scores?provider="+a.String(), &sc); err == nil && len(sc.Scores) > 0 {
+			out.Scores, out.ScoresNote = sc.Scores, ""
+		}
+		var ch struct {
+			Challenges []liveness.Challenge `json:"challenges"`
+		}
+		if err := s.c.QueryJSON(ctx, "/liveness/challenges?provider="+a.String(), &ch); err == nil {
+			out.Challenges = lastN(ch.Challenges, 20)
+		}
+	}
 	if c, err := s.c.ProviderCapacity(ctx, a); err == nil {
 		out.Capacity = &c
 	}
@@ -957,8 +975,20 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) (any, string, er
 	return out, "Search", nil
 }
 
+// lastN returns the last n of v, newest first.
+func lastN[T any](v []T, n int) []T {
+	out := make([]T, 0, min(n, len(v)))
+	for i := len(v) - 1; i >= 0 && len(out) < n; i-- {
+		out = append(out, v[i])
+	}
+	return out
+}
+
 // VerificationPage shows the chain's verification modules and their recent events.
 type VerificationPage struct {
+	// Challenges are the latest liveness and hardware challenges, where the liveness
+	// module runs.
+	Challenges []liveness.Challenge `json:"challenges"`
 	// Modules are the modules of the chain's table beyond the core ledger (verify,
 	// liveness, ...), with their query roots.
 	Modules []ModuleRow `json:"modules"`
@@ -983,7 +1013,17 @@ func (s *Server) verificationPage(_ http.ResponseWriter, r *http.Request) (any, 
 	if err != nil {
 		return nil, "", err
 	}
-	out := VerificationPage{Modules: []ModuleRow{}, Events: s.recentEvents(), Blocks: s.cfg.Blocks}
+	out := VerificationPage{Modules: []ModuleRow{}, Events: s.recentEvents(), Blocks: s.cfg.Blocks, Challenges: []liveness.Challenge{}}
+	if snap.hasModule(liveness.ModuleName) {
+		ctx, cancel := context.WithTimeout(r.Context(), nodeTimeout)
+		defer cancel()
+		var ch struct {
+			Challenges []liveness.Challenge `json:"challenges"`
+		}
+		if err := s.c.QueryJSON(ctx, "/liveness/challenges", &ch); err == nil {
+			out.Challenges = lastN(ch.Challenges, pageSize)
+		}
+	}
 	for _, m := range snap.verificationModules() {
 		row := ModuleRow{Name: m.Name, Msgs: len(m.Msgs)}
 		if m.Query {

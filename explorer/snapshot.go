@@ -213,3 +213,13 @@ func (s *Snapshot) findProvider(addr string) (registry.Provider, bool) {
 	}
 	return registry.Provider{}, false
 }
+
+// hasModule says whether the chain's module table has a module named name.
+func (s *Snapshot) hasModule(name string) bool {
+	for _, m := range s.Modules {
+		if m.Name == name {
+			return true
+		}
+	}
+	return false
+}
