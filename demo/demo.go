@@ -306,7 +306,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		if err != nil {
 			return s, fmt.Errorf("job %s: %w", j.name, err)
 		}
-		job := jobFrom(j.name, r)
+		job := jobFrom(j.name, j.plan.Kind, r)
 		job.Result = summarizeOutputs(o2.OutDir)
 		s.Jobs = append(s.Jobs, job)
 		if r.State == api.StateCompleted {
@@ -461,7 +461,7 @@ func deployService(ctx context.Context, c *client.Client, key ed25519.PrivateKey
 		plan.Manifest.Services[0].Expose = []api.Expose{{Port: uint32(port), Global: true, Proto: "tcp"}}
 		step("deploying service inference (HTTP on port %d behind the ingress)", port)
 		r, deployErr := tenant.Deploy(ctx, c, key, plan, opts)
-		svc := jobFrom("inference-4090", r)
+		svc := jobFrom("inference-4090", plan.Kind, r)
 		// NB: the provider closes the lease of a service that died within a block or
 		// two, and erases its log with it: the log is followed from the start.
 		logc := make(chan string, 1)
@@ -555,8 +555,8 @@ func batch(name, cmd string, args []string, gpuModel string, gpus uint32, inputs
 			Resources: api.ServiceResources{Unit: 1, CPUMilli: g.CPUMilli, MemoryBytes: g.MemoryBytes, StorageBytes: g.StorageBytes, GPUUnits: gpus}}}}}
 }
 
-func jobFrom(name string, r tenant.Result) Job {
-	return Job{Name: name, Lease: r.OrderID, Provider: r.Provider.String(), GPU: r.GPUs, PricePerBlock: r.Price,
+func jobFrom(name, kind string, r tenant.Result) Job {
+	return Job{Name: name, Kind: kind, Lease: r.OrderID, Provider: r.Provider.String(), GPU: r.GPUs, PricePerBlock: r.Price,
 		OrderToLeaseBlks: r.OrderToLeaseBlks, OrderToLeaseMS: r.OrderToLeaseMS, OrderToRunningMS: r.OrderToRunningMS,
 		State: r.State, Outputs: len(r.Outputs)}
 }
