@@ -38,6 +38,12 @@ type Plan struct {
 	Images map[string]string
 	// Source is "kiln" or "sdl".
 	Source string
+	// TEE is the confidential-compute type the order needs (sdl.TEECPU,
+	// sdl.TEECPUGPU: SDL params.tee, or the Kiln spec's tee); "" when none.
+	TEE string
+	// ReclaimMinWindowSeconds, when not 0, says the tenant accepts a reclaimable
+	// lease that runs at least this long (SDL reclamation.min_window).
+	ReclaimMinWindowSeconds uint64
 }
 
 // DefaultDepositBlocks is how many blocks at max price a deposit covers when the spec
