@@ -62,9 +62,9 @@ func corpusFiles(tb testing.TB) []string {
 // as 16GB or 2gi, are read as Console reads them, with a warning: see
 // lenientSizeFiles.)
 var knownDefects = map[string]string{
-	"Venice-ElizaOS__deploy.yml":                      "cpu.units is a list; memory 32gb (suffixes are case-sensitive, no B)",
-	"minio__deploy.yml":                               "expose.to is a mapping, not a list; persistent volume never mounted (2.0)",
-	"postgres-s3-backup__deploy.yaml":                 "no service exposed globally (Akash manifest validation)",
+	"Venice-ElizaOS__deploy.yml":      "cpu.units is a list; memory 32gb (suffixes are case-sensitive, no B)",
+	"minio__deploy.yml":               "expose.to is a mapping, not a list; persistent volume never mounted (2.0)",
+	"postgres-s3-backup__deploy.yaml": "no service exposed globally (Akash manifest validation)",
 }
 
 // lenientSizeFiles are corpus files written with Console-only size
