@@ -150,8 +150,10 @@ func TestModuleTableRefusesClashes(t *testing.T) {
 	}
 }
 
-// The end-block order is the protocol's: market settles, escrow releases held pay,
-// bank pays out fees, staking computes validator updates last.
+// The end-block order is the protocol's: market settles, tee stores the block's nonce
+// and expires attestations (closing their TEE leases after settlement), infer expires
+// unanswered requests, escrow releases held pay, bank pays out fees, staking computes
+// validator updates last.
 func TestEndBlockOrder(t *testing.T) {
 	var order []string
 	for _, m := range Modules() {
@@ -159,7 +161,7 @@ func TestEndBlockOrder(t *testing.T) {
 			order = append(order, m.Name)
 		}
 	}
-	if got, want := strings.Join(order, ","), "market,escrow,bank,staking"; got != want {
+	if got, want := strings.Join(order, ","), "market,tee,infer,escrow,bank,staking"; got != want {
 		t.Fatalf("end-block order %s, want %s", got, want)
 	}
 }

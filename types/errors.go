@@ -39,6 +39,10 @@ const (
 	CodeInvalidCert          uint32 = 24
 	// Staking refusals.
 	CodeBondLocked uint32 = 25
+	// Confidential compute and on-chain inference refusals: 50-55.
+	CodeAttestationRefused uint32 = 50
+	CodeModelMismatch      uint32 = 51
+	CodeRequestClosed      uint32 = 52
 )
 
 // Error is a refusal carrying its result code.
@@ -85,6 +89,10 @@ var (
 	ErrInvalidCert          = &Error{CodeInvalidCert, "invalid certificate"}
 
 	ErrBondLocked = &Error{CodeBondLocked, "bond is locked"}
+
+	ErrAttestationRefused = &Error{CodeAttestationRefused, "attestation refused"}
+	ErrModelMismatch      = &Error{CodeModelMismatch, "model mismatch"}
+	ErrRequestClosed      = &Error{CodeRequestClosed, "inference request is not open"}
 )
 
 // Wrapf returns an error with base's code and the message "base: detail".

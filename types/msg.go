@@ -34,6 +34,13 @@ const (
 	MsgTypeMarketStartLease    MsgType = 508
 
 	MsgTypeEscrowDeposit MsgType = 600
+
+	// Confidential compute (x/tee) and on-chain inference (x/infer): 900-949.
+	MsgTypeTEEAttest          MsgType = 900
+	MsgTypeInferRegisterModel MsgType = 910
+	MsgTypeInferServeModel    MsgType = 911
+	MsgTypeInferRequest       MsgType = 912
+	MsgTypeInferResult        MsgType = 913
 )
 
 // Msg is one action in a transaction.

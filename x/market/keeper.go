@@ -310,7 +310,7 @@ func createOrder(ctx *types.Context, p Params, m *MsgCreateOrder) error {
 		mode = ModeAuction
 	}
 	o := Order{ID: id, Owner: m.Owner, Kind: m.Kind, Groups: m.Groups, MaxPrice: m.MaxPrice, Denom: p.Denom,
-		Manual: m.Manual, AutoRedeploy: m.AutoRedeploy, Mode: mode, CreatedHeight: ctx.Height}
+		Manual: m.Manual, AutoRedeploy: m.AutoRedeploy, Mode: mode, TEE: m.TEE, AllowedMeasurements: m.AllowedMeasurements, CreatedHeight: ctx.Height}
 	openOrder(ctx, p, &o)
 	ctx.Emit("order_created", "order", idStr(id), "owner", m.Owner.String(), "kind", m.Kind, "mode", mode,
 		"max_price", idStr(m.MaxPrice), "deposit", m.Deposit.String(), "bid_close_height", strconv.FormatInt(o.BidCloseHeight, 10))
@@ -349,6 +349,9 @@ func placeBid(ctx *types.Context, p Params, o *Order, m *MsgCreateBid) (Bid, err
 		if x == m.Provider {
 			return Bid{}, types.Wrapf(types.ErrUnauthorized, "provider %s failed an earlier lease of order %d and may not bid on it again", m.Provider, o.ID)
 		}
+	}
+	if err := CheckBidGuards(ctx, *o, m.Provider); err != nil {
+		return Bid{}, err
 	}
 	if _, dup := GetBid(ctx, o.ID, m.Provider); dup {
 		return Bid{}, types.Wrapf(types.ErrAlreadyExists, "provider %s already bid on order %d; close-bid first to change it", m.Provider, o.ID)

@@ -174,8 +174,13 @@ type Order struct {
 	Manual       bool          `json:"manual"`
 	AutoRedeploy bool          `json:"auto_redeploy"`
 	// Mode is the order's pricing mode (ModeAuction, ...), fixed when it is placed.
-	Mode  string `json:"mode"`
-	State string `json:"state"`
+	Mode string `json:"mode"`
+	// TEE is the trusted execution environment the order requires (TEECPU,
+	// TEECPUGPU), "" when none; AllowedMeasurements the launch measurements accepted.
+	// Bid guards (RegisterBidGuard; the tee module's) enforce them.
+	TEE                 string   `json:"tee,omitempty"`
+	AllowedMeasurements []string `json:"allowed_measurements,omitempty"`
+	State               string   `json:"state"`
 	// BidOpenHeight..BidCloseHeight is the current bid window (re-set when the order
 	// re-opens); ExpireHeight is when it closes if still unmatched.
 	BidOpenHeight  int64 `json:"bid_open_height,string"`
