@@ -108,6 +108,22 @@ func RegisterBidGuard(h *types.Hooks, name string, g BidGuard) {
 	t.guards = append(t.guards, namedGuard{name, g})
 }
 
+// guardFailures is every registered bid guard's refusal of provider on o, as match
+// report failures named after the guard (the no-bid explanation).
+func guardFailures(ctx *types.Context, o Order, provider types.Address) []Failure {
+	t, ok := ctx.Hooks.Lookup(hooksTable)
+	if !ok {
+		return nil
+	}
+	var fs []Failure
+	for _, x := range t.(*table).guards {
+		if err := x.g(ctx, o, provider); err != nil {
+			fs = append(fs, Failure{Constraint: x.name, Detail: err.Error()})
+		}
+	}
+	return fs
+}
+
 // CheckBidGuards runs the registered bid guards for provider on o and returns the
 // first refusal. Providers call it too (through their own view) to explain a no-bid.
 func CheckBidGuards(ctx *types.Context, o Order, provider types.Address) error {
