@@ -75,7 +75,7 @@ func sdlPlan(og sdl.OrderGroup, m sdl.Manifest) (Plan, error) {
 	}
 	// NB: the owner is a placeholder; the order is checked here so that what the chain
 	// would refuse is refused before anything is sent.
-	msg := &market.MsgCreateOrder{Owner: types.Address{1}, Kind: p.Kind, Groups: p.Groups, MaxPrice: p.MaxPrice, Deposit: p.Deposit}
+	msg := &market.MsgCreateOrder{Owner: types.Address{1}, Kind: p.Kind, Groups: p.Groups, MaxPrice: p.MaxPrice, Deposit: p.Deposit, TEE: p.TEE}
 	if err := msg.ValidateBasic(); err != nil {
 		return Plan{}, fmt.Errorf("group %s: the order cannot be placed: %w", og.Name, err)
 	}

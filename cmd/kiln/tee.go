@@ -17,7 +17,7 @@ func newTEECmd() *cobra.Command {
 		Use:   "tee",
 		Short: "Confidential compute: verify SEV-SNP and TDX attestation evidence",
 	}
-	c.AddCommand(newTEEVerifyCmd(), newTEEEvidenceCmd())
+	c.AddCommand(newTEEVerifyCmd(), newTEEEvidenceCmd(), newTEESealCmd())
 	return c
 }
 
