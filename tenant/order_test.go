@@ -92,8 +92,8 @@ func TestOrderSpecTEE(t *testing.T) {
 		t.Fatalf("ReclaimSeconds = %d, %v", w, err)
 	}
 	for spec, want := range map[string]string{
-		"tee: sgx\n":                         "tee: must be empty, cpu or cpu-gpu",
-		"tee: cpu-gpu\n":                     "cpu-gpu needs GPUs",
+		"tee: sgx\n":                          "tee: must be empty, cpu or cpu-gpu",
+		"tee: cpu-gpu\n":                      "cpu-gpu needs GPUs",
 		"allowed_measurements: [" + m + "]\n": "need tee cpu or cpu-gpu",
 	} {
 		s, err := ParseOrderSpec([]byte("max_price: 100\n" + spec + "groups: [{name: a, cpu: '1', memory: 1Gi}]\n"))
