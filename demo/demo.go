@@ -25,6 +25,7 @@ import (
 	"github.com/kiln-network/kiln/ports"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/daemon"
+	"github.com/kiln-network/kiln/provider/executor/process"
 	"github.com/kiln-network/kiln/tenant"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/bank"
@@ -215,7 +216,8 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		cfg := daemon.DefaultConfig()
 		cfg.Listen = "127.0.0.1:0"
 		cfg.StateDir = filepath.Join(home, "providers", p.name)
-		cfg.AllowUnisolated = true // NB: the demo runs its own jobs; real providers use docker
+		// NB: the demo runs its own jobs; real providers use docker.
+		cfg.Executor.Set(process.Driver, "allow_unisolated", true)
 		cfg.Inventory = daemon.InventoryConfig{Region: p.region, CPUCores: p.cores, Memory: p.mem, Storage: "8Ti", GPUs: p.gpus,
 			Attributes: map[string]string{"tier": "demo"}}
 		cfg.Pricing.BlockTime = daemon.Duration(o.BlockTime)

@@ -149,9 +149,10 @@ type Runner interface {
 	// set the image must be that one. Errors wrap ErrImagesUnsupported,
 	// ErrImageTooLarge, ErrImageDigest, ErrBadImage or ErrAlreadyDeployed.
 	LoadImage(ctx context.Context, leaseID uint64, r io.Reader, maxBytes int64, wantID string) (imageID string, err error)
-	// ServicePort returns the 127.0.0.1 port the ingress proxies to for a
-	// service lease: the first global TCP port exposed.
-	ServicePort(leaseID uint64) (hostPort int, ok bool)
+	// ServiceAddr returns the address ("host:port") the ingress proxies to
+	// for a service lease: where the executor gives its first global TCP
+	// port exposed.
+	ServiceAddr(leaseID uint64) (addr string, ok bool)
 }
 
 // Lease and task states in LeaseStatus.
@@ -196,8 +197,9 @@ type TaskStatus struct {
 	Error      string     `json:"error,omitempty"`
 	StartedAt  time.Time  `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
-	// Ports maps exposed container ports to 127.0.0.1 host ports.
-	Ports map[int]int `json:"ports,omitempty"`
+	// Endpoints maps exposed ports to the addresses the provider reaches
+	// them at (its side of the ingress).
+	Endpoints map[int]string `json:"endpoints,omitempty"`
 }
 
 // FileInfo describes one input or output.

@@ -113,9 +113,9 @@ func (c *countingRunner) LoadImage(ctx context.Context, id uint64, r io.Reader, 
 	}
 	return c.r.LoadImage(ctx, id, r, max, want)
 }
-func (c *countingRunner) ServicePort(id uint64) (int, bool) {
+func (c *countingRunner) ServiceAddr(id uint64) (string, bool) {
 	c.calls.Add(1)
-	return c.r.ServicePort(id)
+	return c.r.ServiceAddr(id)
 }
 
 type completion struct {
@@ -153,7 +153,7 @@ func newHarnessWith(t *testing.T, wrap func(executor.Executor) executor.Executor
 		t.Fatal(err)
 	}
 	lcfg := lease.DefaultConfig()
-	lcfg.Dir, lcfg.WorkDirs = filepath.Join(h.dir, "leases"), lease.ProcessWorkDirs(pcfg.Dir)
+	lcfg.Dir = filepath.Join(h.dir, "leases")
 	lcfg.StopGrace = 2 * time.Second
 	if lcfg.Images, err = imageref.NewPolicy([]string{"docker.io"}); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kiln-network/kiln/provider/executor/hostdir"
 	"github.com/kiln-network/kiln/provider/vault"
 )
 
@@ -148,7 +149,7 @@ func BenchUploadDownload(ctx context.Context, size int64) (BenchResult, error) {
 	if err != nil {
 		return res, err
 	}
-	if _, err := vl.Seal(out, 0); err != nil {
+	if _, err := vl.Seal(hostdir.FS(out), 0); err != nil {
 		return res, err
 	}
 
@@ -274,4 +275,4 @@ func (benchRunner) Logs(context.Context, uint64, LogSelector, bool) (io.ReadClos
 func (benchRunner) LoadImage(context.Context, uint64, io.Reader, int64, string) (string, error) {
 	return "", ErrImagesUnsupported
 }
-func (benchRunner) ServicePort(uint64) (int, bool) { return 0, false }
+func (benchRunner) ServiceAddr(uint64) (string, bool) { return "", false }

@@ -628,13 +628,12 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, lease LeaseInfo) {
 }
 
 func (s *Server) ingress(w http.ResponseWriter, r *http.Request, lease LeaseInfo) {
-	port, ok := s.deps.Runner.ServicePort(lease.ID)
+	target, ok := s.deps.Runner.ServiceAddr(lease.ID)
 	if !ok {
 		writeError(w, &Error{Status: http.StatusNotFound, Code: CodeNoServicePort, Message: fmt.Sprintf("lease %d exposes no running global TCP port", lease.ID)})
 		return
 	}
 	prefix := "/v1/leases/" + r.PathValue("id") + "/ingress"
-	target := "127.0.0.1:" + strconv.Itoa(port)
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = "http"

@@ -26,6 +26,7 @@ import (
 	"github.com/kiln-network/kiln/node"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/daemon"
+	"github.com/kiln-network/kiln/provider/executor/process"
 	"github.com/kiln-network/kiln/tx"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/bank"
@@ -157,7 +158,7 @@ func testConfig(stateDir string) daemon.Config {
 	cfg := daemon.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.StateDir = stateDir
-	cfg.AllowUnisolated = true
+	cfg.Executor.Set(process.Driver, "allow_unisolated", true)
 	cfg.Inventory = daemon.InventoryConfig{Region: "test-1", CPUCores: 8, Memory: "32Gi", Storage: "100Gi",
 		GPUs: []daemon.GPUConfig{{Model: "h100", Memory: "80Gi", Interface: "sxm", Count: 8}}}
 	cfg.Pricing.BlockTime = daemon.Duration(blockTime)
