@@ -482,7 +482,7 @@ func batch(name, cmd string, args []string, gpuModel string, gpus uint32, inputs
 	return tenant.Plan{Name: name, Kind: market.KindBatch, Groups: []market.Group{g}, MaxPrice: maxPrice,
 		Deposit: types.NewCoin(types.NativeDenom, maxPrice*tenant.DefaultDepositBlocks), Inputs: inputs, Source: "kiln",
 		Manifest: api.Manifest{Services: []api.Service{{Name: name, Command: append([]string{cmd}, args...), Count: 1,
-			Resources: api.ServiceResources{Unit: 1, CPUMilli: g.CPUMilli, MemoryBytes: g.MemoryBytes, StorageBytes: g.StorageBytes, GPUUnits: gpus}}}}}
+			Resources: api.ServiceResources{Unit: api.UnitID(0), CPUMilli: g.CPUMilli, MemoryBytes: g.MemoryBytes, StorageBytes: g.StorageBytes, GPUUnits: gpus}}}}}
 }
 
 func jobFrom(name string, r tenant.Result) Job {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kiln-network/kiln/quantity"
 	"gopkg.in/yaml.v3"
 )
 
@@ -516,7 +517,7 @@ func (w *walker) decodeCPU(n *yaml.Node, path string) *cpuRes {
 				c.bad = true
 				continue
 			}
-			milli, err := parseCPU(v.Value)
+			milli, err := quantity.ParseCPU(v.Value)
 			if err != nil {
 				w.errAt(v, fp, v.Value, "%v", err)
 				c.bad = true
@@ -553,7 +554,7 @@ func (w *walker) decodeMemory(n *yaml.Node, path string) *memRes {
 		switch f.key {
 		case "size":
 			var ok bool
-			m.bytes, ok = w.size(f.v, fp, byteSuffixes)
+			m.bytes, ok = w.size(f.v, fp, quantity.ParseBytes)
 			m.bad = !ok
 		case "attributes":
 			// Akash's memory type has attributes `yaml:"-"`: never read.
@@ -565,16 +566,16 @@ func (w *walker) decodeMemory(n *yaml.Node, path string) *memRes {
 	return m
 }
 
-func (w *walker) size(n *yaml.Node, path string, sfx []suffix) (uint64, bool) {
+func (w *walker) size(n *yaml.Node, path string, parse func(string) (uint64, error)) (uint64, bool) {
 	v := resolve(n)
 	if isNull(v) {
 		return 0, true
 	}
 	if v.Kind != yaml.ScalarNode {
-		w.errAt(v, path, "", "must be %s, not %s", sizeHelp, kindName(v))
+		w.errAt(v, path, "", "must be %s, not %s", quantity.SizeHelp, kindName(v))
 		return 0, false
 	}
-	b, err := parseSize(v.Value, sfx)
+	b, err := parse(v.Value)
 	if err != nil {
 		w.errAt(v, path, v.Value, "%v", err)
 		return 0, false
@@ -704,9 +705,9 @@ func (w *walker) decodeGPUModel(n *yaml.Node, path string) GPUModel {
 			if isNull(f.v) {
 				continue
 			}
-			if b, ok := w.size(f.v, fp, memorySuffixes); ok {
+			if b, ok := w.size(f.v, fp, quantity.ParseBinaryBytes); ok {
 				m.RAMBytes = b
-				m.RAM = formatGi(b)
+				m.RAM = quantity.FormatGi(b)
 			}
 		case "interface":
 			if isNull(f.v) {
@@ -783,7 +784,7 @@ func (w *walker) decodeVolume(n *yaml.Node, path string) *volume {
 			v.name, _ = w.str(f.v, fp)
 		case "size":
 			var ok bool
-			v.bytes, ok = w.size(f.v, fp, byteSuffixes)
+			v.bytes, ok = w.size(f.v, fp, quantity.ParseBytes)
 			v.bad = !ok
 		case "attributes":
 			if isNull(f.v) {

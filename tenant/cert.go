@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/kiln-network/kiln/certpem"
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/types"
@@ -49,7 +50,7 @@ func EnsureCert(ctx context.Context, c *client.Client, key ed25519.PrivateKey, d
 		return tls.Certificate{}, fmt.Errorf("client certificate in %s: %w", dir, err)
 	}
 	var onChain cert.Certificate
-	err = c.QueryJSON(ctx, "/cert/"+addr.String(), &onChain)
+	err = c.QueryJSON(ctx, client.PathCert(addr), &onChain)
 	var qe *client.QueryError
 	published := err == nil && client.CheckCertRecord(onChain, pair.Certificate[0], time.Now()) == nil
 	if err != nil && !(errors.As(err, &qe) && qe.Code == types.CodeNotFound) {
@@ -67,6 +68,6 @@ func EnsureCert(ctx context.Context, c *client.Client, key ed25519.PrivateKey, d
 }
 
 func expiresSoon(certPEM []byte) bool {
-	c, err := api.ParseCertPEM(certPEM)
+	c, err := certpem.Parse(certPEM)
 	return err != nil || time.Until(c.NotAfter) < 24*time.Hour
 }

@@ -18,7 +18,7 @@ import (
 // certificate tenants pin.
 func providerRecord(ctx context.Context, c *client.Client, provider types.Address) (registry.Provider, error) {
 	var prov registry.Provider
-	if err := c.QueryJSON(ctx, "/registry/provider/"+provider.String(), &prov); err != nil {
+	if err := c.QueryJSON(ctx, client.PathProvider(provider), &prov); err != nil {
 		return prov, fmt.Errorf("provider %s: %w", provider, err)
 	}
 	return prov, nil

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-network/kiln/certpem"
 	"github.com/kiln-network/kiln/ports"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/executor"
@@ -211,7 +212,7 @@ func (h *harness) tenant(t *testing.T, addr string, publish bool) *api.Client {
 		t.Fatal(err)
 	}
 	if publish {
-		c, err := api.ParseCertPEM(certPEM)
+		c, err := certpem.Parse(certPEM)
 		if err != nil {
 			t.Fatal(err)
 		}

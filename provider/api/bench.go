@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kiln-network/kiln/certpem"
 	"github.com/kiln-network/kiln/provider/executor/hostdir"
 	"github.com/kiln-network/kiln/provider/vault"
 )
@@ -93,7 +94,7 @@ func BenchUploadDownload(ctx context.Context, size int64) (BenchResult, error) {
 	if err != nil {
 		return res, err
 	}
-	published, err := ParseCertPEM(cliCert)
+	published, err := certpem.Parse(cliCert)
 	if err != nil {
 		return res, err
 	}

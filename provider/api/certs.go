@@ -82,24 +82,6 @@ func generateCertAt(cn string, hosts []string, validFor time.Duration, now time.
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
 }
 
-// ParseCertPEM parses the first CERTIFICATE block of certPEM.
-func ParseCertPEM(certPEM []byte) (*x509.Certificate, error) {
-	for {
-		var b *pem.Block
-		b, certPEM = pem.Decode(certPEM)
-		if b == nil {
-			return nil, errors.New("parse certificate: no CERTIFICATE PEM block")
-		}
-		if b.Type == "CERTIFICATE" {
-			c, err := x509.ParseCertificate(b.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("parse certificate: %w", err)
-			}
-			return c, nil
-		}
-	}
-}
-
 // Fingerprint returns the hex SHA-256 of a certificate's DER encoding, the
 // identity the server compares against the chain.
 func Fingerprint(der []byte) string {

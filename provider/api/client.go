@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kiln-network/kiln/certpem"
 	"github.com/kiln-network/kiln/provider/vault"
 )
 
@@ -37,7 +38,7 @@ func NewClient(endpoint string, clientCert tls.Certificate, providerCertPEM []by
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("new provider client: endpoint %q: must be https://host:port", endpoint)
 	}
-	pinned, err := ParseCertPEM(providerCertPEM)
+	pinned, err := certpem.Parse(providerCertPEM)
 	if err != nil {
 		return nil, fmt.Errorf("new provider client: provider certificate: %w", err)
 	}

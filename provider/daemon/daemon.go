@@ -33,6 +33,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kiln-network/kiln/certpem"
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/executor"
@@ -294,7 +295,7 @@ func (d *Daemon) loadOrCreateCert() (tls.Certificate, error) {
 	if cb, err := os.ReadFile(cf); err == nil {
 		if kb, err := os.ReadFile(kf); err == nil {
 			if pair, err := tls.X509KeyPair(cb, kb); err == nil {
-				c, err := api.ParseCertPEM(cb)
+				c, err := certpem.Parse(cb)
 				// 7 days: renew well before tenants' clients would refuse it.
 				if err == nil && c.NotAfter.Sub(d.now()) > 7*24*time.Hour && c.VerifyHostname(hosts[0]) == nil {
 					d.certPEM = cb
@@ -326,7 +327,7 @@ func (d *Daemon) loadOrCreateCert() (tls.Certificate, error) {
 func (d *Daemon) register(ctx context.Context) error {
 	c := d.deps.Client
 	var prov registry.Provider
-	err := c.QueryJSON(ctx, "/registry/provider/"+d.self.String(), &prov)
+	err := c.QueryJSON(ctx, client.PathProvider(d.self), &prov)
 	var qe *client.QueryError
 	switch {
 	case errors.As(err, &qe) && qe.Code == types.CodeNotFound:
