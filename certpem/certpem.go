@@ -1,4 +1,4 @@
-// Package certpem parses a PEM-encoded X.509 certificate: the one place Kiln reads one, on chain and off.
+// Package certpem parses and makes PEM-encoded X.509 certificates: the one place Kiln reads one, on chain and off, and makes one (Generate).
 package certpem
 
 import (

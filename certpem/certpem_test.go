@@ -72,3 +72,32 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestGenerate(t *testing.T) {
+	certPEM, keyPEM, err := Generate("127.0.0.1", []string{"127.0.0.1", "provider.example"}, time.Hour, x509.ExtKeyUsageServerAuth)
+	if err != nil {
+		t.Fatalf("Generate() = %v", err)
+	}
+	c, err := Parse(certPEM)
+	if err != nil {
+		t.Fatalf("Parse(Generate()) = %v", err)
+	}
+	if c.VerifyHostname("provider.example") != nil || c.VerifyHostname("127.0.0.1") != nil ||
+		len(c.ExtKeyUsage) != 1 || c.ExtKeyUsage[0] != x509.ExtKeyUsageServerAuth || time.Until(c.NotAfter) > time.Hour {
+		t.Errorf("generated certificate = %v %v %v, not after %s", c.DNSNames, c.IPAddresses, c.ExtKeyUsage, c.NotAfter)
+	}
+	if time.Since(c.NotBefore) < time.Minute {
+		t.Errorf("NotBefore = %s, want backdated for clock skew", c.NotBefore)
+	}
+	if blk, _ := pem.Decode(keyPEM); blk == nil || blk.Type != "EC PRIVATE KEY" {
+		t.Errorf("key PEM = %q, want an EC PRIVATE KEY block", keyPEM)
+	}
+	for _, bad := range []struct {
+		cn string
+		d  time.Duration
+	}{{"", time.Hour}, {"x", 0}, {"x", -time.Second}} {
+		if _, _, err := Generate(bad.cn, nil, bad.d, x509.ExtKeyUsageClientAuth); err == nil {
+			t.Errorf("Generate(%q, %s) = nil error", bad.cn, bad.d)
+		}
+	}
+}

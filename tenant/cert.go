@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -18,6 +19,14 @@ import (
 
 // ClientCertValidity is how long a generated tenant certificate is valid.
 const ClientCertValidity = 365 * 24 * time.Hour
+
+// GenerateClientCert returns a self-signed client certificate for the account
+// owner (its address, the Subject CommonName the provider checks), valid for
+// validFor, and its key, PEM-encoded (certpem.Generate). Its certificate is
+// what `kiln tx cert publish` puts on chain.
+func GenerateClientCert(owner string, validFor time.Duration) (certPEM, keyPEM []byte, err error) {
+	return certpem.Generate(owner, nil, validFor, x509.ExtKeyUsageClientAuth)
+}
 
 // EnsureCert returns the tenant's client certificate for mTLS with providers. It keeps
 // the certificate and key in dir (named by address) and publishes the certificate on
@@ -34,7 +43,7 @@ func EnsureCert(ctx context.Context, c *client.Client, key ed25519.PrivateKey, d
 			return tls.Certificate{}, err
 		}
 		var err error
-		if certPEM, keyPEM, err = api.GenerateClientCert(addr.String(), ClientCertValidity); err != nil {
+		if certPEM, keyPEM, err = GenerateClientCert(addr.String(), ClientCertValidity); err != nil {
 			return tls.Certificate{}, fmt.Errorf("generate client certificate: %w", err)
 		}
 		if err := os.WriteFile(keyPath, keyPEM, 0o600); err != nil {

@@ -20,6 +20,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,7 +36,7 @@ import (
 
 	"github.com/kiln-network/kiln/certpem"
 	"github.com/kiln-network/kiln/client"
-	"github.com/kiln-network/kiln/provider/api"
+	apiserver "github.com/kiln-network/kiln/provider/api/server"
 	"github.com/kiln-network/kiln/provider/executor"
 	"github.com/kiln-network/kiln/provider/lease"
 	"github.com/kiln-network/kiln/provider/vault"
@@ -229,7 +230,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.reconcile(ctx, known, v)
 
-	ac := api.DefaultConfig()
+	ac := apiserver.DefaultConfig()
 	ac.Certificate, ac.Logger = pair, d.log
 	if n, _ := limit("max_input_bytes", d.cfg.MaxInputBytes); n > 0 {
 		ac.MaxInputBytes = n // NB: Validate has checked the field
@@ -237,7 +238,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if n, _ := limit("max_image_bytes", d.cfg.MaxImageBytes); n > 0 {
 		ac.MaxImageBytes = n
 	}
-	srv, err := api.NewServer(ac, api.Deps{Leases: d.chain, Certs: d.chain, Runner: runner{d.mgr, d}, Vault: v})
+	srv, err := apiserver.NewServer(ac, apiserver.Deps{Leases: d.chain, Certs: d.chain, Runner: runner{d.mgr, d}, Vault: v})
 	if err != nil {
 		return err
 	}
@@ -305,7 +306,7 @@ func (d *Daemon) loadOrCreateCert() (tls.Certificate, error) {
 		}
 	}
 	// 1 year: the registry record is updated with the new certificate on renewal.
-	cb, kb, err := api.GenerateServerCert(hosts, 365*24*time.Hour)
+	cb, kb, err := certpem.Generate(hosts[0], hosts, 365*24*time.Hour, x509.ExtKeyUsageServerAuth)
 	if err != nil {
 		return tls.Certificate{}, err
 	}

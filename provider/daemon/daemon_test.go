@@ -25,8 +25,10 @@ import (
 	"github.com/kiln-network/kiln/keyring"
 	"github.com/kiln-network/kiln/node"
 	"github.com/kiln-network/kiln/provider/api"
+	"github.com/kiln-network/kiln/provider/api/apiclient"
 	"github.com/kiln-network/kiln/provider/daemon"
 	"github.com/kiln-network/kiln/provider/executor/process"
+	"github.com/kiln-network/kiln/tenant"
 	"github.com/kiln-network/kiln/tx"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/bank"
@@ -119,7 +121,7 @@ func startNet(t *testing.T) *testNet {
 	if err := n.c.WaitHeight(ctx, 2); err != nil { // NB: height 2: block 1, which commits genesis, is applied
 		t.Fatal(err)
 	}
-	certPEM, keyPEM, err := api.GenerateClientCert(n.tenant.String(), time.Hour)
+	certPEM, keyPEM, err := tenant.GenerateClientCert(n.tenant.String(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,13 +226,13 @@ func (n *testNet) startDaemonDeps(t *testing.T, cfg daemon.Config, deps daemon.D
 
 // providerClient connects to the provider as the tenant would: endpoint and pinned
 // certificate from the registry record.
-func (n *testNet) providerClient(t *testing.T, ctx context.Context) *api.Client {
+func (n *testNet) providerClient(t *testing.T, ctx context.Context) *apiclient.Client {
 	t.Helper()
 	var prov registry.Provider
 	if err := n.c.QueryJSON(ctx, "/registry/provider/"+n.prov.String(), &prov); err != nil {
 		t.Fatal(err)
 	}
-	pc, err := api.NewClient(prov.Endpoint, n.tenantCert, []byte(prov.CertPEM))
+	pc, err := apiclient.NewClient(prov.Endpoint, n.tenantCert, []byte(prov.CertPEM))
 	if err != nil {
 		t.Fatal(err)
 	}
