@@ -15,6 +15,7 @@ import (
 	"github.com/kiln-network/kiln/x/params"
 	"github.com/kiln-network/kiln/x/registry"
 	"github.com/kiln-network/kiln/x/staking"
+	"github.com/kiln-network/kiln/x/verify"
 )
 
 // GenesisParams holds every module's parameters.
@@ -25,6 +26,7 @@ type GenesisParams struct {
 	Registry registry.Params `json:"registry"`
 	Market   market.Params   `json:"market"`
 	Escrow   escrow.Params   `json:"escrow"`
+	Verify   verify.Params   `json:"verify"`
 }
 
 // GenesisState is the app_state of genesis.json.

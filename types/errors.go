@@ -39,6 +39,15 @@ const (
 	CodeInvalidCert          uint32 = 24
 	// Staking refusals.
 	CodeBondLocked uint32 = 25
+	// Verification refusals (30-37).
+	CodeNotVerifier     uint32 = 30
+	CodeNotAssigned     uint32 = 31
+	CodeLate            uint32 = 32
+	CodeAnswered        uint32 = 33
+	CodeBadProof        uint32 = 34
+	CodeWindowClosed    uint32 = 35
+	CodeNotSampled      uint32 = 36
+	CodeChallengeClosed uint32 = 37
 )
 
 // Error is a refusal carrying its result code.
@@ -85,6 +94,15 @@ var (
 	ErrInvalidCert          = &Error{CodeInvalidCert, "invalid certificate"}
 
 	ErrBondLocked = &Error{CodeBondLocked, "bond is locked"}
+
+	ErrNotVerifier     = &Error{CodeNotVerifier, "not a registered verifier"}
+	ErrNotAssigned     = &Error{CodeNotAssigned, "not assigned to this check"}
+	ErrLate            = &Error{CodeLate, "answer past its deadline"}
+	ErrAnswered        = &Error{CodeAnswered, "already answered"}
+	ErrBadProof        = &Error{CodeBadProof, "Merkle proof does not match the commitment"}
+	ErrWindowClosed    = &Error{CodeWindowClosed, "dispute window closed"}
+	ErrNotSampled      = &Error{CodeNotSampled, "unit was not sampled"}
+	ErrChallengeClosed = &Error{CodeChallengeClosed, "challenge is not open"}
 )
 
 // Wrapf returns an error with base's code and the message "base: detail".

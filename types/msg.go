@@ -34,6 +34,13 @@ const (
 	MsgTypeMarketStartLease    MsgType = 508
 
 	MsgTypeEscrowDeposit MsgType = 600
+
+	MsgTypeVerifyRegisterVerifier MsgType = 700
+	MsgTypeVerifyUnbondVerifier   MsgType = 701
+	MsgTypeVerifyCommit           MsgType = 702
+	MsgTypeVerifyVerdict          MsgType = 703
+	MsgTypeVerifyDispute          MsgType = 704
+	MsgTypeVerifyVote             MsgType = 705
 )
 
 // Msg is one action in a transaction.
