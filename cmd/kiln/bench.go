@@ -78,6 +78,6 @@ func newBenchCmd() *cobra.Command {
 	network.Flags().Int("runs", 3, "demo networks to run")
 	network.Flags().Int64("dataplane-mib", 64, "MiB moved each way through the data plane")
 	network.Flags().Int("dataplane-rounds", 5, "data plane rounds; the median ratio is reported")
-	b.AddCommand(ledger, network)
+	b.AddCommand(ledger, network, newBenchVerifyCmd())
 	return b
 }

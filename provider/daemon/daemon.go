@@ -58,6 +58,9 @@ type Deps struct {
 	Executor executor.Executor
 	// WorkDirs goes with Executor (see lease.Config.WorkDirs).
 	WorkDirs func(execLeaseID string) (inDir, outDir string)
+	// BeforeSeal goes to the lease manager (lease.Config.BeforeSeal): the demo's
+	// cheating provider fakes outputs there. Real daemons leave it nil.
+	BeforeSeal func(leaseID uint64, outDir string)
 	// Clock tells the time (output retention, caches, back-off); nil means time.Now.
 	// Tests advance a fake clock instead of sleeping.
 	Clock func() time.Time
@@ -79,6 +82,7 @@ type Daemon struct {
 	snd     *sender
 	chain   *chainSource
 	mgr     *lease.Manager
+	vault   *vault.Vault
 	every   int64 // heartbeat interval in blocks
 	metrics *metrics
 	gpus    *gpuPool
@@ -197,6 +201,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	lc.Dir, lc.WorkDirs, lc.Logger = filepath.Join(dir, "leases"), workDirs, d.log
 	lc.OnComplete = d.onComplete
 	lc.OnStart = d.onStart
+	lc.BeforeSeal = d.deps.BeforeSeal
+	d.vault = v
 	lc.AssignGPUs = d.assignGPUs
 	lc.Images, _ = d.cfg.imagePolicy() // NB: Validate has checked it
 	if d.mgr, err = lease.New(lc, ex, v); err != nil {
@@ -244,7 +250,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if n, _ := limit("max_image_bytes", d.cfg.MaxImageBytes); n > 0 {
 		ac.MaxImageBytes = n
 	}
-	srv, err := api.NewServer(ac, api.Deps{Leases: d.chain, Certs: d.chain, Runner: runner{d.mgr, d}, Vault: v})
+	srv, err := api.NewServer(ac, api.Deps{Leases: d.chain, Certs: d.chain, Runner: runner{d.mgr, d}, Vault: v, Verifiers: d.chain})
 	if err != nil {
 		return err
 	}

@@ -59,6 +59,11 @@ type Config struct {
 	Images imageref.Policy
 	// OnComplete is called when a batch lease completes; nil ignores it.
 	OnComplete CompleteFunc
+	// BeforeSeal, if set, is called with a finished batch lease's out/ just before its
+	// outputs are sealed. Kiln's demo sets it to play a provider that fakes part of
+	// its work (`kiln demo --cheaters`), so that verification has a real cheat to
+	// catch; a real daemon leaves it nil.
+	BeforeSeal func(leaseID uint64, outDir string)
 	// OnStart is called when a lease's workload has started, before Deploy
 	// returns and before OnComplete can be called for it; nil ignores it.
 	OnStart func(leaseID uint64)
@@ -522,6 +527,9 @@ func (m *Manager) complete(r *run) {
 			}
 		}
 		in, out := m.cfg.WorkDirs(ExecLeaseID(st.Lease.ID))
+		if m.cfg.BeforeSeal != nil && st.Lease.Kind == api.KindBatch {
+			m.cfg.BeforeSeal(st.Lease.ID, out)
+		}
 		files, err := m.seal(st, out)
 		if err != nil {
 			st.State, st.Error = api.StateFailed, err.Error()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/work/matmul"
 	"github.com/kiln-network/kiln/x/escrow"
 	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/registry"
@@ -14,11 +15,13 @@ import (
 // Wire registers what verify adds to other modules at app start: its market hooks
 // (what each lease paid, for refunds), the fraud close reason (held pay back to the
 // tenant at once, no redeploy to the cheat), and the guard that locks a provider's
-// bond while work it committed is being checked or challenged.
+// bond while work it committed is being checked or challenged; and the chain's own
+// check of matmul units.
 func Wire(h *types.Hooks) {
 	market.RegisterHooks(h, ModuleName, hooks{})
 	market.RegisterReason(h, market.Reason{Name: ReasonFraud, RefundHeld: true})
 	staking.RegisterUnbondGuard(h, registry.BondPurpose, ModuleName, providerGuard)
+	RegisterDirect(h, matmul.Kind, matmulCheck)
 }
 
 type hooks struct{ market.BaseHooks }
