@@ -214,8 +214,8 @@ func (d *Daemon) reexecute(ctx context.Context, pc *api.Client, c verify.Commitm
 	}
 	var failed []string
 	var why map[string]string
-	seed := int64(binary.BigEndian.Uint64(d.key[:8]) >> 1) ^ int64(c.ID)
-	cpu, err := cputime.Measure(func() error {
+	seed := int64(binary.BigEndian.Uint64(d.key[:8])>>1) ^ int64(c.ID)
+	cpu, err := cputime.MeasureThread(func() error {
 		var err error
 		failed, why, err = Check(ctx, d.reg, job, claimed, inputs, seed)
 		return err

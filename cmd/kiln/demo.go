@@ -26,6 +26,7 @@ func newDemoCmd() *cobra.Command {
 			keep, _ := cmd.Flags().GetBool("keep")
 			o := demo.Options{Progress: cmd.ErrOrStderr(), Keep: keep}
 			o.BlockTime, _ = cmd.Flags().GetDuration("block-time")
+			o.Cheaters, _ = cmd.Flags().GetInt("cheaters")
 			if v, _ := cmd.Flags().GetBool("verbose"); v {
 				o.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 			}
@@ -64,6 +65,13 @@ func newDemoCmd() *cobra.Command {
 			for _, p := range s.AccountingProblems {
 				fmt.Fprintf(w, "  %s\n", p)
 			}
+			v := s.Verification
+			fmt.Fprintf(w, "verification: %d commitments, %d verified, %d fraud; cheaters caught %d, honest providers slashed %d\n",
+				v.Commitments, v.Verified, v.Fraud, s.CheatersCaught, s.HonestSlashed)
+			if v.Fraud > 0 {
+				fmt.Fprintf(w, "  slashed %d ukiln, reporter paid %d ukiln, tenant refunded %d ukiln\n", v.Slashed, v.ReporterReward, v.TenantRefunded)
+			}
+			fmt.Fprintf(w, "  verifier CPU %.3f s over job CPU %.2f s: overhead %.2f%%\n", v.VerifierCPUs, v.JobCPUs, 100*s.VerificationOverhead)
 			fmt.Fprintf(w, "%d blocks in %s\n", s.Blocks, time.Duration(s.DurationMS)*time.Millisecond)
 			return nil
 		},
@@ -71,5 +79,6 @@ func newDemoCmd() *cobra.Command {
 	cmd.Flags().Bool("verbose", false, "log what the node and the provider daemons do")
 	cmd.Flags().Bool("keep", false, "leave the network running (in --home) until Ctrl-C")
 	cmd.Flags().Duration("block-time", 200*time.Millisecond, "block time of the demo chain")
+	cmd.Flags().Int("cheaters", 0, "providers that fake part of their work (caught by the demo's verifier, slashed, their tenant refunded)")
 	return cmd
 }
