@@ -22,6 +22,7 @@ import (
 	"github.com/kiln-network/kiln/x/liveness"
 	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/registry"
+	xtee "github.com/kiln-network/kiln/x/tee"
 )
 
 // pageSize is how many rows a list page shows.
@@ -208,21 +209,9 @@ func yesNo(name, v string) error {
 	return nil
 }
 
-// attested says whether a provider's attestation is on record. NB: no module records
-// TEE attestations on this chain yet; a provider advertises none, so nothing is
-// attested until one does (the attribute is what the registry would carry).
-func attested(p registry.Provider) bool {
-	for _, a := range p.Inventory.Attributes {
-		if a.Key == "attested" && a.Value == "true" {
-			return true
-		}
-	}
-	return false
-}
-
 func (s *Server) providerRow(snap *Snapshot, p registry.Provider) ProviderRow {
 	row := ProviderRow{Address: p.Owner.String(), Region: p.Inventory.Region, Source: p.Inventory.Source, CPUCores: p.Inventory.CPUCores,
-		Memory: p.Inventory.MemoryBytes, Stake: p.Stake, Online: "unknown", Attested: attested(p), Executor: p.Inventory.Runtime.Executor,
+		Memory: p.Inventory.MemoryBytes, Stake: p.Stake, Online: "unknown", Attested: snap.Attested[p.Owner.String()], Executor: p.Inventory.Runtime.Executor,
 		GPUs: []string{}, GPUModels: []string{}}
 	for _, g := range p.Inventory.GPUs {
 		row.GPUs = append(row.GPUs, fmt.Sprintf("%d× %s %s %s", g.Count, strings.ToUpper(g.Model), fmtBytes(g.MemoryBytes), g.Interface))
@@ -264,7 +253,10 @@ func (s *Server) providersPage(_ http.ResponseWriter, r *http.Request) (any, str
 		return nil, "", err
 	}
 	out := ProvidersPage{Filter: q, Providers: []ProviderRow{},
-		AttestationNote: "no module on this chain records TEE attestations yet: no provider is attested"}
+		AttestationNote: "no module on this chain records TEE attestations: no provider is attested"}
+	if snap.hasModule(xtee.ModuleName) {
+		out.AttestationNote = "a TEE attestation (SEV-SNP or TDX) verified and in force on chain (the tee module)"
+	}
 	models, regions := map[string]bool{}, map[string]bool{}
 	for _, p := range snap.Providers {
 		row := s.providerRow(snap, p)
