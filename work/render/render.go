@@ -332,6 +332,34 @@ func (w Workload) RunUnit(ctx context.Context, job units.Job, id string, _ map[s
 	return encode(imgs[0])
 }
 
+// RunUnits renders several tiles in one pass (one Blender process for all of them):
+// units.Batcher, so a verifier pays Blender's start-up once per check, not once per tile.
+func (w Workload) RunUnits(ctx context.Context, job units.Job, ids []string, _ map[string][]byte) (map[string][]byte, error) {
+	p, err := params(job)
+	if err != nil {
+		return nil, err
+	}
+	tiles := make([]Tile, len(ids))
+	for i, id := range ids {
+		if tiles[i], err = p.TileOf(id); err != nil {
+			return nil, err
+		}
+	}
+	imgs, err := w.renderTiles(ctx, job, p, tiles, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(ids))
+	for i, id := range ids {
+		if out[id], err = encode(imgs[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+var _ units.Batcher = Workload{}
+
 // Tolerance of Blender tiles (see the package doc).
 const (
 	BlenderMinPSNR = 60.0

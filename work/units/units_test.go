@@ -345,3 +345,36 @@ func FuzzParseJob(f *testing.F) {
 		}
 	})
 }
+
+// batchEcho is echo as a Batcher; it counts its calls.
+type batchEcho struct {
+	echo
+	calls *int
+}
+
+func (b batchEcho) RunUnits(ctx context.Context, job Job, ids []string, in map[string][]byte) (map[string][]byte, error) {
+	*b.calls++
+	out := map[string][]byte{}
+	for _, id := range ids {
+		out[id], _ = b.RunUnit(ctx, job, id, in)
+	}
+	return out, nil
+}
+
+func TestVerifyBatches(t *testing.T) {
+	calls := 0
+	reg := NewRegistry(batchEcho{calls: &calls})
+	dir := t.TempDir()
+	job, _ := NewJob("echo", echoParams{Seed: 7, Units: 10})
+	if err := (echo{}).Run(context.Background(), job, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := Read(dir)
+	delete(s, "u2")
+	s.Put(dir, "u2", "u2b.txt", []byte("forged"))
+	s.Write(dir)
+	rep, err := reg.Verify(context.Background(), dir, 10, []byte("s"), nil)
+	if err != nil || calls != 1 || fmt.Sprint(rep.Failed) != "[u2]" {
+		t.Fatalf("batched verify: %d calls, %+v, %v", calls, rep, err)
+	}
+}
