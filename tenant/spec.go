@@ -31,6 +31,10 @@ type Plan struct {
 	Deposit      types.Coin
 	Manual       bool
 	AutoRedeploy bool
+	// Pricing and Fill are the order's pricing mode and (order book) fill policy.
+	Pricing, Fill string
+	// Session makes a sealed-bid order a session (duration, client location, RTT).
+	Session *market.Session
 	// Inputs are local files uploaded before the manifest is sent.
 	Inputs []string
 	// Images maps a service name to a local `docker save` archive, uploaded
@@ -155,7 +159,7 @@ func parseSpec(b []byte, dir string) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
-	p := Plan{Kind: msg.Kind, Groups: msg.Groups, MaxPrice: msg.MaxPrice, Manual: msg.Manual, AutoRedeploy: msg.AutoRedeploy, Source: "kiln"}
+	p := Plan{Kind: msg.Kind, Groups: msg.Groups, MaxPrice: msg.MaxPrice, Manual: msg.Manual, AutoRedeploy: msg.AutoRedeploy, Pricing: msg.Mode, Fill: msg.Fill, Source: "kiln"}
 	p.Name = msg.Groups[0].Name
 	if p.Deposit, err = deposit(sp.Deposit, msg.MaxPrice); err != nil {
 		return Plan{}, err
