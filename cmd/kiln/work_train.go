@@ -19,7 +19,7 @@ func newWorkTrainCmd() *cobra.Command {
 		Long: `Train a small MLP on 8x8 digits: scikit-learn's digits set where python3-sklearn is
 installed (else a generated set of the same shape; --data chooses), with the Go trainer in
 this binary or PyTorch (--engine pytorch, Debian python3-torch, CPU). A checkpoint every K
-steps carries the SHA-256 of the one before: DIR/ckpt/, DIR/units.json, DIR/job.json (with
+steps carries the SHA-256 of the one before: DIR/step-NNNNNN.kckpt, DIR/units.json, DIR/job.json (with
 the data and scripts pinned), DIR/metrics.json (losses, held-out accuracy). A verifier
 replays any segment from its checkpoint (kiln work verify DIR).`,
 		Example: `  kiln work train --out /tmp/t

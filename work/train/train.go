@@ -56,7 +56,7 @@ const PyTorchTolerance = 1e-5
 
 // Asset names in the job directory.
 const (
-	DataAsset   = "data/digits.csv"
+	DataAsset   = "digits.csv"
 	ScriptAsset = "train_digits.py"
 	HelperAsset = "kiln_ckpt.py"
 )
@@ -115,7 +115,7 @@ func (p Params) Validate() error {
 // UnitID is the unit of the checkpoint after step.
 func UnitID(step int) string { return fmt.Sprintf("ckpt-%06d", step) }
 
-func unitFile(step int) string { return fmt.Sprintf("ckpt/step-%06d.kckpt", step) }
+func unitFile(step int) string { return fmt.Sprintf("step-%06d.kckpt", step) }
 
 var unitRE = regexp.MustCompile(`^ckpt-(\d{6})$`)
 
