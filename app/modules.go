@@ -11,10 +11,12 @@ import (
 	"github.com/kiln-network/kiln/x/cert"
 	"github.com/kiln-network/kiln/x/escrow"
 	"github.com/kiln-network/kiln/x/liveness"
+	"github.com/kiln-network/kiln/x/infer"
 	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/params"
 	"github.com/kiln-network/kiln/x/registry"
 	"github.com/kiln-network/kiln/x/staking"
+	xtee "github.com/kiln-network/kiln/x/tee"
 )
 
 // Module is one ledger module as the app wires it: everything the app needs to know of
@@ -158,6 +160,34 @@ func Modules() []Module {
 			Accounts:      []bank.ModuleAccount{{Name: "market", Address: market.Account, Owed: market.BidDeposits}},
 			Invariants:    market.CheckInvariants,
 			Query:         queryMarket,
+		},
+		{
+			// NB: after the market: an attestation that expires at the end of a
+			// block closes its TEE leases once that block's settlement is done.
+			Name:          xtee.ModuleName,
+			Msgs:          []MsgRoute{{types.MsgTypeTEEAttest, xtee.DecodeAttest}},
+			Handle:        xtee.Handle,
+			Wire:          xtee.Wire,
+			EndBlock:      func(ctx *types.Context) []staking.Update { xtee.EndBlock(ctx); return nil },
+			Params:        func(g *GenesisParams) params.Validator { return &g.TEE },
+			DefaultParams: func(g *GenesisParams) { g.TEE = xtee.DefaultParams() },
+			Query:         queryTEE,
+		},
+		{
+			Name: infer.ModuleName,
+			Msgs: []MsgRoute{
+				{types.MsgTypeInferRegisterModel, infer.DecodeRegisterModel},
+				{types.MsgTypeInferServeModel, infer.DecodeServeModel},
+				{types.MsgTypeInferRequest, infer.DecodeRequest},
+				{types.MsgTypeInferResult, infer.DecodeResult},
+			},
+			Handle:        infer.Handle,
+			EndBlock:      func(ctx *types.Context) []staking.Update { infer.EndBlock(ctx); return nil },
+			Params:        func(g *GenesisParams) params.Validator { return &g.Infer },
+			DefaultParams: func(g *GenesisParams) { g.Infer = infer.DefaultParams() },
+			Accounts:      []bank.ModuleAccount{{Name: "infer", Address: infer.Account, Owed: infer.Owed}},
+			Invariants:    infer.CheckInvariants,
+			Query:         queryInfer,
 		},
 		{
 			Name:          escrow.ModuleName,

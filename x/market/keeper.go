@@ -342,7 +342,8 @@ func createOrder(ctx *types.Context, p Params, m *MsgCreateOrder) error {
 		mode = ModeAuction
 	}
 	o := Order{ID: id, Owner: m.Owner, Kind: m.Kind, Groups: m.Groups, MaxPrice: m.MaxPrice, Denom: p.Denom,
-		Manual: m.Manual, AutoRedeploy: m.AutoRedeploy, Mode: mode, Fill: m.Fill, Session: m.Session, CreatedHeight: ctx.Height}
+		Manual: m.Manual, AutoRedeploy: m.AutoRedeploy, Mode: mode, Fill: m.Fill, Session: m.Session,
+		TEE: m.TEE, AllowedMeasurements: m.AllowedMeasurements, CreatedHeight: ctx.Height}
 	openOrder(ctx, p, &o)
 	ctx.Emit("order_created", "order", idStr(id), "owner", m.Owner.String(), "kind", m.Kind, "mode", mode,
 		"max_price", idStr(m.MaxPrice), "deposit", m.Deposit.String(), "bid_close_height", strconv.FormatInt(o.BidCloseHeight, 10))
@@ -401,6 +402,9 @@ func vetBid(ctx *types.Context, o *Order, provider types.Address, models []strin
 		if x == provider {
 			return fail(types.Wrapf(types.ErrUnauthorized, "provider %s failed an earlier lease of order %d and may not bid on it again", provider, o.ID))
 		}
+	}
+	if err := CheckBidGuards(ctx, *o, provider); err != nil {
+		return fail(err)
 	}
 	if _, dup := GetBid(ctx, o.ID, provider); dup {
 		return fail(types.Wrapf(types.ErrAlreadyExists, "provider %s already bid on order %d; close-bid first to change it", provider, o.ID))
