@@ -46,14 +46,20 @@ so a verifier can re-render any tile (kiln work verify DIR).`,
 			if f.Changed("height") {
 				p.Height, _ = f.GetInt("height")
 			}
+			if scene != "" {
+				p.Scene = "scene.blend" // the scene's name in the job directory
+			}
+			if err := p.Validate(); err != nil {
+				return usageErr(err)
+			}
 			out, _ := f.GetString("out")
 			dir, err := outDir(out)
 			if err != nil {
 				return err
 			}
-			job, err := render.NewJob(p, scene, dir)
+			job, err := render.NewJob(p, scene, dir) // NB: a missing scene file is a failure (1), not a usage error
 			if err != nil {
-				return usageErr(err)
+				return err
 			}
 			return runUnits(cmd, render.Workload{}, job, dir, func(string) (any, string) {
 				return map[string]any{"renderer": p.Renderer, "frames": p.FrameEnd - p.FrameStart + 1, "tiles_per_frame": p.Tiles * p.Tiles},

@@ -36,14 +36,22 @@ replays any segment from its checkpoint (kiln work verify DIR).`,
 			p.Batch, _ = f.GetInt("batch")
 			p.LR, _ = f.GetFloat64("lr")
 			source, _ := f.GetString("data")
+			if source != train.DataAuto && source != train.DataDigits && source != train.DataGenerated {
+				return usagef("--data %q: want %s, %s or %s", source, train.DataAuto, train.DataDigits, train.DataGenerated)
+			}
+			q := p
+			q.Source = train.DataGenerated // checked once the data is found
+			if err := q.Validate(); err != nil {
+				return usageErr(err)
+			}
 			out, _ := f.GetString("out")
 			dir, err := outDir(out)
 			if err != nil {
 				return err
 			}
-			job, err := train.NewJob(p, source, dir)
+			job, err := train.NewJob(p, source, dir) // NB: data not found is a failure (1)
 			if err != nil {
-				return usageErr(err)
+				return err
 			}
 			return runUnits(cmd, train.Workload{}, job, dir, func(dir string) (any, string) {
 				var m train.Metrics
