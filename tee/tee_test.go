@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -276,4 +277,18 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("Verify refused without a reason: %+v", r)
 		}
 	})
+}
+
+// On a machine that is not a confidential VM (this one, unless it has a guest device),
+// Produce says so instead of failing obscurely.
+func TestProduceWithoutGuestDevice(t *testing.T) {
+	if p := Probe(); p.Type != "" {
+		t.Skipf("this machine is a confidential VM (%s): Produce asks its firmware", p.Device)
+	}
+	if _, _, err := Produce(make([]byte, 64)); err != ErrNoTEE {
+		t.Fatalf("Produce = %v, want ErrNoTEE", err)
+	}
+	if p := Probe(); !strings.Contains(p.Message, "cannot produce TEE evidence") {
+		t.Fatalf("Probe message %q", p.Message)
+	}
 }
