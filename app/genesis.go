@@ -11,6 +11,7 @@ import (
 	"github.com/kiln-network/kiln/x/auth"
 	"github.com/kiln-network/kiln/x/bank"
 	"github.com/kiln-network/kiln/x/escrow"
+	"github.com/kiln-network/kiln/x/liveness"
 	"github.com/kiln-network/kiln/x/infer"
 	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/params"
@@ -27,6 +28,7 @@ type GenesisParams struct {
 	Registry registry.Params `json:"registry"`
 	Market   market.Params   `json:"market"`
 	Escrow   escrow.Params   `json:"escrow"`
+	Liveness liveness.Params `json:"liveness"`
 	TEE      xtee.Params     `json:"tee"`
 	Infer    infer.Params    `json:"infer"`
 }

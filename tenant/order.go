@@ -17,12 +17,17 @@ import (
 // JSON). Sizes take units (512Mi, 80Gi); cpu is cores ("2", "0.5") or millicores
 // ("500m").
 type OrderSpec struct {
-	Kind         string      `yaml:"kind"`      // batch (default) or service
-	MaxPrice     string      `yaml:"max_price"` // per block, e.g. 1000 or 1000ukiln
-	Deposit      string      `yaml:"deposit"`   // e.g. 100000ukiln
-	Manual       bool        `yaml:"manual"`
-	AutoRedeploy bool        `yaml:"auto_redeploy"`
-	Groups       []GroupSpec `yaml:"groups"`
+	Kind         string `yaml:"kind"`      // batch (default) or service
+	MaxPrice     string `yaml:"max_price"` // per block, e.g. 1000 or 1000ukiln
+	Deposit      string `yaml:"deposit"`   // e.g. 100000ukiln
+	Manual       bool   `yaml:"manual"`
+	AutoRedeploy bool   `yaml:"auto_redeploy"`
+	// Pricing is the pricing mode (auction, market, ...); empty: the auction.
+	Pricing string `yaml:"pricing"`
+	// Fill is how an order-book order (pricing: market) fills: all, partial,
+	// all_now or partial_now.
+	Fill   string      `yaml:"fill"`
+	Groups []GroupSpec `yaml:"groups"`
 	// TEE restricts the order to attested providers: cpu (a confidential VM) or
 	// cpu-gpu (with GPUs in a group); AllowedMeasurements, with it, the launch
 	// measurements (hex) the tenant accepts.
@@ -121,7 +126,7 @@ func ParseCPU(s string) (uint64, error) {
 // Msg builds the MsgCreateOrder for owner; denom is the market's (MarketParams).
 // It checks the message with ValidateBasic.
 func (s OrderSpec) Msg(owner types.Address, denom string) (*market.MsgCreateOrder, error) {
-	m := &market.MsgCreateOrder{Owner: owner, Kind: s.Kind, Manual: s.Manual, AutoRedeploy: s.AutoRedeploy,
+	m := &market.MsgCreateOrder{Owner: owner, Kind: s.Kind, Manual: s.Manual, AutoRedeploy: s.AutoRedeploy, Mode: s.Pricing, Fill: s.Fill,
 		TEE: s.TEE, AllowedMeasurements: lowerAll(s.AllowedMeasurements)}
 	if m.Kind == "" {
 		m.Kind = market.KindBatch

@@ -31,6 +31,10 @@ type Plan struct {
 	Deposit      types.Coin
 	Manual       bool
 	AutoRedeploy bool
+	// Pricing and Fill are the order's pricing mode and (order book) fill policy.
+	Pricing, Fill string
+	// Session makes a sealed-bid order a session (duration, client location, RTT).
+	Session *market.Session
 	// Inputs are local files uploaded before the manifest is sent.
 	Inputs []string
 	// Images maps a service name to a local `docker save` archive, uploaded
@@ -164,7 +168,7 @@ func parseSpec(b []byte, dir string) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
-	p := Plan{Kind: msg.Kind, Groups: msg.Groups, MaxPrice: msg.MaxPrice, Manual: msg.Manual, AutoRedeploy: msg.AutoRedeploy, Source: "kiln",
+	p := Plan{Kind: msg.Kind, Groups: msg.Groups, MaxPrice: msg.MaxPrice, Manual: msg.Manual, AutoRedeploy: msg.AutoRedeploy, Pricing: msg.Mode, Fill: msg.Fill, Source: "kiln",
 		TEE: msg.TEE, AllowedMeasurements: msg.AllowedMeasurements}
 	if p.ReclaimMinWindowSeconds, err = sp.ReclaimSeconds(); err != nil {
 		return Plan{}, err

@@ -6,6 +6,7 @@ import (
 
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/escrow"
+	"github.com/kiln-network/kiln/x/registry"
 )
 
 // Hooks is how another module (verify) follows the market's leases without the market
@@ -71,6 +72,9 @@ var builtinReasons = map[string]Reason{
 	// NB: no_bids and not_picked close orders that never had a lease.
 	ReasonNoBids:    {Name: ReasonNoBids},
 	ReasonNotPicked: {Name: ReasonNotPicked},
+	ReasonUnfilled:  {Name: ReasonUnfilled},
+	// NB: settled for the block before it closes (EndBlock), so it pays nothing more.
+	ReasonSessionEnded: {Name: ReasonSessionEnded},
 }
 
 var reasonRe = regexp.MustCompile(`^[a-z][a-z0-9_]{1,47}$`)
@@ -81,6 +85,7 @@ const hooksTable = ModuleName + "/hooks"
 type table struct {
 	hooks   []namedHooks
 	reasons map[string]Reason
+	checks  []namedCheck
 	guards  []namedGuard
 }
 
@@ -139,6 +144,11 @@ func CheckBidGuards(ctx *types.Context, o Order, provider types.Address) error {
 	return nil
 }
 
+type namedCheck struct {
+	name  string
+	check ProviderCheck
+}
+
 type namedHooks struct {
 	name string
 	h    Hooks
@@ -178,6 +188,39 @@ func RegisterReason(h *types.Hooks, r Reason) {
 		panic(fmt.Sprintf("market: close reason %q registered twice", r.Name))
 	}
 	t.reasons[r.Name] = r
+}
+
+// ProviderCheck lists what keeps provider prov from taking groups beyond its inventory,
+// runtime and capacity: a rule another module keeps (a failed hardware proof). Each
+// Failure names its constraint and why. A bid is refused on the first, and why-no-bids
+// (Match) lists them all. It MUST NOT write state and MUST be deterministic.
+type ProviderCheck func(ctx *types.Context, prov registry.Provider, groups []Group) []Failure
+
+// RegisterProviderCheck adds check, named name, to the checks every bid and match
+// report runs, in registration order. It panics if h is sealed or name is taken:
+// wiring bugs.
+func RegisterProviderCheck(h *types.Hooks, name string, check ProviderCheck) {
+	h.MustBeOpen("market provider check " + name)
+	t := tableOf(h)
+	for _, x := range t.checks {
+		if x.name == name {
+			panic(fmt.Sprintf("market: provider check %q registered twice", name))
+		}
+	}
+	t.checks = append(t.checks, namedCheck{name, check})
+}
+
+// checkProvider runs the registered provider checks.
+func checkProvider(ctx *types.Context, prov registry.Provider, groups []Group) []Failure {
+	t, ok := ctx.Hooks.Lookup(hooksTable)
+	if !ok {
+		return nil
+	}
+	var out []Failure
+	for _, x := range t.(*table).checks {
+		out = append(out, x.check(ctx, prov, groups)...)
+	}
+	return out
 }
 
 // LookupReason returns the close reason named name, built in or registered.

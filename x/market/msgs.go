@@ -45,6 +45,11 @@ type MsgCreateOrder struct {
 	AutoRedeploy bool          `json:"auto_redeploy"`
 	// Mode is the pricing mode (ModeAuction, ...); empty means the auction.
 	Mode string `json:"mode,omitempty"`
+	// Fill is how an order-book order fills (FillAll, FillPartial, FillAllNow,
+	// FillPartialNow); empty means FillAll. Only for mode market.
+	Fill string `json:"fill,omitempty"`
+	// Session makes the order a session (mode sealed only): nil for none.
+	Session *Session `json:"session,omitempty"`
 	// TEE, when set, restricts the order to providers with an attested trusted
 	// execution environment: TEECPU or TEECPUGPU (which needs GPUs in a group).
 	TEE string `json:"tee,omitempty"`
@@ -214,7 +219,18 @@ func (m *MsgCreateOrder) ValidateBasic() error {
 		return types.InvalidField("max_price", 0, "must be > 0 (per block)")
 	}
 	if !ValidMode(m.Mode) {
-		return types.InvalidField("mode", m.Mode, "must be empty or a pricing mode: "+ModeAuction)
+		return types.InvalidField("mode", m.Mode, "must be empty or a pricing mode: "+strings.Join(ModeNames(), ", "))
+	}
+	if m.Session != nil && m.Mode != ModeSealed {
+		return types.InvalidField("session", m.Session.Blocks, "only a sealed-bid order (mode sealed) is a session")
+	}
+	if m.Fill != "" && m.Mode != ModeMarket {
+		return types.InvalidField("fill", m.Fill, "only an order-book order (mode market) has a fill policy")
+	}
+	if p, ok := modes[m.Mode].(placer); ok {
+		if err := p.validateOrder(m); err != nil {
+			return err
+		}
 	}
 	if err := validateTEE(m.TEE, m.AllowedMeasurements, m.Groups); err != nil {
 		return err
@@ -407,6 +423,13 @@ func (m *MsgCreateOrder) MarshalTo(w *codec.Writer) {
 	w.Bool(m.Manual)
 	w.Bool(m.AutoRedeploy)
 	w.String(m.Mode)
+	w.String(m.Fill)
+	w.Bool(m.Session != nil)
+	if m.Session != nil {
+		w.Uvarint(m.Session.Blocks)
+		w.String(m.Session.Location)
+		w.Uvarint(uint64(m.Session.MaxRTTMs))
+	}
 	w.String(m.TEE)
 	w.Uvarint(uint64(len(m.AllowedMeasurements)))
 	for _, ms := range m.AllowedMeasurements {
@@ -461,6 +484,10 @@ func DecodeCreateOrder(r *codec.Reader) types.Msg {
 	m.Manual = r.Bool()
 	m.AutoRedeploy = r.Bool()
 	m.Mode = r.String(32)
+	m.Fill = r.String(16)
+	if r.Bool() {
+		m.Session = &Session{Blocks: r.Uvarint(), Location: r.String(64), MaxRTTMs: readU32(r, "max_rtt_ms")}
+	}
 	m.TEE = r.String(16)
 	n = r.Uvarint()
 	if n > MaxMeasurements {
@@ -520,4 +547,71 @@ func DecodeCompleteLease(r *codec.Reader) types.Msg {
 // DecodeStartLease decodes a MsgStartLease body.
 func DecodeStartLease(r *codec.Reader) types.Msg {
 	return &MsgStartLease{Provider: bank.ReadAddress(r), LeaseID: r.Uvarint()}
+}
+
+// MsgAsk posts (or amends) the provider's standing ask in the order book: up to Units
+// of Class (a GPU model key like h100, or cpu for CPU cores) at Price per unit per
+// block. A provider has one ask per class; posting again replaces it.
+type MsgAsk struct {
+	Provider types.Address `json:"provider"`
+	Class    string        `json:"class"`
+	Price    uint64        `json:"price,string"`
+	Units    uint64        `json:"units,string"`
+}
+
+// MsgCancelAsk withdraws the provider's ask in Class.
+type MsgCancelAsk struct {
+	Provider types.Address `json:"provider"`
+	Class    string        `json:"class"`
+}
+
+func (m *MsgAsk) Type() types.MsgType         { return types.MsgTypeMarketAsk }
+func (m *MsgCancelAsk) Type() types.MsgType   { return types.MsgTypeMarketCancelAsk }
+func (m *MsgAsk) Signer() types.Address       { return m.Provider }
+func (m *MsgCancelAsk) Signer() types.Address { return m.Provider }
+
+// MaxAskUnits bounds an ask's units: the most GPUs or cores one inventory can hold.
+const MaxAskUnits = 1 << 20
+
+func validClass(field, c string) error {
+	if c != ClassCPU && (len(c) > 32 || !modelRe.MatchString(c)) {
+		return types.InvalidField(field, c, "must be cpu or a lowercase GPU model key like h100")
+	}
+	return nil
+}
+
+// ValidateBasic implements types.Msg.
+func (m *MsgAsk) ValidateBasic() error {
+	if err := validClass("class", m.Class); err != nil {
+		return err
+	}
+	if m.Price == 0 {
+		return types.InvalidField("price", 0, "must be > 0 (per unit per block)")
+	}
+	if m.Units < 1 || m.Units > MaxAskUnits {
+		return types.InvalidField("units", m.Units, fmt.Sprintf("must be 1 to %d", MaxAskUnits))
+	}
+	return nil
+}
+
+// ValidateBasic implements types.Msg.
+func (m *MsgCancelAsk) ValidateBasic() error { return validClass("class", m.Class) }
+
+func (m *MsgAsk) MarshalTo(w *codec.Writer) {
+	w.Fixed(m.Provider[:])
+	w.String(m.Class)
+	w.Uvarint(m.Price)
+	w.Uvarint(m.Units)
+}
+
+func (m *MsgCancelAsk) MarshalTo(w *codec.Writer) { w.Fixed(m.Provider[:]); w.String(m.Class) }
+
+// DecodeAsk decodes a MsgAsk body.
+func DecodeAsk(r *codec.Reader) types.Msg {
+	return &MsgAsk{Provider: bank.ReadAddress(r), Class: r.String(32), Price: r.Uvarint(), Units: r.Uvarint()}
+}
+
+// DecodeCancelAsk decodes a MsgCancelAsk body.
+func DecodeCancelAsk(r *codec.Reader) types.Msg {
+	return &MsgCancelAsk{Provider: bank.ReadAddress(r), Class: r.String(32)}
 }
