@@ -26,6 +26,7 @@ import (
 	"github.com/kiln-network/kiln/ports"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/daemon"
+	"github.com/kiln-network/kiln/provider/executor/process"
 	"github.com/kiln-network/kiln/tenant"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/bank"
@@ -249,7 +250,8 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		cfg.Listen = "127.0.0.1:0"
 		cfg.MetricsListen = "127.0.0.1:0"
 		cfg.StateDir = filepath.Join(home, "providers", p.name)
-		cfg.AllowUnisolated = true // NB: the demo runs its own jobs; real providers use docker
+		// NB: the demo runs its own jobs; real providers use docker.
+		cfg.Executor.Set(process.Driver, "allow_unisolated", true)
 		cfg.Inventory = daemon.InventoryConfig{Region: p.region, CPUCores: p.cores, Memory: p.mem, Storage: "8Ti", GPUs: p.gpus,
 			Attributes: map[string]string{"tier": "demo"}}
 		cfg.Pricing.BlockTime = daemon.Duration(o.BlockTime)
@@ -552,7 +554,7 @@ func batch(name, cmd string, args []string, gpuModel string, gpus uint32, inputs
 	return tenant.Plan{Name: name, Kind: market.KindBatch, Groups: []market.Group{g}, MaxPrice: maxPrice,
 		Deposit: types.NewCoin(types.NativeDenom, maxPrice*tenant.DefaultDepositBlocks), Inputs: inputs, Source: "kiln",
 		Manifest: api.Manifest{Services: []api.Service{{Name: name, Command: append([]string{cmd}, args...), Count: 1,
-			Resources: api.ServiceResources{Unit: 1, CPUMilli: g.CPUMilli, MemoryBytes: g.MemoryBytes, StorageBytes: g.StorageBytes, GPUUnits: gpus}}}}}
+			Resources: api.ServiceResources{Unit: api.UnitID(0), CPUMilli: g.CPUMilli, MemoryBytes: g.MemoryBytes, StorageBytes: g.StorageBytes, GPUUnits: gpus}}}}}
 }
 
 func jobFrom(name string, r tenant.Result) Job {

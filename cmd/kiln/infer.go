@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/infer"
 	"github.com/kiln-network/kiln/tee"
 	"github.com/kiln-network/kiln/types"
@@ -146,18 +146,13 @@ func teeTxCmds() *cobra.Command {
 func inferTEEQueryCmds() []*cobra.Command {
 	iq := &cobra.Command{Use: "infer", Short: "On-chain inference queries"}
 	iq.AddCommand(
-		queryCmd("request ID", "An inference request and, once resolved, its result", 1, func(args []string) (string, error) {
-			if _, err := strconv.ParseUint(args[0], 10, 64); err != nil {
-				return "", usagef("request id %q: want a positive integer", args[0])
-			}
-			return "/infer/request/" + args[0], nil
-		}, renderInferRequest),
+		queryCmd("request ID", "An inference request and, once resolved, its result", 1, withID(client.PathInferRequest), renderInferRequest),
 		queryCmd("open", "Open inference requests", 0, fixed("/infer/open"), nil),
-		queryCmd("model ID", "A registered model", 1, func(args []string) (string, error) { return "/infer/model/" + args[0], nil }, nil),
+		queryCmd("model ID", "A registered model", 1, func(args []string) (string, error) { return client.PathInferModel(args[0]), nil }, nil),
 		queryCmd("params", "Inference parameters (agree_k, deadline_blocks, ...)", 0, fixed("/infer/params"), nil))
 	tq := &cobra.Command{Use: "tee", Short: "Confidential compute queries"}
 	tq.AddCommand(
-		queryCmd("attestation ADDR", "A provider's attestation record", 1, withAddr("/tee/attestation/"), nil),
+		queryCmd("attestation ADDR", "A provider's attestation record", 1, withAddr(client.PathAttestation), nil),
 		queryCmd("nonce", "The newest chain nonce (bind it in report_data) and its height", 0, fixed("/tee/nonce"), nil),
 		queryCmd("params", "TEE parameters (reattest_blocks, nonce_window_blocks, ...)", 0, fixed("/tee/params"), nil))
 	return []*cobra.Command{iq, tq}
