@@ -292,3 +292,33 @@ func TestProduceWithoutGuestDevice(t *testing.T) {
 		t.Fatalf("Probe message %q", p.Message)
 	}
 }
+
+// BenchmarkVerify measures one verification of each library sample (what a validator
+// spends per MsgAttest, in CheckTx and again in FinalizeBlock), against the baseline
+// of only parsing the report.
+func BenchmarkVerify(b *testing.B) {
+	sev := sevdata.AttestationBytes[:sevReportSize]
+	sevOpts := Options{Now: sevAt, Collateral: Collateral{VCEK: sevdata.VcekBytes}, AllowDebug: true}
+	b.Run("sev-snp", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if !Verify(sev, sevOpts).Valid {
+				b.Fatal("sample refused")
+			}
+		}
+	})
+	b.Run("tdx", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if !Verify(tdxdata.RawQuote, Options{Now: tdxAt}).Valid {
+				b.Fatal("sample refused")
+			}
+		}
+	})
+	b.Run("baseline-parse-only", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			Detect(sev)
+		}
+	})
+}
