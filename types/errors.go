@@ -97,11 +97,11 @@ var (
 
 	ErrBondLocked = &Error{CodeBondLocked, "bond is locked"}
 
-	ErrChallengeClosed = &Error{CodeChallengeClosed, "challenge is not awaiting this message"}
-	ErrChallengeLate   = &Error{CodeChallengeLate, "challenge deadline passed"}
-	ErrBadReveal       = &Error{CodeBadReveal, "revealed chunks do not match the committed answer"}
-	ErrModeMismatch    = &Error{CodeModeMismatch, "not how this order is priced"}
-	ErrBidReveal       = &Error{CodeBidReveal, "revealed bid does not match its commitment"}
+	ErrChallengeClosed    = &Error{CodeChallengeClosed, "challenge is not awaiting this message"}
+	ErrChallengeLate      = &Error{CodeChallengeLate, "challenge deadline passed"}
+	ErrBadReveal          = &Error{CodeBadReveal, "revealed chunks do not match the committed answer"}
+	ErrModeMismatch       = &Error{CodeModeMismatch, "not how this order is priced"}
+	ErrBidReveal          = &Error{CodeBidReveal, "revealed bid does not match its commitment"}
 	ErrAttestationRefused = &Error{CodeAttestationRefused, "attestation refused"}
 	ErrModelMismatch      = &Error{CodeModelMismatch, "model mismatch"}
 	ErrRequestClosed      = &Error{CodeRequestClosed, "inference request is not open"}
