@@ -414,3 +414,23 @@ func TestRandomChallengesKeepBooks(t *testing.T) {
 }
 
 func bankSupply(h *harness) types.Coins { return bank.Supply(h.ctx()) }
+
+// Changing the inventory issues a hardware challenge for each model it claims; an
+// update that leaves the inventory alone issues none.
+func TestHardwareChallengeOnInventoryUpdate(t *testing.T) {
+	h, p1, _, _, _ := marketHarness(t, livenessOn(0, 0, true))
+	before := len(liveness.Challenges(h.ctx(), liveness.ChallengeFilter{Provider: p1.addr}))
+	h.mustExec(step{p1, &registry.MsgUpdateProvider{Owner: p1.addr, Endpoint: "https://p1.example:9443"}})
+	if got := len(liveness.Challenges(h.ctx(), liveness.ChallengeFilter{Provider: p1.addr})); got != before {
+		t.Fatalf("an endpoint update issued %d challenges", got-before)
+	}
+	newInv := inv("eu-west", rtx4090(2), a100(1))
+	h.mustExec(step{p1, &registry.MsgUpdateProvider{Owner: p1.addr, Inventory: &newInv}})
+	var models []string
+	for _, c := range liveness.Challenges(h.ctx(), liveness.ChallengeFilter{Provider: p1.addr})[before:] {
+		models = append(models, c.Model)
+	}
+	if strings.Join(models, ",") != "a100,rtx4090" {
+		t.Fatalf("after an inventory update: challenges for %v, want one per model (a100, rtx4090)", models)
+	}
+}

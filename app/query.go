@@ -42,6 +42,9 @@ import (
 //	/market/provider/ADDR/capacity  {"total","used","free","active_leases"}
 //	/escrow/account/ID      the escrow account of order ID
 //	/escrow/holds/ID        {"holds":[...]}: pay held back on order ID's leases, per provider
+//	/liveness/challenges[?provider=ADDR&state=open|answered|pending|passed|failed&lease=ID]  {"challenges":[...]}
+//	/liveness/challenge/ID  the challenge
+//	/liveness/scores[?provider=ADDR]  {"scores":[...]}: challenge scores per provider and model
 //	/cert/ADDR              the account's client certificate record
 //	/params                 every module's parameters
 //	/app/status             {"chain_id","height","app_hash"}
