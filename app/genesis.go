@@ -18,6 +18,7 @@ import (
 	"github.com/kiln-network/kiln/x/registry"
 	"github.com/kiln-network/kiln/x/staking"
 	xtee "github.com/kiln-network/kiln/x/tee"
+	"github.com/kiln-network/kiln/x/verify"
 )
 
 // GenesisParams holds every module's parameters.
@@ -31,6 +32,7 @@ type GenesisParams struct {
 	Liveness liveness.Params `json:"liveness"`
 	TEE      xtee.Params     `json:"tee"`
 	Infer    infer.Params    `json:"infer"`
+	Verify   verify.Params   `json:"verify"`
 }
 
 // GenesisState is the app_state of genesis.json.
