@@ -123,7 +123,7 @@ func newQueryCmd() *cobra.Command {
 		queryCmd("providers", "Registered providers", 0, fixed("/registry/providers"), renderProviders),
 		queryCmd("provider ADDR", "One provider", 1, withAddr("/registry/provider/"), nil))
 	q.AddCommand(marketQueryCmds()...)
-	q.AddCommand(bankQ, authQ, stakingQ, regQ,
+	q.AddCommand(bankQ, authQ, stakingQ, regQ, verifyQueryCmd(),
 		queryCmd("params", "Every module's on-chain parameters", 0, fixed("/params"), nil))
 	return q
 }

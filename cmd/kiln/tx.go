@@ -221,7 +221,7 @@ func newTxCmd() *cobra.Command {
 				return []types.Msg{&registry.MsgDeregisterProvider{Owner: from}}, nil
 			}))
 
-	txc.AddCommand(bankCmd, stakingCmd, regCmd)
+	txc.AddCommand(bankCmd, stakingCmd, regCmd, verifyTxCmd())
 	txc.AddCommand(marketTxCmds()...)
 	return txc
 }
