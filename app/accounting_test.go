@@ -10,6 +10,7 @@ import (
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/bank"
 	"github.com/kiln-network/kiln/x/escrow"
+	"github.com/kiln-network/kiln/x/infer"
 	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/staking"
 	"github.com/kiln-network/kiln/x/verify"
@@ -51,6 +52,9 @@ func TestAccountingCatchesMoneyCreatedOrLost(t *testing.T) {
 		// NB: order 1 leases at once; the bid on manual order 2 stays open until the
 		// tenant picks, so the market module account holds its deposit.
 		h.mustExec(bid(p1, 1, 900), bid(p1, 2, 900))
+		// An open inference request: the infer module account holds its fee.
+		h.mustExec(step{tenant, &infer.MsgRegisterModel{Owner: tenant.addr, ID: "tiny", Hash: strings.Repeat("ab", 32)}})
+		h.mustExec(step{tenant, &infer.MsgInferRequest{Requester: tenant.addr, Model: "tiny", Input: []byte("x"), MaxFee: 1000}})
 		// NB: a tenant's dispute of lease 1's committed work, whose committee is drawn
 		// at the end of the next block: until then its deposit sits in the verify
 		// module account.
@@ -95,6 +99,11 @@ func TestAccountingCatchesMoneyCreatedOrLost(t *testing.T) {
 				verify.Account: {"ukiln": bal(h, verify.Account, "ukiln") - 7},
 				tn.addr:        {"ukiln": bal(h, tn.addr, "ukiln") + 7}}
 		}, "module account verify", false},
+		{"inference fee moved to an account", func(h *harness, tn *account) map[types.Address]map[string]uint64 {
+			return map[types.Address]map[string]uint64{
+				infer.Account: {"ukiln": bal(h, infer.Account, "ukiln") - 7},
+				tn.addr:       {"ukiln": bal(h, tn.addr, "ukiln") + 7}}
+		}, "module account infer", false},
 		{"fees left in the fee collector", func(h *harness, tn *account) map[types.Address]map[string]uint64 {
 			return map[types.Address]map[string]uint64{
 				bank.FeeCollector: {"ukiln": 7},

@@ -462,8 +462,8 @@ func TestVerifyTenantDisputeCommitteeConvicts(t *testing.T) {
 		t.Fatalf("verify account holds %d, want the deposit %d", got, n.params.DisputeDeposit)
 	}
 	// A second dispute while one is open is refused.
-	if r := n.exec(step{n.tenant, &verify.MsgDispute{Tenant: n.tenant.addr, CommitID: c.ID, Unit: 1}}).TxResults[0]; r.Code != types.CodeChallengeClosed {
-		t.Fatalf("second dispute: code %d (%s), want %d", r.Code, r.Log, types.CodeChallengeClosed)
+	if r := n.exec(step{n.tenant, &verify.MsgDispute{Tenant: n.tenant.addr, CommitID: c.ID, Unit: 1}}).TxResults[0]; r.Code != types.CodeVerifyChallenge {
+		t.Fatalf("second dispute: code %d (%s), want %d", r.Code, r.Log, types.CodeVerifyChallenge)
 	}
 	ch := n.drawn(t, 1)
 	if len(ch.Committee) != 3 || ch.Mode != verify.ModeCommittee {

@@ -47,8 +47,8 @@ type ChallengeFilter struct {
 	State      string
 }
 
-// Challenges returns the challenges that match f.
-func (c *Client) Challenges(ctx context.Context, f ChallengeFilter) ([]verify.Challenge, error) {
+// VerifyChallenges returns the verification challenges that match f.
+func (c *Client) VerifyChallenges(ctx context.Context, f ChallengeFilter) ([]verify.Challenge, error) {
 	q := url.Values{}
 	if f.Commitment != 0 {
 		q.Set("commitment", fmt.Sprint(f.Commitment))
@@ -68,10 +68,29 @@ func (c *Client) Challenges(ctx context.Context, f ChallengeFilter) ([]verify.Ch
 
 // Verifier returns verifier a, or found=false when a is not registered.
 func (c *Client) Verifier(ctx context.Context, a types.Address) (v verify.Verifier, found bool, err error) {
-	err = c.QueryJSON(ctx, "/verify/verifier/"+a.String(), &v)
+	err = c.QueryJSON(ctx, PathVerifier(a), &v)
 	var qe *QueryError
 	if errors.As(err, &qe) && qe.Code == types.CodeNotFound {
 		return v, false, nil
 	}
 	return v, err == nil, err
+}
+
+// Query paths of verify's records.
+func PathVerifier(a types.Address) string { return "/verify/verifier/" + a.String() }
+func PathCommitment(id uint64) string     { return fmt.Sprintf("/verify/commitment/%d", id) }
+func PathVerifyChallenge(id uint64) string {
+	return fmt.Sprintf("/verify/challenge/%d", id)
+}
+
+// Commitment returns work commitment id.
+func (c *Client) Commitment(ctx context.Context, id uint64) (verify.Commitment, error) {
+	var cm verify.Commitment
+	return cm, c.QueryJSON(ctx, PathCommitment(id), &cm)
+}
+
+// VerifyChallenge returns verification challenge id.
+func (c *Client) VerifyChallenge(ctx context.Context, id uint64) (verify.Challenge, error) {
+	var ch verify.Challenge
+	return ch, c.QueryJSON(ctx, PathVerifyChallenge(id), &ch)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -54,29 +55,55 @@ func providerStakes(ctx context.Context, c *client.Client) (map[types.Address]ui
 	return m, nil
 }
 
-// fakeUnits is the demo cheater's BeforeSeal: it zeroes every fourth unit of a job
-// that wrote units (a matmul block it "skipped") and rewrites units.json to match, so
-// the root it commits is over its fakes: only re-execution can tell.
-func fakeUnits(_ uint64, out string) {
-	set, err := units.Read(out)
+// cheater plays a provider that fakes part of its work: its BeforeSeal zeroes every
+// fourth unit of a job that wrote units (a matmul block it "skipped") and rewrites
+// units.json to match, so the root it commits is over its fakes: only re-execution
+// can tell. The doctored outputs are written under dir.
+type cheater struct{ dir string }
+
+func (c cheater) beforeSeal(_ uint64, outs fs.ReadDirFS) fs.ReadDirFS {
+	if _, err := fs.Stat(outs, units.FileName); err != nil {
+		return outs // not a verifiable job
+	}
+	tmp, err := os.MkdirTemp(c.dir, "cheat-")
 	if err != nil {
-		return // not a verifiable job
+		return outs
+	}
+	ents, err := outs.ReadDir(".")
+	if err != nil {
+		return outs
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		b, err := fs.ReadFile(outs, e.Name())
+		if err != nil || os.WriteFile(filepath.Join(tmp, e.Name()), b, 0o644) != nil {
+			return outs
+		}
+	}
+	set, err := units.Read(tmp)
+	if err != nil {
+		return outs
 	}
 	for i, id := range set.IDs() {
 		if i%4 != 0 {
 			continue
 		}
 		u := set[id]
-		b, err := os.ReadFile(filepath.Join(out, filepath.FromSlash(u.File)))
+		b, err := os.ReadFile(filepath.Join(tmp, filepath.FromSlash(u.File)))
 		if err != nil {
-			return
+			return outs
 		}
 		delete(set, id) // NB: Put records a unit once
-		if err := set.Put(out, id, u.File, make([]byte, len(b))); err != nil {
-			return
+		if err := set.Put(tmp, id, u.File, make([]byte, len(b))); err != nil {
+			return outs
 		}
 	}
-	set.Write(out)
+	if set.Write(tmp) != nil {
+		return outs
+	}
+	return os.DirFS(tmp).(fs.ReadDirFS)
 }
 
 // verification waits until every work commitment of the demo's jobs is decided (the
@@ -126,8 +153,8 @@ func verification(ctx context.Context, c *client.Client, vd *verifier.Daemon, s 
 			v.Fraud++
 			caught[cm.Provider] = true
 			for _, id := range cm.Challenges {
-				var ch verify.Challenge
-				if err := c.QueryJSON(ctx, fmt.Sprintf("/verify/challenge/%d", id), &ch); err != nil {
+				ch, err := c.VerifyChallenge(ctx, id)
+				if err != nil {
 					return err
 				}
 				if ch.State != verify.ChallengeFraud {

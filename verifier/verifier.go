@@ -16,6 +16,7 @@ import (
 	"github.com/kiln-network/kiln/internal/cputime"
 	"github.com/kiln-network/kiln/proof"
 	"github.com/kiln-network/kiln/provider/api"
+	"github.com/kiln-network/kiln/provider/api/apiclient"
 	"github.com/kiln-network/kiln/tenant"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/work/catalog"
@@ -122,7 +123,7 @@ func (d *Daemon) Once(ctx context.Context) error {
 		}
 		d.markDone(key)
 	}
-	chs, err := d.c.Challenges(ctx, client.ChallengeFilter{Member: d.self, State: verify.ChallengeVoting})
+	chs, err := d.c.VerifyChallenges(ctx, client.ChallengeFilter{Member: d.self, State: verify.ChallengeVoting})
 	if err != nil {
 		return fmt.Errorf("committees: %w", err)
 	}
@@ -151,7 +152,7 @@ type fetched struct {
 
 // fetch gets unit index of c's lease from its provider and checks its Merkle proof
 // against the root c committed: a provider cannot serve what it did not commit.
-func fetch(ctx context.Context, pc *api.Client, c verify.Commitment, index uint32) (fetched, error) {
+func fetch(ctx context.Context, pc *apiclient.Client, c verify.Commitment, index uint32) (fetched, error) {
 	u, err := pc.UnitAt(ctx, c.LeaseID, index)
 	if err != nil {
 		return fetched{}, err
@@ -180,7 +181,7 @@ func checkProof(c verify.Commitment, index uint32, u api.UnitProof) error {
 
 // reexecute checks the fetched units of c's job and returns the first that fails (by
 // index), if any.
-func (d *Daemon) reexecute(ctx context.Context, pc *api.Client, c verify.Commitment, fs []fetched) (*fetched, string, error) {
+func (d *Daemon) reexecute(ctx context.Context, pc *apiclient.Client, c verify.Commitment, fs []fetched) (*fetched, string, error) {
 	job, err := units.ParseJob([]byte(c.Job))
 	if err != nil {
 		return nil, "", fmt.Errorf("commitment %d's job: %w", c.ID, err)
@@ -239,7 +240,7 @@ func (d *Daemon) reexecute(ctx context.Context, pc *api.Client, c verify.Commitm
 	return first, why[first.u.Unit], nil
 }
 
-func (d *Daemon) connect(ctx context.Context, provider types.Address) (*api.Client, error) {
+func (d *Daemon) connect(ctx context.Context, provider types.Address) (*apiclient.Client, error) {
 	return tenant.ConnectAs(ctx, d.c, d.key, d.cfg.CertDir, provider)
 }
 
@@ -287,8 +288,8 @@ func (d *Daemon) check(ctx context.Context, c verify.Commitment) error {
 
 // vote re-executes a challenged unit and votes.
 func (d *Daemon) vote(ctx context.Context, ch verify.Challenge) error {
-	var c verify.Commitment
-	if err := d.c.QueryJSON(ctx, fmt.Sprintf("/verify/commitment/%d", ch.CommitID), &c); err != nil {
+	c, err := d.c.Commitment(ctx, ch.CommitID)
+	if err != nil {
 		return err
 	}
 	pc, err := d.connect(ctx, c.Provider)

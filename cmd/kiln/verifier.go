@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/verifier"
 	"github.com/kiln-network/kiln/x/verify"
@@ -124,6 +125,6 @@ func verifyQueryCmd() *cobra.Command {
 		queryCmd("challenges", "Every challenge and its outcome", 0, fixed("/verify/challenges"), nil),
 		queryCmd("challenge ID", "One challenge", 1, byID("/verify/challenge/"), nil),
 		queryCmd("verifiers", "Registered verifiers", 0, fixed("/verify/verifiers"), nil),
-		queryCmd("verifier ADDR", "One verifier", 1, withAddr("/verify/verifier/"), nil))
+		queryCmd("verifier ADDR", "One verifier", 1, withAddr(client.PathVerifier), nil))
 	return q
 }

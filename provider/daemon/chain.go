@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kiln-network/kiln/certpem"
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/types"
@@ -57,11 +58,11 @@ func (s *chainSource) forget(id uint64) {
 	s.mu.Unlock()
 }
 
-// Resources returns the API's resource units of an order's groups: unit i+1 is group i.
+// Resources returns the API's resource units of an order's groups (api.UnitID).
 func Resources(groups []market.Group) []api.ResourceUnit {
 	out := make([]api.ResourceUnit, len(groups))
 	for i, g := range groups {
-		out[i] = api.ResourceUnit{ID: uint32(i + 1), Count: g.Count, CPUMilli: g.CPUMilli, MemoryBytes: g.MemoryBytes,
+		out[i] = api.ResourceUnit{ID: api.UnitID(i), Count: g.Count, CPUMilli: g.CPUMilli, MemoryBytes: g.MemoryBytes,
 			StorageBytes: g.StorageBytes, GPUUnits: g.GPU.Units}
 	}
 	return out
@@ -136,7 +137,7 @@ func (s *chainSource) ClientCert(ctx context.Context, owner string) (*x509.Certi
 	if err != nil {
 		return nil, err
 	}
-	c, err := api.ParseCertPEM([]byte(rec.PEM))
+	c, err := certpem.Parse([]byte(rec.PEM))
 	if err != nil {
 		return nil, fmt.Errorf("certificate of %s on chain: %w", owner, err)
 	}

@@ -25,7 +25,10 @@ import (
 	"github.com/kiln-network/kiln/keyring"
 	"github.com/kiln-network/kiln/node"
 	"github.com/kiln-network/kiln/provider/api"
+	"github.com/kiln-network/kiln/provider/api/apiclient"
 	"github.com/kiln-network/kiln/provider/daemon"
+	"github.com/kiln-network/kiln/provider/executor/process"
+	"github.com/kiln-network/kiln/tenant"
 	"github.com/kiln-network/kiln/tx"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/bank"
@@ -84,6 +87,12 @@ func newKey(t *testing.T) (ed25519.PrivateKey, types.Address) {
 
 func startNet(t *testing.T) *testNet {
 	t.Helper()
+	return startNetWith(t, nil)
+}
+
+// startNetWith is startNet with edit applied to the genesis state.
+func startNetWith(t *testing.T, edit func(*app.GenesisState)) *testNet {
+	t.Helper()
 	n := &testNet{logs: &logBuf{}}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -98,7 +107,7 @@ func startNet(t *testing.T) *testNet {
 		Accounts: []bank.GenesisBalance{{Address: n.prov, Coins: funds}, {Address: n.tenant, Coins: funds}}}); err != nil {
 		t.Fatal(err)
 	}
-	setMarketParams(t, home)
+	setMarketParams(t, home, edit)
 	conf, err := node.LoadConfig(home)
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +127,7 @@ func startNet(t *testing.T) *testNet {
 	if err := n.c.WaitHeight(ctx, 2); err != nil { // NB: height 2: block 1, which commits genesis, is applied
 		t.Fatal(err)
 	}
-	certPEM, keyPEM, err := api.GenerateClientCert(n.tenant.String(), time.Hour)
+	certPEM, keyPEM, err := tenant.GenerateClientCert(n.tenant.String(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,8 +140,9 @@ func startNet(t *testing.T) *testNet {
 	return n
 }
 
-// setMarketParams shortens the heartbeat parameters in genesis.json.
-func setMarketParams(t *testing.T, home string) {
+// setMarketParams shortens the heartbeat parameters in genesis.json, then applies
+// edit (if any).
+func setMarketParams(t *testing.T, home string, edit func(*app.GenesisState)) {
 	t.Helper()
 	path := filepath.Join(home, "config", "genesis.json")
 	doc, err := cmttypes.GenesisDocFromFile(path)
@@ -145,6 +155,9 @@ func setMarketParams(t *testing.T, home string) {
 	}
 	g.Params.Market.HeartbeatIntervalBlocks = heartbeatEvery
 	g.Params.Market.HeartbeatTimeoutBlocks = heartbeatTimeout
+	if edit != nil {
+		edit(&g)
+	}
 	if doc.AppState, err = json.Marshal(g); err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +170,7 @@ func testConfig(stateDir string) daemon.Config {
 	cfg := daemon.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.StateDir = stateDir
-	cfg.AllowUnisolated = true
+	cfg.Executor.Set(process.Driver, "allow_unisolated", true)
 	cfg.Inventory = daemon.InventoryConfig{Region: "test-1", CPUCores: 8, Memory: "32Gi", Storage: "100Gi",
 		GPUs: []daemon.GPUConfig{{Model: "h100", Memory: "80Gi", Interface: "sxm", Count: 8}}}
 	cfg.Pricing.BlockTime = daemon.Duration(blockTime)
@@ -223,13 +236,13 @@ func (n *testNet) startDaemonDeps(t *testing.T, cfg daemon.Config, deps daemon.D
 
 // providerClient connects to the provider as the tenant would: endpoint and pinned
 // certificate from the registry record.
-func (n *testNet) providerClient(t *testing.T, ctx context.Context) *api.Client {
+func (n *testNet) providerClient(t *testing.T, ctx context.Context) *apiclient.Client {
 	t.Helper()
 	var prov registry.Provider
 	if err := n.c.QueryJSON(ctx, "/registry/provider/"+n.prov.String(), &prov); err != nil {
 		t.Fatal(err)
 	}
-	pc, err := api.NewClient(prov.Endpoint, n.tenantCert, []byte(prov.CertPEM))
+	pc, err := apiclient.NewClient(prov.Endpoint, n.tenantCert, []byte(prov.CertPEM))
 	if err != nil {
 		t.Fatal(err)
 	}

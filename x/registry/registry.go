@@ -6,13 +6,11 @@
 package registry
 
 import (
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net/url"
-	"strings"
 
+	"github.com/kiln-network/kiln/certpem"
 	"github.com/kiln-network/kiln/codec"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/bank"
@@ -84,6 +82,12 @@ func Get(ctx *types.Context, a types.Address) (Provider, bool) {
 	return decode(ctx, v), true
 }
 
+// Exists reports whether a is a registered provider, without decoding its record.
+func Exists(ctx *types.Context, a types.Address) bool {
+	_, ok := ctx.Store.Get(key(a))
+	return ok
+}
+
 func set(ctx *types.Context, p Provider) {
 	b, _ := json.Marshal(record{Owner: p.Owner, Endpoint: p.Endpoint, CertPEM: p.CertPEM, Inventory: p.Inventory,
 		CreatedHeight: p.CreatedHeight, UpdatedHeight: ctx.Height})
@@ -111,25 +115,6 @@ func ValidateEndpoint(e string) error {
 		return fmt.Errorf("endpoint: must be https://HOST:PORT, at most 256 bytes (got %q)", e)
 	}
 	return nil
-}
-
-// ValidateCert checks that pemBytes holds exactly one X.509 certificate.
-func ValidateCert(pemBytes []byte) (*x509.Certificate, error) {
-	if len(pemBytes) > 8<<10 {
-		return nil, fmt.Errorf("certificate: %d bytes, limit 8192", len(pemBytes))
-	}
-	blk, rest := pem.Decode(pemBytes)
-	if blk == nil || blk.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("certificate: not a PEM CERTIFICATE block")
-	}
-	if len(strings.TrimSpace(string(rest))) > 0 {
-		return nil, fmt.Errorf("certificate: trailing data after the first PEM block")
-	}
-	c, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("certificate: %v", err)
-	}
-	return c, nil
 }
 
 // MsgRegisterProvider registers the signer as a provider.
@@ -171,8 +156,8 @@ func (m *MsgRegisterProvider) ValidateBasic() error {
 	if err := ValidateEndpoint(m.Endpoint); err != nil {
 		return invalid(err)
 	}
-	if _, err := ValidateCert(m.CertPEM); err != nil {
-		return invalid(err)
+	if _, err := certpem.Parse(m.CertPEM); err != nil {
+		return invalid(fmt.Errorf("certificate: %w", err))
 	}
 	if err := m.Inventory.Validate(); err != nil {
 		return invalid(err)
@@ -191,8 +176,8 @@ func (m *MsgUpdateProvider) ValidateBasic() error {
 		}
 	}
 	if len(m.CertPEM) > 0 {
-		if _, err := ValidateCert(m.CertPEM); err != nil {
-			return invalid(err)
+		if _, err := certpem.Parse(m.CertPEM); err != nil {
+			return invalid(fmt.Errorf("certificate: %w", err))
 		}
 	}
 	if m.Inventory != nil {
@@ -277,6 +262,9 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		}
 		set(ctx, Provider{Owner: m.Owner, Endpoint: m.Endpoint, CertPEM: string(m.CertPEM), Inventory: m.Inventory, CreatedHeight: ctx.Height})
 		ctx.Emit("register_provider", "owner", m.Owner.String(), "endpoint", m.Endpoint)
+		prov, _ := Get(ctx, m.Owner)
+		fireInventory(ctx, prov, true)
+		changed(ctx, m.Owner)
 		return nil
 	case *MsgUpdateProvider:
 		prov, ok := Get(ctx, m.Owner)
@@ -299,6 +287,10 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		}
 		set(ctx, prov)
 		ctx.Emit("update_provider", "owner", m.Owner.String())
+		if m.Inventory != nil {
+			fireInventory(ctx, prov, false)
+		}
+		changed(ctx, m.Owner)
 		return nil
 	case *MsgDeregisterProvider:
 		if _, ok := Get(ctx, m.Owner); !ok {
@@ -311,6 +303,7 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		}
 		ctx.Store.Delete(key(m.Owner))
 		ctx.Emit("deregister_provider", "owner", m.Owner.String())
+		changed(ctx, m.Owner)
 		return nil
 	}
 	return types.Wrapf(types.ErrUnknownMsgType, "registry cannot handle %T", msg)

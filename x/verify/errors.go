@@ -11,5 +11,5 @@ var (
 	ErrBadProof        = types.ErrBadProof
 	ErrWindowClosed    = types.ErrWindowClosed
 	ErrNotSampled      = types.ErrNotSampled
-	ErrChallengeClosed = types.ErrChallengeClosed
+	ErrChallengeClosed = types.ErrVerifyChallenge
 )
