@@ -94,16 +94,16 @@ func TestAccountingCatchesMoneyCreatedOrLost(t *testing.T) {
 				market.Account: {"ukiln": bal(h, market.Account, "ukiln") - 7},
 				tn.addr:        {"ukiln": bal(h, tn.addr, "ukiln") + 7}}
 		}, "module account market", false},
-		{"dispute deposit moved to an account", func(h *harness, tn *account) map[types.Address]map[string]uint64 {
-			return map[types.Address]map[string]uint64{
-				verify.Account: {"ukiln": bal(h, verify.Account, "ukiln") - 7},
-				tn.addr:        {"ukiln": bal(h, tn.addr, "ukiln") + 7}}
-		}, "module account verify", false},
 		{"inference fee moved to an account", func(h *harness, tn *account) map[types.Address]map[string]uint64 {
 			return map[types.Address]map[string]uint64{
 				infer.Account: {"ukiln": bal(h, infer.Account, "ukiln") - 7},
 				tn.addr:       {"ukiln": bal(h, tn.addr, "ukiln") + 7}}
 		}, "module account infer", false},
+		{"dispute deposit moved to an account", func(h *harness, tn *account) map[types.Address]map[string]uint64 {
+			return map[types.Address]map[string]uint64{
+				verify.Account: {"ukiln": bal(h, verify.Account, "ukiln") - 7},
+				tn.addr:        {"ukiln": bal(h, tn.addr, "ukiln") + 7}}
+		}, "module account verify", false},
 		{"fees left in the fee collector", func(h *harness, tn *account) map[types.Address]map[string]uint64 {
 			return map[types.Address]map[string]uint64{
 				bank.FeeCollector: {"ukiln": 7},

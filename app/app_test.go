@@ -51,10 +51,10 @@ type harness struct {
 // verify_test.go), on the default parameters.
 func testGenesis(accs []*account, valKey ed25519.PrivateKey, funds uint64) GenesisState {
 	g := DefaultGenesis()
-	g.Params.Escrow.HoldbackBps, g.Params.Escrow.DisputeWindowBlocks = 0, 0
 	// NB: these tests drive the market without provider daemons to answer challenges;
 	// liveness_test.go turns them on.
 	g.Params.Liveness = g.Params.Liveness.Off()
+	g.Params.Escrow.HoldbackBps, g.Params.Escrow.DisputeWindowBlocks = 0, 0
 	for _, a := range accs {
 		g.Bank.Balances = append(g.Bank.Balances, bank.GenesisBalance{Address: a.addr, Coins: types.Coins{types.NewCoin("ukiln", funds), types.NewCoin("uusd", funds)}})
 	}

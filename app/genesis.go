@@ -29,10 +29,10 @@ type GenesisParams struct {
 	Registry registry.Params `json:"registry"`
 	Market   market.Params   `json:"market"`
 	Escrow   escrow.Params   `json:"escrow"`
-	Verify   verify.Params   `json:"verify"`
 	Liveness liveness.Params `json:"liveness"`
 	TEE      xtee.Params     `json:"tee"`
 	Infer    infer.Params    `json:"infer"`
+	Verify   verify.Params   `json:"verify"`
 }
 
 // GenesisState is the app_state of genesis.json.

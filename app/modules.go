@@ -163,6 +163,28 @@ func Modules() []Module {
 			Query:         queryMarket,
 		},
 		{
+			// NB: after the market (its settlement's payments are recorded for refunds)
+			// and before escrow, so that a pending check keeps pay held that escrow
+			// would release this block.
+			Name: verify.ModuleName,
+			Msgs: []MsgRoute{
+				{types.MsgTypeVerifyRegisterVerifier, verify.DecodeRegisterVerifier},
+				{types.MsgTypeVerifyUnbondVerifier, verify.DecodeUnbondVerifier},
+				{types.MsgTypeVerifyCommit, verify.DecodeCommit},
+				{types.MsgTypeVerifyVerdict, verify.DecodeVerdict},
+				{types.MsgTypeVerifyDispute, verify.DecodeDispute},
+				{types.MsgTypeVerifyVote, verify.DecodeVote},
+			},
+			Handle:        verify.Handle,
+			Wire:          verify.Wire,
+			EndBlock:      func(ctx *types.Context) []staking.Update { verify.EndBlock(ctx); return nil },
+			Params:        func(g *GenesisParams) params.Validator { return &g.Verify },
+			DefaultParams: func(g *GenesisParams) { g.Verify = verify.DefaultParams() },
+			Accounts:      []bank.ModuleAccount{{Name: "verify", Address: verify.Account, Owed: verify.Deposits}},
+			Invariants:    verify.CheckInvariants,
+			Query:         verify.Query,
+		},
+		{
 			// NB: after the market: an attestation that expires at the end of a
 			// block closes its TEE leases once that block's settlement is done.
 			Name:          xtee.ModuleName,
@@ -189,28 +211,6 @@ func Modules() []Module {
 			Accounts:      []bank.ModuleAccount{{Name: "infer", Address: infer.Account, Owed: infer.Owed}},
 			Invariants:    infer.CheckInvariants,
 			Query:         queryInfer,
-		},
-		{
-			// NB: after the market (its settlement's payments are recorded for refunds)
-			// and before escrow, so that a pending check keeps pay held that escrow
-			// would release this block.
-			Name: verify.ModuleName,
-			Msgs: []MsgRoute{
-				{types.MsgTypeVerifyRegisterVerifier, verify.DecodeRegisterVerifier},
-				{types.MsgTypeVerifyUnbondVerifier, verify.DecodeUnbondVerifier},
-				{types.MsgTypeVerifyCommit, verify.DecodeCommit},
-				{types.MsgTypeVerifyVerdict, verify.DecodeVerdict},
-				{types.MsgTypeVerifyDispute, verify.DecodeDispute},
-				{types.MsgTypeVerifyVote, verify.DecodeVote},
-			},
-			Handle:        verify.Handle,
-			Wire:          verify.Wire,
-			EndBlock:      func(ctx *types.Context) []staking.Update { verify.EndBlock(ctx); return nil },
-			Params:        func(g *GenesisParams) params.Validator { return &g.Verify },
-			DefaultParams: func(g *GenesisParams) { g.Verify = verify.DefaultParams() },
-			Accounts:      []bank.ModuleAccount{{Name: "verify", Address: verify.Account, Owed: verify.Deposits}},
-			Invariants:    verify.CheckInvariants,
-			Query:         verify.Query,
 		},
 		{
 			Name:          escrow.ModuleName,

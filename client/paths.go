@@ -126,3 +126,6 @@ func PathInferModel(id string) string { return "/infer/model/" + url.PathEscape(
 
 // PathAsks lists the order book's asks of a class (a GPU model, or cpu).
 func PathAsks(class string) string { return "/market/asks/" + url.PathEscape(class) }
+
+// PathVerifier is a registered verifier.
+func PathVerifier(a types.Address) string { return "/verify/verifier/" + a.String() }

@@ -36,18 +36,18 @@ func (c *Client) Commitments(ctx context.Context, f CommitmentFilter) ([]verify.
 	var out struct {
 		Commitments []verify.Commitment `json:"commitments"`
 	}
-	err := c.QueryJSON(ctx, "/verify/commitments?"+q.Encode(), &out)
+	err := c.QueryJSON(ctx, withQuery("/verify/commitments", flatten(q)...), &out)
 	return out.Commitments, err
 }
 
-// ChallengeFilter narrows Challenges; zero fields match everything.
+// ChallengeFilter narrows VerifyChallenges; zero fields match everything.
 type ChallengeFilter struct {
 	Commitment uint64
 	Member     types.Address
 	State      string
 }
 
-// VerifyChallenges returns the verification challenges that match f.
+// VerifyChallenges returns the verification challenges (disputed units) that match f.
 func (c *Client) VerifyChallenges(ctx context.Context, f ChallengeFilter) ([]verify.Challenge, error) {
 	q := url.Values{}
 	if f.Commitment != 0 {
@@ -62,7 +62,7 @@ func (c *Client) VerifyChallenges(ctx context.Context, f ChallengeFilter) ([]ver
 	var out struct {
 		Challenges []verify.Challenge `json:"challenges"`
 	}
-	err := c.QueryJSON(ctx, "/verify/challenges?"+q.Encode(), &out)
+	err := c.QueryJSON(ctx, withQuery("/verify/challenges", flatten(q)...), &out)
 	return out.Challenges, err
 }
 
@@ -76,21 +76,23 @@ func (c *Client) Verifier(ctx context.Context, a types.Address) (v verify.Verifi
 	return v, err == nil, err
 }
 
-// Query paths of verify's records.
-func PathVerifier(a types.Address) string { return "/verify/verifier/" + a.String() }
-func PathCommitment(id uint64) string     { return fmt.Sprintf("/verify/commitment/%d", id) }
-func PathVerifyChallenge(id uint64) string {
-	return fmt.Sprintf("/verify/challenge/%d", id)
+// flatten turns q into withQuery's key, value list.
+func flatten(q url.Values) []string {
+	var kv []string
+	for k, vs := range q {
+		kv = append(kv, k, vs[0])
+	}
+	return kv
 }
 
 // Commitment returns work commitment id.
 func (c *Client) Commitment(ctx context.Context, id uint64) (verify.Commitment, error) {
 	var cm verify.Commitment
-	return cm, c.QueryJSON(ctx, PathCommitment(id), &cm)
+	return cm, c.QueryJSON(ctx, fmt.Sprintf("/verify/commitment/%d", id), &cm)
 }
 
 // VerifyChallenge returns verification challenge id.
 func (c *Client) VerifyChallenge(ctx context.Context, id uint64) (verify.Challenge, error) {
 	var ch verify.Challenge
-	return ch, c.QueryJSON(ctx, PathVerifyChallenge(id), &ch)
+	return ch, c.QueryJSON(ctx, fmt.Sprintf("/verify/challenge/%d", id), &ch)
 }

@@ -291,15 +291,15 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		cfg.Inventory = daemon.InventoryConfig{Region: p.region, CPUCores: p.cores, Memory: p.mem, Storage: "8Ti", GPUs: p.gpus,
 			Attributes: map[string]string{"tier": "demo"}}
 		cfg.Pricing.BlockTime = daemon.Duration(o.BlockTime)
-		cfg.OrderBook = o.Pricing == market.ModeMarket
-		if o.Pricing == market.ModeSealed {
-			cfg.RTTEndpoints = map[string]string{demoClientLocation: clientAddr}
-		}
 		deps := daemon.Deps{Client: c, Key: keyOf[p.name], Logger: o.Logger.With("provider", p.name)}
 		cheat := i < o.Cheaters
 		if cheat {
-			deps.BeforeSeal = cheater{dir: home}.beforeSeal
+			deps.BeforeSeal = fakeUnits
 			s.Verification.Cheaters = append(s.Verification.Cheaters, p.name)
+		}
+		cfg.OrderBook = o.Pricing == market.ModeMarket
+		if o.Pricing == market.ModeSealed {
+			cfg.RTTEndpoints = map[string]string{demoClientLocation: clientAddr}
 		}
 		d, err := daemon.New(cfg, deps)
 		if err != nil {

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
+	"testing/fstest"
 	"time"
 
 	"github.com/kiln-network/kiln/client"
@@ -55,55 +55,53 @@ func providerStakes(ctx context.Context, c *client.Client) (map[types.Address]ui
 	return m, nil
 }
 
-// cheater plays a provider that fakes part of its work: its BeforeSeal zeroes every
-// fourth unit of a job that wrote units (a matmul block it "skipped") and rewrites
-// units.json to match, so the root it commits is over its fakes: only re-execution
-// can tell. The doctored outputs are written under dir.
-type cheater struct{ dir string }
-
-func (c cheater) beforeSeal(_ uint64, outs fs.ReadDirFS) fs.ReadDirFS {
-	if _, err := fs.Stat(outs, units.FileName); err != nil {
-		return outs // not a verifiable job
-	}
-	tmp, err := os.MkdirTemp(c.dir, "cheat-")
+// fakeUnits is the demo cheater's BeforeSeal: it zeroes every fourth unit of a job
+// that wrote units (a matmul block it "skipped") and rewrites units.json to match, so
+// the root it commits is over its fakes: only re-execution can tell. The job's own
+// outputs are left as they are; the fakes are what gets sealed.
+func fakeUnits(_ uint64, outs fs.ReadDirFS) (fs.ReadDirFS, error) {
+	index, err := fs.ReadFile(outs, units.FileName)
 	if err != nil {
-		return outs
+		return outs, nil // not a verifiable job
+	}
+	set, err := units.Parse(index)
+	if err != nil {
+		return outs, nil
 	}
 	ents, err := outs.ReadDir(".")
 	if err != nil {
-		return outs
+		return nil, err
 	}
+	fake := fstest.MapFS{}
 	for _, e := range ents {
 		if !e.Type().IsRegular() {
 			continue
 		}
 		b, err := fs.ReadFile(outs, e.Name())
-		if err != nil || os.WriteFile(filepath.Join(tmp, e.Name()), b, 0o644) != nil {
-			return outs
+		if err != nil {
+			return nil, err
 		}
-	}
-	set, err := units.Read(tmp)
-	if err != nil {
-		return outs
+		fake[e.Name()] = &fstest.MapFile{Data: b, Mode: 0o600}
 	}
 	for i, id := range set.IDs() {
 		if i%4 != 0 {
 			continue
 		}
 		u := set[id]
-		b, err := os.ReadFile(filepath.Join(tmp, filepath.FromSlash(u.File)))
-		if err != nil {
-			return outs
+		f, ok := fake[u.File]
+		if !ok {
+			return outs, nil
 		}
-		delete(set, id) // NB: Put records a unit once
-		if err := set.Put(tmp, id, u.File, make([]byte, len(b))); err != nil {
-			return outs
-		}
+		f.Data = make([]byte, len(f.Data))
+		u.SHA256 = units.Sum(f.Data)
+		set[id] = u
 	}
-	if set.Write(tmp) != nil {
-		return outs
+	b, err := set.Marshal()
+	if err != nil {
+		return nil, err
 	}
-	return os.DirFS(tmp).(fs.ReadDirFS)
+	fake[units.FileName] = &fstest.MapFile{Data: b, Mode: 0o600}
+	return fake, nil
 }
 
 // verification waits until every work commitment of the demo's jobs is decided (the
@@ -153,8 +151,8 @@ func verification(ctx context.Context, c *client.Client, vd *verifier.Daemon, s 
 			v.Fraud++
 			caught[cm.Provider] = true
 			for _, id := range cm.Challenges {
-				ch, err := c.VerifyChallenge(ctx, id)
-				if err != nil {
+				var ch verify.Challenge
+				if err := c.QueryJSON(ctx, fmt.Sprintf("/verify/challenge/%d", id), &ch); err != nil {
 					return err
 				}
 				if ch.State != verify.ChallengeFraud {

@@ -28,8 +28,8 @@ func newDemoCmd() *cobra.Command {
 			keep, _ := cmd.Flags().GetBool("keep")
 			o := demo.Options{Progress: cmd.ErrOrStderr(), Keep: keep}
 			o.BlockTime, _ = cmd.Flags().GetDuration("block-time")
-			o.Cheaters, _ = cmd.Flags().GetInt("cheaters")
 			o.Pricing, _ = cmd.Flags().GetString("pricing")
+			o.Cheaters, _ = cmd.Flags().GetInt("cheaters")
 			if v, _ := cmd.Flags().GetBool("verbose"); v {
 				o.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 			}
@@ -68,8 +68,8 @@ func newDemoCmd() *cobra.Command {
 	cmd.Flags().Bool("keep", false, "leave the network running (in --home) until Ctrl-C, with the explorer serving it; the summary (explorer_url, metrics_url) is printed once the jobs are done")
 	cmd.Flags().String("explorer-listen", "", "with --keep, where the explorer listens (HOST:PORT; default a free loopback port)")
 	cmd.Flags().Duration("block-time", 200*time.Millisecond, "block time of the demo chain")
-	cmd.Flags().Int("cheaters", 0, "providers that fake part of their work (caught by the demo's verifier, slashed, their tenant refunded)")
 	cmd.Flags().String("pricing", "auction", "pricing mode of every order: "+strings.Join(market.ModeNames(), ", "))
+	cmd.Flags().Int("cheaters", 0, "providers that fake part of their work (caught by the demo's verifier, slashed, their tenant refunded)")
 	return cmd
 }
 
@@ -98,13 +98,6 @@ func printSummary(cmd *cobra.Command, s demo.Summary) {
 	for _, p := range s.AccountingProblems {
 		fmt.Fprintf(w, "  %s\n", p)
 	}
-	v := s.Verification
-	fmt.Fprintf(w, "verification: %d commitments, %d verified, %d fraud; cheaters caught %d, honest providers slashed %d\n",
-		v.Commitments, v.Verified, v.Fraud, s.CheatersCaught, s.HonestSlashed)
-	if v.Fraud > 0 {
-		fmt.Fprintf(w, "  slashed %d ukiln, reporter paid %d ukiln, tenant refunded %d ukiln\n", v.Slashed, v.ReporterReward, v.TenantRefunded)
-	}
-	fmt.Fprintf(w, "  verifier CPU %.3f s over job CPU %.2f s: overhead %.2f%%\n", v.VerifierCPUs, v.JobCPUs, 100*s.VerificationOverhead)
 	fmt.Fprintf(w, "%d blocks in %s\n", s.Blocks, time.Duration(s.DurationMS)*time.Millisecond)
 	fmt.Fprintf(w, "metrics: node %s, providers %s\n", s.MetricsURL, strings.Join(s.ProviderMetricsURLs, " "))
 	if s.ExplorerURL != "" {

@@ -58,7 +58,7 @@ type Deps struct {
 	Executor executor.Executor
 	// BeforeSeal goes to the lease manager (lease.Config.BeforeSeal): the demo's
 	// cheating provider fakes outputs there. Real daemons leave it nil.
-	BeforeSeal func(leaseID uint64, outs fs.ReadDirFS) fs.ReadDirFS
+	BeforeSeal func(leaseID uint64, outs fs.ReadDirFS) (fs.ReadDirFS, error)
 	// Clock tells the time (output retention, caches, back-off); nil means time.Now.
 	// Tests advance a fake clock instead of sleeping.
 	Clock func() time.Time

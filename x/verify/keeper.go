@@ -308,9 +308,9 @@ func dispute(ctx *types.Context, p Params, m *MsgDispute) error {
 	}
 	switch c.State {
 	case CommitFraud:
-		return types.Wrapf(ErrChallengeClosed, "commitment %d was already proven fraudulent", c.ID)
+		return types.Wrapf(ErrChallengeNotOpen, "commitment %d was already proven fraudulent", c.ID)
 	case CommitDisputed:
-		return types.Wrapf(ErrChallengeClosed, "commitment %d has an open challenge (%d); wait for its outcome", c.ID, c.Challenges[len(c.Challenges)-1])
+		return types.Wrapf(ErrChallengeNotOpen, "commitment %d has an open challenge (%d); wait for its outcome", c.ID, c.Challenges[len(c.Challenges)-1])
 	}
 	l, ok := market.GetLease(ctx, c.LeaseID)
 	if !ok || l.Attempt != c.Attempt {
@@ -422,7 +422,7 @@ func vote(ctx *types.Context, p Params, m *MsgVote) error {
 	}
 	switch {
 	case ch.State != ChallengeVoting:
-		return types.Wrapf(ErrChallengeClosed, "challenge %d is %s", ch.ID, ch.State)
+		return types.Wrapf(ErrChallengeNotOpen, "challenge %d is %s", ch.ID, ch.State)
 	case ctx.Height > ch.Deadline:
 		return types.Wrapf(ErrLate, "challenge %d's votes were due by height %d (now %d)", ch.ID, ch.Deadline, ctx.Height)
 	}
