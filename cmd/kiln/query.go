@@ -127,7 +127,7 @@ func newQueryCmd() *cobra.Command {
 	q.AddCommand(marketQueryCmds()...)
 	q.AddCommand(livenessQueryCmd())
 	q.AddCommand(inferTEEQueryCmds()...)
-	q.AddCommand(bankQ, authQ, stakingQ, regQ,
+	q.AddCommand(bankQ, authQ, stakingQ, regQ, verifyQueryCmd(),
 		queryCmd("params", "Every module's on-chain parameters", 0, fixed("/params"), nil))
 	return q
 }

@@ -187,7 +187,7 @@ func newHarnessWith(t *testing.T, wrap func(executor.Executor) executor.Executor
 	cfg.MaxInputBytes = 1 << 20
 	cfg.MaxImageBytes = 1 << 20
 	cfg.Clock = func() time.Time { return time.Now().Add(time.Duration(h.clockShift.Load())) }
-	srv, err := apiserver.NewServer(cfg, apiserver.Deps{Leases: h.chain, Certs: h.chain, Runner: h.runner, Vault: h.vault})
+	srv, err := apiserver.NewServer(cfg, apiserver.Deps{Leases: h.chain, Certs: h.chain, Runner: h.runner, Vault: h.vault, Verifiers: h.chain})
 	if err != nil {
 		t.Fatal(err)
 	}
