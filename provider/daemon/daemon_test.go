@@ -567,3 +567,12 @@ func TestProviderDaemon(t *testing.T) {
 		d.stop(t)
 	})
 }
+
+// timeLeft is how long ctx has before its deadline, for poll.WaitFor; a
+// context without one gets a minute.
+func timeLeft(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return time.Until(d)
+	}
+	return time.Minute
+}
