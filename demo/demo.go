@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/kiln-network/kiln/client"
+	"github.com/kiln-network/kiln/explorer"
 	"github.com/kiln-network/kiln/keyring"
 	"github.com/kiln-network/kiln/node"
 	"github.com/kiln-network/kiln/ports"
@@ -39,8 +40,15 @@ type Options struct {
 	Home string
 	// BlockTime of the demo chain; 200 ms keeps the demo short.
 	BlockTime time.Duration
-	// Keep leaves the network running until ctx ends, for the user to explore.
+	// Keep leaves the network running until ctx ends, for the user to explore, with
+	// an explorer serving it (Summary.ExplorerURL).
 	Keep bool
+	// Kept, with Keep, is called with the summary once the jobs are done, while the
+	// network keeps running: Run returns only when ctx ends.
+	Kept func(Summary)
+	// ExplorerListen is where the kept network's explorer listens; empty: a free
+	// loopback port.
+	ExplorerListen string
 	// Worker is the kiln binary the jobs run (`kiln work ...`); empty: this executable.
 	Worker   string
 	Progress io.Writer // progress lines; nil discards
@@ -49,6 +57,9 @@ type Options struct {
 	// into its manifest ahead; nil picks a free one (ports.Pick). A port taken by
 	// another program before the service binds it is replaced by a fresh pick.
 	PickPort func() (int, error)
+	// Pricing is the pricing mode every order of the demo uses (market.ModeNames);
+	// empty: the auction.
+	Pricing string
 }
 
 // Job is one deployment in the summary.
@@ -73,6 +84,8 @@ type Job struct {
 
 // Summary is what the demo reports.
 type Summary struct {
+	// Pricing is the pricing mode the demo's orders used.
+	Pricing               string  `json:"pricing"`
 	ChainID               string  `json:"chain_id"`
 	RPC                   string  `json:"rpc"`
 	Providers             int     `json:"providers"`
@@ -102,6 +115,14 @@ type Summary struct {
 	Blocks     int64 `json:"blocks"`
 	DurationMS int64 `json:"duration_ms"`
 	Jobs       []Job `json:"jobs"`
+	// Mode holds the pricing mode's own figures (the order book's prices, ...).
+	Mode map[string]any `json:"mode,omitempty"`
+
+	// MetricsURL is the node's Prometheus metrics (CometBFT's and the app's kiln_*);
+	// ProviderMetricsURLs the provider daemons'. ExplorerURL is set with Keep.
+	MetricsURL          string   `json:"metrics_url"`
+	ProviderMetricsURLs []string `json:"provider_metrics_urls"`
+	ExplorerURL         string   `json:"explorer_url,omitempty"`
 }
 
 // providerSpec is one demo provider's declared hardware and prices.
@@ -147,7 +168,13 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		o.Worker = exe
 	}
 	step := func(format string, args ...any) { fmt.Fprintf(o.Progress, "==> "+format+"\n", args...) }
-	s := Summary{ChainID: "kiln-demo", Providers: len(providers), InventoriesDeclared: true}
+	if o.Pricing == "" {
+		o.Pricing = market.ModeAuction
+	}
+	if !market.ValidMode(o.Pricing) {
+		return Summary{}, fmt.Errorf("pricing %q: must be one of %s", o.Pricing, strings.Join(market.ModeNames(), ", "))
+	}
+	s := Summary{Pricing: o.Pricing, ChainID: "kiln-demo", Providers: len(providers), InventoriesDeclared: true}
 	home := o.Home
 	if home == "" {
 		d, err := os.MkdirTemp("", "kiln-demo-")
@@ -183,6 +210,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	// NB: the node binds free ports itself; nothing is picked ahead for another program
 	// to take in between.
+	conf.Instrumentation.Prometheus = true
 	node.UseFreePorts(conf)
 	n, err := node.Start(conf, node.Options{Logger: o.Logger, CometLevel: slog.LevelError + 4, CheckInvariants: true})
 	if err != nil {
@@ -190,7 +218,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	defer n.Stop()
 	rpc := n.RPCAddr()
-	s.RPC = rpc
+	s.RPC, s.MetricsURL = rpc, n.MetricsURL()
 	c, err := client.New(rpc)
 	if err != nil {
 		return s, err
@@ -212,15 +240,25 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	dctx, stopDaemons := context.WithCancel(ctx)
 	defer stopDaemons()
 	errs := make(chan error, len(providers))
+	clientAddr, stopClient, err := clientEndpoint()
+	if err != nil {
+		return s, err
+	}
+	defer stopClient()
 	for _, p := range providers {
 		cfg := daemon.DefaultConfig()
 		cfg.Listen = "127.0.0.1:0"
+		cfg.MetricsListen = "127.0.0.1:0"
 		cfg.StateDir = filepath.Join(home, "providers", p.name)
 		// NB: the demo runs its own jobs; real providers use docker.
 		cfg.Executor.Set(process.Driver, "allow_unisolated", true)
 		cfg.Inventory = daemon.InventoryConfig{Region: p.region, CPUCores: p.cores, Memory: p.mem, Storage: "8Ti", GPUs: p.gpus,
 			Attributes: map[string]string{"tier": "demo"}}
 		cfg.Pricing.BlockTime = daemon.Duration(o.BlockTime)
+		cfg.OrderBook = o.Pricing == market.ModeMarket
+		if o.Pricing == market.ModeSealed {
+			cfg.RTTEndpoints = map[string]string{demoClientLocation: clientAddr}
+		}
 		d, err := daemon.New(cfg, daemon.Deps{Client: c, Key: keyOf[p.name], Logger: o.Logger.With("provider", p.name)})
 		if err != nil {
 			return s, fmt.Errorf("provider %s: %w", p.name, err)
@@ -233,6 +271,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		case <-time.After(30 * time.Second): // registration takes a few blocks
 			return s, fmt.Errorf("provider %s did not become ready", p.name)
 		}
+		s.ProviderMetricsURLs = append(s.ProviderMetricsURLs, "http://"+d.MetricsAddr()+"/metrics")
 		gpus := make([]string, 0, len(p.gpus))
 		for _, g := range p.gpus {
 			gpus = append(gpus, fmt.Sprintf("%dx%s", g.Count, g.Model))
@@ -242,6 +281,10 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 
 	tenantKey := keyOf["tenant"]
+	session := (*market.Session)(nil)
+	if o.Pricing == market.ModeSealed {
+		session = &market.Session{Blocks: tenant.DefaultDepositBlocks, Location: demoClientLocation, MaxRTTMs: demoMaxRTTMs}
+	}
 	workDir := filepath.Join(home, "tenant")
 	os.MkdirAll(workDir, 0o755)
 	input := filepath.Join(workDir, "input.txt")
@@ -260,6 +303,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		step("deploying batch job %s", j.name)
 		o2 := opts
 		o2.OutDir = filepath.Join(workDir, "out", j.name)
+		j.plan.Pricing, j.plan.Session = o.Pricing, session
 		r, err := tenant.Deploy(ctx, c, tenantKey, j.plan, o2)
 		if err != nil {
 			return s, fmt.Errorf("job %s: %w", j.name, err)
@@ -306,11 +350,35 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	s.SupplyAfter, s.BalancesAfter = totals(books1)
 	s.SupplyConserved, s.AccountingProblems = conserved(books0, books1)
+	if s.Mode, err = modeFigures(ctx, c, o.Pricing); err != nil {
+		return s, err
+	}
 	if !s.SupplyConserved {
 		step("money NOT conserved: %s", strings.Join(s.AccountingProblems, "; "))
 	}
 	if o.Keep {
+		listen := o.ExplorerListen
+		if listen == "" {
+			listen = "127.0.0.1:0"
+		}
+		ecfg := explorer.DefaultConfig()
+		ecfg.Node, ecfg.Listen, ecfg.Logger = rpc, listen, o.Logger.With("part", "explorer")
+		// NB: blocks come every BlockTime; reading faster than that finds nothing new.
+		ecfg.Refresh = max(o.BlockTime, 200*time.Millisecond)
+		ex, err := explorer.New(ecfg)
+		if err != nil {
+			return s, err
+		}
+		if err := ex.Start(ctx); err != nil {
+			return s, err
+		}
+		defer ex.Close()
+		s.ExplorerURL = ex.URL()
 		step("network left running: rpc %s, home %s (tenant key `tenant` in its test keyring); Ctrl-C to stop", rpc, home)
+		step("explorer %s, metrics %s", s.ExplorerURL, s.MetricsURL)
+		if o.Kept != nil {
+			o.Kept(s)
+		}
 		<-ctx.Done()
 		// 30 s: a close tx and the provider's stop take a few blocks.
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -388,6 +456,10 @@ func deployService(ctx context.Context, c *client.Client, key ed25519.PrivateKey
 		}
 		plan := batch("inference", o.Worker, []string{"work", "serve", "--port", fmt.Sprint(port)}, "rtx4090", 1, nil)
 		plan.Kind = market.KindService
+		plan.Pricing = o.Pricing
+		if o.Pricing == market.ModeSealed {
+			plan.Session = &market.Session{Blocks: tenant.DefaultDepositBlocks, Location: demoClientLocation, MaxRTTMs: demoMaxRTTMs}
+		}
 		plan.Manifest.Services[0].Expose = []api.Expose{{Port: uint32(port), Global: true, Proto: "tcp"}}
 		step("deploying service inference (HTTP on port %d behind the ingress)", port)
 		r, deployErr := tenant.Deploy(ctx, c, key, plan, opts)

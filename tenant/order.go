@@ -3,6 +3,8 @@ package tenant
 import (
 	"fmt"
 	"sort"
+	"strings"
+	"time"
 
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/quantity"
@@ -15,12 +17,27 @@ import (
 // JSON). Sizes take units (512Mi, 80Gi); cpu is cores ("2", "0.5") or millicores
 // ("500m").
 type OrderSpec struct {
-	Kind         string      `yaml:"kind"`      // batch (default) or service
-	MaxPrice     string      `yaml:"max_price"` // per block, e.g. 1000 or 1000ukiln
-	Deposit      string      `yaml:"deposit"`   // e.g. 100000ukiln
-	Manual       bool        `yaml:"manual"`
-	AutoRedeploy bool        `yaml:"auto_redeploy"`
-	Groups       []GroupSpec `yaml:"groups"`
+	Kind         string `yaml:"kind"`      // batch (default) or service
+	MaxPrice     string `yaml:"max_price"` // per block, e.g. 1000 or 1000ukiln
+	Deposit      string `yaml:"deposit"`   // e.g. 100000ukiln
+	Manual       bool   `yaml:"manual"`
+	AutoRedeploy bool   `yaml:"auto_redeploy"`
+	// Pricing is the pricing mode (auction, market, ...); empty: the auction.
+	Pricing string `yaml:"pricing"`
+	// Fill is how an order-book order (pricing: market) fills: all, partial,
+	// all_now or partial_now.
+	Fill   string      `yaml:"fill"`
+	Groups []GroupSpec `yaml:"groups"`
+	// TEE restricts the order to attested providers: cpu (a confidential VM) or
+	// cpu-gpu (with GPUs in a group); AllowedMeasurements, with it, the launch
+	// measurements (hex) the tenant accepts.
+	TEE                 string   `yaml:"tee"`
+	AllowedMeasurements []string `yaml:"allowed_measurements"`
+	// Reclamation accepts a reclaimable lease that runs at least min_window (a Go
+	// duration, 1h-720h), as SDL 2.1's reclamation block.
+	Reclamation *struct {
+		MinWindow string `yaml:"min_window"`
+	} `yaml:"reclamation"`
 }
 
 // GroupSpec is one group of an OrderSpec.
@@ -71,10 +88,33 @@ func ParseOrderSpec(b []byte) (OrderSpec, error) {
 	return s, nil
 }
 
+// lowerAll returns ss in lower case (hex measurements may be written in either).
+func lowerAll(ss []string) []string {
+	var out []string
+	for _, s := range ss {
+		out = append(out, strings.ToLower(strings.TrimSpace(s)))
+	}
+	return out
+}
+
+// ReclaimSeconds is the spec's reclamation.min_window in seconds (0: none), checked
+// against Akash's bounds (1h-720h).
+func (s OrderSpec) ReclaimSeconds() (uint64, error) {
+	if s.Reclamation == nil {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s.Reclamation.MinWindow)
+	if err != nil || d < time.Hour || d > 720*time.Hour {
+		return 0, fmt.Errorf("reclamation.min_window %q: must be a duration from 1h to 720h (e.g. 24h)", s.Reclamation.MinWindow)
+	}
+	return uint64(d / time.Second), nil
+}
+
 // Msg builds the MsgCreateOrder for owner; denom is the market's (MarketParams).
 // It checks the message with ValidateBasic.
 func (s OrderSpec) Msg(owner types.Address, denom string) (*market.MsgCreateOrder, error) {
-	m := &market.MsgCreateOrder{Owner: owner, Kind: s.Kind, Manual: s.Manual, AutoRedeploy: s.AutoRedeploy}
+	m := &market.MsgCreateOrder{Owner: owner, Kind: s.Kind, Manual: s.Manual, AutoRedeploy: s.AutoRedeploy, Mode: s.Pricing, Fill: s.Fill,
+		TEE: s.TEE, AllowedMeasurements: lowerAll(s.AllowedMeasurements)}
 	if m.Kind == "" {
 		m.Kind = market.KindBatch
 	}

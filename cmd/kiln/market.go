@@ -128,6 +128,8 @@ func marketTxCmds() []*cobra.Command {
 				return []types.Msg{&market.MsgCompleteLease{Provider: from, LeaseID: id, OutputHash: h}}, nil
 			}))
 
+	mk.AddCommand(pricingTxCmds()...)
+
 	esc := &cobra.Command{Use: "escrow", Short: "Escrow transactions"}
 	esc.AddCommand(txCmd("deposit FROM_KEY ORDER_ID AMOUNT", "Top up an order's escrow, e.g. kiln tx escrow deposit me 1 50000ukiln", 3,
 		func(_ *cobra.Command, from types.Address, args []string) ([]types.Msg, error) {
@@ -233,6 +235,7 @@ func marketQueryCmds() []*cobra.Command {
 		queryCmd("why-no-bids ID", "Per provider, the order's constraints it fails", 1, withID(client.PathWhyNoBids), renderMatch),
 		queryCmd("capacity PROVIDER_ADDR", "A provider's inventory, leased and free resources", 1,
 			withAddr(client.PathCapacity), nil))
+	mk.AddCommand(pricingQueryCmds()...)
 	esc := &cobra.Command{Use: "escrow", Short: "Escrow queries"}
 	esc.AddCommand(queryCmd("account ORDER_ID", "An order's escrow account", 1, withID(client.PathEscrow), nil))
 	crt := queryCmd("cert ADDR", "An account's published client certificate", 1, withAddr(client.PathCert), nil)

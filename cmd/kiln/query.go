@@ -125,8 +125,10 @@ func newQueryCmd() *cobra.Command {
 		queryCmd("providers", "Registered providers", 0, fixed(client.PathProviders), renderProviders),
 		queryCmd("provider ADDR", "One provider", 1, withAddr(client.PathProvider), nil))
 	q.AddCommand(marketQueryCmds()...)
+	q.AddCommand(livenessQueryCmd())
+	q.AddCommand(inferTEEQueryCmds()...)
 	q.AddCommand(bankQ, authQ, stakingQ, regQ,
-		queryCmd("params", "Every module's on-chain parameters", 0, fixed("/params"), nil))
+		queryCmd("params", "Every module's on-chain parameters", 0, fixed(client.PathParams), nil))
 	return q
 }
 

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/kiln-network/kiln/provider/imageref"
 	"github.com/kiln-network/kiln/quantity"
 	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/registry"
 )
 
@@ -63,6 +66,14 @@ type Config struct {
 	Stake string `toml:"stake"`
 	// Pricing is the price table bids are computed from.
 	Pricing Pricing `toml:"pricing"`
+	// OrderBook posts standing asks in the order book (pricing: market) from the
+	// price table: one per GPU model in the inventory (all its GPUs, at the table's
+	// per-GPU price) and one for the CPU cores.
+	OrderBook bool `toml:"order_book"`
+	// RTTEndpoints are the client locations the provider measures its round-trip
+	// time to, location → host:port (a TCP endpoint there): published on chain
+	// (MsgRTTProbe) so that sessions limited to a location can go to it.
+	RTTEndpoints map[string]string `toml:"rtt_endpoints"`
 	// OutputRetention is how long the outputs of a completed batch lease stay
 	// downloadable before its vault is erased.
 	OutputRetention Duration `toml:"output_retention"`
@@ -250,6 +261,14 @@ func (c Config) Validate() error {
 	}
 	if c.Pricing.MarginBps > 100_000 {
 		return fieldErr("pricing.margin_bps", c.Pricing.MarginBps, "must be <= 100000")
+	}
+	for _, loc := range slices.Sorted(maps.Keys(c.RTTEndpoints)) {
+		if err := (&market.MsgRTTProbe{Location: loc, RTTMicros: 1}).ValidateBasic(); err != nil {
+			return fieldErr("rtt_endpoints", loc, "a location must be 2-63 of [a-z0-9-]")
+		}
+		if _, _, err := net.SplitHostPort(c.RTTEndpoints[loc]); err != nil {
+			return fieldErr("rtt_endpoints."+loc, c.RTTEndpoints[loc], "must be host:port")
+		}
 	}
 	if c.OutputRetention < 0 {
 		return fieldErr("output_retention", time.Duration(c.OutputRetention), "must be >= 0")
