@@ -109,6 +109,10 @@ const (
 	PathTEEParams = "/tee/params"
 	// PathPrices is the order book per class: best ask, last trade, 24 h range.
 	PathPrices = "/market/prices"
+	// PathEscrowAccounts lists every escrow account, by order ID.
+	PathEscrowAccounts = "/escrow/accounts"
+	// PathModules is the app's module table, in its order.
+	PathModules = "/app/modules"
 )
 
 // PathChallenges lists liveness and hardware challenges of provider (zero:
