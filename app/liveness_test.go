@@ -320,7 +320,7 @@ func TestHardwareProofSlow(t *testing.T) {
 	}
 	// CPU-only orders now skip it.
 	g := gpuGroup("c", 1, 0)
-	fails := liveness.CheckProvider(h.ctx(), registry.Provider{Owner: p.addr, Inventory: inv("eu-west")}, []market.Group{g})
+	fails := liveness.CheckProvider(h.ctx(), market.Order{Groups: []market.Group{g}}, registry.Provider{Owner: p.addr, Inventory: inv("eu-west")})
 	if len(fails) != 1 || fails[0].Constraint != "hardware_proof" {
 		t.Fatalf("CheckProvider = %+v", fails)
 	}

@@ -27,6 +27,20 @@ const (
 	PathUnbondings = "/staking/unbondings"
 	// PathProviders lists the registered providers.
 	PathProviders = "/registry/providers"
+	// PathInferOpen lists the open inference requests.
+	PathInferOpen = "/infer/open"
+	// PathInferParams is the inference module's parameters.
+	PathInferParams = "/infer/params"
+	// PathTEENonce is the newest chain nonce and its height.
+	PathTEENonce = "/tee/nonce"
+	// PathTEEParams is the TEE module's parameters.
+	PathTEEParams = "/tee/params"
+	// PathPrices is the order book per class: best ask, last trade, 24 h range.
+	PathPrices = "/market/prices"
+	// PathEscrowAccounts lists every escrow account, by order ID.
+	PathEscrowAccounts = "/escrow/accounts"
+	// PathModules is the app's module table, in its order.
+	PathModules = "/app/modules"
 )
 
 // PathBalances is an account's balances.
@@ -97,26 +111,8 @@ func addrOrEmpty(a types.Address) string {
 	return a.String()
 }
 
-// Paths of the liveness, inference, TEE and order-book queries.
-const (
-	// PathInferOpen lists the open inference requests.
-	PathInferOpen = "/infer/open"
-	// PathInferParams is the inference module's parameters.
-	PathInferParams = "/infer/params"
-	// PathTEENonce is the newest chain nonce and its height.
-	PathTEENonce = "/tee/nonce"
-	// PathTEEParams is the TEE module's parameters.
-	PathTEEParams = "/tee/params"
-	// PathPrices is the order book per class: best ask, last trade, 24 h range.
-	PathPrices = "/market/prices"
-	// PathEscrowAccounts lists every escrow account, by order ID.
-	PathEscrowAccounts = "/escrow/accounts"
-	// PathModules is the app's module table, in its order.
-	PathModules = "/app/modules"
-)
-
-// PathChallenges lists liveness and hardware challenges of provider (zero:
-// anyone's) in state (empty: all) of lease (0: any).
+// PathChallenges lists liveness and hardware challenges of provider (zero: anyone's),
+// in state (empty: all; "pending": open or answered), of lease (0: any).
 func PathChallenges(provider types.Address, state string, lease uint64) string {
 	l := ""
 	if lease > 0 {
@@ -125,25 +121,28 @@ func PathChallenges(provider types.Address, state string, lease uint64) string {
 	return withQuery("/liveness/challenges", "provider", addrOrEmpty(provider), "state", state, "lease", l)
 }
 
-// PathChallenge is one challenge.
+// PathChallenge is one liveness or hardware challenge.
 func PathChallenge(id uint64) string { return "/liveness/challenge/" + strconv.FormatUint(id, 10) }
 
-// PathScores lists the challenge scores of provider (zero: every provider's).
+// PathScores is the challenge scores of provider (zero: every provider's).
 func PathScores(provider types.Address) string {
 	return withQuery("/liveness/scores", "provider", addrOrEmpty(provider))
 }
 
-// PathInferRequest is one inference request.
+// PathAttestation is a provider's TEE attestation record.
+func PathAttestation(a types.Address) string { return "/tee/attestation/" + a.String() }
+
+// PathInferRequest is an on-chain inference request.
 func PathInferRequest(id uint64) string { return "/infer/request/" + strconv.FormatUint(id, 10) }
+
+// PathInferModel is a registered model.
+func PathInferModel(id string) string { return "/infer/model/" + url.PathEscape(id) }
+
+// PathAsks lists the order book's asks of a class (a GPU model, or cpu).
+func PathAsks(class string) string { return "/market/asks/" + url.PathEscape(class) }
+
+// PathVerifier is a registered verifier.
+func PathVerifier(a types.Address) string { return "/verify/verifier/" + a.String() }
 
 // PathInferOpenFor lists the open inference requests for model.
 func PathInferOpenFor(model string) string { return withQuery(PathInferOpen, "model", model) }
-
-// PathInferModel is one registered model.
-func PathInferModel(id string) string { return "/infer/model/" + url.PathEscape(id) }
-
-// PathAttestation is a provider's attestation record.
-func PathAttestation(a types.Address) string { return "/tee/attestation/" + a.String() }
-
-// PathAsks lists the asks of a class (a GPU model or cpu), cheapest first.
-func PathAsks(class string) string { return "/market/asks/" + url.PathEscape(class) }

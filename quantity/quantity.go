@@ -135,35 +135,6 @@ func FormatBytes(n uint64) string {
 // FormatGi prints n as whole Gi, truncated, as Akash's GPU attribute keys do.
 func FormatGi(n uint64) string { return strconv.FormatUint(n/Gi, 10) + "Gi" }
 
-// Canonical returns the spelling Akash's Go CLI accepts of a size written
-// as Akash Console accepts it: a suffix in any case, with an optional
-// trailing B ("16gi", "512mi", "15GB", "1kb" give "16Gi", "512Mi", "15G",
-// "1k"). A suffix ending in i is binary, any other decimal, as in Akash's own
-// notation. ok is false when s is no such spelling; the canonical spelling
-// is then to be parsed (ParseBytes, ParseBinaryBytes) like any other.
-func Canonical(s string) (canonical string, ok bool) {
-	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
-	if i <= 0 {
-		return "", false
-	}
-	num, sfx := s[:i], strings.ToLower(s[i:])
-	if len(sfx) > 1 {
-		sfx = strings.TrimSuffix(sfx, "b")
-	}
-	bin := strings.HasSuffix(sfx, "i")
-	letter := strings.TrimSuffix(sfx, "i")
-	if len(letter) != 1 || !strings.Contains("kmgtpe", letter) {
-		return "", false
-	}
-	want := strings.ToUpper(letter)
-	if bin {
-		want += "i"
-	} else if letter == "k" {
-		want = "k"
-	}
-	return num + want, true
-}
-
 // sizeHint suggests a spelling Akash accepts for common mistakes such as
 // "6GB", "2gi" or "512mb" (suffixes are case-sensitive and have no B).
 func sizeHint(s string) string {
@@ -187,4 +158,36 @@ func sizeHint(s string) string {
 		return fmt.Sprintf("; suffixes are case-sensitive: did you mean %s%s?", num, bi)
 	}
 	return fmt.Sprintf("; suffixes are case-sensitive and have no B: did you mean %s%s (powers of 1000) or %s%s (powers of 1024)?", num, dec, num, bi)
+}
+
+// Lenient rewrites a size in a spelling that Akash Console accepts and Akash's Go
+// CLI refuses (suffixes in any case, with an optional trailing B: "16gi", "512mi",
+// "15GB", "1kb") into Akash's own ("16Gi", "512Mi", "15G", "1k"): a suffix ending in
+// i is binary, any other decimal, as in Akash's notation. ok is false when s is not
+// such a spelling (or already Akash's). The caller parses the result with the parser
+// its field takes, so a GPU memory size still refuses a decimal suffix.
+func Lenient(s string) (canonical string, ok bool) {
+	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if i <= 0 {
+		return "", false
+	}
+	num, sfx := s[:i], strings.ToLower(s[i:])
+	if len(sfx) > 1 {
+		sfx = strings.TrimSuffix(sfx, "b")
+	}
+	bin := strings.HasSuffix(sfx, "i")
+	letter := strings.TrimSuffix(sfx, "i")
+	if len(letter) != 1 || !strings.Contains("kmgtpe", letter) {
+		return "", false
+	}
+	want := strings.ToUpper(letter)
+	if bin {
+		want += "i"
+	} else if letter == "k" {
+		want = "k"
+	}
+	if num+want == s {
+		return "", false
+	}
+	return num + want, true
 }

@@ -104,3 +104,44 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestLenient(t *testing.T) {
+	for _, tc := range []struct {
+		in     string
+		binary bool
+		want   uint64
+		canon  string
+		ok     bool
+	}{
+		{"16gi", false, 16 * Gi, "16Gi", true},
+		{"512mi", false, 512 * Mi, "512Mi", true},
+		{"15GB", false, 15 * G, "15G", true},
+		{"10Gb", false, 10 * G, "10G", true},
+		{"2KB", false, 2000, "2k", true},
+		{"1.5gib", false, Gi * 3 / 2, "1.5Gi", true},
+		{"80gi", true, 80 * Gi, "80Gi", true},
+		{"80GB", true, 0, "", false},  // GPU RAM: binary suffixes only
+		{"16Gi", false, 0, "", false}, // already Akash's spelling
+		{"16", false, 0, "", false},
+		{"16xb", false, 0, "", false},
+		{"gi", false, 0, "", false},
+		{"1..5gi", false, 0, "", false},
+		{"b", false, 0, "", false},
+	} {
+		parse := ParseBytes
+		if tc.binary {
+			parse = ParseBinaryBytes
+		}
+		canon, ok := Lenient(tc.in)
+		var n uint64
+		if ok {
+			var err error
+			if n, err = parse(canon); err != nil {
+				ok, canon = false, ""
+			}
+		}
+		if n != tc.want || canon != tc.canon || ok != tc.ok {
+			t.Errorf("Lenient(%q) then parse = %d, %q, %v; want %d, %q, %v", tc.in, n, canon, ok, tc.want, tc.canon, tc.ok)
+		}
+	}
+}

@@ -648,8 +648,8 @@ func (w *walker) size(n *yaml.Node, path string, parse func(string) (uint64, err
 		// NB: Akash Console accepts sizes its Go CLI refuses; a file written
 		// for Console is read as Console reads it, with a warning, rather
 		// than refused.
-		if canon, ok := quantity.Canonical(v.Value); ok {
-			if lb, err := parse(canon); err == nil {
+		if canon, ok := quantity.Lenient(v.Value); ok {
+			if lb, lerr := parse(canon); lerr == nil {
 				w.warnAt(v, path, "size %q is read as %s (Akash Console accepts it, but Akash's Go CLI refuses it: suffixes are case-sensitive and have no B); write %s to keep the file portable", v.Value, canon, canon)
 				return lb, true
 			}

@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/kiln-network/kiln/quantity"
 )
 
 func wantTEE(tee string) func(*testing.T, *Result) {
@@ -132,46 +130,6 @@ func TestReclamation(t *testing.T) {
 			}
 		}},
 	})
-}
-
-// Sizes Akash Console accepts are read through their canonical spelling
-// (quantity.Canonical) by the field's own parser: GPU RAM stays binary only.
-func TestLenientSizes(t *testing.T) {
-	bytes, binary := quantity.ParseBytes, quantity.ParseBinaryBytes
-	tests := []struct {
-		in    string
-		parse func(string) (uint64, error)
-		want  uint64
-		canon string
-		ok    bool
-	}{
-		{"16gi", bytes, 16 * unitGi, "16Gi", true},
-		{"512mi", bytes, 512 * unitMi, "512Mi", true},
-		{"15GB", bytes, 15 * quantity.G, "15G", true},
-		{"10Gb", bytes, 10 * quantity.G, "10G", true},
-		{"2KB", bytes, 2000, "2k", true},
-		{"1.5gib", bytes, unitGi * 3 / 2, "1.5Gi", true},
-		{"80gi", binary, 80 * unitGi, "80Gi", true},
-		{"80GB", binary, 0, "", false}, // GPU RAM: binary suffixes only
-		{"16", bytes, 0, "", false},
-		{"16xb", bytes, 0, "", false},
-		{"gi", bytes, 0, "", false},
-		{"1..5gi", bytes, 0, "", false},
-		{"b", bytes, 0, "", false},
-	}
-	for _, tc := range tests {
-		var n uint64
-		canon, ok := quantity.Canonical(tc.in)
-		if ok {
-			var err error
-			if n, err = tc.parse(canon); err != nil {
-				canon, ok = "", false
-			}
-		}
-		if n != tc.want || canon != tc.canon || ok != tc.ok {
-			t.Errorf("Canonical(%q) then parse = %d, %q, %v; want %d, %q, %v", tc.in, n, canon, ok, tc.want, tc.canon, tc.ok)
-		}
-	}
 }
 
 // TestGolden2026 parses the SDL files of testdata/sdl2026 (the 2026

@@ -146,3 +146,14 @@ func (s *chainSource) ClientCert(ctx context.Context, owner string) (*x509.Certi
 	s.mu.Unlock()
 	return c, nil
 }
+
+// IsVerifier implements api.VerifierSource: account is a registered verifier with
+// stake bonded.
+func (s *chainSource) IsVerifier(ctx context.Context, account string) (bool, error) {
+	a, err := types.ParseAddress(account)
+	if err != nil {
+		return false, nil
+	}
+	v, found, err := s.c.Verifier(ctx, a)
+	return found && v.Stake > 0, err
+}

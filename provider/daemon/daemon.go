@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -31,6 +32,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/kiln-network/kiln/tee"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -55,6 +58,9 @@ type Deps struct {
 	Logger *slog.Logger
 	// Executor, if set, replaces the one Config.Executor names (tests).
 	Executor executor.Executor
+	// BeforeSeal goes to the lease manager (lease.Config.BeforeSeal): the demo's
+	// cheating provider fakes outputs there. Real daemons leave it nil.
+	BeforeSeal func(leaseID uint64, outs fs.ReadDirFS) (fs.ReadDirFS, error)
 	// Clock tells the time (output retention, caches, back-off); nil means time.Now.
 	// Tests advance a fake clock instead of sleeping.
 	Clock func() time.Time
@@ -69,6 +75,9 @@ type Daemon struct {
 	deps Deps
 	log  *slog.Logger
 	self types.Address
+	// tee is whether this machine can produce TEE evidence (tee.Probe at start); a
+	// provider that cannot never bids on orders requiring a TEE.
+	tee tee.Capability
 
 	ready       chan struct{}
 	endpoint    string
@@ -79,6 +88,7 @@ type Daemon struct {
 	snd     *sender
 	chain   *chainSource
 	mgr     *lease.Manager
+	vault   *vault.Vault
 	every   int64 // heartbeat interval in blocks
 	metrics *metrics
 	gpus    *gpuPool
@@ -198,6 +208,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	lc.Dir, lc.Logger = filepath.Join(dir, "leases"), d.log
 	lc.OnComplete = d.onComplete
 	lc.OnStart = d.onStart
+	lc.BeforeSeal = d.deps.BeforeSeal
+	d.vault = v
 	lc.AssignGPUs = d.assignGPUs
 	lc.Images, _ = d.cfg.imagePolicy() // NB: Validate has checked it
 	if d.mgr, err = lease.New(lc, ex, v); err != nil {
@@ -245,7 +257,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if n, _ := limit("max_image_bytes", d.cfg.MaxImageBytes); n > 0 {
 		ac.MaxImageBytes = n
 	}
-	srv, err := apiserver.NewServer(ac, apiserver.Deps{Leases: d.chain, Certs: d.chain, Runner: runner{d.mgr, d}, Vault: v})
+	srv, err := apiserver.NewServer(ac, apiserver.Deps{Leases: d.chain, Certs: d.chain, Runner: runner{d.mgr, d}, Vault: v, Verifiers: d.chain})
 	if err != nil {
 		return err
 	}
@@ -268,6 +280,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 		defer ms.Close()
 	}
+	d.tee = tee.Probe()
+	d.log.Info("confidential compute", "tee", d.tee.Type, "evidence", d.tee.Message)
 	d.log.Info("provider ready", "endpoint", d.endpoint, "metrics", d.metricsAddr, "executor", fp.Driver, "gpus", inv.TotalGPUs(), "heartbeat_every", d.every)
 	close(d.ready)
 

@@ -54,6 +54,12 @@ type Config struct {
 	Images imageref.Policy
 	// OnComplete is called when a batch lease completes; nil ignores it.
 	OnComplete CompleteFunc
+	// BeforeSeal, if set, is given a finished batch lease's outputs (the executor's)
+	// just before they are sealed, and returns the outputs to seal instead. Kiln's
+	// demo sets it to play a provider that fakes part of its work (`kiln demo
+	// --cheaters`), so that verification has a real cheat to catch; a real daemon
+	// leaves it nil.
+	BeforeSeal func(leaseID uint64, outs fs.ReadDirFS) (fs.ReadDirFS, error)
 	// OnStart is called when a lease's workload has started, before Deploy
 	// returns and before OnComplete can be called for it; nil ignores it.
 	OnStart func(leaseID uint64)
@@ -549,6 +555,11 @@ func (m *Manager) seal(st *state) ([]vault.File, error) {
 	outs, err := m.ex.Outputs(m.ctx, ExecLeaseID(st.Lease.ID))
 	if err != nil {
 		return nil, err
+	}
+	if m.cfg.BeforeSeal != nil && st.Lease.Kind == api.KindBatch {
+		if outs, err = m.cfg.BeforeSeal(st.Lease.ID, outs); err != nil {
+			return nil, err
+		}
 	}
 	res, err := vl.Seal(outs, m.cfg.MaxOutputBytes)
 	st.Skipped, st.SkippedTotal = nil, res.SkippedTotal

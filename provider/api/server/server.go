@@ -109,6 +109,9 @@ type Deps struct {
 	Runner api.Runner
 	// Vault stores inputs and outputs.
 	Vault *vault.Vault
+	// Verifiers, if set, lets registered verifiers read a lease's work units with
+	// their Merkle proofs (GET /v1/leases/{id}/units/{unit}); nil: tenants only.
+	Verifiers api.VerifierSource
 }
 
 // Server is the provider's tenant API. Create it with NewServer.
@@ -217,6 +220,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/leases/{id}/logs", s.owner(false, s.logs))
 	mux.Handle("GET /v1/leases/{id}/outputs", s.owner(false, s.listOutputs))
 	mux.Handle("GET /v1/leases/{id}/outputs/{name}", s.owner(false, s.getOutput))
+	mux.Handle("GET /v1/leases/{id}/units/{unit}", s.ownerOrVerifier(s.getUnit))
 	mux.Handle("/v1/leases/{id}/ingress", s.owner(true, s.ingress))
 	mux.Handle("/v1/leases/{id}/ingress/{path...}", s.owner(true, s.ingress))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
