@@ -42,7 +42,7 @@ func clientEndpoint() (addr string, stop func(), err error) {
 func modeFigures(ctx context.Context, c *client.Client, mode string) (map[string]any, error) {
 	switch mode {
 	case market.ModeMarket:
-		raw, err := c.Query(ctx, "/market/prices")
+		raw, err := c.Query(ctx, client.PathPrices)
 		if err != nil {
 			return nil, fmt.Errorf("order book prices: %w", err)
 		}

@@ -580,7 +580,7 @@ func (s *Server) orderPage(_ http.ResponseWriter, r *http.Request) (any, string,
 	var bids struct {
 		Bids []market.BidView `json:"bids"`
 	}
-	if err := s.c.QueryJSON(ctx, "/market/bids/"+strconv.FormatUint(id, 10), &bids); err == nil && bids.Bids != nil {
+	if err := s.c.QueryJSON(ctx, client.PathBids(id, types.Address{}), &bids); err == nil && bids.Bids != nil {
 		out.Bids = bids.Bids
 	}
 	if l, err := s.c.Lease(ctx, id); err == nil {

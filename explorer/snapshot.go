@@ -8,6 +8,7 @@ import (
 
 	"github.com/kiln-network/kiln/app"
 	"github.com/kiln-network/kiln/client"
+	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/escrow"
 	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/registry"
@@ -66,35 +67,35 @@ func fetch(ctx context.Context, c *client.Client, blocks int) (*Snapshot, error)
 	var provs struct {
 		Providers []registry.Provider `json:"providers"`
 	}
-	if err := c.QueryJSON(ctx, "/registry/providers", &provs); err != nil {
+	if err := c.QueryJSON(ctx, client.PathProviders, &provs); err != nil {
 		return nil, fmt.Errorf("read providers: %w", err)
 	}
 	s.Providers = provs.Providers
 	var orders struct {
 		Orders []market.Order `json:"orders"`
 	}
-	if err := c.QueryJSON(ctx, "/market/orders", &orders); err != nil {
+	if err := c.QueryJSON(ctx, client.PathOrders("", types.Address{}), &orders); err != nil {
 		return nil, fmt.Errorf("read orders: %w", err)
 	}
 	s.Orders = orders.Orders
 	var leases struct {
 		Leases []market.LeaseView `json:"leases"`
 	}
-	if err := c.QueryJSON(ctx, "/market/leases", &leases); err != nil {
+	if err := c.QueryJSON(ctx, client.PathLeases(market.LeaseFilter{}), &leases); err != nil {
 		return nil, fmt.Errorf("read leases: %w", err)
 	}
 	s.Leases = leases.Leases
 	var accts struct {
 		Accounts []escrow.EscrowAccount `json:"accounts"`
 	}
-	if err := c.QueryJSON(ctx, "/escrow/accounts", &accts); err != nil {
+	if err := c.QueryJSON(ctx, client.PathEscrowAccounts, &accts); err != nil {
 		return nil, fmt.Errorf("read escrow accounts: %w", err)
 	}
 	s.Escrow = accts.Accounts
 	var mods struct {
 		Modules []app.ModuleInfo `json:"modules"`
 	}
-	if err := c.QueryJSON(ctx, "/app/modules", &mods); err != nil {
+	if err := c.QueryJSON(ctx, client.PathModules, &mods); err != nil {
 		return nil, fmt.Errorf("read the module table: %w", err)
 	}
 	s.Modules = mods.Modules

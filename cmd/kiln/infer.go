@@ -147,14 +147,14 @@ func inferTEEQueryCmds() []*cobra.Command {
 	iq := &cobra.Command{Use: "infer", Short: "On-chain inference queries"}
 	iq.AddCommand(
 		queryCmd("request ID", "An inference request and, once resolved, its result", 1, withID(client.PathInferRequest), renderInferRequest),
-		queryCmd("open", "Open inference requests", 0, fixed("/infer/open"), nil),
+		queryCmd("open", "Open inference requests", 0, fixed(client.PathInferOpen), nil),
 		queryCmd("model ID", "A registered model", 1, func(args []string) (string, error) { return client.PathInferModel(args[0]), nil }, nil),
-		queryCmd("params", "Inference parameters (agree_k, deadline_blocks, ...)", 0, fixed("/infer/params"), nil))
+		queryCmd("params", "Inference parameters (agree_k, deadline_blocks, ...)", 0, fixed(client.PathInferParams), nil))
 	tq := &cobra.Command{Use: "tee", Short: "Confidential compute queries"}
 	tq.AddCommand(
 		queryCmd("attestation ADDR", "A provider's attestation record", 1, withAddr(client.PathAttestation), nil),
-		queryCmd("nonce", "The newest chain nonce (bind it in report_data) and its height", 0, fixed("/tee/nonce"), nil),
-		queryCmd("params", "TEE parameters (reattest_blocks, nonce_window_blocks, ...)", 0, fixed("/tee/params"), nil))
+		queryCmd("nonce", "The newest chain nonce (bind it in report_data) and its height", 0, fixed(client.PathTEENonce), nil),
+		queryCmd("params", "TEE parameters (reattest_blocks, nonce_window_blocks, ...)", 0, fixed(client.PathTEEParams), nil))
 	return []*cobra.Command{iq, tq}
 }
 
@@ -287,7 +287,7 @@ func produceEvidence(cmd *cobra.Command, from types.Address, idFile string, col 
 		Height int64  `json:"height,string"`
 		Nonce  []byte `json:"nonce"`
 	}
-	if err := c.QueryJSON(cmd.Context(), "/tee/nonce", &n); err != nil {
+	if err := c.QueryJSON(cmd.Context(), client.PathTEENonce, &n); err != nil {
 		return nil, "", 0, fmt.Errorf("chain nonce: %w", err)
 	}
 	id, err := age.GenerateX25519Identity()

@@ -128,7 +128,7 @@ func newQueryCmd() *cobra.Command {
 	q.AddCommand(livenessQueryCmd())
 	q.AddCommand(inferTEEQueryCmds()...)
 	q.AddCommand(bankQ, authQ, stakingQ, regQ, verifyQueryCmd(),
-		queryCmd("params", "Every module's on-chain parameters", 0, fixed("/params"), nil))
+		queryCmd("params", "Every module's on-chain parameters", 0, fixed(client.PathParams), nil))
 	return q
 }
 

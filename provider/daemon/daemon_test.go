@@ -239,7 +239,7 @@ func (n *testNet) startDaemonDeps(t *testing.T, cfg daemon.Config, deps daemon.D
 func (n *testNet) providerClient(t *testing.T, ctx context.Context) *apiclient.Client {
 	t.Helper()
 	var prov registry.Provider
-	if err := n.c.QueryJSON(ctx, "/registry/provider/"+n.prov.String(), &prov); err != nil {
+	if err := n.c.QueryJSON(ctx, client.PathProvider(n.prov), &prov); err != nil {
 		t.Fatal(err)
 	}
 	pc, err := apiclient.NewClient(prov.Endpoint, n.tenantCert, []byte(prov.CertPEM))
@@ -578,4 +578,13 @@ func TestProviderDaemon(t *testing.T) {
 		}
 		d.stop(t)
 	})
+}
+
+// timeLeft is how long ctx has before its deadline, for poll.WaitFor; a
+// context without one gets a minute.
+func timeLeft(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return time.Until(d)
+	}
+	return time.Minute
 }
