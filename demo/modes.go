@@ -8,6 +8,7 @@ import (
 
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/tenant"
+	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/market"
 )
 
@@ -37,10 +38,48 @@ func clientEndpoint() (addr string, stop func(), err error) {
 	return ln.Addr().String(), func() { ln.Close() }, nil
 }
 
+// perfMaxPrice is what the performance demo's orders pay at most per benchmark
+// TFLOP-hour: above the providers' default 30000.
+const perfMaxPrice = 50_000
+
+// perfPlan makes plan a performance-priced one: its max price per TFLOP-hour. A
+// CPU-only job stays in the auction: performance pricing bills GPU work.
+func perfPlan(plan *tenant.Plan) {
+	gpus := false
+	for _, g := range plan.Groups {
+		gpus = gpus || g.GPU.Units > 0
+	}
+	if !gpus {
+		plan.Pricing = market.ModeAuction
+		return
+	}
+	plan.MaxPrice = perfMaxPrice
+	plan.Deposit = types.NewCoin(types.NativeDenom, perfMaxPrice*tenant.DefaultDepositBlocks)
+}
+
 // modeFigures returns what the demo reports of its pricing mode beyond the jobs: for
 // the order book, its prices per class.
-func modeFigures(ctx context.Context, c *client.Client, mode string) (map[string]any, error) {
+func modeFigures(ctx context.Context, c *client.Client, mode string, jobs []Job) (map[string]any, error) {
 	switch mode {
+	case market.ModePerformance:
+		type work struct {
+			Job           string  `json:"job"`
+			Lease         uint64  `json:"lease,string"`
+			UnitPrice     uint64  `json:"price_per_tflop_hour,string"`
+			TFLOPS        float64 `json:"benchmark_tflops"`
+			PricePerBlock uint64  `json:"price_per_block,string"`
+		}
+		var ws []work
+		for _, j := range jobs {
+			l, err := c.Lease(ctx, j.Lease)
+			if err != nil {
+				return nil, fmt.Errorf("lease %d: %w", j.Lease, err)
+			}
+			if l.UnitPrice > 0 {
+				ws = append(ws, work{j.Name, l.ID, l.UnitPrice, float64(l.WorkMilliTFLOPS) / 1000, l.Price})
+			}
+		}
+		return map[string]any{"work_priced_leases": ws, "score_source": "GPU catalogue's expected FP32 TFLOPS (declared hardware; no measured scores yet)"}, nil
 	case market.ModeMarket:
 		raw, err := c.Query(ctx, "/market/prices")
 		if err != nil {

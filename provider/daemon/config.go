@@ -159,6 +159,10 @@ type Pricing struct {
 	// BlockTime is the chain's block time, to turn hourly prices into per-block ones
 	// (rounded up).
 	BlockTime Duration `toml:"block_time"`
+	// TFLOPHour is the price of one benchmark TFLOP-hour of GPU work: what the
+	// provider bids on performance-priced orders (the chain bills it by the GPUs'
+	// scores).
+	TFLOPHour uint64 `toml:"tflop_hour"`
 	// MinPrice is the least the provider bids per block, whatever the table says.
 	MinPrice uint64 `toml:"min_price"`
 	// MarginBps is added on top of the table's price, in basis points (100 = 1%).
@@ -180,6 +184,8 @@ func DefaultConfig() Config {
 			StorageGiBHour: 10,
 			BlockTime:      Duration(time.Second), // node.DefaultBlockTime
 			MinPrice:       1,
+			// An H100's 2/h over its ~67 FP32 TFLOPS.
+			TFLOPHour: 30_000,
 		},
 		// 10 min: time for the tenant's client to fetch results after completion.
 		OutputRetention: Duration(10 * time.Minute),

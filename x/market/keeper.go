@@ -466,6 +466,9 @@ func makeLease(ctx *types.Context, p Params, o *Order, b Bid) {
 	o.Attempts++
 	l := Lease{ID: o.ID, Attempt: o.Attempts, Owner: o.Owner, Provider: b.Provider, Kind: o.Kind, Price: b.Price, Denom: o.Denom,
 		GPUs: b.GPUs, Usage: b.Usage, State: LeaseActive, LastHeartbeat: ctx.Height, CreatedHeight: ctx.Height}
+	if lp, ok := modeOf(o).(leasePricer); ok {
+		lp.priceLease(ctx, p, &l)
+	}
 	setLease(ctx, &l)
 	ctx.Store.Set(u64key(activePrefix, o.ID), present)
 	setUsed(ctx, b.Provider, Used(ctx, b.Provider).Add(b.Usage))
@@ -529,6 +532,9 @@ func closeLease(ctx *types.Context, p Params, o *Order, l *Lease, reason, output
 
 // settle pays one block of lease l from its escrow and runs the PaymentMade hooks.
 func settle(ctx *types.Context, p Params, o *Order, l *Lease) escrow.Payment {
+	if lp, ok := modeOf(o).(leasePricer); ok && lp.reprice(ctx, p, l) {
+		setLease(ctx, l)
+	}
 	pay := escrow.SettleAt(ctx, l.ID, l.Provider, l.Price, feeBps(ctx, p, o.Mode))
 	if pay.Gross > 0 {
 		lease := *l
