@@ -92,6 +92,31 @@ func modeFigures(ctx context.Context, c *client.Client, mode string, jobs []Job)
 			return nil, fmt.Errorf("order book prices: %w", err)
 		}
 		return map[string]any{"prices": v.Prices}, nil
+	case market.ModeStake:
+		// NB: rewards are paid at the end of each stake epoch: wait for the next one
+		// (100 blocks by default, 20 s at the demo's block time).
+		mp, err := c.MarketParams(ctx)
+		if err != nil {
+			return nil, err
+		}
+		h, err := c.AppHeight(ctx)
+		if err != nil {
+			return nil, err
+		}
+		end := (h/mp.StakeEpochBlocks+1)*mp.StakeEpochBlocks + 1
+		if err := c.WaitHeight(ctx, end); err != nil {
+			return nil, fmt.Errorf("wait for the stake epoch's end at %d: %w", end, err)
+		}
+		var r market.EpochReward
+		raw, err := c.Query(ctx, "/market/stake/rewards")
+		if err != nil {
+			return nil, fmt.Errorf("stake rewards: %w", err)
+		}
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return nil, fmt.Errorf("stake rewards: %w", err)
+		}
+		return map[string]any{"epoch_blocks": mp.StakeEpochBlocks, "pool_per_epoch": mp.StakePoolPerEpoch, "last_epoch": r,
+			"assignment": "each order assigned at the end of its block to a fitting provider drawn by stake x uptime"}, nil
 	case market.ModeSealed:
 		return map[string]any{"session_blocks": tenant.DefaultDepositBlocks, "client_location": demoClientLocation, "max_rtt_ms": demoMaxRTTMs,
 			"commit_blocks": 1, "reveal_blocks": 2}, nil

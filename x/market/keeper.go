@@ -253,6 +253,7 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		}
 		l.LastHeartbeat = ctx.Height
 		setLease(ctx, &l)
+		noteUptime(ctx, p, l.Provider)
 		return nil
 	case *MsgStartLease:
 		_, l, err := activeLease(ctx, m.LeaseID)
@@ -268,6 +269,7 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		l.StartedHeight = ctx.Height
 		l.LastHeartbeat = ctx.Height
 		setLease(ctx, &l)
+		noteUptime(ctx, p, l.Provider)
 		ctx.Emit("lease_started", "lease", idStr(l.ID), "attempt", strconv.FormatUint(uint64(l.Attempt), 10),
 			"provider", l.Provider.String(), "height", strconv.FormatInt(ctx.Height, 10))
 		fire(ctx, func(h Hooks) { h.LeaseStarted(ctx, l) })
@@ -645,6 +647,7 @@ func EndBlock(ctx *types.Context) {
 		o.NextCheck = 0 // its queue entry is gone
 		modeOf(&o).Check(ctx, p, &o)
 	}
+	stakeRewards(ctx, p)
 }
 
 // rank orders bids best first: lowest price, then higher provider stake, then earlier.

@@ -50,10 +50,13 @@ const (
 	// ModePerformance is performance-based pricing (Render): bids are per benchmark
 	// TFLOP-hour, and a lease bills the work its GPUs' scores say they do.
 	ModePerformance = "performance"
+	// ModeStake is stake-proportional work and rewards (Phala): orders are assigned
+	// by stake x uptime, and an epoch's reward pool is split the same way.
+	ModeStake = "stake"
 )
 
 // modes are the pricing modes, by name; an order's mode is looked up here.
-var modes = map[string]Mode{ModeAuction: auction{}, ModeMarket: book{}, ModeSealed: sealed{}, ModePerformance: performance{}}
+var modes = map[string]Mode{ModeAuction: auction{}, ModeMarket: book{}, ModeSealed: sealed{}, ModePerformance: performance{}, ModeStake: stakeMode{}}
 
 // placer is a Mode with rules of its own on the orders it takes, checked before the
 // order's deposit is escrowed.
