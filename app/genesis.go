@@ -11,10 +11,13 @@ import (
 	"github.com/kiln-network/kiln/x/auth"
 	"github.com/kiln-network/kiln/x/bank"
 	"github.com/kiln-network/kiln/x/escrow"
+	"github.com/kiln-network/kiln/x/liveness"
+	"github.com/kiln-network/kiln/x/infer"
 	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/params"
 	"github.com/kiln-network/kiln/x/registry"
 	"github.com/kiln-network/kiln/x/staking"
+	xtee "github.com/kiln-network/kiln/x/tee"
 )
 
 // GenesisParams holds every module's parameters.
@@ -25,6 +28,9 @@ type GenesisParams struct {
 	Registry registry.Params `json:"registry"`
 	Market   market.Params   `json:"market"`
 	Escrow   escrow.Params   `json:"escrow"`
+	Liveness liveness.Params `json:"liveness"`
+	TEE      xtee.Params     `json:"tee"`
+	Infer    infer.Params    `json:"infer"`
 }
 
 // GenesisState is the app_state of genesis.json.

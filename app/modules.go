@@ -10,10 +10,13 @@ import (
 	"github.com/kiln-network/kiln/x/bank"
 	"github.com/kiln-network/kiln/x/cert"
 	"github.com/kiln-network/kiln/x/escrow"
+	"github.com/kiln-network/kiln/x/liveness"
+	"github.com/kiln-network/kiln/x/infer"
 	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/params"
 	"github.com/kiln-network/kiln/x/registry"
 	"github.com/kiln-network/kiln/x/staking"
+	xtee "github.com/kiln-network/kiln/x/tee"
 )
 
 // Module is one ledger module as the app wires it: everything the app needs to know of
@@ -112,6 +115,26 @@ func Modules() []Module {
 			Query:  queryCert,
 		},
 		{
+			// NB: before the market: a lease whose provider fails a challenge closes
+			// before the block's settlement, so the block it failed in is not paid.
+			Name: liveness.ModuleName,
+			Msgs: []MsgRoute{
+				{types.MsgTypeLivenessAnswer, liveness.DecodeAnswer},
+				{types.MsgTypeLivenessReveal, liveness.DecodeReveal},
+			},
+			Handle:   liveness.Handle,
+			Wire:     liveness.Wire,
+			EndBlock: func(ctx *types.Context) []staking.Update { liveness.EndBlock(ctx); return nil },
+			Params:   func(g *GenesisParams) params.Validator { return &g.Liveness },
+			// NB: challenges are off in the default genesis: the dev tools (demo,
+			// localnet, most tests) declare GPUs on machines without one, which a
+			// challenge sized for the claimed GPU rightly fails. A network turns them
+			// on in genesis (app_state.params.liveness); see README.
+			DefaultParams: func(g *GenesisParams) { g.Liveness = liveness.DefaultParams().Off() },
+			Invariants:    liveness.CheckInvariants,
+			Query:         queryLiveness,
+		},
+		{
 			Name: market.ModuleName,
 			Msgs: []MsgRoute{
 				{types.MsgTypeMarketCreateOrder, market.DecodeCreateOrder},
@@ -140,6 +163,34 @@ func Modules() []Module {
 			Accounts:      []bank.ModuleAccount{{Name: "market", Address: market.Account, Owed: market.BidDeposits}},
 			Invariants:    market.CheckInvariants,
 			Query:         queryMarket,
+		},
+		{
+			// NB: after the market: an attestation that expires at the end of a
+			// block closes its TEE leases once that block's settlement is done.
+			Name:          xtee.ModuleName,
+			Msgs:          []MsgRoute{{types.MsgTypeTEEAttest, xtee.DecodeAttest}},
+			Handle:        xtee.Handle,
+			Wire:          xtee.Wire,
+			EndBlock:      func(ctx *types.Context) []staking.Update { xtee.EndBlock(ctx); return nil },
+			Params:        func(g *GenesisParams) params.Validator { return &g.TEE },
+			DefaultParams: func(g *GenesisParams) { g.TEE = xtee.DefaultParams() },
+			Query:         queryTEE,
+		},
+		{
+			Name: infer.ModuleName,
+			Msgs: []MsgRoute{
+				{types.MsgTypeInferRegisterModel, infer.DecodeRegisterModel},
+				{types.MsgTypeInferServeModel, infer.DecodeServeModel},
+				{types.MsgTypeInferRequest, infer.DecodeRequest},
+				{types.MsgTypeInferResult, infer.DecodeResult},
+			},
+			Handle:        infer.Handle,
+			EndBlock:      func(ctx *types.Context) []staking.Update { infer.EndBlock(ctx); return nil },
+			Params:        func(g *GenesisParams) params.Validator { return &g.Infer },
+			DefaultParams: func(g *GenesisParams) { g.Infer = infer.DefaultParams() },
+			Accounts:      []bank.ModuleAccount{{Name: "infer", Address: infer.Account, Owed: infer.Owed}},
+			Invariants:    infer.CheckInvariants,
+			Query:         queryInfer,
 		},
 		{
 			Name:          escrow.ModuleName,
@@ -297,4 +348,27 @@ func (l *ledger) checkInvariants(ctx *types.Context) error {
 		}
 	}
 	return nil
+}
+
+// ModuleInfo describes one module of the table for /app/modules: what an explorer or
+// a client needs to know of the chain's modules without a build of its own.
+type ModuleInfo struct {
+	Name string `json:"name"`
+	// Query is true when the module answers /NAME/... queries.
+	Query bool `json:"query"`
+	// Msgs are the module's message types.
+	Msgs []types.MsgType `json:"msgs"`
+}
+
+// describe returns the table's modules, in its order.
+func (l *ledger) describe() []ModuleInfo {
+	out := make([]ModuleInfo, 0, len(l.modules))
+	for _, m := range l.modules {
+		mi := ModuleInfo{Name: m.Name, Query: m.Query != nil, Msgs: []types.MsgType{}}
+		for _, r := range m.Msgs {
+			mi.Msgs = append(mi.Msgs, r.Type)
+		}
+		out = append(out, mi)
+	}
+	return out
 }

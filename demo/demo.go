@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/kiln-network/kiln/client"
+	"github.com/kiln-network/kiln/explorer"
 	"github.com/kiln-network/kiln/keyring"
 	"github.com/kiln-network/kiln/node"
 	"github.com/kiln-network/kiln/ports"
@@ -38,8 +39,15 @@ type Options struct {
 	Home string
 	// BlockTime of the demo chain; 200 ms keeps the demo short.
 	BlockTime time.Duration
-	// Keep leaves the network running until ctx ends, for the user to explore.
+	// Keep leaves the network running until ctx ends, for the user to explore, with
+	// an explorer serving it (Summary.ExplorerURL).
 	Keep bool
+	// Kept, with Keep, is called with the summary once the jobs are done, while the
+	// network keeps running: Run returns only when ctx ends.
+	Kept func(Summary)
+	// ExplorerListen is where the kept network's explorer listens; empty: a free
+	// loopback port.
+	ExplorerListen string
 	// Worker is the kiln binary the jobs run (`kiln work ...`); empty: this executable.
 	Worker   string
 	Progress io.Writer // progress lines; nil discards
@@ -109,6 +117,12 @@ type Summary struct {
 	Jobs       []Job `json:"jobs"`
 	// Mode holds the pricing mode's own figures (the order book's prices, ...).
 	Mode map[string]any `json:"mode,omitempty"`
+
+	// MetricsURL is the node's Prometheus metrics (CometBFT's and the app's kiln_*);
+	// ProviderMetricsURLs the provider daemons'. ExplorerURL is set with Keep.
+	MetricsURL          string   `json:"metrics_url"`
+	ProviderMetricsURLs []string `json:"provider_metrics_urls"`
+	ExplorerURL         string   `json:"explorer_url,omitempty"`
 }
 
 // providerSpec is one demo provider's declared hardware and prices.
@@ -196,6 +210,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	// NB: the node binds free ports itself; nothing is picked ahead for another program
 	// to take in between.
+	conf.Instrumentation.Prometheus = true
 	node.UseFreePorts(conf)
 	n, err := node.Start(conf, node.Options{Logger: o.Logger, CometLevel: slog.LevelError + 4, CheckInvariants: true})
 	if err != nil {
@@ -203,7 +218,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	defer n.Stop()
 	rpc := n.RPCAddr()
-	s.RPC = rpc
+	s.RPC, s.MetricsURL = rpc, n.MetricsURL()
 	c, err := client.New(rpc)
 	if err != nil {
 		return s, err
@@ -233,6 +248,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	for _, p := range providers {
 		cfg := daemon.DefaultConfig()
 		cfg.Listen = "127.0.0.1:0"
+		cfg.MetricsListen = "127.0.0.1:0"
 		cfg.StateDir = filepath.Join(home, "providers", p.name)
 		cfg.AllowUnisolated = true // NB: the demo runs its own jobs; real providers use docker
 		cfg.Inventory = daemon.InventoryConfig{Region: p.region, CPUCores: p.cores, Memory: p.mem, Storage: "8Ti", GPUs: p.gpus,
@@ -254,6 +270,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		case <-time.After(30 * time.Second): // registration takes a few blocks
 			return s, fmt.Errorf("provider %s did not become ready", p.name)
 		}
+		s.ProviderMetricsURLs = append(s.ProviderMetricsURLs, "http://"+d.MetricsAddr()+"/metrics")
 		gpus := make([]string, 0, len(p.gpus))
 		for _, g := range p.gpus {
 			gpus = append(gpus, fmt.Sprintf("%dx%s", g.Count, g.Model))
@@ -343,7 +360,28 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		step("money NOT conserved: %s", strings.Join(s.AccountingProblems, "; "))
 	}
 	if o.Keep {
+		listen := o.ExplorerListen
+		if listen == "" {
+			listen = "127.0.0.1:0"
+		}
+		ecfg := explorer.DefaultConfig()
+		ecfg.Node, ecfg.Listen, ecfg.Logger = rpc, listen, o.Logger.With("part", "explorer")
+		// NB: blocks come every BlockTime; reading faster than that finds nothing new.
+		ecfg.Refresh = max(o.BlockTime, 200*time.Millisecond)
+		ex, err := explorer.New(ecfg)
+		if err != nil {
+			return s, err
+		}
+		if err := ex.Start(ctx); err != nil {
+			return s, err
+		}
+		defer ex.Close()
+		s.ExplorerURL = ex.URL()
 		step("network left running: rpc %s, home %s (tenant key `tenant` in its test keyring); Ctrl-C to stop", rpc, home)
+		step("explorer %s, metrics %s", s.ExplorerURL, s.MetricsURL)
+		if o.Kept != nil {
+			o.Kept(s)
+		}
 		<-ctx.Done()
 		// 30 s: a close tx and the provider's stop take a few blocks.
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -70,6 +70,45 @@ func parseSize(s string, suffixes []suffix) (uint64, error) {
 	return uint64(v), nil
 }
 
+// parseLenientSize reads the size spellings that Akash Console accepts and
+// Akash's Go CLI refuses: suffixes in any case, with an optional trailing B
+// ("16gi", "512mi", "15GB", "1kb"). A suffix ending in i is binary, any other
+// decimal, as in Akash's own notation. It returns the bytes and the spelling
+// Akash's CLI would accept; ok is false when s is not such a spelling, or its
+// suffix is not one of suffixes.
+func parseLenientSize(s string, suffixes []suffix) (n uint64, canonical string, ok bool) {
+	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if i <= 0 {
+		return 0, "", false
+	}
+	num, sfx := s[:i], strings.ToLower(s[i:])
+	if len(sfx) > 1 {
+		sfx = strings.TrimSuffix(sfx, "b")
+	}
+	bin := strings.HasSuffix(sfx, "i")
+	letter := strings.TrimSuffix(sfx, "i")
+	if len(letter) != 1 || !strings.Contains("kmgtpe", letter) {
+		return 0, "", false
+	}
+	want := strings.ToUpper(letter)
+	if bin {
+		want += "i"
+	} else if letter == "k" {
+		want = "k"
+	}
+	for _, sf := range suffixes {
+		if sf.s == want {
+			canonical = num + want
+			n, err := parseSize(canonical, suffixes)
+			if err != nil {
+				return 0, "", false
+			}
+			return n, canonical, true
+		}
+	}
+	return 0, "", false
+}
+
 // parseCPU parses CPU units: "100m" (millicpu, integer) or a number of CPUs
 // ("0.5", 2). It returns millicpu, truncated as Akash does.
 func parseCPU(s string) (uint64, error) {

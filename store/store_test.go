@@ -248,3 +248,78 @@ func TestViewsBesideCommits(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// modelIterate is Iterate over a plain map: every key, filtered and sorted.
+func modelIterate(m map[string]string, prefix string, limit int) []string {
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if len(out) == limit {
+			break
+		}
+		if len(k) >= len(prefix) && k[:len(prefix)] == prefix {
+			out = append(out, k+"="+m[k])
+		}
+	}
+	return out
+}
+
+// Property: Mem and a cache over Mem iterate like a sorted map, across the cursors'
+// chunk boundaries (many keys under one prefix), when the walk stops early, and when
+// the callback deletes the keys it walks.
+func TestOrderedIterateMatchesSortedMap(t *testing.T) {
+	r := rand.New(rand.NewSource(7))
+	key := func() string { return fmt.Sprintf("%c/%03d", 'a'+r.Intn(3), r.Intn(400)) }
+	for round := 0; round < 30; round++ {
+		parent, model := NewMem(), map[string]string{}
+		for i := 0; i < r.Intn(600); i++ {
+			k := key()
+			parent.Set([]byte(k), []byte(fmt.Sprint(i)))
+			model[k] = fmt.Sprint(i)
+		}
+		c := NewCache(parent)
+		for i := 0; i < r.Intn(600); i++ {
+			k := key()
+			if r.Intn(3) == 0 {
+				c.Delete([]byte(k))
+				delete(model, k)
+			} else {
+				c.Set([]byte(k), []byte(fmt.Sprint(-i)))
+				model[k] = fmt.Sprint(-i)
+			}
+		}
+		for _, p := range []string{"", "a", "b/", "b/1", "c/39", "d"} {
+			limit := r.Intn(200) + 1
+			for name, kv := range map[string]KV{"cache": c} {
+				var got []string
+				kv.Iterate([]byte(p), func(k, v []byte) bool {
+					got = append(got, string(k)+"="+string(v))
+					return len(got) < limit
+				})
+				if want := modelIterate(model, p, limit); fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("round %d %s prefix %q limit %d:\n got %v\nwant %v", round, name, p, limit, got, want)
+				}
+			}
+		}
+		c.Write()
+		if got, want := collect(parent, ""), modelIterate(model, "", -1); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("round %d: parent after Write = %d keys, want %d", round, len(got), len(want))
+		}
+		// Deleting every key during the walk visits each once and leaves nothing.
+		for name, kv := range map[string]KV{"mem": parent, "cache": NewCache(parent)} {
+			n := 0
+			kv.Iterate(nil, func(k, _ []byte) bool {
+				kv.Delete(k)
+				n++
+				return true
+			})
+			if n != len(model) || len(collect(kv, "")) != 0 {
+				t.Fatalf("round %d %s: delete-while-walking visited %d of %d, %d left", round, name, n, len(model), len(collect(kv, "")))
+			}
+			if name == "mem" {
+				for k, v := range model {
+					parent.Set([]byte(k), []byte(v))
+				}
+			}
+		}
+	}
+}

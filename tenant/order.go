@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/types"
@@ -27,6 +28,16 @@ type OrderSpec struct {
 	// all_now or partial_now.
 	Fill   string      `yaml:"fill"`
 	Groups []GroupSpec `yaml:"groups"`
+	// TEE restricts the order to attested providers: cpu (a confidential VM) or
+	// cpu-gpu (with GPUs in a group); AllowedMeasurements, with it, the launch
+	// measurements (hex) the tenant accepts.
+	TEE                 string   `yaml:"tee"`
+	AllowedMeasurements []string `yaml:"allowed_measurements"`
+	// Reclamation accepts a reclaimable lease that runs at least min_window (a Go
+	// duration, 1h-720h), as SDL 2.1's reclamation block.
+	Reclamation *struct {
+		MinWindow string `yaml:"min_window"`
+	} `yaml:"reclamation"`
 }
 
 // GroupSpec is one group of an OrderSpec.
@@ -77,6 +88,28 @@ func ParseOrderSpec(b []byte) (OrderSpec, error) {
 	return s, nil
 }
 
+// lowerAll returns ss in lower case (hex measurements may be written in either).
+func lowerAll(ss []string) []string {
+	var out []string
+	for _, s := range ss {
+		out = append(out, strings.ToLower(strings.TrimSpace(s)))
+	}
+	return out
+}
+
+// ReclaimSeconds is the spec's reclamation.min_window in seconds (0: none), checked
+// against Akash's bounds (1h-720h).
+func (s OrderSpec) ReclaimSeconds() (uint64, error) {
+	if s.Reclamation == nil {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s.Reclamation.MinWindow)
+	if err != nil || d < time.Hour || d > 720*time.Hour {
+		return 0, fmt.Errorf("reclamation.min_window %q: must be a duration from 1h to 720h (e.g. 24h)", s.Reclamation.MinWindow)
+	}
+	return uint64(d / time.Second), nil
+}
+
 // ParseCPU parses "2", "0.5" (cores) or "500m" (millicores) into millicores.
 func ParseCPU(s string) (uint64, error) {
 	s = strings.TrimSpace(s)
@@ -93,7 +126,8 @@ func ParseCPU(s string) (uint64, error) {
 // Msg builds the MsgCreateOrder for owner; denom is the market's (MarketParams).
 // It checks the message with ValidateBasic.
 func (s OrderSpec) Msg(owner types.Address, denom string) (*market.MsgCreateOrder, error) {
-	m := &market.MsgCreateOrder{Owner: owner, Kind: s.Kind, Manual: s.Manual, AutoRedeploy: s.AutoRedeploy, Mode: s.Pricing, Fill: s.Fill}
+	m := &market.MsgCreateOrder{Owner: owner, Kind: s.Kind, Manual: s.Manual, AutoRedeploy: s.AutoRedeploy, Mode: s.Pricing, Fill: s.Fill,
+		TEE: s.TEE, AllowedMeasurements: lowerAll(s.AllowedMeasurements)}
 	if m.Kind == "" {
 		m.Kind = market.KindBatch
 	}

@@ -30,6 +30,9 @@ func loadSDL(path string, b []byte) ([]Plan, []string, error) {
 		if err != nil {
 			return nil, warnings, fmt.Errorf("%s: %w", path, err)
 		}
+		if r := res.Reclamation; r != nil {
+			p.ReclaimMinWindowSeconds = r.MinWindowSeconds
+		}
 		plans = append(plans, p)
 	}
 	if len(plans) == 0 {
@@ -43,7 +46,7 @@ func loadSDL(path string, b []byte) ([]Plan, []string, error) {
 // the resources of that order group (serviceResources), so that what the manifest
 // asks and what the order buys are one conversion and cannot disagree.
 func sdlPlan(og sdl.OrderGroup, m sdl.Manifest) (Plan, error) {
-	p := Plan{Name: og.Name, Kind: market.KindService, Source: "sdl"} // Akash deployments run until closed
+	p := Plan{Name: og.Name, Kind: market.KindService, Source: "sdl", TEE: og.TEE} // Akash deployments run until closed
 	units := slices.Clone(og.Resources)
 	sort.Slice(units, func(i, j int) bool { return units[i].ID < units[j].ID })
 	for i, u := range units {
@@ -72,7 +75,7 @@ func sdlPlan(og sdl.OrderGroup, m sdl.Manifest) (Plan, error) {
 	}
 	// NB: the owner is a placeholder; the order is checked here so that what the chain
 	// would refuse is refused before anything is sent.
-	msg := &market.MsgCreateOrder{Owner: types.Address{1}, Kind: p.Kind, Groups: p.Groups, MaxPrice: p.MaxPrice, Deposit: p.Deposit}
+	msg := &market.MsgCreateOrder{Owner: types.Address{1}, Kind: p.Kind, Groups: p.Groups, MaxPrice: p.MaxPrice, Deposit: p.Deposit, TEE: p.TEE}
 	if err := msg.ValidateBasic(); err != nil {
 		return Plan{}, fmt.Errorf("group %s: the order cannot be placed: %w", og.Name, err)
 	}

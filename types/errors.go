@@ -39,9 +39,17 @@ const (
 	CodeInvalidCert          uint32 = 24
 	// Staking refusals.
 	CodeBondLocked uint32 = 25
+	// Liveness and hardware challenge refusals (x/liveness): 38-41.
+	CodeChallengeClosed uint32 = 38
+	CodeChallengeLate   uint32 = 39
+	CodeBadReveal       uint32 = 40
 	// Pricing-mode refusals (issue 11): 42-47.
 	CodeModeMismatch uint32 = 42
-	CodeBadReveal    uint32 = 43
+	CodeBidReveal    uint32 = 43
+	// Confidential compute and on-chain inference refusals: 50-55.
+	CodeAttestationRefused uint32 = 50
+	CodeModelMismatch      uint32 = 51
+	CodeRequestClosed      uint32 = 52
 )
 
 // Error is a refusal carrying its result code.
@@ -89,8 +97,14 @@ var (
 
 	ErrBondLocked = &Error{CodeBondLocked, "bond is locked"}
 
-	ErrModeMismatch = &Error{CodeModeMismatch, "not how this order is priced"}
-	ErrBadReveal    = &Error{CodeBadReveal, "revealed bid does not match its commitment"}
+	ErrChallengeClosed = &Error{CodeChallengeClosed, "challenge is not awaiting this message"}
+	ErrChallengeLate   = &Error{CodeChallengeLate, "challenge deadline passed"}
+	ErrBadReveal       = &Error{CodeBadReveal, "revealed chunks do not match the committed answer"}
+	ErrModeMismatch    = &Error{CodeModeMismatch, "not how this order is priced"}
+	ErrBidReveal       = &Error{CodeBidReveal, "revealed bid does not match its commitment"}
+	ErrAttestationRefused = &Error{CodeAttestationRefused, "attestation refused"}
+	ErrModelMismatch      = &Error{CodeModelMismatch, "model mismatch"}
+	ErrRequestClosed      = &Error{CodeRequestClosed, "inference request is not open"}
 )
 
 // Wrapf returns an error with base's code and the message "base: detail".

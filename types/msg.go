@@ -41,6 +41,16 @@ const (
 	MsgTypeMarketRTTProbe  MsgType = 524
 
 	MsgTypeEscrowDeposit MsgType = 600
+
+	// Liveness and hardware challenges (x/liveness): 750-799.
+	MsgTypeLivenessAnswer MsgType = 750
+	MsgTypeLivenessReveal MsgType = 751
+	// Confidential compute (x/tee) and on-chain inference (x/infer): 900-949.
+	MsgTypeTEEAttest          MsgType = 900
+	MsgTypeInferRegisterModel MsgType = 910
+	MsgTypeInferServeModel    MsgType = 911
+	MsgTypeInferRequest       MsgType = 912
+	MsgTypeInferResult        MsgType = 913
 )
 
 // Msg is one action in a transaction.

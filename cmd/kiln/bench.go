@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-network/kiln/bench"
+	"github.com/kiln-network/kiln/sim"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -78,6 +79,47 @@ func newBenchCmd() *cobra.Command {
 	network.Flags().Int("runs", 3, "demo networks to run")
 	network.Flags().Int64("dataplane-mib", 64, "MiB moved each way through the data plane")
 	network.Flags().Int("dataplane-rounds", 5, "data plane rounds; the median ratio is reported")
-	b.AddCommand(ledger, network)
+	mdef := sim.DefaultBenchOptions()
+	mkt := &cobra.Command{
+		Use:   "market",
+		Short: "Orders matched per second and the per-order matching cost at 1,000,000 GPUs vs 40,000, on the chain's own market code",
+		Long: `Build two synthetic networks (--small and --large GPUs) on the chain's own market code, run the
+same order load on each (--blocks of --orders-per-block orders: placed, bid on from the
+free-capacity index, leased, run and finished), then have the market match a batch of
+fresh orders on each, timed alone in CPU time. Reports orders matched per second, the
+large/small ratio of the per-order matching cost (1 when matching does not grow with the
+network), the whole path's CPU time per order, and peak memory.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := outputJSON(cmd)
+			if err != nil {
+				return err
+			}
+			o := mdef
+			o.Small, _ = cmd.Flags().GetInt("small")
+			o.Large, _ = cmd.Flags().GetInt("large")
+			o.Blocks, _ = cmd.Flags().GetInt("blocks")
+			o.OrdersPerBlock, _ = cmd.Flags().GetFloat64("orders-per-block")
+			o.Progress = cmd.ErrOrStderr()
+			res, err := sim.Bench(o)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), res)
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "matching      %8.1f orders/s at %d GPUs, %.1f at %d (target >= 10000)\n", res.OrdersPerSecond, res.Large.GPUs, res.OrdersPerSecondSmall, res.Small.GPUs)
+			fmt.Fprintf(out, "cost ratio    %8.3f (%.1f us vs %.1f us per order; target <= 2)\n", res.CostRatio, res.MatchMicrosLarge, res.MatchMicrosSmall)
+			fmt.Fprintf(out, "full path     %8.1f us per leased order at %d GPUs, %.1f at %d (ratio %.3f)\n", res.FullPathMicrosLarge, res.Large.GPUs, res.FullPathMicrosSmall, res.Small.GPUs, res.FullPathRatio)
+			fmt.Fprintf(out, "peak memory   %8.0f MiB\n", res.PeakRSSMiB)
+			return nil
+		},
+	}
+	mkt.Flags().Int("small", mdef.Small, "GPUs of the small network")
+	mkt.Flags().Int("large", mdef.Large, "GPUs of the large network")
+	mkt.Flags().Int("blocks", mdef.Blocks, "blocks of load each network runs before the timed batch")
+	mkt.Flags().Float64("orders-per-block", mdef.OrdersPerBlock, "orders per block of that load (the timed batch is 5 blocks' worth)")
+	b.AddCommand(ledger, network, mkt, newBenchInferCmd())
 	return b
 }

@@ -223,6 +223,7 @@ func newTxCmd() *cobra.Command {
 
 	txc.AddCommand(bankCmd, stakingCmd, regCmd)
 	txc.AddCommand(marketTxCmds()...)
+	txc.AddCommand(inferTxCmds(), teeTxCmds())
 	return txc
 }
 

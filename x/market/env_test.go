@@ -30,7 +30,9 @@ const envFunds = 1_000_000_000_000
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := &types.Context{Store: store.NewMem(), Height: 10, Time: time.Unix(1_700_000_000, 0), BlockRand: types.BlockRand{1}}
+	h := types.NewHooks()
+	Wire(h)
+	ctx := &types.Context{Store: store.NewMem(), Height: 10, Time: time.Unix(1_700_000_000, 0), BlockRand: types.BlockRand{1}, Hooks: h}
 	for name, p := range map[string]params.Validator{staking.ModuleName: staking.DefaultParams(), registry.ModuleName: registry.DefaultParams(),
 		ModuleName: DefaultParams(), escrow.ModuleName: escrow.DefaultParams(), bank.ModuleName: bank.DefaultParams()} {
 		if err := params.Set(ctx, name, p); err != nil {

@@ -142,13 +142,16 @@ func Used(ctx *types.Context, p types.Address) Usage {
 	return u
 }
 
+// setUsed records provider p's usage and rewrites its entries in the free-capacity
+// index.
 func setUsed(ctx *types.Context, p types.Address, u Usage) {
 	k := append(append([]byte{}, usedPrefix...), p[:]...)
 	if u.IsZero() {
 		ctx.Store.Delete(k)
-		return
+	} else {
+		setJSON(ctx, k, u)
 	}
-	setJSON(ctx, k, u)
+	reindex(ctx, p)
 }
 
 // schedule makes order o due at the end of height h (0: never), replacing its previous
@@ -300,7 +303,10 @@ func activeLease(ctx *types.Context, id uint64) (Order, Lease, error) {
 	if !ok || o.Attempts == 0 {
 		return o, Lease{}, types.Wrapf(types.ErrNotFound, "lease %d", id)
 	}
-	l, _ := GetLease(ctx, id)
+	var l Lease
+	if !getJSON(ctx, leaseKey(id, o.Attempts), &l) {
+		panic(fmt.Sprintf("market: order %d has %d leases but the last is missing", id, o.Attempts))
+	}
 	if l.State != LeaseActive {
 		return o, l, types.Wrapf(types.ErrLeaseClosed, "lease %d closed at height %d (%s)", id, l.ClosedHeight, l.CloseReason)
 	}
@@ -338,7 +344,8 @@ func createOrder(ctx *types.Context, p Params, m *MsgCreateOrder) error {
 		mode = ModeAuction
 	}
 	o := Order{ID: id, Owner: m.Owner, Kind: m.Kind, Groups: m.Groups, MaxPrice: m.MaxPrice, Denom: p.Denom,
-		Manual: m.Manual, AutoRedeploy: m.AutoRedeploy, Mode: mode, Fill: m.Fill, Session: m.Session, CreatedHeight: ctx.Height}
+		Manual: m.Manual, AutoRedeploy: m.AutoRedeploy, Mode: mode, Fill: m.Fill, Session: m.Session,
+		TEE: m.TEE, AllowedMeasurements: m.AllowedMeasurements, CreatedHeight: ctx.Height}
 	openOrder(ctx, p, &o)
 	ctx.Emit("order_created", "order", idStr(id), "owner", m.Owner.String(), "kind", m.Kind, "mode", mode,
 		"max_price", idStr(m.MaxPrice), "deposit", m.Deposit.String(), "bid_close_height", strconv.FormatInt(o.BidCloseHeight, 10))
@@ -398,6 +405,9 @@ func vetBid(ctx *types.Context, o *Order, provider types.Address, models []strin
 			return fail(types.Wrapf(types.ErrUnauthorized, "provider %s failed an earlier lease of order %d and may not bid on it again", provider, o.ID))
 		}
 	}
+	if err := CheckBidGuards(ctx, *o, provider); err != nil {
+		return fail(err)
+	}
 	if _, dup := GetBid(ctx, o.ID, provider); dup {
 		return fail(types.Wrapf(types.ErrAlreadyExists, "provider %s already bid on order %d; close-bid first to change it", provider, o.ID))
 	}
@@ -408,6 +418,7 @@ func vetBid(ctx *types.Context, o *Order, provider types.Address, models []strin
 		return fail(types.InvalidField("gpu_models", len(models), fmt.Sprintf("must be empty or one per group (%d)", len(o.Groups))))
 	}
 	need, choices, static, inUse := Fit(o.Groups, models, prov.Inventory, Used(ctx, provider))
+	static = append(static, checkProvider(ctx, prov, o.Groups)...)
 	if len(static) > 0 {
 		return fail(types.Wrapf(types.ErrRequirementsUnmet, "provider %s for order %d: %s", provider, o.ID, static[0]))
 	}
@@ -599,7 +610,7 @@ func EndBlock(ctx *types.Context) {
 		if l.CreatedHeight == ctx.Height {
 			continue // NB: nothing is due in the block the lease is made
 		}
-		if _, ok := registry.Get(ctx, l.Provider); !ok {
+		if !registry.Exists(ctx, l.Provider) {
 			closeLease(ctx, p, &o, &l, ReasonProviderDeregistered, "")
 			continue
 		}

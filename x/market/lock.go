@@ -22,9 +22,11 @@ type disputeWindow struct {
 }
 
 // Wire registers what the market adds to other modules at app start: the guard that
-// locks a provider's bond while its leases may still be disputed.
+// locks a provider's bond while its leases may still be disputed, and the registry
+// change hook that keeps the free-capacity index (index.go) current.
 func Wire(h *types.Hooks) {
 	staking.RegisterUnbondGuard(h, registry.BondPurpose, ModuleName, providerBondGuard)
+	registry.OnProviderChange(h, reindex)
 }
 
 // providerBondGuard refuses to let a provider's bond fall below min_provider_stake (or

@@ -50,6 +50,12 @@ type MsgCreateOrder struct {
 	Fill string `json:"fill,omitempty"`
 	// Session makes the order a session (mode sealed only): nil for none.
 	Session *Session `json:"session,omitempty"`
+	// TEE, when set, restricts the order to providers with an attested trusted
+	// execution environment: TEECPU or TEECPUGPU (which needs GPUs in a group).
+	TEE string `json:"tee,omitempty"`
+	// AllowedMeasurements, with TEE, lists the launch measurements (hex, 48 bytes)
+	// the tenant accepts; empty: any attested environment.
+	AllowedMeasurements []string `json:"allowed_measurements,omitempty"`
 }
 
 // MsgCloseOrder closes the signer's order (and its lease, if any), refunding the escrow.
@@ -226,11 +232,64 @@ func (m *MsgCreateOrder) ValidateBasic() error {
 			return err
 		}
 	}
+	if err := validateTEE(m.TEE, m.AllowedMeasurements, m.Groups); err != nil {
+		return err
+	}
 	// NB: a zero or missing deposit is refused by the handler with
 	// ErrInsufficientDeposit, which says how much is needed.
 	if m.Deposit.Amount > 0 {
 		if err := types.ValidateDenom(m.Deposit.Denom); err != nil {
 			return types.InvalidField("deposit.denom", m.Deposit.Denom, err.Error())
+		}
+	}
+	return nil
+}
+
+// TEE types an order may require (Order.TEE), as in Akash SDL params.tee.
+const (
+	TEECPU    = "cpu"     // a confidential VM (AMD SEV-SNP or Intel TDX)
+	TEECPUGPU = "cpu-gpu" // a confidential VM with an NVIDIA GPU in confidential-computing mode
+)
+
+// MaxMeasurements bounds an order's allowed_measurements.
+const MaxMeasurements = 16
+
+// measurementHexLen is a launch measurement (48 bytes: SEV-SNP MEASUREMENT, TDX
+// MRTD) in hex.
+const measurementHexLen = 96
+
+var measurementRe = regexp.MustCompile(`^[0-9a-f]{96}$`)
+
+// validateTEE checks an order's TEE requirement: a known type, cpu-gpu only with
+// GPUs, measurements only with a TEE, each 48 bytes of lower-case hex, no repeats.
+func validateTEE(tee string, ms []string, groups []Group) error {
+	switch tee {
+	case "", TEECPU:
+	case TEECPUGPU:
+		gpus := false
+		for _, g := range groups {
+			gpus = gpus || g.GPU.Units > 0
+		}
+		if !gpus {
+			return types.InvalidField("tee", tee, "cpu-gpu needs GPUs: no group asks for gpu units (use tee cpu for a CPU-only confidential VM)")
+		}
+	default:
+		return types.InvalidField("tee", tee, "must be empty, cpu or cpu-gpu")
+	}
+	if len(ms) > 0 && tee == "" {
+		return types.InvalidField("allowed_measurements", len(ms), "need tee cpu or cpu-gpu: only an attested environment has a measurement")
+	}
+	if len(ms) > MaxMeasurements {
+		return types.InvalidField("allowed_measurements", len(ms), fmt.Sprintf("at most %d", MaxMeasurements))
+	}
+	for i, m := range ms {
+		if !measurementRe.MatchString(m) {
+			return types.InvalidField(fmt.Sprintf("allowed_measurements[%d]", i), m, "must be 48 bytes of lower-case hex (96 digits)")
+		}
+		for _, prev := range ms[:i] {
+			if prev == m {
+				return types.InvalidField(fmt.Sprintf("allowed_measurements[%d]", i), m, "listed twice")
+			}
 		}
 	}
 	return nil
@@ -371,6 +430,11 @@ func (m *MsgCreateOrder) MarshalTo(w *codec.Writer) {
 		w.String(m.Session.Location)
 		w.Uvarint(uint64(m.Session.MaxRTTMs))
 	}
+	w.String(m.TEE)
+	w.Uvarint(uint64(len(m.AllowedMeasurements)))
+	for _, ms := range m.AllowedMeasurements {
+		w.String(ms)
+	}
 }
 
 func (m *MsgCloseOrder) MarshalTo(w *codec.Writer) { w.Fixed(m.Owner[:]); w.Uvarint(m.OrderID) }
@@ -423,6 +487,15 @@ func DecodeCreateOrder(r *codec.Reader) types.Msg {
 	m.Fill = r.String(16)
 	if r.Bool() {
 		m.Session = &Session{Blocks: r.Uvarint(), Location: r.String(64), MaxRTTMs: readU32(r, "max_rtt_ms")}
+	}
+	m.TEE = r.String(16)
+	n = r.Uvarint()
+	if n > MaxMeasurements {
+		r.Fail("%d allowed measurements, limit %d", n, MaxMeasurements)
+		return m
+	}
+	for i := uint64(0); i < n && r.Err() == nil; i++ {
+		m.AllowedMeasurements = append(m.AllowedMeasurements, r.String(measurementHexLen))
 	}
 	return m
 }

@@ -15,7 +15,6 @@ import (
 func TestPerformanceBillsWork(t *testing.T) {
 	e := newEnv(t)
 	scores := map[types.Address]uint64{}
-	e.ctx.Hooks = types.NewHooks()
 	RegisterScores(e.ctx.Hooks, "test", Measured, func(_ *types.Context, p types.Address, _ GPUSpec) (uint64, bool) {
 		s, ok := scores[p]
 		return s, ok

@@ -180,8 +180,9 @@ func Match(ctx *types.Context, id uint64) (MatchReport, error) {
 				pm.Failures = append(pm.Failures, Failure{Constraint: "excluded", Detail: "failed an earlier lease of this order"})
 			}
 		}
+		pm.Failures = append(pm.Failures, guardFailures(ctx, o, prov.Owner)...)
 		_, _, static, inUse := Fit(o.Groups, nil, prov.Inventory, Used(ctx, prov.Owner))
-		pm.Failures = append(append(pm.Failures, static...), inUse...)
+		pm.Failures = append(append(append(pm.Failures, static...), checkProvider(ctx, prov, o.Groups)...), inUse...)
 		pm.Fits = len(pm.Failures) == 0
 		seen := map[string]bool{}
 		for _, f := range pm.Failures {
@@ -271,6 +272,9 @@ func CheckInvariants(ctx *types.Context) error {
 		if o.State != OrderOpen && len(BidsOf(ctx, o.ID)) > 0 {
 			return fmt.Errorf("market: order %d is %s but has open bids", o.ID, o.State)
 		}
+	}
+	if err := checkIndex(ctx); err != nil {
+		return err
 	}
 	deposits := map[string]uint64{}
 	for _, c := range BidDeposits(ctx) {

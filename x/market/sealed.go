@@ -167,7 +167,7 @@ func revealBid(ctx *types.Context, p Params, o *Order, m *MsgRevealBid) error {
 		return types.Wrapf(types.ErrNotFound, "no sealed commitment by %s on order %d to reveal", m.Provider, o.ID)
 	}
 	if got := hex.EncodeToString(SealedHash(o.ID, m.Provider, m.Price, m.Salt)); got != b.Sealed {
-		return types.Wrapf(types.ErrBadReveal, "order %d: price %d and salt hash to %s, provider %s committed %s", o.ID, m.Price, got, m.Provider, b.Sealed)
+		return types.Wrapf(types.ErrBidReveal, "order %d: price %d and salt hash to %s, provider %s committed %s", o.ID, m.Price, got, m.Provider, b.Sealed)
 	}
 	if err := withinMax(o, m.Price); err != nil {
 		return err

@@ -65,10 +65,10 @@ func TestSealedCommitReveal(t *testing.T) {
 	e.must(&MsgRevealBid{Provider: a, OrderID: id, Price: 300, Salt: salt(1)})
 	e.must(&MsgRevealBid{Provider: b, OrderID: id, Price: 200, Salt: salt(2)})
 	// c reveals a price it did not commit to: refused; c's commitment stays sealed.
-	if err := e.do(&MsgRevealBid{Provider: c, OrderID: id, Price: 90, Salt: salt(3)}); !errors.Is(err, types.ErrBadReveal) {
+	if err := e.do(&MsgRevealBid{Provider: c, OrderID: id, Price: 90, Salt: salt(3)}); !errors.Is(err, types.ErrBidReveal) {
 		t.Fatalf("mismatched reveal: %v", err)
 	}
-	if err := e.do(&MsgRevealBid{Provider: d, OrderID: id, Price: 200, Salt: salt(2)}); !errors.Is(err, types.ErrBadReveal) {
+	if err := e.do(&MsgRevealBid{Provider: d, OrderID: id, Price: 200, Salt: salt(2)}); !errors.Is(err, types.ErrBidReveal) {
 		t.Fatalf("reveal of another provider's commitment: %v", err)
 	}
 	tenant := types.ModuleAddress("test-provider-none")

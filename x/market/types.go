@@ -251,7 +251,12 @@ type Order struct {
 	// Parent is the order this one was split off (a part of a partly filled
 	// order-book order, funded from its deposit); 0 for an order a tenant placed.
 	Parent uint64 `json:"parent,string,omitempty"`
-	State  string `json:"state"`
+	// TEE is the trusted execution environment the order requires (TEECPU,
+	// TEECPUGPU), "" when none; AllowedMeasurements the launch measurements accepted.
+	// Bid guards (RegisterBidGuard; the tee module's) enforce them.
+	TEE                 string   `json:"tee,omitempty"`
+	AllowedMeasurements []string `json:"allowed_measurements,omitempty"`
+	State               string   `json:"state"`
 	// BidOpenHeight..BidCloseHeight is the current bid window (re-set when the order
 	// re-opens); ExpireHeight is when it closes if still unmatched.
 	BidOpenHeight  int64 `json:"bid_open_height,string"`

@@ -84,6 +84,12 @@ func Get(ctx *types.Context, a types.Address) (Provider, bool) {
 	return decode(ctx, v), true
 }
 
+// Exists reports whether a is a registered provider, without decoding its record.
+func Exists(ctx *types.Context, a types.Address) bool {
+	_, ok := ctx.Store.Get(key(a))
+	return ok
+}
+
 func set(ctx *types.Context, p Provider) {
 	b, _ := json.Marshal(record{Owner: p.Owner, Endpoint: p.Endpoint, CertPEM: p.CertPEM, Inventory: p.Inventory,
 		CreatedHeight: p.CreatedHeight, UpdatedHeight: ctx.Height})
@@ -277,6 +283,9 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		}
 		set(ctx, Provider{Owner: m.Owner, Endpoint: m.Endpoint, CertPEM: string(m.CertPEM), Inventory: m.Inventory, CreatedHeight: ctx.Height})
 		ctx.Emit("register_provider", "owner", m.Owner.String(), "endpoint", m.Endpoint)
+		prov, _ := Get(ctx, m.Owner)
+		fireInventory(ctx, prov, true)
+		changed(ctx, m.Owner)
 		return nil
 	case *MsgUpdateProvider:
 		prov, ok := Get(ctx, m.Owner)
@@ -299,6 +308,10 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		}
 		set(ctx, prov)
 		ctx.Emit("update_provider", "owner", m.Owner.String())
+		if m.Inventory != nil {
+			fireInventory(ctx, prov, false)
+		}
+		changed(ctx, m.Owner)
 		return nil
 	case *MsgDeregisterProvider:
 		if _, ok := Get(ctx, m.Owner); !ok {
@@ -311,6 +324,7 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		}
 		ctx.Store.Delete(key(m.Owner))
 		ctx.Emit("deregister_provider", "owner", m.Owner.String())
+		changed(ctx, m.Owner)
 		return nil
 	}
 	return types.Wrapf(types.ErrUnknownMsgType, "registry cannot handle %T", msg)

@@ -1,0 +1,147 @@
+package sim
+
+import (
+	"fmt"
+
+	"github.com/kiln-network/kiln/x/market"
+	"io"
+	"runtime"
+	"runtime/debug"
+)
+
+// BenchOptions configure the market benchmark.
+type BenchOptions struct {
+	// Small and Large are the two network sizes compared (GPUs).
+	Small, Large int
+	// Blocks and OrdersPerBlock are the load, the same on both networks.
+	Blocks         int
+	OrdersPerBlock float64
+	Progress       io.Writer
+}
+
+// DefaultBenchOptions: 40,000 GPUs (io.net/Aethir scale) against 1,000,000, each
+// running 20 blocks of 500 orders before 2,500 fresh orders are matched, timed.
+func DefaultBenchOptions() BenchOptions {
+	return BenchOptions{Small: 40_000, Large: 1_000_000, Blocks: 20, OrdersPerBlock: 500}
+}
+
+// BenchResult is what `kiln bench market` reports.
+type BenchResult struct {
+	// OrdersPerSecond is orders matched per CPU-second on the large network: for
+	// each order placed on chain, the market finds the providers that can take it
+	// (market.Candidates over the free-capacity index: the search that would grow
+	// with the network if it scanned). OrdersPerSecondSmall is the same on the small
+	// network.
+	OrdersPerSecond      float64 `json:"orders_per_s"`
+	OrdersPerSecondSmall float64 `json:"orders_per_s_small"`
+	// CostRatio is the matching CPU time per order on the large network over that on
+	// the small one: 1 when matching does not grow with the network.
+	CostRatio float64 `json:"cost_ratio_1m_vs_40k"`
+	// MatchMicros* are the matching CPU time per order, in microseconds.
+	MatchMicrosSmall float64 `json:"match_us_per_order_small"`
+	MatchMicrosLarge float64 `json:"match_us_per_order_large"`
+	// FullPath* are the chain's whole CPU time per leased order while the network
+	// ran (order placed, search, bids, window close and lease, per-block
+	// settlement), in microseconds, and its large/small ratio.
+	FullPathMicrosSmall float64 `json:"full_path_us_per_order_small"`
+	FullPathMicrosLarge float64 `json:"full_path_us_per_order_large"`
+	FullPathRatio       float64 `json:"full_path_cost_ratio"`
+	FullPathOrdersPerS  float64 `json:"full_path_orders_per_s"`
+	PeakRSSMiB          float64 `json:"peak_rss_mib"`
+	MatchedOrders       int     `json:"matched_orders"`
+	Small               Result  `json:"small"`
+	Large               Result  `json:"large"`
+	MachineCPUs         int     `json:"machine_cpus"`
+	Target              string  `json:"target"`
+}
+
+// Bench runs the same load on a small and a large network: each is built, runs
+// o.Blocks blocks of o.OrdersPerBlock orders (so leases hold capacity and the index
+// is churned), and then has the market match a batch of fresh orders, timed alone.
+// Memory is returned between the two.
+func Bench(o BenchOptions) (BenchResult, error) {
+	if o.Small < 64 || o.Large < o.Small {
+		return BenchResult{}, fmt.Errorf("sizes: need 64 <= small (%d) <= large (%d)", o.Small, o.Large)
+	}
+	type run struct {
+		res     Result
+		us      float64
+		matched int
+	}
+	do := func(gpus int) (run, error) {
+		cfg := DefaultConfig()
+		cfg.GPUs, cfg.Blocks, cfg.OrdersPerBlock, cfg.Progress = gpus, o.Blocks, o.OrdersPerBlock, o.Progress
+		// NB: no churn and the same seed: both networks get the same orders, so the
+		// ratio measures the network's size alone.
+		cfg.Churn = 0
+		s, err := New(cfg)
+		if err != nil {
+			return run{}, err
+		}
+		res, err := s.Run()
+		if err != nil {
+			return run{}, err
+		}
+		us, matched, err := s.matchBatch(int(o.OrdersPerBlock) * 5)
+		return run{res, us, matched}, err
+	}
+	small, err := do(o.Small)
+	if err != nil {
+		return BenchResult{}, fmt.Errorf("%d GPUs: %w", o.Small, err)
+	}
+	runtime.GC()
+	debug.FreeOSMemory()
+	large, err := do(o.Large)
+	if err != nil {
+		return BenchResult{}, fmt.Errorf("%d GPUs: %w", o.Large, err)
+	}
+	r := BenchResult{Small: small.res, Large: large.res, MatchMicrosSmall: round(small.us, 3), MatchMicrosLarge: round(large.us, 3),
+		FullPathMicrosSmall: small.res.MatchMicros, FullPathMicrosLarge: large.res.MatchMicros, FullPathOrdersPerS: large.res.OrdersPerSecond,
+		MatchedOrders: large.matched, PeakRSSMiB: PeakRSSMiB(), MachineCPUs: runtime.NumCPU(),
+		Target: "orders_per_s >= 10000, cost_ratio_1m_vs_40k <= 2"}
+	if large.us > 0 {
+		r.OrdersPerSecond = round(1e6/large.us, 1)
+	}
+	if small.us > 0 {
+		r.OrdersPerSecondSmall = round(1e6/small.us, 1)
+		r.CostRatio = round(large.us/small.us, 3)
+	}
+	if small.res.MatchMicros > 0 {
+		r.FullPathRatio = round(large.res.MatchMicros/small.res.MatchMicros, 3)
+	}
+	return r, nil
+}
+
+// matchBatch places n fresh orders in one block and, in the next, has the market
+// find each one's providers (BidsPerOrder of them). It returns the CPU time per
+// order in microseconds and how many orders found at least one provider.
+func (s *Sim) matchBatch(n int) (float64, int, error) {
+	s.begin()
+	first := s.nextID + 1
+	for range n {
+		m, gpus, jobBlocks := s.newOrder()
+		if err := s.lg.Deliver(m); err != nil {
+			return 0, 0, fmt.Errorf("create order: %w", err)
+		}
+		s.nextID++
+		s.orders[s.nextID] = &order{id: s.nextID, placed: s.height, gpus: gpus, maxPrice: m.MaxPrice, groups: m.Groups, jobLen: int64(jobBlocks)}
+	}
+	if err := s.end(); err != nil {
+		return 0, 0, err
+	}
+	ctx := s.begin()
+	defer func() { _ = s.end() }()
+	matched := 0
+	t := cpuTime()
+	for id := first; id <= s.nextID; id++ {
+		c, err := market.Candidates(ctx, id, s.cfg.BidsPerOrder)
+		if err != nil {
+			return 0, 0, err
+		}
+		if len(c) > 0 {
+			matched++
+		}
+	}
+	d := cpuTime() - t
+	return float64(d.Microseconds()) / float64(n), matched, nil
+}
