@@ -151,6 +151,7 @@ func Modules() []Module {
 				{types.MsgTypeMarketCommitBid, market.DecodeCommitBid},
 				{types.MsgTypeMarketRevealBid, market.DecodeRevealBid},
 				{types.MsgTypeMarketRTTProbe, market.DecodeRTTProbe},
+				{types.MsgTypeMarketReclaim, market.DecodeReclaimLease},
 			},
 			Handle: market.Handle,
 			Wire: func(h *types.Hooks) {

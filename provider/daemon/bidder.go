@@ -102,6 +102,9 @@ func (d *Daemon) bid(ctx context.Context, h int64) error {
 			never(err.Error())
 			continue
 		}
+		if o.ReclaimWindowSeconds > 0 {
+			price = max(1, price-price*d.cfg.Pricing.ReclaimDiscountBps/10_000)
+		}
 		if price > o.MaxPrice {
 			never("max price below ours", "price", price, "max_price", o.MaxPrice)
 			continue

@@ -192,6 +192,8 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		return revealBid(ctx, p, &o, m)
 	case *MsgRTTProbe:
 		return recordProbe(ctx, m)
+	case *MsgReclaimLease:
+		return startReclaim(ctx, m)
 	case *MsgCloseOrder:
 		o, ok := GetOrder(ctx, m.OrderID)
 		if !ok {
@@ -345,7 +347,7 @@ func createOrder(ctx *types.Context, p Params, m *MsgCreateOrder) error {
 	}
 	o := Order{ID: id, Owner: m.Owner, Kind: m.Kind, Groups: m.Groups, MaxPrice: m.MaxPrice, Denom: p.Denom,
 		Manual: m.Manual, AutoRedeploy: m.AutoRedeploy, Mode: mode, Fill: m.Fill, Session: m.Session,
-		TEE: m.TEE, AllowedMeasurements: m.AllowedMeasurements, CreatedHeight: ctx.Height}
+		TEE: m.TEE, AllowedMeasurements: m.AllowedMeasurements, ReclaimWindowSeconds: m.ReclaimWindowSeconds, CreatedHeight: ctx.Height}
 	openOrder(ctx, p, &o)
 	ctx.Emit("order_created", "order", idStr(id), "owner", m.Owner.String(), "kind", m.Kind, "mode", mode,
 		"max_price", idStr(m.MaxPrice), "deposit", m.Deposit.String(), "bid_close_height", strconv.FormatInt(o.BidCloseHeight, 10))
@@ -514,6 +516,9 @@ func closeLease(ctx *types.Context, p Params, o *Order, l *Lease, reason, output
 	l.OutputHash = output
 	setLease(ctx, l)
 	ctx.Store.Delete(u64key(activePrefix, l.ID))
+	if l.Reclaim != nil {
+		ctx.Store.Delete(reclaimKey(l.Reclaim.Deadline, l.ID))
+	}
 	setUsed(ctx, l.Provider, Used(ctx, l.Provider).Sub(l.Usage))
 	if paysNow {
 		// NB: after the lease is marked closed, so a PaymentMade hook that tries to
@@ -594,6 +599,7 @@ func closeOrder(ctx *types.Context, o *Order, reason string) {
 // window closes, where the best fitting bid becomes a lease, and expiries.
 func EndBlock(ctx *types.Context) {
 	p := GetParams(ctx)
+	endReclaims(ctx, p)
 	var active []uint64
 	ctx.Store.Iterate(activePrefix, func(k, _ []byte) bool {
 		active = append(active, binary.BigEndian.Uint64(k[len(activePrefix):]))

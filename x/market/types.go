@@ -173,6 +173,7 @@ const (
 	ReasonProviderDeregistered = "provider_deregistered"
 	ReasonUnfilled             = "unfilled"      // an order-book order that would not wait found no (more) asks
 	ReasonSessionEnded         = "session_ended" // a session lease ran its blocks
+	ReasonReclaimed            = "reclaimed"     // the provider reclaimed a reclaimable lease at its deadline
 )
 
 // Bid release reasons (event attribute only).
@@ -254,9 +255,12 @@ type Order struct {
 	// TEE is the trusted execution environment the order requires (TEECPU,
 	// TEECPUGPU), "" when none; AllowedMeasurements the launch measurements accepted.
 	// Bid guards (RegisterBidGuard; the tee module's) enforce them.
-	TEE                 string   `json:"tee,omitempty"`
-	AllowedMeasurements []string `json:"allowed_measurements,omitempty"`
-	State               string   `json:"state"`
+	// ReclaimWindowSeconds, when not 0, makes the order's leases reclaimable with at
+	// least this much notice (MsgReclaimLease).
+	ReclaimWindowSeconds uint64   `json:"reclaim_window_seconds,string,omitempty"`
+	TEE                  string   `json:"tee,omitempty"`
+	AllowedMeasurements  []string `json:"allowed_measurements,omitempty"`
+	State                string   `json:"state"`
 	// BidOpenHeight..BidCloseHeight is the current bid window (re-set when the order
 	// re-opens); ExpireHeight is when it closes if still unmatched.
 	BidOpenHeight  int64 `json:"bid_open_height,string"`
@@ -323,11 +327,14 @@ type Lease struct {
 	// UnitPrice, for a performance-priced lease, is its price per benchmark
 	// TFLOP-hour, and WorkMilliTFLOPS the scores of its GPUs added up (Price is per
 	// block from the two, re-read at every settlement).
-	UnitPrice       uint64 `json:"unit_price,string,omitempty"`
-	WorkMilliTFLOPS uint64 `json:"work_mtflops,string,omitempty"`
-	OutputHash      string `json:"output_hash,omitempty"` // hex, from MsgCompleteLease
-	CloseReason     string `json:"close_reason,omitempty"`
-	ClosedHeight    int64  `json:"closed_height,string,omitempty"`
-	CreatedHeight   int64  `json:"created_height,string"`
-	UpdatedHeight   int64  `json:"updated_height,string"`
+	UnitPrice uint64 `json:"unit_price,string,omitempty"`
+	// Reclaim is set while the provider reclaims the lease (it stays active until
+	// the deadline, then closes with reason reclaimed).
+	Reclaim         *Reclaim `json:"reclaim,omitempty"`
+	WorkMilliTFLOPS uint64   `json:"work_mtflops,string,omitempty"`
+	OutputHash      string   `json:"output_hash,omitempty"` // hex, from MsgCompleteLease
+	CloseReason     string   `json:"close_reason,omitempty"`
+	ClosedHeight    int64    `json:"closed_height,string,omitempty"`
+	CreatedHeight   int64    `json:"created_height,string"`
+	UpdatedHeight   int64    `json:"updated_height,string"`
 }
