@@ -156,6 +156,7 @@ func Modules() []Module {
 			Handle: market.Handle,
 			Wire: func(h *types.Hooks) {
 				market.Wire(h)
+				market.RegisterScores(h, "liveness", market.Measured, measuredScore)
 				market.RegisterScores(h, "catalogue", market.Expected, catalogueScore)
 			},
 			EndBlock:      func(ctx *types.Context) []staking.Update { market.EndBlock(ctx); return nil },

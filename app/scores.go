@@ -5,36 +5,43 @@ import (
 
 	"github.com/kiln-network/kiln/gpu"
 	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/x/liveness"
 	"github.com/kiln-network/kiln/x/market"
-	"github.com/kiln-network/kiln/x/registry"
 )
 
-// catalogueScore is the hardware score performance pricing falls back on: the GPU
-// catalogue's expected FP32 TFLOPS for the provider's declared model (the variant of
-// its interface and memory, else the model's fastest), in milli-TFLOPS. It is an
-// Expected source: a module that measures GPUs (the hardware challenge, x/liveness)
-// registers a Measured one, consulted first; until then, declared hardware is billed
-// at its datasheet figure. The catalogue is
-// compiled in, so every node reads the same figures.
+// Hardware scores for performance pricing, in milli-TFLOPS per GPU (= GFLOPS). Both
+// read the matmul benchmark's scale: the GPU catalogue's expected figure
+// (gpu.ExpectedMatmulGFLOPS, what x/liveness's hardware challenge expects of a model),
+// or the rate the challenge measured. Every node reads the same figures: the
+// catalogue is compiled in, the measurements are chain state.
+
+// catalogueScore is the expected figure for the provider's declared model: what a
+// provider is billed at until its hardware is measured.
 func catalogueScore(_ *types.Context, _ types.Address, g market.GPUSpec) (uint64, bool) {
-	m, ok := gpu.LookupModel(g.Model)
-	if !ok {
+	gflops, ok := gpu.ExpectedMatmulGFLOPS(g.Model)
+	if !ok || gflops <= 0 {
 		return 0, false
 	}
-	best, exact := 0.0, 0.0
-	for _, v := range m.Variants {
-		best = math.Max(best, v.FP32TFLOPS)
-		if v.Interface == g.Interface && uint64(v.MemoryGiB)*registry.Gi == g.MemoryBytes {
-			exact = v.FP32TFLOPS
-		}
-	}
-	if exact > 0 {
-		best = exact
-	}
-	if best <= 0 {
+	// NB: rounded once here, so no float reaches the ledger's arithmetic.
+	return uint64(math.Round(gflops)), true
+}
+
+// measuredScore is the rate x/liveness's last passed hardware challenge of the
+// provider's model reported, capped at the model's expected figure (the provider
+// reports its own duration: a claim may lower its pay, never raise it above the
+// datasheet's); a model whose last challenge failed or was slow scores 0, so it bills
+// nothing until a later one passes.
+func measuredScore(ctx *types.Context, p types.Address, g market.GPUSpec) (uint64, bool) {
+	s, ok := liveness.GetScore(ctx, p, g.Model)
+	if !ok || s.Passed == 0 && !s.Flagged {
 		return 0, false
 	}
-	// NB: rounded to whole milli-TFLOPS here, once, so no float reaches the ledger's
-	// arithmetic.
-	return uint64(math.Round(best * 1000)), true
+	if s.Flagged {
+		return 0, true
+	}
+	got := s.LastReportedMFLOPS / 1000
+	if want, ok := catalogueScore(ctx, p, g); ok {
+		got = min(got, want)
+	}
+	return got, true
 }
