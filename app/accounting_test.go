@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-network/kiln/x/infer"
 	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/staking"
+	"github.com/kiln-network/kiln/x/verify"
 )
 
 // corrupt commits a block that sets balances directly, as a bug bypassing bank would:
@@ -54,6 +55,11 @@ func TestAccountingCatchesMoneyCreatedOrLost(t *testing.T) {
 		// An open inference request: the infer module account holds its fee.
 		h.mustExec(step{tenant, &infer.MsgRegisterModel{Owner: tenant.addr, ID: "tiny", Hash: strings.Repeat("ab", 32)}})
 		h.mustExec(step{tenant, &infer.MsgInferRequest{Requester: tenant.addr, Model: "tiny", Input: []byte("x"), MaxFee: 1000}})
+		// NB: a tenant's dispute of lease 1's committed work, whose committee is drawn
+		// at the end of the next block: until then its deposit sits in the verify
+		// module account.
+		h.mustExec(step{p1, &verify.MsgCommit{Provider: p1.addr, LeaseID: 1, Kind: "render", Root: make([]byte, 32), Units: 4}})
+		h.mustExec(step{tenant, &verify.MsgDispute{Tenant: tenant.addr, CommitID: 1, Unit: 0}})
 		return h, tenant
 	}
 	bal := func(h *harness, a types.Address, d string) uint64 { return bank.Balance(h.ctx(), a, d) }
@@ -93,6 +99,11 @@ func TestAccountingCatchesMoneyCreatedOrLost(t *testing.T) {
 				infer.Account: {"ukiln": bal(h, infer.Account, "ukiln") - 7},
 				tn.addr:       {"ukiln": bal(h, tn.addr, "ukiln") + 7}}
 		}, "module account infer", false},
+		{"dispute deposit moved to an account", func(h *harness, tn *account) map[types.Address]map[string]uint64 {
+			return map[types.Address]map[string]uint64{
+				verify.Account: {"ukiln": bal(h, verify.Account, "ukiln") - 7},
+				tn.addr:        {"ukiln": bal(h, tn.addr, "ukiln") + 7}}
+		}, "module account verify", false},
 		{"fees left in the fee collector", func(h *harness, tn *account) map[types.Address]map[string]uint64 {
 			return map[types.Address]map[string]uint64{
 				bank.FeeCollector: {"ukiln": 7},

@@ -11,13 +11,14 @@ import (
 	"github.com/kiln-network/kiln/x/auth"
 	"github.com/kiln-network/kiln/x/bank"
 	"github.com/kiln-network/kiln/x/escrow"
-	"github.com/kiln-network/kiln/x/liveness"
 	"github.com/kiln-network/kiln/x/infer"
+	"github.com/kiln-network/kiln/x/liveness"
 	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/params"
 	"github.com/kiln-network/kiln/x/registry"
 	"github.com/kiln-network/kiln/x/staking"
 	xtee "github.com/kiln-network/kiln/x/tee"
+	"github.com/kiln-network/kiln/x/verify"
 )
 
 // GenesisParams holds every module's parameters.
@@ -31,6 +32,7 @@ type GenesisParams struct {
 	Liveness liveness.Params `json:"liveness"`
 	TEE      xtee.Params     `json:"tee"`
 	Infer    infer.Params    `json:"infer"`
+	Verify   verify.Params   `json:"verify"`
 }
 
 // GenesisState is the app_state of genesis.json.

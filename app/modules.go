@@ -10,13 +10,14 @@ import (
 	"github.com/kiln-network/kiln/x/bank"
 	"github.com/kiln-network/kiln/x/cert"
 	"github.com/kiln-network/kiln/x/escrow"
-	"github.com/kiln-network/kiln/x/liveness"
 	"github.com/kiln-network/kiln/x/infer"
+	"github.com/kiln-network/kiln/x/liveness"
 	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/params"
 	"github.com/kiln-network/kiln/x/registry"
 	"github.com/kiln-network/kiln/x/staking"
 	xtee "github.com/kiln-network/kiln/x/tee"
+	"github.com/kiln-network/kiln/x/verify"
 )
 
 // Module is one ledger module as the app wires it: everything the app needs to know of
@@ -165,6 +166,28 @@ func Modules() []Module {
 			Accounts:      []bank.ModuleAccount{{Name: "market", Address: market.Account, Owed: market.BidDeposits}},
 			Invariants:    market.CheckInvariants,
 			Query:         queryMarket,
+		},
+		{
+			// NB: after the market (its settlement's payments are recorded for refunds)
+			// and before escrow, so that a pending check keeps pay held that escrow
+			// would release this block.
+			Name: verify.ModuleName,
+			Msgs: []MsgRoute{
+				{types.MsgTypeVerifyRegisterVerifier, verify.DecodeRegisterVerifier},
+				{types.MsgTypeVerifyUnbondVerifier, verify.DecodeUnbondVerifier},
+				{types.MsgTypeVerifyCommit, verify.DecodeCommit},
+				{types.MsgTypeVerifyVerdict, verify.DecodeVerdict},
+				{types.MsgTypeVerifyDispute, verify.DecodeDispute},
+				{types.MsgTypeVerifyVote, verify.DecodeVote},
+			},
+			Handle:        verify.Handle,
+			Wire:          verify.Wire,
+			EndBlock:      func(ctx *types.Context) []staking.Update { verify.EndBlock(ctx); return nil },
+			Params:        func(g *GenesisParams) params.Validator { return &g.Verify },
+			DefaultParams: func(g *GenesisParams) { g.Verify = verify.DefaultParams() },
+			Accounts:      []bank.ModuleAccount{{Name: "verify", Address: verify.Account, Owed: verify.Deposits}},
+			Invariants:    verify.CheckInvariants,
+			Query:         verify.Query,
 		},
 		{
 			// NB: after the market: an attestation that expires at the end of a

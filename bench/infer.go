@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"os"
@@ -15,11 +16,11 @@ import (
 	tdxdata "github.com/google/go-tdx-guest/testing/testdata"
 
 	"github.com/kiln-network/kiln/app"
+	"github.com/kiln-network/kiln/certpem"
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/infer"
 	"github.com/kiln-network/kiln/keyring"
 	"github.com/kiln-network/kiln/node"
-	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/tee"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/bank"
@@ -152,7 +153,7 @@ func inferChain(ctx context.Context, r *InferResult, progress io.Writer) error {
 	model := infer.NewTiny()
 	r.Model = model.ID()
 	fmt.Fprintf(progress, "==> chain up; registering %d providers serving %s (hash %s)\n", r.Providers, model.ID(), model.Hash()[:16])
-	certPEM, _, err := api.GenerateServerCert([]string{"127.0.0.1"}, 24*time.Hour)
+	certPEM, _, err := certpem.Generate("127.0.0.1", []string{"127.0.0.1"}, 24*time.Hour, x509.ExtKeyUsageServerAuth)
 	if err != nil {
 		return err
 	}

@@ -21,13 +21,16 @@ import (
 
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/explorer"
+	"github.com/kiln-network/kiln/internal/cputime"
 	"github.com/kiln-network/kiln/keyring"
 	"github.com/kiln-network/kiln/node"
 	"github.com/kiln-network/kiln/ports"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/daemon"
+	"github.com/kiln-network/kiln/provider/executor/process"
 	"github.com/kiln-network/kiln/tenant"
 	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/work/units"
 	"github.com/kiln-network/kiln/x/bank"
 	"github.com/kiln-network/kiln/x/market"
 )
@@ -52,6 +55,10 @@ type Options struct {
 	Worker   string
 	Progress io.Writer // progress lines; nil discards
 	Logger   *slog.Logger
+	// Cheaters is how many of the demo's providers fake part of their work (a quarter
+	// of each matmul job's row blocks, zeroed, with a root committed over the fakes):
+	// the verifier must catch them. At most len(providers)-1: one stays honest.
+	Cheaters int
 	// PickPort picks the loopback port the demo's service binds, which must be written
 	// into its manifest ahead; nil picks a free one (ports.Pick). A port taken by
 	// another program before the service binds it is replaced by a fresh pick.
@@ -112,6 +119,16 @@ type Summary struct {
 	SupplyConserved    bool     `json:"supply_conserved"`
 	AccountingProblems []string `json:"accounting_problems,omitempty"`
 
+	// Verification: the jobs' work commitments, checked by the demo's verifier.
+	Verification Verification `json:"verification"`
+	// CheatersCaught counts cheating providers proven to have faked work;
+	// HonestSlashed counts honest providers whose stake fell.
+	CheatersCaught int `json:"cheaters_caught"`
+	HonestSlashed  int `json:"honest_slashed"`
+	// VerificationOverhead is the verifier's CPU seconds re-executing sampled units
+	// over the CPU seconds of the batch jobs it checked (their processes' rusage).
+	VerificationOverhead float64 `json:"verification_overhead"`
+
 	Blocks     int64 `json:"blocks"`
 	DurationMS int64 `json:"duration_ms"`
 	Jobs       []Job `json:"jobs"`
@@ -123,6 +140,23 @@ type Summary struct {
 	MetricsURL          string   `json:"metrics_url"`
 	ProviderMetricsURLs []string `json:"provider_metrics_urls"`
 	ExplorerURL         string   `json:"explorer_url,omitempty"`
+}
+
+// Verification is what the trust layer did in the demo.
+type Verification struct {
+	Verifier    string   `json:"verifier"`
+	Cheaters    []string `json:"cheaters,omitempty"`
+	Commitments int      `json:"commitments"`
+	Verified    int      `json:"verified"`
+	Fraud       int      `json:"fraud"`
+	// What the fraud verdicts moved: provider stake slashed, the reporter's reward and
+	// the tenant's refund of the cheat's payments.
+	Slashed        uint64  `json:"slashed,string"`
+	ReporterReward uint64  `json:"reporter_reward,string"`
+	TenantRefunded uint64  `json:"tenant_refunded,string"`
+	UnitsChecked   int     `json:"units_checked"`
+	VerifierCPUs   float64 `json:"verifier_cpu_s"`
+	JobCPUs        float64 `json:"job_cpu_s"`
 }
 
 // providerSpec is one demo provider's declared hardware and prices.
@@ -193,7 +227,10 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	var accounts []bank.GenesisBalance
 	keyOf := map[string]ed25519.PrivateKey{}
-	for _, name := range []string{"tenant", providers[0].name, providers[1].name, providers[2].name} {
+	if o.Cheaters < 0 || o.Cheaters >= len(providers) {
+		return s, fmt.Errorf("cheaters: %d, must be 0 to %d (one provider stays honest)", o.Cheaters, len(providers)-1)
+	}
+	for _, name := range []string{"tenant", "verifier", providers[0].name, providers[1].name, providers[2].name} {
 		info, _, err := kr.Add(name)
 		if err != nil {
 			return s, err
@@ -245,20 +282,27 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		return s, err
 	}
 	defer stopClient()
-	for _, p := range providers {
+	for i, p := range providers {
 		cfg := daemon.DefaultConfig()
 		cfg.Listen = "127.0.0.1:0"
 		cfg.MetricsListen = "127.0.0.1:0"
 		cfg.StateDir = filepath.Join(home, "providers", p.name)
-		cfg.AllowUnisolated = true // NB: the demo runs its own jobs; real providers use docker
+		// NB: the demo runs its own jobs; real providers use docker.
+		cfg.Executor.Set(process.Driver, "allow_unisolated", true)
 		cfg.Inventory = daemon.InventoryConfig{Region: p.region, CPUCores: p.cores, Memory: p.mem, Storage: "8Ti", GPUs: p.gpus,
 			Attributes: map[string]string{"tier": "demo"}}
 		cfg.Pricing.BlockTime = daemon.Duration(o.BlockTime)
+		deps := daemon.Deps{Client: c, Key: keyOf[p.name], Logger: o.Logger.With("provider", p.name)}
+		cheat := i < o.Cheaters
+		if cheat {
+			deps.BeforeSeal = fakeUnits
+			s.Verification.Cheaters = append(s.Verification.Cheaters, p.name)
+		}
 		cfg.OrderBook = o.Pricing == market.ModeMarket
 		if o.Pricing == market.ModeSealed {
 			cfg.RTTEndpoints = map[string]string{demoClientLocation: clientAddr}
 		}
-		d, err := daemon.New(cfg, daemon.Deps{Client: c, Key: keyOf[p.name], Logger: o.Logger.With("provider", p.name)})
+		d, err := daemon.New(cfg, deps)
 		if err != nil {
 			return s, fmt.Errorf("provider %s: %w", p.name, err)
 		}
@@ -275,8 +319,23 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		for _, g := range p.gpus {
 			gpus = append(gpus, fmt.Sprintf("%dx%s", g.Count, g.Model))
 		}
-		step("provider %-9s registered: %s, %d cores, %s RAM, %s (declared: this machine has no GPU), api %s",
-			p.name, strings.Join(gpus, ","), p.cores, p.mem, p.region, d.Endpoint())
+		role := ""
+		if cheat {
+			role = " — CHEATER: fakes a quarter of its matmul units"
+		}
+		step("provider %-9s registered: %s, %d cores, %s RAM, %s (declared: this machine has no GPU), api %s%s",
+			p.name, strings.Join(gpus, ","), p.cores, p.mem, p.region, d.Endpoint(), role)
+	}
+
+	vd, err := startVerifier(dctx, c, keyOf["verifier"], home, o.Logger)
+	if err != nil {
+		return s, err
+	}
+	s.Verification.Verifier = vd.Address().String()
+	step("verifier %s registered with stake: it re-executes units sampled from the randomness of the block after each commitment", vd.Address())
+	stakes0, err := providerStakes(ctx, c)
+	if err != nil {
+		return s, err
 	}
 
 	tenantKey := keyOf["tenant"]
@@ -294,10 +353,11 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		name string
 		plan tenant.Plan
 	}{
-		{"matmul-h100", batch("matmul", o.Worker, []string{"work", "matmul", "--n", "384", "--seed", "1", "--out", "result.json"}, "h100", 1, nil)},
-		{"matmul-a100", batch("matmul", o.Worker, []string{"work", "matmul", "--n", "384", "--seed", "2", "--out", "result.json"}, "a100", 1, nil)},
+		{"matmul-h100", batch("matmul", o.Worker, []string{"work", "matmul", "--n", "384", "--seed", "1", "--dir", "."}, "h100", 1, nil)},
+		{"matmul-a100", batch("matmul", o.Worker, []string{"work", "matmul", "--n", "384", "--seed", "2", "--dir", "."}, "a100", 1, nil)},
 		{"checksum-cpu", batch("checksum", "/bin/sh", []string{"-c", `sha256sum "$KILN_IN/input.txt" > "$KILN_OUT/sha256.txt" && tr a-z A-Z < "$KILN_IN/input.txt" > "$KILN_OUT/upper.txt"`}, "", 0, []string{input})},
 	}
+	jobCPU0 := cputime.Children()
 	for _, j := range jobs {
 		step("deploying batch job %s", j.name)
 		o2 := opts
@@ -317,6 +377,11 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		if r.State == api.StateCompleted {
 			s.JobsCompleted++
 		}
+	}
+
+	jobCPU := cputime.Children() - jobCPU0
+	if err := verification(ctx, c, vd, &s, stakes0, jobCPU, step); err != nil {
+		return s, err
 	}
 
 	// One HTTP service, reached through the provider's ingress over mTLS.
@@ -561,7 +626,7 @@ func batch(name, cmd string, args []string, gpuModel string, gpus uint32, inputs
 	return tenant.Plan{Name: name, Kind: market.KindBatch, Groups: []market.Group{g}, MaxPrice: maxPrice,
 		Deposit: types.NewCoin(types.NativeDenom, maxPrice*tenant.DefaultDepositBlocks), Inputs: inputs, Source: "kiln",
 		Manifest: api.Manifest{Services: []api.Service{{Name: name, Command: append([]string{cmd}, args...), Count: 1,
-			Resources: api.ServiceResources{Unit: 1, CPUMilli: g.CPUMilli, MemoryBytes: g.MemoryBytes, StorageBytes: g.StorageBytes, GPUUnits: gpus}}}}}
+			Resources: api.ServiceResources{Unit: api.UnitID(0), CPUMilli: g.CPUMilli, MemoryBytes: g.MemoryBytes, StorageBytes: g.StorageBytes, GPUUnits: gpus}}}}}
 }
 
 func jobFrom(name string, r tenant.Result) Job {
@@ -571,6 +636,10 @@ func jobFrom(name string, r tenant.Result) Job {
 }
 
 func summarizeOutputs(dir string) string {
+	if set, err := units.Read(dir); err == nil {
+		root := set.Root()
+		return fmt.Sprintf("%d verifiable units, Merkle root %x…", len(set), root[:6])
+	}
 	if b, err := os.ReadFile(filepath.Join(dir, "result.json")); err == nil {
 		var m struct {
 			Digest   string  `json:"digest"`

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kiln-network/kiln/quantity"
 	"gopkg.in/yaml.v3"
 )
 
@@ -584,7 +585,7 @@ func (w *walker) decodeCPU(n *yaml.Node, path string) *cpuRes {
 				c.bad = true
 				continue
 			}
-			milli, err := parseCPU(v.Value)
+			milli, err := quantity.ParseCPU(v.Value)
 			if err != nil {
 				w.errAt(v, fp, v.Value, "%v", err)
 				c.bad = true
@@ -621,7 +622,7 @@ func (w *walker) decodeMemory(n *yaml.Node, path string) *memRes {
 		switch f.key {
 		case "size":
 			var ok bool
-			m.bytes, ok = w.size(f.v, fp, byteSuffixes)
+			m.bytes, ok = w.size(f.v, fp, quantity.ParseBytes)
 			m.bad = !ok
 		case "attributes":
 			// Akash's memory type has attributes `yaml:"-"`: never read.
@@ -633,23 +634,25 @@ func (w *walker) decodeMemory(n *yaml.Node, path string) *memRes {
 	return m
 }
 
-func (w *walker) size(n *yaml.Node, path string, sfx []suffix) (uint64, bool) {
+func (w *walker) size(n *yaml.Node, path string, parse func(string) (uint64, error)) (uint64, bool) {
 	v := resolve(n)
 	if isNull(v) {
 		return 0, true
 	}
 	if v.Kind != yaml.ScalarNode {
-		w.errAt(v, path, "", "must be %s, not %s", sizeHelp, kindName(v))
+		w.errAt(v, path, "", "must be %s, not %s", quantity.SizeHelp, kindName(v))
 		return 0, false
 	}
-	b, err := parseSize(v.Value, sfx)
+	b, err := parse(v.Value)
 	if err != nil {
 		// NB: Akash Console accepts sizes its Go CLI refuses; a file written
 		// for Console is read as Console reads it, with a warning, rather
 		// than refused.
-		if lb, canon, ok := parseLenientSize(v.Value, sfx); ok {
-			w.warnAt(v, path, "size %q is read as %s (Akash Console accepts it, but Akash's Go CLI refuses it: suffixes are case-sensitive and have no B); write %s to keep the file portable", v.Value, canon, canon)
-			return lb, true
+		if canon, ok := quantity.Lenient(v.Value); ok {
+			if lb, lerr := parse(canon); lerr == nil {
+				w.warnAt(v, path, "size %q is read as %s (Akash Console accepts it, but Akash's Go CLI refuses it: suffixes are case-sensitive and have no B); write %s to keep the file portable", v.Value, canon, canon)
+				return lb, true
+			}
 		}
 		w.errAt(v, path, v.Value, "%v", err)
 		return 0, false
@@ -779,9 +782,9 @@ func (w *walker) decodeGPUModel(n *yaml.Node, path string) GPUModel {
 			if isNull(f.v) {
 				continue
 			}
-			if b, ok := w.size(f.v, fp, memorySuffixes); ok {
+			if b, ok := w.size(f.v, fp, quantity.ParseBinaryBytes); ok {
 				m.RAMBytes = b
-				m.RAM = formatGi(b)
+				m.RAM = quantity.FormatGi(b)
 			}
 		case "interface":
 			if isNull(f.v) {
@@ -858,7 +861,7 @@ func (w *walker) decodeVolume(n *yaml.Node, path string) *volume {
 			v.name, _ = w.str(f.v, fp)
 		case "size":
 			var ok bool
-			v.bytes, ok = w.size(f.v, fp, byteSuffixes)
+			v.bytes, ok = w.size(f.v, fp, quantity.ParseBytes)
 			v.bad = !ok
 		case "attributes":
 			if isNull(f.v) {

@@ -132,36 +132,6 @@ func TestReclamation(t *testing.T) {
 	})
 }
 
-func TestLenientSizes(t *testing.T) {
-	tests := []struct {
-		in    string
-		sfx   []suffix
-		want  uint64
-		canon string
-		ok    bool
-	}{
-		{"16gi", byteSuffixes, 16 * unitGi, "16Gi", true},
-		{"512mi", byteSuffixes, 512 * unitMi, "512Mi", true},
-		{"15GB", byteSuffixes, 15 * unitG, "15G", true},
-		{"10Gb", byteSuffixes, 10 * unitG, "10G", true},
-		{"2KB", byteSuffixes, 2000, "2k", true},
-		{"1.5gib", byteSuffixes, unitGi * 3 / 2, "1.5Gi", true},
-		{"80gi", memorySuffixes, 80 * unitGi, "80Gi", true},
-		{"80GB", memorySuffixes, 0, "", false}, // GPU RAM: binary suffixes only
-		{"16", byteSuffixes, 0, "", false},
-		{"16xb", byteSuffixes, 0, "", false},
-		{"gi", byteSuffixes, 0, "", false},
-		{"1..5gi", byteSuffixes, 0, "", false},
-		{"b", byteSuffixes, 0, "", false},
-	}
-	for _, tc := range tests {
-		n, canon, ok := parseLenientSize(tc.in, tc.sfx)
-		if n != tc.want || canon != tc.canon || ok != tc.ok {
-			t.Errorf("parseLenientSize(%q) = %d, %q, %v; want %d, %q, %v", tc.in, n, canon, ok, tc.want, tc.canon, tc.ok)
-		}
-	}
-}
-
 // TestGolden2026 parses the SDL files of testdata/sdl2026 (the 2026
 // additions: params.tee, reclamation, Console size spellings) and compares
 // groups, manifest summary, warnings, errors and reclamation with their

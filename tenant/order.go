@@ -3,11 +3,11 @@ package tenant
 import (
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kiln-network/kiln/client"
+	"github.com/kiln-network/kiln/quantity"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/registry"
@@ -110,19 +110,6 @@ func (s OrderSpec) ReclaimSeconds() (uint64, error) {
 	return uint64(d / time.Second), nil
 }
 
-// ParseCPU parses "2", "0.5" (cores) or "500m" (millicores) into millicores.
-func ParseCPU(s string) (uint64, error) {
-	s = strings.TrimSpace(s)
-	if m, ok := strings.CutSuffix(s, "m"); ok {
-		return strconv.ParseUint(m, 10, 64)
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f <= 0 || f > 1e6 {
-		return 0, fmt.Errorf("cpu %q: want cores (2, 0.5) or millicores (500m)", s)
-	}
-	return uint64(f * 1000), nil
-}
-
 // Msg builds the MsgCreateOrder for owner; denom is the market's (MarketParams).
 // It checks the message with ValidateBasic.
 func (s OrderSpec) Msg(owner types.Address, denom string) (*market.MsgCreateOrder, error) {
@@ -149,22 +136,22 @@ func (s OrderSpec) Msg(owner types.Address, denom string) (*market.MsgCreateOrde
 		if g.Count == 0 {
 			g.Count = 1
 		}
-		if g.CPUMilli, err = ParseCPU(gs.CPU); err != nil {
-			return nil, fmt.Errorf("%s.cpu: %w", f, err)
+		if g.CPUMilli, err = quantity.ParseCPU(gs.CPU); err != nil {
+			return nil, fmt.Errorf("%s.cpu: %w (got %q)", f, err, gs.CPU)
 		}
-		if g.MemoryBytes, err = registry.ParseBytes(gs.Memory); err != nil {
-			return nil, fmt.Errorf("%s.memory: %w", f, err)
+		if g.MemoryBytes, err = quantity.ParseBytes(gs.Memory); err != nil {
+			return nil, fmt.Errorf("%s.memory: %w (got %q)", f, err, gs.Memory)
 		}
 		if gs.Storage != "" {
-			if g.StorageBytes, err = registry.ParseBytes(gs.Storage); err != nil {
-				return nil, fmt.Errorf("%s.storage: %w", f, err)
+			if g.StorageBytes, err = quantity.ParseBytes(gs.Storage); err != nil {
+				return nil, fmt.Errorf("%s.storage: %w (got %q)", f, err, gs.Storage)
 			}
 		}
 		for j, ms := range gs.GPU.Models {
 			gf := market.GPUFilter{Model: ms.Model, Interface: ms.Interface}
 			if ms.Memory != "" {
-				if gf.MemoryBytes, err = registry.ParseBytes(ms.Memory); err != nil {
-					return nil, fmt.Errorf("%s.gpu.models[%d].memory: %w", f, j, err)
+				if gf.MemoryBytes, err = quantity.ParseBytes(ms.Memory); err != nil {
+					return nil, fmt.Errorf("%s.gpu.models[%d].memory: %w (got %q)", f, j, err, ms.Memory)
 				}
 			}
 			g.GPU.Models = append(g.GPU.Models, gf)

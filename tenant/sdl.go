@@ -41,8 +41,8 @@ func loadSDL(path string, b []byte) ([]Plan, []string, error) {
 	return plans, warnings, nil
 }
 
-// sdlPlan turns one SDL order group and its part of the manifest into a Plan: resource
-// unit i becomes order group i-1 (sdlGroup), and each service runs in its unit with
+// sdlPlan turns one SDL order group and its part of the manifest into a Plan: each
+// resource unit becomes the order group api.GroupIndex names (sdlGroup), and each service runs in its unit with
 // the resources of that order group (serviceResources), so that what the manifest
 // asks and what the order buys are one conversion and cannot disagree.
 func sdlPlan(og sdl.OrderGroup, m sdl.Manifest) (Plan, error) {
@@ -50,7 +50,7 @@ func sdlPlan(og sdl.OrderGroup, m sdl.Manifest) (Plan, error) {
 	units := slices.Clone(og.Resources)
 	sort.Slice(units, func(i, j int) bool { return units[i].ID < units[j].ID })
 	for i, u := range units {
-		if u.ID != uint32(i+1) {
+		if u.ID != api.UnitID(i) {
 			return Plan{}, fmt.Errorf("group %s: resource unit ids are not 1..n (unit %d at position %d)", og.Name, u.ID, i+1)
 		}
 		g, err := sdlGroup(u, og.Requirements)
@@ -136,7 +136,7 @@ func serviceResources(unit uint32, g market.Group) api.ServiceResources {
 
 // sdlManifest converts the named group of an SDL manifest into the manifest the
 // provider receives. groups are the order groups built from the same SDL group
-// (group i is resource unit i+1), whose resources the services get.
+// (api.UnitID), whose resources the services get.
 func sdlManifest(m sdl.Manifest, group string, groups []market.Group) (api.Manifest, error) {
 	i := slices.IndexFunc(m.Groups, func(g sdl.ManifestGroup) bool { return g.Name == group })
 	if i < 0 {
@@ -149,7 +149,8 @@ func sdlManifest(m sdl.Manifest, group string, groups []market.Group) (api.Manif
 	var out api.Manifest
 	for _, s := range m.Groups[i].Services {
 		unit := s.Resources.ID
-		if unit < 1 || int(unit) > len(groups) {
+		gi, ok := api.GroupIndex(unit)
+		if !ok || gi >= len(groups) {
 			return api.Manifest{}, fmt.Errorf("convert SDL manifest: service %s: resource unit %d is not one of group %s's %d units", s.Name, unit, group, len(groups))
 		}
 		svc := api.Service{
@@ -159,7 +160,7 @@ func sdlManifest(m sdl.Manifest, group string, groups []market.Group) (api.Manif
 			Args:      slices.Clone(s.Args),
 			Env:       sdlEnv(s.Env),
 			Count:     s.Count,
-			Resources: serviceResources(unit, groups[unit-1]),
+			Resources: serviceResources(unit, groups[gi]),
 		}
 		for _, e := range s.Expose {
 			svc.Expose = append(svc.Expose, api.Expose{Port: e.Port, As: e.ExternalPort, Proto: strings.ToLower(e.Proto), Global: e.Global})

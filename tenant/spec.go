@@ -199,7 +199,7 @@ func parseSpec(b []byte, dir string) (Plan, error) {
 			return Plan{}, fmt.Errorf("%s.image_archive: set image or image_archive, not both", f)
 		}
 		svc := api.Service{Name: ss.Name, Image: ss.Image, Command: ss.Command, Args: ss.Args, Count: ss.Count,
-			Resources: serviceResources(uint32(gi+1), g)}
+			Resources: serviceResources(api.UnitID(gi), g)}
 		if svc.Name == "" {
 			svc.Name = g.Name
 		}

@@ -43,6 +43,13 @@ const (
 
 	MsgTypeEscrowDeposit MsgType = 600
 
+	// Verification (x/verify): 700-749.
+	MsgTypeVerifyRegisterVerifier MsgType = 700
+	MsgTypeVerifyUnbondVerifier   MsgType = 701
+	MsgTypeVerifyCommit           MsgType = 702
+	MsgTypeVerifyVerdict          MsgType = 703
+	MsgTypeVerifyDispute          MsgType = 704
+	MsgTypeVerifyVote             MsgType = 705
 	// Liveness and hardware challenges (x/liveness): 750-799.
 	MsgTypeLivenessAnswer MsgType = 750
 	MsgTypeLivenessReveal MsgType = 751

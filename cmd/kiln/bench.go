@@ -120,6 +120,6 @@ network), the whole path's CPU time per order, and peak memory.`,
 	mkt.Flags().Int("large", mdef.Large, "GPUs of the large network")
 	mkt.Flags().Int("blocks", mdef.Blocks, "blocks of load each network runs before the timed batch")
 	mkt.Flags().Float64("orders-per-block", mdef.OrdersPerBlock, "orders per block of that load (the timed batch is 5 blocks' worth)")
-	b.AddCommand(ledger, network, mkt, newBenchInferCmd())
+	b.AddCommand(ledger, network, mkt, newBenchInferCmd(), newBenchVerifyCmd())
 	return b
 }

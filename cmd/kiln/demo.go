@@ -29,6 +29,7 @@ func newDemoCmd() *cobra.Command {
 			o := demo.Options{Progress: cmd.ErrOrStderr(), Keep: keep}
 			o.BlockTime, _ = cmd.Flags().GetDuration("block-time")
 			o.Pricing, _ = cmd.Flags().GetString("pricing")
+			o.Cheaters, _ = cmd.Flags().GetInt("cheaters")
 			if v, _ := cmd.Flags().GetBool("verbose"); v {
 				o.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 			}
@@ -68,6 +69,7 @@ func newDemoCmd() *cobra.Command {
 	cmd.Flags().String("explorer-listen", "", "with --keep, where the explorer listens (HOST:PORT; default a free loopback port)")
 	cmd.Flags().Duration("block-time", 200*time.Millisecond, "block time of the demo chain")
 	cmd.Flags().String("pricing", "auction", "pricing mode of every order: "+strings.Join(market.ModeNames(), ", "))
+	cmd.Flags().Int("cheaters", 0, "providers that fake part of their work (caught by the demo's verifier, slashed, their tenant refunded)")
 	return cmd
 }
 

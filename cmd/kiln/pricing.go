@@ -82,7 +82,7 @@ func pricingQueryCmds() []*cobra.Command {
 		queryCmd("prices", "The order book per GPU model and CPU: best ask, last trade, 24 h range (ukiln per unit per block)", 0,
 			fixed("/market/prices"), renderPrices),
 		queryCmd("asks CLASS", "The asks of a class (a GPU model or cpu), cheapest first", 1,
-			func(args []string) (string, error) { return "/market/asks/" + args[0], nil }, nil),
+			func(args []string) (string, error) { return client.PathAsks(args[0]), nil }, nil),
 	}
 }
 

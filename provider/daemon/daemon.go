@@ -20,9 +20,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -31,13 +33,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kiln-network/kiln/tee"
+
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kiln-network/kiln/certpem"
 	"github.com/kiln-network/kiln/client"
-	"github.com/kiln-network/kiln/provider/api"
+	apiserver "github.com/kiln-network/kiln/provider/api/server"
 	"github.com/kiln-network/kiln/provider/executor"
-	"github.com/kiln-network/kiln/provider/executor/docker"
-	"github.com/kiln-network/kiln/provider/executor/process"
 	"github.com/kiln-network/kiln/provider/lease"
 	"github.com/kiln-network/kiln/provider/vault"
 	"github.com/kiln-network/kiln/types"
@@ -53,11 +56,11 @@ type Deps struct {
 	Key ed25519.PrivateKey
 	// Logger receives the daemon's logs; nil discards them.
 	Logger *slog.Logger
-	// Executor, if set, replaces the one Config.Executor names (tests); WorkDirs must
-	// then say where it keeps a lease's in/ and out/.
+	// Executor, if set, replaces the one Config.Executor names (tests).
 	Executor executor.Executor
-	// WorkDirs goes with Executor (see lease.Config.WorkDirs).
-	WorkDirs func(execLeaseID string) (inDir, outDir string)
+	// BeforeSeal goes to the lease manager (lease.Config.BeforeSeal): the demo's
+	// cheating provider fakes outputs there. Real daemons leave it nil.
+	BeforeSeal func(leaseID uint64, outs fs.ReadDirFS) (fs.ReadDirFS, error)
 	// Clock tells the time (output retention, caches, back-off); nil means time.Now.
 	// Tests advance a fake clock instead of sleeping.
 	Clock func() time.Time
@@ -72,6 +75,9 @@ type Daemon struct {
 	deps Deps
 	log  *slog.Logger
 	self types.Address
+	// tee is whether this machine can produce TEE evidence (tee.Probe at start); a
+	// provider that cannot never bids on orders requiring a TEE.
+	tee tee.Capability
 
 	ready       chan struct{}
 	endpoint    string
@@ -82,6 +88,7 @@ type Daemon struct {
 	snd     *sender
 	chain   *chainSource
 	mgr     *lease.Manager
+	vault   *vault.Vault
 	every   int64 // heartbeat interval in blocks
 	metrics *metrics
 	gpus    *gpuPool
@@ -113,9 +120,6 @@ func New(cfg Config, deps Deps) (*Daemon, error) {
 	}
 	if deps.Client == nil || len(deps.Key) != ed25519.PrivateKeySize {
 		return nil, errors.New("provider daemon: client and key must be set")
-	}
-	if deps.Executor != nil && deps.WorkDirs == nil {
-		return nil, errors.New("provider daemon: an executor given in deps needs its work dirs")
 	}
 	log := deps.Logger
 	if log == nil {
@@ -164,7 +168,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ex, workDirs, err := d.executor()
+	ex, err := d.executor()
 	if err != nil {
 		return err
 	}
@@ -201,9 +205,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	lc := lease.DefaultConfig()
-	lc.Dir, lc.WorkDirs, lc.Logger = filepath.Join(dir, "leases"), workDirs, d.log
+	lc.Dir, lc.Logger = filepath.Join(dir, "leases"), d.log
 	lc.OnComplete = d.onComplete
 	lc.OnStart = d.onStart
+	lc.BeforeSeal = d.deps.BeforeSeal
+	d.vault = v
 	lc.AssignGPUs = d.assignGPUs
 	lc.Images, _ = d.cfg.imagePolicy() // NB: Validate has checked it
 	if d.mgr, err = lease.New(lc, ex, v); err != nil {
@@ -243,7 +249,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.reconcile(ctx, known, v)
 
-	ac := api.DefaultConfig()
+	ac := apiserver.DefaultConfig()
 	ac.Certificate, ac.Logger = pair, d.log
 	if n, _ := limit("max_input_bytes", d.cfg.MaxInputBytes); n > 0 {
 		ac.MaxInputBytes = n // NB: Validate has checked the field
@@ -251,7 +257,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if n, _ := limit("max_image_bytes", d.cfg.MaxImageBytes); n > 0 {
 		ac.MaxImageBytes = n
 	}
-	srv, err := api.NewServer(ac, api.Deps{Leases: d.chain, Certs: d.chain, Runner: runner{d.mgr, d}, Vault: v})
+	srv, err := apiserver.NewServer(ac, apiserver.Deps{Leases: d.chain, Certs: d.chain, Runner: runner{d.mgr, d}, Vault: v, Verifiers: d.chain})
 	if err != nil {
 		return err
 	}
@@ -274,7 +280,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 		defer ms.Close()
 	}
-	d.log.Info("provider ready", "endpoint", d.endpoint, "metrics", d.metricsAddr, "executor", d.cfg.Executor, "gpus", inv.TotalGPUs(), "heartbeat_every", d.every)
+	d.tee = tee.Probe()
+	d.log.Info("confidential compute", "tee", d.tee.Type, "evidence", d.tee.Message)
+	d.log.Info("provider ready", "endpoint", d.endpoint, "metrics", d.metricsAddr, "executor", fp.Driver, "gpus", inv.TotalGPUs(), "heartbeat_every", d.every)
 	close(d.ready)
 
 	err = d.loop(ctx)
@@ -283,29 +291,21 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return err
 }
 
-func (d *Daemon) executor() (executor.Executor, func(string) (string, string), error) {
+// executor builds the executor Config.Executor names from its registered
+// factory, or returns the one Deps gives.
+func (d *Daemon) executor() (executor.Executor, error) {
 	if d.deps.Executor != nil {
-		return d.deps.Executor, d.deps.WorkDirs, nil
+		return d.deps.Executor, nil
 	}
-	switch d.cfg.Executor {
-	case "docker":
-		c := docker.DefaultConfig()
-		c.DataDir, c.Logger = filepath.Join(d.cfg.StateDir, "docker"), d.log
-		c.AllowPull = len(d.cfg.AllowedRegistries) > 0 // the lease manager checks each image first
-		if d.cfg.DockerNamespace != "" {
-			c.Namespace = d.cfg.DockerNamespace
-		}
-		if abs, err := filepath.Abs(c.DataDir); err == nil {
-			c.DataDir = abs
-		}
-		ex, err := docker.New(c)
-		return ex, lease.DockerWorkDirs(c.DataDir), err
-	default:
-		c := process.DefaultConfig()
-		c.AllowUnisolated, c.Dir, c.Logger = d.cfg.AllowUnisolated, filepath.Join(d.cfg.StateDir, "exec"), d.log
-		ex, err := process.New(c)
-		return ex, lease.ProcessWorkDirs(c.Dir), err
+	images, _ := d.cfg.imagePolicy() // NB: Validate has checked it
+	kind := d.cfg.Executor.Kind
+	ex, err := executor.New(kind, executor.Params{
+		StateDir: d.cfg.StateDir, Settings: d.cfg.Executor.Settings(kind), Images: images, Logger: d.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("executor %s: %w", kind, err)
 	}
+	return ex, nil
 }
 
 // loadOrCreateCert loads the provider's TLS pair from state_dir/tls, or makes a new one
@@ -317,7 +317,7 @@ func (d *Daemon) loadOrCreateCert() (tls.Certificate, error) {
 	if cb, err := os.ReadFile(cf); err == nil {
 		if kb, err := os.ReadFile(kf); err == nil {
 			if pair, err := tls.X509KeyPair(cb, kb); err == nil {
-				c, err := api.ParseCertPEM(cb)
+				c, err := certpem.Parse(cb)
 				// 7 days: renew well before tenants' clients would refuse it.
 				if err == nil && c.NotAfter.Sub(d.now()) > 7*24*time.Hour && c.VerifyHostname(hosts[0]) == nil {
 					d.certPEM = cb
@@ -327,7 +327,7 @@ func (d *Daemon) loadOrCreateCert() (tls.Certificate, error) {
 		}
 	}
 	// 1 year: the registry record is updated with the new certificate on renewal.
-	cb, kb, err := api.GenerateServerCert(hosts, 365*24*time.Hour)
+	cb, kb, err := certpem.Generate(hosts[0], hosts, 365*24*time.Hour, x509.ExtKeyUsageServerAuth)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
@@ -349,7 +349,7 @@ func (d *Daemon) loadOrCreateCert() (tls.Certificate, error) {
 func (d *Daemon) register(ctx context.Context) error {
 	c := d.deps.Client
 	var prov registry.Provider
-	err := c.QueryJSON(ctx, "/registry/provider/"+d.self.String(), &prov)
+	err := c.QueryJSON(ctx, client.PathProvider(d.self), &prov)
 	var qe *client.QueryError
 	switch {
 	case errors.As(err, &qe) && qe.Code == types.CodeNotFound:

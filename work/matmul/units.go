@@ -16,7 +16,8 @@ const Kind = "matmul"
 
 // As units, a matmul job's output is the product C = A×B (A, B generated from seed and
 // seed+1) cut into blocks of rows: unit "rows-NNNNN" is rows [i·r, (i+1)·r) of C as
-// little-endian float64, row-major, in c/rows-NNNNN.f64. A verifier recomputes one block
+// little-endian float64, row-major, in rows-NNNNN.f64 (top level: a provider seals only
+// its out/ directory's files). A verifier recomputes one block
 // in O(r·n²), a fraction r/n of the job.
 //
 // Tolerance policy (Compare): every value within UnitTolerance·n of the recomputed one.
@@ -107,7 +108,7 @@ func (Workload) Run(ctx context.Context, job units.Job, out string, progress uni
 			return fmt.Errorf("matmul: %w", err)
 		}
 		lo, hi := i*p.BlockRows, min(p.N, (i+1)*p.BlockRows)
-		if err := set.Put(out, BlockID(i), fmt.Sprintf("c/%s.f64", BlockID(i)), encodeRows(c[lo*p.N:hi*p.N])); err != nil {
+		if err := set.Put(out, BlockID(i), BlockID(i)+".f64", encodeRows(c[lo*p.N:hi*p.N])); err != nil {
 			return err
 		}
 		if progress != nil {
@@ -170,4 +171,41 @@ func encodeRows(v []float64) []byte {
 		binary.LittleEndian.PutUint64(b[8*i:], math.Float64bits(x))
 	}
 	return b
+}
+
+// Cheat is a way a dishonest provider fakes a row block.
+type Cheat string
+
+// The cheats Compare must reject (tests and `kiln bench verify` forge each).
+const (
+	CheatOneValue  Cheat = "one-value"  // the honest block with one entry off by 1e-3
+	CheatZeros     Cheat = "zeros"      // zeros: nothing computed
+	CheatOtherSeed Cheat = "other-seed" // the same rows of another seed's product
+)
+
+// Cheats lists every Cheat.
+var Cheats = []Cheat{CheatOneValue, CheatZeros, CheatOtherSeed}
+
+// Forge returns what a provider cheating with c would claim for block id.
+func (w Workload) Forge(ctx context.Context, job units.Job, id string, c Cheat) ([]byte, error) {
+	p, err := unitParams(job)
+	if err != nil {
+		return nil, err
+	}
+	i, err := p.blockOf(id)
+	if err != nil {
+		return nil, err
+	}
+	lo, hi := i*p.BlockRows, min(p.N, (i+1)*p.BlockRows)
+	switch c {
+	case CheatOneValue:
+		v := Rows(p.N, p.Seed, lo, hi)
+		v[len(v)/2] += 1e-3
+		return encodeRows(v), nil
+	case CheatZeros:
+		return make([]byte, 8*(hi-lo)*p.N), nil
+	case CheatOtherSeed:
+		return encodeRows(Rows(p.N, p.Seed+7, lo, hi)), nil
+	}
+	return nil, fmt.Errorf("matmul: unknown cheat %q", c)
 }

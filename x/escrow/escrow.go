@@ -71,9 +71,15 @@ type Params struct {
 	DisputeWindowBlocks int64 `json:"dispute_window_blocks,string"`
 }
 
-// DefaultParams: a 0.5% protocol fee, at the low end of the field (0.5–20%); nothing
-// held back and no dispute window until the verify module needs them.
-func DefaultParams() Params { return Params{ProtocolFeeBps: 50} }
+// DefaultParams: a 0.5% protocol fee, at the low end of the field (0.5–20%); 20% of
+// each payment's provider share held back until 100 blocks after the lease closes: the
+// dispute window, long enough for the verify module to sample the lease's committed
+// work, hear its verifier (verdict_blocks 20) and a committee (vote_blocks 20), so a
+// proven cheat's tenant gets that pay back at once (verify keeps it held longer while
+// a check is still pending).
+func DefaultParams() Params {
+	return Params{ProtocolFeeBps: 50, HoldbackBps: 2000, DisputeWindowBlocks: 100}
+}
 
 // Validate checks the parameters.
 func (p Params) Validate() error {

@@ -254,11 +254,11 @@ type Order struct {
 	Parent uint64 `json:"parent,string,omitempty"`
 	// TEE is the trusted execution environment the order requires (TEECPU,
 	// TEECPUGPU), "" when none; AllowedMeasurements the launch measurements accepted.
-	// Bid guards (RegisterBidGuard; the tee module's) enforce them.
+	// Provider checks (RegisterProviderCheck; the tee module's) enforce them.
+	TEE string `json:"tee,omitempty"`
 	// ReclaimWindowSeconds, when not 0, makes the order's leases reclaimable with at
 	// least this much notice (MsgReclaimLease).
 	ReclaimWindowSeconds uint64   `json:"reclaim_window_seconds,string,omitempty"`
-	TEE                  string   `json:"tee,omitempty"`
 	AllowedMeasurements  []string `json:"allowed_measurements,omitempty"`
 	State                string   `json:"state"`
 	// BidOpenHeight..BidCloseHeight is the current bid window (re-set when the order

@@ -1,4 +1,4 @@
-package api
+package bench
 
 import (
 	"context"
@@ -14,7 +14,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kiln-network/kiln/certpem"
+	"github.com/kiln-network/kiln/provider/api"
+	"github.com/kiln-network/kiln/provider/api/apiclient"
+	apiserver "github.com/kiln-network/kiln/provider/api/server"
+	"github.com/kiln-network/kiln/provider/executor/hostdir"
 	"github.com/kiln-network/kiln/provider/vault"
+	"github.com/kiln-network/kiln/tenant"
 )
 
 // BenchResult is one run of BenchUploadDownload.
@@ -76,11 +82,11 @@ func BenchUploadDownload(ctx context.Context, size int64) (BenchResult, error) {
 	rand.Read(block)
 
 	const owner = "kiln1bench"
-	srvCert, srvKey, err := GenerateServerCert([]string{"127.0.0.1"}, time.Hour)
+	srvCert, srvKey, err := certpem.Generate("127.0.0.1", []string{"127.0.0.1"}, time.Hour, x509.ExtKeyUsageServerAuth)
 	if err != nil {
 		return res, err
 	}
-	cliCert, cliKey, err := GenerateClientCert(owner, time.Hour)
+	cliCert, cliKey, err := tenant.GenerateClientCert(owner, time.Hour)
 	if err != nil {
 		return res, err
 	}
@@ -92,7 +98,7 @@ func BenchUploadDownload(ctx context.Context, size int64) (BenchResult, error) {
 	if err != nil {
 		return res, err
 	}
-	published, err := ParseCertPEM(cliCert)
+	published, err := certpem.Parse(cliCert)
 	if err != nil {
 		return res, err
 	}
@@ -100,10 +106,10 @@ func BenchUploadDownload(ctx context.Context, size int64) (BenchResult, error) {
 	if err != nil {
 		return res, err
 	}
-	cfg := DefaultConfig()
+	cfg := apiserver.DefaultConfig()
 	cfg.Certificate, cfg.MaxInputBytes = srvPair, size
-	chain := benchChain{lease: LeaseInfo{ID: 1, Owner: owner, Active: true, Kind: KindBatch}, cert: published}
-	srv, err := NewServer(cfg, Deps{Leases: chain, Certs: chain, Runner: benchRunner{}, Vault: v})
+	chain := benchChain{lease: api.LeaseInfo{ID: 1, Owner: owner, Active: true, Kind: api.KindBatch}, cert: published}
+	srv, err := apiserver.NewServer(cfg, apiserver.Deps{Leases: chain, Certs: chain, Runner: benchRunner{}, Vault: v})
 	if err != nil {
 		return res, err
 	}
@@ -113,7 +119,7 @@ func BenchUploadDownload(ctx context.Context, size int64) (BenchResult, error) {
 	}
 	go srv.Serve(ln)
 	defer srv.Close()
-	c, err := NewClient("https://"+ln.Addr().String(), cliPair, srvCert)
+	c, err := apiclient.NewClient("https://"+ln.Addr().String(), cliPair, srvCert)
 	if err != nil {
 		return res, err
 	}
@@ -148,7 +154,7 @@ func BenchUploadDownload(ctx context.Context, size int64) (BenchResult, error) {
 	if err != nil {
 		return res, err
 	}
-	if _, err := vl.Seal(out, 0); err != nil {
+	if _, err := vl.Seal(hostdir.FS(out), 0); err != nil {
 		return res, err
 	}
 
@@ -242,36 +248,36 @@ func (r *repeatReader) Read(p []byte) (int, error) {
 }
 
 type benchChain struct {
-	lease LeaseInfo
+	lease api.LeaseInfo
 	cert  *x509.Certificate
 }
 
-func (b benchChain) Lease(_ context.Context, id uint64) (LeaseInfo, error) {
+func (b benchChain) Lease(_ context.Context, id uint64) (api.LeaseInfo, error) {
 	if id != b.lease.ID {
-		return LeaseInfo{}, ErrLeaseNotFound
+		return api.LeaseInfo{}, api.ErrLeaseNotFound
 	}
 	return b.lease, nil
 }
 
 func (b benchChain) ClientCert(_ context.Context, owner string) (*x509.Certificate, error) {
 	if owner != b.lease.Owner {
-		return nil, ErrCertNotPublished
+		return nil, api.ErrCertNotPublished
 	}
 	return b.cert, nil
 }
 
 type benchRunner struct{}
 
-func (benchRunner) Deploy(context.Context, LeaseInfo, Manifest) error {
+func (benchRunner) Deploy(context.Context, api.LeaseInfo, api.Manifest) error {
 	return errors.New("bench runner runs nothing")
 }
-func (benchRunner) Status(context.Context, uint64) (LeaseStatus, error) {
-	return LeaseStatus{}, ErrNotDeployed
+func (benchRunner) Status(context.Context, uint64) (api.LeaseStatus, error) {
+	return api.LeaseStatus{}, api.ErrNotDeployed
 }
-func (benchRunner) Logs(context.Context, uint64, LogSelector, bool) (io.ReadCloser, error) {
-	return nil, ErrNotDeployed
+func (benchRunner) Logs(context.Context, uint64, api.LogSelector, bool) (io.ReadCloser, error) {
+	return nil, api.ErrNotDeployed
 }
 func (benchRunner) LoadImage(context.Context, uint64, io.Reader, int64, string) (string, error) {
-	return "", ErrImagesUnsupported
+	return "", api.ErrImagesUnsupported
 }
-func (benchRunner) ServicePort(uint64) (int, bool) { return 0, false }
+func (benchRunner) ServiceAddr(uint64) (string, bool) { return "", false }

@@ -1,4 +1,10 @@
-package api
+// Package server serves the provider's tenant API over mutual TLS: manifests, inputs, status, logs, outputs and ingress, to the lease owner's certificate only.
+//
+// It requests client certificates without verifying them in the handshake, so
+// that every certificate problem is answered as HTTP 403 with a JSON body
+// naming it (api.Error.Code) instead of a TLS alert the client shows as "bad
+// certificate". Wire types are in provider/api.
+package server
 
 import (
 	"bytes"
@@ -20,6 +26,7 @@ import (
 
 	"github.com/kiln-network/kiln/proof"
 
+	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/vault"
 )
 
@@ -96,12 +103,15 @@ func (c Config) Validate() error {
 // Deps are what the server reads and drives.
 type Deps struct {
 	// Leases and Certs read the chain.
-	Leases LeaseSource
-	Certs  CertSource
+	Leases api.LeaseSource
+	Certs  api.CertSource
 	// Runner runs workloads.
-	Runner Runner
+	Runner api.Runner
 	// Vault stores inputs and outputs.
 	Vault *vault.Vault
+	// Verifiers, if set, lets registered verifiers read a lease's work units with
+	// their Merkle proofs (GET /v1/leases/{id}/units/{unit}); nil: tenants only.
+	Verifiers api.VerifierSource
 }
 
 // Server is the provider's tenant API. Create it with NewServer.
@@ -210,16 +220,17 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/leases/{id}/logs", s.owner(false, s.logs))
 	mux.Handle("GET /v1/leases/{id}/outputs", s.owner(false, s.listOutputs))
 	mux.Handle("GET /v1/leases/{id}/outputs/{name}", s.owner(false, s.getOutput))
+	mux.Handle("GET /v1/leases/{id}/units/{unit}", s.ownerOrVerifier(s.getUnit))
 	mux.Handle("/v1/leases/{id}/ingress", s.owner(true, s.ingress))
 	mux.Handle("/v1/leases/{id}/ingress/{path...}", s.owner(true, s.ingress))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})
+		writeError(w, &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound, Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})
 	})
 	return mux
 }
 
 // leaseHandler serves a request already authorised for lease.
-type leaseHandler func(w http.ResponseWriter, r *http.Request, lease LeaseInfo)
+type leaseHandler func(w http.ResponseWriter, r *http.Request, lease api.LeaseInfo)
 
 // owner authorises a lease route: a client certificate, valid now, the one
 // its CommonName's account published on chain, of the lease's owner; with
@@ -228,9 +239,9 @@ func (s *Server) owner(active bool, h leaseHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		lease, err := s.authorize(r, active)
 		if err != nil {
-			var e *Error
+			var e *api.Error
 			if !errors.As(err, &e) {
-				e = &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: err.Error()}
+				e = &api.Error{Status: http.StatusInternalServerError, Code: api.CodeInternal, Message: err.Error()}
 			}
 			s.log.Info("request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "status", e.Status, "code", e.Code, "reason", e.Message)
 			writeError(w, e)
@@ -240,116 +251,116 @@ func (s *Server) owner(active bool, h leaseHandler) http.Handler {
 	})
 }
 
-func (s *Server) authorize(r *http.Request, active bool) (LeaseInfo, error) {
+func (s *Server) authorize(r *http.Request, active bool) (api.LeaseInfo, error) {
 	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
 	if err != nil {
-		return LeaseInfo{}, &Error{Status: http.StatusBadRequest, Code: CodeBadLeaseID, Message: fmt.Sprintf("lease id %q: must be a decimal number", r.PathValue("id"))}
+		return api.LeaseInfo{}, &api.Error{Status: http.StatusBadRequest, Code: api.CodeBadLeaseID, Message: fmt.Sprintf("lease id %q: must be a decimal number", r.PathValue("id"))}
 	}
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return LeaseInfo{}, forbidden(CodeClientCertRequired, "no client certificate was presented; connect with the certificate your account published on chain (kiln tx cert publish)")
+		return api.LeaseInfo{}, forbidden(api.CodeClientCertRequired, "no client certificate was presented; connect with the certificate your account published on chain (kiln tx cert publish)")
 	}
 	cert := r.TLS.PeerCertificates[0]
 	now := s.now()
 	if now.After(cert.NotAfter) {
-		return LeaseInfo{}, forbidden(CodeCertExpired, fmt.Sprintf("the client certificate of %q expired at %s (now %s); create and publish a new one", cert.Subject.CommonName, cert.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)))
+		return api.LeaseInfo{}, forbidden(api.CodeCertExpired, fmt.Sprintf("the client certificate of %q expired at %s (now %s); create and publish a new one", cert.Subject.CommonName, cert.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)))
 	}
 	if now.Before(cert.NotBefore) {
-		return LeaseInfo{}, forbidden(CodeCertNotYetValid, fmt.Sprintf("the client certificate of %q is valid only from %s (now %s); check the clocks", cert.Subject.CommonName, cert.NotBefore.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)))
+		return api.LeaseInfo{}, forbidden(api.CodeCertNotYetValid, fmt.Sprintf("the client certificate of %q is valid only from %s (now %s); check the clocks", cert.Subject.CommonName, cert.NotBefore.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)))
 	}
 	owner := cert.Subject.CommonName
 	if owner == "" {
-		return LeaseInfo{}, forbidden(CodeCertNotPublished, "the client certificate's subject common name is empty; it must be your account address")
+		return api.LeaseInfo{}, forbidden(api.CodeCertNotPublished, "the client certificate's subject common name is empty; it must be your account address")
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ChainTimeout)
 	defer cancel()
 	published, err := s.deps.Certs.ClientCert(ctx, owner)
-	if errors.Is(err, ErrCertNotPublished) {
-		return LeaseInfo{}, forbidden(CodeCertNotPublished, fmt.Sprintf("account %s has no client certificate published on chain; publish it with kiln tx cert publish", owner))
+	if errors.Is(err, api.ErrCertNotPublished) {
+		return api.LeaseInfo{}, forbidden(api.CodeCertNotPublished, fmt.Sprintf("account %s has no client certificate published on chain; publish it with kiln tx cert publish", owner))
 	}
 	if err != nil {
-		return LeaseInfo{}, &Error{Status: http.StatusServiceUnavailable, Code: CodeChainUnavailable, Message: fmt.Sprintf("read the certificate of %s from the chain: %v", owner, err)}
+		return api.LeaseInfo{}, &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeChainUnavailable, Message: fmt.Sprintf("read the certificate of %s from the chain: %v", owner, err)}
 	}
 	if !bytes.Equal(published.Raw, cert.Raw) {
-		return LeaseInfo{}, forbidden(CodeCertMismatch, fmt.Sprintf("the client certificate presented (sha256 %s) is not the one account %s published on chain (sha256 %s); publish this one or connect with that one", short(Fingerprint(cert.Raw)), owner, short(Fingerprint(published.Raw))))
+		return api.LeaseInfo{}, forbidden(api.CodeCertMismatch, fmt.Sprintf("the client certificate presented (sha256 %s) is not the one account %s published on chain (sha256 %s); publish this one or connect with that one", api.Short(api.Fingerprint(cert.Raw)), owner, api.Short(api.Fingerprint(published.Raw))))
 	}
 	lease, err := s.deps.Leases.Lease(ctx, id)
-	var elsewhere *LeaseElsewhereError
+	var elsewhere *api.LeaseElsewhereError
 	if errors.As(err, &elsewhere) {
-		return LeaseInfo{}, &Error{Status: http.StatusMisdirectedRequest, Code: CodeLeaseElsewhere,
+		return api.LeaseInfo{}, &api.Error{Status: http.StatusMisdirectedRequest, Code: api.CodeLeaseElsewhere,
 			Message: fmt.Sprintf("lease %d is run by provider %s, not by this one; ask that provider (kiln query registry provider %s gives its endpoint)", id, elsewhere.Provider, elsewhere.Provider)}
 	}
-	if errors.Is(err, ErrLeaseNotFound) {
-		return LeaseInfo{}, &Error{Status: http.StatusNotFound, Code: CodeLeaseNotFound, Message: fmt.Sprintf("lease %d does not exist", id)}
+	if errors.Is(err, api.ErrLeaseNotFound) {
+		return api.LeaseInfo{}, &api.Error{Status: http.StatusNotFound, Code: api.CodeLeaseNotFound, Message: fmt.Sprintf("lease %d does not exist", id)}
 	}
 	if err != nil {
-		return LeaseInfo{}, &Error{Status: http.StatusServiceUnavailable, Code: CodeChainUnavailable, Message: fmt.Sprintf("read lease %d from the chain: %v", id, err)}
+		return api.LeaseInfo{}, &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeChainUnavailable, Message: fmt.Sprintf("read lease %d from the chain: %v", id, err)}
 	}
 	if lease.Owner != owner {
-		return LeaseInfo{}, forbidden(CodeNotLeaseOwner, fmt.Sprintf("lease %d belongs to %s, not to %s, whose certificate was presented", id, lease.Owner, owner))
+		return api.LeaseInfo{}, forbidden(api.CodeNotLeaseOwner, fmt.Sprintf("lease %d belongs to %s, not to %s, whose certificate was presented", id, lease.Owner, owner))
 	}
 	if active && !lease.Active {
-		return LeaseInfo{}, &Error{Status: http.StatusConflict, Code: CodeLeaseNotActive, Message: fmt.Sprintf("lease %d is no longer active", id)}
+		return api.LeaseInfo{}, &api.Error{Status: http.StatusConflict, Code: api.CodeLeaseNotActive, Message: fmt.Sprintf("lease %d is no longer active", id)}
 	}
 	return lease, nil
 }
 
-func forbidden(code, msg string) *Error {
-	return &Error{Status: http.StatusForbidden, Code: code, Message: msg}
+func forbidden(code, msg string) *api.Error {
+	return &api.Error{Status: http.StatusForbidden, Code: code, Message: msg}
 }
 
 func (s *Server) internal(w http.ResponseWriter, step string, err error) {
 	s.log.Error("request failed", "step", step, "err", err)
-	writeError(w, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: step + ": " + err.Error()})
+	writeError(w, &api.Error{Status: http.StatusInternalServerError, Code: api.CodeInternal, Message: step + ": " + err.Error()})
 }
 
-func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, lease LeaseInfo) {
+func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, lease api.LeaseInfo) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxManifestBytes))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		writeError(w, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeManifestTooLarge, Message: fmt.Sprintf("the manifest is over the limit of %d bytes", s.cfg.MaxManifestBytes)})
+		writeError(w, &api.Error{Status: http.StatusRequestEntityTooLarge, Code: api.CodeManifestTooLarge, Message: fmt.Sprintf("the manifest is over the limit of %d bytes", s.cfg.MaxManifestBytes)})
 		return
 	}
 	if err != nil {
-		writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadManifest, Message: "read manifest: " + err.Error()})
+		writeError(w, &api.Error{Status: http.StatusBadRequest, Code: api.CodeBadManifest, Message: "read manifest: " + err.Error()})
 		return
 	}
-	var m Manifest
+	var m api.Manifest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
-		writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadManifest, Message: "decode manifest: " + err.Error()})
+		writeError(w, &api.Error{Status: http.StatusBadRequest, Code: api.CodeBadManifest, Message: "decode manifest: " + err.Error()})
 		return
 	}
-	if err := CheckManifest(m, lease.Resources); err != nil {
-		code := CodeBadManifest
-		var me *ManifestError
+	if err := api.CheckManifest(m, lease.Resources); err != nil {
+		code := api.CodeBadManifest
+		var me *api.ManifestError
 		if errors.As(err, &me) && me.Exceeds {
-			code = CodeManifestExceedsOrder
+			code = api.CodeManifestExceedsOrder
 		}
-		writeError(w, &Error{Status: http.StatusBadRequest, Code: code, Message: err.Error()})
+		writeError(w, &api.Error{Status: http.StatusBadRequest, Code: code, Message: err.Error()})
 		return
 	}
 	// The workload outlives the request; Deploy only bounds its start by ctx.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Minute)
 	defer cancel()
 	if err := s.deps.Runner.Deploy(ctx, lease, m); err != nil {
-		if errors.Is(err, ErrAlreadyDeployed) {
-			writeError(w, &Error{Status: http.StatusConflict, Code: CodeAlreadyDeployed, Message: fmt.Sprintf("lease %d already runs a manifest", lease.ID)})
+		if errors.Is(err, api.ErrAlreadyDeployed) {
+			writeError(w, &api.Error{Status: http.StatusConflict, Code: api.CodeAlreadyDeployed, Message: fmt.Sprintf("lease %d already runs a manifest", lease.ID)})
 			return
 		}
-		if errors.Is(err, ErrImageNotAllowed) {
-			writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeImageNotAllowed, Message: err.Error()})
+		if errors.Is(err, api.ErrImageNotAllowed) {
+			writeError(w, &api.Error{Status: http.StatusBadRequest, Code: api.CodeImageNotAllowed, Message: err.Error()})
 			return
 		}
-		if errors.Is(err, ErrImagesUnsupported) {
-			writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeImagesUnsupported, Message: err.Error()})
+		if errors.Is(err, api.ErrImagesUnsupported) {
+			writeError(w, &api.Error{Status: http.StatusBadRequest, Code: api.CodeImagesUnsupported, Message: err.Error()})
 			return
 		}
-		if errors.Is(err, ErrStartFailed) {
+		if errors.Is(err, api.ErrStartFailed) {
 			// NB: not the tenant's request at fault, and not an internal error of
 			// the API: the provider's executor could not run the workload.
 			s.log.Warn("workload failed to start", "lease", lease.ID, "err", err)
-			writeError(w, &Error{Status: http.StatusBadGateway, Code: CodeStartFailed, Message: err.Error()})
+			writeError(w, &api.Error{Status: http.StatusBadGateway, Code: api.CodeStartFailed, Message: err.Error()})
 			return
 		}
 		s.internal(w, fmt.Sprintf("deploy lease %d", lease.ID), err)
@@ -358,19 +369,19 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, lease Lease
 	s.log.Info("manifest deployed", "lease", lease.ID, "services", len(m.Services))
 	st, err := s.deps.Runner.Status(r.Context(), lease.ID)
 	if err != nil {
-		st = LeaseStatus{LeaseID: lease.ID, Kind: lease.Kind, State: StateRunning}
+		st = api.LeaseStatus{LeaseID: lease.ID, Kind: lease.Kind, State: api.StateRunning}
 	}
 	writeJSON(w, http.StatusAccepted, st)
 }
 
-func (s *Server) putInput(w http.ResponseWriter, r *http.Request, lease LeaseInfo) {
+func (s *Server) putInput(w http.ResponseWriter, r *http.Request, lease api.LeaseInfo) {
 	name := r.PathValue("name")
 	if err := vault.ValidateName(name); err != nil {
-		writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadName, Message: fmt.Sprintf("input name %q: must match %s and not be . or ..", name, vault.NamePattern)})
+		writeError(w, &api.Error{Status: http.StatusBadRequest, Code: api.CodeBadName, Message: fmt.Sprintf("input name %q: must match %s and not be . or ..", name, vault.NamePattern)})
 		return
 	}
 	if _, err := s.deps.Runner.Status(r.Context(), lease.ID); err == nil {
-		writeError(w, &Error{Status: http.StatusConflict, Code: CodeAlreadyDeployed, Message: fmt.Sprintf("lease %d is deployed; upload inputs before sending the manifest", lease.ID)})
+		writeError(w, &api.Error{Status: http.StatusConflict, Code: api.CodeAlreadyDeployed, Message: fmt.Sprintf("lease %d is deployed; upload inputs before sending the manifest", lease.ID)})
 		return
 	}
 	limit := s.cfg.MaxInputBytes
@@ -382,8 +393,8 @@ func (s *Server) putInput(w http.ResponseWriter, r *http.Request, lease LeaseInf
 		s.internal(w, "open vault", err)
 		return
 	}
-	tooLarge := func(left int64) *Error {
-		return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeInputTooLarge,
+	tooLarge := func(left int64) *api.Error {
+		return &api.Error{Status: http.StatusRequestEntityTooLarge, Code: api.CodeInputTooLarge,
 			Message: fmt.Sprintf("input %s is over the limit: lease %d may store %d bytes of inputs in all, %d are left", name, lease.ID, limit, max(left, 0))}
 	}
 	// NB: reserve before writing: uploads to one lease run in parallel, and
@@ -391,7 +402,7 @@ func (s *Server) putInput(w http.ResponseWriter, r *http.Request, lease LeaseInf
 	up, left, err := s.inputs.begin(lease.ID, name, limit, max(r.ContentLength, 0), vl.Inputs)
 	switch {
 	case errors.Is(err, errUploadInProgress):
-		writeError(w, &Error{Status: http.StatusConflict, Code: CodeUploadInProgress, Message: fmt.Sprintf("input %s of lease %d is being uploaded by another request; retry once it ends", name, lease.ID)})
+		writeError(w, &api.Error{Status: http.StatusConflict, Code: api.CodeUploadInProgress, Message: fmt.Sprintf("input %s of lease %d is being uploaded by another request; retry once it ends", name, lease.ID)})
 		return
 	case err != nil:
 		s.internal(w, "list inputs", err)
@@ -425,14 +436,14 @@ var imageIDPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 // putImage streams a `docker save` archive to the runner, which loads it for
 // the lease's manifest to name by ID. Like inputs, images come before the
 // manifest.
-func (s *Server) putImage(w http.ResponseWriter, r *http.Request, lease LeaseInfo) {
-	want := r.Header.Get(HeaderImageID)
+func (s *Server) putImage(w http.ResponseWriter, r *http.Request, lease api.LeaseInfo) {
+	want := r.Header.Get(api.HeaderImageID)
 	if want != "" && !imageIDPattern.MatchString(want) {
-		writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: fmt.Sprintf("%s %q: must be sha256:<64 lower-case hex>, as docker image inspect prints it", HeaderImageID, want)})
+		writeError(w, &api.Error{Status: http.StatusBadRequest, Code: api.CodeBadRequest, Message: fmt.Sprintf("%s %q: must be sha256:<64 lower-case hex>, as docker image inspect prints it", api.HeaderImageID, want)})
 		return
 	}
 	limit := s.cfg.MaxImageBytes
-	tooLarge := &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeImageTooLarge,
+	tooLarge := &api.Error{Status: http.StatusRequestEntityTooLarge, Code: api.CodeImageTooLarge,
 		Message: fmt.Sprintf("the image archive is over this provider's limit of %d bytes", limit)}
 	if r.ContentLength > limit {
 		w.Header().Set("Connection", "close")
@@ -440,54 +451,54 @@ func (s *Server) putImage(w http.ResponseWriter, r *http.Request, lease LeaseInf
 		return
 	}
 	if _, err := s.deps.Runner.Status(r.Context(), lease.ID); err == nil {
-		writeError(w, &Error{Status: http.StatusConflict, Code: CodeAlreadyDeployed, Message: fmt.Sprintf("lease %d is deployed; upload images before sending the manifest", lease.ID)})
+		writeError(w, &api.Error{Status: http.StatusConflict, Code: api.CodeAlreadyDeployed, Message: fmt.Sprintf("lease %d is deployed; upload images before sending the manifest", lease.ID)})
 		return
 	}
 	http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.TransferTimeout))
-	var n countingWriter
+	var n api.CountingWriter
 	id, err := s.deps.Runner.LoadImage(r.Context(), lease.ID, io.TeeReader(r.Body, &n), limit, want)
 	switch {
 	case err == nil:
-	case errors.Is(err, ErrImagesUnsupported):
+	case errors.Is(err, api.ErrImagesUnsupported):
 		w.Header().Set("Connection", "close")
-		writeError(w, &Error{Status: http.StatusNotImplemented, Code: CodeImagesUnsupported,
+		writeError(w, &api.Error{Status: http.StatusNotImplemented, Code: api.CodeImagesUnsupported,
 			Message: fmt.Sprintf("%v; send a manifest with commands only, or lease from a provider with the docker executor", err)})
 		return
-	case errors.Is(err, ErrImageTooLarge):
+	case errors.Is(err, api.ErrImageTooLarge):
 		w.Header().Set("Connection", "close")
 		writeError(w, tooLarge)
 		return
-	case errors.Is(err, ErrImageDigest):
-		writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeImageDigestMismatch, Message: err.Error()})
+	case errors.Is(err, api.ErrImageDigest):
+		writeError(w, &api.Error{Status: http.StatusBadRequest, Code: api.CodeImageDigestMismatch, Message: err.Error()})
 		return
-	case errors.Is(err, ErrBadImage):
-		writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadImage, Message: err.Error()})
+	case errors.Is(err, api.ErrBadImage):
+		writeError(w, &api.Error{Status: http.StatusBadRequest, Code: api.CodeBadImage, Message: err.Error()})
 		return
-	case errors.Is(err, ErrAlreadyDeployed):
-		writeError(w, &Error{Status: http.StatusConflict, Code: CodeAlreadyDeployed, Message: fmt.Sprintf("lease %d is deployed; upload images before sending the manifest", lease.ID)})
+	case errors.Is(err, api.ErrAlreadyDeployed):
+		writeError(w, &api.Error{Status: http.StatusConflict, Code: api.CodeAlreadyDeployed, Message: fmt.Sprintf("lease %d is deployed; upload images before sending the manifest", lease.ID)})
 		return
 	default:
 		s.internal(w, fmt.Sprintf("load image for lease %d", lease.ID), err)
 		return
 	}
 	s.log.Info("image loaded", "lease", lease.ID, "id", id, "size", int64(n))
-	writeJSON(w, http.StatusCreated, ImageInfo{ID: id, Size: int64(n)})
+	writeJSON(w, http.StatusCreated, api.ImageInfo{ID: id, Size: int64(n)})
 }
 
-func fileInfo(f vault.File) FileInfo {
-	return FileInfo{Name: f.Name, Size: f.Size, SHA256: f.SHA256Hex()}
+func fileInfo(f vault.File) api.FileInfo {
+	return api.FileInfo{Name: f.Name, Size: f.Size, SHA256: f.SHA256Hex()}
 }
 
-func (s *Server) listInputs(w http.ResponseWriter, r *http.Request, lease LeaseInfo) {
+func (s *Server) listInputs(w http.ResponseWriter, r *http.Request, lease api.LeaseInfo) {
 	s.list(w, lease.ID, (*vault.Lease).Inputs)
 }
 
-func (s *Server) listOutputs(w http.ResponseWriter, r *http.Request, lease LeaseInfo) {
+func (s *Server) listOutputs(w http.ResponseWriter, r *http.Request, lease api.LeaseInfo) {
 	s.list(w, lease.ID, (*vault.Lease).Outputs)
 }
 
 func (s *Server) list(w http.ResponseWriter, id uint64, get func(*vault.Lease) ([]vault.File, error)) {
-	out := []FileInfo{}
+	out := []api.FileInfo{}
 	vl, err := s.deps.Vault.Find(id)
 	if err != nil && !errors.Is(err, vault.ErrNotFound) {
 		s.internal(w, "open vault", err)
@@ -506,13 +517,13 @@ func (s *Server) list(w http.ResponseWriter, id uint64, get func(*vault.Lease) (
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) getOutput(w http.ResponseWriter, r *http.Request, lease LeaseInfo) {
+func (s *Server) getOutput(w http.ResponseWriter, r *http.Request, lease api.LeaseInfo) {
 	name := r.PathValue("name")
 	if err := vault.ValidateName(name); err != nil {
-		writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadName, Message: fmt.Sprintf("output name %q: must match %s and not be . or ..", name, vault.NamePattern)})
+		writeError(w, &api.Error{Status: http.StatusBadRequest, Code: api.CodeBadName, Message: fmt.Sprintf("output name %q: must match %s and not be . or ..", name, vault.NamePattern)})
 		return
 	}
-	notFound := &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: fmt.Sprintf("lease %d has no output %s", lease.ID, name)}
+	notFound := &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound, Message: fmt.Sprintf("lease %d has no output %s", lease.ID, name)}
 	vl, err := s.deps.Vault.Find(lease.ID)
 	if errors.Is(err, vault.ErrNotFound) {
 		writeError(w, notFound)
@@ -535,7 +546,7 @@ func (s *Server) getOutput(w http.ResponseWriter, r *http.Request, lease LeaseIn
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Length", strconv.FormatInt(f.Size, 10))
-	h.Set(HeaderSHA256, f.SHA256Hex())
+	h.Set(api.HeaderSHA256, f.SHA256Hex())
 	w.WriteHeader(http.StatusOK)
 	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.TransferTimeout))
 	if _, err := vault.CopyHashed(w, nil, rc); err != nil {
@@ -546,16 +557,13 @@ func (s *Server) getOutput(w http.ResponseWriter, r *http.Request, lease LeaseIn
 	}
 }
 
-// HeaderSHA256 carries the hex SHA-256 of a downloaded output.
-const HeaderSHA256 = "X-Kiln-SHA256"
-
-func (s *Server) status(w http.ResponseWriter, r *http.Request, lease LeaseInfo) {
+func (s *Server) status(w http.ResponseWriter, r *http.Request, lease api.LeaseInfo) {
 	st, err := s.deps.Runner.Status(r.Context(), lease.ID)
-	if errors.Is(err, ErrNotDeployed) {
-		st = LeaseStatus{LeaseID: lease.ID, Kind: lease.Kind, State: StatePending}
+	if errors.Is(err, api.ErrNotDeployed) {
+		st = api.LeaseStatus{LeaseID: lease.ID, Kind: lease.Kind, State: api.StatePending}
 		if !lease.Active {
 			// NB: not "pending": nothing will ever run for a closed lease.
-			st.State = StateClosed
+			st.State = api.StateClosed
 			st.Error = fmt.Sprintf("lease %d is closed on chain and runs nothing on this provider (kiln lease status %d shows why it closed)", lease.ID, lease.ID)
 		}
 		if vl, err := s.deps.Vault.Find(lease.ID); err == nil {
@@ -579,14 +587,14 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, lease LeaseInfo)
 	writeJSON(w, http.StatusOK, st)
 }
 
-func (s *Server) logs(w http.ResponseWriter, r *http.Request, lease LeaseInfo) {
+func (s *Server) logs(w http.ResponseWriter, r *http.Request, lease api.LeaseInfo) {
 	q := r.URL.Query()
 	follow := q.Get("follow") == "1" || q.Get("follow") == "true"
-	sel := LogSelector{Service: q.Get("service")}
+	sel := api.LogSelector{Service: q.Get("service")}
 	if v := q.Get("replica"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: fmt.Sprintf("replica %q: must be a number >= 0", v)})
+			writeError(w, &api.Error{Status: http.StatusBadRequest, Code: api.CodeBadRequest, Message: fmt.Sprintf("replica %q: must be a number >= 0", v)})
 			return
 		}
 		sel.Replica = n
@@ -598,8 +606,8 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, lease LeaseInfo) {
 		defer cancel()
 	}
 	rc, err := s.deps.Runner.Logs(ctx, lease.ID, sel, follow)
-	if errors.Is(err, ErrNotDeployed) {
-		writeError(w, &Error{Status: http.StatusNotFound, Code: CodeNotDeployed, Message: fmt.Sprintf("lease %d has no such task deployed (service %q, replica %d)", lease.ID, sel.Service, sel.Replica)})
+	if errors.Is(err, api.ErrNotDeployed) {
+		writeError(w, &api.Error{Status: http.StatusNotFound, Code: api.CodeNotDeployed, Message: fmt.Sprintf("lease %d has no such task deployed (service %q, replica %d)", lease.ID, sel.Service, sel.Replica)})
 		return
 	}
 	if err != nil {
@@ -629,14 +637,13 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, lease LeaseInfo) {
 	}
 }
 
-func (s *Server) ingress(w http.ResponseWriter, r *http.Request, lease LeaseInfo) {
-	port, ok := s.deps.Runner.ServicePort(lease.ID)
+func (s *Server) ingress(w http.ResponseWriter, r *http.Request, lease api.LeaseInfo) {
+	target, ok := s.deps.Runner.ServiceAddr(lease.ID)
 	if !ok {
-		writeError(w, &Error{Status: http.StatusNotFound, Code: CodeNoServicePort, Message: fmt.Sprintf("lease %d exposes no running global TCP port", lease.ID)})
+		writeError(w, &api.Error{Status: http.StatusNotFound, Code: api.CodeNoServicePort, Message: fmt.Sprintf("lease %d exposes no running global TCP port", lease.ID)})
 		return
 	}
 	prefix := "/v1/leases/" + r.PathValue("id") + "/ingress"
-	target := "127.0.0.1:" + strconv.Itoa(port)
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = "http"
@@ -650,7 +657,7 @@ func (s *Server) ingress(w http.ResponseWriter, r *http.Request, lease LeaseInfo
 		FlushInterval: -1, // stream: server-sent events, chunked responses
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			s.log.Warn("ingress failed", "lease", lease.ID, "target", target, "err", err)
-			writeError(w, &Error{Status: http.StatusBadGateway, Code: CodeServiceUnavailable, Message: fmt.Sprintf("lease %d's service did not answer on its port", lease.ID)})
+			writeError(w, &api.Error{Status: http.StatusBadGateway, Code: api.CodeServiceUnavailable, Message: fmt.Sprintf("lease %d's service did not answer on its port", lease.ID)})
 		},
 	}
 	rp.ServeHTTP(w, r)
@@ -663,6 +670,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-func writeError(w http.ResponseWriter, e *Error) {
+func writeError(w http.ResponseWriter, e *api.Error) {
 	writeJSON(w, e.Status, e)
 }

@@ -1,4 +1,5 @@
-package api
+// Package apiclient is a tenant's client of a provider's API (provider/api/server): mutual TLS pinned to the certificate the provider published on chain.
+package apiclient
 
 import (
 	"bytes"
@@ -17,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kiln-network/kiln/certpem"
+	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/vault"
 )
 
@@ -37,7 +40,7 @@ func NewClient(endpoint string, clientCert tls.Certificate, providerCertPEM []by
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("new provider client: endpoint %q: must be https://host:port", endpoint)
 	}
-	pinned, err := ParseCertPEM(providerCertPEM)
+	pinned, err := certpem.Parse(providerCertPEM)
 	if err != nil {
 		return nil, fmt.Errorf("new provider client: provider certificate: %w", err)
 	}
@@ -55,7 +58,7 @@ func NewClient(endpoint string, clientCert tls.Certificate, providerCertPEM []by
 			}
 			got := cs.PeerCertificates[0]
 			if !bytes.Equal(got.Raw, pinned.Raw) {
-				return fmt.Errorf("provider certificate (sha256 %s) is not the one published on chain (sha256 %s)", short(Fingerprint(got.Raw)), short(Fingerprint(pinned.Raw)))
+				return fmt.Errorf("provider certificate (sha256 %s) is not the one published on chain (sha256 %s)", api.Short(api.Fingerprint(got.Raw)), api.Short(api.Fingerprint(pinned.Raw)))
 			}
 			if now := time.Now(); now.After(got.NotAfter) || now.Before(got.NotBefore) {
 				return fmt.Errorf("provider certificate is valid only from %s to %s", got.NotBefore.UTC().Format(time.RFC3339), got.NotAfter.UTC().Format(time.RFC3339))
@@ -99,7 +102,7 @@ func (c *Client) do(req *http.Request, step string) (*http.Response, error) {
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	e := &Error{Status: resp.StatusCode}
+	e := &api.Error{Status: resp.StatusCode}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(body, e) != nil || e.Code == "" {
 		e.Code, e.Message = "http_"+strconv.Itoa(resp.StatusCode), strings.TrimSpace(string(body))
@@ -131,25 +134,25 @@ func (c *Client) Healthz(ctx context.Context) error {
 
 // SendManifest sends the lease's manifest, which deploys it, and returns the
 // lease's status right after.
-func (c *Client) SendManifest(ctx context.Context, leaseID uint64, m Manifest) (LeaseStatus, error) {
+func (c *Client) SendManifest(ctx context.Context, leaseID uint64, m api.Manifest) (api.LeaseStatus, error) {
 	step := fmt.Sprintf("send manifest of lease %d", leaseID)
 	b, err := json.Marshal(m)
 	if err != nil {
-		return LeaseStatus{}, fmt.Errorf("%s: %w", step, err)
+		return api.LeaseStatus{}, fmt.Errorf("%s: %w", step, err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.leaseURL(leaseID, "manifest"), bytes.NewReader(b))
 	if err != nil {
-		return LeaseStatus{}, fmt.Errorf("%s: %w", step, err)
+		return api.LeaseStatus{}, fmt.Errorf("%s: %w", step, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.do(req, step)
 	if err != nil {
-		return LeaseStatus{}, err
+		return api.LeaseStatus{}, err
 	}
 	defer resp.Body.Close()
-	var st LeaseStatus
+	var st api.LeaseStatus
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return LeaseStatus{}, fmt.Errorf("%s: decode answer: %w", step, err)
+		return api.LeaseStatus{}, fmt.Errorf("%s: decode answer: %w", step, err)
 	}
 	return st, nil
 }
@@ -162,13 +165,13 @@ func (c *Client) SendManifest(ctx context.Context, leaseID uint64, m Manifest) (
 // the tenant cannot otherwise check, are verified on download). size, when
 // >= 0, is sent as Content-Length so that an input over the limit is refused
 // before it is sent.
-func (c *Client) UploadInput(ctx context.Context, leaseID uint64, name string, r io.Reader, size int64) (FileInfo, error) {
+func (c *Client) UploadInput(ctx context.Context, leaseID uint64, name string, r io.Reader, size int64) (api.FileInfo, error) {
 	step := fmt.Sprintf("upload input %s of lease %d", name, leaseID)
-	var n countingWriter
+	var n api.CountingWriter
 	body := io.TeeReader(r, &n)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.leaseURL(leaseID, "inputs", name), io.NopCloser(body))
 	if err != nil {
-		return FileInfo{}, fmt.Errorf("%s: %w", step, err)
+		return api.FileInfo{}, fmt.Errorf("%s: %w", step, err)
 	}
 	req.ContentLength = -1
 	if size >= 0 {
@@ -177,15 +180,15 @@ func (c *Client) UploadInput(ctx context.Context, leaseID uint64, name string, r
 	req.Header.Set("Content-Type", "application/octet-stream")
 	resp, err := c.do(req, step)
 	if err != nil {
-		return FileInfo{}, err
+		return api.FileInfo{}, err
 	}
 	defer resp.Body.Close()
-	var fi FileInfo
+	var fi api.FileInfo
 	if err := json.NewDecoder(resp.Body).Decode(&fi); err != nil {
-		return FileInfo{}, fmt.Errorf("%s: decode answer: %w", step, err)
+		return api.FileInfo{}, fmt.Errorf("%s: decode answer: %w", step, err)
 	}
 	if fi.Size != int64(n) || len(fi.SHA256) != 64 {
-		return fi, fmt.Errorf("%s: %w", step, &Error{Code: CodeHashMismatch, Message: fmt.Sprintf("provider stored %d bytes with sha256 %q, sent %d bytes", fi.Size, fi.SHA256, n)})
+		return fi, fmt.Errorf("%s: %w", step, &api.Error{Code: api.CodeHashMismatch, Message: fmt.Sprintf("provider stored %d bytes with sha256 %q, sent %d bytes", fi.Size, fi.SHA256, n)})
 	}
 	return fi, nil
 }
@@ -197,12 +200,12 @@ func (c *Client) UploadInput(ctx context.Context, leaseID uint64, name string, r
 // archive must hold; the provider refuses another (image_digest_mismatch).
 // size, when >= 0, is sent as Content-Length so that an archive over the
 // provider's limit is refused before it is sent.
-func (c *Client) UploadImage(ctx context.Context, leaseID uint64, r io.Reader, size int64, wantID string) (ImageInfo, error) {
+func (c *Client) UploadImage(ctx context.Context, leaseID uint64, r io.Reader, size int64, wantID string) (api.ImageInfo, error) {
 	step := fmt.Sprintf("upload image to lease %d", leaseID)
-	var n countingWriter
+	var n api.CountingWriter
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.leaseURL(leaseID, "images"), io.NopCloser(io.TeeReader(r, &n)))
 	if err != nil {
-		return ImageInfo{}, fmt.Errorf("%s: %w", step, err)
+		return api.ImageInfo{}, fmt.Errorf("%s: %w", step, err)
 	}
 	req.ContentLength = -1
 	if size >= 0 {
@@ -210,45 +213,38 @@ func (c *Client) UploadImage(ctx context.Context, leaseID uint64, r io.Reader, s
 	}
 	req.Header.Set("Content-Type", "application/x-tar")
 	if wantID != "" {
-		req.Header.Set(HeaderImageID, wantID)
+		req.Header.Set(api.HeaderImageID, wantID)
 	}
 	resp, err := c.do(req, step)
 	if err != nil {
-		return ImageInfo{}, err
+		return api.ImageInfo{}, err
 	}
 	defer resp.Body.Close()
-	var ii ImageInfo
+	var ii api.ImageInfo
 	if err := json.NewDecoder(resp.Body).Decode(&ii); err != nil {
-		return ImageInfo{}, fmt.Errorf("%s: decode answer: %w", step, err)
+		return api.ImageInfo{}, fmt.Errorf("%s: decode answer: %w", step, err)
 	}
 	if ii.Size != int64(n) || (wantID != "" && ii.ID != wantID) || !strings.HasPrefix(ii.ID, "sha256:") {
-		return ii, fmt.Errorf("%s: %w", step, &Error{Code: CodeImageDigestMismatch, Message: fmt.Sprintf("provider loaded image %q from %d bytes; sent %d bytes of image %q", ii.ID, ii.Size, n, wantID)})
+		return ii, fmt.Errorf("%s: %w", step, &api.Error{Code: api.CodeImageDigestMismatch, Message: fmt.Sprintf("provider loaded image %q from %d bytes; sent %d bytes of image %q", ii.ID, ii.Size, n, wantID)})
 	}
 	return ii, nil
 }
 
-type countingWriter int64
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	*c += countingWriter(len(p))
-	return len(p), nil
-}
-
 // Inputs lists the lease's stored inputs.
-func (c *Client) Inputs(ctx context.Context, leaseID uint64) ([]FileInfo, error) {
-	var out []FileInfo
+func (c *Client) Inputs(ctx context.Context, leaseID uint64) ([]api.FileInfo, error) {
+	var out []api.FileInfo
 	return out, c.getJSON(ctx, c.leaseURL(leaseID, "inputs"), fmt.Sprintf("list inputs of lease %d", leaseID), &out)
 }
 
 // Status returns the lease's workload status.
-func (c *Client) Status(ctx context.Context, leaseID uint64) (LeaseStatus, error) {
-	var st LeaseStatus
+func (c *Client) Status(ctx context.Context, leaseID uint64) (api.LeaseStatus, error) {
+	var st api.LeaseStatus
 	return st, c.getJSON(ctx, c.leaseURL(leaseID, "status"), fmt.Sprintf("status of lease %d", leaseID), &st)
 }
 
 // Logs streams a task's log; with follow, until the task exits or ctx ends.
 // The caller closes the reader.
-func (c *Client) Logs(ctx context.Context, leaseID uint64, sel LogSelector, follow bool) (io.ReadCloser, error) {
+func (c *Client) Logs(ctx context.Context, leaseID uint64, sel api.LogSelector, follow bool) (io.ReadCloser, error) {
 	step := fmt.Sprintf("logs of lease %d", leaseID)
 	q := url.Values{}
 	if sel.Service != "" {
@@ -276,8 +272,8 @@ func (c *Client) Logs(ctx context.Context, leaseID uint64, sel LogSelector, foll
 }
 
 // ListOutputs lists the lease's sealed outputs.
-func (c *Client) ListOutputs(ctx context.Context, leaseID uint64) ([]FileInfo, error) {
-	var out []FileInfo
+func (c *Client) ListOutputs(ctx context.Context, leaseID uint64) ([]api.FileInfo, error) {
+	var out []api.FileInfo
 	return out, c.getJSON(ctx, c.leaseURL(leaseID, "outputs"), fmt.Sprintf("list outputs of lease %d", leaseID), &out)
 }
 
@@ -285,29 +281,29 @@ func (c *Client) ListOutputs(ctx context.Context, leaseID uint64) ([]FileInfo, e
 // fails with an *Error of code hash_mismatch if the bytes do not match the
 // hash the provider announced (w has then received them: write to a
 // temporary file and rename on success).
-func (c *Client) DownloadOutput(ctx context.Context, leaseID uint64, name string, w io.Writer) (FileInfo, error) {
+func (c *Client) DownloadOutput(ctx context.Context, leaseID uint64, name string, w io.Writer) (api.FileInfo, error) {
 	step := fmt.Sprintf("download output %s of lease %d", name, leaseID)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.leaseURL(leaseID, "outputs", name), nil)
 	if err != nil {
-		return FileInfo{}, fmt.Errorf("%s: %w", step, err)
+		return api.FileInfo{}, fmt.Errorf("%s: %w", step, err)
 	}
 	resp, err := c.do(req, step)
 	if err != nil {
-		return FileInfo{}, err
+		return api.FileInfo{}, err
 	}
 	defer resp.Body.Close()
-	want := resp.Header.Get(HeaderSHA256)
+	want := resp.Header.Get(api.HeaderSHA256)
 	if len(want) != 64 {
-		return FileInfo{}, fmt.Errorf("%s: the provider sent no %s header", step, HeaderSHA256)
+		return api.FileInfo{}, fmt.Errorf("%s: the provider sent no %s header", step, api.HeaderSHA256)
 	}
 	h := sha256.New()
 	n, err := vault.CopyHashed(w, h, resp.Body)
 	if err != nil {
-		return FileInfo{}, fmt.Errorf("%s: %w", step, err)
+		return api.FileInfo{}, fmt.Errorf("%s: %w", step, err)
 	}
-	fi := FileInfo{Name: name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}
+	fi := api.FileInfo{Name: name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}
 	if fi.SHA256 != strings.ToLower(want) {
-		return fi, fmt.Errorf("%s: %w", step, &Error{Code: CodeHashMismatch, Message: fmt.Sprintf("received %d bytes with sha256 %s, the provider announced %s", n, fi.SHA256, want)})
+		return fi, fmt.Errorf("%s: %w", step, &api.Error{Code: api.CodeHashMismatch, Message: fmt.Sprintf("received %d bytes with sha256 %s, the provider announced %s", n, fi.SHA256, want)})
 	}
 	return fi, nil
 }

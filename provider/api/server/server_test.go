@@ -1,4 +1,4 @@
-package api_test
+package server_test
 
 import (
 	"bytes"
@@ -22,16 +22,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kiln-network/kiln/proof"
-
+	"github.com/kiln-network/kiln/certpem"
 	"github.com/kiln-network/kiln/ports"
+	"github.com/kiln-network/kiln/proof"
 	"github.com/kiln-network/kiln/provider/api"
+	"github.com/kiln-network/kiln/provider/api/apiclient"
+	apiserver "github.com/kiln-network/kiln/provider/api/server"
 	"github.com/kiln-network/kiln/provider/executor"
 	"github.com/kiln-network/kiln/provider/executor/executortest"
 	"github.com/kiln-network/kiln/provider/executor/process"
 	"github.com/kiln-network/kiln/provider/imageref"
 	"github.com/kiln-network/kiln/provider/lease"
 	"github.com/kiln-network/kiln/provider/vault"
+	"github.com/kiln-network/kiln/tenant"
 )
 
 // Timeouts of these tests; loose because CI machines are shared and slow.
@@ -115,9 +118,9 @@ func (c *countingRunner) LoadImage(ctx context.Context, id uint64, r io.Reader, 
 	}
 	return c.r.LoadImage(ctx, id, r, max, want)
 }
-func (c *countingRunner) ServicePort(id uint64) (int, bool) {
+func (c *countingRunner) ServiceAddr(id uint64) (string, bool) {
 	c.calls.Add(1)
-	return c.r.ServicePort(id)
+	return c.r.ServiceAddr(id)
 }
 
 type completion struct {
@@ -155,7 +158,7 @@ func newHarnessWith(t *testing.T, wrap func(executor.Executor) executor.Executor
 		t.Fatal(err)
 	}
 	lcfg := lease.DefaultConfig()
-	lcfg.Dir, lcfg.WorkDirs = filepath.Join(h.dir, "leases"), lease.ProcessWorkDirs(pcfg.Dir)
+	lcfg.Dir = filepath.Join(h.dir, "leases")
 	lcfg.StopGrace = 2 * time.Second
 	if lcfg.Images, err = imageref.NewPolicy([]string{"docker.io"}); err != nil {
 		t.Fatal(err)
@@ -170,7 +173,7 @@ func newHarnessWith(t *testing.T, wrap func(executor.Executor) executor.Executor
 		t.Fatal(err)
 	}
 	h.runner = &countingRunner{r: h.mgr}
-	certPEM, keyPEM, err := api.GenerateServerCert([]string{"127.0.0.1"}, time.Hour)
+	certPEM, keyPEM, err := certpem.Generate("127.0.0.1", []string{"127.0.0.1"}, time.Hour, x509.ExtKeyUsageServerAuth)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,12 +182,12 @@ func newHarnessWith(t *testing.T, wrap func(executor.Executor) executor.Executor
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := api.DefaultConfig()
+	cfg := apiserver.DefaultConfig()
 	cfg.Certificate = cert
 	cfg.MaxInputBytes = 1 << 20
 	cfg.MaxImageBytes = 1 << 20
 	cfg.Clock = func() time.Time { return time.Now().Add(time.Duration(h.clockShift.Load())) }
-	srv, err := api.NewServer(cfg, api.Deps{Leases: h.chain, Certs: h.chain, Runner: h.runner, Vault: h.vault})
+	srv, err := apiserver.NewServer(cfg, apiserver.Deps{Leases: h.chain, Certs: h.chain, Runner: h.runner, Vault: h.vault})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,14 +209,14 @@ func newHarnessWith(t *testing.T, wrap func(executor.Executor) executor.Executor
 
 // tenant returns a client for account addr, whose certificate is published
 // on chain when publish is set.
-func (h *harness) tenant(t *testing.T, addr string, publish bool) *api.Client {
+func (h *harness) tenant(t *testing.T, addr string, publish bool) *apiclient.Client {
 	t.Helper()
-	certPEM, keyPEM, err := api.GenerateClientCert(addr, time.Hour)
+	certPEM, keyPEM, err := tenant.GenerateClientCert(addr, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if publish {
-		c, err := api.ParseCertPEM(certPEM)
+		c, err := certpem.Parse(certPEM)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -226,9 +229,9 @@ func (h *harness) tenant(t *testing.T, addr string, publish bool) *api.Client {
 	return h.client(t, pair)
 }
 
-func (h *harness) client(t *testing.T, cert tls.Certificate) *api.Client {
+func (h *harness) client(t *testing.T, cert tls.Certificate) *apiclient.Client {
 	t.Helper()
-	c, err := api.NewClient(h.endpoint, cert, h.serverPEM)
+	c, err := apiclient.NewClient(h.endpoint, cert, h.serverPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +267,7 @@ func apiError(t *testing.T, err error) *api.Error {
 	return e
 }
 
-func waitState(t *testing.T, c *api.Client, id uint64, states ...string) api.LeaseStatus {
+func waitState(t *testing.T, c *apiclient.Client, id uint64, states ...string) api.LeaseStatus {
 	t.Helper()
 	deadline := time.Now().Add(jobTimeout)
 	for {
@@ -408,14 +411,14 @@ func TestCertificateRefusals(t *testing.T) {
 	bobClient := h.tenant(t, bob, true)
 	unpublished := h.tenant(t, "kiln1carol00000000000000000000000000000000", false)
 	// A second certificate for alice, not the one on chain.
-	otherPEM, otherKey, _ := api.GenerateClientCert(alice, time.Hour)
+	otherPEM, otherKey, _ := tenant.GenerateClientCert(alice, time.Hour)
 	otherPair, _ := tls.X509KeyPair(otherPEM, otherKey)
 	mismatch := h.client(t, otherPair)
 	noCert := h.client(t, tls.Certificate{})
 
 	for _, tc := range []struct {
 		name   string
-		client *api.Client
+		client *apiclient.Client
 		shift  time.Duration
 		code   string
 		says   string
@@ -584,7 +587,7 @@ func (r *phasedReader) Read(p []byte) (int, error) {
 
 // concurrentUploads streams n chunked uploads of size bytes each (names
 // prefix0...) to lease id at once and returns each one's error.
-func concurrentUploads(t *testing.T, c *api.Client, id uint64, names []string, first, rest int) []error {
+func concurrentUploads(t *testing.T, c *apiclient.Client, id uint64, names []string, first, rest int) []error {
 	t.Helper()
 	var barrier, done sync.WaitGroup
 	barrier.Add(len(names))
@@ -726,7 +729,7 @@ func TestConcurrentUploadsStayUnderLimit(t *testing.T) {
 // ahead and written into the manifest, and another program may take it before the
 // service binds it; the service then fails with "address already in use" and is
 // deployed again, as another lease, on a fresh port.
-func serveOnFreePort(t *testing.T, h *harness, c *api.Client, prog string) (uint64, string) {
+func serveOnFreePort(t *testing.T, h *harness, c *apiclient.Client, prog string) (uint64, string) {
 	t.Helper()
 	ctx := context.Background()
 	for attempt := 1; ; attempt++ {
@@ -772,7 +775,7 @@ func serveOnFreePort(t *testing.T, h *harness, c *api.Client, prog string) (uint
 }
 
 // serviceLog reports whether the log of lease id's service satisfies ok.
-func serviceLog(t *testing.T, c *api.Client, id uint64, ok func(string) bool) bool {
+func serviceLog(t *testing.T, c *apiclient.Client, id uint64, ok func(string) bool) bool {
 	t.Helper()
 	rc, err := c.Logs(context.Background(), id, api.LogSelector{}, false)
 	if err != nil {
@@ -855,7 +858,7 @@ func TestImageUpload(t *testing.T) {
 	before := h.runner.calls.Load()
 	tests := []struct {
 		name   string
-		c      *api.Client
+		c      *apiclient.Client
 		lease  uint64
 		body   []byte
 		size   int64
