@@ -40,6 +40,7 @@ import (
 //	/market/bids/ID         {"bids":[...]} on order ID
 //	/market/leases[?state=active|closed&owner=ADDR&provider=ADDR]  {"leases":[...]}
 //	/market/lease/ID        the latest lease of order ID
+//	/market/stake/rewards   the last stake epoch's reward pool and its split
 //	/market/prices          {"prices":[...]}: per class, best ask, last trade, 24 h range
 //	/market/asks/CLASS      {"asks":[...]}: the asks of a class, cheapest first
 //	/market/provider/ADDR/capacity  {"total","used","free","active_leases"}
@@ -275,6 +276,12 @@ func queryMarket(ctx *types.Context, full string) (any, error) {
 			return nil, types.Wrapf(types.ErrNotFound, "lease %d", id)
 		}
 		return market.ShowLease(l), nil
+	case path == "/market/stake/rewards":
+		r, ok := market.LastEpochReward(ctx)
+		if !ok {
+			return nil, types.Wrapf(types.ErrNotFound, "no stake epoch has ended yet")
+		}
+		return r, nil
 	case path == "/market/prices":
 		return map[string]any{"prices": market.Prices(ctx)}, nil
 	case len(parts) == 3 && parts[1] == "asks":

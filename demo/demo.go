@@ -71,6 +71,7 @@ type Options struct {
 // Job is one deployment in the summary.
 type Job struct {
 	Name             string `json:"name"`
+	Pricing          string `json:"pricing"`
 	Kind             string `json:"kind"`
 	Lease            uint64 `json:"lease,string"`
 	Provider         string `json:"provider"`
@@ -362,11 +363,15 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		o2 := opts
 		o2.OutDir = filepath.Join(workDir, "out", j.name)
 		j.plan.Pricing, j.plan.Session = o.Pricing, session
+		if o.Pricing == market.ModePerformance {
+			perfPlan(&j.plan)
+		}
 		r, err := tenant.Deploy(ctx, c, tenantKey, j.plan, o2)
 		if err != nil {
 			return s, fmt.Errorf("job %s: %w", j.name, err)
 		}
 		job := jobFrom(j.name, j.plan.Kind, r)
+		job.Pricing = j.plan.Pricing
 		job.Result = summarizeOutputs(o2.OutDir)
 		s.Jobs = append(s.Jobs, job)
 		if r.State == api.StateCompleted {
@@ -413,7 +418,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	s.SupplyAfter, s.BalancesAfter = totals(books1)
 	s.SupplyConserved, s.AccountingProblems = conserved(books0, books1)
-	if s.Mode, err = modeFigures(ctx, c, o.Pricing); err != nil {
+	if s.Mode, err = modeFigures(ctx, c, o.Pricing, s.Jobs); err != nil {
 		return s, err
 	}
 	if !s.SupplyConserved {
@@ -520,6 +525,9 @@ func deployService(ctx context.Context, c *client.Client, key ed25519.PrivateKey
 		plan := batch("inference", o.Worker, []string{"work", "serve", "--port", fmt.Sprint(port)}, "rtx4090", 1, nil)
 		plan.Kind = market.KindService
 		plan.Pricing = o.Pricing
+		if o.Pricing == market.ModePerformance {
+			perfPlan(&plan)
+		}
 		if o.Pricing == market.ModeSealed {
 			plan.Session = &market.Session{Blocks: tenant.DefaultDepositBlocks, Location: demoClientLocation, MaxRTTMs: demoMaxRTTMs}
 		}
@@ -527,6 +535,7 @@ func deployService(ctx context.Context, c *client.Client, key ed25519.PrivateKey
 		step("deploying service inference (HTTP on port %d behind the ingress)", port)
 		r, deployErr := tenant.Deploy(ctx, c, key, plan, opts)
 		svc := jobFrom("inference-4090", plan.Kind, r)
+		svc.Pricing = plan.Pricing
 		// NB: the provider closes the lease of a service that died within a block or
 		// two, and erases its log with it: the log is followed from the start.
 		logc := make(chan string, 1)

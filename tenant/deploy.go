@@ -133,7 +133,7 @@ func Deploy(ctx context.Context, c *client.Client, key ed25519.PrivateKey, plan 
 		return r, err
 	}
 	msg := &market.MsgCreateOrder{Owner: owner, Kind: plan.Kind, Groups: plan.Groups, MaxPrice: plan.MaxPrice,
-		Deposit: plan.Deposit, Manual: plan.Manual, AutoRedeploy: plan.AutoRedeploy, Mode: plan.Pricing, Fill: plan.Fill, Session: plan.Session,
+		Deposit: plan.Deposit, Manual: plan.Manual, AutoRedeploy: plan.AutoRedeploy, Mode: plan.Pricing, Fill: plan.Fill, Session: plan.Session, ReclaimWindowSeconds: plan.ReclaimMinWindowSeconds,
 		TEE: plan.TEE, AllowedMeasurements: plan.AllowedMeasurements}
 	if err := msg.ValidateBasic(); err != nil {
 		return r, err

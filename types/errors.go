@@ -53,8 +53,9 @@ const (
 	CodeChallengeLate   uint32 = 39
 	CodeBadReveal       uint32 = 40
 	// Pricing-mode refusals (issue 11): 42-47.
-	CodeModeMismatch uint32 = 42
-	CodeBidReveal    uint32 = 43
+	CodeModeMismatch   uint32 = 42
+	CodeBidReveal      uint32 = 43
+	CodeReclaimRefused uint32 = 44
 	// Confidential compute and on-chain inference refusals: 50-55.
 	CodeAttestationRefused uint32 = 50
 	CodeModelMismatch      uint32 = 51
@@ -119,6 +120,7 @@ var (
 	ErrBadReveal          = &Error{CodeBadReveal, "revealed chunks do not match the committed answer"}
 	ErrModeMismatch       = &Error{CodeModeMismatch, "not how this order is priced"}
 	ErrBidReveal          = &Error{CodeBidReveal, "revealed bid does not match its commitment"}
+	ErrReclaimRefused     = &Error{CodeReclaimRefused, "lease may not be reclaimed so"}
 	ErrAttestationRefused = &Error{CodeAttestationRefused, "attestation refused"}
 	ErrModelMismatch      = &Error{CodeModelMismatch, "model mismatch"}
 	ErrRequestClosed      = &Error{CodeRequestClosed, "inference request is not open"}
