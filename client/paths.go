@@ -146,3 +146,18 @@ func PathVerifier(a types.Address) string { return "/verify/verifier/" + a.Strin
 
 // PathInferOpenFor lists the open inference requests for model.
 func PathInferOpenFor(model string) string { return withQuery(PathInferOpen, "model", model) }
+
+// Verification queries (x/verify).
+const (
+	PathCommitments      = "/verify/commitments"
+	PathVerifyChallenges = "/verify/challenges"
+	PathVerifiers        = "/verify/verifiers"
+)
+
+// PathCommitment is one work commitment.
+func PathCommitment(id uint64) string { return "/verify/commitment/" + strconv.FormatUint(id, 10) }
+
+// PathVerifyChallenge is one verification challenge.
+func PathVerifyChallenge(id uint64) string {
+	return "/verify/challenge/" + strconv.FormatUint(id, 10)
+}

@@ -36,7 +36,7 @@ func (c *Client) Commitments(ctx context.Context, f CommitmentFilter) ([]verify.
 	var out struct {
 		Commitments []verify.Commitment `json:"commitments"`
 	}
-	err := c.QueryJSON(ctx, withQuery("/verify/commitments", flatten(q)...), &out)
+	err := c.QueryJSON(ctx, withQuery(PathCommitments, flatten(q)...), &out)
 	return out.Commitments, err
 }
 
@@ -62,7 +62,7 @@ func (c *Client) VerifyChallenges(ctx context.Context, f ChallengeFilter) ([]ver
 	var out struct {
 		Challenges []verify.Challenge `json:"challenges"`
 	}
-	err := c.QueryJSON(ctx, withQuery("/verify/challenges", flatten(q)...), &out)
+	err := c.QueryJSON(ctx, withQuery(PathVerifyChallenges, flatten(q)...), &out)
 	return out.Challenges, err
 }
 

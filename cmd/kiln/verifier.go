@@ -110,21 +110,12 @@ func verifyTxCmd() *cobra.Command {
 // verifyQueryCmd is `kiln query verify ...`.
 func verifyQueryCmd() *cobra.Command {
 	q := &cobra.Command{Use: "verify", Short: "Work commitments, challenges and verifiers"}
-	byID := func(prefix string) func([]string) (string, error) {
-		return func(args []string) (string, error) {
-			id, err := strconv.ParseUint(args[0], 10, 64)
-			if err != nil || id == 0 {
-				return "", usagef("ID %q: must be a positive integer", args[0])
-			}
-			return prefix + args[0], nil
-		}
-	}
 	q.AddCommand(
-		queryCmd("commitments", "Every work commitment (state, samples, verifier)", 0, fixed("/verify/commitments"), nil),
-		queryCmd("commitment ID", "One work commitment", 1, byID("/verify/commitment/"), nil),
-		queryCmd("challenges", "Every challenge and its outcome", 0, fixed("/verify/challenges"), nil),
-		queryCmd("challenge ID", "One challenge", 1, byID("/verify/challenge/"), nil),
-		queryCmd("verifiers", "Registered verifiers", 0, fixed("/verify/verifiers"), nil),
+		queryCmd("commitments", "Every work commitment (state, samples, verifier)", 0, fixed(client.PathCommitments), nil),
+		queryCmd("commitment ID", "One work commitment", 1, withID(client.PathCommitment), nil),
+		queryCmd("challenges", "Every challenge and its outcome", 0, fixed(client.PathVerifyChallenges), nil),
+		queryCmd("challenge ID", "One challenge", 1, withID(client.PathVerifyChallenge), nil),
+		queryCmd("verifiers", "Registered verifiers", 0, fixed(client.PathVerifiers), nil),
 		queryCmd("verifier ADDR", "One verifier", 1, withAddr(client.PathVerifier), nil))
 	return q
 }
