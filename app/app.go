@@ -46,6 +46,8 @@ type Options struct {
 	// hooks, begin- and end-block, invariants, queries. Their parameters, if any, are
 	// theirs to keep (GenesisParams has a field per standard module only).
 	Modules []Module
+	// Snapshots, if set, has the app take state-sync snapshots (see Snapshots).
+	Snapshots *Snapshots
 }
 
 // App is the Kiln ABCI application.
@@ -69,6 +71,8 @@ type App struct {
 	verified map[[32]byte]struct{} // hashes of txs whose signatures verified
 
 	hooks *types.Hooks // what modules registered with one another, sealed in New
+
+	snaps *snapshotter // state-sync snapshots; nil when the app takes none and restores none yet
 }
 
 // New opens an App over db.
@@ -100,6 +104,9 @@ func New(db *store.DB, opts Options) *App {
 	a.hooks.Seal()
 	a.check = store.NewCache(db)
 	a.checkTime = db.BlockTime()
+	if opts.Snapshots != nil && opts.Snapshots.Dir != "" {
+		a.snaps = &snapshotter{cfg: *opts.Snapshots, onErr: func(err error) { a.log.Error("state-sync snapshot", "err", err) }}
+	}
 	if v, ok := db.Get(chainIDKey); ok {
 		a.chainID = string(v)
 	}
@@ -235,12 +242,13 @@ func (a *App) Commit(context.Context, *abcitypes.RequestCommit) (*abcitypes.Resp
 		// NB: a node that cannot persist a decided block must stop.
 		panic(err)
 	}
-	t := a.pending.Time
+	t, h := a.pending.Time, a.pending.Height
 	a.deliver, a.pending = nil, nil
 	a.checkMu.Lock()
 	a.check = store.NewCache(a.db)
 	a.checkTime = t
 	a.checkMu.Unlock()
+	a.snaps.afterCommit(a.db, h)
 	return &abcitypes.ResponseCommit{}, nil
 }
 

@@ -47,6 +47,9 @@ type harness struct {
 
 func testGenesis(accs []*account, valKey ed25519.PrivateKey, funds uint64) GenesisState {
 	g := DefaultGenesis()
+	// NB: these tests drive the market without provider daemons to answer challenges;
+	// liveness_test.go turns them on.
+	g.Params.Liveness = g.Params.Liveness.Off()
 	for _, a := range accs {
 		g.Bank.Balances = append(g.Bank.Balances, bank.GenesisBalance{Address: a.addr, Coins: types.Coins{types.NewCoin("ukiln", funds), types.NewCoin("uusd", funds)}})
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/kiln-network/kiln/x/auth"
 	"github.com/kiln-network/kiln/x/bank"
 	"github.com/kiln-network/kiln/x/escrow"
+	"github.com/kiln-network/kiln/x/liveness"
 	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/params"
 	"github.com/kiln-network/kiln/x/registry"
@@ -25,6 +26,7 @@ type GenesisParams struct {
 	Registry registry.Params `json:"registry"`
 	Market   market.Params   `json:"market"`
 	Escrow   escrow.Params   `json:"escrow"`
+	Liveness liveness.Params `json:"liveness"`
 }
 
 // GenesisState is the app_state of genesis.json.

@@ -71,11 +71,14 @@ func (h *harness) exec(steps ...step) *abcitypes.ResponseFinalizeBlock {
 func (h *harness) signSteps(steps ...step) [][]byte {
 	var txs [][]byte
 	for _, s := range steps {
-		txs = append(txs, h.sign(s.from, s.from.seq, 5000, s.msg))
+		txs = append(txs, h.sign(s.from, s.from.seq, stepFee(s.msg), s.msg))
 		s.from.seq++
 	}
 	return txs
 }
+
+// stepFee is the fee a step's tx pays: 5000, above the minimum for every small message.
+var stepFee = func(types.Msg) uint64 { return 5000 }
 
 type step struct {
 	from *account

@@ -10,6 +10,7 @@ import (
 	"github.com/kiln-network/kiln/x/bank"
 	"github.com/kiln-network/kiln/x/cert"
 	"github.com/kiln-network/kiln/x/escrow"
+	"github.com/kiln-network/kiln/x/liveness"
 	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/params"
 	"github.com/kiln-network/kiln/x/registry"
@@ -110,6 +111,26 @@ func Modules() []Module {
 			Msgs:   []MsgRoute{{types.MsgTypeCertPublish, cert.DecodePublish}, {types.MsgTypeCertRevoke, cert.DecodeRevoke}},
 			Handle: cert.Handle,
 			Query:  queryCert,
+		},
+		{
+			// NB: before the market: a lease whose provider fails a challenge closes
+			// before the block's settlement, so the block it failed in is not paid.
+			Name: liveness.ModuleName,
+			Msgs: []MsgRoute{
+				{types.MsgTypeLivenessAnswer, liveness.DecodeAnswer},
+				{types.MsgTypeLivenessReveal, liveness.DecodeReveal},
+			},
+			Handle:   liveness.Handle,
+			Wire:     liveness.Wire,
+			EndBlock: func(ctx *types.Context) []staking.Update { liveness.EndBlock(ctx); return nil },
+			Params:   func(g *GenesisParams) params.Validator { return &g.Liveness },
+			// NB: challenges are off in the default genesis: the dev tools (demo,
+			// localnet, most tests) declare GPUs on machines without one, which a
+			// challenge sized for the claimed GPU rightly fails. A network turns them
+			// on in genesis (app_state.params.liveness); see README.
+			DefaultParams: func(g *GenesisParams) { g.Liveness = liveness.DefaultParams().Off() },
+			Invariants:    liveness.CheckInvariants,
+			Query:         queryLiveness,
 		},
 		{
 			Name: market.ModuleName,

@@ -150,8 +150,9 @@ func TestModuleTableRefusesClashes(t *testing.T) {
 	}
 }
 
-// The end-block order is the protocol's: market settles, escrow releases held pay,
-// bank pays out fees, staking computes validator updates last.
+// The end-block order is the protocol's: liveness fails overdue challenges (closing
+// their leases before they are paid), market settles, escrow releases held pay, bank
+// pays out fees, staking computes validator updates last.
 func TestEndBlockOrder(t *testing.T) {
 	var order []string
 	for _, m := range Modules() {
@@ -159,7 +160,7 @@ func TestEndBlockOrder(t *testing.T) {
 			order = append(order, m.Name)
 		}
 	}
-	if got, want := strings.Join(order, ","), "market,escrow,bank,staking"; got != want {
+	if got, want := strings.Join(order, ","), "liveness,market,escrow,bank,staking"; got != want {
 		t.Fatalf("end-block order %s, want %s", got, want)
 	}
 }

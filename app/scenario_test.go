@@ -12,9 +12,11 @@ import (
 	abcitypes "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/work/matmul"
 	"github.com/kiln-network/kiln/x/auth"
 	"github.com/kiln-network/kiln/x/bank"
 	"github.com/kiln-network/kiln/x/escrow"
+	"github.com/kiln-network/kiln/x/liveness"
 	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/registry"
 )
@@ -29,6 +31,7 @@ import (
 // Commands:
 //
 //	genesis [window=N] [ttl=N] [manual-pick=N] [heartbeat-timeout=N] [min-deposit-blocks=N] [bid-deposit=N] [fee-bps=N]
+//	        [challenge-every=N] [challenge-deadline=N] [hardware-recheck=N]   (liveness: off unless given)
 //	    a chain with accounts val (the validator), p1, p2, p3, tenant and tenant2
 //	block
 //	    one block with the transactions below it, one per line: ACCOUNT VERB key=value...
@@ -55,6 +58,7 @@ type scenario struct {
 	names  map[string]string // bech32 address -> name, for readable output
 	supply string            // at genesis: nothing mints or burns in these scenarios
 	invs   map[types.Address]registry.Inventory
+	sols   map[uint64]*matmul.Solution // challenge answers sent, for their reveals
 }
 
 func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
@@ -170,6 +174,11 @@ func (s *scenario) genesis(t *testing.T, d *datadriven.TestData) string {
 		"min-deposit-blocks": func(g *GenesisState, v uint64) { g.Params.Market.MinDepositBlocks = v },
 		"bid-deposit":        func(g *GenesisState, v uint64) { g.Params.Market.BidDeposit = v },
 		"fee-bps":            func(g *GenesisState, v uint64) { g.Params.Escrow.ProtocolFeeBps = uint32(v) },
+		"challenge-every":    func(g *GenesisState, v uint64) { g.Params.Liveness.LeaseChallengeBlocks = int64(v) },
+		"challenge-deadline": func(g *GenesisState, v uint64) { g.Params.Liveness.DeadlineBlocks = int64(v) },
+		"hardware-recheck": func(g *GenesisState, v uint64) {
+			g.Params.Liveness.HardwareAtRegistration, g.Params.Liveness.HardwareRecheckBlocks = true, int64(v)
+		},
 	}
 	var apply []func(*GenesisState)
 	for _, a := range d.CmdArgs {
@@ -186,7 +195,10 @@ func (s *scenario) genesis(t *testing.T, d *datadriven.TestData) string {
 		}
 		// NB: one heartbeat interval per timeout keeps every timeout a valid choice.
 		g.Params.Market.HeartbeatIntervalBlocks = min(g.Params.Market.HeartbeatIntervalBlocks, g.Params.Market.HeartbeatTimeoutBlocks)
+		// NB: challenges (off unless asked for) stay small: the harness solves them.
+		g.Params.Liveness.MaxN, g.Params.Liveness.RevealBlocks = 128, 3
 	})
+	s.sols = map[uint64]*matmul.Solution{}
 	s.byName, s.names, s.invs = map[string]*account{}, map[string]string{}, map[types.Address]registry.Inventory{}
 	for i, n := range scenarioAccounts {
 		s.byName[n] = s.h.accs[i]
@@ -283,6 +295,31 @@ func (s *scenario) parseTx(t *testing.T, d *datadriven.TestData, line string) sc
 		msg = &market.MsgStartLease{Provider: from.addr, LeaseID: num("lease", "")}
 	case "complete":
 		msg = &market.MsgCompleteLease{Provider: from.addr, LeaseID: num("lease", ""), OutputHash: []byte{0xab, 0xcd}, Failed: flag("failed")}
+	case "answer":
+		// The challenge's product, or with `wrong` zeros: a provider that computed nothing.
+		id := num("challenge", "")
+		c, ok := liveness.GetChallenge(s.h.ctx(), id)
+		if !ok {
+			d.Fatalf(t, "tx %q: no challenge %d", line, id)
+		}
+		sol := matmul.Commit(int(c.N), c.Seed, make([]float64, int(c.N)*int(c.N)))
+		if !flag("wrong") {
+			sol, _ = matmul.Solve(int(c.N), c.Seed)
+		}
+		s.sols[id] = sol
+		msg = &liveness.MsgAnswer{Provider: from.addr, Challenge: id, Root: sol.Root(), Millis: num("millis", "10")}
+	case "reveal":
+		id := num("challenge", "")
+		c, _ := liveness.GetChallenge(s.h.ctx(), id)
+		sol := s.sols[id]
+		if sol == nil {
+			d.Fatalf(t, "tx %q: challenge %d was not answered in this scenario", line, id)
+		}
+		m := &liveness.MsgReveal{Provider: from.addr, Challenge: id}
+		for _, k := range c.Chunks {
+			m.Chunks = append(m.Chunks, liveness.RevealedChunk{Index: k, Entries: sol.Chunk(int(k)), Proof: sol.Proof(int(k))})
+		}
+		msg = m
 	case "deposit":
 		msg = &escrow.MsgDeposit{Owner: from.addr, OrderID: num("order", ""), Amount: types.NewCoin("ukiln", num("amount", ""))}
 	default:
@@ -307,7 +344,7 @@ func (s *scenario) block(t *testing.T, d *datadriven.TestData, txs []scenarioTx)
 			acc, _ := auth.Get(s.h.ctx(), tx.from.addr)
 			seqs[tx.from] = acc.Sequence
 		}
-		raws = append(raws, s.h.sign(tx.from, seqs[tx.from], 5000, tx.msg))
+		raws = append(raws, s.h.sign(tx.from, seqs[tx.from], stepFee(tx.msg), tx.msg))
 		seqs[tx.from]++
 	}
 	res := s.h.block(raws...)
@@ -347,6 +384,10 @@ var scenarioEvents = map[string][]string{
 	"escrow_closed":       {"order", "paid", "fees", "refund"},
 	"register_provider":   {"owner"},
 	"deregister_provider": {"owner"},
+	"liveness_challenge":  {"id", "kind", "provider", "lease", "model", "n", "deadline"},
+	"liveness_answer":     {"id", "reveal_deadline"},
+	"liveness_passed":     {"id", "kind", "flagged"},
+	"liveness_failed":     {"id", "kind", "provider", "lease", "reason", "slashed"},
 }
 
 func (s *scenario) event(e abcitypes.Event) (string, bool) {

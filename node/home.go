@@ -103,6 +103,9 @@ func Init(o InitOptions) (InitResult, error) {
 		return InitResult{}, err
 	}
 	cfg.WriteConfigFile(filepath.Join(o.Home, "config", "config.toml"), conf)
+	if err := WriteAppConfig(o.Home, DefaultAppConfig()); err != nil {
+		return InitResult{}, err
+	}
 	return InitResult{ChainID: o.ChainID, NodeID: string(nodeKey.ID()), DevAddress: dev.Address, DevMnemonic: mnemonic,
 		ValidatorAddress: pv.Key.Address.String()}, nil
 }

@@ -26,6 +26,9 @@ type Options struct {
 	CometLevel slog.Level
 	// CheckInvariants makes the app check money conservation after every block.
 	CheckInvariants bool
+	// StateSync sets the snapshots the node takes for peers joining through state
+	// sync (HOME/config/app.toml; LoadAppConfig). Zero takes none.
+	StateSync StateSyncConfig
 }
 
 // Node is a running validator: CometBFT with the Kiln app, in-process.
@@ -131,7 +134,9 @@ func Start(conf *cfg.Config, o Options) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a := app.New(db, app.Options{Logger: o.Logger, CheckInvariants: o.CheckInvariants})
+	a := app.New(db, app.Options{Logger: o.Logger, CheckInvariants: o.CheckInvariants, Snapshots: &app.Snapshots{
+		Dir: SnapshotDir(conf.RootDir), Interval: o.StateSync.SnapshotInterval, Keep: o.StateSync.SnapshotKeepRecent,
+	}})
 	// NB: one lock per ABCI connection, so CheckTx (mempool) runs beside FinalizeBlock
 	// (consensus) and queries; the App guards the state they share.
 	c, err := StartComet(conf, proxy.NewConnSyncLocalClientCreator(a), NewCometLogger(o.Logger, o.CometLevel))
@@ -148,6 +153,7 @@ func (n *Node) Stop() error {
 	if err := n.comet.Stop(); err != nil {
 		return err
 	}
+	n.App.WaitSnapshots()
 	err := n.db.Close()
 	if perr := n.pid.Release(); err == nil {
 		err = perr

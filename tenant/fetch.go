@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kiln-network/kiln/proof"
+
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/vault"
@@ -62,7 +64,7 @@ type FetchResult struct {
 	Dir string `json:"dir"`
 	// Files are the outputs stored in Dir, with the SHA-256 of the bytes received.
 	Files []api.FileInfo `json:"files"`
-	// Root is the hex Merkle root of Files (vault.MerkleRoot).
+	// Root is the hex Merkle root of Files (proof.ItemsRoot).
 	Root string `json:"outputs_root"`
 	// Verified is true when Root is the root committed on chain for the lease,
 	// at CommittedHeight.
@@ -78,7 +80,7 @@ type FetchResult struct {
 func DefaultFetchDir(leaseID uint64) string { return "lease-" + strconv.FormatUint(leaseID, 10) }
 
 // Fetch downloads a batch lease's outputs into o.Dir and checks them against the
-// Merkle root the provider committed on chain when the lease completed (vault.MerkleRoot
+// Merkle root the provider committed on chain when the lease completed (proof.ItemsRoot
 // over each output's name and SHA-256): the provider's listing must have that root
 // before anything is downloaded, and each file received must hash to its entry.
 // Files are downloaded into a hidden staging directory beside o.Dir and moved into
@@ -226,19 +228,18 @@ func tellSkipped(progress func(string), id uint64, skipped []api.SkippedOutput, 
 	progress(strings.TrimSuffix(b.String(), ";"))
 }
 
-// rootOf returns vault.MerkleRoot of files given by name and hex SHA-256; a hash that
+// rootOf returns proof.ItemsRoot of files given by name and hex SHA-256; a hash that
 // is not 32 bytes of hex makes a root no honest listing has.
 func rootOf(files []api.FileInfo) []byte {
-	vf := make([]vault.File, len(files))
+	items := make([]proof.Item, len(files))
 	for i, f := range files {
-		vf[i] = vault.File{Name: f.Name, Size: f.Size}
 		b, err := hex.DecodeString(f.SHA256)
 		if err != nil || len(b) != 32 {
 			return nil
 		}
-		vf[i].SHA256 = [32]byte(b)
+		items[i] = proof.Item{Name: f.Name, SHA256: [32]byte(b)}
 	}
-	root := vault.MerkleRoot(vf)
+	root := proof.ItemsRoot(items)
 	return root[:]
 }
 

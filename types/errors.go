@@ -39,6 +39,10 @@ const (
 	CodeInvalidCert          uint32 = 24
 	// Staking refusals.
 	CodeBondLocked uint32 = 25
+	// Liveness and hardware challenge refusals (x/liveness): 38-41.
+	CodeChallengeClosed uint32 = 38
+	CodeChallengeLate   uint32 = 39
+	CodeBadReveal       uint32 = 40
 )
 
 // Error is a refusal carrying its result code.
@@ -85,6 +89,10 @@ var (
 	ErrInvalidCert          = &Error{CodeInvalidCert, "invalid certificate"}
 
 	ErrBondLocked = &Error{CodeBondLocked, "bond is locked"}
+
+	ErrChallengeClosed = &Error{CodeChallengeClosed, "challenge is not awaiting this message"}
+	ErrChallengeLate   = &Error{CodeChallengeLate, "challenge deadline passed"}
+	ErrBadReveal       = &Error{CodeBadReveal, "revealed chunks do not match the committed answer"}
 )
 
 // Wrapf returns an error with base's code and the message "base: detail".

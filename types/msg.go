@@ -34,6 +34,10 @@ const (
 	MsgTypeMarketStartLease    MsgType = 508
 
 	MsgTypeEscrowDeposit MsgType = 600
+
+	// Liveness and hardware challenges (x/liveness): 750-799.
+	MsgTypeLivenessAnswer MsgType = 750
+	MsgTypeLivenessReveal MsgType = 751
 )
 
 // Msg is one action in a transaction.

@@ -44,8 +44,18 @@ func newNodeCmd() *cobra.Command {
 				return err
 			}
 			inv, _ := cmd.Flags().GetBool("check-invariants")
+			appConf, err := node.LoadAppConfig(homeFlag(cmd))
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("state-sync.snapshot-interval") {
+				appConf.StateSync.SnapshotInterval, _ = cmd.Flags().GetInt64("state-sync.snapshot-interval")
+			}
+			if err := appConf.Validate(); err != nil {
+				return err
+			}
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl}))
-			n, err := node.Start(conf, node.Options{Logger: logger, CometLevel: cometLvl, CheckInvariants: inv})
+			n, err := node.Start(conf, node.Options{Logger: logger, CometLevel: cometLvl, CheckInvariants: inv, StateSync: appConf.StateSync})
 			if ports.InUse(err) {
 				return fmt.Errorf("%w\n(another program, perhaps another node, listens there: choose another port in %s or with --rpc.laddr / --p2p.laddr; port 0 takes any free one)",
 					err, filepath.Join(homeFlag(cmd), "config", "config.toml"))
@@ -71,6 +81,7 @@ func newNodeCmd() *cobra.Command {
 	cmd.Flags().String("p2p.persistent_peers", "", "comma-separated ID@host:port peers (default from config.toml)")
 	cmd.Flags().String("log_level", "info", "Kiln log level: debug, info, warn, error")
 	cmd.Flags().String("comet_log_level", "error", "CometBFT log level: debug, info, warn, error")
+	cmd.Flags().Int64("state-sync.snapshot-interval", 0, "take a state-sync snapshot every N heights for joining peers (default from app.toml; 0 takes none)")
 	cmd.Flags().Bool("check-invariants", false, "check after every block that balances add up to supply (slow on big states)")
 	return cmd
 }

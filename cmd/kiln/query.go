@@ -123,6 +123,7 @@ func newQueryCmd() *cobra.Command {
 		queryCmd("providers", "Registered providers", 0, fixed("/registry/providers"), renderProviders),
 		queryCmd("provider ADDR", "One provider", 1, withAddr("/registry/provider/"), nil))
 	q.AddCommand(marketQueryCmds()...)
+	q.AddCommand(livenessQueryCmd())
 	q.AddCommand(bankQ, authQ, stakingQ, regQ,
 		queryCmd("params", "Every module's on-chain parameters", 0, fixed("/params"), nil))
 	return q

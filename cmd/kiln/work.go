@@ -27,6 +27,9 @@ func newWorkCmd() *cobra.Command {
 			n, _ := cmd.Flags().GetInt("n")
 			seed, _ := cmd.Flags().GetInt64("seed")
 			out, _ := cmd.Flags().GetString("out")
+			if dir, _ := cmd.Flags().GetString("dir"); dir != "" {
+				return runMatmulUnits(cmd, n, seed, dir)
+			}
 			res, err := matmul.Run(n, seed)
 			if err != nil {
 				return err
@@ -45,10 +48,12 @@ func newWorkCmd() *cobra.Command {
 	mm.Flags().Int("n", 256, "matrix size")
 	mm.Flags().Int64("seed", 1, "seed of the matrices")
 	mm.Flags().String("out", "", "file for the JSON result (relative to $KILN_OUT when set)")
+	mm.Flags().String("dir", "", "write the product as verifiable units instead: row blocks, units.json and job.json under DIR")
+	mm.Flags().Int("block-rows", 0, "with --dir: rows per unit (0: n/64, so each unit is about 1/64 of the job)")
 
 	serve := &cobra.Command{
 		Use:   "serve",
-		Short: "A small HTTP service (the demo's inference stand-in): answers on --port until stopped",
+		Short: "A small HTTP service (the demo's service): answers on --port until stopped",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			port, _ := cmd.Flags().GetInt("port")
@@ -75,6 +80,6 @@ func newWorkCmd() *cobra.Command {
 		},
 	}
 	serve.Flags().Int("port", 8080, "port on 127.0.0.1")
-	w.AddCommand(mm, serve)
+	w.AddCommand(mm, serve, newWorkRenderCmd(), newWorkTrainCmd(), newWorkInferCmd(), newWorkVerifyCmd())
 	return w
 }

@@ -174,7 +174,7 @@ type LeaseStatus struct {
 	Inputs []FileInfo `json:"inputs,omitempty"`
 	// Outputs are the sealed outputs (batch, once completed or failed).
 	Outputs []FileInfo `json:"outputs,omitempty"`
-	// OutputsRoot is the hex Merkle root of Outputs (vault.MerkleRoot).
+	// OutputsRoot is the hex Merkle root of Outputs (proof.ItemsRoot).
 	OutputsRoot string `json:"outputs_root,omitempty"`
 	// Skipped are the entries the workload left in its output directory that
 	// were not sealed as outputs (directories, links, named pipes, names

@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-network/kiln/proof"
+
 	"github.com/kiln-network/kiln/ports"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/executor"
@@ -330,7 +332,7 @@ func TestBatchLeaseEndToEnd(t *testing.T) {
 	}
 	select {
 	case got := <-h.completed:
-		wantRoot := vault.MerkleRoot([]vault.File{{Name: "y", Size: int64(len(want)), SHA256: wantSum}})
+		wantRoot := proof.ItemsRoot([]proof.Item{{Name: "y", SHA256: wantSum}})
 		if got.root != wantRoot || got.codes["1-job-0"] != 0 || len(got.codes) != 1 {
 			t.Errorf("OnComplete(%x, %v), want root %x and {1-job-0: 0}", got.root, got.codes, wantRoot)
 		}

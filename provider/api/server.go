@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kiln-network/kiln/proof"
+
 	"github.com/kiln-network/kiln/provider/vault"
 )
 
@@ -566,7 +568,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, lease LeaseInfo)
 				for _, f := range files {
 					st.Outputs = append(st.Outputs, fileInfo(f))
 				}
-				root := vault.MerkleRoot(files)
+				root := proof.ItemsRoot(vault.Items(files))
 				st.OutputsRoot = hex.EncodeToString(root[:])
 			}
 		}

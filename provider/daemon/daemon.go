@@ -61,6 +61,9 @@ type Deps struct {
 	// Clock tells the time (output retention, caches, back-off); nil means time.Now.
 	// Tests advance a fake clock instead of sleeping.
 	Clock func() time.Time
+	// Prover solves the chain's matmul challenges; nil means the CPUs (matmul.Solve).
+	// NB: the time a challenge takes is always measured with the real clock.
+	Prover Prover
 }
 
 // Daemon is one provider daemon. Create it with New, run it with Run.
@@ -82,7 +85,8 @@ type Daemon struct {
 	every   int64 // heartbeat interval in blocks
 	metrics *metrics
 	gpus    *gpuPool
-	wg      sync.WaitGroup // stops in flight
+	wg      sync.WaitGroup // stops and challenge solves in flight
+	prover  prover
 
 	mu        sync.Mutex
 	height    int64
@@ -121,7 +125,7 @@ func New(cfg Config, deps Deps) (*Daemon, error) {
 	return &Daemon{cfg: cfg, deps: deps, log: log.With("component", "provider", "provider", self.String()), self: self,
 		ready: make(chan struct{}), closed: map[uint64]bool{}, kinds: map[uint64]string{}, lastHB: map[uint64]int64{},
 		compSent: map[uint64]int64{}, startSent: map[uint64]int64{}, running: map[uint64]bool{}, bidSent: map[uint64]int64{}, noBid: map[uint64]bool{}, locks: map[uint64]*sync.Mutex{},
-		metrics: newMetrics()}, nil
+		metrics: newMetrics(), prover: prover{sols: map[uint64]*solved{}}}, nil
 }
 
 // now is the daemon's clock.
@@ -571,10 +575,14 @@ func (n *nodeDown) next(log *slog.Logger, err error) time.Duration {
 	return n.wait
 }
 
-// step is the daemon's work for a new block h: bids first (they race the next
-// block's proposal), then leases: track new ones, stop closed ones, heartbeat, retry
-// completions, erase retained outputs whose time is up.
+// step is the daemon's work for a new block h: challenges first (their deadlines are
+// the chain's), bids (they race the next block's proposal), then leases: track new
+// ones, stop closed ones, heartbeat, retry completions, erase retained outputs whose
+// time is up.
 func (d *Daemon) step(ctx context.Context, h int64) {
+	if err := d.challenges(ctx, h); err != nil && ctx.Err() == nil {
+		d.log.Warn("challenges", "height", h, "err", err)
+	}
 	if err := d.bid(ctx, h); err != nil && ctx.Err() == nil {
 		d.log.Warn("bidding", "height", h, "err", err)
 	}

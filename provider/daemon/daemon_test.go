@@ -84,6 +84,12 @@ func newKey(t *testing.T) (ed25519.PrivateKey, types.Address) {
 
 func startNet(t *testing.T) *testNet {
 	t.Helper()
+	return startNetWith(t, nil)
+}
+
+// startNetWith is startNet with edit applied to the genesis state.
+func startNetWith(t *testing.T, edit func(*app.GenesisState)) *testNet {
+	t.Helper()
 	n := &testNet{logs: &logBuf{}}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -98,7 +104,7 @@ func startNet(t *testing.T) *testNet {
 		Accounts: []bank.GenesisBalance{{Address: n.prov, Coins: funds}, {Address: n.tenant, Coins: funds}}}); err != nil {
 		t.Fatal(err)
 	}
-	setMarketParams(t, home)
+	setMarketParams(t, home, edit)
 	conf, err := node.LoadConfig(home)
 	if err != nil {
 		t.Fatal(err)
@@ -131,8 +137,9 @@ func startNet(t *testing.T) *testNet {
 	return n
 }
 
-// setMarketParams shortens the heartbeat parameters in genesis.json.
-func setMarketParams(t *testing.T, home string) {
+// setMarketParams shortens the heartbeat parameters in genesis.json, then applies
+// edit (if any).
+func setMarketParams(t *testing.T, home string, edit func(*app.GenesisState)) {
 	t.Helper()
 	path := filepath.Join(home, "config", "genesis.json")
 	doc, err := cmttypes.GenesisDocFromFile(path)
@@ -145,6 +152,9 @@ func setMarketParams(t *testing.T, home string) {
 	}
 	g.Params.Market.HeartbeatIntervalBlocks = heartbeatEvery
 	g.Params.Market.HeartbeatTimeoutBlocks = heartbeatTimeout
+	if edit != nil {
+		edit(&g)
+	}
 	if doc.AppState, err = json.Marshal(g); err != nil {
 		t.Fatal(err)
 	}

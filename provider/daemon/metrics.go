@@ -7,6 +7,8 @@ type metrics struct {
 	reg                                                *prometheus.Registry
 	bids, skipped, won, deployed, completions, stopped prometheus.Counter
 	started, startFailures                             prometheus.Counter
+	challenges                                         prometheus.Counter
+	challengeSeconds                                   prometheus.Histogram
 }
 
 func newMetrics() *metrics {
@@ -24,5 +26,9 @@ func newMetrics() *metrics {
 	m.stopped = mk("leases_stopped_total", "Leases stopped and erased.")
 	m.started = mk("leases_started_total", "Workload starts reported on chain (leases bill from then).")
 	m.startFailures = mk("start_failures_total", "Workloads the executor could not start; their leases are reported failed.")
+	m.challenges = mk("challenges_answered_total", "Liveness and hardware challenges answered.")
+	m.challengeSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "kiln", Subsystem: "provider", Name: "challenge_seconds",
+		Help: "Time to solve a matmul challenge.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)})
+	m.reg.MustRegister(m.challengeSeconds)
 	return m
 }

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kiln-network/kiln/proof"
+
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/executor"
 	"github.com/kiln-network/kiln/provider/imageref"
@@ -30,7 +32,7 @@ import (
 )
 
 // CompleteFunc is told once per batch lease that all its tasks exited and
-// its outputs are sealed: the Merkle root of the outputs (vault.MerkleRoot)
+// its outputs are sealed: the Merkle root of the outputs (proof.ItemsRoot)
 // and each task's exit code (-1 when killed or unknown). The daemon sends
 // MsgCompleteLease from it. It must not call Stop of the same lease.
 type CompleteFunc func(leaseID uint64, outputsRoot [32]byte, exitCodes map[string]int)
@@ -528,7 +530,7 @@ func (m *Manager) complete(r *run) {
 		if err := vault.WipeDir(in); err != nil {
 			m.log.Error("wipe plaintext inputs", "lease", st.Lease.ID, "err", err)
 		}
-		root := vault.MerkleRoot(files)
+		root := proof.ItemsRoot(vault.Items(files))
 		st.OutputsRoot = hex.EncodeToString(root[:])
 		st.Outputs = st.Outputs[:0]
 		for _, f := range files {

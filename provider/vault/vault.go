@@ -48,6 +48,8 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/kiln-network/kiln/proof"
+
 	"filippo.io/age"
 )
 
@@ -717,40 +719,12 @@ func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
 	return nil
 }
 
-// MerkleRoot returns the root committed on chain for a lease's outputs: a
-// binary Merkle tree over the files sorted by name, whose leaves are
-// SHA-256(0x00 || uint16be(len(name)) || name || sha256) and whose inner nodes
-// are SHA-256(0x01 || left || right); an odd node at the end of a level is
-// carried up unchanged. No files give SHA-256 of the empty string. The order
-// of files does not matter.
-func MerkleRoot(files []File) [32]byte {
-	if len(files) == 0 {
-		return sha256.Sum256(nil)
+// Items returns files as the named items whose Merkle root (proof.ItemsRoot) a provider
+// commits on chain for a lease's outputs.
+func Items(files []File) []proof.Item {
+	out := make([]proof.Item, len(files))
+	for i, f := range files {
+		out[i] = proof.Item{Name: f.Name, SHA256: f.SHA256}
 	}
-	sorted := slices.Clone(files)
-	slices.SortFunc(sorted, func(a, b File) int { return strings.Compare(a.Name, b.Name) })
-	level := make([][32]byte, len(sorted))
-	for i, f := range sorted {
-		h := sha256.New()
-		h.Write([]byte{0, byte(len(f.Name) >> 8), byte(len(f.Name))})
-		h.Write([]byte(f.Name))
-		h.Write(f.SHA256[:])
-		level[i] = [32]byte(h.Sum(nil))
-	}
-	for len(level) > 1 {
-		next := level[:0:0]
-		for i := 0; i < len(level); i += 2 {
-			if i+1 == len(level) {
-				next = append(next, level[i])
-				continue
-			}
-			h := sha256.New()
-			h.Write([]byte{1})
-			h.Write(level[i][:])
-			h.Write(level[i+1][:])
-			next = append(next, [32]byte(h.Sum(nil)))
-		}
-		level = next
-	}
-	return level[0]
+	return out
 }

@@ -213,27 +213,6 @@ func TestMaterializeSealErase(t *testing.T) {
 	}
 }
 
-func TestMerkleRoot(t *testing.T) {
-	f := func(name, content string) File {
-		return File{Name: name, Size: int64(len(content)), SHA256: sha256.Sum256([]byte(content))}
-	}
-	a, b, c := f("a", "1"), f("b", "2"), f("c", "3")
-	if MerkleRoot(nil) != sha256.Sum256(nil) {
-		t.Errorf("MerkleRoot(nil) is not SHA-256 of nothing")
-	}
-	if MerkleRoot([]File{a, b, c}) != MerkleRoot([]File{c, a, b}) {
-		t.Errorf("MerkleRoot depends on order")
-	}
-	roots := map[[32]byte]string{}
-	for name, fs := range map[string][]File{"a": {a}, "ab": {a, b}, "abc": {a, b, c}, "ab'": {a, f("b", "x")}, "ac": {a, f("c", "2")}} {
-		r := MerkleRoot(fs)
-		if other, dup := roots[r]; dup {
-			t.Errorf("MerkleRoot(%s) == MerkleRoot(%s)", name, other)
-		}
-		roots[r] = name
-	}
-}
-
 // A workload that leaves more than MaxSkippedListed entries Seal cannot seal is told
 // how many there were, with the first MaxSkippedListed named.
 func TestSealSkippedBounded(t *testing.T) {

@@ -25,12 +25,16 @@ func Generate(n int, seed int64) []float64 {
 }
 
 // Multiply returns a×b for n×n matrices, using all CPUs.
-func Multiply(a, b []float64, n int) []float64 {
-	c := make([]float64, n*n)
+func Multiply(a, b []float64, n int) []float64 { return multiplyRows(a, b, n, n) }
+
+// multiplyRows returns a×b for an m×n a and an n×n b. Each entry is summed over k in
+// order, whichever worker computes it, so any subset of rows gives Multiply's values.
+func multiplyRows(a, b []float64, n, m int) []float64 {
+	c := make([]float64, m*n)
 	workers := runtime.GOMAXPROCS(0)
 	var wg sync.WaitGroup
-	rows := make(chan int, n)
-	for i := 0; i < n; i++ {
+	rows := make(chan int, m)
+	for i := 0; i < m; i++ {
 		rows <- i
 	}
 	close(rows)

@@ -1,6 +1,14 @@
 package matmul
 
-import "testing"
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"math"
+	"testing"
+
+	"github.com/kiln-network/kiln/work/units"
+)
 
 func TestMultiplyAndFreivalds(t *testing.T) {
 	n := 64
@@ -34,5 +42,45 @@ func BenchmarkMultiply256(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		Multiply(a, m, 256)
+	}
+}
+
+func TestUnits(t *testing.T) {
+	dir := t.TempDir()
+	job, err := NewJob(UnitParams{N: 70, Seed: 3, BlockRows: DefaultBlockRows(70)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (Workload{}).Run(context.Background(), job, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	set, err := units.Read(dir)
+	if err != nil || len(set) != 35 {
+		t.Fatalf("n=70 in blocks of 2 rows: %d units (%v), want 35", len(set), err)
+	}
+	reg := units.NewRegistry(Workload{})
+	rep, err := reg.Verify(context.Background(), dir, 35, []byte("x"), nil)
+	if err != nil || rep.Verdict != units.VerdictOK {
+		t.Fatalf("honest: %+v %v", rep, err)
+	}
+	// The block recomputed alone is the product's rows, bit for bit.
+	c := Multiply(Generate(70, 3), Generate(70, 4), 70)
+	b, _ := set.Load(dir, BlockID(34))
+	if want := encodeRows(c[68*70:]); !bytes.Equal(b, want) {
+		t.Fatal("last block is not rows 68-69 of the product")
+	}
+	// Cheats: one value off by 1e-3, a block of zeros, another seed's block, a short block.
+	jobOther, _ := NewJob(UnitParams{N: 70, Seed: 4, BlockRows: 2})
+	other, _ := Workload{}.RunUnit(context.Background(), jobOther, BlockID(5), nil)
+	honest, _ := set.Load(dir, BlockID(5))
+	off := append([]byte(nil), honest...)
+	binary.LittleEndian.PutUint64(off[80:], math.Float64bits(math.Float64frombits(binary.LittleEndian.Uint64(off[80:]))+1e-3))
+	for name, claimed := range map[string][]byte{"one value off": off, "zeros": make([]byte, len(honest)), "other seed": other, "short": honest[:8]} {
+		if err := (Workload{}).Compare(job, BlockID(5), claimed, honest); !units.IsMismatch(err) {
+			t.Errorf("Compare(%s) = %v, want a mismatch", name, err)
+		}
+	}
+	if _, err := NewJob(UnitParams{N: 10, BlockRows: 11}); err == nil {
+		t.Error("NewJob accepted block_rows > n")
 	}
 }

@@ -145,7 +145,8 @@ func Free(total, used Usage) Usage {
 // Failure is one constraint a provider does not meet for an order.
 type Failure struct {
 	// Constraint is one of region, attribute, gpu_model, gpu_count, cpu, memory,
-	// storage, runtime, capacity_in_use, excluded, not_provider.
+	// storage, runtime, capacity_in_use, excluded, not_provider, or one a registered
+	// ProviderCheck reports (hardware_proof).
 	Constraint string `json:"constraint"`
 	Group      string `json:"group,omitempty"`
 	Detail     string `json:"detail"`
@@ -163,6 +164,9 @@ func filterOK(f GPUFilter, s GPUSpec) bool {
 		(f.MemoryBytes == 0 || f.MemoryBytes == s.MemoryBytes) &&
 		(f.Interface == "" || f.Interface == s.Interface)
 }
+
+// Accepts reports whether a GPU of spec s meets the request's models (any, with none).
+func (req GPURequest) Accepts(s GPUSpec) bool { return gpuOK(req, s) }
 
 func gpuOK(req GPURequest, s GPUSpec) bool {
 	if len(req.Models) == 0 {

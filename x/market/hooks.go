@@ -6,6 +6,7 @@ import (
 
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/escrow"
+	"github.com/kiln-network/kiln/x/registry"
 )
 
 // Hooks is how another module (verify) follows the market's leases without the market
@@ -81,6 +82,12 @@ const hooksTable = ModuleName + "/hooks"
 type table struct {
 	hooks   []namedHooks
 	reasons map[string]Reason
+	checks  []namedCheck
+}
+
+type namedCheck struct {
+	name  string
+	check ProviderCheck
 }
 
 type namedHooks struct {
@@ -122,6 +129,39 @@ func RegisterReason(h *types.Hooks, r Reason) {
 		panic(fmt.Sprintf("market: close reason %q registered twice", r.Name))
 	}
 	t.reasons[r.Name] = r
+}
+
+// ProviderCheck lists what keeps provider prov from taking groups beyond its inventory,
+// runtime and capacity: a rule another module keeps (a failed hardware proof). Each
+// Failure names its constraint and why. A bid is refused on the first, and why-no-bids
+// (Match) lists them all. It MUST NOT write state and MUST be deterministic.
+type ProviderCheck func(ctx *types.Context, prov registry.Provider, groups []Group) []Failure
+
+// RegisterProviderCheck adds check, named name, to the checks every bid and match
+// report runs, in registration order. It panics if h is sealed or name is taken:
+// wiring bugs.
+func RegisterProviderCheck(h *types.Hooks, name string, check ProviderCheck) {
+	h.MustBeOpen("market provider check " + name)
+	t := tableOf(h)
+	for _, x := range t.checks {
+		if x.name == name {
+			panic(fmt.Sprintf("market: provider check %q registered twice", name))
+		}
+	}
+	t.checks = append(t.checks, namedCheck{name, check})
+}
+
+// checkProvider runs the registered provider checks.
+func checkProvider(ctx *types.Context, prov registry.Provider, groups []Group) []Failure {
+	t, ok := ctx.Hooks.Lookup(hooksTable)
+	if !ok {
+		return nil
+	}
+	var out []Failure
+	for _, x := range t.(*table).checks {
+		out = append(out, x.check(ctx, prov, groups)...)
+	}
+	return out
 }
 
 // LookupReason returns the close reason named name, built in or registered.

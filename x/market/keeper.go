@@ -366,6 +366,7 @@ func placeBid(ctx *types.Context, p Params, o *Order, m *MsgCreateBid) (Bid, err
 		return Bid{}, types.InvalidField("gpu_models", len(m.GPUModels), fmt.Sprintf("must be empty or one per group (%d)", len(o.Groups)))
 	}
 	need, choices, static, inUse := Fit(o.Groups, m.GPUModels, prov.Inventory, Used(ctx, m.Provider))
+	static = append(static, checkProvider(ctx, prov, o.Groups)...)
 	if len(static) > 0 {
 		return Bid{}, types.Wrapf(types.ErrRequirementsUnmet, "provider %s for order %d: %s", m.Provider, o.ID, static[0])
 	}

@@ -181,7 +181,7 @@ func Match(ctx *types.Context, id uint64) (MatchReport, error) {
 			}
 		}
 		_, _, static, inUse := Fit(o.Groups, nil, prov.Inventory, Used(ctx, prov.Owner))
-		pm.Failures = append(append(pm.Failures, static...), inUse...)
+		pm.Failures = append(append(append(pm.Failures, static...), checkProvider(ctx, prov, o.Groups)...), inUse...)
 		pm.Fits = len(pm.Failures) == 0
 		seen := map[string]bool{}
 		for _, f := range pm.Failures {

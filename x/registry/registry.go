@@ -284,6 +284,8 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		set(ctx, Provider{Owner: m.Owner, Endpoint: m.Endpoint, CertPEM: string(m.CertPEM), Inventory: m.Inventory, CreatedHeight: ctx.Height})
 		ctx.Emit("register_provider", "owner", m.Owner.String(), "endpoint", m.Endpoint)
 		changed(ctx, m.Owner)
+		prov, _ := Get(ctx, m.Owner)
+		fireInventory(ctx, prov, true)
 		return nil
 	case *MsgUpdateProvider:
 		prov, ok := Get(ctx, m.Owner)
@@ -307,6 +309,9 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		set(ctx, prov)
 		ctx.Emit("update_provider", "owner", m.Owner.String())
 		changed(ctx, m.Owner)
+		if m.Inventory != nil {
+			fireInventory(ctx, prov, false)
+		}
 		return nil
 	case *MsgDeregisterProvider:
 		if _, ok := Get(ctx, m.Owner); !ok {
