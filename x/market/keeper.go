@@ -419,6 +419,7 @@ func makeLease(ctx *types.Context, p Params, o *Order, b Bid) {
 	l := Lease{ID: o.ID, Attempt: o.Attempts, Owner: o.Owner, Provider: b.Provider, Kind: o.Kind, Price: b.Price, Denom: o.Denom,
 		GPUs: b.GPUs, Usage: b.Usage, State: LeaseActive, LastHeartbeat: ctx.Height, CreatedHeight: ctx.Height}
 	setLease(ctx, &l)
+	noteMade(ctx, &l)
 	ctx.Store.Set(u64key(activePrefix, o.ID), present)
 	setUsed(ctx, b.Provider, Used(ctx, b.Provider).Add(b.Usage))
 	releaseBids(ctx, o.ID, &b.Provider, bidLost)
@@ -512,6 +513,7 @@ func closeOrder(ctx *types.Context, o *Order, reason string) {
 // window closes, where the best fitting bid becomes a lease, and expiries.
 func EndBlock(ctx *types.Context) {
 	p := GetParams(ctx)
+	pruneMade(ctx)
 	var active []uint64
 	ctx.Store.Iterate(activePrefix, func(k, _ []byte) bool {
 		active = append(active, binary.BigEndian.Uint64(k[len(activePrefix):]))
