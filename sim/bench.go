@@ -5,6 +5,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/market"
 	"io"
 	"runtime"
@@ -169,4 +170,24 @@ func threadCPUTime() time.Duration {
 		return cpuTime()
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// OpenBatch places n fresh orders in one block and opens the next block, returning
+// the orders' IDs and the open block's context: what a benchmark matches against.
+// Call the returned done once finished with the context.
+func (s *Sim) OpenBatch(n int) (ids []uint64, ctx *types.Context, done func(), err error) {
+	s.begin()
+	for range n {
+		m, gpus, jobBlocks := s.newOrder()
+		if err := s.lg.Deliver(m); err != nil {
+			return nil, nil, nil, fmt.Errorf("create order: %w", err)
+		}
+		s.nextID++
+		s.orders[s.nextID] = &order{id: s.nextID, placed: s.height, gpus: gpus, maxPrice: m.MaxPrice, groups: m.Groups, jobLen: int64(jobBlocks)}
+		ids = append(ids, s.nextID)
+	}
+	if err := s.end(); err != nil {
+		return nil, nil, nil, err
+	}
+	return ids, s.begin(), func() { _ = s.end() }, nil
 }
