@@ -10,8 +10,10 @@ import (
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/bank"
 	"github.com/kiln-network/kiln/x/escrow"
+	"github.com/kiln-network/kiln/x/infer"
 	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/staking"
+	"github.com/kiln-network/kiln/x/verify"
 )
 
 // corrupt commits a block that sets balances directly, as a bug bypassing bank would:
@@ -50,6 +52,14 @@ func TestAccountingCatchesMoneyCreatedOrLost(t *testing.T) {
 		// NB: order 1 leases at once; the bid on manual order 2 stays open until the
 		// tenant picks, so the market module account holds its deposit.
 		h.mustExec(bid(p1, 1, 900), bid(p1, 2, 900))
+		// An open inference request: the infer module account holds its fee.
+		h.mustExec(step{tenant, &infer.MsgRegisterModel{Owner: tenant.addr, ID: "tiny", Hash: strings.Repeat("ab", 32)}})
+		h.mustExec(step{tenant, &infer.MsgInferRequest{Requester: tenant.addr, Model: "tiny", Input: []byte("x"), MaxFee: 1000}})
+		// NB: a tenant's dispute of lease 1's committed work, whose committee is drawn
+		// at the end of the next block: until then its deposit sits in the verify
+		// module account.
+		h.mustExec(step{p1, &verify.MsgCommit{Provider: p1.addr, LeaseID: 1, Kind: "render", Root: make([]byte, 32), Units: 4}})
+		h.mustExec(step{tenant, &verify.MsgDispute{Tenant: tenant.addr, CommitID: 1, Unit: 0}})
 		return h, tenant
 	}
 	bal := func(h *harness, a types.Address, d string) uint64 { return bank.Balance(h.ctx(), a, d) }
@@ -84,6 +94,16 @@ func TestAccountingCatchesMoneyCreatedOrLost(t *testing.T) {
 				market.Account: {"ukiln": bal(h, market.Account, "ukiln") - 7},
 				tn.addr:        {"ukiln": bal(h, tn.addr, "ukiln") + 7}}
 		}, "module account market", false},
+		{"inference fee moved to an account", func(h *harness, tn *account) map[types.Address]map[string]uint64 {
+			return map[types.Address]map[string]uint64{
+				infer.Account: {"ukiln": bal(h, infer.Account, "ukiln") - 7},
+				tn.addr:       {"ukiln": bal(h, tn.addr, "ukiln") + 7}}
+		}, "module account infer", false},
+		{"dispute deposit moved to an account", func(h *harness, tn *account) map[types.Address]map[string]uint64 {
+			return map[types.Address]map[string]uint64{
+				verify.Account: {"ukiln": bal(h, verify.Account, "ukiln") - 7},
+				tn.addr:        {"ukiln": bal(h, tn.addr, "ukiln") + 7}}
+		}, "module account verify", false},
 		{"fees left in the fee collector", func(h *harness, tn *account) map[types.Address]map[string]uint64 {
 			return map[types.Address]map[string]uint64{
 				bank.FeeCollector: {"ukiln": 7},

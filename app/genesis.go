@@ -12,10 +12,13 @@ import (
 	"github.com/kiln-network/kiln/x/bank"
 	"github.com/kiln-network/kiln/x/escrow"
 	"github.com/kiln-network/kiln/x/liveness"
+	"github.com/kiln-network/kiln/x/infer"
 	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/params"
 	"github.com/kiln-network/kiln/x/registry"
 	"github.com/kiln-network/kiln/x/staking"
+	xtee "github.com/kiln-network/kiln/x/tee"
+	"github.com/kiln-network/kiln/x/verify"
 )
 
 // GenesisParams holds every module's parameters.
@@ -27,6 +30,9 @@ type GenesisParams struct {
 	Market   market.Params   `json:"market"`
 	Escrow   escrow.Params   `json:"escrow"`
 	Liveness liveness.Params `json:"liveness"`
+	TEE      xtee.Params     `json:"tee"`
+	Infer    infer.Params    `json:"infer"`
+	Verify   verify.Params   `json:"verify"`
 }
 
 // GenesisState is the app_state of genesis.json.

@@ -11,10 +11,13 @@ import (
 	"github.com/kiln-network/kiln/x/cert"
 	"github.com/kiln-network/kiln/x/escrow"
 	"github.com/kiln-network/kiln/x/liveness"
+	"github.com/kiln-network/kiln/x/infer"
 	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/params"
 	"github.com/kiln-network/kiln/x/registry"
 	"github.com/kiln-network/kiln/x/staking"
+	xtee "github.com/kiln-network/kiln/x/tee"
+	"github.com/kiln-network/kiln/x/verify"
 )
 
 // Module is one ledger module as the app wires it: everything the app needs to know of
@@ -144,6 +147,11 @@ func Modules() []Module {
 				{types.MsgTypeMarketHeartbeat, market.DecodeHeartbeat},
 				{types.MsgTypeMarketCompleteLease, market.DecodeCompleteLease},
 				{types.MsgTypeMarketStartLease, market.DecodeStartLease},
+				{types.MsgTypeMarketAsk, market.DecodeAsk},
+				{types.MsgTypeMarketCancelAsk, market.DecodeCancelAsk},
+				{types.MsgTypeMarketCommitBid, market.DecodeCommitBid},
+				{types.MsgTypeMarketRevealBid, market.DecodeRevealBid},
+				{types.MsgTypeMarketRTTProbe, market.DecodeRTTProbe},
 			},
 			Handle:        market.Handle,
 			Wire:          market.Wire,
@@ -153,6 +161,56 @@ func Modules() []Module {
 			Accounts:      []bank.ModuleAccount{{Name: "market", Address: market.Account, Owed: market.BidDeposits}},
 			Invariants:    market.CheckInvariants,
 			Query:         queryMarket,
+		},
+		{
+			// NB: after the market (its settlement's payments are recorded for refunds)
+			// and before escrow, so that a pending check keeps pay held that escrow
+			// would release this block.
+			Name: verify.ModuleName,
+			Msgs: []MsgRoute{
+				{types.MsgTypeVerifyRegisterVerifier, verify.DecodeRegisterVerifier},
+				{types.MsgTypeVerifyUnbondVerifier, verify.DecodeUnbondVerifier},
+				{types.MsgTypeVerifyCommit, verify.DecodeCommit},
+				{types.MsgTypeVerifyVerdict, verify.DecodeVerdict},
+				{types.MsgTypeVerifyDispute, verify.DecodeDispute},
+				{types.MsgTypeVerifyVote, verify.DecodeVote},
+			},
+			Handle:        verify.Handle,
+			Wire:          verify.Wire,
+			EndBlock:      func(ctx *types.Context) []staking.Update { verify.EndBlock(ctx); return nil },
+			Params:        func(g *GenesisParams) params.Validator { return &g.Verify },
+			DefaultParams: func(g *GenesisParams) { g.Verify = verify.DefaultParams() },
+			Accounts:      []bank.ModuleAccount{{Name: "verify", Address: verify.Account, Owed: verify.Deposits}},
+			Invariants:    verify.CheckInvariants,
+			Query:         verify.Query,
+		},
+		{
+			// NB: after the market: an attestation that expires at the end of a
+			// block closes its TEE leases once that block's settlement is done.
+			Name:          xtee.ModuleName,
+			Msgs:          []MsgRoute{{types.MsgTypeTEEAttest, xtee.DecodeAttest}},
+			Handle:        xtee.Handle,
+			Wire:          xtee.Wire,
+			EndBlock:      func(ctx *types.Context) []staking.Update { xtee.EndBlock(ctx); return nil },
+			Params:        func(g *GenesisParams) params.Validator { return &g.TEE },
+			DefaultParams: func(g *GenesisParams) { g.TEE = xtee.DefaultParams() },
+			Query:         queryTEE,
+		},
+		{
+			Name: infer.ModuleName,
+			Msgs: []MsgRoute{
+				{types.MsgTypeInferRegisterModel, infer.DecodeRegisterModel},
+				{types.MsgTypeInferServeModel, infer.DecodeServeModel},
+				{types.MsgTypeInferRequest, infer.DecodeRequest},
+				{types.MsgTypeInferResult, infer.DecodeResult},
+			},
+			Handle:        infer.Handle,
+			EndBlock:      func(ctx *types.Context) []staking.Update { infer.EndBlock(ctx); return nil },
+			Params:        func(g *GenesisParams) params.Validator { return &g.Infer },
+			DefaultParams: func(g *GenesisParams) { g.Infer = infer.DefaultParams() },
+			Accounts:      []bank.ModuleAccount{{Name: "infer", Address: infer.Account, Owed: infer.Owed}},
+			Invariants:    infer.CheckInvariants,
+			Query:         queryInfer,
 		},
 		{
 			Name:          escrow.ModuleName,
@@ -310,4 +368,27 @@ func (l *ledger) checkInvariants(ctx *types.Context) error {
 		}
 	}
 	return nil
+}
+
+// ModuleInfo describes one module of the table for /app/modules: what an explorer or
+// a client needs to know of the chain's modules without a build of its own.
+type ModuleInfo struct {
+	Name string `json:"name"`
+	// Query is true when the module answers /NAME/... queries.
+	Query bool `json:"query"`
+	// Msgs are the module's message types.
+	Msgs []types.MsgType `json:"msgs"`
+}
+
+// describe returns the table's modules, in its order.
+func (l *ledger) describe() []ModuleInfo {
+	out := make([]ModuleInfo, 0, len(l.modules))
+	for _, m := range l.modules {
+		mi := ModuleInfo{Name: m.Name, Query: m.Query != nil, Msgs: []types.MsgType{}}
+		for _, r := range m.Msgs {
+			mi.Msgs = append(mi.Msgs, r.Type)
+		}
+		out = append(out, mi)
+	}
+	return out
 }

@@ -151,8 +151,11 @@ func TestModuleTableRefusesClashes(t *testing.T) {
 }
 
 // The end-block order is the protocol's: liveness fails overdue challenges (closing
-// their leases before they are paid), market settles, escrow releases held pay, bank
-// pays out fees, staking computes validator updates last.
+// their leases before they are paid), market settles, verify samples and decides
+// (keeping pay held while a check is pending), tee stores the block's nonce and expires
+// attestations (closing their TEE leases after settlement), infer expires unanswered
+// requests, escrow releases held pay, bank pays out fees, staking computes validator
+// updates last.
 func TestEndBlockOrder(t *testing.T) {
 	var order []string
 	for _, m := range Modules() {
@@ -160,7 +163,7 @@ func TestEndBlockOrder(t *testing.T) {
 			order = append(order, m.Name)
 		}
 	}
-	if got, want := strings.Join(order, ","), "liveness,market,escrow,bank,staking"; got != want {
+	if got, want := strings.Join(order, ","), "liveness,market,verify,tee,infer,escrow,bank,staking"; got != want {
 		t.Fatalf("end-block order %s, want %s", got, want)
 	}
 }

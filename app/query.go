@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -39,14 +40,19 @@ import (
 //	/market/bids/ID         {"bids":[...]} on order ID
 //	/market/leases[?state=active|closed&owner=ADDR&provider=ADDR]  {"leases":[...]}
 //	/market/lease/ID        the latest lease of order ID
+//	/market/prices          {"prices":[...]}: per class, best ask, last trade, 24 h range
+//	/market/asks/CLASS      {"asks":[...]}: the asks of a class, cheapest first
 //	/market/provider/ADDR/capacity  {"total","used","free","active_leases"}
 //	/market/order/ID/candidates[?limit=N]  {"candidates":[...]}: providers that can take it now (free-capacity index)
 //	/market/stats[?blocks=N&blocks_per_hour=N&ref=USD&ref_per_kiln=X]  network statistics (GPUs, CPUs, prices, utilization)
 //	/escrow/account/ID      the escrow account of order ID
 //	/escrow/holds/ID        {"holds":[...]}: pay held back on order ID's leases, per provider
+//	/escrow/accounts        {"accounts":[...]}: every escrow account, by order ID; O(accounts)
+//	/escrow/totals          {"totals":[{"denom","deposited","balance","paid","fees","refunded","held"}]}: the accounts summed per denom; O(accounts)
 //	/cert/ADDR              the account's client certificate record
 //	/params                 every module's parameters
 //	/app/status             {"chain_id","height","app_hash"}
+//	/app/modules            {"modules":[{"name","query","msgs"}]}: the module table, in its order (query: the module answers /NAME/...)
 //
 // A query reads one committed height whole, from a snapshot taken when it was
 // committed, while the next block commits beside it; the response's Height says which.
@@ -83,6 +89,8 @@ func (a *App) query(ctx *types.Context, view *store.View, path string) (any, err
 		return params.All(ctx), nil
 	case "/app/status":
 		return map[string]any{"chain_id": a.chainID, "height": ctx.Height, "app_hash": view.AppHash()}, nil
+	case "/app/modules":
+		return map[string]any{"modules": a.l.describe()}, nil
 	}
 	// NB: /NAME/... goes to module NAME's Query (the module table).
 	root, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
@@ -304,6 +312,10 @@ func queryMarket(ctx *types.Context, full string) (any, error) {
 			return nil, types.Wrapf(types.ErrNotFound, "lease %d", id)
 		}
 		return market.ShowLease(l), nil
+	case path == "/market/prices":
+		return map[string]any{"prices": market.Prices(ctx)}, nil
+	case len(parts) == 3 && parts[1] == "asks":
+		return map[string]any{"asks": nonNil(market.Asks(ctx, parts[2], 0))}, nil
 	case len(parts) == 4 && parts[1] == "provider" && parts[3] == "capacity":
 		a, err := addrArg(parts[2], "")
 		if err != nil {
@@ -331,6 +343,10 @@ func queryEscrow(ctx *types.Context, full string) (any, error) {
 			return nil, types.Wrapf(types.ErrNotFound, "escrow account of order %d", id)
 		}
 		return acct, nil
+	case len(parts) == 2 && parts[1] == "accounts":
+		return map[string]any{"accounts": nonNil(escrow.List(ctx))}, nil
+	case len(parts) == 2 && parts[1] == "totals":
+		return map[string]any{"totals": escrowTotals(escrow.List(ctx))}, nil
 	case len(parts) == 3 && parts[0] == "escrow" && parts[1] == "holds":
 		id, err := idArg(parts[2])
 		if err != nil {
@@ -342,6 +358,41 @@ func queryEscrow(ctx *types.Context, full string) (any, error) {
 		return map[string]any{"holds": nonNil(escrow.Holds(ctx, id))}, nil
 	}
 	return nil, unknownPath(full)
+}
+
+// EscrowTotal is every escrow account of one denom summed (/escrow/totals).
+type EscrowTotal struct {
+	Denom     string `json:"denom"`
+	Deposited uint64 `json:"deposited,string"`
+	Balance   uint64 `json:"balance,string"`
+	Paid      uint64 `json:"paid,string"`
+	Fees      uint64 `json:"fees,string"`
+	Refunded  uint64 `json:"refunded,string"`
+	Held      uint64 `json:"held,string"`
+}
+
+// escrowTotals sums accts per denom, in denom order. NB: each sum is bounded by the
+// supply, which fits in 64 bits.
+func escrowTotals(accts []escrow.EscrowAccount) []EscrowTotal {
+	out := []EscrowTotal{}
+	idx := map[string]int{}
+	for _, a := range accts {
+		i, ok := idx[a.Denom]
+		if !ok {
+			i = len(out)
+			idx[a.Denom] = i
+			out = append(out, EscrowTotal{Denom: a.Denom})
+		}
+		t := &out[i]
+		t.Deposited += a.Deposited
+		t.Balance += a.Balance
+		t.Paid += a.Paid
+		t.Fees += a.Fees
+		t.Refunded += a.Refunded
+		t.Held += a.Held
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Denom < out[j].Denom })
+	return out
 }
 
 // queryCert serves /cert/ADDR.

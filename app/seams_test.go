@@ -126,7 +126,7 @@ func TestRegisteredReasonsCloseLeases(t *testing.T) {
 	extend(h, func(hk *types.Hooks) {
 		market.RegisterReason(hk, market.Reason{Name: "test_pays", PaysThisBlock: true})
 		market.RegisterReason(hk, market.Reason{Name: "test_cheat", RefundHeld: true})
-		market.RegisterHooks(hk, "verify", v)
+		market.RegisterHooks(hk, "toy_verify", v)
 	})
 	h.mustExec(step{tenant, order(tenant, 1000, 100_000, gpuGroup("a", 1, 1, "rtx4090"))},
 		step{tenant, order(tenant, 1000, 100_000, gpuGroup("b", 1, 1, "a100"))},
@@ -398,7 +398,7 @@ func TestHookClosesLeaseDuringSettlement(t *testing.T) {
 	v := &recorder{name: "verify", log: &log}
 	extend(h, func(hk *types.Hooks) {
 		market.RegisterReason(hk, market.Reason{Name: "test_fraud"})
-		market.RegisterHooks(hk, "verify", &paymentCloser{recorder: v, armed: &armed, close: 2, reason: "test_fraud"})
+		market.RegisterHooks(hk, "toy_verify", &paymentCloser{recorder: v, armed: &armed, close: 2, reason: "test_fraud"})
 	})
 	h.mustExec(step{tenant, order(tenant, 1000, 100_000, gpuGroup("a", 1, 1, "rtx4090"))},
 		step{tenant, order(tenant, 1000, 100_000, gpuGroup("b", 1, 1, "a100"))})
@@ -467,7 +467,7 @@ func TestHookClosesThePaidLease(t *testing.T) {
 			pc := &paymentCloser{recorder: &recorder{name: "verify", log: &log}, armed: &armed, reason: "test_fraud"}
 			extend(h, func(hk *types.Hooks) {
 				market.RegisterReason(hk, market.Reason{Name: "test_fraud"})
-				market.RegisterHooks(hk, "verify", pc)
+				market.RegisterHooks(hk, "toy_verify", pc)
 			})
 			h.mustExec(step{tenant, order(tenant, 1000, tt.deposit, gpuGroup("a", 1, 1, "rtx4090"))})
 			h.mustExec(bid(p1, 1, 1000))
@@ -552,7 +552,7 @@ func TestRandomSeamsKeepMoneyAndAgree(t *testing.T) {
 		for _, x := range []*harness{h, replica} {
 			extend(x, func(hk *types.Hooks) {
 				market.RegisterReason(hk, market.Reason{Name: "test_cheat", RefundHeld: true})
-				market.RegisterHooks(hk, "verify", chaosVerifier{})
+				market.RegisterHooks(hk, "toy_verify", chaosVerifier{})
 			})
 		}
 		provs, tenants := h.accs[1:5], h.accs[5:8]

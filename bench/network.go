@@ -9,7 +9,6 @@ import (
 	"sort"
 
 	"github.com/kiln-network/kiln/demo"
-	"github.com/kiln-network/kiln/provider/api"
 )
 
 // NetworkResult is what `kiln bench network` reports.
@@ -66,10 +65,10 @@ func Network(ctx context.Context, runs, rounds int, dataplaneBytes int64, progre
 	r.OrderToRunningMSP50, r.OrderToRunningMSMax = percentile(ms, 50), maxOf(ms)
 	// Several rounds, each API then raw TCP back to back, and the median
 	// ratio: a shared machine's noise moves single rounds by a third.
-	var dps []api.BenchResult
+	var dps []BenchResult
 	for i := 0; i < rounds; i++ {
 		fmt.Fprintf(progress, "==> data plane round %d of %d: %d MiB each way\n", i+1, rounds, dataplaneBytes>>20)
-		dp, err := api.BenchUploadDownload(ctx, dataplaneBytes)
+		dp, err := BenchUploadDownload(ctx, dataplaneBytes)
 		if err != nil {
 			return r, err
 		}

@@ -78,7 +78,7 @@ func (c *Client) QueryJSON(ctx context.Context, path string, out any) error {
 
 // Account returns the account of addr, or found=false if it does not exist.
 func (c *Client) Account(ctx context.Context, addr types.Address) (acc auth.Account, found bool, err error) {
-	err = c.QueryJSON(ctx, "/auth/account/"+addr.String(), &acc)
+	err = c.QueryJSON(ctx, PathAccount(addr), &acc)
 	var qe *QueryError
 	if errors.As(err, &qe) && qe.Code == types.CodeNotFound {
 		return acc, false, nil
@@ -91,7 +91,7 @@ func (c *Client) Balances(ctx context.Context, addr types.Address) (types.Coins,
 	var out struct {
 		Balances types.Coins `json:"balances"`
 	}
-	err := c.QueryJSON(ctx, "/bank/balances/"+addr.String(), &out)
+	err := c.QueryJSON(ctx, PathBalances(addr), &out)
 	return out.Balances, err
 }
 
@@ -100,7 +100,7 @@ func (c *Client) Supply(ctx context.Context) (types.Coins, error) {
 	var out struct {
 		Supply types.Coins `json:"supply"`
 	}
-	err := c.QueryJSON(ctx, "/bank/supply", &out)
+	err := c.QueryJSON(ctx, PathSupply, &out)
 	return out.Supply, err
 }
 
@@ -108,7 +108,7 @@ func (c *Client) Supply(ctx context.Context) (types.Coins, error) {
 // summed against the supply, each module account against its module's records.
 func (c *Client) Accounting(ctx context.Context) (bank.Accounting, error) {
 	var out bank.Accounting
-	err := c.QueryJSON(ctx, "/bank/accounting", &out)
+	err := c.QueryJSON(ctx, PathAccounting, &out)
 	return out, err
 }
 
@@ -255,7 +255,7 @@ lookup:
 // AuthParams returns the fee parameters.
 func (c *Client) AuthParams(ctx context.Context) (auth.Params, error) {
 	var all map[string]json.RawMessage
-	if err := c.QueryJSON(ctx, "/params", &all); err != nil {
+	if err := c.QueryJSON(ctx, PathParams, &all); err != nil {
 		return auth.Params{}, err
 	}
 	var p auth.Params

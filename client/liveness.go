@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"strconv"
 
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/liveness"
@@ -15,14 +14,14 @@ func (c *Client) Challenges(ctx context.Context, provider types.Address, state s
 	var out struct {
 		Challenges []liveness.Challenge `json:"challenges"`
 	}
-	err := c.QueryJSON(ctx, withQuery("/liveness/challenges", "provider", addrOrEmpty(provider), "state", state), &out)
+	err := c.QueryJSON(ctx, PathChallenges(provider, state, 0), &out)
 	return out.Challenges, err
 }
 
 // Challenge returns challenge id.
 func (c *Client) Challenge(ctx context.Context, id uint64) (liveness.Challenge, error) {
 	var ch liveness.Challenge
-	err := c.getOr404(ctx, "/liveness/challenge/"+strconv.FormatUint(id, 10), &ch)
+	err := c.getOr404(ctx, PathChallenge(id), &ch)
 	return ch, err
 }
 
@@ -31,6 +30,6 @@ func (c *Client) Scores(ctx context.Context, provider types.Address) ([]liveness
 	var out struct {
 		Scores []liveness.Score `json:"scores"`
 	}
-	err := c.QueryJSON(ctx, withQuery("/liveness/scores", "provider", addrOrEmpty(provider)), &out)
+	err := c.QueryJSON(ctx, PathScores(provider), &out)
 	return out.Scores, err
 }

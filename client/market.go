@@ -3,16 +3,14 @@ package client
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/kiln-network/kiln/certpem"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/cert"
 	"github.com/kiln-network/kiln/x/escrow"
@@ -35,46 +33,26 @@ func (c *Client) getOr404(ctx context.Context, path string, out any) error {
 	return err
 }
 
-func withQuery(path string, kv ...string) string {
-	q := url.Values{}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] != "" {
-			q.Set(kv[i], kv[i+1])
-		}
-	}
-	if len(q) == 0 {
-		return path
-	}
-	return path + "?" + q.Encode()
-}
-
-func addrOrEmpty(a types.Address) string {
-	if a.IsZero() {
-		return ""
-	}
-	return a.String()
-}
-
 // Orders returns the orders in state (empty: all) owned by owner (zero: anyone's).
 // State "open" is what a bidder polls: it costs what is open, not all history.
 func (c *Client) Orders(ctx context.Context, state string, owner types.Address) ([]market.Order, error) {
 	var out struct {
 		Orders []market.Order `json:"orders"`
 	}
-	err := c.QueryJSON(ctx, withQuery("/market/orders", "state", state, "owner", addrOrEmpty(owner)), &out)
+	err := c.QueryJSON(ctx, PathOrders(state, owner), &out)
 	return out.Orders, err
 }
 
 // Order returns order id, or an error wrapping ErrNotFound.
 func (c *Client) Order(ctx context.Context, id uint64) (market.Order, error) {
 	var o market.Order
-	return o, c.getOr404(ctx, "/market/order/"+strconv.FormatUint(id, 10), &o)
+	return o, c.getOr404(ctx, PathOrder(id), &o)
 }
 
 // WhyNoBids returns, per registered provider, the constraints of order id it fails.
 func (c *Client) WhyNoBids(ctx context.Context, id uint64) (market.MatchReport, error) {
 	var r market.MatchReport
-	return r, c.getOr404(ctx, "/market/order/"+strconv.FormatUint(id, 10)+"/match", &r)
+	return r, c.getOr404(ctx, PathWhyNoBids(id), &r)
 }
 
 // Bids returns the open bids on order id (0: all orders) by provider (zero: anyone).
@@ -82,11 +60,7 @@ func (c *Client) Bids(ctx context.Context, id uint64, provider types.Address) ([
 	var out struct {
 		Bids []market.Bid `json:"bids"`
 	}
-	oid := ""
-	if id > 0 {
-		oid = strconv.FormatUint(id, 10)
-	}
-	err := c.QueryJSON(ctx, withQuery("/market/bids", "order", oid, "provider", addrOrEmpty(provider)), &out)
+	err := c.QueryJSON(ctx, PathBids(id, provider), &out)
 	return out.Bids, err
 }
 
@@ -96,39 +70,39 @@ func (c *Client) Leases(ctx context.Context, f market.LeaseFilter) ([]market.Lea
 	var out struct {
 		Leases []market.Lease `json:"leases"`
 	}
-	err := c.QueryJSON(ctx, withQuery("/market/leases", "state", f.State, "owner", addrOrEmpty(f.Owner), "provider", addrOrEmpty(f.Provider)), &out)
+	err := c.QueryJSON(ctx, PathLeases(f), &out)
 	return out.Leases, err
 }
 
 // Lease returns the latest lease of order id, or an error wrapping ErrNotFound.
 func (c *Client) Lease(ctx context.Context, id uint64) (market.Lease, error) {
 	var l market.Lease
-	return l, c.getOr404(ctx, "/market/lease/"+strconv.FormatUint(id, 10), &l)
+	return l, c.getOr404(ctx, PathLease(id), &l)
 }
 
 // ProviderCapacity returns a provider's inventory, leased and free resources.
 func (c *Client) ProviderCapacity(ctx context.Context, provider types.Address) (market.CapacityReport, error) {
 	var r market.CapacityReport
-	return r, c.getOr404(ctx, "/market/provider/"+provider.String()+"/capacity", &r)
+	return r, c.getOr404(ctx, PathCapacity(provider), &r)
 }
 
 // Escrow returns the escrow account of order id.
 func (c *Client) Escrow(ctx context.Context, id uint64) (escrow.EscrowAccount, error) {
 	var a escrow.EscrowAccount
-	return a, c.getOr404(ctx, "/escrow/account/"+strconv.FormatUint(id, 10), &a)
+	return a, c.getOr404(ctx, PathEscrow(id), &a)
 }
 
 // Cert returns owner's published client certificate record, or an error wrapping
 // ErrNotFound.
 func (c *Client) Cert(ctx context.Context, owner types.Address) (cert.Certificate, error) {
 	var r cert.Certificate
-	return r, c.getOr404(ctx, "/cert/"+owner.String(), &r)
+	return r, c.getOr404(ctx, PathCert(owner), &r)
 }
 
 // MarketParams returns the market's on-chain parameters.
 func (c *Client) MarketParams(ctx context.Context) (market.Params, error) {
 	var all map[string]json.RawMessage
-	if err := c.QueryJSON(ctx, "/params", &all); err != nil {
+	if err := c.QueryJSON(ctx, PathParams, &all); err != nil {
 		return market.Params{}, err
 	}
 	var p market.Params
@@ -155,8 +129,8 @@ func CheckCertRecord(rec cert.Certificate, der []byte, now time.Time) error {
 	if rec.State != cert.StateValid {
 		return fmt.Errorf("client certificate of %s is %s (height %d)", rec.Owner, rec.State, rec.Revoked)
 	}
-	blk, _ := pem.Decode([]byte(rec.PEM))
-	if blk == nil || !bytes.Equal(blk.Bytes, der) {
+	c, err := certpem.Parse([]byte(rec.PEM))
+	if err != nil || !bytes.Equal(c.Raw, der) {
 		return fmt.Errorf("client certificate is not the one %s published on chain", rec.Owner)
 	}
 	if now.Before(rec.NotBefore) || now.After(rec.NotAfter) {
@@ -257,17 +231,4 @@ func ParsePrice(s, denom string) (uint64, error) {
 		return 0, fmt.Errorf("price %q: want an amount of %s, e.g. 1000 or 1000%s", s, denom, denom)
 	}
 	return v, nil
-}
-
-// CertDER returns the DER bytes of a PEM certificate, for comparing with what a TLS
-// handshake presents.
-func CertDER(pemBytes []byte) ([]byte, error) {
-	blk, _ := pem.Decode(pemBytes)
-	if blk == nil || blk.Type != "CERTIFICATE" {
-		return nil, errors.New("not a PEM CERTIFICATE")
-	}
-	if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
-		return nil, err
-	}
-	return blk.Bytes, nil
 }

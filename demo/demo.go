@@ -20,13 +20,17 @@ import (
 	"time"
 
 	"github.com/kiln-network/kiln/client"
+	"github.com/kiln-network/kiln/explorer"
+	"github.com/kiln-network/kiln/internal/cputime"
 	"github.com/kiln-network/kiln/keyring"
 	"github.com/kiln-network/kiln/node"
 	"github.com/kiln-network/kiln/ports"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/daemon"
+	"github.com/kiln-network/kiln/provider/executor/process"
 	"github.com/kiln-network/kiln/tenant"
 	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/work/units"
 	"github.com/kiln-network/kiln/x/bank"
 	"github.com/kiln-network/kiln/x/market"
 )
@@ -38,16 +42,30 @@ type Options struct {
 	Home string
 	// BlockTime of the demo chain; 200 ms keeps the demo short.
 	BlockTime time.Duration
-	// Keep leaves the network running until ctx ends, for the user to explore.
+	// Keep leaves the network running until ctx ends, for the user to explore, with
+	// an explorer serving it (Summary.ExplorerURL).
 	Keep bool
+	// Kept, with Keep, is called with the summary once the jobs are done, while the
+	// network keeps running: Run returns only when ctx ends.
+	Kept func(Summary)
+	// ExplorerListen is where the kept network's explorer listens; empty: a free
+	// loopback port.
+	ExplorerListen string
 	// Worker is the kiln binary the jobs run (`kiln work ...`); empty: this executable.
 	Worker   string
 	Progress io.Writer // progress lines; nil discards
 	Logger   *slog.Logger
+	// Cheaters is how many of the demo's providers fake part of their work (a quarter
+	// of each matmul job's row blocks, zeroed, with a root committed over the fakes):
+	// the verifier must catch them. At most len(providers)-1: one stays honest.
+	Cheaters int
 	// PickPort picks the loopback port the demo's service binds, which must be written
 	// into its manifest ahead; nil picks a free one (ports.Pick). A port taken by
 	// another program before the service binds it is replaced by a fresh pick.
 	PickPort func() (int, error)
+	// Pricing is the pricing mode every order of the demo uses (market.ModeNames);
+	// empty: the auction.
+	Pricing string
 }
 
 // Job is one deployment in the summary.
@@ -72,6 +90,8 @@ type Job struct {
 
 // Summary is what the demo reports.
 type Summary struct {
+	// Pricing is the pricing mode the demo's orders used.
+	Pricing               string  `json:"pricing"`
 	ChainID               string  `json:"chain_id"`
 	RPC                   string  `json:"rpc"`
 	Providers             int     `json:"providers"`
@@ -98,9 +118,44 @@ type Summary struct {
 	SupplyConserved    bool     `json:"supply_conserved"`
 	AccountingProblems []string `json:"accounting_problems,omitempty"`
 
+	// Verification: the jobs' work commitments, checked by the demo's verifier.
+	Verification Verification `json:"verification"`
+	// CheatersCaught counts cheating providers proven to have faked work;
+	// HonestSlashed counts honest providers whose stake fell.
+	CheatersCaught int `json:"cheaters_caught"`
+	HonestSlashed  int `json:"honest_slashed"`
+	// VerificationOverhead is the verifier's CPU seconds re-executing sampled units
+	// over the CPU seconds of the batch jobs it checked (their processes' rusage).
+	VerificationOverhead float64 `json:"verification_overhead"`
+
 	Blocks     int64 `json:"blocks"`
 	DurationMS int64 `json:"duration_ms"`
 	Jobs       []Job `json:"jobs"`
+	// Mode holds the pricing mode's own figures (the order book's prices, ...).
+	Mode map[string]any `json:"mode,omitempty"`
+
+	// MetricsURL is the node's Prometheus metrics (CometBFT's and the app's kiln_*);
+	// ProviderMetricsURLs the provider daemons'. ExplorerURL is set with Keep.
+	MetricsURL          string   `json:"metrics_url"`
+	ProviderMetricsURLs []string `json:"provider_metrics_urls"`
+	ExplorerURL         string   `json:"explorer_url,omitempty"`
+}
+
+// Verification is what the trust layer did in the demo.
+type Verification struct {
+	Verifier    string   `json:"verifier"`
+	Cheaters    []string `json:"cheaters,omitempty"`
+	Commitments int      `json:"commitments"`
+	Verified    int      `json:"verified"`
+	Fraud       int      `json:"fraud"`
+	// What the fraud verdicts moved: provider stake slashed, the reporter's reward and
+	// the tenant's refund of the cheat's payments.
+	Slashed        uint64  `json:"slashed,string"`
+	ReporterReward uint64  `json:"reporter_reward,string"`
+	TenantRefunded uint64  `json:"tenant_refunded,string"`
+	UnitsChecked   int     `json:"units_checked"`
+	VerifierCPUs   float64 `json:"verifier_cpu_s"`
+	JobCPUs        float64 `json:"job_cpu_s"`
 }
 
 // providerSpec is one demo provider's declared hardware and prices.
@@ -146,7 +201,13 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		o.Worker = exe
 	}
 	step := func(format string, args ...any) { fmt.Fprintf(o.Progress, "==> "+format+"\n", args...) }
-	s := Summary{ChainID: "kiln-demo", Providers: len(providers), InventoriesDeclared: true}
+	if o.Pricing == "" {
+		o.Pricing = market.ModeAuction
+	}
+	if !market.ValidMode(o.Pricing) {
+		return Summary{}, fmt.Errorf("pricing %q: must be one of %s", o.Pricing, strings.Join(market.ModeNames(), ", "))
+	}
+	s := Summary{Pricing: o.Pricing, ChainID: "kiln-demo", Providers: len(providers), InventoriesDeclared: true}
 	home := o.Home
 	if home == "" {
 		d, err := os.MkdirTemp("", "kiln-demo-")
@@ -165,7 +226,10 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	var accounts []bank.GenesisBalance
 	keyOf := map[string]ed25519.PrivateKey{}
-	for _, name := range []string{"tenant", providers[0].name, providers[1].name, providers[2].name} {
+	if o.Cheaters < 0 || o.Cheaters >= len(providers) {
+		return s, fmt.Errorf("cheaters: %d, must be 0 to %d (one provider stays honest)", o.Cheaters, len(providers)-1)
+	}
+	for _, name := range []string{"tenant", "verifier", providers[0].name, providers[1].name, providers[2].name} {
 		info, _, err := kr.Add(name)
 		if err != nil {
 			return s, err
@@ -182,6 +246,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	// NB: the node binds free ports itself; nothing is picked ahead for another program
 	// to take in between.
+	conf.Instrumentation.Prometheus = true
 	node.UseFreePorts(conf)
 	n, err := node.Start(conf, node.Options{Logger: o.Logger, CometLevel: slog.LevelError + 4, CheckInvariants: true})
 	if err != nil {
@@ -189,7 +254,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	defer n.Stop()
 	rpc := n.RPCAddr()
-	s.RPC = rpc
+	s.RPC, s.MetricsURL = rpc, n.MetricsURL()
 	c, err := client.New(rpc)
 	if err != nil {
 		return s, err
@@ -211,15 +276,32 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	dctx, stopDaemons := context.WithCancel(ctx)
 	defer stopDaemons()
 	errs := make(chan error, len(providers))
-	for _, p := range providers {
+	clientAddr, stopClient, err := clientEndpoint()
+	if err != nil {
+		return s, err
+	}
+	defer stopClient()
+	for i, p := range providers {
 		cfg := daemon.DefaultConfig()
 		cfg.Listen = "127.0.0.1:0"
+		cfg.MetricsListen = "127.0.0.1:0"
 		cfg.StateDir = filepath.Join(home, "providers", p.name)
-		cfg.AllowUnisolated = true // NB: the demo runs its own jobs; real providers use docker
+		// NB: the demo runs its own jobs; real providers use docker.
+		cfg.Executor.Set(process.Driver, "allow_unisolated", true)
 		cfg.Inventory = daemon.InventoryConfig{Region: p.region, CPUCores: p.cores, Memory: p.mem, Storage: "8Ti", GPUs: p.gpus,
 			Attributes: map[string]string{"tier": "demo"}}
 		cfg.Pricing.BlockTime = daemon.Duration(o.BlockTime)
-		d, err := daemon.New(cfg, daemon.Deps{Client: c, Key: keyOf[p.name], Logger: o.Logger.With("provider", p.name)})
+		deps := daemon.Deps{Client: c, Key: keyOf[p.name], Logger: o.Logger.With("provider", p.name)}
+		cheat := i < o.Cheaters
+		if cheat {
+			deps.BeforeSeal = fakeUnits
+			s.Verification.Cheaters = append(s.Verification.Cheaters, p.name)
+		}
+		cfg.OrderBook = o.Pricing == market.ModeMarket
+		if o.Pricing == market.ModeSealed {
+			cfg.RTTEndpoints = map[string]string{demoClientLocation: clientAddr}
+		}
+		d, err := daemon.New(cfg, deps)
 		if err != nil {
 			return s, fmt.Errorf("provider %s: %w", p.name, err)
 		}
@@ -231,15 +313,35 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		case <-time.After(30 * time.Second): // registration takes a few blocks
 			return s, fmt.Errorf("provider %s did not become ready", p.name)
 		}
+		s.ProviderMetricsURLs = append(s.ProviderMetricsURLs, "http://"+d.MetricsAddr()+"/metrics")
 		gpus := make([]string, 0, len(p.gpus))
 		for _, g := range p.gpus {
 			gpus = append(gpus, fmt.Sprintf("%dx%s", g.Count, g.Model))
 		}
-		step("provider %-9s registered: %s, %d cores, %s RAM, %s (declared: this machine has no GPU), api %s",
-			p.name, strings.Join(gpus, ","), p.cores, p.mem, p.region, d.Endpoint())
+		role := ""
+		if cheat {
+			role = " — CHEATER: fakes a quarter of its matmul units"
+		}
+		step("provider %-9s registered: %s, %d cores, %s RAM, %s (declared: this machine has no GPU), api %s%s",
+			p.name, strings.Join(gpus, ","), p.cores, p.mem, p.region, d.Endpoint(), role)
+	}
+
+	vd, err := startVerifier(dctx, c, keyOf["verifier"], home, o.Logger)
+	if err != nil {
+		return s, err
+	}
+	s.Verification.Verifier = vd.Address().String()
+	step("verifier %s registered with stake: it re-executes units sampled from the randomness of the block after each commitment", vd.Address())
+	stakes0, err := providerStakes(ctx, c)
+	if err != nil {
+		return s, err
 	}
 
 	tenantKey := keyOf["tenant"]
+	session := (*market.Session)(nil)
+	if o.Pricing == market.ModeSealed {
+		session = &market.Session{Blocks: tenant.DefaultDepositBlocks, Location: demoClientLocation, MaxRTTMs: demoMaxRTTMs}
+	}
 	workDir := filepath.Join(home, "tenant")
 	os.MkdirAll(workDir, 0o755)
 	input := filepath.Join(workDir, "input.txt")
@@ -250,14 +352,16 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		name string
 		plan tenant.Plan
 	}{
-		{"matmul-h100", batch("matmul", o.Worker, []string{"work", "matmul", "--n", "384", "--seed", "1", "--out", "result.json"}, "h100", 1, nil)},
-		{"matmul-a100", batch("matmul", o.Worker, []string{"work", "matmul", "--n", "384", "--seed", "2", "--out", "result.json"}, "a100", 1, nil)},
+		{"matmul-h100", batch("matmul", o.Worker, []string{"work", "matmul", "--n", "384", "--seed", "1", "--dir", "."}, "h100", 1, nil)},
+		{"matmul-a100", batch("matmul", o.Worker, []string{"work", "matmul", "--n", "384", "--seed", "2", "--dir", "."}, "a100", 1, nil)},
 		{"checksum-cpu", batch("checksum", "/bin/sh", []string{"-c", `sha256sum "$KILN_IN/input.txt" > "$KILN_OUT/sha256.txt" && tr a-z A-Z < "$KILN_IN/input.txt" > "$KILN_OUT/upper.txt"`}, "", 0, []string{input})},
 	}
+	jobCPU0 := cputime.Children()
 	for _, j := range jobs {
 		step("deploying batch job %s", j.name)
 		o2 := opts
 		o2.OutDir = filepath.Join(workDir, "out", j.name)
+		j.plan.Pricing, j.plan.Session = o.Pricing, session
 		r, err := tenant.Deploy(ctx, c, tenantKey, j.plan, o2)
 		if err != nil {
 			return s, fmt.Errorf("job %s: %w", j.name, err)
@@ -268,6 +372,11 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		if r.State == api.StateCompleted {
 			s.JobsCompleted++
 		}
+	}
+
+	jobCPU := cputime.Children() - jobCPU0
+	if err := verification(ctx, c, vd, &s, stakes0, jobCPU, step); err != nil {
+		return s, err
 	}
 
 	// One HTTP service, reached through the provider's ingress over mTLS.
@@ -304,11 +413,35 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	s.SupplyAfter, s.BalancesAfter = totals(books1)
 	s.SupplyConserved, s.AccountingProblems = conserved(books0, books1)
+	if s.Mode, err = modeFigures(ctx, c, o.Pricing); err != nil {
+		return s, err
+	}
 	if !s.SupplyConserved {
 		step("money NOT conserved: %s", strings.Join(s.AccountingProblems, "; "))
 	}
 	if o.Keep {
+		listen := o.ExplorerListen
+		if listen == "" {
+			listen = "127.0.0.1:0"
+		}
+		ecfg := explorer.DefaultConfig()
+		ecfg.Node, ecfg.Listen, ecfg.Logger = rpc, listen, o.Logger.With("part", "explorer")
+		// NB: blocks come every BlockTime; reading faster than that finds nothing new.
+		ecfg.Refresh = max(o.BlockTime, 200*time.Millisecond)
+		ex, err := explorer.New(ecfg)
+		if err != nil {
+			return s, err
+		}
+		if err := ex.Start(ctx); err != nil {
+			return s, err
+		}
+		defer ex.Close()
+		s.ExplorerURL = ex.URL()
 		step("network left running: rpc %s, home %s (tenant key `tenant` in its test keyring); Ctrl-C to stop", rpc, home)
+		step("explorer %s, metrics %s", s.ExplorerURL, s.MetricsURL)
+		if o.Kept != nil {
+			o.Kept(s)
+		}
 		<-ctx.Done()
 		// 30 s: a close tx and the provider's stop take a few blocks.
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -386,6 +519,10 @@ func deployService(ctx context.Context, c *client.Client, key ed25519.PrivateKey
 		}
 		plan := batch("inference", o.Worker, []string{"work", "serve", "--port", fmt.Sprint(port)}, "rtx4090", 1, nil)
 		plan.Kind = market.KindService
+		plan.Pricing = o.Pricing
+		if o.Pricing == market.ModeSealed {
+			plan.Session = &market.Session{Blocks: tenant.DefaultDepositBlocks, Location: demoClientLocation, MaxRTTMs: demoMaxRTTMs}
+		}
 		plan.Manifest.Services[0].Expose = []api.Expose{{Port: uint32(port), Global: true, Proto: "tcp"}}
 		step("deploying service inference (HTTP on port %d behind the ingress)", port)
 		r, deployErr := tenant.Deploy(ctx, c, key, plan, opts)
@@ -480,7 +617,7 @@ func batch(name, cmd string, args []string, gpuModel string, gpus uint32, inputs
 	return tenant.Plan{Name: name, Kind: market.KindBatch, Groups: []market.Group{g}, MaxPrice: maxPrice,
 		Deposit: types.NewCoin(types.NativeDenom, maxPrice*tenant.DefaultDepositBlocks), Inputs: inputs, Source: "kiln",
 		Manifest: api.Manifest{Services: []api.Service{{Name: name, Command: append([]string{cmd}, args...), Count: 1,
-			Resources: api.ServiceResources{Unit: 1, CPUMilli: g.CPUMilli, MemoryBytes: g.MemoryBytes, StorageBytes: g.StorageBytes, GPUUnits: gpus}}}}}
+			Resources: api.ServiceResources{Unit: api.UnitID(0), CPUMilli: g.CPUMilli, MemoryBytes: g.MemoryBytes, StorageBytes: g.StorageBytes, GPUUnits: gpus}}}}}
 }
 
 func jobFrom(name string, r tenant.Result) Job {
@@ -490,6 +627,10 @@ func jobFrom(name string, r tenant.Result) Job {
 }
 
 func summarizeOutputs(dir string) string {
+	if set, err := units.Read(dir); err == nil {
+		root := set.Root()
+		return fmt.Sprintf("%d verifiable units, Merkle root %x…", len(set), root[:6])
+	}
 	if b, err := os.ReadFile(filepath.Join(dir, "result.json")); err == nil {
 		var m struct {
 			Digest   string  `json:"digest"`

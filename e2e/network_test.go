@@ -47,7 +47,9 @@ func TestNetworkCLI(t *testing.T) {
 	cfg := filepath.Join(dir, "provider.toml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`listen = "127.0.0.1:0"
 state_dir = %q
-executor = "process"
+[executor]
+kind = "process"
+[executor.process]
 allow_unisolated = true
 [inventory]
 region = "eu-west"

@@ -31,10 +31,14 @@ import (
 const AnyLoopbackPort = "tcp://127.0.0.1:0"
 
 // UseFreePorts makes conf listen for RPC and P2P on loopback ports picked when they
-// are bound, never ahead; Node.RPCAddr reports the RPC one. It suits a node that no
+// are bound, never ahead; Node.RPCAddr reports the RPC one (and, with metrics on,
+// Node.MetricsAddr the metrics one). It suits a node that no
 // peer dials (see StartComet): a single validator, a test, the demo.
 func UseFreePorts(conf *cfg.Config) {
 	conf.RPC.ListenAddress, conf.P2P.ListenAddress = AnyLoopbackPort, AnyLoopbackPort
+	if conf.Instrumentation.Prometheus {
+		conf.Instrumentation.PrometheusListenAddr = "127.0.0.1:0"
+	}
 }
 
 // Comet is CometBFT running in this process, its RPC served on listeners that Kiln
@@ -63,6 +67,12 @@ type Comet struct {
 // p2p.laddr fails with an error that ports.InUse recognises, and everything started
 // is stopped again.
 func StartComet(conf *cfg.Config, cc proxy.ClientCreator, logger cmtlog.Logger) (*Comet, error) {
+	return startComet(conf, cc, logger, nil)
+}
+
+// startComet is StartComet with CometBFT's metrics made by metrics (nil: none).
+// CometBFT never serves them itself: Start serves a node's registry.
+func startComet(conf *cfg.Config, cc proxy.ClientCreator, logger cmtlog.Logger, metrics nm.MetricsProvider) (*Comet, error) {
 	c := &Comet{dbs: &dbTracker{}}
 	if err := c.listenRPC(conf.RPC); err != nil {
 		return nil, err
@@ -80,9 +90,15 @@ func StartComet(conf *cfg.Config, cc proxy.ClientCreator, logger cmtlog.Logger) 
 	run := *conf
 	rpcConf := *conf.RPC
 	run.RPC = &rpcConf
+	inst := *conf.Instrumentation
+	inst.Prometheus = false
+	run.Instrumentation = &inst
+	if metrics == nil {
+		metrics = nm.DefaultMetricsProvider(&inst)
+	}
 	rpcConf.ListenAddress, rpcConf.GRPCListenAddress = strings.Join(c.rpcAddrs, ","), c.grpcAddr
 	n, err := nm.NewNode(&run, pv, nodeKey, cc, nm.DefaultGenesisDocProviderFunc(&run), c.dbs.provide,
-		nm.DefaultMetricsProvider(run.Instrumentation), logger)
+		metrics, logger)
 	if err != nil {
 		c.closeRPC()
 		c.dbs.closeAll()

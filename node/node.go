@@ -8,6 +8,9 @@ import (
 	"sync"
 
 	dbm "github.com/cometbft/cometbft-db"
+	"github.com/prometheus/client_golang/prometheus"
+
+	abcitypes "github.com/cometbft/cometbft/abci/types"
 
 	cfg "github.com/cometbft/cometbft/config"
 	nm "github.com/cometbft/cometbft/node"
@@ -33,10 +36,11 @@ type Options struct {
 
 // Node is a running validator: CometBFT with the Kiln app, in-process.
 type Node struct {
-	comet *Comet
-	App   *app.App
-	db    *store.DB
-	pid   *pidfile.File
+	comet   *Comet
+	metrics *metricsServer // nil unless instrumentation.prometheus is on
+	App     *app.App
+	db      *store.DB
+	pid     *pidfile.File
 }
 
 // dbTracker remembers every database CometBFT opens: its Stop leaves the tx and block
@@ -137,14 +141,54 @@ func Start(conf *cfg.Config, o Options) (n *Node, err error) {
 	a := app.New(db, app.Options{Logger: o.Logger, CheckInvariants: o.CheckInvariants, Snapshots: &app.Snapshots{
 		Dir: SnapshotDir(conf.RootDir), Interval: o.StateSync.SnapshotInterval, Keep: o.StateSync.SnapshotKeepRecent,
 	}})
+	var abci abcitypes.Application = a
+	var ms *metricsServer
+	var reg *prometheus.Registry
+	var metrics nm.MetricsProvider
+	if conf.Instrumentation.IsPrometheusEnabled() {
+		// NB: bound before consensus starts, so a taken port stops the start with
+		// nothing running.
+		if ms, err = listenMetrics(conf.Instrumentation.PrometheusListenAddr); err != nil {
+			db.Close()
+			return nil, err
+		}
+		reg = newRegistry()
+		reg.MustRegister(newStateCollector(a))
+		abci = observedApp{App: a, m: newAppMetrics(reg)}
+		metrics = cometMetrics(reg)
+	}
 	// NB: one lock per ABCI connection, so CheckTx (mempool) runs beside FinalizeBlock
 	// (consensus) and queries; the App guards the state they share.
-	c, err := StartComet(conf, proxy.NewConnSyncLocalClientCreator(a), NewCometLogger(o.Logger, o.CometLevel))
+	c, err := startComet(conf, proxy.NewConnSyncLocalClientCreator(abci), NewCometLogger(o.Logger, o.CometLevel), metrics)
 	if err != nil {
+		if ms != nil {
+			ms.close()
+		}
 		db.Close()
 		return nil, err
 	}
-	return &Node{comet: c, App: a, db: db, pid: pid}, nil
+	if ms != nil {
+		ms.serve(reg)
+	}
+	return &Node{comet: c, metrics: ms, App: a, db: db, pid: pid}, nil
+}
+
+// MetricsAddr returns the HOST:PORT the node serves Prometheus metrics on (/metrics),
+// with the port it got when prometheus_listen_addr asked for port 0; "" when
+// instrumentation.prometheus is off.
+func (n *Node) MetricsAddr() string {
+	if n.metrics == nil {
+		return ""
+	}
+	return n.metrics.ln.Addr().String()
+}
+
+// MetricsURL returns the URL of the node's metrics, or "" when they are off.
+func (n *Node) MetricsURL() string {
+	if n.metrics == nil {
+		return ""
+	}
+	return "http://" + n.MetricsAddr() + "/metrics"
 }
 
 // Stop stops consensus, closes the state database and gives the home back (its pid
@@ -154,6 +198,9 @@ func (n *Node) Stop() error {
 		return err
 	}
 	n.App.WaitSnapshots()
+	if n.metrics != nil {
+		n.metrics.close()
+	}
 	err := n.db.Close()
 	if perr := n.pid.Release(); err == nil {
 		err = perr

@@ -72,6 +72,9 @@ type groupBuilder struct {
 	byProfile map[string]int
 	countAt   []*yaml.Node
 	priceAt   []*price
+	// teeFrom is the first service placed in the group: the one whose
+	// params.tee the others must match.
+	teeFrom *service
 }
 
 // build validates what is deployed and produces groups and manifest.
@@ -322,6 +325,7 @@ func (p *parser) addToGroup(groups map[string]*groupBuilder, svc *service, plNam
 		}
 		groups[plName] = g
 	}
+	p.checkTEE(g, svc, compute)
 	exposes := p.manifestExposes(svc, seq)
 	var eps []Endpoint
 	for _, e := range exposes {
@@ -383,6 +387,7 @@ func (p *parser) addToGroup(groups map[string]*groupBuilder, svc *service, plNam
 			v := svc.params.storage[name]
 			sp.Storage = append(sp.Storage, StorageParams{Name: name, Mount: v.mount, ReadOnly: v.readOnly})
 		}
+		sp.TEE = svc.params.tee
 		ms.Params = sp
 	}
 	if c := svc.creds; c != nil {
@@ -403,6 +408,47 @@ func (p *parser) addToGroup(groups map[string]*groupBuilder, svc *service, plNam
 		}
 	}
 	g.manifest.Services = append(g.manifest.Services, ms)
+}
+
+// teeOf is the TEE type a service asks for; "" when none.
+func teeOf(s *service) string {
+	if s.params == nil {
+		return ""
+	}
+	return s.params.tee
+}
+
+// checkTEE applies Akash's params.tee rules to a service placed in group g:
+// cpu-gpu needs GPUs in the service's compute profile, and one group holds
+// one TEE type (every service the same value, or none sets it), since the
+// group runs on one provider's one kind of confidential VM.
+func (p *parser) checkTEE(g *groupBuilder, svc *service, compute *computeProfile) {
+	w, tee := p.w, teeOf(svc)
+	if tee == TEECPUGPU {
+		r := compute.resources
+		if r.gpu == nil || r.gpu.units == 0 {
+			w.errAt(svc.params.teeNode, join(svc.path, "params.tee"), tee, "%s needs GPU resources: %s has no gpu.units > 0 (use tee: %s for a CPU-only confidential VM)", TEECPUGPU, compute.path, TEECPU)
+		}
+	}
+	if g.teeFrom == nil {
+		g.teeFrom = svc
+		g.group.TEE = tee
+		return
+	}
+	if first := teeOf(g.teeFrom); first != tee {
+		at := svc.node
+		if svc.params != nil && svc.params.teeNode != nil {
+			at = svc.params.teeNode
+		}
+		show := func(t string) string {
+			if t == "" {
+				return "none"
+			}
+			return t
+		}
+		w.errAt(at, join(svc.path, "params.tee"), tee, "placement %s mixes TEE types: %s asks for %s, %s for %s; every service of a group must use the same tee value or none may set it", g.group.Name,
+			strings.TrimPrefix(g.teeFrom.path, "services."), show(first), strings.TrimPrefix(svc.path, "services."), show(tee))
+	}
 }
 
 func cloneResources(r Resources) Resources {

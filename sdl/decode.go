@@ -5,7 +5,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/kiln-network/kiln/quantity"
 	"gopkg.in/yaml.v3"
 )
 
@@ -25,6 +27,7 @@ type doc struct {
 	deplNodes  map[string]*yaml.Node                // service → its deployment node
 	endpoints  map[string]*endpointDecl
 	endpointsN *yaml.Node
+	reclaim    *Reclamation
 }
 
 type service struct {
@@ -79,6 +82,8 @@ type params struct {
 	storage     map[string]*storageParam
 	storageN    *yaml.Node
 	permissions *Permissions
+	tee         string
+	teeNode     *yaml.Node
 }
 
 type storageParam struct {
@@ -194,8 +199,10 @@ func (w *walker) decodeTop(root *yaml.Node, d *doc) {
 			w.decodeDeployment(p.v, d)
 		case "endpoints":
 			w.decodeEndpoints(p.v, d)
+		case "reclamation":
+			d.reclaim = w.decodeReclamation(p.k, p.v, d)
 		default:
-			w.errAt(p.k, p.key, "", "unknown top-level key; allowed: version, services, profiles, deployment, endpoints, include")
+			w.errAt(p.k, p.key, "", "unknown top-level key; allowed: version, services, profiles, deployment, endpoints, reclamation, include")
 		}
 	}
 }
@@ -388,6 +395,17 @@ func (w *walker) decodeParams(n *yaml.Node, path string) *params {
 					}
 				}
 			}
+		case "tee":
+			p.teeNode = resolve(f.v)
+			v, ok := w.str(f.v, fp)
+			if !ok {
+				continue
+			}
+			if v != TEECPU && v != TEECPUGPU {
+				w.errAt(f.v, fp, v, "unknown TEE type; allowed: %s (confidential VM: SEV-SNP or TDX), %s (plus an NVIDIA GPU in confidential-computing mode)", TEECPU, TEECPUGPU)
+				continue
+			}
+			p.tee = v
 		case "permissions":
 			perms, _ := w.pairs(f.v, fp)
 			p.permissions = &Permissions{}
@@ -412,6 +430,57 @@ func (w *walker) decodeParams(n *yaml.Node, path string) *params {
 		}
 	}
 	return p
+}
+
+// Reclamation window bounds: Akash's governance defaults
+// (min_reclamation_window, max_reclamation_window).
+const (
+	minReclaimWindow = time.Hour
+	maxReclaimWindow = 720 * time.Hour
+)
+
+// decodeReclamation reads the top-level reclamation block (AEP-82):
+// {min_window: Go duration within 1h-720h}, SDL 2.1 only.
+func (w *walker) decodeReclamation(k, n *yaml.Node, d *doc) *Reclamation {
+	if isNull(n) {
+		return nil
+	}
+	if !d.v21 {
+		w.errAt(k, "reclamation", "", `reclamation requires version "2.1"`)
+	}
+	fields, ok := w.pairs(n, "reclamation")
+	if !ok {
+		return nil
+	}
+	var r *Reclamation
+	seen := false
+	for _, f := range fields {
+		fp := join("reclamation", f.key)
+		if f.key != "min_window" {
+			w.errAt(f.k, fp, "", "unknown reclamation field; allowed: min_window")
+			continue
+		}
+		seen = true
+		s, ok := w.str(f.v, fp)
+		if !ok {
+			continue
+		}
+		dur, err := time.ParseDuration(s)
+		switch {
+		case err != nil:
+			w.errAt(f.v, fp, s, `must be a duration such as "24h" or "90m"`)
+		case dur <= 0:
+			w.errAt(f.v, fp, s, "must be a positive duration")
+		case dur < minReclaimWindow || dur > maxReclaimWindow:
+			w.errAt(f.v, fp, s, "must be between %v and %v (Akash's reclamation window bounds)", minReclaimWindow, maxReclaimWindow)
+		default:
+			r = &Reclamation{MinWindow: s, MinWindowSeconds: uint64(dur / time.Second)}
+		}
+	}
+	if !seen {
+		w.errAt(k, "reclamation.min_window", "", `reclamation needs min_window (e.g. "24h")`)
+	}
+	return r
 }
 
 func (w *walker) decodeCreds(n *yaml.Node, path string) *creds {
@@ -516,7 +585,7 @@ func (w *walker) decodeCPU(n *yaml.Node, path string) *cpuRes {
 				c.bad = true
 				continue
 			}
-			milli, err := parseCPU(v.Value)
+			milli, err := quantity.ParseCPU(v.Value)
 			if err != nil {
 				w.errAt(v, fp, v.Value, "%v", err)
 				c.bad = true
@@ -553,7 +622,7 @@ func (w *walker) decodeMemory(n *yaml.Node, path string) *memRes {
 		switch f.key {
 		case "size":
 			var ok bool
-			m.bytes, ok = w.size(f.v, fp, byteSuffixes)
+			m.bytes, ok = w.size(f.v, fp, quantity.ParseBytes)
 			m.bad = !ok
 		case "attributes":
 			// Akash's memory type has attributes `yaml:"-"`: never read.
@@ -565,17 +634,26 @@ func (w *walker) decodeMemory(n *yaml.Node, path string) *memRes {
 	return m
 }
 
-func (w *walker) size(n *yaml.Node, path string, sfx []suffix) (uint64, bool) {
+func (w *walker) size(n *yaml.Node, path string, parse func(string) (uint64, error)) (uint64, bool) {
 	v := resolve(n)
 	if isNull(v) {
 		return 0, true
 	}
 	if v.Kind != yaml.ScalarNode {
-		w.errAt(v, path, "", "must be %s, not %s", sizeHelp, kindName(v))
+		w.errAt(v, path, "", "must be %s, not %s", quantity.SizeHelp, kindName(v))
 		return 0, false
 	}
-	b, err := parseSize(v.Value, sfx)
+	b, err := parse(v.Value)
 	if err != nil {
+		// NB: Akash Console accepts sizes its Go CLI refuses; a file written
+		// for Console is read as Console reads it, with a warning, rather
+		// than refused.
+		if canon, ok := quantity.Lenient(v.Value); ok {
+			if lb, lerr := parse(canon); lerr == nil {
+				w.warnAt(v, path, "size %q is read as %s (Akash Console accepts it, but Akash's Go CLI refuses it: suffixes are case-sensitive and have no B); write %s to keep the file portable", v.Value, canon, canon)
+				return lb, true
+			}
+		}
 		w.errAt(v, path, v.Value, "%v", err)
 		return 0, false
 	}
@@ -704,9 +782,9 @@ func (w *walker) decodeGPUModel(n *yaml.Node, path string) GPUModel {
 			if isNull(f.v) {
 				continue
 			}
-			if b, ok := w.size(f.v, fp, memorySuffixes); ok {
+			if b, ok := w.size(f.v, fp, quantity.ParseBinaryBytes); ok {
 				m.RAMBytes = b
-				m.RAM = formatGi(b)
+				m.RAM = quantity.FormatGi(b)
 			}
 		case "interface":
 			if isNull(f.v) {
@@ -783,7 +861,7 @@ func (w *walker) decodeVolume(n *yaml.Node, path string) *volume {
 			v.name, _ = w.str(f.v, fp)
 		case "size":
 			var ok bool
-			v.bytes, ok = w.size(f.v, fp, byteSuffixes)
+			v.bytes, ok = w.size(f.v, fp, quantity.ParseBytes)
 			v.bad = !ok
 		case "attributes":
 			if isNull(f.v) {

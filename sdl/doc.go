@@ -45,8 +45,8 @@
 //
 // # Rules
 //
-// Top level: only version, services, profiles, deployment, endpoints and
-// include (ignored) are allowed. Below the top level unknown keys are
+// Top level: only version, services, profiles, deployment, endpoints,
+// reclamation and include (ignored) are allowed. Below the top level unknown keys are
 // ignored, as Akash does, with a warning naming the key (Compose's
 // depends_on is the usual one: the SDL key is dependencies). Exceptions, as
 // in Akash: gpu takes only units and attributes, gpu.attributes only
@@ -62,7 +62,9 @@
 // each storage volume 5Mi–32Ti; count 1–50 (no default); price > 0 and at
 // most 10,000,000 per block, one denomination for the whole deployment.
 // Sizes take k, Ki, M, Mi, G, Gi, T, Ti, P, Pi, E, Ei (case-sensitive, no
-// "B"). Per deployment: at most 20 groups of at most 20 units; group totals
+// "B"). The spellings Akash Console accepts and Akash's Go CLI refuses
+// ("16gi", "512mi", "15GB": any case, an optional B; i means binary) are read
+// as Console reads them, with a warning naming the portable spelling. Per deployment: at most 20 groups of at most 20 units; group totals
 // at most 50 × the per-instance limits.
 //
 // Storage: a single mapping or a list; one entry may be unnamed (the root
@@ -84,6 +86,16 @@
 // 503, 504, 403, 404, 429 or off alone. At least one service must be
 // exposed globally. Endpoints are {kind: ip}, named in lower case, and must
 // be used.
+//
+// Confidential compute (2026, AEP-83): services.<name>.params.tee is cpu (a
+// confidential VM: SEV-SNP or TDX) or cpu-gpu (plus an NVIDIA GPU in CC
+// mode, which needs gpu.units > 0 in the service's compute profile); every
+// service of a group sets the same value or none does; the group's OrderGroup
+// carries it as TEE. It needs no version bump.
+//
+// Reclamation (2026, AEP-82): top-level reclamation: {min_window: Go
+// duration, 1h-720h}, SDL 2.1 only; Result.Reclamation records it for the
+// order.
 //
 // Services: names are DNS labels (lower case, digits, '-'), image is
 // required, env entries are NAME=value with a valid variable name,

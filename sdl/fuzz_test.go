@@ -23,6 +23,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("--\nversion: 2.0\n"))
 	f.Add([]byte("version: 2\nprofiles: {compute: {c: {resources: {cpu: {units: 1e400}, memory: {size: NaN}, storage: 1}}}}"))
 	f.Add([]byte("<<: {version: 2.0}\n"))
+	f.Add([]byte(makeSDL(map[string]string{"svc": "    params:\n      tee: cpu-gpu", "gpu": teeGPU, "memory": "16gi"})))
+	f.Add([]byte(makeSDL(map[string]string{"version": "2.1", "top": "reclamation:\n  min_window: 24h", "storage": "          - size: 15GB"})))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		res, err := Parse(data)
 		if res == nil {
@@ -38,8 +40,17 @@ func FuzzParse(f *testing.F) {
 		if len(res.Groups) == 0 || len(res.Groups) > maxGroups {
 			t.Fatalf("accepted with %d groups", len(res.Groups))
 		}
+		if r := res.Reclamation; r != nil && (r.MinWindowSeconds < 3600 || r.MinWindowSeconds > 720*3600) {
+			t.Fatalf("accepted a reclamation window outside 1h-720h: %+v", r)
+		}
 		for _, g := range res.Groups {
+			if g.TEE != "" && g.TEE != TEECPU && g.TEE != TEECPUGPU {
+				t.Fatalf("accepted TEE type %q", g.TEE)
+			}
 			for _, u := range g.Resources {
+				if g.TEE == TEECPUGPU && u.GPU.Units == 0 {
+					t.Fatalf("accepted tee cpu-gpu for a unit without GPUs: %+v", u)
+				}
 				if u.CPUMilli < minUnitCPU || u.CPUMilli > maxUnitCPU || u.MemoryBytes < minUnitMemory || u.MemoryBytes > maxUnitMemory ||
 					u.Count < minUnitCount || u.Count > maxUnitCount || u.GPU.Units > maxUnitGPU || len(u.Storage) == 0 {
 					t.Fatalf("accepted a unit outside the limits: %+v", u)

@@ -106,6 +106,7 @@ func (p *parser) run(data []byte, res *Result) {
 		return
 	}
 	res.Groups, res.Manifest = groups, manifest
+	res.Reclamation = p.d.reclaim
 }
 
 // sortByLine orders problems by position; those without one go last.

@@ -181,8 +181,9 @@ func TestMemoryRules(t *testing.T) {
 		{name: "decimal suffix G", over: map[string]string{"memory": "1G"}, check: wantMem(1e9)},
 		{name: "fraction 0.5Gi", over: map[string]string{"memory": "0.5Gi"}, check: wantMem(unitGi / 2)},
 		{name: "k", over: map[string]string{"memory": "2000k"}, check: wantMem(2e6)},
-		{name: "GB refused with hint", over: map[string]string{"memory": "1GB"}, want: "did you mean 1G (powers of 1000) or 1Gi"},
-		{name: "lower-case gi refused", over: map[string]string{"memory": "1gi"}, want: "did you mean 1Gi?"},
+		{name: "GB read as G with a warning", over: map[string]string{"memory": "1GB"}, warn: `size "1GB" is read as 1G`, check: wantMem(1e9)},
+		{name: "lower-case gi read as Gi with a warning", over: map[string]string{"memory": "1gi"}, warn: `size "1gi" is read as 1Gi`, check: wantMem(unitGi)},
+		{name: "unknown suffix refused with hint", over: map[string]string{"memory": "1Gx"}, want: "must be a size in bytes"},
 		{name: "negative", over: map[string]string{"memory": "-1Gi"}, want: "must not be negative"},
 		{name: "missing", over: map[string]string{"memory": "\n          nothing: 1"}, want: "memory must be 1Mi-2Ti"},
 	})
@@ -568,7 +569,7 @@ func TestNullPlacementAttributes(t *testing.T) {
 // TestAllErrorsReported checks that one file's problems are all reported,
 // each with line, column, path and value.
 func TestAllErrorsReported(t *testing.T) {
-	src := makeSDL(map[string]string{"cpu": "9m", "memory": "1GB", "count": "51", "amount": "0"})
+	src := makeSDL(map[string]string{"cpu": "9m", "memory": "1Gx", "count": "51", "amount": "0"})
 	_, err := Parse([]byte(src))
 	var list ErrorList
 	if !errors.As(err, &list) {
@@ -587,8 +588,8 @@ func TestAllErrorsReported(t *testing.T) {
 		}
 	}
 	for _, e := range list {
-		if e.Path == "profiles.compute.web.resources.memory.size" && (e.Line != 17 || e.Column != 17 || e.Value != "1GB") {
-			t.Errorf("memory error at %d:%d value %q, want 17:17 \"1GB\"", e.Line, e.Column, e.Value)
+		if e.Path == "profiles.compute.web.resources.memory.size" && (e.Line != 17 || e.Column != 17 || e.Value != "1Gx") {
+			t.Errorf("memory error at %d:%d value %q, want 17:17 \"1Gx\"", e.Line, e.Column, e.Value)
 		}
 	}
 }

@@ -17,7 +17,27 @@ type Result struct {
 	// Warnings lists what was accepted but ignored or is suspicious
 	// (unknown keys below the top level, unused services, ...).
 	Warnings []Warning `json:"warnings,omitempty"`
+	// Reclamation is the top-level reclamation block (SDL 2.1, Akash AEP-82):
+	// how long a reclaimable lease must be allowed to run; nil when absent.
+	Reclamation *Reclamation `json:"reclamation,omitempty"`
 }
+
+// Reclamation says the tenant accepts a reclaimable lease: the provider may
+// take the resources back, but not before MinWindow has passed.
+type Reclamation struct {
+	// MinWindow is the window as written (a Go duration, e.g. "24h").
+	MinWindow string `json:"min_window"`
+	// MinWindowSeconds is MinWindow in whole seconds.
+	MinWindowSeconds uint64 `json:"min_window_seconds"`
+}
+
+// TEE types (services.<name>.params.tee): confidential compute on the CPU
+// (AMD SEV-SNP or Intel TDX, the provider's choice), or CPU plus an NVIDIA
+// GPU in confidential-computing mode.
+const (
+	TEECPU    = "cpu"
+	TEECPUGPU = "cpu-gpu"
+)
 
 // OrderGroup is one Kiln order: a set of resource units that must be placed
 // together on one provider.
@@ -25,6 +45,9 @@ type OrderGroup struct {
 	Name         string         `json:"name"`
 	Requirements Requirements   `json:"requirements"`
 	Resources    []ResourceUnit `json:"resources"`
+	// TEE is the group's confidential-compute type (TEECPU, TEECPUGPU), the
+	// one every service of the group asks for; "" when none does.
+	TEE string `json:"tee,omitempty"`
 }
 
 // Requirements are the provider attributes an order demands.
@@ -199,6 +222,8 @@ type HTTPOptions struct {
 type ServiceParams struct {
 	Storage     []StorageParams `json:"storage,omitempty"`
 	Permissions *Permissions    `json:"permissions,omitempty"`
+	// TEE is the confidential-compute type the service asks for (params.tee).
+	TEE string `json:"tee,omitempty"`
 }
 
 // StorageParams mounts a volume of the service's compute profile.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
 	"time"
 
+	"github.com/kiln-network/kiln/certpem"
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/types"
@@ -17,6 +19,14 @@ import (
 
 // ClientCertValidity is how long a generated tenant certificate is valid.
 const ClientCertValidity = 365 * 24 * time.Hour
+
+// GenerateClientCert returns a self-signed client certificate for the account
+// owner (its address, the Subject CommonName the provider checks), valid for
+// validFor, and its key, PEM-encoded (certpem.Generate). Its certificate is
+// what `kiln tx cert publish` puts on chain.
+func GenerateClientCert(owner string, validFor time.Duration) (certPEM, keyPEM []byte, err error) {
+	return certpem.Generate(owner, nil, validFor, x509.ExtKeyUsageClientAuth)
+}
 
 // EnsureCert returns the tenant's client certificate for mTLS with providers. It keeps
 // the certificate and key in dir (named by address) and publishes the certificate on
@@ -33,7 +43,7 @@ func EnsureCert(ctx context.Context, c *client.Client, key ed25519.PrivateKey, d
 			return tls.Certificate{}, err
 		}
 		var err error
-		if certPEM, keyPEM, err = api.GenerateClientCert(addr.String(), ClientCertValidity); err != nil {
+		if certPEM, keyPEM, err = GenerateClientCert(addr.String(), ClientCertValidity); err != nil {
 			return tls.Certificate{}, fmt.Errorf("generate client certificate: %w", err)
 		}
 		if err := os.WriteFile(keyPath, keyPEM, 0o600); err != nil {
@@ -49,7 +59,7 @@ func EnsureCert(ctx context.Context, c *client.Client, key ed25519.PrivateKey, d
 		return tls.Certificate{}, fmt.Errorf("client certificate in %s: %w", dir, err)
 	}
 	var onChain cert.Certificate
-	err = c.QueryJSON(ctx, "/cert/"+addr.String(), &onChain)
+	err = c.QueryJSON(ctx, client.PathCert(addr), &onChain)
 	var qe *client.QueryError
 	published := err == nil && client.CheckCertRecord(onChain, pair.Certificate[0], time.Now()) == nil
 	if err != nil && !(errors.As(err, &qe) && qe.Code == types.CodeNotFound) {
@@ -67,6 +77,6 @@ func EnsureCert(ctx context.Context, c *client.Client, key ed25519.PrivateKey, d
 }
 
 func expiresSoon(certPEM []byte) bool {
-	c, err := api.ParseCertPEM(certPEM)
+	c, err := certpem.Parse(certPEM)
 	return err != nil || time.Until(c.NotAfter) < 24*time.Hour
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/provider/api"
+	"github.com/kiln-network/kiln/provider/api/apiclient"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/market"
 )
@@ -129,7 +130,8 @@ func Deploy(ctx context.Context, c *client.Client, key ed25519.PrivateKey, plan 
 		return r, err
 	}
 	msg := &market.MsgCreateOrder{Owner: owner, Kind: plan.Kind, Groups: plan.Groups, MaxPrice: plan.MaxPrice,
-		Deposit: plan.Deposit, Manual: plan.Manual, AutoRedeploy: plan.AutoRedeploy}
+		Deposit: plan.Deposit, Manual: plan.Manual, AutoRedeploy: plan.AutoRedeploy, Mode: plan.Pricing, Fill: plan.Fill, Session: plan.Session,
+		TEE: plan.TEE, AllowedMeasurements: plan.AllowedMeasurements}
 	if err := msg.ValidateBasic(); err != nil {
 		return r, err
 	}
@@ -264,12 +266,12 @@ func abandon(c *client.Client, key ed25519.PrivateKey, owner types.Address, id u
 
 // sendWorkload connects to the lease's provider over mTLS and sends it the plan's
 // inputs, images and manifest, which starts the workload.
-func sendWorkload(ctx context.Context, c *client.Client, lease market.Lease, plan Plan, tlsCert tls.Certificate, o Options) (*api.Client, string, error) {
+func sendWorkload(ctx context.Context, c *client.Client, lease market.Lease, plan Plan, tlsCert tls.Certificate, o Options) (*apiclient.Client, string, error) {
 	pc, endpoint, err := Connect(ctx, c, lease.Provider, tlsCert)
 	if err != nil {
 		return nil, "", err
 	}
-	fail := func(err error) (*api.Client, string, error) {
+	fail := func(err error) (*apiclient.Client, string, error) {
 		pc.Close()
 		return nil, "", err
 	}
@@ -479,12 +481,12 @@ func (bw *bidWatch) poll(ctx context.Context, orderHeight int64) {
 
 // Connect returns an mTLS client for provider, trusting only the certificate it
 // published on chain.
-func Connect(ctx context.Context, c *client.Client, provider types.Address, tlsCert tls.Certificate) (*api.Client, string, error) {
+func Connect(ctx context.Context, c *client.Client, provider types.Address, tlsCert tls.Certificate) (*apiclient.Client, string, error) {
 	prov, err := providerRecord(ctx, c, provider)
 	if err != nil {
 		return nil, "", err
 	}
-	pc, err := api.NewClient(prov.Endpoint, tlsCert, []byte(prov.CertPEM))
+	pc, err := apiclient.NewClient(prov.Endpoint, tlsCert, []byte(prov.CertPEM))
 	if err != nil {
 		return nil, "", err
 	}
@@ -493,7 +495,7 @@ func Connect(ctx context.Context, c *client.Client, provider types.Address, tlsC
 
 // ConnectAs connects to provider as the tenant key: it makes sure the tenant's client
 // certificate (kept in certDir) is published, then opens the mTLS client.
-func ConnectAs(ctx context.Context, c *client.Client, key ed25519.PrivateKey, certDir string, provider types.Address) (*api.Client, error) {
+func ConnectAs(ctx context.Context, c *client.Client, key ed25519.PrivateKey, certDir string, provider types.Address) (*apiclient.Client, error) {
 	cert, err := EnsureCert(ctx, c, key, certDir, nil)
 	if err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/provider/api"
+	"github.com/kiln-network/kiln/provider/api/apiclient"
 	"github.com/kiln-network/kiln/provider/vault"
 	"github.com/kiln-network/kiln/x/market"
 )
@@ -91,7 +92,7 @@ func DefaultFetchDir(leaseID uint64) string { return "lease-" + strconv.FormatUi
 // o.Unverified), ErrOutputsExpired when the provider no longer holds outputs the
 // chain committed, and ErrOutputsMismatch when what the provider lists or sends is
 // not what it committed.
-func Fetch(ctx context.Context, c *client.Client, pc *api.Client, leaseID uint64, o FetchOptions) (FetchResult, error) {
+func Fetch(ctx context.Context, c *client.Client, pc *apiclient.Client, leaseID uint64, o FetchOptions) (FetchResult, error) {
 	if o.Poll <= 0 {
 		o.Poll = 100 * time.Millisecond
 	}
@@ -169,7 +170,7 @@ func Fetch(ctx context.Context, c *client.Client, pc *api.Client, leaseID uint64
 // completedLease returns the lease from the chain, waiting for it to close if it is
 // active: up to o.Wait, or sealedWait when the provider has sealed the outputs
 // already; and the provider's status of the lease.
-func completedLease(ctx context.Context, c *client.Client, pc *api.Client, id uint64, o FetchOptions, progress func(string)) (market.Lease, api.LeaseStatus, error) {
+func completedLease(ctx context.Context, c *client.Client, pc *apiclient.Client, id uint64, o FetchOptions, progress func(string)) (market.Lease, api.LeaseStatus, error) {
 	l, err := c.Lease(ctx, id)
 	if err != nil {
 		return l, api.LeaseStatus{}, fmt.Errorf("lease %d: %w", id, err)
@@ -250,7 +251,7 @@ func filesRoot(files []api.FileInfo) string { return hex.EncodeToString(rootOf(f
 // each against its entry, and moves them into dir (created if needed) once all are
 // verified. Without force, a file of the same name already in dir is refused before
 // anything is downloaded, and never replaced.
-func download(ctx context.Context, pc *api.Client, id uint64, listed []api.FileInfo, dir string, force bool, progress func(string)) ([]api.FileInfo, error) {
+func download(ctx context.Context, pc *apiclient.Client, id uint64, listed []api.FileInfo, dir string, force bool, progress func(string)) ([]api.FileInfo, error) {
 	fi, err := os.Stat(dir)
 	exists := err == nil
 	switch {
@@ -319,7 +320,7 @@ func download(ctx context.Context, pc *api.Client, id uint64, listed []api.FileI
 
 // downloadOne downloads one output into dir and checks it against its listed size
 // and SHA-256 (the listing is bound to the chain's root).
-func downloadOne(ctx context.Context, pc *api.Client, id uint64, want api.FileInfo, dir string) (api.FileInfo, error) {
+func downloadOne(ctx context.Context, pc *apiclient.Client, id uint64, want api.FileInfo, dir string) (api.FileInfo, error) {
 	path := filepath.Join(dir, want.Name)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {

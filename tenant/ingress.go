@@ -10,6 +10,7 @@ import (
 
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/provider/api"
+	"github.com/kiln-network/kiln/provider/api/apiclient"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/registry"
 )
@@ -18,7 +19,7 @@ import (
 // certificate tenants pin.
 func providerRecord(ctx context.Context, c *client.Client, provider types.Address) (registry.Provider, error) {
 	var prov registry.Provider
-	if err := c.QueryJSON(ctx, "/registry/provider/"+provider.String(), &prov); err != nil {
+	if err := c.QueryJSON(ctx, client.PathProvider(provider), &prov); err != nil {
 		return prov, fmt.Errorf("provider %s: %w", provider, err)
 	}
 	return prov, nil
@@ -40,7 +41,7 @@ func ProviderCertPath(dir string, provider types.Address) string {
 // certificate and trusts only the provider's published certificate, which it writes
 // to ProviderCertPath. A service exposing no global TCP port has none; a problem
 // writing the certificate is told through progress and leaves the curl line out.
-func serviceAccess(ctx context.Context, c *client.Client, certDir string, owner, provider types.Address, pc *api.Client, leaseID uint64, m api.Manifest, progress func(string)) (url, curl string) {
+func serviceAccess(ctx context.Context, c *client.Client, certDir string, owner, provider types.Address, pc *apiclient.Client, leaseID uint64, m api.Manifest, progress func(string)) (url, curl string) {
 	global := false
 	for _, s := range m.Services {
 		for _, e := range s.Expose {

@@ -3,10 +3,11 @@ package tenant
 import (
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
+	"time"
 
 	"github.com/kiln-network/kiln/client"
+	"github.com/kiln-network/kiln/quantity"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/registry"
@@ -16,12 +17,27 @@ import (
 // JSON). Sizes take units (512Mi, 80Gi); cpu is cores ("2", "0.5") or millicores
 // ("500m").
 type OrderSpec struct {
-	Kind         string      `yaml:"kind"`      // batch (default) or service
-	MaxPrice     string      `yaml:"max_price"` // per block, e.g. 1000 or 1000ukiln
-	Deposit      string      `yaml:"deposit"`   // e.g. 100000ukiln
-	Manual       bool        `yaml:"manual"`
-	AutoRedeploy bool        `yaml:"auto_redeploy"`
-	Groups       []GroupSpec `yaml:"groups"`
+	Kind         string `yaml:"kind"`      // batch (default) or service
+	MaxPrice     string `yaml:"max_price"` // per block, e.g. 1000 or 1000ukiln
+	Deposit      string `yaml:"deposit"`   // e.g. 100000ukiln
+	Manual       bool   `yaml:"manual"`
+	AutoRedeploy bool   `yaml:"auto_redeploy"`
+	// Pricing is the pricing mode (auction, market, ...); empty: the auction.
+	Pricing string `yaml:"pricing"`
+	// Fill is how an order-book order (pricing: market) fills: all, partial,
+	// all_now or partial_now.
+	Fill   string      `yaml:"fill"`
+	Groups []GroupSpec `yaml:"groups"`
+	// TEE restricts the order to attested providers: cpu (a confidential VM) or
+	// cpu-gpu (with GPUs in a group); AllowedMeasurements, with it, the launch
+	// measurements (hex) the tenant accepts.
+	TEE                 string   `yaml:"tee"`
+	AllowedMeasurements []string `yaml:"allowed_measurements"`
+	// Reclamation accepts a reclaimable lease that runs at least min_window (a Go
+	// duration, 1h-720h), as SDL 2.1's reclamation block.
+	Reclamation *struct {
+		MinWindow string `yaml:"min_window"`
+	} `yaml:"reclamation"`
 }
 
 // GroupSpec is one group of an OrderSpec.
@@ -72,23 +88,33 @@ func ParseOrderSpec(b []byte) (OrderSpec, error) {
 	return s, nil
 }
 
-// ParseCPU parses "2", "0.5" (cores) or "500m" (millicores) into millicores.
-func ParseCPU(s string) (uint64, error) {
-	s = strings.TrimSpace(s)
-	if m, ok := strings.CutSuffix(s, "m"); ok {
-		return strconv.ParseUint(m, 10, 64)
+// lowerAll returns ss in lower case (hex measurements may be written in either).
+func lowerAll(ss []string) []string {
+	var out []string
+	for _, s := range ss {
+		out = append(out, strings.ToLower(strings.TrimSpace(s)))
 	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f <= 0 || f > 1e6 {
-		return 0, fmt.Errorf("cpu %q: want cores (2, 0.5) or millicores (500m)", s)
+	return out
+}
+
+// ReclaimSeconds is the spec's reclamation.min_window in seconds (0: none), checked
+// against Akash's bounds (1h-720h).
+func (s OrderSpec) ReclaimSeconds() (uint64, error) {
+	if s.Reclamation == nil {
+		return 0, nil
 	}
-	return uint64(f * 1000), nil
+	d, err := time.ParseDuration(s.Reclamation.MinWindow)
+	if err != nil || d < time.Hour || d > 720*time.Hour {
+		return 0, fmt.Errorf("reclamation.min_window %q: must be a duration from 1h to 720h (e.g. 24h)", s.Reclamation.MinWindow)
+	}
+	return uint64(d / time.Second), nil
 }
 
 // Msg builds the MsgCreateOrder for owner; denom is the market's (MarketParams).
 // It checks the message with ValidateBasic.
 func (s OrderSpec) Msg(owner types.Address, denom string) (*market.MsgCreateOrder, error) {
-	m := &market.MsgCreateOrder{Owner: owner, Kind: s.Kind, Manual: s.Manual, AutoRedeploy: s.AutoRedeploy}
+	m := &market.MsgCreateOrder{Owner: owner, Kind: s.Kind, Manual: s.Manual, AutoRedeploy: s.AutoRedeploy, Mode: s.Pricing, Fill: s.Fill,
+		TEE: s.TEE, AllowedMeasurements: lowerAll(s.AllowedMeasurements)}
 	if m.Kind == "" {
 		m.Kind = market.KindBatch
 	}
@@ -107,22 +133,22 @@ func (s OrderSpec) Msg(owner types.Address, denom string) (*market.MsgCreateOrde
 		if g.Count == 0 {
 			g.Count = 1
 		}
-		if g.CPUMilli, err = ParseCPU(gs.CPU); err != nil {
-			return nil, fmt.Errorf("%s.cpu: %w", f, err)
+		if g.CPUMilli, err = quantity.ParseCPU(gs.CPU); err != nil {
+			return nil, fmt.Errorf("%s.cpu: %w (got %q)", f, err, gs.CPU)
 		}
-		if g.MemoryBytes, err = registry.ParseBytes(gs.Memory); err != nil {
-			return nil, fmt.Errorf("%s.memory: %w", f, err)
+		if g.MemoryBytes, err = quantity.ParseBytes(gs.Memory); err != nil {
+			return nil, fmt.Errorf("%s.memory: %w (got %q)", f, err, gs.Memory)
 		}
 		if gs.Storage != "" {
-			if g.StorageBytes, err = registry.ParseBytes(gs.Storage); err != nil {
-				return nil, fmt.Errorf("%s.storage: %w", f, err)
+			if g.StorageBytes, err = quantity.ParseBytes(gs.Storage); err != nil {
+				return nil, fmt.Errorf("%s.storage: %w (got %q)", f, err, gs.Storage)
 			}
 		}
 		for j, ms := range gs.GPU.Models {
 			gf := market.GPUFilter{Model: ms.Model, Interface: ms.Interface}
 			if ms.Memory != "" {
-				if gf.MemoryBytes, err = registry.ParseBytes(ms.Memory); err != nil {
-					return nil, fmt.Errorf("%s.gpu.models[%d].memory: %w", f, j, err)
+				if gf.MemoryBytes, err = quantity.ParseBytes(ms.Memory); err != nil {
+					return nil, fmt.Errorf("%s.gpu.models[%d].memory: %w (got %q)", f, j, err, ms.Memory)
 				}
 			}
 			g.GPU.Models = append(g.GPU.Models, gf)

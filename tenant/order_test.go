@@ -2,6 +2,7 @@ package tenant
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/kiln-network/kiln/types"
@@ -70,4 +71,43 @@ func encodeJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// A Kiln order spec asks for a TEE, the measurements it accepts and a reclaim window;
+// they reach the order and the plan, and bad values are refused naming the field.
+func TestOrderSpecTEE(t *testing.T) {
+	m := strings.Repeat("AB", 48)
+	s, err := ParseOrderSpec([]byte("max_price: 100\ntee: cpu\nallowed_measurements: [" + m + "]\nreclamation: {min_window: 2h}\ngroups: [{name: a, cpu: '1', memory: 1Gi}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := s.Msg(types.Address{1}, types.NativeDenom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg.TEE != "cpu" || len(msg.AllowedMeasurements) != 1 || msg.AllowedMeasurements[0] != strings.ToLower(m) {
+		t.Fatalf("msg tee %q measurements %v", msg.TEE, msg.AllowedMeasurements)
+	}
+	if w, err := s.ReclaimSeconds(); err != nil || w != 7200 {
+		t.Fatalf("ReclaimSeconds = %d, %v", w, err)
+	}
+	for spec, want := range map[string]string{
+		"tee: sgx\n":                          "tee: must be empty, cpu or cpu-gpu",
+		"tee: cpu-gpu\n":                      "cpu-gpu needs GPUs",
+		"allowed_measurements: [" + m + "]\n": "need tee cpu or cpu-gpu",
+	} {
+		s, err := ParseOrderSpec([]byte("max_price: 100\n" + spec + "groups: [{name: a, cpu: '1', memory: 1Gi}]\n"))
+		if err == nil {
+			_, err = s.Msg(types.Address{1}, types.NativeDenom)
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("spec %q: %v, want %q", spec, err, want)
+		}
+	}
+	s.Reclamation = &struct {
+		MinWindow string `yaml:"min_window"`
+	}{"10m"}
+	if _, err := s.ReclaimSeconds(); err == nil {
+		t.Error("reclamation 10m accepted")
+	}
 }

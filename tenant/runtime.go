@@ -3,21 +3,22 @@ package tenant
 import (
 	"fmt"
 
+	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/imageref"
 )
 
 // markContainers sets Containers on every group a service of the plan runs a
 // container image in (named, or uploaded as an archive), so that the order is only
-// leased to a provider whose runtime runs containers. Service unit n is group n-1;
-// unit 0 is the only group.
+// leased to a provider whose runtime runs containers. A service's unit names its
+// group (api.GroupIndex); unit 0 is the only group.
 func markContainers(p *Plan) {
 	for _, s := range p.Manifest.Services {
 		if _, archive := p.Images[s.Name]; s.Image == "" && !archive {
 			continue
 		}
-		i := 0
-		if s.Resources.Unit > 0 {
-			i = int(s.Resources.Unit) - 1
+		i, ok := api.GroupIndex(s.Resources.Unit)
+		if !ok {
+			i = 0 // unit 0: the only group
 		}
 		if i < len(p.Groups) {
 			p.Groups[i].Containers = true

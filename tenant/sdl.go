@@ -30,6 +30,9 @@ func loadSDL(path string, b []byte) ([]Plan, []string, error) {
 		if err != nil {
 			return nil, warnings, fmt.Errorf("%s: %w", path, err)
 		}
+		if r := res.Reclamation; r != nil {
+			p.ReclaimMinWindowSeconds = r.MinWindowSeconds
+		}
 		plans = append(plans, p)
 	}
 	if len(plans) == 0 {
@@ -38,16 +41,16 @@ func loadSDL(path string, b []byte) ([]Plan, []string, error) {
 	return plans, warnings, nil
 }
 
-// sdlPlan turns one SDL order group and its part of the manifest into a Plan: resource
-// unit i becomes order group i-1 (sdlGroup), and each service runs in its unit with
+// sdlPlan turns one SDL order group and its part of the manifest into a Plan: each
+// resource unit becomes the order group api.GroupIndex names (sdlGroup), and each service runs in its unit with
 // the resources of that order group (serviceResources), so that what the manifest
 // asks and what the order buys are one conversion and cannot disagree.
 func sdlPlan(og sdl.OrderGroup, m sdl.Manifest) (Plan, error) {
-	p := Plan{Name: og.Name, Kind: market.KindService, Source: "sdl"} // Akash deployments run until closed
+	p := Plan{Name: og.Name, Kind: market.KindService, Source: "sdl", TEE: og.TEE} // Akash deployments run until closed
 	units := slices.Clone(og.Resources)
 	sort.Slice(units, func(i, j int) bool { return units[i].ID < units[j].ID })
 	for i, u := range units {
-		if u.ID != uint32(i+1) {
+		if u.ID != api.UnitID(i) {
 			return Plan{}, fmt.Errorf("group %s: resource unit ids are not 1..n (unit %d at position %d)", og.Name, u.ID, i+1)
 		}
 		g, err := sdlGroup(u, og.Requirements)
@@ -72,7 +75,7 @@ func sdlPlan(og sdl.OrderGroup, m sdl.Manifest) (Plan, error) {
 	}
 	// NB: the owner is a placeholder; the order is checked here so that what the chain
 	// would refuse is refused before anything is sent.
-	msg := &market.MsgCreateOrder{Owner: types.Address{1}, Kind: p.Kind, Groups: p.Groups, MaxPrice: p.MaxPrice, Deposit: p.Deposit}
+	msg := &market.MsgCreateOrder{Owner: types.Address{1}, Kind: p.Kind, Groups: p.Groups, MaxPrice: p.MaxPrice, Deposit: p.Deposit, TEE: p.TEE}
 	if err := msg.ValidateBasic(); err != nil {
 		return Plan{}, fmt.Errorf("group %s: the order cannot be placed: %w", og.Name, err)
 	}
@@ -133,7 +136,7 @@ func serviceResources(unit uint32, g market.Group) api.ServiceResources {
 
 // sdlManifest converts the named group of an SDL manifest into the manifest the
 // provider receives. groups are the order groups built from the same SDL group
-// (group i is resource unit i+1), whose resources the services get.
+// (api.UnitID), whose resources the services get.
 func sdlManifest(m sdl.Manifest, group string, groups []market.Group) (api.Manifest, error) {
 	i := slices.IndexFunc(m.Groups, func(g sdl.ManifestGroup) bool { return g.Name == group })
 	if i < 0 {
@@ -146,7 +149,8 @@ func sdlManifest(m sdl.Manifest, group string, groups []market.Group) (api.Manif
 	var out api.Manifest
 	for _, s := range m.Groups[i].Services {
 		unit := s.Resources.ID
-		if unit < 1 || int(unit) > len(groups) {
+		gi, ok := api.GroupIndex(unit)
+		if !ok || gi >= len(groups) {
 			return api.Manifest{}, fmt.Errorf("convert SDL manifest: service %s: resource unit %d is not one of group %s's %d units", s.Name, unit, group, len(groups))
 		}
 		svc := api.Service{
@@ -156,7 +160,7 @@ func sdlManifest(m sdl.Manifest, group string, groups []market.Group) (api.Manif
 			Args:      slices.Clone(s.Args),
 			Env:       sdlEnv(s.Env),
 			Count:     s.Count,
-			Resources: serviceResources(unit, groups[unit-1]),
+			Resources: serviceResources(unit, groups[gi]),
 		}
 		for _, e := range s.Expose {
 			svc.Expose = append(svc.Expose, api.Expose{Port: e.Port, As: e.ExternalPort, Proto: strings.ToLower(e.Proto), Global: e.Global})

@@ -141,3 +141,32 @@ func TestSDLUnitPrice(t *testing.T) {
 		}
 	}
 }
+
+// The SDL's 2026 additions reach the tenant's order: params.tee becomes the plan's
+// TEE and reclamation.min_window its reclaim window; the Console size spellings load
+// with a warning instead of refusing the file.
+func TestSDL2026OnThePlan(t *testing.T) {
+	plans, warnings, err := Load(filepath.Join("..", "sdl", "testdata", "sdl2026", "confidential-inference.yaml"))
+	if err != nil {
+		t.Fatalf("Load = %v", err)
+	}
+	if len(plans) != 1 || plans[0].TEE != sdl.TEECPUGPU || plans[0].ReclaimMinWindowSeconds != 86400 {
+		t.Fatalf("plans = %+v, want one with TEE cpu-gpu and a 86400 s reclaim window", plans)
+	}
+	if got := plans[0].Groups[0].MemoryBytes; got != 16<<30 {
+		t.Errorf("memory of 16gi = %d, want %d", got, 16<<30)
+	}
+	n := 0
+	for _, w := range warnings {
+		if strings.Contains(w, "Akash's Go CLI refuses it") {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Errorf("warnings = %q, want 3 about Console-only sizes", warnings)
+	}
+	plans, _, err = Load(filepath.Join("..", "sdl", "testdata", "sdl2026", "confidential-web.yaml"))
+	if err != nil || plans[0].TEE != sdl.TEECPU || plans[0].ReclaimMinWindowSeconds != 0 {
+		t.Fatalf("Load(confidential-web) = %+v, %v; want TEE cpu and no reclaim window", plans, err)
+	}
+}

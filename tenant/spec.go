@@ -31,6 +31,10 @@ type Plan struct {
 	Deposit      types.Coin
 	Manual       bool
 	AutoRedeploy bool
+	// Pricing and Fill are the order's pricing mode and (order book) fill policy.
+	Pricing, Fill string
+	// Session makes a sealed-bid order a session (duration, client location, RTT).
+	Session *market.Session
 	// Inputs are local files uploaded before the manifest is sent.
 	Inputs []string
 	// Images maps a service name to a local `docker save` archive, uploaded
@@ -38,6 +42,15 @@ type Plan struct {
 	Images map[string]string
 	// Source is "kiln" or "sdl".
 	Source string
+	// TEE is the confidential-compute type the order needs (sdl.TEECPU,
+	// sdl.TEECPUGPU: SDL params.tee, or the Kiln spec's tee); "" when none.
+	TEE string
+	// AllowedMeasurements are the launch measurements (hex) the tenant accepts of a
+	// TEE provider (Kiln spec allowed_measurements); empty: any attested one.
+	AllowedMeasurements []string
+	// ReclaimMinWindowSeconds, when not 0, says the tenant accepts a reclaimable
+	// lease that runs at least this long (SDL reclamation.min_window).
+	ReclaimMinWindowSeconds uint64
 }
 
 // DefaultDepositBlocks is how many blocks at max price a deposit covers when the spec
@@ -155,7 +168,11 @@ func parseSpec(b []byte, dir string) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
-	p := Plan{Kind: msg.Kind, Groups: msg.Groups, MaxPrice: msg.MaxPrice, Manual: msg.Manual, AutoRedeploy: msg.AutoRedeploy, Source: "kiln"}
+	p := Plan{Kind: msg.Kind, Groups: msg.Groups, MaxPrice: msg.MaxPrice, Manual: msg.Manual, AutoRedeploy: msg.AutoRedeploy, Pricing: msg.Mode, Fill: msg.Fill, Source: "kiln",
+		TEE: msg.TEE, AllowedMeasurements: msg.AllowedMeasurements}
+	if p.ReclaimMinWindowSeconds, err = sp.ReclaimSeconds(); err != nil {
+		return Plan{}, err
+	}
 	p.Name = msg.Groups[0].Name
 	if p.Deposit, err = deposit(sp.Deposit, msg.MaxPrice); err != nil {
 		return Plan{}, err
@@ -182,7 +199,7 @@ func parseSpec(b []byte, dir string) (Plan, error) {
 			return Plan{}, fmt.Errorf("%s.image_archive: set image or image_archive, not both", f)
 		}
 		svc := api.Service{Name: ss.Name, Image: ss.Image, Command: ss.Command, Args: ss.Args, Count: ss.Count,
-			Resources: serviceResources(uint32(gi+1), g)}
+			Resources: serviceResources(api.UnitID(gi), g)}
 		if svc.Name == "" {
 			svc.Name = g.Name
 		}

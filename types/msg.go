@@ -33,11 +33,31 @@ const (
 	MsgTypeMarketCompleteLease MsgType = 507
 	MsgTypeMarketStartLease    MsgType = 508
 
+	// Pricing modes (issue 11): 520-569.
+	MsgTypeMarketAsk       MsgType = 520
+	MsgTypeMarketCancelAsk MsgType = 521
+	MsgTypeMarketCommitBid MsgType = 522
+	MsgTypeMarketRevealBid MsgType = 523
+	MsgTypeMarketRTTProbe  MsgType = 524
+
 	MsgTypeEscrowDeposit MsgType = 600
 
+	// Verification (x/verify): 700-749.
+	MsgTypeVerifyRegisterVerifier MsgType = 700
+	MsgTypeVerifyUnbondVerifier   MsgType = 701
+	MsgTypeVerifyCommit           MsgType = 702
+	MsgTypeVerifyVerdict          MsgType = 703
+	MsgTypeVerifyDispute          MsgType = 704
+	MsgTypeVerifyVote             MsgType = 705
 	// Liveness and hardware challenges (x/liveness): 750-799.
 	MsgTypeLivenessAnswer MsgType = 750
 	MsgTypeLivenessReveal MsgType = 751
+	// Confidential compute (x/tee) and on-chain inference (x/infer): 900-949.
+	MsgTypeTEEAttest          MsgType = 900
+	MsgTypeInferRegisterModel MsgType = 910
+	MsgTypeInferServeModel    MsgType = 911
+	MsgTypeInferRequest       MsgType = 912
+	MsgTypeInferResult        MsgType = 913
 )
 
 // Msg is one action in a transaction.

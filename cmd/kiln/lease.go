@@ -14,6 +14,7 @@ import (
 
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/provider/api"
+	"github.com/kiln-network/kiln/provider/api/apiclient"
 	"github.com/kiln-network/kiln/tenant"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/market"
@@ -26,7 +27,7 @@ type leaseEnv struct {
 	owner types.Address
 	c     *client.Client
 	lease market.Lease
-	pc    *api.Client
+	pc    *apiclient.Client
 }
 
 func openLease(cmd *cobra.Command, idArg string, provider bool) (*leaseEnv, error) {

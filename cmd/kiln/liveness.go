@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/liveness"
 )
@@ -16,23 +17,36 @@ func livenessQueryCmd() *cobra.Command {
 	lq := &cobra.Command{Use: "liveness", Short: "Liveness and hardware challenge queries"}
 	var challenges *cobra.Command
 	challenges = queryCmd("challenges", "Liveness and hardware challenges (--provider ADDR, --state open|answered|pending|passed|failed, --lease ID)", 0,
-		flagQuery(&challenges, "/liveness/challenges", "provider", "state", "lease"), renderChallenges)
+		func([]string) (string, error) {
+			prov, err := addrFlag(challenges, "provider")
+			if err != nil {
+				return "", err
+			}
+			var lease uint64
+			if v, _ := challenges.Flags().GetString("lease"); v != "" {
+				if lease, err = parseID(v); err != nil {
+					return "", usagef("--lease: %w", err)
+				}
+			}
+			state, _ := challenges.Flags().GetString("state")
+			return client.PathChallenges(prov, state, lease), nil
+		}, renderChallenges)
 	challenges.Flags().String("provider", "", "only this provider's challenges")
 	challenges.Flags().String("state", "", "open, answered, pending (open or answered), passed or failed")
 	challenges.Flags().String("lease", "", "only the challenges of this lease (ID)")
 	scores := queryCmd("scores [PROVIDER]", "Challenge scores per provider and model (measured throughput, flags)", 0, func(args []string) (string, error) {
 		if len(args) == 0 {
-			return "/liveness/scores", nil
+			return client.PathScores(types.Address{}), nil
 		}
 		a, err := types.ParseAddress(args[0])
 		if err != nil {
 			return "", usageErr(err)
 		}
-		return "/liveness/scores?provider=" + a.String(), nil
+		return client.PathScores(a), nil
 	}, renderScores)
 	scores.Args = cobra.MaximumNArgs(1)
 	lq.AddCommand(challenges, scores,
-		queryCmd("challenge ID", "One challenge", 1, withID("/liveness/challenge/%d"), nil))
+		queryCmd("challenge ID", "One challenge", 1, withID(client.PathChallenge), nil))
 	return lq
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -129,6 +128,8 @@ func marketTxCmds() []*cobra.Command {
 				return []types.Msg{&market.MsgCompleteLease{Provider: from, LeaseID: id, OutputHash: h}}, nil
 			}))
 
+	mk.AddCommand(pricingTxCmds()...)
+
 	esc := &cobra.Command{Use: "escrow", Short: "Escrow transactions"}
 	esc.AddCommand(txCmd("deposit FROM_KEY ORDER_ID AMOUNT", "Top up an order's escrow, e.g. kiln tx escrow deposit me 1 50000ukiln", 3,
 		func(_ *cobra.Command, from types.Address, args []string) ([]types.Msg, error) {
@@ -166,37 +167,28 @@ func marketTxCmds() []*cobra.Command {
 	return []*cobra.Command{mk, esc, crt}
 }
 
-// flagQuery builds a query path from a base and the named string flags of cmd; flags
-// that hold addresses are checked first.
-func flagQuery(cmd **cobra.Command, base string, names ...string) func([]string) (string, error) {
-	return func([]string) (string, error) {
-		q := url.Values{}
-		for _, n := range names {
-			v, _ := (*cmd).Flags().GetString(n)
-			if v == "" {
-				continue
-			}
-			if n == "owner" || n == "provider" {
-				if _, err := types.ParseAddress(v); err != nil {
-					return "", usagef("--%s: %w", n, err)
-				}
-			}
-			q.Set(n, v)
-		}
-		if len(q) == 0 {
-			return base, nil
-		}
-		return base + "?" + q.Encode(), nil
+// addrFlag reads the address in string flag name of cmd; empty gives the zero
+// address (no filter).
+func addrFlag(cmd *cobra.Command, name string) (types.Address, error) {
+	v, _ := cmd.Flags().GetString(name)
+	if v == "" {
+		return types.Address{}, nil
 	}
+	a, err := types.ParseAddress(v)
+	if err != nil {
+		return a, usagef("--%s: %w", name, err)
+	}
+	return a, nil
 }
 
-func withID(format string) func([]string) (string, error) {
+// withID is the query path of the id in the first argument.
+func withID(path func(uint64) string) func([]string) (string, error) {
 	return func(args []string) (string, error) {
 		id, err := parseID(args[0])
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf(format, id), nil
+		return path(id), nil
 	}
 }
 
@@ -204,31 +196,49 @@ func withID(format string) func([]string) (string, error) {
 func marketQueryCmds() []*cobra.Command {
 	mk := &cobra.Command{Use: "market", Short: "Market queries"}
 	var orders, bids, leases *cobra.Command
-	orders = queryCmd("orders", "Orders (--state open|active|closed, --owner ADDR)", 0, flagQuery(&orders, "/market/orders", "state", "owner"), renderOrders)
+	orders = queryCmd("orders", "Orders (--state open|active|closed, --owner ADDR)", 0, func([]string) (string, error) {
+		owner, err := addrFlag(orders, "owner")
+		state, _ := orders.Flags().GetString("state")
+		return client.PathOrders(state, owner), err
+	}, renderOrders)
 	orders.Flags().String("state", "", "only orders in this state")
 	orders.Flags().String("owner", "", "only this tenant's orders")
-	bids = queryCmd("bids", "Open bids (--order ID, --provider ADDR)", 0, flagQuery(&bids, "/market/bids", "order", "provider"), nil)
+	bids = queryCmd("bids", "Open bids (--order ID, --provider ADDR)", 0, func([]string) (string, error) {
+		var id uint64
+		if v, _ := bids.Flags().GetString("order"); v != "" {
+			var err error
+			if id, err = parseID(v); err != nil {
+				return "", usagef("--order: %w", err)
+			}
+		}
+		prov, err := addrFlag(bids, "provider")
+		return client.PathBids(id, prov), err
+	}, nil)
 	bids.Flags().String("order", "", "only bids on this order")
 	bids.Flags().String("provider", "", "only this provider's bids")
-	leases = queryCmd("leases", "Leases (--state active|closed, --owner ADDR, --provider ADDR)", 0, flagQuery(&leases, "/market/leases", "state", "owner", "provider"), renderLeases)
+	leases = queryCmd("leases", "Leases (--state active|closed, --owner ADDR, --provider ADDR)", 0, func([]string) (string, error) {
+		var f market.LeaseFilter
+		var err error
+		f.State, _ = leases.Flags().GetString("state")
+		if f.Owner, err = addrFlag(leases, "owner"); err != nil {
+			return "", err
+		}
+		f.Provider, err = addrFlag(leases, "provider")
+		return client.PathLeases(f), err
+	}, renderLeases)
 	leases.Flags().String("state", "", "only leases in this state")
 	leases.Flags().String("owner", "", "only this tenant's leases")
 	leases.Flags().String("provider", "", "only this provider's leases")
 	mk.AddCommand(orders, bids, leases,
-		queryCmd("order ID", "One order", 1, withID("/market/order/%d"), nil),
-		queryCmd("lease ID", "The latest lease of an order", 1, withID("/market/lease/%d"), renderLease),
-		queryCmd("why-no-bids ID", "Per provider, the order's constraints it fails", 1, withID("/market/order/%d/match"), renderMatch),
+		queryCmd("order ID", "One order", 1, withID(client.PathOrder), nil),
+		queryCmd("lease ID", "The latest lease of an order", 1, withID(client.PathLease), renderLease),
+		queryCmd("why-no-bids ID", "Per provider, the order's constraints it fails", 1, withID(client.PathWhyNoBids), renderMatch),
 		queryCmd("capacity PROVIDER_ADDR", "A provider's inventory, leased and free resources", 1,
-			func(args []string) (string, error) {
-				a, err := types.ParseAddress(args[0])
-				if err != nil {
-					return "", usageErr(err)
-				}
-				return "/market/provider/" + a.String() + "/capacity", nil
-			}, nil))
+			withAddr(client.PathCapacity), nil))
+	mk.AddCommand(pricingQueryCmds()...)
 	esc := &cobra.Command{Use: "escrow", Short: "Escrow queries"}
-	esc.AddCommand(queryCmd("account ORDER_ID", "An order's escrow account", 1, withID("/escrow/account/%d"), nil))
-	crt := queryCmd("cert ADDR", "An account's published client certificate", 1, withAddr("/cert/"), nil)
+	esc.AddCommand(queryCmd("account ORDER_ID", "An order's escrow account", 1, withID(client.PathEscrow), nil))
+	crt := queryCmd("cert ADDR", "An account's published client certificate", 1, withAddr(client.PathCert), nil)
 	return []*cobra.Command{mk, esc, crt}
 }
 

@@ -30,6 +30,9 @@ func newNodeCmd() *cobra.Command {
 			if v, _ := cmd.Flags().GetString("p2p.laddr"); v != "" {
 				conf.P2P.ListenAddress = v
 			}
+			if v, _ := cmd.Flags().GetString("metrics.laddr"); v != "" {
+				conf.Instrumentation.Prometheus, conf.Instrumentation.PrometheusListenAddr = true, v
+			}
 			if v, _ := cmd.Flags().GetString("p2p.persistent_peers"); v != "" {
 				conf.P2P.PersistentPeers = v
 			}
@@ -64,7 +67,7 @@ func newNodeCmd() *cobra.Command {
 				return err
 			}
 			// NB: rpc is the address bound, with the port the kernel picked for port 0.
-			logger.Info("kiln node running", "home", homeFlag(cmd), "rpc", n.RPCAddr(), "p2p", conf.P2P.ListenAddress, "height", n.App.Height())
+			logger.Info("kiln node running", "home", homeFlag(cmd), "rpc", n.RPCAddr(), "p2p", conf.P2P.ListenAddress, "metrics", n.MetricsURL(), "height", n.App.Height())
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 			s := <-sig
@@ -78,6 +81,7 @@ func newNodeCmd() *cobra.Command {
 	}
 	cmd.Flags().String("rpc.laddr", "", "RPC listen address (default from config.toml, tcp://127.0.0.1:26657); port 0 takes a free port, logged as rpc=")
 	cmd.Flags().String("p2p.laddr", "", "P2P listen address (default from config.toml, tcp://127.0.0.1:26656); port 0 takes a free port no peer learns, for a node nobody dials")
+	cmd.Flags().String("metrics.laddr", "", "serve Prometheus metrics (CometBFT's and the app's kiln_*) at http://HOST:PORT/metrics (default from config.toml: instrumentation.prometheus, prometheus_listen_addr); port 0 takes a free port, logged as metrics=")
 	cmd.Flags().String("p2p.persistent_peers", "", "comma-separated ID@host:port peers (default from config.toml)")
 	cmd.Flags().String("log_level", "info", "Kiln log level: debug, info, warn, error")
 	cmd.Flags().String("comet_log_level", "error", "CometBFT log level: debug, info, warn, error")

@@ -10,6 +10,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-network/kiln/provider/daemon"
+	// The executors a provider can name in [executor] kind.
+	_ "github.com/kiln-network/kiln/provider/executor/docker"
+	_ "github.com/kiln-network/kiln/provider/executor/process"
 )
 
 func newProviderCmd() *cobra.Command {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/bank"
 )
@@ -53,13 +54,14 @@ func fixed(p string) func([]string) (string, error) {
 	return func([]string) (string, error) { return p, nil }
 }
 
-func withAddr(prefix string) func([]string) (string, error) {
+// withAddr is the query path of the address in the first argument.
+func withAddr(path func(types.Address) string) func([]string) (string, error) {
 	return func(args []string) (string, error) {
 		a, err := types.ParseAddress(args[0])
 		if err != nil {
 			return "", usageErr(err)
 		}
-		return prefix + a.String(), nil
+		return path(a), nil
 	}
 }
 
@@ -108,22 +110,23 @@ func newQueryCmd() *cobra.Command {
 	q := &cobra.Command{Use: "query", Aliases: []string{"q"}, Short: "Query chain state"}
 	bankQ := &cobra.Command{Use: "bank", Short: "Bank queries"}
 	bankQ.AddCommand(
-		queryCmd("balances ADDR", "Balances of an account", 1, withAddr("/bank/balances/"), renderCoins("balances")),
-		queryCmd("supply", "Total supply of every denom", 0, fixed("/bank/supply"), renderCoins("supply")),
-		queryCmd("accounting", "Every balance summed against the supply, and each module account against its records", 0, fixed("/bank/accounting"), renderAccounting))
+		queryCmd("balances ADDR", "Balances of an account", 1, withAddr(client.PathBalances), renderCoins("balances")),
+		queryCmd("supply", "Total supply of every denom", 0, fixed(client.PathSupply), renderCoins("supply")),
+		queryCmd("accounting", "Every balance summed against the supply, and each module account against its records", 0, fixed(client.PathAccounting), renderAccounting))
 	authQ := &cobra.Command{Use: "auth", Short: "Account queries"}
-	authQ.AddCommand(queryCmd("account ADDR", "An account's sequence", 1, withAddr("/auth/account/"), nil))
+	authQ.AddCommand(queryCmd("account ADDR", "An account's sequence", 1, withAddr(client.PathAccount), nil))
 	stakingQ := &cobra.Command{Use: "staking", Short: "Staking queries"}
 	stakingQ.AddCommand(
-		queryCmd("validators", "Validators", 0, fixed("/staking/validators"), renderValidators),
-		queryCmd("delegations", "All delegations", 0, fixed("/staking/delegations"), nil),
-		queryCmd("unbondings", "Stake waiting out the unbonding period", 0, fixed("/staking/unbondings"), nil))
+		queryCmd("validators", "Validators", 0, fixed(client.PathValidators), renderValidators),
+		queryCmd("delegations", "All delegations", 0, fixed(client.PathDelegations), nil),
+		queryCmd("unbondings", "Stake waiting out the unbonding period", 0, fixed(client.PathUnbondings), nil))
 	regQ := &cobra.Command{Use: "registry", Short: "Provider registry queries"}
 	regQ.AddCommand(
-		queryCmd("providers", "Registered providers", 0, fixed("/registry/providers"), renderProviders),
-		queryCmd("provider ADDR", "One provider", 1, withAddr("/registry/provider/"), nil))
+		queryCmd("providers", "Registered providers", 0, fixed(client.PathProviders), renderProviders),
+		queryCmd("provider ADDR", "One provider", 1, withAddr(client.PathProvider), nil))
 	q.AddCommand(marketQueryCmds()...)
 	q.AddCommand(livenessQueryCmd())
+	q.AddCommand(inferTEEQueryCmds()...)
 	q.AddCommand(bankQ, authQ, stakingQ, regQ,
 		queryCmd("params", "Every module's on-chain parameters", 0, fixed("/params"), nil))
 	return q

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-network/kiln/client"
+	"github.com/kiln-network/kiln/provider/inventory"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/bank"
 	"github.com/kiln-network/kiln/x/registry"
@@ -175,7 +176,7 @@ func newTxCmd() *cobra.Command {
 			if invPath == "" {
 				return nil, usagef("--inventory FILE is required")
 			}
-			if m.Inventory, err = registry.LoadInventoryFile(invPath); err != nil {
+			if m.Inventory, err = inventory.Load(invPath); err != nil {
 				return nil, err
 			}
 			st, _ := cmd.Flags().GetString("stake")
@@ -196,7 +197,7 @@ func newTxCmd() *cobra.Command {
 				return nil, err
 			}
 			if invPath, _ := cmd.Flags().GetString("inventory"); invPath != "" {
-				inv, err := registry.LoadInventoryFile(invPath)
+				inv, err := inventory.Load(invPath)
 				if err != nil {
 					return nil, err
 				}
@@ -223,6 +224,7 @@ func newTxCmd() *cobra.Command {
 
 	txc.AddCommand(bankCmd, stakingCmd, regCmd)
 	txc.AddCommand(marketTxCmds()...)
+	txc.AddCommand(inferTxCmds(), teeTxCmds())
 	return txc
 }
 

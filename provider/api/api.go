@@ -1,13 +1,11 @@
-// Package api is the provider's tenant-facing HTTPS API over mutual TLS: manifests, inputs, status, logs, outputs and ingress, served to the lease owner's certificate only.
+// Package api holds the wire types of the provider's tenant-facing HTTPS API (manifests, statuses, files, errors and their codes) and the interfaces its server is built on.
 //
+// The server is provider/api/server, the tenant's client provider/api/apiclient.
 // The chain is reached through two small interfaces the daemon implements,
 // LeaseSource and CertSource; workloads run through a Runner
 // (provider/lease.Manager). A tenant's client certificate carries its account
 // address as the Subject CommonName and must be, byte for byte, the one the
-// account published on chain (`kiln tx cert publish`). The server requests
-// client certificates without verifying them in the handshake, so that every
-// certificate problem is answered as HTTP 403 with a JSON body naming it
-// (Error.Code) instead of a TLS alert the client shows as "bad certificate".
+// account published on chain (`kiln tx cert publish`).
 package api
 
 import (
@@ -149,9 +147,10 @@ type Runner interface {
 	// set the image must be that one. Errors wrap ErrImagesUnsupported,
 	// ErrImageTooLarge, ErrImageDigest, ErrBadImage or ErrAlreadyDeployed.
 	LoadImage(ctx context.Context, leaseID uint64, r io.Reader, maxBytes int64, wantID string) (imageID string, err error)
-	// ServicePort returns the 127.0.0.1 port the ingress proxies to for a
-	// service lease: the first global TCP port exposed.
-	ServicePort(leaseID uint64) (hostPort int, ok bool)
+	// ServiceAddr returns the address ("host:port") the ingress proxies to
+	// for a service lease: where the executor gives its first global TCP
+	// port exposed.
+	ServiceAddr(leaseID uint64) (addr string, ok bool)
 }
 
 // Lease and task states in LeaseStatus.
@@ -196,8 +195,9 @@ type TaskStatus struct {
 	Error      string     `json:"error,omitempty"`
 	StartedAt  time.Time  `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
-	// Ports maps exposed container ports to 127.0.0.1 host ports.
-	Ports map[int]int `json:"ports,omitempty"`
+	// Endpoints maps exposed ports to the addresses the provider reaches
+	// them at (its side of the ingress).
+	Endpoints map[int]string `json:"endpoints,omitempty"`
 }
 
 // FileInfo describes one input or output.
@@ -275,4 +275,24 @@ type Error struct {
 
 func (e *Error) Error() string {
 	return fmt.Sprintf("provider: %s (%s, HTTP %d)", e.Message, e.Code, e.Status)
+}
+
+// HeaderSHA256 carries the hex SHA-256 of a downloaded output.
+const HeaderSHA256 = "X-Kiln-SHA256"
+
+// Short abbreviates a certificate fingerprint (Fingerprint) for messages.
+func Short(fp string) string {
+	if len(fp) > 16 {
+		return fp[:16] + "…"
+	}
+	return fp
+}
+
+// CountingWriter counts the bytes written to it: how much of a transfer
+// passed, for the messages on both sides of the API.
+type CountingWriter int64
+
+func (c *CountingWriter) Write(p []byte) (int, error) {
+	*c += CountingWriter(len(p))
+	return len(p), nil
 }

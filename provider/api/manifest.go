@@ -43,6 +43,20 @@ type Service struct {
 	Params *Params `json:"params,omitempty"`
 }
 
+// UnitID is the resource unit ID of an order's group at index group: its
+// 1-based position. The one place "group i is unit i+1" is written: orders
+// (x/market) number groups from 0, manifests name units from 1, as Akash does.
+func UnitID(group int) uint32 { return uint32(group) + 1 }
+
+// GroupIndex is the index of the order group that resource unit id is, and
+// false for 0, which names no unit.
+func GroupIndex(id uint32) (int, bool) {
+	if id == 0 {
+		return 0, false
+	}
+	return int(id - 1), true
+}
+
 // ServiceResources are the resources of one instance of a service.
 type ServiceResources struct {
 	// Unit is the order's resource unit the service runs in (ResourceUnit.ID);

@@ -72,3 +72,18 @@ func FuzzCheckManifestJSON(f *testing.F) {
 		CheckManifest(m, order) // must not panic
 	})
 }
+
+func TestUnitID(t *testing.T) {
+	for i := range 3 {
+		id := UnitID(i)
+		if id != uint32(i+1) {
+			t.Errorf("UnitID(%d) = %d, want %d", i, id, i+1)
+		}
+		if g, ok := GroupIndex(id); !ok || g != i {
+			t.Errorf("GroupIndex(UnitID(%d)) = %d, %v", i, g, ok)
+		}
+	}
+	if _, ok := GroupIndex(0); ok {
+		t.Errorf("GroupIndex(0) = ok, want no group")
+	}
+}

@@ -20,8 +20,11 @@ func (d *Daemon) bid(ctx context.Context, h int64) error {
 	for _, o := range orders {
 		open[o.ID] = true
 		// NB: CheckTx runs at h+1, the first height an order placed at h takes bids.
-		if d.noBid[o.ID] || o.BidOpenHeight > h+1 {
+		if d.noBid[o.ID] || o.BidOpenHeight > h+1 || !takesBids(o.Mode) {
 			continue
+		}
+		if o.Mode == market.ModeSealed && h+1 > o.BidCloseHeight {
+			continue // NB: the commit window has passed; the next round opens a new one
 		}
 		if s, ok := d.bidSent[o.ID]; ok && h-s < 3 {
 			continue // sent recently: it is on chain or about to be
@@ -39,6 +42,7 @@ func (d *Daemon) bid(ctx context.Context, h int64) error {
 		}
 	}
 	d.mu.Unlock()
+	d.reveal(ctx, h, orders)
 	if len(cands) == 0 {
 		return nil
 	}
@@ -97,7 +101,19 @@ func (d *Daemon) bid(ctx context.Context, h int64) error {
 		for i, ch := range choices {
 			models[i] = ch.Model
 		}
-		msgs = append(msgs, &market.MsgCreateBid{Provider: d.self, OrderID: o.ID, Price: price, GPUModels: models})
+		if o.Mode == market.ModeSealed {
+			if s := o.Session; s != nil && s.Location != "" && d.cfg.RTTEndpoints[s.Location] == "" {
+				never("session wants an RTT probe to a location this provider does not measure", "location", s.Location)
+				continue
+			}
+			m, err := d.commitment(o.ID, price, models)
+			if err != nil {
+				return err
+			}
+			msgs = append(msgs, m)
+		} else {
+			msgs = append(msgs, &market.MsgCreateBid{Provider: d.self, OrderID: o.ID, Price: price, GPUModels: models})
+		}
 		ids = append(ids, o.ID)
 		used = used.Add(need)
 		d.log.Info("bid", "order", o.ID, "price", price, "gpus", models, "height", h)
@@ -116,6 +132,13 @@ func (d *Daemon) bid(ctx context.Context, h int64) error {
 		d.log.Warn("bid refused", "order", ids[i], "err", err)
 	}
 	return nil
+}
+
+// takesBids reports whether the bidder offers on orders of pricing mode mode: the
+// auction's (MsgCreateBid) and sealed ones' (MsgCommitBid, revealed by reveal). The
+// order book fills from asks (postAsks).
+func takesBids(mode string) bool {
+	return mode == "" || mode == market.ModeAuction || mode == market.ModeSealed
 }
 
 func excluded(o market.Order, p types.Address) bool {

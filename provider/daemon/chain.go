@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kiln-network/kiln/certpem"
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/types"
@@ -57,11 +58,11 @@ func (s *chainSource) forget(id uint64) {
 	s.mu.Unlock()
 }
 
-// Resources returns the API's resource units of an order's groups: unit i+1 is group i.
+// Resources returns the API's resource units of an order's groups (api.UnitID).
 func Resources(groups []market.Group) []api.ResourceUnit {
 	out := make([]api.ResourceUnit, len(groups))
 	for i, g := range groups {
-		out[i] = api.ResourceUnit{ID: uint32(i + 1), Count: g.Count, CPUMilli: g.CPUMilli, MemoryBytes: g.MemoryBytes,
+		out[i] = api.ResourceUnit{ID: api.UnitID(i), Count: g.Count, CPUMilli: g.CPUMilli, MemoryBytes: g.MemoryBytes,
 			StorageBytes: g.StorageBytes, GPUUnits: g.GPU.Units}
 	}
 	return out
@@ -136,7 +137,7 @@ func (s *chainSource) ClientCert(ctx context.Context, owner string) (*x509.Certi
 	if err != nil {
 		return nil, err
 	}
-	c, err := api.ParseCertPEM([]byte(rec.PEM))
+	c, err := certpem.Parse([]byte(rec.PEM))
 	if err != nil {
 		return nil, fmt.Errorf("certificate of %s on chain: %w", owner, err)
 	}
@@ -144,4 +145,15 @@ func (s *chainSource) ClientCert(ctx context.Context, owner string) (*x509.Certi
 	s.certs[owner] = cachedCert{at: s.now(), cert: c}
 	s.mu.Unlock()
 	return c, nil
+}
+
+// IsVerifier implements api.VerifierSource: account is a registered verifier with
+// stake bonded.
+func (s *chainSource) IsVerifier(ctx context.Context, account string) (bool, error) {
+	a, err := types.ParseAddress(account)
+	if err != nil {
+		return false, nil
+	}
+	v, found, err := s.c.Verifier(ctx, a)
+	return found && v.Stake > 0, err
 }

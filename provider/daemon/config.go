@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -15,7 +17,9 @@ import (
 
 	"github.com/kiln-network/kiln/gpu"
 	"github.com/kiln-network/kiln/provider/imageref"
+	"github.com/kiln-network/kiln/quantity"
 	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/registry"
 )
 
@@ -44,18 +48,11 @@ type Config struct {
 	// reach Listen. Empty: https://<the address Listen got>.
 	Endpoint string `toml:"endpoint"`
 	// StateDir holds the daemon's state: TLS key and certificate, lease state, the
-	// encrypted vault and the executor's work dirs. Required.
+	// encrypted vault and the executor's own files. Required.
 	StateDir string `toml:"state_dir"`
-	// Executor runs workloads: "process" (no isolation; needs AllowUnisolated) or
-	// "docker".
-	Executor string `toml:"executor"`
-	// DockerNamespace names and labels every Docker object of the docker executor;
-	// two daemons sharing a Docker host need different ones, since each removes the
-	// objects of its namespace that it does not know. Empty means "kiln".
-	DockerNamespace string `toml:"docker_namespace"`
-	// AllowUnisolated must be true to use the process executor, which runs tenant code
-	// as host processes that can read host files and reach the host's network.
-	AllowUnisolated bool `toml:"allow_unisolated"`
+	// Executor is the [executor] table: the kind that runs workloads and each
+	// executor's own settings ([executor.docker], [executor.process]).
+	Executor ExecutorConfig `toml:"executor"`
 	// AllowedRegistries are the registries the docker executor pulls images from,
 	// and only images pinned by digest (repo@sha256:…): "docker.io", "ghcr.io",
 	// "registry.example.com:5000", or a repository prefix such as "ghcr.io/acme".
@@ -69,6 +66,14 @@ type Config struct {
 	Stake string `toml:"stake"`
 	// Pricing is the price table bids are computed from.
 	Pricing Pricing `toml:"pricing"`
+	// OrderBook posts standing asks in the order book (pricing: market) from the
+	// price table: one per GPU model in the inventory (all its GPUs, at the table's
+	// per-GPU price) and one for the CPU cores.
+	OrderBook bool `toml:"order_book"`
+	// RTTEndpoints are the client locations the provider measures its round-trip
+	// time to, location → host:port (a TCP endpoint there): published on chain
+	// (MsgRTTProbe) so that sessions limited to a location can go to it.
+	RTTEndpoints map[string]string `toml:"rtt_endpoints"`
 	// OutputRetention is how long the outputs of a completed batch lease stay
 	// downloadable before its vault is erased.
 	OutputRetention Duration `toml:"output_retention"`
@@ -94,9 +99,9 @@ func limit(field, v string) (int64, error) {
 	if v == "" {
 		return 0, nil
 	}
-	n, err := registry.ParseBytes(v)
+	n, err := quantity.ParseBytes(v)
 	if err != nil || n == 0 || n > 1<<50 {
-		return 0, fieldErr(field, v, "must be a size like 512Mi or 2Gi")
+		return 0, fieldErr(field, v, "must be a size like 512Mi or 2Gi, at most 1Pi")
 	}
 	return int64(n), nil
 }
@@ -159,7 +164,7 @@ type Pricing struct {
 func DefaultConfig() Config {
 	return Config{
 		Listen:   "127.0.0.1:8443",
-		Executor: "process",
+		Executor: ExecutorConfig{Kind: "process"},
 		Stake:    "100000000" + types.NativeDenom, // the chain's default min_provider_stake
 		Pricing: Pricing{
 			// Rough market rates at 1 KILN = 1 USD: an H100 at 2/h, a core at 0.01/h.
@@ -186,9 +191,18 @@ func Parse(r io.Reader) (Config, error) {
 		return c, fmt.Errorf("provider config: %w", err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
+		if where, ok := movedFields[und[0].String()]; ok {
+			return c, fmt.Errorf("provider config: %s: moved to %s", und[0].String(), where)
+		}
 		return c, fmt.Errorf("provider config: unknown field %q", und[0].String())
 	}
 	return c, nil
+}
+
+// movedFields are top-level fields that became an executor's own settings.
+var movedFields = map[string]string{
+	"allow_unisolated": "[executor.process] allow_unisolated",
+	"docker_namespace": "[executor.docker] namespace",
 }
 
 func fieldErr(field string, value any, rule string) error {
@@ -226,14 +240,8 @@ func (c Config) Validate() error {
 			return fieldErr("metrics_listen", c.MetricsListen, "must be HOST:PORT, port 0 to 65535 (0: any free port), or empty")
 		}
 	}
-	switch c.Executor {
-	case "process":
-		if !c.AllowUnisolated {
-			return fieldErr("allow_unisolated", false, "must be true for executor \"process\", which does not isolate tenant code from the host")
-		}
-	case "docker":
-	default:
-		return fieldErr("executor", c.Executor, "must be process or docker")
+	if err := c.Executor.validate(); err != nil {
+		return err
 	}
 	if _, err := types.ParseCoin(c.Stake); err != nil {
 		return fieldErr("stake", c.Stake, "must be an amount with a denom, e.g. 100000000ukiln")
@@ -253,6 +261,14 @@ func (c Config) Validate() error {
 	}
 	if c.Pricing.MarginBps > 100_000 {
 		return fieldErr("pricing.margin_bps", c.Pricing.MarginBps, "must be <= 100000")
+	}
+	for _, loc := range slices.Sorted(maps.Keys(c.RTTEndpoints)) {
+		if err := (&market.MsgRTTProbe{Location: loc, RTTMicros: 1}).ValidateBasic(); err != nil {
+			return fieldErr("rtt_endpoints", loc, "a location must be 2-63 of [a-z0-9-]")
+		}
+		if _, _, err := net.SplitHostPort(c.RTTEndpoints[loc]); err != nil {
+			return fieldErr("rtt_endpoints."+loc, c.RTTEndpoints[loc], "must be host:port")
+		}
 	}
 	if c.OutputRetention < 0 {
 		return fieldErr("output_retention", time.Duration(c.OutputRetention), "must be >= 0")
@@ -290,16 +306,16 @@ func (ic InventoryConfig) attributes() []registry.Attribute {
 func (ic InventoryConfig) declared() (registry.Inventory, error) {
 	inv := registry.Inventory{Source: gpu.SourceDeclared, Region: ic.Region, CPUCores: ic.CPUCores, Attributes: ic.attributes()}
 	var err error
-	if inv.MemoryBytes, err = registry.ParseBytes(ic.Memory); err != nil {
-		return inv, fmt.Errorf("inventory.memory: %w", err)
+	if inv.MemoryBytes, err = quantity.ParseBytes(ic.Memory); err != nil {
+		return inv, fmt.Errorf("inventory.memory: %w (got %q)", err, ic.Memory)
 	}
-	if inv.StorageBytes, err = registry.ParseBytes(ic.Storage); err != nil {
-		return inv, fmt.Errorf("inventory.storage: %w", err)
+	if inv.StorageBytes, err = quantity.ParseBytes(ic.Storage); err != nil {
+		return inv, fmt.Errorf("inventory.storage: %w (got %q)", err, ic.Storage)
 	}
 	for i, g := range ic.GPUs {
-		mem, err := registry.ParseBytes(g.Memory)
+		mem, err := quantity.ParseBytes(g.Memory)
 		if err != nil {
-			return inv, fmt.Errorf("inventory.gpus[%d].memory: %w", i, err)
+			return inv, fmt.Errorf("inventory.gpus[%d].memory: %w (got %q)", i, err, g.Memory)
 		}
 		inv.GPUs = append(inv.GPUs, registry.GPU{Model: g.Model, MemoryBytes: mem, Interface: g.Interface, Count: g.Count})
 	}

@@ -48,8 +48,21 @@ func TestConfigRefusals(t *testing.T) {
 		name, want string
 		edit       func(*Config)
 	}{
-		{"process without opt-in", "allow_unisolated", func(c *Config) { c.Executor = "process" }},
-		{"unknown executor", "executor", func(c *Config) { c.Executor = "vm" }},
+		{"process without opt-in", "executor.process: allow_unisolated", func(c *Config) { c.Executor.Kind = "process" }},
+		{"process opt-in false", "executor.process: allow_unisolated", func(c *Config) {
+			c.Executor.Kind = "process"
+			c.Executor.Set("process", "allow_unisolated", false)
+		}},
+		{"unknown executor", "executor.kind", func(c *Config) { c.Executor.Kind = "vm" }},
+		{"table of no executor", "executor.dockr", func(c *Config) { c.Executor.Set("dockr", "namespace", "x") }},
+		{"unknown docker setting", "executor.docker: namespaces: unknown field", func(c *Config) { c.Executor.Set("docker", "namespaces", "x") }},
+		{"bad docker setting", "executor.docker: docker executor: namespace", func(c *Config) { c.Executor.Set("docker", "namespace", "../x") }},
+		{"docker setting of the wrong type", "executor.docker", func(c *Config) { c.Executor.Set("docker", "max_open_files", "many") }},
+		{"bad process setting", "executor.process: poll_interval", func(c *Config) {
+			c.Executor.Kind = "process"
+			c.Executor.Set("process", "allow_unisolated", true)
+			c.Executor.Set("process", "poll_interval", "-1s")
+		}},
 		{"no state dir", "state_dir", func(c *Config) { c.StateDir = "" }},
 		{"http endpoint", "endpoint", func(c *Config) { c.Endpoint = "http://x:1" }},
 		{"bad stake", "stake", func(c *Config) { c.Stake = "lots" }},
@@ -78,8 +91,56 @@ func TestConfigRefusals(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Parse(strings.NewReader("listen = \"x:1\"\nbogus = 1\n")); err == nil || !strings.Contains(err.Error(), "bogus") {
-		t.Fatalf("Parse with an unknown field = %v", err)
+	for _, tc := range []struct{ toml, want string }{
+		{"listen = \"x:1\"\nbogus = 1\n", "bogus"},
+		{"allow_unisolated = true\n", "allow_unisolated: moved to [executor.process] allow_unisolated"},
+		{"docker_namespace = \"k\"\n", "docker_namespace: moved to [executor.docker] namespace"},
+		{"executor = \"docker\"\n", `[executor] kind = "docker", with the executor's settings in [executor.docker]`},
+		{"[executor]\nkind = \"docker\"\nnamespace = \"k\"\n", "executor.namespace: unknown field"},
+		{"[executor]\nkind = 1\n", "executor.kind"},
+	} {
+		if _, err := Parse(strings.NewReader(tc.toml)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse(%q) = %v, want an error containing %q", tc.toml, err, tc.want)
+		}
+	}
+}
+
+// An executor's table reaches the executor: settings decoded with TOML's
+// conversions over its defaults, the daemon's own fields untouched.
+func TestExecutorSettings(t *testing.T) {
+	c, err := Parse(strings.NewReader(`state_dir = "/var/lib/kiln"
+[executor]
+kind = "process"
+[executor.process]
+allow_unisolated = true
+poll_interval = "250ms"
+[inventory]
+region = "eu-west"
+cpu_cores = 1
+memory = "1Gi"
+storage = "1Gi"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate() = %v", err)
+	}
+	var got struct {
+		AllowUnisolated bool          `toml:"allow_unisolated"`
+		PollInterval    time.Duration `toml:"poll_interval"`
+		MaxOpenFiles    uint64        `toml:"max_open_files"`
+	}
+	got.MaxOpenFiles = 7
+	if err := c.Executor.Settings("process").Decode(&got); err != nil {
+		t.Fatalf("Settings(process).Decode() = %v", err)
+	}
+	if !got.AllowUnisolated || got.PollInterval != 250*time.Millisecond || got.MaxOpenFiles != 7 {
+		t.Errorf("decoded settings = %+v, want the table's values over the default 7", got)
+	}
+	var none struct{ X int }
+	if err := c.Executor.Settings("docker").Decode(&none); err != nil || none.X != 0 {
+		t.Errorf("Settings(no table).Decode() = %v, %+v; want nothing decoded", err, none)
 	}
 }
 
@@ -159,7 +220,7 @@ func FuzzParseConfig(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if c.Validate() == nil && (c.StateDir == "" || c.Executor == "") {
+		if c.Validate() == nil && (c.StateDir == "" || c.Executor.Kind == "") {
 			t.Fatalf("Validate accepted a config without state_dir or executor: %+v", c)
 		}
 	})

@@ -20,9 +20,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -33,11 +35,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kiln-network/kiln/certpem"
 	"github.com/kiln-network/kiln/client"
-	"github.com/kiln-network/kiln/provider/api"
+	apiserver "github.com/kiln-network/kiln/provider/api/server"
 	"github.com/kiln-network/kiln/provider/executor"
-	"github.com/kiln-network/kiln/provider/executor/docker"
-	"github.com/kiln-network/kiln/provider/executor/process"
 	"github.com/kiln-network/kiln/provider/lease"
 	"github.com/kiln-network/kiln/provider/vault"
 	"github.com/kiln-network/kiln/types"
@@ -53,11 +54,11 @@ type Deps struct {
 	Key ed25519.PrivateKey
 	// Logger receives the daemon's logs; nil discards them.
 	Logger *slog.Logger
-	// Executor, if set, replaces the one Config.Executor names (tests); WorkDirs must
-	// then say where it keeps a lease's in/ and out/.
+	// Executor, if set, replaces the one Config.Executor names (tests).
 	Executor executor.Executor
-	// WorkDirs goes with Executor (see lease.Config.WorkDirs).
-	WorkDirs func(execLeaseID string) (inDir, outDir string)
+	// BeforeSeal goes to the lease manager (lease.Config.BeforeSeal): the demo's
+	// cheating provider fakes outputs there. Real daemons leave it nil.
+	BeforeSeal func(leaseID uint64, outs fs.ReadDirFS) (fs.ReadDirFS, error)
 	// Clock tells the time (output retention, caches, back-off); nil means time.Now.
 	// Tests advance a fake clock instead of sleeping.
 	Clock func() time.Time
@@ -82,6 +83,7 @@ type Daemon struct {
 	snd     *sender
 	chain   *chainSource
 	mgr     *lease.Manager
+	vault   *vault.Vault
 	every   int64 // heartbeat interval in blocks
 	metrics *metrics
 	gpus    *gpuPool
@@ -98,6 +100,9 @@ type Daemon struct {
 	startSent map[uint64]int64       // height a MsgStartLease was last sent
 	running   map[uint64]bool        // leases whose workload the manager started
 	bidSent   map[uint64]int64       // height a bid was sent, by order
+	askedAt   int64                  // height the order book asks were last checked
+	sealed    map[uint64]sealedBid   // sealed bids committed and not yet revealed, by order
+	probedAt  int64                  // height RTT probes were last sent
 	noBid     map[uint64]bool        // orders this provider will never bid on
 	locks     map[uint64]*sync.Mutex // per lease: Deploy vs Stop
 	ctx       context.Context
@@ -111,9 +116,6 @@ func New(cfg Config, deps Deps) (*Daemon, error) {
 	if deps.Client == nil || len(deps.Key) != ed25519.PrivateKeySize {
 		return nil, errors.New("provider daemon: client and key must be set")
 	}
-	if deps.Executor != nil && deps.WorkDirs == nil {
-		return nil, errors.New("provider daemon: an executor given in deps needs its work dirs")
-	}
 	log := deps.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -124,7 +126,7 @@ func New(cfg Config, deps Deps) (*Daemon, error) {
 	self := types.AddressFromPubKey(deps.Key.Public().(ed25519.PublicKey))
 	return &Daemon{cfg: cfg, deps: deps, log: log.With("component", "provider", "provider", self.String()), self: self,
 		ready: make(chan struct{}), closed: map[uint64]bool{}, kinds: map[uint64]string{}, lastHB: map[uint64]int64{},
-		compSent: map[uint64]int64{}, startSent: map[uint64]int64{}, running: map[uint64]bool{}, bidSent: map[uint64]int64{}, noBid: map[uint64]bool{}, locks: map[uint64]*sync.Mutex{},
+		compSent: map[uint64]int64{}, startSent: map[uint64]int64{}, running: map[uint64]bool{}, bidSent: map[uint64]int64{}, noBid: map[uint64]bool{}, sealed: map[uint64]sealedBid{}, locks: map[uint64]*sync.Mutex{},
 		metrics: newMetrics(), prover: prover{sols: map[uint64]*solved{}}}, nil
 }
 
@@ -161,7 +163,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ex, workDirs, err := d.executor()
+	ex, err := d.executor()
 	if err != nil {
 		return err
 	}
@@ -198,9 +200,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	lc := lease.DefaultConfig()
-	lc.Dir, lc.WorkDirs, lc.Logger = filepath.Join(dir, "leases"), workDirs, d.log
+	lc.Dir, lc.Logger = filepath.Join(dir, "leases"), d.log
 	lc.OnComplete = d.onComplete
 	lc.OnStart = d.onStart
+	lc.BeforeSeal = d.deps.BeforeSeal
+	d.vault = v
 	lc.AssignGPUs = d.assignGPUs
 	lc.Images, _ = d.cfg.imagePolicy() // NB: Validate has checked it
 	if d.mgr, err = lease.New(lc, ex, v); err != nil {
@@ -240,7 +244,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.reconcile(ctx, known, v)
 
-	ac := api.DefaultConfig()
+	ac := apiserver.DefaultConfig()
 	ac.Certificate, ac.Logger = pair, d.log
 	if n, _ := limit("max_input_bytes", d.cfg.MaxInputBytes); n > 0 {
 		ac.MaxInputBytes = n // NB: Validate has checked the field
@@ -248,7 +252,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if n, _ := limit("max_image_bytes", d.cfg.MaxImageBytes); n > 0 {
 		ac.MaxImageBytes = n
 	}
-	srv, err := api.NewServer(ac, api.Deps{Leases: d.chain, Certs: d.chain, Runner: runner{d.mgr, d}, Vault: v})
+	srv, err := apiserver.NewServer(ac, apiserver.Deps{Leases: d.chain, Certs: d.chain, Runner: runner{d.mgr, d}, Vault: v, Verifiers: d.chain})
 	if err != nil {
 		return err
 	}
@@ -271,7 +275,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 		defer ms.Close()
 	}
-	d.log.Info("provider ready", "endpoint", d.endpoint, "metrics", d.metricsAddr, "executor", d.cfg.Executor, "gpus", inv.TotalGPUs(), "heartbeat_every", d.every)
+	d.log.Info("provider ready", "endpoint", d.endpoint, "metrics", d.metricsAddr, "executor", fp.Driver, "gpus", inv.TotalGPUs(), "heartbeat_every", d.every)
 	close(d.ready)
 
 	err = d.loop(ctx)
@@ -280,29 +284,21 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return err
 }
 
-func (d *Daemon) executor() (executor.Executor, func(string) (string, string), error) {
+// executor builds the executor Config.Executor names from its registered
+// factory, or returns the one Deps gives.
+func (d *Daemon) executor() (executor.Executor, error) {
 	if d.deps.Executor != nil {
-		return d.deps.Executor, d.deps.WorkDirs, nil
+		return d.deps.Executor, nil
 	}
-	switch d.cfg.Executor {
-	case "docker":
-		c := docker.DefaultConfig()
-		c.DataDir, c.Logger = filepath.Join(d.cfg.StateDir, "docker"), d.log
-		c.AllowPull = len(d.cfg.AllowedRegistries) > 0 // the lease manager checks each image first
-		if d.cfg.DockerNamespace != "" {
-			c.Namespace = d.cfg.DockerNamespace
-		}
-		if abs, err := filepath.Abs(c.DataDir); err == nil {
-			c.DataDir = abs
-		}
-		ex, err := docker.New(c)
-		return ex, lease.DockerWorkDirs(c.DataDir), err
-	default:
-		c := process.DefaultConfig()
-		c.AllowUnisolated, c.Dir, c.Logger = d.cfg.AllowUnisolated, filepath.Join(d.cfg.StateDir, "exec"), d.log
-		ex, err := process.New(c)
-		return ex, lease.ProcessWorkDirs(c.Dir), err
+	images, _ := d.cfg.imagePolicy() // NB: Validate has checked it
+	kind := d.cfg.Executor.Kind
+	ex, err := executor.New(kind, executor.Params{
+		StateDir: d.cfg.StateDir, Settings: d.cfg.Executor.Settings(kind), Images: images, Logger: d.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("executor %s: %w", kind, err)
 	}
+	return ex, nil
 }
 
 // loadOrCreateCert loads the provider's TLS pair from state_dir/tls, or makes a new one
@@ -314,7 +310,7 @@ func (d *Daemon) loadOrCreateCert() (tls.Certificate, error) {
 	if cb, err := os.ReadFile(cf); err == nil {
 		if kb, err := os.ReadFile(kf); err == nil {
 			if pair, err := tls.X509KeyPair(cb, kb); err == nil {
-				c, err := api.ParseCertPEM(cb)
+				c, err := certpem.Parse(cb)
 				// 7 days: renew well before tenants' clients would refuse it.
 				if err == nil && c.NotAfter.Sub(d.now()) > 7*24*time.Hour && c.VerifyHostname(hosts[0]) == nil {
 					d.certPEM = cb
@@ -324,7 +320,7 @@ func (d *Daemon) loadOrCreateCert() (tls.Certificate, error) {
 		}
 	}
 	// 1 year: the registry record is updated with the new certificate on renewal.
-	cb, kb, err := api.GenerateServerCert(hosts, 365*24*time.Hour)
+	cb, kb, err := certpem.Generate(hosts[0], hosts, 365*24*time.Hour, x509.ExtKeyUsageServerAuth)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
@@ -346,7 +342,7 @@ func (d *Daemon) loadOrCreateCert() (tls.Certificate, error) {
 func (d *Daemon) register(ctx context.Context) error {
 	c := d.deps.Client
 	var prov registry.Provider
-	err := c.QueryJSON(ctx, "/registry/provider/"+d.self.String(), &prov)
+	err := c.QueryJSON(ctx, client.PathProvider(d.self), &prov)
 	var qe *client.QueryError
 	switch {
 	case errors.As(err, &qe) && qe.Code == types.CodeNotFound:
@@ -582,6 +578,12 @@ func (n *nodeDown) next(log *slog.Logger, err error) time.Duration {
 func (d *Daemon) step(ctx context.Context, h int64) {
 	if err := d.challenges(ctx, h); err != nil && ctx.Err() == nil {
 		d.log.Warn("challenges", "height", h, "err", err)
+	}
+	if err := d.probe(ctx, h); err != nil && ctx.Err() == nil {
+		d.log.Warn("rtt probes", "height", h, "err", err)
+	}
+	if err := d.postAsks(ctx, h); err != nil && ctx.Err() == nil {
+		d.log.Warn("order book asks", "height", h, "err", err)
 	}
 	if err := d.bid(ctx, h); err != nil && ctx.Err() == nil {
 		d.log.Warn("bidding", "height", h, "err", err)

@@ -25,7 +25,10 @@ import (
 	"github.com/kiln-network/kiln/keyring"
 	"github.com/kiln-network/kiln/node"
 	"github.com/kiln-network/kiln/provider/api"
+	"github.com/kiln-network/kiln/provider/api/apiclient"
 	"github.com/kiln-network/kiln/provider/daemon"
+	"github.com/kiln-network/kiln/provider/executor/process"
+	"github.com/kiln-network/kiln/tenant"
 	"github.com/kiln-network/kiln/tx"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/bank"
@@ -124,7 +127,7 @@ func startNetWith(t *testing.T, edit func(*app.GenesisState)) *testNet {
 	if err := n.c.WaitHeight(ctx, 2); err != nil { // NB: height 2: block 1, which commits genesis, is applied
 		t.Fatal(err)
 	}
-	certPEM, keyPEM, err := api.GenerateClientCert(n.tenant.String(), time.Hour)
+	certPEM, keyPEM, err := tenant.GenerateClientCert(n.tenant.String(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +170,7 @@ func testConfig(stateDir string) daemon.Config {
 	cfg := daemon.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.StateDir = stateDir
-	cfg.AllowUnisolated = true
+	cfg.Executor.Set(process.Driver, "allow_unisolated", true)
 	cfg.Inventory = daemon.InventoryConfig{Region: "test-1", CPUCores: 8, Memory: "32Gi", Storage: "100Gi",
 		GPUs: []daemon.GPUConfig{{Model: "h100", Memory: "80Gi", Interface: "sxm", Count: 8}}}
 	cfg.Pricing.BlockTime = daemon.Duration(blockTime)
@@ -233,13 +236,13 @@ func (n *testNet) startDaemonDeps(t *testing.T, cfg daemon.Config, deps daemon.D
 
 // providerClient connects to the provider as the tenant would: endpoint and pinned
 // certificate from the registry record.
-func (n *testNet) providerClient(t *testing.T, ctx context.Context) *api.Client {
+func (n *testNet) providerClient(t *testing.T, ctx context.Context) *apiclient.Client {
 	t.Helper()
 	var prov registry.Provider
 	if err := n.c.QueryJSON(ctx, "/registry/provider/"+n.prov.String(), &prov); err != nil {
 		t.Fatal(err)
 	}
-	pc, err := api.NewClient(prov.Endpoint, n.tenantCert, []byte(prov.CertPEM))
+	pc, err := apiclient.NewClient(prov.Endpoint, n.tenantCert, []byte(prov.CertPEM))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/daemon"
+	"github.com/kiln-network/kiln/provider/executor/docker"
 	"github.com/kiln-network/kiln/provider/executor/docker/dockertest"
 	"github.com/kiln-network/kiln/provider/executor/executortest"
 	"github.com/kiln-network/kiln/tenant"
@@ -59,7 +60,8 @@ func dockerNet(t *testing.T) (n *testNet, cli *moby.Client, archive, imageID, ns
 	rand.Read(b)
 	ns = "kiln-dt" + hex.EncodeToString(b)
 	cfg := testConfig(filepath.Join(t.TempDir(), "provider"))
-	cfg.Executor, cfg.AllowUnisolated, cfg.DockerNamespace = "docker", false, ns
+	cfg.Executor = daemon.ExecutorConfig{Kind: docker.Driver}
+	cfg.Executor.Set(docker.Driver, "namespace", ns)
 	cfg.Inventory.GPUs = nil // no GPUs for containers on this host
 	// 3 s: long enough to download one small output, short enough to see the lease's
 	// container and image removed within the test.

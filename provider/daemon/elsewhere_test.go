@@ -11,6 +11,7 @@ import (
 
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/provider/api"
+	"github.com/kiln-network/kiln/tenant"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/bank"
 	"github.com/kiln-network/kiln/x/market"
@@ -33,7 +34,7 @@ func TestLeaseOfAnotherProvider(t *testing.T) {
 		Amount: types.Coins{types.NewCoin(types.NativeDenom, 300_000_000)}}); err != nil {
 		t.Fatal(err)
 	}
-	certPEM, _, err := api.GenerateClientCert(addr2.String(), time.Hour)
+	certPEM, _, err := tenant.GenerateClientCert(addr2.String(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,13 +10,6 @@ listen = "0.0.0.0:8443"
 endpoint = "https://provider.example.com:8443"
 # TLS key and certificate, lease state, encrypted inputs/outputs, work dirs.
 state_dir = "/var/lib/kiln-provider"
-# "docker" isolates tenants; "process" runs them as host processes and needs
-# allow_unisolated = true (development only).
-executor = "docker"
-allow_unisolated = false
-# Names and labels this daemon's containers, networks and volumes; two daemons
-# sharing a Docker host need different ones.
-docker_namespace = "kiln"
 # Registries the docker executor may pull from, and only images pinned by digest
 # (repo@sha256:...); an entry may be a repository prefix ("ghcr.io/acme"). Leases
 # always run the images they upload; a tag, or another registry, is refused.
@@ -36,6 +29,32 @@ metrics_listen = "127.0.0.1:9464"
 # Per lease: all uploaded inputs together, and one uploaded image archive.
 max_input_bytes = "1Gi"
 max_image_bytes = "2Gi"
+
+# What runs workloads: kind = "docker" isolates tenants; "process" runs them as
+# host processes and needs [executor.process] allow_unisolated = true
+# (development only). Each kind's settings are its own table.
+[executor]
+kind = "docker"
+
+[executor.docker]
+# Names and labels this daemon's containers, networks and volumes; two daemons
+# sharing a Docker host need different ones.
+namespace = "kiln"
+# Lease volumes' contents (on the Docker host); default <state_dir>/docker.
+# data_dir = "/var/lib/kiln-provider/docker"
+# Let tasks reach networks outside the host.
+allow_egress = false
+# Who runs tasks whose image and manifest name no user ("uid:gid").
+user = "65534:65534"
+default_pids_limit = 1024
+max_open_files = 4096
+# Largest image a pull may bring, in bytes (0: no limit), and how long it may take.
+max_pull_bytes = 34359738368
+pull_timeout = "15m"
+
+# [executor.process]
+# allow_unisolated = true
+# cgroup_parent = "/sys/fs/cgroup/kiln"
 
 [inventory]
 # detect = true inventories this host (NVML, nvidia-smi, OS) instead of the

@@ -19,6 +19,7 @@ import (
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/daemon"
+	"github.com/kiln-network/kiln/provider/executor/hostdir"
 	"github.com/kiln-network/kiln/provider/vault"
 	"github.com/kiln-network/kiln/tenant"
 	"github.com/kiln-network/kiln/types"
@@ -164,7 +165,7 @@ func TestFetchVerifiesAgainstChain(t *testing.T) {
 		}
 		evil := t.TempDir()
 		os.WriteFile(filepath.Join(evil, "out.txt"), []byte("EVIL!"), 0o644)
-		if _, err := vl.Seal(evil, 0); err != nil {
+		if _, err := vl.Seal(hostdir.FS(evil), 0); err != nil {
 			t.Fatal(err)
 		}
 		parent := t.TempDir()

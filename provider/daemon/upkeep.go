@@ -157,6 +157,9 @@ func (d *Daemon) onComplete(id uint64, root [32]byte, codes map[string]int) {
 	if ctx == nil || ctx.Err() != nil {
 		return // the next start resends it
 	}
+	if !failed {
+		d.sendCommit(ctx, id)
+	}
 	if err := d.snd.send(ctx, &market.MsgCompleteLease{Provider: d.self, LeaseID: id, OutputHash: root[:], Failed: failed}); err != nil {
 		d.log.Error("send completion; will retry", "lease", id, "err", err)
 		return

@@ -1,4 +1,13 @@
-// Package executor defines the interface through which the provider daemon runs, watches and removes tenant workloads.
+// Package executor defines the interface through which the provider daemon runs, watches and removes tenant workloads, moves their data in and out, and reaches their ports.
+//
+// Implementations live in child packages named for what they use (process,
+// docker) and register themselves by kind (Register) from an init function;
+// the daemon builds the one its config names (New), from the executor's own
+// table of the config ([executor.<kind>], see Settings). The daemon never
+// assumes where a task's files live or on which host its ports listen: inputs
+// go in through PutInput, outputs come out through Outputs, and a service is
+// reached at the address its Handle gives, so that a remote host or a
+// Kubernetes cluster can sit behind the interface.
 package executor
 
 import (
@@ -6,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"regexp"
 	"strconv"
 	"strings"
@@ -87,6 +97,30 @@ type Executor interface {
 	// Logs returns the task's combined stdout and stderr from the start. With
 	// follow it keeps streaming until the task exits or the reader is closed.
 	Logs(ctx context.Context, id string, follow bool) (io.ReadCloser, error)
+
+	Data
+}
+
+// Data moves a lease's files in and out of wherever its tasks run. A lease's
+// tasks share one set of inputs (InPath, or EnvIn) and one of outputs
+// (OutPath, or EnvOut). Names are single path elements (no "/", not "." or
+// ".."); callers validate them further (vault.NamePattern).
+type Data interface {
+	// PutInput stores r as the lease's input name, where its tasks read
+	// inputs, replacing an input of that name. The caller puts every input
+	// before the lease's first task starts. The file is readable by every
+	// user the lease's tasks may run as; a link or special file of that name
+	// is replaced, never written through. A failed put leaves no partial file.
+	PutInput(ctx context.Context, leaseID, name string, r io.Reader) error
+	// Outputs returns the lease's outputs as a file system whose root is
+	// where its tasks write; it is empty for a lease with no outputs. ReadDir
+	// reports links and special files as what they are, and Open refuses to
+	// follow a link. Reads after ctx ends may fail.
+	Outputs(ctx context.Context, leaseID string) (fs.ReadDirFS, error)
+	// ClearData removes the lease's inputs and outputs (plaintext the
+	// executor holds), keeping what its tasks need to run: the directories or
+	// volumes they mount. It is a no-op for a lease it holds no data of.
+	ClearData(ctx context.Context, leaseID string) error
 }
 
 // ImageLoader is implemented by executors that run tenant-uploaded container
@@ -133,7 +167,7 @@ type Task struct {
 	User string
 	// Resources are the limits the task runs under.
 	Resources Resources
-	// Ports are the task's ports to publish on the host's loopback.
+	// Ports are the task's ports the daemon must reach (Handle.Endpoints).
 	Ports []Port
 	// TimeLimit kills the task once it ran this long; 0 means no limit.
 	TimeLimit time.Duration
@@ -157,11 +191,13 @@ type Resources struct {
 	PidsLimit int64
 }
 
-// Port is a port the task listens on, published on 127.0.0.1 of the host.
+// Port is a port the task listens on, which the daemon reaches at the
+// address Handle.Endpoints gives (docker: published on the host's loopback).
 type Port struct {
 	// ContainerPort is the port the task listens on.
 	ContainerPort int
-	// HostPort is the port on 127.0.0.1 to publish it on; 0 lets the executor pick.
+	// HostPort asks for the port to publish it on where the executor
+	// publishes ports; 0 lets the executor pick.
 	HostPort int
 	// Protocol is "tcp" (default) or "udp".
 	Protocol string
@@ -178,11 +214,9 @@ type Handle struct {
 	Ref string
 	// StartedAt is when the task started.
 	StartedAt time.Time
-	// InDir and OutDir are the host directories holding the lease's inputs and outputs.
-	InDir  string
-	OutDir string
-	// Ports maps each Port.ContainerPort to the host port it is published on (127.0.0.1).
-	Ports map[int]int
+	// Endpoints maps each Port.ContainerPort to the address ("host:port")
+	// at which the daemon reaches it; the daemon dials nothing else.
+	Endpoints map[int]string
 	// Exited is true for a recovered task that had already exited.
 	Exited bool
 }

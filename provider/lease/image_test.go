@@ -62,7 +62,7 @@ func newImageManager(t *testing.T, ex executor.Executor, execDir string) *lease.
 		t.Fatal(err)
 	}
 	cfg := lease.DefaultConfig()
-	cfg.Dir, cfg.WorkDirs, cfg.StopGrace = filepath.Join(dir, "state"), lease.ProcessWorkDirs(execDir), time.Second
+	cfg.Dir, cfg.StopGrace = filepath.Join(dir, "state"), time.Second
 	m, err := lease.New(cfg, ex, v)
 	if err != nil {
 		t.Fatal(err)

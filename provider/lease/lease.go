@@ -41,11 +41,6 @@ type CompleteFunc func(leaseID uint64, outputsRoot [32]byte, exitCodes map[strin
 type Config struct {
 	// Dir holds one state file per lease. Required.
 	Dir string
-	// WorkDirs returns the host directories the executor mounts as a lease's
-	// in/ and out/ (given the executor's lease id): inputs are decrypted
-	// into in/ before the tasks start, out/ is sealed when they end. See
-	// ProcessWorkDirs and DockerWorkDirs. Required.
-	WorkDirs func(execLeaseID string) (inDir, outDir string)
 	// StopGrace is how long a stopped task has between SIGTERM and SIGKILL.
 	StopGrace time.Duration
 	// MaxOutputBytes caps each output file; 0 means no cap.
@@ -59,6 +54,12 @@ type Config struct {
 	Images imageref.Policy
 	// OnComplete is called when a batch lease completes; nil ignores it.
 	OnComplete CompleteFunc
+	// BeforeSeal, if set, is given a finished batch lease's outputs (the executor's)
+	// just before they are sealed, and returns the outputs to seal instead. Kiln's
+	// demo sets it to play a provider that fakes part of its work (`kiln demo
+	// --cheaters`), so that verification has a real cheat to catch; a real daemon
+	// leaves it nil.
+	BeforeSeal func(leaseID uint64, outs fs.ReadDirFS) (fs.ReadDirFS, error)
 	// OnStart is called when a lease's workload has started, before Deploy
 	// returns and before OnComplete can be called for it; nil ignores it.
 	OnStart func(leaseID uint64)
@@ -79,30 +80,10 @@ func (c Config) Validate() error {
 	if c.Dir == "" {
 		return errors.New("lease manager: dir: must be set")
 	}
-	if c.WorkDirs == nil {
-		return errors.New("lease manager: work dirs: must be set (see ProcessWorkDirs, DockerWorkDirs)")
-	}
 	if c.StopGrace < 0 || c.MaxOutputBytes < 0 {
 		return fmt.Errorf("lease manager: stop grace and max output bytes must be >= 0 (got %s, %d)", c.StopGrace, c.MaxOutputBytes)
 	}
 	return nil
-}
-
-// ProcessWorkDirs returns the work dirs of the process executor whose
-// Config.Dir is dir.
-func ProcessWorkDirs(dir string) func(string) (string, string) {
-	return func(id string) (string, string) {
-		d := filepath.Join(dir, "leases", id)
-		return filepath.Join(d, "in"), filepath.Join(d, "out")
-	}
-}
-
-// DockerWorkDirs returns the work dirs of the docker executor whose
-// Config.DataDir is dataDir.
-func DockerWorkDirs(dataDir string) func(string) (string, string) {
-	return func(id string) (string, string) {
-		return filepath.Join(dataDir, id, "in"), filepath.Join(dataDir, id, "out")
-	}
 }
 
 // ExecLeaseID is the executor's id of a lease: its decimal id.
@@ -140,12 +121,14 @@ type run struct {
 
 // state is what a lease's state file holds.
 type state struct {
-	Lease       api.LeaseInfo `json:"lease"`
-	Manifest    api.Manifest  `json:"manifest"`
-	State       string        `json:"state"`
-	Error       string        `json:"error,omitempty"`
-	Tasks       []taskState   `json:"tasks"`
-	ServicePort int           `json:"service_port,omitempty"`
+	Lease    api.LeaseInfo `json:"lease"`
+	Manifest api.Manifest  `json:"manifest"`
+	State    string        `json:"state"`
+	Error    string        `json:"error,omitempty"`
+	Tasks    []taskState   `json:"tasks"`
+	// ServiceAddr is where the ingress reaches the lease's service
+	// (executor.Handle.Endpoints).
+	ServiceAddr string `json:"service_addr,omitempty"`
 	// Images are the images loaded for the lease (LoadImage), removed when it stops.
 	Images      []string       `json:"images,omitempty"`
 	DeployedAt  time.Time      `json:"deployed_at"`
@@ -159,12 +142,12 @@ type state struct {
 }
 
 type taskState struct {
-	ID        string      `json:"id"`
-	Service   string      `json:"service"`
-	Replica   int         `json:"replica"`
-	Ports     map[int]int `json:"ports,omitempty"`
-	StartedAt time.Time   `json:"started_at"`
-	Exit      *exitState  `json:"exit,omitempty"`
+	ID        string         `json:"id"`
+	Service   string         `json:"service"`
+	Replica   int            `json:"replica"`
+	Endpoints map[int]string `json:"endpoints,omitempty"`
+	StartedAt time.Time      `json:"started_at"`
+	Exit      *exitState     `json:"exit,omitempty"`
 }
 
 type exitState struct {
@@ -231,8 +214,8 @@ func (m *Manager) save(st state) error {
 }
 
 // Deploy starts m's services for lease: one task per replica, named
-// lease-service-replica, after decrypting the lease's inputs into the work
-// dir. Batch tasks are watched until they all exit; then outputs are sealed
+// lease-service-replica, after decrypting the lease's inputs into the
+// executor (executor.Data.PutInput). Batch tasks are watched until they all exit; then outputs are sealed
 // and OnComplete called. A failed start destroys what it started and leaves
 // the lease deployable again.
 func (m *Manager) Deploy(ctx context.Context, lease api.LeaseInfo, man api.Manifest) error {
@@ -373,18 +356,14 @@ func (m *Manager) releaseImages(ctx context.Context, id uint64) {
 
 func (m *Manager) start(ctx context.Context, r *run) (err error) {
 	lease, eid := r.st.Lease, ExecLeaseID(r.st.Lease.ID)
-	in, _ := m.cfg.WorkDirs(eid)
 	vl, err := m.v.Lease(lease.ID)
 	if err != nil {
-		return fmt.Errorf("deploy lease %d: %w", lease.ID, err)
-	}
-	if err := vl.Materialize(in); err != nil {
 		return fmt.Errorf("deploy lease %d: %w", lease.ID, err)
 	}
 	var (
 		started []string
 		tasks   []taskState
-		port    int
+		addr    string
 	)
 	defer func() {
 		if err == nil {
@@ -395,8 +374,13 @@ func (m *Manager) start(ctx context.Context, r *run) (err error) {
 				m.log.Error("destroy task after failed deploy", "task", id, "err", derr)
 			}
 		}
-		vault.WipeDir(in)
+		if cerr := m.ex.ClearData(context.WithoutCancel(ctx), eid); cerr != nil {
+			m.log.Error("clear inputs after failed deploy", "lease", lease.ID, "err", cerr)
+		}
 	}()
+	if err := vl.CopyInputs(func(name string, r io.Reader) error { return m.ex.PutInput(ctx, eid, name, r) }); err != nil {
+		return fmt.Errorf("deploy lease %d: %w", lease.ID, err)
+	}
 	for _, s := range r.st.Manifest.Services {
 		for i := 0; i < int(s.Count); i++ {
 			t := executor.Task{
@@ -426,11 +410,11 @@ func (m *Manager) start(ctx context.Context, r *run) (err error) {
 				return fmt.Errorf("deploy lease %d: start %s: %w", lease.ID, t.ID, err)
 			}
 			started = append(started, t.ID)
-			tasks = append(tasks, taskState{ID: t.ID, Service: s.Name, Replica: i, Ports: h.Ports, StartedAt: h.StartedAt})
-			if port == 0 && i == 0 {
+			tasks = append(tasks, taskState{ID: t.ID, Service: s.Name, Replica: i, Endpoints: h.Endpoints, StartedAt: h.StartedAt})
+			if addr == "" && i == 0 {
 				for _, e := range s.Expose {
 					if e.Global && (e.Proto == "" || strings.EqualFold(e.Proto, "tcp")) {
-						port = h.Ports[int(e.Port)]
+						addr = h.Endpoints[int(e.Port)]
 						break
 					}
 				}
@@ -438,7 +422,7 @@ func (m *Manager) start(ctx context.Context, r *run) (err error) {
 		}
 	}
 	r.mu.Lock()
-	r.st.Tasks, r.st.ServicePort = tasks, port
+	r.st.Tasks, r.st.ServiceAddr = tasks, addr
 	err = m.save(r.st)
 	r.mu.Unlock()
 	if err != nil {
@@ -521,14 +505,13 @@ func (m *Manager) complete(r *run) {
 				}
 			}
 		}
-		in, out := m.cfg.WorkDirs(ExecLeaseID(st.Lease.ID))
-		files, err := m.seal(st, out)
+		files, err := m.seal(st)
 		if err != nil {
 			st.State, st.Error = api.StateFailed, err.Error()
 			m.log.Error("seal outputs", "lease", st.Lease.ID, "err", err)
 		}
-		if err := vault.WipeDir(in); err != nil {
-			m.log.Error("wipe plaintext inputs", "lease", st.Lease.ID, "err", err)
+		if err := m.ex.ClearData(m.ctx, ExecLeaseID(st.Lease.ID)); err != nil {
+			m.log.Error("clear plaintext inputs and outputs", "lease", st.Lease.ID, "err", err)
 		}
 		root := proof.ItemsRoot(vault.Items(files))
 		st.OutputsRoot = hex.EncodeToString(root[:])
@@ -562,13 +545,23 @@ func (m *Manager) complete(r *run) {
 	}
 }
 
-// seal seals the lease's outputs from out and records in st what it skipped.
-func (m *Manager) seal(st *state, out string) ([]vault.File, error) {
+// seal seals the lease's outputs, read through the executor, and records in
+// st what it skipped.
+func (m *Manager) seal(st *state) ([]vault.File, error) {
 	vl, err := m.v.Lease(st.Lease.ID)
 	if err != nil {
 		return nil, err
 	}
-	res, err := vl.Seal(out, m.cfg.MaxOutputBytes)
+	outs, err := m.ex.Outputs(m.ctx, ExecLeaseID(st.Lease.ID))
+	if err != nil {
+		return nil, err
+	}
+	if m.cfg.BeforeSeal != nil && st.Lease.Kind == api.KindBatch {
+		if outs, err = m.cfg.BeforeSeal(st.Lease.ID, outs); err != nil {
+			return nil, err
+		}
+	}
+	res, err := vl.Seal(outs, m.cfg.MaxOutputBytes)
 	st.Skipped, st.SkippedTotal = nil, res.SkippedTotal
 	for _, s := range res.Skipped {
 		st.Skipped = append(st.Skipped, api.SkippedOutput{Name: s.Name, Reason: s.Reason})
@@ -603,7 +596,7 @@ func (m *Manager) Status(_ context.Context, id uint64) (api.LeaseStatus, error) 
 		Skipped: append([]api.SkippedOutput(nil), r.st.Skipped...), SkippedTotal: r.st.SkippedTotal,
 	}
 	for _, t := range r.st.Tasks {
-		ts := api.TaskStatus{ID: t.ID, Service: t.Service, Replica: t.Replica, State: api.StateRunning, StartedAt: t.StartedAt, Ports: t.Ports}
+		ts := api.TaskStatus{ID: t.ID, Service: t.Service, Replica: t.Replica, State: api.StateRunning, StartedAt: t.StartedAt, Endpoints: t.Endpoints}
 		if t.Exit != nil {
 			code, fin := t.Exit.Code, t.Exit.FinishedAt
 			ts.ExitCode, ts.FinishedAt, ts.Error = &code, &fin, t.Exit.Err
@@ -645,16 +638,16 @@ func (m *Manager) Logs(ctx context.Context, id uint64, sel api.LogSelector, foll
 	return rc, nil
 }
 
-// ServicePort returns the host port of the lease's first global TCP port
+// ServiceAddr returns the address of the lease's first global TCP port
 // while the lease runs.
-func (m *Manager) ServicePort(id uint64) (int, bool) {
+func (m *Manager) ServiceAddr(id uint64) (string, bool) {
 	r, err := m.get(id)
 	if err != nil {
-		return 0, false
+		return "", false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.st.ServicePort, r.st.ServicePort != 0 && r.st.State == api.StateRunning
+	return r.st.ServiceAddr, r.st.ServiceAddr != "" && r.st.State == api.StateRunning
 }
 
 // Stop ends the lease: it stops and destroys its tasks, erases its vault
@@ -683,11 +676,8 @@ func (m *Manager) Stop(ctx context.Context, id uint64) error {
 		<-r.done
 	}
 	m.releaseImages(ctx, id)
-	in, out := m.cfg.WorkDirs(ExecLeaseID(id))
-	for _, d := range []string{in, out} {
-		if err := vault.WipeDir(d); err != nil {
-			errs = append(errs, fmt.Errorf("wipe %s: %w", d, err))
-		}
+	if err := m.ex.ClearData(ctx, ExecLeaseID(id)); err != nil {
+		errs = append(errs, err)
 	}
 	if err := m.v.Erase(id); err != nil {
 		errs = append(errs, err)

@@ -42,7 +42,7 @@ func (e *env) newManager(t *testing.T) *lease.Manager {
 	}
 	e.v = v
 	cfg := lease.DefaultConfig()
-	cfg.Dir, cfg.WorkDirs, cfg.StopGrace = filepath.Join(e.dir, "state"), lease.ProcessWorkDirs(pcfg.Dir), time.Second
+	cfg.Dir, cfg.StopGrace = filepath.Join(e.dir, "state"), time.Second
 	cfg.OnComplete = func(_ uint64, root [32]byte, _ map[string]int) { e.completed <- root }
 	m, err := lease.New(cfg, ex, v)
 	if err != nil {

@@ -46,7 +46,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/kiln-network/kiln/proof"
 
@@ -285,62 +284,53 @@ func (l *Lease) OutputReader(name string) (io.ReadCloser, File, error) {
 	return l.open(kindOut, name)
 }
 
-// Materialize decrypts every input into dir (created if needed), for the
-// workload to read just before it starts. dir and the files are readable by
-// every user whatever the umask (0755, 0644): the workload runs as a user of
-// its own, not the daemon's; dir's parents keep other host users out. The
-// plaintext there is the caller's to remove.
-func (l *Lease) Materialize(dir string) error {
+// CopyInputs decrypts every input, sorted by name, and hands it to put (the
+// executor's PutInput, just before a workload starts). The reader put gets
+// fails at its end, instead of returning io.EOF, unless the plaintext has the
+// size and hash stored with the input, so that put never commits an input
+// that was truncated or altered on disk.
+func (l *Lease) CopyInputs(put func(name string, r io.Reader) error) error {
 	files, err := l.Inputs()
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("materialize inputs of lease %d: create %s: %w", l.id, dir, err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return fmt.Errorf("materialize inputs of lease %d: %w", l.id, err)
-	}
 	for _, f := range files {
-		if err := l.materialize(f, dir); err != nil {
-			return fmt.Errorf("materialize input %s of lease %d: %w", f.Name, l.id, err)
+		if err := l.copyInput(f, put); err != nil {
+			return fmt.Errorf("copy input %s of lease %d: %w", f.Name, l.id, err)
 		}
 	}
 	return nil
 }
 
-func (l *Lease) materialize(f File, dir string) error {
+func (l *Lease) copyInput(f File, put func(string, io.Reader) error) error {
 	rc, _, err := l.InputReader(f.Name)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	dst := filepath.Join(dir, f.Name)
-	os.Remove(dst)
-	// NB: O_EXCL|O_NOFOLLOW: never write through a link a workload left there.
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o644)
-	if err != nil {
-		return err
+	return put(f.Name, &checkedReader{r: rc, h: sha256.New(), want: f})
+}
+
+// checkedReader reads r, and at its end checks the size and hash read
+// against want.
+type checkedReader struct {
+	r    io.Reader
+	h    hash.Hash
+	n    int64
+	want File
+}
+
+func (c *checkedReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.h.Write(p[:n])
+	c.n += int64(n)
+	if c.n > c.want.Size {
+		return n, fmt.Errorf("decrypted more than the stored size %d", c.want.Size)
 	}
-	if err := out.Chmod(0o644); err != nil {
-		out.Close()
-		os.Remove(dst)
-		return err
+	if err == io.EOF && (c.n != c.want.Size || [32]byte(c.h.Sum(nil)) != c.want.SHA256) {
+		return n, fmt.Errorf("decrypted %d bytes that do not match the stored size %d or hash", c.n, c.want.Size)
 	}
-	h := sha256.New()
-	n, err := CopyHashed(out, h, rc)
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(dst)
-		return err
-	}
-	if n != f.Size || [32]byte(h.Sum(nil)) != f.SHA256 {
-		os.Remove(dst)
-		return fmt.Errorf("decrypted %d bytes that do not match the stored size %d or hash", n, f.Size)
-	}
-	return nil
+	return n, err
 }
 
 // SealResult is what Seal stored and what it left out.
@@ -367,16 +357,16 @@ type Skipped struct {
 // files of the wrong kind is told how many, not sent every name.
 const MaxSkippedListed = 100
 
-// Seal encrypts every regular file at the top of outDir into the vault as an
-// output, hashing it on the way, then removes everything under outDir.
+// Seal encrypts every regular file at the top of outs (the executor's
+// Outputs) into the vault as an output, hashing it on the way.
 // Subdirectories, links and other special files are skipped and reported (a
 // workload returns a tree as an archive); an output larger than maxBytes (when
-// > 0) fails the seal.
-func (l *Lease) Seal(outDir string, maxBytes int64) (SealResult, error) {
+// > 0) fails the seal. The plaintext in outs is the caller's to remove.
+func (l *Lease) Seal(outs fs.ReadDirFS, maxBytes int64) (SealResult, error) {
 	var res SealResult
-	ents, err := os.ReadDir(outDir)
+	ents, err := outs.ReadDir(".")
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return res, fmt.Errorf("seal outputs of lease %d: read %s: %w", l.id, outDir, err)
+		return res, fmt.Errorf("seal outputs of lease %d: list: %w", l.id, err)
 	}
 	skip := func(name, why string) {
 		res.SkippedTotal++
@@ -384,7 +374,8 @@ func (l *Lease) Seal(outDir string, maxBytes int64) (SealResult, error) {
 			res.Skipped = append(res.Skipped, Skipped{Name: name, Reason: why})
 		}
 	}
-	for _, e := range ents { // NB: ReadDir sorts by name, so Skipped is sorted too
+	slices.SortFunc(ents, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	for _, e := range ents { // sorted, so Skipped is sorted too
 		name := e.Name()
 		if !e.Type().IsRegular() {
 			skip(name, EntryKind(e.Type())+": only regular files are outputs")
@@ -394,16 +385,12 @@ func (l *Lease) Seal(outDir string, maxBytes int64) (SealResult, error) {
 			skip(name, "name outside "+NamePattern)
 			continue
 		}
-		f, err := l.sealOne(filepath.Join(outDir, name), name, maxBytes)
+		f, err := l.sealOne(outs, name, maxBytes)
 		if err != nil {
 			return res, fmt.Errorf("seal output %s of lease %d: %w", name, l.id, err)
 		}
 		res.Files = append(res.Files, f)
 	}
-	if err := wipeDir(outDir); err != nil {
-		return res, fmt.Errorf("seal outputs of lease %d: wipe %s: %w", l.id, outDir, err)
-	}
-	slices.SortFunc(res.Files, func(a, b File) int { return strings.Compare(a.Name, b.Name) })
 	if res.SkippedTotal > 0 {
 		l.log.Warn("outputs skipped", "count", res.SkippedTotal, "listed", res.Skipped)
 	}
@@ -432,8 +419,8 @@ func EntryKind(t fs.FileMode) string {
 	return "special file"
 }
 
-func (l *Lease) sealOne(path, name string, maxBytes int64) (File, error) {
-	src, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+func (l *Lease) sealOne(outs fs.FS, name string, maxBytes int64) (File, error) {
+	src, err := outs.Open(name)
 	if err != nil {
 		return File{}, err
 	}
@@ -442,25 +429,6 @@ func (l *Lease) sealOne(path, name string, maxBytes int64) (File, error) {
 		return File{}, fmt.Errorf("not a regular file")
 	}
 	return l.put(kindOut, name, src, maxBytes)
-}
-
-// WipeDir removes everything under dir, keeping dir.
-func WipeDir(dir string) error { return wipeDir(dir) }
-
-func wipeDir(dir string) error {
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // meta is what a meta file holds, encrypted.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/kiln-network/kiln/provider/executor/hostdir"
 )
 
 func mustOpen(tb testing.TB) (*Vault, string) {
@@ -109,43 +112,45 @@ func TestPutInputLimits(t *testing.T) {
 	}
 }
 
-// Inputs are readable by the workload's user, not only the daemon's, even
-// when the daemon runs under a strict umask.
-func TestMaterializeReadableByAll(t *testing.T) {
-	old := syscall.Umask(0o077)
-	defer syscall.Umask(old)
-	v, _ := mustOpen(t)
+// CopyInputs hands over every input, checked against its stored size and
+// hash: an input whose ciphertext was swapped for another's (valid, under the
+// same key) fails at its end.
+func TestCopyInputs(t *testing.T) {
+	v, dir := mustOpen(t)
 	l, _ := v.Lease(4)
-	if _, err := l.PutInput("a.txt", strings.NewReader("hello"), 0); err != nil {
-		t.Fatal(err)
-	}
-	in := filepath.Join(t.TempDir(), "in")
-	if err := l.Materialize(in); err != nil {
-		t.Fatalf("Materialize() = %v", err)
-	}
-	for p, want := range map[string]fs.FileMode{in: 0o755, filepath.Join(in, "a.txt"): 0o644} {
-		fi, err := os.Stat(p)
-		if err != nil {
+	want := map[string]string{"a.txt": "hello", "b.txt": "a longer input"}
+	for n, c := range want {
+		if _, err := l.PutInput(n, strings.NewReader(c), 0); err != nil {
 			t.Fatal(err)
 		}
-		if got := fi.Mode().Perm(); got != want {
-			t.Errorf("mode of %s = %v, want %v", p, got, want)
-		}
+	}
+	got := map[string]string{}
+	put := func(name string, r io.Reader) error {
+		b, err := io.ReadAll(r)
+		got[name] = string(b)
+		return err
+	}
+	if err := l.CopyInputs(put); err != nil || !maps.Equal(got, want) {
+		t.Fatalf("CopyInputs() = %v, gave %q; want %q", err, got, want)
+	}
+	data := filepath.Join(dir, "leases", "4", "in", "data")
+	b, err := os.ReadFile(filepath.Join(data, "b.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "a.txt"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.CopyInputs(put); err == nil || !strings.Contains(err.Error(), "a.txt") {
+		t.Errorf("CopyInputs() with a.txt's ciphertext swapped = %v, want a.txt refused", err)
 	}
 }
 
-func TestMaterializeSealErase(t *testing.T) {
+func TestSealErase(t *testing.T) {
 	v, dir := mustOpen(t)
 	l, _ := v.Lease(3)
 	l.PutInput("a.txt", strings.NewReader("hello"), 0)
-	work := t.TempDir()
-	in, out := filepath.Join(work, "in"), filepath.Join(work, "out")
-	if err := l.Materialize(in); err != nil {
-		t.Fatalf("Materialize() = %v", err)
-	}
-	if b, _ := os.ReadFile(filepath.Join(in, "a.txt")); string(b) != "hello" {
-		t.Errorf("materialized a.txt = %q, want hello", b)
-	}
+	out := t.TempDir()
 	os.MkdirAll(filepath.Join(out, "sub"), 0o755)
 	os.WriteFile(filepath.Join(out, "y.txt"), []byte("HELLO"), 0o644)
 	os.WriteFile(filepath.Join(out, "sub", "z"), []byte("nested"), 0o644)
@@ -154,7 +159,7 @@ func TestMaterializeSealErase(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(out, "bad name.txt"), []byte("x"), 0o644)
-	res, err := l.Seal(out, 0)
+	res, err := l.Seal(hostdir.FS(out), 0)
 	if err != nil {
 		t.Fatalf("Seal() = %v", err)
 	}
@@ -169,9 +174,6 @@ func TestMaterializeSealErase(t *testing.T) {
 	}
 	if !slices.Equal(res.Skipped, want) || res.SkippedTotal != len(want) {
 		t.Errorf("Seal() skipped = %q (%d), want %q", res.Skipped, res.SkippedTotal, want)
-	}
-	if ents, _ := os.ReadDir(out); len(ents) != 0 {
-		t.Errorf("out dir holds %d entries after Seal, want none", len(ents))
 	}
 	rc, _, err := l.OutputReader("y.txt")
 	if err != nil {
@@ -225,7 +227,7 @@ func TestSealSkippedBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	res, err := l.Seal(out, 0)
+	res, err := l.Seal(hostdir.FS(out), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

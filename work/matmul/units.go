@@ -16,7 +16,8 @@ const Kind = "matmul"
 
 // As units, a matmul job's output is the product C = A×B (A, B generated from seed and
 // seed+1) cut into blocks of rows: unit "rows-NNNNN" is rows [i·r, (i+1)·r) of C as
-// little-endian float64, row-major, in c/rows-NNNNN.f64. A verifier recomputes one block
+// little-endian float64, row-major, in rows-NNNNN.f64 (top level: a provider seals only
+// its out/ directory's files). A verifier recomputes one block
 // in O(r·n²), a fraction r/n of the job.
 //
 // Tolerance policy (Compare): every value within UnitTolerance·n of the recomputed one.
@@ -107,7 +108,7 @@ func (Workload) Run(ctx context.Context, job units.Job, out string, progress uni
 			return fmt.Errorf("matmul: %w", err)
 		}
 		lo, hi := i*p.BlockRows, min(p.N, (i+1)*p.BlockRows)
-		if err := set.Put(out, BlockID(i), fmt.Sprintf("c/%s.f64", BlockID(i)), encodeRows(c[lo*p.N:hi*p.N])); err != nil {
+		if err := set.Put(out, BlockID(i), BlockID(i)+".f64", encodeRows(c[lo*p.N:hi*p.N])); err != nil {
 			return err
 		}
 		if progress != nil {

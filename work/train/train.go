@@ -204,16 +204,34 @@ func params(job units.Job) (Params, error) {
 	return p, p.Validate()
 }
 
+// datasets caches parsed datasets by their pinned SHA-256: a verifier replays many
+// segments of one job, and parsing the CSV each time would cost more than a short
+// segment's training. Read-only once stored.
+var datasets sync.Map
+
 func loadData(job units.Job) (*Dataset, error) {
 	path, err := job.AssetPath(DataAsset)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
+	// NB: AssetPath checked the file against the pinned hash, so the hash names it.
+	sum := job.Assets[DataAsset]
+	if d, ok := datasets.Load(sum); ok {
+		return d.(*Dataset), nil
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	return ParseData(b)
+	if units.Sum(b) != sum {
+		return nil, fmt.Errorf("train: data asset changed while read: %w", units.ErrHashMismatch)
+	}
+	d, err := ParseData(b)
+	if err != nil {
+		return nil, err
+	}
+	datasets.Store(sum, d)
+	return d, nil
 }
 
 // Metrics is DIR/metrics.json: how the run went (not a unit; it follows from the last

@@ -26,11 +26,10 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"strings"
 	"time"
 
+	"github.com/kiln-network/kiln/certpem"
 	"github.com/kiln-network/kiln/codec"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/bank"
@@ -41,7 +40,7 @@ const ModuleName = "cert"
 
 // MaxPEMBytes bounds a certificate: a P-256 or ed25519 client certificate is well
 // under 2 KiB; 8 KiB leaves room for long subjects and extensions.
-const MaxPEMBytes = 8 << 10
+const MaxPEMBytes = certpem.MaxBytes
 
 var certPrefix = []byte("cert/acct/")
 
@@ -92,17 +91,7 @@ func set(ctx *types.Context, c Certificate) {
 // Parse checks pemBytes as a client certificate at time now (zero: skip the validity
 // period) and returns it with its key type. Errors carry ErrInvalidCert.
 func Parse(pemBytes []byte, now time.Time) (*x509.Certificate, string, error) {
-	if len(pemBytes) == 0 || len(pemBytes) > MaxPEMBytes {
-		return nil, "", types.Wrapf(types.ErrInvalidCert, "cert_pem: must be 1 to %d bytes (got %d)", MaxPEMBytes, len(pemBytes))
-	}
-	blk, rest := pem.Decode(pemBytes)
-	if blk == nil || blk.Type != "CERTIFICATE" {
-		return nil, "", types.Wrapf(types.ErrInvalidCert, "cert_pem: not a PEM CERTIFICATE block")
-	}
-	if len(strings.TrimSpace(string(rest))) > 0 {
-		return nil, "", types.Wrapf(types.ErrInvalidCert, "cert_pem: trailing data after the certificate")
-	}
-	c, err := x509.ParseCertificate(blk.Bytes)
+	c, err := certpem.Parse(pemBytes)
 	if err != nil {
 		return nil, "", types.Wrapf(types.ErrInvalidCert, "cert_pem: %v", err)
 	}

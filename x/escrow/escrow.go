@@ -8,7 +8,7 @@
 //   - Invariant: for every denom, the Escrow module account's balance MUST equal the
 //     sum of the balances of all escrow accounts (closed accounts hold zero) plus the
 //     pay held back from providers (Held). For every account, Deposited MUST equal
-//     Balance + Paid + Fees + Refunded + Held + ClawedBack. CheckInvariants verifies
+//     Balance + Paid + Fees + Refunded + Held + ClawedBack + SplitOut. CheckInvariants verifies
 //     both; a mismatch is a broken node, not a user error.
 //   - Pay NEVER pays more than the account holds: a short account pays what is left and
 //     reports it exhausted. The protocol fee goes to the community pool, the rest to
@@ -71,9 +71,15 @@ type Params struct {
 	DisputeWindowBlocks int64 `json:"dispute_window_blocks,string"`
 }
 
-// DefaultParams: a 0.5% protocol fee, at the low end of the field (0.5–20%); nothing
-// held back and no dispute window until the verify module needs them.
-func DefaultParams() Params { return Params{ProtocolFeeBps: 50} }
+// DefaultParams: a 0.5% protocol fee, at the low end of the field (0.5–20%); 20% of
+// each payment's provider share held back until 100 blocks after the lease closes: the
+// dispute window, long enough for the verify module to sample the lease's committed
+// work, hear its verifier (verdict_blocks 20) and a committee (vote_blocks 20), so a
+// proven cheat's tenant gets that pay back at once (verify keeps it held longer while
+// a check is still pending).
+func DefaultParams() Params {
+	return Params{ProtocolFeeBps: 50, HoldbackBps: 2000, DisputeWindowBlocks: 100}
+}
 
 // Validate checks the parameters.
 func (p Params) Validate() error {
@@ -120,6 +126,9 @@ type EscrowAccount struct {
 	Held       uint64 `json:"held,string"`
 	Released   uint64 `json:"released,string"`
 	ClawedBack uint64 `json:"clawed_back,string"`
+	// SplitOut is what Split moved from this account into the accounts of orders split
+	// off it (a partly filled order's parts); those count it in their Deposited.
+	SplitOut uint64 `json:"split_out,string,omitempty"`
 	// FeeCredit is protocol fee taken ahead of what the payments owe, in 1/10000
 	// units (below 10000): the rounding up, credited to later payments.
 	FeeCredit uint64 `json:"fee_credit,string"`
@@ -226,6 +235,15 @@ type Payment struct {
 // closed account, or on a provider whose dispute window is already open: the market
 // settles only active leases.
 func Settle(ctx *types.Context, id uint64, provider types.Address, amount uint64) Payment {
+	return SettleAt(ctx, id, provider, amount, GetParams(ctx).ProtocolFeeBps)
+}
+
+// SettleAt is Settle at protocol fee feeBps (<= 10000) instead of protocol_fee_bps:
+// for a market whose pricing modes each set their own fee.
+func SettleAt(ctx *types.Context, id uint64, provider types.Address, amount uint64, feeBps uint32) Payment {
+	if feeBps > 10000 {
+		panic(fmt.Sprintf("escrow: fee of %d bps is above 100%%", feeBps))
+	}
 	a, ok := Get(ctx, id)
 	if !ok || a.State != StateOpen {
 		panic(fmt.Sprintf("escrow: pay from missing or closed account of order %d", id))
@@ -239,7 +257,7 @@ func Settle(ctx *types.Context, id uint64, provider types.Address, amount uint64
 		// NB: rounding each payment instead took up to one unit per block: at 112
 		// ukiln/block, 0.9% for a 0.5% rate, and a 1 ukiln/block lease paid its
 		// provider nothing.
-		r.Fee, a.FeeCredit = feeOf(r.Gross, p.ProtocolFeeBps, a.FeeCredit)
+		r.Fee, a.FeeCredit = feeOf(r.Gross, feeBps, a.FeeCredit)
 		net := r.Gross - r.Fee
 		if p.HoldbackBps > 0 {
 			r.Held = hold(ctx, &a, provider, net, p.HoldbackBps)
@@ -256,6 +274,33 @@ func Settle(ctx *types.Context, id uint64, provider types.Address, amount uint64
 	a.SettledHeight = ctx.Height
 	set(ctx, a)
 	return r
+}
+
+// Split moves amount of order from's escrow balance into a new escrow account for
+// order to, with the same owner and denom: an order split into parts funds each part
+// from its own deposit. No coin moves (both sit in the module account). It refuses
+// with ErrNotFound for a missing account, ErrOrderClosed for a closed one,
+// ErrAlreadyExists if to has an account and ErrInsufficientFunds if from holds less
+// than amount, changing nothing.
+func Split(ctx *types.Context, from, to uint64, amount uint64) error {
+	a, ok := Get(ctx, from)
+	switch {
+	case !ok:
+		return types.Wrapf(types.ErrNotFound, "escrow account for order %d", from)
+	case a.State != StateOpen:
+		return types.Wrapf(types.ErrOrderClosed, "escrow of order %d closed at height %d", from, a.ClosedHeight)
+	case a.Balance < amount:
+		return types.Wrapf(types.ErrInsufficientFunds, "escrow of order %d holds %d%s, cannot split off %d", from, a.Balance, a.Denom, amount)
+	}
+	if _, exists := Get(ctx, to); exists {
+		return types.Wrapf(types.ErrAlreadyExists, "escrow account for order %d", to)
+	}
+	a.Balance -= amount
+	a.SplitOut += amount
+	set(ctx, a)
+	set(ctx, EscrowAccount{OrderID: to, Owner: a.Owner, Denom: a.Denom, State: StateOpen, Balance: amount, Deposited: amount, CreatedHeight: ctx.Height})
+	ctx.Emit("escrow_split", "order", strconv.FormatUint(from, 10), "to", strconv.FormatUint(to, 10), "amount", types.NewCoin(a.Denom, amount).String())
+	return nil
 }
 
 // feeOf returns the fee on a payment of paid at bps basis points, given credit
@@ -380,12 +425,12 @@ func CheckInvariants(ctx *types.Context) error {
 			return fmt.Errorf("escrow: account of order %d says %d held, its holds add up to %d", a.OrderID, a.Held, held[a.OrderID])
 		}
 		out := new(big.Int)
-		for _, v := range []uint64{a.Balance, a.Paid, a.Fees, a.Refunded, a.Held, a.ClawedBack} {
+		for _, v := range []uint64{a.Balance, a.Paid, a.Fees, a.Refunded, a.Held, a.ClawedBack, a.SplitOut} {
 			out.Add(out, new(big.Int).SetUint64(v))
 		}
 		if out.Cmp(new(big.Int).SetUint64(a.Deposited)) != 0 {
-			return fmt.Errorf("escrow: account of order %d: deposited %d, but balance %d + paid %d + fees %d + refunded %d + held %d + clawed back %d = %s",
-				a.OrderID, a.Deposited, a.Balance, a.Paid, a.Fees, a.Refunded, a.Held, a.ClawedBack, out)
+			return fmt.Errorf("escrow: account of order %d: deposited %d, but balance %d + paid %d + fees %d + refunded %d + held %d + clawed back %d + split out %d = %s",
+				a.OrderID, a.Deposited, a.Balance, a.Paid, a.Fees, a.Refunded, a.Held, a.ClawedBack, a.SplitOut, out)
 		}
 		if err := add(a.Denom, a.Balance); err != nil {
 			return err

@@ -14,10 +14,12 @@ import (
 	"github.com/kiln-network/kiln/x/params"
 )
 
+// testCtx has the default protocol fee and nothing held back (holdback_bps 0): the
+// fee and pay arithmetic alone; hold_test.go covers holding back.
 func testCtx(t *testing.T) *types.Context {
 	t.Helper()
 	ctx := &types.Context{Store: store.NewMem(), Height: 1}
-	if err := params.Set(ctx, ModuleName, DefaultParams()); err != nil {
+	if err := params.Set(ctx, ModuleName, Params{ProtocolFeeBps: DefaultParams().ProtocolFeeBps}); err != nil {
 		t.Fatal(err)
 	}
 	return ctx

@@ -43,6 +43,9 @@ type Hold struct {
 	// ReleaseHeight is the height at whose end the hold is released: 0 while the lease
 	// runs.
 	ReleaseHeight int64 `json:"release_height,string,omitempty"`
+	// KeepUntil: verification of the running lease is pending until this height
+	// (KeepHeld); its window, when it closes, ends no earlier.
+	KeepUntil     int64 `json:"keep_until,string,omitempty"`
 	CreatedHeight int64 `json:"created_height,string"`
 	UpdatedHeight int64 `json:"updated_height,string"`
 }
@@ -125,6 +128,7 @@ func OpenDisputeWindow(ctx *types.Context, id uint64, provider types.Address) in
 	if !ok {
 		return end
 	}
+	end = max(end, h.KeepUntil)
 	if h.State != HoldRunning {
 		panic(fmt.Sprintf("escrow: dispute window of order %d, provider %s opened twice (hold %s)", id, provider, h.State))
 	}
@@ -203,5 +207,34 @@ func EndBlock(ctx *types.Context) {
 			"amount", types.NewCoin(h.Denom, h.Amount).String())
 		h.Amount, h.State = 0, HoldReleased
 		setHold(ctx, h)
+	}
+}
+
+// KeepHeld keeps the pay held back from provider on order id's lease until at least
+// the end of height until: the verify module calls it while a check or challenge of
+// that lease is pending, so that a verdict can still claw it back. A hold in its window
+// whose release comes earlier is moved to until; a running lease's hold remembers it,
+// and its window, when the lease closes, ends no earlier. It never shortens a window
+// and does nothing without a hold or once the hold was released.
+func KeepHeld(ctx *types.Context, id uint64, provider types.Address, until int64) {
+	h, ok := GetHold(ctx, id, provider)
+	if !ok {
+		return
+	}
+	switch h.State {
+	case HoldRunning:
+		if until > h.KeepUntil {
+			h.KeepUntil = until
+			setHold(ctx, h)
+		}
+	case HoldWindow:
+		if until > h.ReleaseHeight {
+			ctx.Store.Delete(releaseKey(h.ReleaseHeight, id, provider))
+			h.ReleaseHeight = until
+			ctx.Store.Set(releaseKey(until, id, provider), []byte{})
+			setHold(ctx, h)
+			ctx.Emit("escrow_hold_kept", "order", strconv.FormatUint(id, 10), "provider", provider.String(),
+				"release_height", strconv.FormatInt(until, 10))
+		}
 	}
 }

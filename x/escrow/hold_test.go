@@ -52,9 +52,18 @@ func TestParamsValidate(t *testing.T) {
 	}
 }
 
-// With the default parameters nothing is held: every payment reaches the provider at
-// once and no hold is recorded.
-func TestDefaultsHoldNothing(t *testing.T) {
+// The defaults hold back 20% of the provider's share for a 100-block dispute window
+// (the verify module's checks fit in it).
+func TestDefaultsHoldBack(t *testing.T) {
+	p := DefaultParams()
+	if p.HoldbackBps != 2000 || p.DisputeWindowBlocks != 100 || p.Validate() != nil {
+		t.Fatalf("DefaultParams() = %+v (valid: %v), want 20%% held for 100 blocks", p, p.Validate())
+	}
+}
+
+// With holdback_bps 0 nothing is held: every payment reaches the provider at once and
+// no hold is recorded.
+func TestNoHoldbackHoldsNothing(t *testing.T) {
 	ctx := testCtx(t)
 	owner, prov := types.Address{1}, types.Address{2}
 	bank.Mint(ctx, owner, types.NewCoin("ukiln", 10_000))
@@ -69,7 +78,7 @@ func TestDefaultsHoldNothing(t *testing.T) {
 		t.Fatalf("OpenDisputeWindow = %d, want this height %d (no window)", end, ctx.Height)
 	}
 	if hs := Holds(ctx, 0); len(hs) != 0 {
-		t.Fatalf("holds with default params: %+v", hs)
+		t.Fatalf("holds with holdback_bps 0: %+v", hs)
 	}
 	if a, _ := Get(ctx, 1); a.Held != 0 || a.Paid != 995 {
 		t.Fatalf("account = %+v", a)
@@ -283,6 +292,34 @@ func TestHoldbackProperty(t *testing.T) {
 		}
 		if got := bank.Balance(ctx, Account, "ukiln"); got != 0 {
 			t.Fatalf("trial %d: escrow module keeps %d after every account closed and every window ended", trial, got)
+		}
+	}
+}
+
+// KeepHeld keeps held pay past its window while a check is pending: a running lease's
+// window then ends no earlier than asked, an open window is moved later (never
+// earlier), and the pay is released only at the new end.
+func TestKeepHeld(t *testing.T) {
+	ctx := holdCtx(t, Params{ProtocolFeeBps: 50, HoldbackBps: 2000, DisputeWindowBlocks: 10})
+	owner, prov := types.Address{1}, types.Address{2}
+	bank.Mint(ctx, owner, types.NewCoin("ukiln", 10_000))
+	if err := Open(ctx, 1, owner, types.NewCoin("ukiln", 10_000)); err != nil {
+		t.Fatal(err)
+	}
+	Settle(ctx, 1, prov, 1000)
+	KeepHeld(ctx, 1, prov, 30)
+	if end := OpenDisputeWindow(ctx, 1, prov); end != 30 {
+		t.Fatalf("window of a lease kept until 30 ends at %d, want 30 (not %d)", end, ctx.Height+10)
+	}
+	KeepHeld(ctx, 1, prov, 20) // never shortens
+	KeepHeld(ctx, 1, prov, 40)
+	KeepHeld(ctx, 9, prov, 50) // no hold: nothing
+	for ctx.Height = 2; ctx.Height <= 40; ctx.Height++ {
+		EndBlock(ctx)
+		mustInvariants(t, ctx)
+		h, _ := GetHold(ctx, 1, prov)
+		if released := h.State == HoldReleased; released != (ctx.Height >= 40) {
+			t.Fatalf("height %d: hold %+v, want released only at 40", ctx.Height, h)
 		}
 	}
 }

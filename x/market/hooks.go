@@ -72,6 +72,9 @@ var builtinReasons = map[string]Reason{
 	// NB: no_bids and not_picked close orders that never had a lease.
 	ReasonNoBids:    {Name: ReasonNoBids},
 	ReasonNotPicked: {Name: ReasonNotPicked},
+	ReasonUnfilled:  {Name: ReasonUnfilled},
+	// NB: settled for the block before it closes (EndBlock), so it pays nothing more.
+	ReasonSessionEnded: {Name: ReasonSessionEnded},
 }
 
 var reasonRe = regexp.MustCompile(`^[a-z][a-z0-9_]{1,47}$`)
@@ -83,6 +86,62 @@ type table struct {
 	hooks   []namedHooks
 	reasons map[string]Reason
 	checks  []namedCheck
+	guards  []namedGuard
+}
+
+// BidGuard is another module's condition on who may bid on an order (the tee
+// module's: an order requiring a TEE takes bids only from attested providers). It
+// returns nil to allow the bid, or an error (ErrRequirementsUnmet) saying why not,
+// which is what the provider is told. It MUST be deterministic and only read.
+type BidGuard func(ctx *types.Context, o Order, provider types.Address) error
+
+type namedGuard struct {
+	name string
+	g    BidGuard
+}
+
+// RegisterBidGuard adds g, named name, to the guards every bid passes, in
+// registration order. It panics if h is sealed or name is taken: wiring bugs.
+func RegisterBidGuard(h *types.Hooks, name string, g BidGuard) {
+	h.MustBeOpen("market bid guard " + name)
+	t := tableOf(h)
+	for _, x := range t.guards {
+		if x.name == name {
+			panic(fmt.Sprintf("market: bid guard %q registered twice", name))
+		}
+	}
+	t.guards = append(t.guards, namedGuard{name, g})
+}
+
+// guardFailures is every registered bid guard's refusal of provider on o, as match
+// report failures named after the guard (the no-bid explanation).
+func guardFailures(ctx *types.Context, o Order, provider types.Address) []Failure {
+	t, ok := ctx.Hooks.Lookup(hooksTable)
+	if !ok {
+		return nil
+	}
+	var fs []Failure
+	for _, x := range t.(*table).guards {
+		if err := x.g(ctx, o, provider); err != nil {
+			fs = append(fs, Failure{Constraint: x.name, Detail: err.Error()})
+		}
+	}
+	return fs
+}
+
+// CheckBidGuards runs the registered bid guards for provider on o and returns the
+// first refusal. Providers call it too (through their own view) to explain a no-bid.
+func CheckBidGuards(ctx *types.Context, o Order, provider types.Address) error {
+	t, ok := ctx.Hooks.Lookup(hooksTable)
+	if !ok {
+		return nil
+	}
+	for _, x := range t.(*table).guards {
+		if err := x.g(ctx, o, provider); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type namedCheck struct {

@@ -174,6 +174,24 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 	switch m := msg.(type) {
 	case *MsgCreateOrder:
 		return createOrder(ctx, p, m)
+	case *MsgAsk:
+		return postAsk(ctx, p, m)
+	case *MsgCancelAsk:
+		return cancelAsk(ctx, m)
+	case *MsgCommitBid:
+		o, ok := GetOrder(ctx, m.OrderID)
+		if !ok {
+			return types.Wrapf(types.ErrNotFound, "order %d", m.OrderID)
+		}
+		return commitBid(ctx, p, &o, m)
+	case *MsgRevealBid:
+		o, ok := GetOrder(ctx, m.OrderID)
+		if !ok {
+			return types.Wrapf(types.ErrNotFound, "order %d", m.OrderID)
+		}
+		return revealBid(ctx, p, &o, m)
+	case *MsgRTTProbe:
+		return recordProbe(ctx, m)
 	case *MsgCloseOrder:
 		o, ok := GetOrder(ctx, m.OrderID)
 		if !ok {
@@ -294,9 +312,14 @@ func activeLease(ctx *types.Context, id uint64) (Order, Lease, error) {
 }
 
 func createOrder(ctx *types.Context, p Params, m *MsgCreateOrder) error {
-	min := p.MinDepositBlocks * m.MaxPrice
-	if !mulOK(p.MinDepositBlocks, m.MaxPrice, 1<<63) {
-		return types.InvalidField("max_price", m.MaxPrice, "times min_deposit_blocks overflows")
+	blocks := p.MinDepositBlocks
+	if m.Session != nil {
+		// NB: a session is billed as a whole: its deposit covers all of it.
+		blocks = max(blocks, m.Session.Blocks)
+	}
+	min := blocks * m.MaxPrice
+	if !mulOK(blocks, m.MaxPrice, 1<<63) {
+		return types.InvalidField("max_price", m.MaxPrice, "times min_deposit_blocks (or the session's blocks) overflows")
 	}
 	if m.Deposit.Amount == 0 {
 		return types.Wrapf(types.ErrInsufficientDeposit, "deposit: an order must escrow at least %d%s (min_deposit_blocks %d x max_price %d) (got none)", min, p.Denom, p.MinDepositBlocks, m.MaxPrice)
@@ -305,6 +328,9 @@ func createOrder(ctx *types.Context, p Params, m *MsgCreateOrder) error {
 		return types.InvalidField("deposit.denom", m.Deposit.Denom, "must be "+p.Denom)
 	}
 	if m.Deposit.Amount < min {
+		if m.Session != nil && blocks > p.MinDepositBlocks {
+			return types.Wrapf(types.ErrInsufficientDeposit, "deposit: a session is paid as a whole: must cover its %d blocks at max_price %d, i.e. >= %d%s (got %s)", blocks, m.MaxPrice, min, p.Denom, m.Deposit)
+		}
 		return types.Wrapf(types.ErrInsufficientDeposit, "deposit: must cover min_deposit_blocks %d at max_price %d, i.e. >= %d%s (got %s)", p.MinDepositBlocks, m.MaxPrice, min, p.Denom, m.Deposit)
 	}
 	id := nextSeq(ctx, orderSeqKey)
@@ -316,7 +342,8 @@ func createOrder(ctx *types.Context, p Params, m *MsgCreateOrder) error {
 		mode = ModeAuction
 	}
 	o := Order{ID: id, Owner: m.Owner, Kind: m.Kind, Groups: m.Groups, MaxPrice: m.MaxPrice, Denom: p.Denom,
-		Manual: m.Manual, AutoRedeploy: m.AutoRedeploy, Mode: mode, CreatedHeight: ctx.Height}
+		Manual: m.Manual, AutoRedeploy: m.AutoRedeploy, Mode: mode, Fill: m.Fill, Session: m.Session,
+		TEE: m.TEE, AllowedMeasurements: m.AllowedMeasurements, CreatedHeight: ctx.Height}
 	openOrder(ctx, p, &o)
 	ctx.Emit("order_created", "order", idStr(id), "owner", m.Owner.String(), "kind", m.Kind, "mode", mode,
 		"max_price", idStr(m.MaxPrice), "deposit", m.Deposit.String(), "bid_close_height", strconv.FormatInt(o.BidCloseHeight, 10))
@@ -339,48 +366,80 @@ func openOrder(ctx *types.Context, p Params, o *Order) {
 // inventory, runtime and free capacity), locks its bid deposit and records the bid.
 // The mode decides when bids are taken and what wins.
 func placeBid(ctx *types.Context, p Params, o *Order, m *MsgCreateBid) (Bid, error) {
-	if o.State != OrderOpen {
-		return Bid{}, types.Wrapf(types.ErrOrderClosed, "order %d is %s, not open for bids", o.ID, o.State)
+	need, choices, err := vetBid(ctx, o, m.Provider, m.GPUModels, func() error { return withinMax(o, m.Price) })
+	if err != nil {
+		return Bid{}, err
 	}
-	prov, ok := registry.Get(ctx, m.Provider)
+	return lockBid(ctx, p, Bid{OrderID: o.ID, Provider: m.Provider, Price: m.Price, GPUs: choices, Usage: need})
+}
+
+func withinMax(o *Order, price uint64) error {
+	if price > o.MaxPrice {
+		return types.Wrapf(types.ErrInvalidRequest, "price: %d%s per block is above order %d's max price %d", price, o.Denom, o.ID, o.MaxPrice)
+	}
+	return nil
+}
+
+// vetBid checks provider prov's offer on open order o against everything the core
+// enforces whatever the price: a registered provider with its minimum stake, not
+// excluded from o, one bid each, fitting its inventory, runtime and free capacity.
+// It returns what the lease would reserve and the GPU chosen per group.
+func vetBid(ctx *types.Context, o *Order, provider types.Address, models []string, price func() error) (Usage, []GPUSpec, error) {
+	fail := func(err error) (Usage, []GPUSpec, error) { return Usage{}, nil, err }
+	if o.State != OrderOpen {
+		return fail(types.Wrapf(types.ErrOrderClosed, "order %d is %s, not open for bids", o.ID, o.State))
+	}
+	prov, ok := registry.Get(ctx, provider)
 	if !ok {
-		return Bid{}, types.Wrapf(types.ErrNotProvider, "%s is not a registered provider; register with kiln tx registry register-provider", m.Provider)
+		return fail(types.Wrapf(types.ErrNotProvider, "%s is not a registered provider; register with kiln tx registry register-provider", provider))
 	}
 	var rp registry.Params
 	params.Get(ctx, registry.ModuleName, &rp)
 	if prov.Stake < rp.MinProviderStake {
-		return Bid{}, types.Wrapf(types.ErrNotProvider, "provider %s has %d bonded, below min_provider_stake %d (it was slashed); add stake with kiln tx registry update-provider", m.Provider, prov.Stake, rp.MinProviderStake)
+		return fail(types.Wrapf(types.ErrNotProvider, "provider %s has %d bonded, below min_provider_stake %d (it was slashed); add stake with kiln tx registry update-provider", provider, prov.Stake, rp.MinProviderStake))
 	}
 	for _, x := range o.Excluded {
-		if x == m.Provider {
-			return Bid{}, types.Wrapf(types.ErrUnauthorized, "provider %s failed an earlier lease of order %d and may not bid on it again", m.Provider, o.ID)
+		if x == provider {
+			return fail(types.Wrapf(types.ErrUnauthorized, "provider %s failed an earlier lease of order %d and may not bid on it again", provider, o.ID))
 		}
 	}
-	if _, dup := GetBid(ctx, o.ID, m.Provider); dup {
-		return Bid{}, types.Wrapf(types.ErrAlreadyExists, "provider %s already bid on order %d; close-bid first to change it", m.Provider, o.ID)
+	if err := CheckBidGuards(ctx, *o, provider); err != nil {
+		return fail(err)
 	}
-	if m.Price > o.MaxPrice {
-		return Bid{}, types.Wrapf(types.ErrInvalidRequest, "price: %d%s per block is above order %d's max price %d", m.Price, o.Denom, o.ID, o.MaxPrice)
+	if _, dup := GetBid(ctx, o.ID, provider); dup {
+		return fail(types.Wrapf(types.ErrAlreadyExists, "provider %s already bid on order %d; close-bid first to change it", provider, o.ID))
 	}
-	if len(m.GPUModels) != 0 && len(m.GPUModels) != len(o.Groups) {
-		return Bid{}, types.InvalidField("gpu_models", len(m.GPUModels), fmt.Sprintf("must be empty or one per group (%d)", len(o.Groups)))
+	if err := price(); err != nil {
+		return fail(err)
 	}
-	need, choices, static, inUse := Fit(o.Groups, m.GPUModels, prov.Inventory, Used(ctx, m.Provider))
+	if len(models) != 0 && len(models) != len(o.Groups) {
+		return fail(types.InvalidField("gpu_models", len(models), fmt.Sprintf("must be empty or one per group (%d)", len(o.Groups))))
+	}
+	need, choices, static, inUse := Fit(o.Groups, models, prov.Inventory, Used(ctx, provider))
 	static = append(static, checkProvider(ctx, prov, o.Groups)...)
 	if len(static) > 0 {
-		return Bid{}, types.Wrapf(types.ErrRequirementsUnmet, "provider %s for order %d: %s", m.Provider, o.ID, static[0])
+		return fail(types.Wrapf(types.ErrRequirementsUnmet, "provider %s for order %d: %s", provider, o.ID, static[0]))
 	}
 	if len(inUse) > 0 {
-		return Bid{}, types.Wrapf(types.ErrInsufficientCapacity, "provider %s for order %d: %s", m.Provider, o.ID, inUse[0])
+		return fail(types.Wrapf(types.ErrInsufficientCapacity, "provider %s for order %d: %s", provider, o.ID, inUse[0]))
 	}
+	return need, choices, nil
+}
+
+// lockBid locks b's provider's bid deposit and records b (a price, or a sealed
+// commitment).
+func lockBid(ctx *types.Context, p Params, b Bid) (Bid, error) {
 	dep := types.NewCoin(p.Denom, p.BidDeposit)
-	if err := bank.Send(ctx, m.Provider, Account, dep); err != nil {
+	if err := bank.Send(ctx, b.Provider, Account, dep); err != nil {
 		return Bid{}, types.Wrapf(types.ErrInsufficientFunds, "bid deposit %s: %v", dep, err)
 	}
-	b := Bid{OrderID: o.ID, Provider: m.Provider, Price: m.Price, Deposit: dep, GPUs: choices, Usage: need,
-		Seq: nextSeq(ctx, bidSeqKey), CreatedHeight: ctx.Height, UpdatedHeight: ctx.Height}
-	setJSON(ctx, bidKey(o.ID, m.Provider), b)
-	ctx.Emit("bid_created", "order", idStr(o.ID), "provider", m.Provider.String(), "price", idStr(m.Price), "gpus", describeGPUs(need))
+	b.Deposit, b.Seq, b.CreatedHeight, b.UpdatedHeight = dep, nextSeq(ctx, bidSeqKey), ctx.Height, ctx.Height
+	setJSON(ctx, bidKey(b.OrderID, b.Provider), b)
+	price := idStr(b.Price)
+	if b.Sealed != "" {
+		price = "sealed"
+	}
+	ctx.Emit("bid_created", "order", idStr(b.OrderID), "provider", b.Provider.String(), "price", price, "gpus", describeGPUs(b.Usage))
 	return b, nil
 }
 
@@ -455,7 +514,7 @@ func closeLease(ctx *types.Context, p Params, o *Order, l *Lease, reason, output
 	if paysNow {
 		// NB: after the lease is marked closed, so a PaymentMade hook that tries to
 		// close it too gets ErrLeaseClosed instead of closing it twice.
-		settle(ctx, l)
+		settle(ctx, p, o, l)
 	}
 	noteWindow(ctx, l, escrow.OpenDisputeWindow(ctx, o.ID, l.Provider))
 	if h, ok := escrow.GetHold(ctx, o.ID, l.Provider); r.RefundHeld && ok && h.Amount > 0 {
@@ -481,13 +540,25 @@ func closeLease(ctx *types.Context, p Params, o *Order, l *Lease, reason, output
 }
 
 // settle pays one block of lease l from its escrow and runs the PaymentMade hooks.
-func settle(ctx *types.Context, l *Lease) escrow.Payment {
-	pay := escrow.Settle(ctx, l.ID, l.Provider, l.Price)
+func settle(ctx *types.Context, p Params, o *Order, l *Lease) escrow.Payment {
+	pay := escrow.SettleAt(ctx, l.ID, l.Provider, l.Price, feeBps(ctx, p, o.Mode))
 	if pay.Gross > 0 {
 		lease := *l
 		fire(ctx, func(h Hooks) { h.PaymentMade(ctx, lease, pay) })
 	}
 	return pay
+}
+
+// feeBps is the protocol fee of pricing mode mode: the market's fee_bps for it, or
+// escrow's protocol_fee_bps.
+func feeBps(ctx *types.Context, p Params, mode string) uint32 {
+	if mode == "" {
+		mode = ModeAuction
+	}
+	if f, ok := p.FeeBps[mode]; ok {
+		return f
+	}
+	return escrow.GetParams(ctx).ProtocolFeeBps
 }
 
 // billable reports whether lease l owes block h: its workload started in an earlier
@@ -497,6 +568,9 @@ func billable(l *Lease, h int64) bool { return l.StartedHeight != 0 && h > l.Sta
 // closeOrder closes an order that has no active lease: it releases its bids and
 // refunds its escrow.
 func closeOrder(ctx *types.Context, o *Order, reason string) {
+	if c, ok := modeOf(o).(closer); ok {
+		c.orderClosed(ctx, o)
+	}
 	releaseBids(ctx, o.ID, nil, bidOrderEnded)
 	refund := escrow.Close(ctx, o.ID)
 	o.State = OrderClosed
@@ -547,12 +621,15 @@ func EndBlock(ctx *types.Context) {
 		if !billable(&l, ctx.Height) {
 			continue
 		}
-		pay := settle(ctx, &l)
+		pay := settle(ctx, p, &o, &l)
 		if _, still := ctx.Store.Get(u64key(activePrefix, id)); !still {
 			continue // NB: a PaymentMade hook closed it
 		}
-		if pay.Exhausted {
+		switch {
+		case pay.Exhausted:
 			closeLease(ctx, p, &o, &l, ReasonEscrowExhausted, "")
+		case o.Session != nil && uint64(ctx.Height-l.StartedHeight) >= o.Session.Blocks:
+			closeLease(ctx, p, &o, &l, ReasonSessionEnded, "")
 		}
 	}
 

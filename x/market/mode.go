@@ -2,6 +2,8 @@ package market
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/kiln-network/kiln/types"
 )
@@ -38,10 +40,32 @@ const (
 	// price in a bid window, and the lowest fitting bid wins when it closes (or the
 	// tenant picks, for a manual order).
 	ModeAuction = "auction"
+	// ModeMarket is the order book (io.net, Gensyn): providers post standing asks per
+	// resource class, and an order fills from the cheapest fitting asks in the block
+	// it is placed.
+	ModeMarket = "market"
+	// ModeSealed is sealed bidding (Aethir): providers commit hidden bids, reveal
+	// them in the next block, and the lowest revealed bid wins.
+	ModeSealed = "sealed"
 )
 
 // modes are the pricing modes, by name; an order's mode is looked up here.
-var modes = map[string]Mode{ModeAuction: auction{}}
+var modes = map[string]Mode{ModeAuction: auction{}, ModeMarket: book{}, ModeSealed: sealed{}}
+
+// placer is a Mode with rules of its own on the orders it takes, checked before the
+// order's deposit is escrowed.
+type placer interface {
+	validateOrder(m *MsgCreateOrder) error
+}
+
+// closer is a Mode that keeps records of its own on open orders, dropped when the
+// core closes one.
+type closer interface {
+	orderClosed(ctx *types.Context, o *Order)
+}
+
+// ModeNames lists the pricing modes, sorted.
+func ModeNames() []string { return slices.Sorted(maps.Keys(modes)) }
 
 // ValidMode reports whether name is a pricing mode an order may name ("" means the
 // auction).

@@ -45,6 +45,17 @@ type MsgCreateOrder struct {
 	AutoRedeploy bool          `json:"auto_redeploy"`
 	// Mode is the pricing mode (ModeAuction, ...); empty means the auction.
 	Mode string `json:"mode,omitempty"`
+	// Fill is how an order-book order fills (FillAll, FillPartial, FillAllNow,
+	// FillPartialNow); empty means FillAll. Only for mode market.
+	Fill string `json:"fill,omitempty"`
+	// Session makes the order a session (mode sealed only): nil for none.
+	Session *Session `json:"session,omitempty"`
+	// TEE, when set, restricts the order to providers with an attested trusted
+	// execution environment: TEECPU or TEECPUGPU (which needs GPUs in a group).
+	TEE string `json:"tee,omitempty"`
+	// AllowedMeasurements, with TEE, lists the launch measurements (hex, 48 bytes)
+	// the tenant accepts; empty: any attested environment.
+	AllowedMeasurements []string `json:"allowed_measurements,omitempty"`
 }
 
 // MsgCloseOrder closes the signer's order (and its lease, if any), refunding the escrow.
@@ -208,13 +219,77 @@ func (m *MsgCreateOrder) ValidateBasic() error {
 		return types.InvalidField("max_price", 0, "must be > 0 (per block)")
 	}
 	if !ValidMode(m.Mode) {
-		return types.InvalidField("mode", m.Mode, "must be empty or a pricing mode: "+ModeAuction)
+		return types.InvalidField("mode", m.Mode, "must be empty or a pricing mode: "+strings.Join(ModeNames(), ", "))
+	}
+	if m.Session != nil && m.Mode != ModeSealed {
+		return types.InvalidField("session", m.Session.Blocks, "only a sealed-bid order (mode sealed) is a session")
+	}
+	if m.Fill != "" && m.Mode != ModeMarket {
+		return types.InvalidField("fill", m.Fill, "only an order-book order (mode market) has a fill policy")
+	}
+	if p, ok := modes[m.Mode].(placer); ok {
+		if err := p.validateOrder(m); err != nil {
+			return err
+		}
+	}
+	if err := validateTEE(m.TEE, m.AllowedMeasurements, m.Groups); err != nil {
+		return err
 	}
 	// NB: a zero or missing deposit is refused by the handler with
 	// ErrInsufficientDeposit, which says how much is needed.
 	if m.Deposit.Amount > 0 {
 		if err := types.ValidateDenom(m.Deposit.Denom); err != nil {
 			return types.InvalidField("deposit.denom", m.Deposit.Denom, err.Error())
+		}
+	}
+	return nil
+}
+
+// TEE types an order may require (Order.TEE), as in Akash SDL params.tee.
+const (
+	TEECPU    = "cpu"     // a confidential VM (AMD SEV-SNP or Intel TDX)
+	TEECPUGPU = "cpu-gpu" // a confidential VM with an NVIDIA GPU in confidential-computing mode
+)
+
+// MaxMeasurements bounds an order's allowed_measurements.
+const MaxMeasurements = 16
+
+// measurementHexLen is a launch measurement (48 bytes: SEV-SNP MEASUREMENT, TDX
+// MRTD) in hex.
+const measurementHexLen = 96
+
+var measurementRe = regexp.MustCompile(`^[0-9a-f]{96}$`)
+
+// validateTEE checks an order's TEE requirement: a known type, cpu-gpu only with
+// GPUs, measurements only with a TEE, each 48 bytes of lower-case hex, no repeats.
+func validateTEE(tee string, ms []string, groups []Group) error {
+	switch tee {
+	case "", TEECPU:
+	case TEECPUGPU:
+		gpus := false
+		for _, g := range groups {
+			gpus = gpus || g.GPU.Units > 0
+		}
+		if !gpus {
+			return types.InvalidField("tee", tee, "cpu-gpu needs GPUs: no group asks for gpu units (use tee cpu for a CPU-only confidential VM)")
+		}
+	default:
+		return types.InvalidField("tee", tee, "must be empty, cpu or cpu-gpu")
+	}
+	if len(ms) > 0 && tee == "" {
+		return types.InvalidField("allowed_measurements", len(ms), "need tee cpu or cpu-gpu: only an attested environment has a measurement")
+	}
+	if len(ms) > MaxMeasurements {
+		return types.InvalidField("allowed_measurements", len(ms), fmt.Sprintf("at most %d", MaxMeasurements))
+	}
+	for i, m := range ms {
+		if !measurementRe.MatchString(m) {
+			return types.InvalidField(fmt.Sprintf("allowed_measurements[%d]", i), m, "must be 48 bytes of lower-case hex (96 digits)")
+		}
+		for _, prev := range ms[:i] {
+			if prev == m {
+				return types.InvalidField(fmt.Sprintf("allowed_measurements[%d]", i), m, "listed twice")
+			}
 		}
 	}
 	return nil
@@ -348,6 +423,18 @@ func (m *MsgCreateOrder) MarshalTo(w *codec.Writer) {
 	w.Bool(m.Manual)
 	w.Bool(m.AutoRedeploy)
 	w.String(m.Mode)
+	w.String(m.Fill)
+	w.Bool(m.Session != nil)
+	if m.Session != nil {
+		w.Uvarint(m.Session.Blocks)
+		w.String(m.Session.Location)
+		w.Uvarint(uint64(m.Session.MaxRTTMs))
+	}
+	w.String(m.TEE)
+	w.Uvarint(uint64(len(m.AllowedMeasurements)))
+	for _, ms := range m.AllowedMeasurements {
+		w.String(ms)
+	}
 }
 
 func (m *MsgCloseOrder) MarshalTo(w *codec.Writer) { w.Fixed(m.Owner[:]); w.Uvarint(m.OrderID) }
@@ -397,6 +484,19 @@ func DecodeCreateOrder(r *codec.Reader) types.Msg {
 	m.Manual = r.Bool()
 	m.AutoRedeploy = r.Bool()
 	m.Mode = r.String(32)
+	m.Fill = r.String(16)
+	if r.Bool() {
+		m.Session = &Session{Blocks: r.Uvarint(), Location: r.String(64), MaxRTTMs: readU32(r, "max_rtt_ms")}
+	}
+	m.TEE = r.String(16)
+	n = r.Uvarint()
+	if n > MaxMeasurements {
+		r.Fail("%d allowed measurements, limit %d", n, MaxMeasurements)
+		return m
+	}
+	for i := uint64(0); i < n && r.Err() == nil; i++ {
+		m.AllowedMeasurements = append(m.AllowedMeasurements, r.String(measurementHexLen))
+	}
 	return m
 }
 
@@ -447,4 +547,71 @@ func DecodeCompleteLease(r *codec.Reader) types.Msg {
 // DecodeStartLease decodes a MsgStartLease body.
 func DecodeStartLease(r *codec.Reader) types.Msg {
 	return &MsgStartLease{Provider: bank.ReadAddress(r), LeaseID: r.Uvarint()}
+}
+
+// MsgAsk posts (or amends) the provider's standing ask in the order book: up to Units
+// of Class (a GPU model key like h100, or cpu for CPU cores) at Price per unit per
+// block. A provider has one ask per class; posting again replaces it.
+type MsgAsk struct {
+	Provider types.Address `json:"provider"`
+	Class    string        `json:"class"`
+	Price    uint64        `json:"price,string"`
+	Units    uint64        `json:"units,string"`
+}
+
+// MsgCancelAsk withdraws the provider's ask in Class.
+type MsgCancelAsk struct {
+	Provider types.Address `json:"provider"`
+	Class    string        `json:"class"`
+}
+
+func (m *MsgAsk) Type() types.MsgType         { return types.MsgTypeMarketAsk }
+func (m *MsgCancelAsk) Type() types.MsgType   { return types.MsgTypeMarketCancelAsk }
+func (m *MsgAsk) Signer() types.Address       { return m.Provider }
+func (m *MsgCancelAsk) Signer() types.Address { return m.Provider }
+
+// MaxAskUnits bounds an ask's units: the most GPUs or cores one inventory can hold.
+const MaxAskUnits = 1 << 20
+
+func validClass(field, c string) error {
+	if c != ClassCPU && (len(c) > 32 || !modelRe.MatchString(c)) {
+		return types.InvalidField(field, c, "must be cpu or a lowercase GPU model key like h100")
+	}
+	return nil
+}
+
+// ValidateBasic implements types.Msg.
+func (m *MsgAsk) ValidateBasic() error {
+	if err := validClass("class", m.Class); err != nil {
+		return err
+	}
+	if m.Price == 0 {
+		return types.InvalidField("price", 0, "must be > 0 (per unit per block)")
+	}
+	if m.Units < 1 || m.Units > MaxAskUnits {
+		return types.InvalidField("units", m.Units, fmt.Sprintf("must be 1 to %d", MaxAskUnits))
+	}
+	return nil
+}
+
+// ValidateBasic implements types.Msg.
+func (m *MsgCancelAsk) ValidateBasic() error { return validClass("class", m.Class) }
+
+func (m *MsgAsk) MarshalTo(w *codec.Writer) {
+	w.Fixed(m.Provider[:])
+	w.String(m.Class)
+	w.Uvarint(m.Price)
+	w.Uvarint(m.Units)
+}
+
+func (m *MsgCancelAsk) MarshalTo(w *codec.Writer) { w.Fixed(m.Provider[:]); w.String(m.Class) }
+
+// DecodeAsk decodes a MsgAsk body.
+func DecodeAsk(r *codec.Reader) types.Msg {
+	return &MsgAsk{Provider: bank.ReadAddress(r), Class: r.String(32), Price: r.Uvarint(), Units: r.Uvarint()}
+}
+
+// DecodeCancelAsk decodes a MsgCancelAsk body.
+func DecodeCancelAsk(r *codec.Reader) types.Msg {
+	return &MsgCancelAsk{Provider: bank.ReadAddress(r), Class: r.String(32)}
 }

@@ -180,6 +180,7 @@ func Match(ctx *types.Context, id uint64) (MatchReport, error) {
 				pm.Failures = append(pm.Failures, Failure{Constraint: "excluded", Detail: "failed an earlier lease of this order"})
 			}
 		}
+		pm.Failures = append(pm.Failures, guardFailures(ctx, o, prov.Owner)...)
 		_, _, static, inUse := Fit(o.Groups, nil, prov.Inventory, Used(ctx, prov.Owner))
 		pm.Failures = append(append(append(pm.Failures, static...), checkProvider(ctx, prov, o.Groups)...), inUse...)
 		pm.Fits = len(pm.Failures) == 0
@@ -291,7 +292,7 @@ func CheckInvariants(ctx *types.Context) error {
 			return fmt.Errorf("market: open bids' deposits of %d%s are not in the module account", s, d)
 		}
 	}
-	return nil
+	return checkBook(ctx)
 }
 
 // ShownGPUs is a lease's or bid's GPU per order group as queries show it. State keeps

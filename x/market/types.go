@@ -2,6 +2,9 @@ package market
 
 import (
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/registry"
@@ -43,6 +46,23 @@ type Params struct {
 	// started (MsgStartLease) this many blocks after the lease was made closes with
 	// reason start_timeout, its escrow refunded. It bills nothing before it starts.
 	StartTimeoutBlocks int64 `json:"start_timeout_blocks,string"`
+	// BookRetryBlocks: an order-book order whose unfilled rest waits is matched
+	// against the book again every this many blocks (and whenever an ask of its
+	// class is posted), until order_ttl_blocks after it was placed.
+	BookRetryBlocks int64 `json:"book_retry_blocks,string"`
+	// FeeBps is the protocol fee per pricing mode, in basis points of each lease
+	// payment; a mode not named pays escrow's protocol_fee_bps.
+	FeeBps map[string]uint32 `json:"fee_bps,omitempty"`
+	// SealedCommitBlocks is how many blocks a sealed order takes commitments: an
+	// order placed at H takes them in H+1..H+commit.
+	SealedCommitBlocks int64 `json:"sealed_commit_blocks,string"`
+	// SealedRevealBlocks is how many blocks after the commit window bids are
+	// revealed; the winner is picked at the end of the last, and every commitment
+	// not revealed by then forfeits its deposit to the community pool.
+	SealedRevealBlocks int64 `json:"sealed_reveal_blocks,string"`
+	// RTTProbeTTLBlocks is how long a provider's RTT probe counts for session
+	// placement.
+	RTTProbeTTLBlocks int64 `json:"rtt_probe_ttl_blocks,string"`
 }
 
 // DefaultParams: a 1-block bid window (providers see the order in the block after it is
@@ -54,7 +74,15 @@ type Params struct {
 func DefaultParams() Params {
 	return Params{Denom: types.NativeDenom, BidWindowBlocks: 1, BidDeposit: 1_000_000, OrderTTLBlocks: 100,
 		ManualPickBlocks: 50, MinDepositBlocks: 10, HeartbeatIntervalBlocks: 10, HeartbeatTimeoutBlocks: 30,
-		StartTimeoutBlocks: 600}
+		StartTimeoutBlocks: 600, BookRetryBlocks: 2, FeeBps: DefaultFeeBps(),
+		SealedCommitBlocks: 1, SealedRevealBlocks: 2, RTTProbeTTLBlocks: 600}
+}
+
+// DefaultFeeBps are the protocol fees per pricing mode: at most 1% each, at the low
+// end of the field (0.5-20%). The order book and the stake pool take less: their
+// matching and rewards cost the chain less than an auction's bids.
+func DefaultFeeBps() map[string]uint32 {
+	return map[string]uint32{ModeAuction: 50, ModeMarket: 25, ModeSealed: 50}
 }
 
 // Validate checks the parameters.
@@ -76,6 +104,22 @@ func (p Params) Validate() error {
 		return fmt.Errorf("heartbeat_timeout_blocks: must be >= heartbeat_interval_blocks %d (got %d)", p.HeartbeatIntervalBlocks, p.HeartbeatTimeoutBlocks)
 	case p.StartTimeoutBlocks < 1 || p.StartTimeoutBlocks > 1_000_000:
 		return fmt.Errorf("start_timeout_blocks: must be 1 to 1000000 (got %d)", p.StartTimeoutBlocks)
+	case p.BookRetryBlocks < 1 || p.BookRetryBlocks > 1_000_000:
+		return fmt.Errorf("book_retry_blocks: must be 1 to 1000000 (got %d)", p.BookRetryBlocks)
+	case p.SealedCommitBlocks < 1 || p.SealedCommitBlocks > 10_000:
+		return fmt.Errorf("sealed_commit_blocks: must be 1 to 10000 (got %d)", p.SealedCommitBlocks)
+	case p.SealedRevealBlocks < 1 || p.SealedRevealBlocks > 10_000:
+		return fmt.Errorf("sealed_reveal_blocks: must be 1 to 10000 (got %d)", p.SealedRevealBlocks)
+	case p.RTTProbeTTLBlocks < 1 || p.RTTProbeTTLBlocks > 1_000_000:
+		return fmt.Errorf("rtt_probe_ttl_blocks: must be 1 to 1000000 (got %d)", p.RTTProbeTTLBlocks)
+	}
+	for _, m := range slices.Sorted(maps.Keys(p.FeeBps)) {
+		switch {
+		case !ValidMode(m) || m == "":
+			return fmt.Errorf("fee_bps.%s: not a pricing mode (%s)", m, strings.Join(ModeNames(), ", "))
+		case p.FeeBps[m] > 10000:
+			return fmt.Errorf("fee_bps.%s: must be <= 10000 (got %d)", m, p.FeeBps[m])
+		}
 	}
 	return nil
 }
@@ -108,6 +152,8 @@ const (
 	ReasonEscrowExhausted      = "escrow_exhausted"
 	ReasonProviderUnresponsive = "provider_unresponsive"
 	ReasonProviderDeregistered = "provider_deregistered"
+	ReasonUnfilled             = "unfilled"      // an order-book order that would not wait found no (more) asks
+	ReasonSessionEnded         = "session_ended" // a session lease ran its blocks
 )
 
 // Bid release reasons (event attribute only).
@@ -174,8 +220,24 @@ type Order struct {
 	Manual       bool          `json:"manual"`
 	AutoRedeploy bool          `json:"auto_redeploy"`
 	// Mode is the order's pricing mode (ModeAuction, ...), fixed when it is placed.
-	Mode  string `json:"mode"`
-	State string `json:"state"`
+	Mode string `json:"mode"`
+	// Fill is how an order-book order fills (FillAll, ...); empty for other modes.
+	Fill string `json:"fill,omitempty"`
+	// Session, for a session order (pricing: sealed): how long it runs and how close
+	// its provider must be to the tenant's clients.
+	Session *Session `json:"session,omitempty"`
+	// RevealCloseHeight is the last height of a sealed order's reveal window (its
+	// commit window is BidOpenHeight..BidCloseHeight).
+	RevealCloseHeight int64 `json:"reveal_close_height,string,omitempty"`
+	// Parent is the order this one was split off (a part of a partly filled
+	// order-book order, funded from its deposit); 0 for an order a tenant placed.
+	Parent uint64 `json:"parent,string,omitempty"`
+	// TEE is the trusted execution environment the order requires (TEECPU,
+	// TEECPUGPU), "" when none; AllowedMeasurements the launch measurements accepted.
+	// Bid guards (RegisterBidGuard; the tee module's) enforce them.
+	TEE                 string   `json:"tee,omitempty"`
+	AllowedMeasurements []string `json:"allowed_measurements,omitempty"`
+	State               string   `json:"state"`
 	// BidOpenHeight..BidCloseHeight is the current bid window (re-set when the order
 	// re-opens); ExpireHeight is when it closes if still unmatched.
 	BidOpenHeight  int64 `json:"bid_open_height,string"`
@@ -193,6 +255,16 @@ type Order struct {
 	UpdatedHeight int64  `json:"updated_height,string"`
 }
 
+// Session is what makes an order a session (cloud gaming, telecom, Aethir's model):
+// its lease runs Blocks billed blocks and then closes (session_ended), and only a
+// provider whose measured round-trip time to the client location Location is at most
+// MaxRTTMs milliseconds may bid (MsgRTTProbe).
+type Session struct {
+	Blocks   uint64 `json:"blocks,string"`
+	Location string `json:"location,omitempty"`
+	MaxRTTMs uint32 `json:"max_rtt_ms,omitempty"`
+}
+
 // Bid is a provider's offer on an order.
 type Bid struct {
 	OrderID  uint64        `json:"order_id,string"`
@@ -202,7 +274,10 @@ type Bid struct {
 	// GPUs is the concrete GPU each group gets (zero for groups without GPUs).
 	GPUs []GPUSpec `json:"gpus"`
 	// Usage is what the lease would reserve.
-	Usage         Usage  `json:"usage"`
+	Usage Usage `json:"usage"`
+	// Sealed is the hex commitment of a sealed bid not yet revealed (Price is 0
+	// until then); empty for a bid with its price in the open.
+	Sealed        string `json:"sealed,omitempty"`
 	Seq           uint64 `json:"seq,string"` // global bid order, for ties
 	CreatedHeight int64  `json:"created_height,string"`
 	UpdatedHeight int64  `json:"updated_height,string"`

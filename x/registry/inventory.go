@@ -1,17 +1,12 @@
 package registry
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
-	"sort"
-	"strconv"
 	"strings"
 
-	"github.com/BurntSushi/toml"
 	"github.com/kiln-network/kiln/codec"
+	"github.com/kiln-network/kiln/quantity"
 )
 
 // Inventory is the hardware a provider offers.
@@ -67,11 +62,11 @@ type Attribute struct {
 
 // Bounds on an inventory: above these a value is a typo or an attack, not hardware.
 const (
-	Ki = uint64(1) << 10
-	Mi = Ki << 10
-	Gi = Mi << 10
-	Ti = Gi << 10
-	Pi = Ti << 10
+	Ki = quantity.Ki
+	Mi = quantity.Mi
+	Gi = quantity.Gi
+	Ti = quantity.Ti
+	Pi = quantity.Pi
 
 	maxGPUGroups    = 16
 	maxGPUsPerGroup = 64
@@ -217,128 +212,6 @@ func UnmarshalInventory(r *codec.Reader) Inventory {
 	return inv
 }
 
-// ParseBytes parses a size like "80Gi", "512G", "1.5Ti" or a plain byte count.
-// Binary suffixes (Ki Mi Gi Ti Pi) are powers of 1024; decimal ones (k K M G T P) of 1000.
-func ParseBytes(s string) (uint64, error) {
-	s = strings.TrimSpace(s)
-	units := []struct {
-		suf string
-		mul uint64
-	}{{"Ki", Ki}, {"Mi", Mi}, {"Gi", Gi}, {"Ti", Ti}, {"Pi", Pi},
-		{"k", 1e3}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}, {"P", 1e15}}
-	mul := uint64(1)
-	num := s
-	for _, u := range units {
-		if strings.HasSuffix(s, u.suf) {
-			mul, num = u.mul, strings.TrimSuffix(s, u.suf)
-			break
-		}
-	}
-	if strings.HasSuffix(num, "B") && mul == 1 {
-		num = strings.TrimSuffix(num, "B")
-	}
-	f, err := strconv.ParseFloat(num, 64)
-	if err != nil || f < 0 || f != f {
-		return 0, fmt.Errorf("size %q: want a number with an optional unit Ki, Mi, Gi, Ti, Pi, K, M, G, T, P", s)
-	}
-	v := f * float64(mul)
-	if v >= 1<<63 {
-		return 0, fmt.Errorf("size %q is too large", s)
-	}
-	return uint64(v), nil
-}
-
-// FormatBytes prints n with the largest binary unit that divides it.
-func FormatBytes(n uint64) string {
-	for _, u := range []struct {
-		suf string
-		mul uint64
-	}{{"Pi", Pi}, {"Ti", Ti}, {"Gi", Gi}, {"Mi", Mi}, {"Ki", Ki}} {
-		if n >= u.mul && n%u.mul == 0 {
-			return fmt.Sprintf("%d%s", n/u.mul, u.suf)
-		}
-	}
-	return fmt.Sprint(n)
-}
-
-// inventoryFile is the on-disk form an operator writes (TOML or JSON), with sizes as
-// strings with units.
-type inventoryFile struct {
-	Source     string            `toml:"source" json:"source"`
-	Region     string            `toml:"region" json:"region"`
-	CPUCores   uint64            `toml:"cpu_cores" json:"cpu_cores"`
-	Memory     string            `toml:"memory" json:"memory"`
-	Storage    string            `toml:"storage" json:"storage"`
-	GPUs       []gpuFile         `toml:"gpus" json:"gpus"`
-	Attributes map[string]string `toml:"attributes" json:"attributes"`
-	Runtime    *runtimeFile      `toml:"runtime" json:"runtime"`
-}
-
-type runtimeFile struct {
-	Executor   string `toml:"executor" json:"executor"`
-	Containers bool   `toml:"containers" json:"containers"`
-	GPUs       bool   `toml:"gpus" json:"gpus"`
-}
-
-type gpuFile struct {
-	Model     string `toml:"model" json:"model"`
-	Memory    string `toml:"memory" json:"memory"`
-	Interface string `toml:"interface" json:"interface"`
-	Count     uint32 `toml:"count" json:"count"`
-}
-
-// LoadInventoryFile reads an inventory from a TOML (.toml) or JSON (.json) file and
-// validates it. A missing source means "declared".
-func LoadInventoryFile(path string) (Inventory, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return Inventory{}, fmt.Errorf("read inventory: %w", err)
-	}
-	return ParseInventory(b, filepath.Ext(path))
-}
-
-// ParseInventory parses an inventory file's bytes; ext selects the format (.json, else TOML).
-func ParseInventory(b []byte, ext string) (Inventory, error) {
-	var f inventoryFile
-	if ext == ".json" {
-		dec := json.NewDecoder(strings.NewReader(string(b)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&f); err != nil {
-			return Inventory{}, fmt.Errorf("inventory: %w", err)
-		}
-	} else {
-		md, err := toml.Decode(string(b), &f)
-		if err != nil {
-			return Inventory{}, fmt.Errorf("inventory: %w", err)
-		}
-		if und := md.Undecoded(); len(und) > 0 {
-			return Inventory{}, fmt.Errorf("inventory: unknown field %q", und[0].String())
-		}
-	}
-	inv := Inventory{Source: f.Source, Region: f.Region, CPUCores: f.CPUCores, Runtime: DefaultRuntime()}
-	if f.Runtime != nil {
-		inv.Runtime = Runtime(*f.Runtime)
-	}
-	if inv.Source == "" {
-		inv.Source = "declared"
-	}
-	var err error
-	if inv.MemoryBytes, err = ParseBytes(f.Memory); err != nil {
-		return inv, fmt.Errorf("inventory.memory: %w", err)
-	}
-	if inv.StorageBytes, err = ParseBytes(f.Storage); err != nil {
-		return inv, fmt.Errorf("inventory.storage: %w", err)
-	}
-	for i, g := range f.GPUs {
-		mem, err := ParseBytes(g.Memory)
-		if err != nil {
-			return inv, fmt.Errorf("inventory.gpus[%d].memory: %w", i, err)
-		}
-		inv.GPUs = append(inv.GPUs, GPU{Model: g.Model, MemoryBytes: mem, Interface: g.Interface, Count: g.Count})
-	}
-	for k, v := range f.Attributes {
-		inv.Attributes = append(inv.Attributes, Attribute{Key: k, Value: v})
-	}
-	sort.Slice(inv.Attributes, func(i, j int) bool { return inv.Attributes[i].Key < inv.Attributes[j].Key })
-	return inv, inv.Validate()
-}
+// FormatBytes prints n with the largest binary unit that divides it
+// (quantity.FormatBytes).
+func FormatBytes(n uint64) string { return quantity.FormatBytes(n) }

@@ -6,13 +6,11 @@
 package registry
 
 import (
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net/url"
-	"strings"
 
+	"github.com/kiln-network/kiln/certpem"
 	"github.com/kiln-network/kiln/codec"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/bank"
@@ -119,25 +117,6 @@ func ValidateEndpoint(e string) error {
 	return nil
 }
 
-// ValidateCert checks that pemBytes holds exactly one X.509 certificate.
-func ValidateCert(pemBytes []byte) (*x509.Certificate, error) {
-	if len(pemBytes) > 8<<10 {
-		return nil, fmt.Errorf("certificate: %d bytes, limit 8192", len(pemBytes))
-	}
-	blk, rest := pem.Decode(pemBytes)
-	if blk == nil || blk.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("certificate: not a PEM CERTIFICATE block")
-	}
-	if len(strings.TrimSpace(string(rest))) > 0 {
-		return nil, fmt.Errorf("certificate: trailing data after the first PEM block")
-	}
-	c, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("certificate: %v", err)
-	}
-	return c, nil
-}
-
 // MsgRegisterProvider registers the signer as a provider.
 type MsgRegisterProvider struct {
 	Owner     types.Address `json:"owner"`
@@ -177,8 +156,8 @@ func (m *MsgRegisterProvider) ValidateBasic() error {
 	if err := ValidateEndpoint(m.Endpoint); err != nil {
 		return invalid(err)
 	}
-	if _, err := ValidateCert(m.CertPEM); err != nil {
-		return invalid(err)
+	if _, err := certpem.Parse(m.CertPEM); err != nil {
+		return invalid(fmt.Errorf("certificate: %w", err))
 	}
 	if err := m.Inventory.Validate(); err != nil {
 		return invalid(err)
@@ -197,8 +176,8 @@ func (m *MsgUpdateProvider) ValidateBasic() error {
 		}
 	}
 	if len(m.CertPEM) > 0 {
-		if _, err := ValidateCert(m.CertPEM); err != nil {
-			return invalid(err)
+		if _, err := certpem.Parse(m.CertPEM); err != nil {
+			return invalid(fmt.Errorf("certificate: %w", err))
 		}
 	}
 	if m.Inventory != nil {
@@ -283,9 +262,9 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		}
 		set(ctx, Provider{Owner: m.Owner, Endpoint: m.Endpoint, CertPEM: string(m.CertPEM), Inventory: m.Inventory, CreatedHeight: ctx.Height})
 		ctx.Emit("register_provider", "owner", m.Owner.String(), "endpoint", m.Endpoint)
-		changed(ctx, m.Owner)
 		prov, _ := Get(ctx, m.Owner)
 		fireInventory(ctx, prov, true)
+		changed(ctx, m.Owner)
 		return nil
 	case *MsgUpdateProvider:
 		prov, ok := Get(ctx, m.Owner)
@@ -308,10 +287,10 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		}
 		set(ctx, prov)
 		ctx.Emit("update_provider", "owner", m.Owner.String())
-		changed(ctx, m.Owner)
 		if m.Inventory != nil {
 			fireInventory(ctx, prov, false)
 		}
+		changed(ctx, m.Owner)
 		return nil
 	case *MsgDeregisterProvider:
 		if _, ok := Get(ctx, m.Owner); !ok {

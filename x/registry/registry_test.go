@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kiln-network/kiln/codec"
 	"github.com/kiln-network/kiln/store"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/bank"
@@ -61,55 +60,6 @@ func TestInventoryValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want error containing %q", err, tt.want)
 			}
 		})
-	}
-}
-
-func TestParseBytes(t *testing.T) {
-	tests := []struct {
-		in   string
-		want uint64
-		ok   bool
-	}{
-		{"80Gi", 80 * Gi, true}, {"512G", 512e9, true}, {"1.5Ti", Ti + Ti/2, true}, {"1024", 1024, true},
-		{"4Ki", 4096, true}, {"10XB", 0, false}, {"-1Gi", 0, false}, {"", 0, false}, {"Gi", 0, false},
-	}
-	for _, tt := range tests {
-		got, err := ParseBytes(tt.in)
-		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("ParseBytes(%q) = %d, %v; want %d, ok=%v", tt.in, got, err, tt.want, tt.ok)
-		}
-	}
-}
-
-func TestParseInventoryFile(t *testing.T) {
-	toml := `region = "us-east"
-cpu_cores = 32
-memory = "256Gi"
-storage = "2Ti"
-[[gpus]]
-model = "a100"
-memory = "80Gi"
-interface = "pcie"
-count = 4
-[attributes]
-tier = "community"
-`
-	inv, err := ParseInventory([]byte(toml), ".toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if inv.Source != "declared" || inv.TotalGPUs() != 4 || inv.MemoryBytes != 256*Gi || inv.Runtime != DefaultRuntime() {
-		t.Fatalf("ParseInventory = %+v", inv)
-	}
-	inv, err = ParseInventory([]byte(toml+"[runtime]\nexecutor = \"process\"\ngpus = true\n"), ".toml")
-	if err != nil || inv.Runtime != (Runtime{Executor: "process", GPUs: true}) {
-		t.Fatalf("ParseInventory with [runtime] = %+v, %v; want process without containers", inv.Runtime, err)
-	}
-	if _, err := ParseInventory([]byte(toml+"\ngpu_count = 3\n"), ".toml"); err == nil {
-		t.Fatal("unknown field accepted")
-	}
-	if _, err := ParseInventory([]byte(`{"region":"x1","cpu_cores":2,"memory":"8 bananas","storage":"1Ti"}`), ".json"); err == nil {
-		t.Fatal("unknown unit accepted")
 	}
 }
 
@@ -180,32 +130,6 @@ func TestRegisterUpdateDeregister(t *testing.T) {
 	if err := bad.ValidateBasic(); err == nil {
 		t.Fatal("garbage certificate accepted")
 	}
-}
-
-// FuzzParseInventory: no inventory file makes ParseInventory panic, and what it
-// accepts is valid and survives the canonical encoding unchanged.
-func FuzzParseInventory(f *testing.F) {
-	f.Add([]byte("region = \"us-east\"\ncpu_cores = 32\nmemory = \"256Gi\"\nstorage = \"2Ti\"\n[[gpus]]\nmodel = \"a100\"\nmemory = \"80Gi\"\ninterface = \"pcie\"\ncount = 4\n[attributes]\ntier = \"community\"\n"), ".toml")
-	f.Add([]byte(`{"region":"eu-west","cpu_cores":2,"memory":"8Gi","storage":"1Ti","runtime":{"executor":"process","gpus":true}}`), ".json")
-	f.Add([]byte("memory = \"1.5Ti\"\n"), ".toml")
-	f.Fuzz(func(t *testing.T, b []byte, ext string) {
-		inv, err := ParseInventory(b, ext)
-		if err != nil {
-			return
-		}
-		if err := inv.Validate(); err != nil {
-			t.Fatalf("ParseInventory accepted an invalid inventory: %v", err)
-		}
-		w := codec.NewWriter(256)
-		inv.MarshalTo(w)
-		r := codec.NewReader(w.Bytes())
-		back := UnmarshalInventory(r)
-		w2 := codec.NewWriter(256)
-		back.MarshalTo(w2)
-		if r.Err() != nil || string(w2.Bytes()) != string(w.Bytes()) || back.Validate() != nil {
-			t.Fatalf("round trip: %+v (%v), want %+v", back, r.Err(), inv)
-		}
-	})
 }
 
 // A provider's stake is read from staking, never a copy: a slash (or any change to the

@@ -35,8 +35,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -53,6 +55,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/kiln-network/kiln/provider/executor"
+	"github.com/kiln-network/kiln/provider/executor/hostdir"
 	"github.com/kiln-network/kiln/provider/imageref"
 )
 
@@ -69,49 +72,52 @@ const (
 	LabelTimeLimit = "kiln.time-limit"
 )
 
-// Config configures the Docker executor.
+// Config configures the Docker executor. The fields with a toml key are its
+// settings in the provider daemon's config, [executor.docker].
 type Config struct {
 	// Host is the Docker daemon address (unix:///var/run/docker.sock); empty
 	// uses DOCKER_HOST or the default socket.
-	Host string
+	Host string `toml:"host"`
 	// Namespace prefixes every object name and is the kiln.namespace label:
 	// two daemons on one Docker host must use different namespaces, since
 	// Recover removes what it does not know in its own.
-	Namespace string
+	Namespace string `toml:"namespace"`
 	// DataDir holds the lease volumes' contents, <DataDir>/<lease>/{in,out}.
-	// It must be on the Docker host. Required.
-	DataDir string
+	// It must be on the Docker host. Required; the daemon's default is
+	// <state_dir>/docker.
+	DataDir string `toml:"data_dir"`
 	// AllowEgress lets tasks reach networks outside the host. Off, a lease
 	// network is internal, or without IP masquerading when it publishes ports.
-	AllowEgress bool
+	AllowEgress bool `toml:"allow_egress"`
 	// User runs tasks whose task and image name no user as this "uid:gid".
 	// Empty runs them as the image's default, root.
-	User string
+	User string `toml:"user"`
 	// EnforceStorage caps each container's writable layer at
 	// Resources.StorageBytes (Docker's StorageOpt size). Only some storage
 	// drivers support it (overlay2 on xfs with pquota, devicemapper, zfs,
 	// btrfs); where they do not, container creation fails, so it is opt-in.
 	// The /out volume is never capped.
-	EnforceStorage bool
+	EnforceStorage bool `toml:"enforce_storage"`
 	// DefaultPidsLimit caps processes per container when the task sets none.
-	DefaultPidsLimit int64
+	DefaultPidsLimit int64 `toml:"default_pids_limit"`
 	// MaxOpenFiles is the nofile ulimit of every container.
-	MaxOpenFiles int64
+	MaxOpenFiles int64 `toml:"max_open_files"`
 	// TmpfsSize is the size of /tmp for tasks with a read-only root filesystem.
-	TmpfsSize string
+	TmpfsSize string `toml:"tmpfs_size"`
 	// LogMaxSize caps a container's json-file log (Docker's max-size syntax).
-	LogMaxSize string
+	LogMaxSize string `toml:"log_max_size"`
 	// AllowPull lets Start pull an image that is not present from its
 	// registry; only references pinned by digest (repo@sha256:…) are pulled.
 	// Off, tasks run only images already on the host or uploaded (LoadImage).
-	AllowPull bool
+	// The daemon sets it when the provider allows a registry.
+	AllowPull bool `toml:"-"`
 	// MaxPullBytes is the largest image a pull may bring; a larger one is removed
 	// again and the task refused. 0: no limit.
-	MaxPullBytes int64
+	MaxPullBytes int64 `toml:"max_pull_bytes"`
 	// PullTimeout bounds one pull.
-	PullTimeout time.Duration
+	PullTimeout time.Duration `toml:"pull_timeout"`
 	// Logger receives the executor's logs; nil discards them.
-	Logger *slog.Logger
+	Logger *slog.Logger `toml:"-"`
 }
 
 // DefaultConfig returns a config with every field but DataDir set.
@@ -142,19 +148,25 @@ func (c Config) Validate() error {
 		return fmt.Errorf("docker executor: namespace: %w", err)
 	}
 	if c.DataDir == "" {
-		return errors.New("docker executor: data dir: must be set")
+		return errors.New("docker executor: data_dir: must be set")
 	}
 	if !filepath.IsAbs(c.DataDir) {
-		return fmt.Errorf("docker executor: data dir: must be absolute (got %q)", c.DataDir)
+		return fmt.Errorf("docker executor: data_dir: must be absolute (got %q)", c.DataDir)
 	}
 	if c.DefaultPidsLimit <= 0 {
-		return fmt.Errorf("docker executor: default pids limit: must be > 0 (got %d)", c.DefaultPidsLimit)
+		return fmt.Errorf("docker executor: default_pids_limit: must be > 0 (got %d)", c.DefaultPidsLimit)
 	}
 	if c.MaxOpenFiles <= 0 {
-		return fmt.Errorf("docker executor: max open files: must be > 0 (got %d)", c.MaxOpenFiles)
+		return fmt.Errorf("docker executor: max_open_files: must be > 0 (got %d)", c.MaxOpenFiles)
 	}
 	if _, _, ok := numericUser(c.User); c.User != "" && !ok {
 		return fmt.Errorf("docker executor: user: must be uid:gid, numbers (got %q)", c.User)
+	}
+	if c.MaxPullBytes < 0 {
+		return fmt.Errorf("docker executor: max_pull_bytes: must be >= 0 (got %d; 0: no limit)", c.MaxPullBytes)
+	}
+	if c.AllowPull && c.PullTimeout <= 0 {
+		return fmt.Errorf("docker executor: pull_timeout: must be > 0 (got %s)", c.PullTimeout)
 	}
 	return nil
 }
@@ -685,23 +697,55 @@ func (e *Executor) handle(tk *task, c container.InspectResponse, exited bool) ex
 		Driver:    Driver,
 		Ref:       tk.containerID,
 		StartedAt: tk.startedAt,
-		InDir:     filepath.Join(e.leaseDir(tk.lease), "in"),
-		OutDir:    filepath.Join(e.leaseDir(tk.lease), "out"),
 		Exited:    exited,
 	}
 	if c.NetworkSettings != nil {
 		for port, bs := range c.NetworkSettings.Ports {
 			for _, b := range bs {
 				if hp, err := strconv.Atoi(b.HostPort); err == nil {
-					if h.Ports == nil {
-						h.Ports = map[int]int{}
+					if h.Endpoints == nil {
+						h.Endpoints = map[int]string{}
 					}
-					h.Ports[int(port.Num())] = hp
+					// NB: published on 127.0.0.1 only (containerSpec).
+					h.Endpoints[int(port.Num())] = net.JoinHostPort("127.0.0.1", strconv.Itoa(hp))
 				}
 			}
 		}
 	}
 	return h
+}
+
+// PutInput writes the input into the host dir the lease's in volume is
+// bound to (/in in its containers).
+func (e *Executor) PutInput(_ context.Context, leaseID, name string, r io.Reader) error {
+	if err := executor.ValidateID(leaseID); err != nil {
+		return fmt.Errorf("put input: lease: %w", err)
+	}
+	if err := hostdir.PutFile(filepath.Join(e.leaseDir(leaseID), "in"), name, r); err != nil {
+		return fmt.Errorf("put input %s of lease %s: %w", name, leaseID, err)
+	}
+	return nil
+}
+
+// Outputs reads the host dir the lease's out volume is bound to (/out).
+func (e *Executor) Outputs(_ context.Context, leaseID string) (fs.ReadDirFS, error) {
+	if err := executor.ValidateID(leaseID); err != nil {
+		return nil, fmt.Errorf("outputs: lease: %w", err)
+	}
+	return hostdir.FS(filepath.Join(e.leaseDir(leaseID), "out")), nil
+}
+
+// ClearData empties the lease's in and out dirs; the volumes stay.
+func (e *Executor) ClearData(_ context.Context, leaseID string) error {
+	if err := executor.ValidateID(leaseID); err != nil {
+		return fmt.Errorf("clear data: lease: %w", err)
+	}
+	for _, kind := range []string{"in", "out"} {
+		if err := hostdir.Clear(filepath.Join(e.leaseDir(leaseID), kind)); err != nil {
+			return fmt.Errorf("clear data of lease %s: %w", leaseID, err)
+		}
+	}
+	return nil
 }
 
 func (e *Executor) get(id string) (*task, error) {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -309,9 +310,9 @@ func TestIsolation(t *testing.T) {
 		t.Parallel()
 		ex := newExec(t)
 		lease := "li" + randHex(4)
-		h := startT(t, ex, dtask(lease, 0, "sleep", "5m"))
-		if err := os.WriteFile(filepath.Join(h.InDir, "input.txt"), []byte("tenant input"), 0o644); err != nil {
-			t.Fatalf("write input: %v", err)
+		startT(t, ex, dtask(lease, 0, "sleep", "5m"))
+		if err := ex.PutInput(context.Background(), lease, "input.txt", strings.NewReader("tenant input")); err != nil {
+			t.Fatalf("PutInput() = %v", err)
 		}
 		res, out := run(t, ex, dtask(lease, 1, "read-file", "/in/input.txt"))
 		if res.ExitCode != 0 || !strings.Contains(out, "tenant input") {
@@ -329,9 +330,9 @@ func TestIsolation(t *testing.T) {
 		tk := dtask("lp"+randHex(4), 0, "serve-http", "8080")
 		tk.Ports = []executor.Port{{ContainerPort: 8080}}
 		h := startT(t, ex, tk)
-		hostPort := h.Ports[8080]
-		if hostPort == 0 {
-			t.Fatalf("Start() ports = %v, want 8080 published", h.Ports)
+		addr := h.Endpoints[8080]
+		if host, _, err := net.SplitHostPort(addr); err != nil || host != "127.0.0.1" {
+			t.Fatalf("Start() endpoints = %v, want 8080 published on 127.0.0.1", h.Endpoints)
 		}
 		ins, err := cli.ContainerInspect(context.Background(), h.Ref, client.ContainerInspectOptions{})
 		if err != nil {
@@ -344,7 +345,7 @@ func TestIsolation(t *testing.T) {
 				}
 			}
 		}
-		url := fmt.Sprintf("http://127.0.0.1:%d/", hostPort)
+		url := "http://" + addr + "/"
 		hc := &http.Client{Timeout: 2 * time.Second}
 		deadline := time.Now().Add(20 * time.Second) // the server starts within a second
 		for {

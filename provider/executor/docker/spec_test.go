@@ -132,11 +132,13 @@ func TestConfigValidate(t *testing.T) {
 		errHas string
 	}{
 		{"default with dir", func(c *Config) {}, ""},
-		{"no dir", func(c *Config) { c.DataDir = "" }, "data dir"},
+		{"no dir", func(c *Config) { c.DataDir = "" }, "data_dir"},
 		{"relative dir", func(c *Config) { c.DataDir = "rel" }, "absolute"},
 		{"bad namespace", func(c *Config) { c.Namespace = "../x" }, "namespace"},
 		{"no pids limit", func(c *Config) { c.DefaultPidsLimit = 0 }, "pids"},
-		{"no nofile", func(c *Config) { c.MaxOpenFiles = 0 }, "open files"},
+		{"no nofile", func(c *Config) { c.MaxOpenFiles = 0 }, "max_open_files"},
+		{"negative pull cap", func(c *Config) { c.MaxPullBytes = -1 }, "max_pull_bytes"},
+		{"no pull timeout", func(c *Config) { c.PullTimeout = 0 }, "pull_timeout"},
 		{"root by default", func(c *Config) { c.User = "" }, ""},
 		{"numeric user", func(c *Config) { c.User = "1000:1000" }, ""},
 		{"named user", func(c *Config) { c.User = "nobody" }, "uid:gid"},

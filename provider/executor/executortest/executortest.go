@@ -8,7 +8,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-network/kiln/internal/poll"
 	"github.com/kiln-network/kiln/provider/executor"
 )
 
@@ -61,6 +66,8 @@ func Run(t *testing.T, newExec func(t *testing.T) executor.Executor, env Env) {
 	}{
 		{"Fingerprint", s.fingerprint},
 		{"StartLogsOutputsExit", s.startLogsOutputsExit},
+		{"InputsInOutputsOut", s.inputsOutputs},
+		{"Endpoints", s.endpoints},
 		{"NonZeroExit", s.nonZeroExit},
 		{"StopWithGrace", s.stopWithGrace},
 		{"StopKillsAfterGrace", s.stopKillsAfterGrace},
@@ -160,8 +167,8 @@ func (s *suite) startLogsOutputsExit(t *testing.T) {
 	ex := s.newExec(t)
 	tk := s.task(t, "ticker", "3", ";", "write-out", "result.txt", "hello-kiln", ";", "echo", "done")
 	h := start(t, ex, tk)
-	if h.TaskID != tk.ID || h.LeaseID != tk.LeaseID || h.OutDir == "" {
-		t.Errorf("Start() = %+v, want ids %s/%s and an OutDir", h, tk.ID, tk.LeaseID)
+	if h.TaskID != tk.ID || h.LeaseID != tk.LeaseID {
+		t.Errorf("Start() = %+v, want ids %s/%s", h, tk.ID, tk.LeaseID)
 	}
 
 	// A followed log streams while the task runs and ends when it exits.
@@ -187,9 +194,8 @@ func (s *suite) startLogsOutputsExit(t *testing.T) {
 	if res.ExitCode != 0 || res.OOMKilled || res.Err != nil {
 		t.Errorf("Wait() = %+v, want exit 0", res)
 	}
-	got, err := os.ReadFile(filepath.Join(h.OutDir, "result.txt"))
-	if err != nil || string(got) != "hello-kiln" {
-		t.Errorf("output result.txt = %q, %v; want %q", got, err, "hello-kiln")
+	if got := readOutput(t, ex, tk.LeaseID, "result.txt"); got != "hello-kiln" {
+		t.Errorf("output result.txt = %q, want %q", got, "hello-kiln")
 	}
 
 	// The log stays readable after exit, without follow.
@@ -202,6 +208,147 @@ func (s *suite) startLogsOutputsExit(t *testing.T) {
 	if !strings.Contains(string(b2), "done") {
 		t.Errorf("logs after exit = %q, want %q", b2, "done")
 	}
+}
+
+// readOutput reads the lease's output name through the executor; a missing
+// or unreadable output fails t.
+func readOutput(t *testing.T, ex executor.Executor, lease, name string) string {
+	t.Helper()
+	outs, err := ex.Outputs(context.Background(), lease)
+	if err != nil {
+		t.Fatalf("Outputs(%s) = %v", lease, err)
+	}
+	b, err := fs.ReadFile(outs, name)
+	if err != nil {
+		t.Fatalf("read output %s of lease %s: %v", name, lease, err)
+	}
+	return string(b)
+}
+
+// outputNames lists the lease's outputs through the executor, with their
+// kinds when not regular files.
+func outputNames(t *testing.T, ex executor.Executor, lease string) []string {
+	t.Helper()
+	outs, err := ex.Outputs(context.Background(), lease)
+	if err != nil {
+		t.Fatalf("Outputs(%s) = %v", lease, err)
+	}
+	ents, err := fs.ReadDir(outs, ".")
+	if err != nil {
+		t.Fatalf("list outputs of lease %s: %v", lease, err)
+	}
+	var names []string
+	for _, e := range ents {
+		n := e.Name()
+		if !e.Type().IsRegular() {
+			n += " (" + e.Type().Type().String() + ")"
+		}
+		names = append(names, n)
+	}
+	return names
+}
+
+// inputsOutputs moves data only through the interface: inputs put before the
+// start are what the task reads, what it writes comes out, a link it leaves
+// is reported as one and never followed, and ClearData leaves nothing.
+func (s *suite) inputsOutputs(t *testing.T) {
+	ex := s.newExec(t)
+	ctx := context.Background()
+	tk := s.task(t, "copy-in", "a.txt", ";", "copy-in", "b.bin", ";", "link-out", "/etc/passwd", "link", ";", "write-out", "c.txt", "made")
+	bin := make([]byte, 1<<20)
+	rand.Read(bin)
+	for name, data := range map[string][]byte{"a.txt": []byte("first input"), "b.bin": bin} {
+		if err := ex.PutInput(ctx, tk.LeaseID, name, strings.NewReader(string(data))); err != nil {
+			t.Fatalf("PutInput(%s) = %v", name, err)
+		}
+	}
+	// A second put of a name replaces the first.
+	if err := ex.PutInput(ctx, tk.LeaseID, "a.txt", strings.NewReader("tenant input")); err != nil {
+		t.Fatalf("PutInput(a.txt again) = %v", err)
+	}
+	for _, bad := range []string{"../x", "a/b", "", ".."} {
+		if err := ex.PutInput(ctx, tk.LeaseID, bad, strings.NewReader("x")); err == nil {
+			t.Errorf("PutInput(%q) = nil, want the name refused", bad)
+		}
+	}
+	start(t, ex, tk)
+	if res := wait(t, ex, tk.ID); res.ExitCode != 0 {
+		t.Fatalf("Wait() = %+v, want exit 0", res)
+	}
+	if got := readOutput(t, ex, tk.LeaseID, "a.txt"); got != "tenant input" {
+		t.Errorf("output a.txt = %q, want the input the task read, %q", got, "tenant input")
+	}
+	if got := readOutput(t, ex, tk.LeaseID, "b.bin"); got != string(bin) {
+		t.Errorf("output b.bin: %d bytes, want the 1 MiB input back", len(got))
+	}
+	want := []string{"a.txt", "b.bin", "c.txt", "link (L---------)"}
+	if got := outputNames(t, ex, tk.LeaseID); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("outputs = %q, want %q", got, want)
+	}
+	outs, err := ex.Outputs(ctx, tk.LeaseID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := fs.ReadFile(outs, "link"); err == nil {
+		t.Errorf("read output link = %d bytes, want the link not followed", len(b))
+	}
+	if err := ex.ClearData(ctx, tk.LeaseID); err != nil {
+		t.Fatalf("ClearData() = %v", err)
+	}
+	if names := outputNames(t, ex, tk.LeaseID); len(names) != 0 {
+		t.Errorf("outputs after ClearData = %v, want none", names)
+	}
+	// The inputs are gone too: a task of the lease finds none.
+	again := tk
+	again.ID, again.Args = executor.TaskID(tk.LeaseID, "svc", 1), []string{"copy-in", "a.txt"}
+	start(t, ex, again)
+	if res := wait(t, ex, again.ID); res.ExitCode == 0 {
+		t.Errorf("a task reading a.txt after ClearData exited 0, want the input gone")
+	}
+	if err := ex.ClearData(ctx, "l"+randHex(t, 6)); err != nil {
+		t.Errorf("ClearData(lease without data) = %v, want nil", err)
+	}
+}
+
+// endpoints reaches a task's port at the address its handle gives.
+func (s *suite) endpoints(t *testing.T) {
+	ex := s.newExec(t)
+	port := freePort(t)
+	tk := s.task(t, "serve-http", strconv.Itoa(port))
+	tk.Ports = []executor.Port{{ContainerPort: port}}
+	h := start(t, ex, tk)
+	addr := h.Endpoints[port]
+	if addr == "" {
+		t.Fatalf("Start() endpoints = %v, want one for port %d", h.Endpoints, port)
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		t.Fatalf("endpoint %q: %v, want host:port", addr, err)
+	}
+	// The program binds its port a moment after it starts.
+	c := &http.Client{Timeout: 2 * time.Second}
+	poll.WaitFor(t, readyTimeout, func() error {
+		resp, err := c.Get("http://" + addr + "/")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if b, _ := io.ReadAll(resp.Body); string(b) != "ok" {
+			t.Fatalf("GET %s = %q, want %q", addr, b, "ok")
+		}
+		return nil
+	})
+}
+
+// freePort is a TCP port free on this host a moment ago: the process
+// executor binds a task's port on the host itself.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func (s *suite) nonZeroExit(t *testing.T) {
@@ -286,21 +433,17 @@ func (s *suite) stats(t *testing.T) {
 	ex := s.newExec(t)
 	tk := s.task(t, "hog-mem", "16")
 	start(t, ex, tk)
-	// Poll: memory shows once the hog has allocated, after "allocated".
-	deadline := time.Now().Add(readyTimeout)
-	for {
+	// Memory shows once the hog has allocated, after "allocated".
+	poll.WaitFor(t, readyTimeout, func() error {
 		st, err := ex.Stats(context.Background(), tk.ID)
 		if err != nil {
 			t.Fatalf("Stats() = %v", err)
 		}
-		if st.MemoryBytes >= 8<<20 && !st.Time.IsZero() {
-			break
+		if st.MemoryBytes < 8<<20 || st.Time.IsZero() {
+			return fmt.Errorf("Stats() = %+v, want >= 8 MiB of memory for a 16 MiB hog", st)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Stats() = %+v, want >= 8 MiB of memory for a 16 MiB hog", st)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func (s *suite) destroy(t *testing.T) {
@@ -317,10 +460,8 @@ func (s *suite) destroy(t *testing.T) {
 	if _, err := ex.Logs(context.Background(), tk.ID, false); !errors.Is(err, executor.ErrTaskNotFound) {
 		t.Errorf("Logs() after Destroy = %v, want ErrTaskNotFound", err)
 	}
-	for _, d := range []string{h.OutDir, h.InDir} {
-		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("stat %s after Destroy = %v, want not exist", d, err)
-		}
+	if names := outputNames(t, ex, tk.LeaseID); len(names) != 0 {
+		t.Errorf("outputs after Destroy = %v, want none", names)
 	}
 	if s.env.CheckGone != nil {
 		s.env.CheckGone(t, h)
@@ -339,8 +480,8 @@ func (s *suite) destroy(t *testing.T) {
 
 func (s *suite) recover(t *testing.T) {
 	ex1 := s.newExec(t)
-	tk := s.task(t, "sleep", "5m")
-	running := start(t, ex1, tk)
+	tk := s.task(t, "write-out", "r.txt", "before-restart", ";", "sleep", "5m")
+	start(t, ex1, tk)
 	done := s.task(t, "exit", "5")
 	start(t, ex1, done)
 	WaitReady(t, ex1, tk.ID)
@@ -356,8 +497,11 @@ func (s *suite) recover(t *testing.T) {
 	for _, h := range hs {
 		got[h.TaskID] = h
 	}
-	if h, ok := got[tk.ID]; !ok || h.Exited || h.LeaseID != tk.LeaseID || h.OutDir != running.OutDir {
-		t.Errorf("Recover() running task = %+v (found %v), want it re-attached, not exited, with its dirs", h, ok)
+	if h, ok := got[tk.ID]; !ok || h.Exited || h.LeaseID != tk.LeaseID {
+		t.Errorf("Recover() running task = %+v (found %v), want it re-attached, not exited", h, ok)
+	}
+	if out := readOutput(t, ex2, tk.LeaseID, "r.txt"); out != "before-restart" {
+		t.Errorf("output r.txt through the recovered executor = %q, want %q", out, "before-restart")
 	}
 	if h, ok := got[done.ID]; !ok || !h.Exited {
 		t.Errorf("Recover() exited task = %+v (found %v), want it kept as exited", h, ok)
@@ -420,11 +564,8 @@ func (s *suite) sameLease(t *testing.T) {
 		if res := wait(t, ex, tk.ID); res.ExitCode != 0 {
 			t.Errorf("Wait(%s) = %+v, want exit 0", tk.ID, res)
 		}
-		if handles[i].OutDir != handles[0].OutDir {
-			t.Errorf("task %s OutDir = %s, want the lease's %s", tk.ID, handles[i].OutDir, handles[0].OutDir)
-		}
-		if b, err := os.ReadFile(filepath.Join(handles[0].OutDir, "f"+strconv.Itoa(i))); err != nil || string(b) != strconv.Itoa(i) {
-			t.Errorf("output f%d = %q, %v; want %q", i, b, err, strconv.Itoa(i))
+		if got := readOutput(t, ex, base.LeaseID, "f"+strconv.Itoa(i)); got != strconv.Itoa(i) {
+			t.Errorf("output f%d = %q, want %q", i, got, strconv.Itoa(i))
 		}
 	}
 	// The lease's outputs outlive all but its last task.
@@ -433,14 +574,14 @@ func (s *suite) sameLease(t *testing.T) {
 			t.Fatalf("Destroy(%s) = %v", tk.ID, err)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(handles[0].OutDir, "f0")); err != nil {
-		t.Errorf("lease outputs after destroying %d of %d tasks: %v, want kept", n-1, n, err)
+	if got := readOutput(t, ex, base.LeaseID, "f0"); got != "0" {
+		t.Errorf("lease output f0 after destroying %d of %d tasks = %q, want kept", n-1, n, got)
 	}
 	if err := ex.Destroy(context.Background(), tasks[n-1].ID); err != nil {
 		t.Fatalf("Destroy(%s) = %v", tasks[n-1].ID, err)
 	}
-	if _, err := os.Stat(handles[0].OutDir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("lease out dir after its last task's Destroy: stat = %v, want gone", err)
+	if names := outputNames(t, ex, base.LeaseID); len(names) != 0 {
+		t.Errorf("lease outputs after its last task's Destroy = %v, want none", names)
 	}
 	if s.env.CheckGone != nil {
 		s.env.CheckGone(t, handles[n-1])

@@ -38,7 +38,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,30 +53,33 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-network/kiln/provider/executor"
+	"github.com/kiln-network/kiln/provider/executor/hostdir"
 )
 
 // Driver is the name the executor reports.
 const Driver = "process"
 
-// Config configures the process executor.
+// Config configures the process executor. The fields with a toml key are
+// its settings in the provider daemon's config, [executor.process].
 type Config struct {
 	// AllowUnisolated must be true to construct the executor: it runs tenant
 	// code as host processes, which can read host files and reach the host's
 	// network. Enable it only for development or fully trusted workloads.
-	AllowUnisolated bool
-	// Dir holds per-task state and logs and per-lease work dirs. Required.
-	Dir string
+	AllowUnisolated bool `toml:"allow_unisolated"`
+	// Dir holds per-task state and logs and per-lease work dirs. Required;
+	// the daemon sets <state_dir>/exec.
+	Dir string `toml:"-"`
 	// CgroupParent is a cgroup v2 directory (e.g. /sys/fs/cgroup/kiln) under
 	// which each task gets a child cgroup with its limits. It must have the
 	// memory, cpu and pids controllers enabled in cgroup.subtree_control.
 	// Empty uses rlimits only.
-	CgroupParent string
+	CgroupParent string `toml:"cgroup_parent"`
 	// MaxOpenFiles caps each task's open file descriptors (RLIMIT_NOFILE).
-	MaxOpenFiles uint64
+	MaxOpenFiles uint64 `toml:"max_open_files"`
 	// PollInterval is how often a followed log or a recovered task is polled.
-	PollInterval time.Duration
+	PollInterval time.Duration `toml:"poll_interval"`
 	// Logger receives the executor's logs; nil discards them.
-	Logger *slog.Logger
+	Logger *slog.Logger `toml:"-"`
 }
 
 // DefaultConfig returns a config with every field but Dir and AllowUnisolated set.
@@ -488,11 +493,55 @@ func (e *Executor) handle(tk *task, exited bool) executor.Handle {
 		Driver:    Driver,
 		Ref:       strconv.Itoa(tk.st.PID),
 		StartedAt: tk.st.StartedAt,
-		InDir:     e.inDir(tk.st.LeaseID),
-		OutDir:    e.outDir(tk.st.LeaseID),
-		Ports:     tk.st.Ports,
+		Endpoints: endpoints(tk.st.Ports),
 		Exited:    exited,
 	}
+}
+
+// endpoints are where the daemon reaches a task's ports: the host's
+// loopback, where the program binds them itself.
+func endpoints(ports map[int]int) map[int]string {
+	if len(ports) == 0 {
+		return nil
+	}
+	out := make(map[int]string, len(ports))
+	for c, h := range ports {
+		out[c] = net.JoinHostPort("127.0.0.1", strconv.Itoa(h))
+	}
+	return out
+}
+
+// PutInput writes the input into the lease's in/ dir, which the lease's
+// tasks find as KILN_IN.
+func (e *Executor) PutInput(_ context.Context, leaseID, name string, r io.Reader) error {
+	if err := executor.ValidateID(leaseID); err != nil {
+		return fmt.Errorf("put input: lease: %w", err)
+	}
+	if err := hostdir.PutFile(e.inDir(leaseID), name, r); err != nil {
+		return fmt.Errorf("put input %s of lease %s: %w", name, leaseID, err)
+	}
+	return nil
+}
+
+// Outputs reads the lease's out/ dir, KILN_OUT of its tasks.
+func (e *Executor) Outputs(_ context.Context, leaseID string) (fs.ReadDirFS, error) {
+	if err := executor.ValidateID(leaseID); err != nil {
+		return nil, fmt.Errorf("outputs: lease: %w", err)
+	}
+	return hostdir.FS(e.outDir(leaseID)), nil
+}
+
+// ClearData empties the lease's in/ and out/ dirs.
+func (e *Executor) ClearData(_ context.Context, leaseID string) error {
+	if err := executor.ValidateID(leaseID); err != nil {
+		return fmt.Errorf("clear data: lease: %w", err)
+	}
+	for _, d := range []string{e.inDir(leaseID), e.outDir(leaseID)} {
+		if err := hostdir.Clear(d); err != nil {
+			return fmt.Errorf("clear data of lease %s: %w", leaseID, err)
+		}
+	}
+	return nil
 }
 
 func (e *Executor) get(id string) (*task, error) {

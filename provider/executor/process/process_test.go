@@ -51,24 +51,18 @@ func TestRefusesUnlessEnabled(t *testing.T) {
 }
 
 func TestRecoverRemovesOrphans(t *testing.T) {
-	newExec := newFactory()
-	ex := newExec(t)
+	root := t.TempDir()
+	newExec := func(t *testing.T) executor.Executor {
+		cfg := process.DefaultConfig()
+		cfg.AllowUnisolated, cfg.Dir = true, root
+		ex, err := process.New(cfg)
+		if err != nil {
+			t.Fatalf("process.New() = %v", err)
+		}
+		return ex
+	}
 	// Dirs that an earlier instance could leave behind: a task dir without
 	// state and a lease dir without a task.
-	var root string
-	if h, err := ex.Start(context.Background(), executor.Task{
-		ID: "probe", LeaseID: "probe-lease", Command: []string{"/bin/true"},
-	}); err != nil {
-		t.Fatalf("Start(probe) = %v", err)
-	} else {
-		root = filepath.Dir(filepath.Dir(filepath.Dir(h.OutDir)))
-		if _, err := ex.Wait(context.Background(), "probe"); err != nil {
-			t.Fatalf("Wait(probe) = %v", err)
-		}
-		if err := ex.Destroy(context.Background(), "probe"); err != nil {
-			t.Fatalf("Destroy(probe) = %v", err)
-		}
-	}
 	orphans := []string{
 		filepath.Join(root, "tasks", "orphan-task"),
 		filepath.Join(root, "leases", "orphan-lease", "out"),

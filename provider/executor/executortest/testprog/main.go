@@ -6,6 +6,8 @@
 //	testprog echo WORDS...           print WORDS to stdout and stderr, exit 0
 //	testprog write-out FILE CONTENT  write CONTENT to $KILN_OUT/FILE (default /out)
 //	testprog write-file PATH CONTENT write CONTENT to PATH
+//	testprog copy-in NAME            copy $KILN_IN/NAME (default /in) to $KILN_OUT/NAME
+//	testprog link-out TARGET NAME    make $KILN_OUT/NAME a symbolic link to TARGET
 //	testprog exit N                  exit with code N
 //	testprog sleep D                 print "ready", sleep for duration D, exit 0
 //	testprog sleep-ignore-term D     like sleep, but ignore SIGTERM
@@ -64,6 +66,22 @@ func run(mode string, args []string) {
 			fail("write-out: %v", err)
 		}
 		fmt.Println("wrote", args[0])
+	case "copy-in":
+		need(args, 1)
+		b, err := os.ReadFile(filepath.Join(envDir("KILN_IN", "/in"), args[0]))
+		if err != nil {
+			fail("copy-in: %v", err)
+		}
+		if err := os.WriteFile(filepath.Join(envDir("KILN_OUT", "/out"), args[0]), b, 0o644); err != nil {
+			fail("copy-in: %v", err)
+		}
+		fmt.Println("copied", args[0])
+	case "link-out":
+		need(args, 2)
+		if err := os.Symlink(args[0], filepath.Join(envDir("KILN_OUT", "/out"), args[1])); err != nil {
+			fail("link-out: %v", err)
+		}
+		fmt.Println("linked", args[1])
 	case "write-file":
 		need(args, 2)
 		if err := os.WriteFile(args[0], []byte(args[1]), 0o644); err != nil {
@@ -170,6 +188,14 @@ func run(mode string, args []string) {
 	default:
 		fail("unknown mode %q", mode)
 	}
+}
+
+// envDir is the directory the environment variable names, else def.
+func envDir(name, def string) string {
+	if d := os.Getenv(name); d != "" {
+		return d
+	}
+	return def
 }
 
 func need(args []string, n int) {

@@ -1,0 +1,215 @@
+package explorer
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kiln-network/kiln/app"
+	"github.com/kiln-network/kiln/client"
+	"github.com/kiln-network/kiln/x/escrow"
+	"github.com/kiln-network/kiln/x/market"
+	"github.com/kiln-network/kiln/x/registry"
+)
+
+// Snapshot is the chain as the explorer read it at one height: every provider, order,
+// lease and escrow account, the module table and the recent blocks. Pages that list
+// or aggregate read it; pages about one record ask the node.
+type Snapshot struct {
+	ChainID string    `json:"chain_id"`
+	Height  int64     `json:"height,string"`
+	Read    time.Time `json:"read"`
+
+	Providers []registry.Provider    `json:"-"`
+	Orders    []market.Order         `json:"-"`
+	Leases    []market.LeaseView     `json:"-"`
+	Escrow    []escrow.EscrowAccount `json:"-"`
+	Modules   []app.ModuleInfo       `json:"-"`
+	Blocks    []BlockRow             `json:"-"` // newest first
+	escrowOf  map[uint64]int         // order id -> index in Escrow
+	leasesOf  map[string][]int       // provider -> indexes in Leases
+	overview  *Overview              // built once per snapshot, by the refresher
+}
+
+// BlockRow is one block in lists.
+type BlockRow struct {
+	Height   int64     `json:"height,string"`
+	Hash     string    `json:"hash"`
+	Time     time.Time `json:"time"`
+	Txs      int       `json:"txs"`
+	Proposer string    `json:"proposer"`
+}
+
+// ChainEvent is an event of a block (its begin/end) or of one of its txs, kept by the
+// explorer for the verification and slashing views.
+type ChainEvent struct {
+	Height int64             `json:"height,string"`
+	TxHash string            `json:"tx_hash,omitempty"`
+	Type   string            `json:"type"`
+	Attrs  map[string]string `json:"attributes"`
+}
+
+// fetch reads a Snapshot from the node at its latest height. Lists that the chain
+// keeps small (providers, modules) and the ones that grow (orders, leases, escrow) are
+// read alike: the explorer aggregates them itself.
+func fetch(ctx context.Context, c *client.Client, blocks int) (*Snapshot, error) {
+	st, err := c.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := &Snapshot{ChainID: st.ChainID, Read: time.Now()}
+	var provs struct {
+		Providers []registry.Provider `json:"providers"`
+	}
+	if err := c.QueryJSON(ctx, "/registry/providers", &provs); err != nil {
+		return nil, fmt.Errorf("read providers: %w", err)
+	}
+	s.Providers = provs.Providers
+	var orders struct {
+		Orders []market.Order `json:"orders"`
+	}
+	if err := c.QueryJSON(ctx, "/market/orders", &orders); err != nil {
+		return nil, fmt.Errorf("read orders: %w", err)
+	}
+	s.Orders = orders.Orders
+	var leases struct {
+		Leases []market.LeaseView `json:"leases"`
+	}
+	if err := c.QueryJSON(ctx, "/market/leases", &leases); err != nil {
+		return nil, fmt.Errorf("read leases: %w", err)
+	}
+	s.Leases = leases.Leases
+	var accts struct {
+		Accounts []escrow.EscrowAccount `json:"accounts"`
+	}
+	if err := c.QueryJSON(ctx, "/escrow/accounts", &accts); err != nil {
+		return nil, fmt.Errorf("read escrow accounts: %w", err)
+	}
+	s.Escrow = accts.Accounts
+	var mods struct {
+		Modules []app.ModuleInfo `json:"modules"`
+	}
+	if err := c.QueryJSON(ctx, "/app/modules", &mods); err != nil {
+		return nil, fmt.Errorf("read the module table: %w", err)
+	}
+	s.Modules = mods.Modules
+	// NB: the height the app committed, which every query above saw (or a later one).
+	h, err := c.AppHeight(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.Height = h
+	if s.Blocks, err = recentBlocks(ctx, c, h, blocks); err != nil {
+		return nil, err
+	}
+	s.index()
+	return s, nil
+}
+
+// recentBlocks returns up to n blocks ending at height top, newest first.
+func recentBlocks(ctx context.Context, c *client.Client, top int64, n int) ([]BlockRow, error) {
+	var out []BlockRow
+	for top >= 1 && len(out) < n {
+		// NB: CometBFT answers at most 20 headers per call.
+		min := max(1, top-19)
+		res, err := c.RPC.BlockchainInfo(ctx, min, top)
+		if err != nil {
+			return nil, fmt.Errorf("read blocks %d..%d: %w", min, top, err)
+		}
+		for _, m := range res.BlockMetas {
+			out = append(out, BlockRow{Height: m.Header.Height, Hash: m.BlockID.Hash.String(), Time: m.Header.Time,
+				Txs: m.NumTxs, Proposer: m.Header.ProposerAddress.String()})
+			if len(out) == n {
+				break
+			}
+		}
+		top = min - 1
+	}
+	return out, nil
+}
+
+// index builds the lookups pages use.
+func (s *Snapshot) index() {
+	s.escrowOf = make(map[uint64]int, len(s.Escrow))
+	for i, a := range s.Escrow {
+		s.escrowOf[a.OrderID] = i
+	}
+	s.leasesOf = map[string][]int{}
+	for i, l := range s.Leases {
+		p := l.Provider.String()
+		s.leasesOf[p] = append(s.leasesOf[p], i)
+	}
+}
+
+// EscrowOf returns order id's escrow account.
+func (s *Snapshot) EscrowOf(id uint64) (escrow.EscrowAccount, bool) {
+	i, ok := s.escrowOf[id]
+	if !ok {
+		return escrow.EscrowAccount{}, false
+	}
+	return s.Escrow[i], true
+}
+
+// BlocksPerSecond is the block rate over the recent blocks (0 with fewer than two).
+func (s *Snapshot) BlocksPerSecond() float64 {
+	if len(s.Blocks) < 2 {
+		return 0
+	}
+	newest, oldest := s.Blocks[0], s.Blocks[len(s.Blocks)-1]
+	d := newest.Time.Sub(oldest.Time).Seconds()
+	if d <= 0 {
+		return 0
+	}
+	return float64(newest.Height-oldest.Height) / d
+}
+
+// coreModules are the ledger's own modules; every other module in the table (verify,
+// liveness, ...) has its events shown on the verification page.
+var coreModules = map[string]bool{"auth": true, "bank": true, "staking": true, "registry": true, "cert": true,
+	"market": true, "escrow": true, "params": true}
+
+// verificationModules returns the non-core modules of the table, in its order.
+func (s *Snapshot) verificationModules() []app.ModuleInfo {
+	var out []app.ModuleInfo
+	for _, m := range s.Modules {
+		if !coreModules[m.Name] {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// keepEvent says whether the explorer keeps an event of this type: slashes, and every
+// event of a non-core module (its type starts with the module's name).
+func keepEvent(mods []app.ModuleInfo, typ string) bool {
+	if typ == "slash_bond" || typ == "slash" {
+		return true
+	}
+	for _, m := range mods {
+		if !coreModules[m.Name] && strings.HasPrefix(typ, m.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// providerLeases returns provider p's leases, newest first.
+func (s *Snapshot) providerLeases(p string) []market.LeaseView {
+	idx := s.leasesOf[p]
+	out := make([]market.LeaseView, 0, len(idx))
+	for i := len(idx) - 1; i >= 0; i-- {
+		out = append(out, s.Leases[idx[i]])
+	}
+	return out
+}
+
+// findProvider returns the provider with owner addr. O(providers).
+func (s *Snapshot) findProvider(addr string) (registry.Provider, bool) {
+	for _, p := range s.Providers {
+		if p.Owner.String() == addr {
+			return p, true
+		}
+	}
+	return registry.Provider{}, false
+}

@@ -1,0 +1,53 @@
+package tee
+
+import (
+	"os"
+	"strings"
+)
+
+// Guest devices through which a confidential VM asks its firmware for evidence.
+var (
+	sevGuestDevice = "/dev/sev-guest"
+	tdxGuestDevice = "/dev/tdx_guest"
+	configfsTSM    = "/sys/kernel/config/tsm/report"
+)
+
+// Capability says whether this machine can produce attestation evidence, and how.
+type Capability struct {
+	// Type is TypeSEVSNP or TypeTDX when this machine is a confidential VM that can
+	// produce evidence; "" when it cannot.
+	Type string `json:"type"`
+	// Device is the guest interface found (a device, or the configfs-tsm directory).
+	Device string `json:"device,omitempty"`
+	// Message says in words what was found, or what is missing.
+	Message string `json:"message"`
+}
+
+// Probe looks for the guest interfaces: configfs-tsm (Linux 6.7+, either vendor),
+// /dev/sev-guest and /dev/tdx_guest. It does not ask for a report.
+func Probe() Capability {
+	tsm := exists(configfsTSM)
+	switch {
+	case exists(sevGuestDevice):
+		return Capability{Type: TypeSEVSNP, Device: sevGuestDevice, Message: "SEV-SNP guest: evidence from " + sevGuestDevice + tsmNote(tsm)}
+	case exists(tdxGuestDevice):
+		return Capability{Type: TypeTDX, Device: tdxGuestDevice, Message: "TDX guest: evidence from " + tdxGuestDevice + tsmNote(tsm)}
+	case tsm:
+		return Capability{Device: configfsTSM, Message: "configfs-tsm is present (" + configfsTSM + ") but neither /dev/sev-guest nor /dev/tdx_guest: the provider type of this VM is unknown, no evidence is produced"}
+	}
+	return Capability{Message: "this machine cannot produce TEE evidence: it is not a confidential VM (no " +
+		strings.Join([]string{sevGuestDevice, tdxGuestDevice, configfsTSM}, ", ") +
+		"); it can verify evidence (kiln tee verify) but its provider cannot take TEE orders"}
+}
+
+func tsmNote(tsm bool) string {
+	if tsm {
+		return " (configfs-tsm also present)"
+	}
+	return ""
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
