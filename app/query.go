@@ -49,6 +49,9 @@ import (
 //	/escrow/holds/ID        {"holds":[...]}: pay held back on order ID's leases, per provider
 //	/escrow/accounts        {"accounts":[...]}: every escrow account, by order ID; O(accounts)
 //	/escrow/totals          {"totals":[{"denom","deposited","balance","paid","fees","refunded","held"}]}: the accounts summed per denom; O(accounts)
+//	/liveness/challenges[?provider=ADDR&state=open|answered|pending|passed|failed&lease=ID]  {"challenges":[...]}
+//	/liveness/challenge/ID  the challenge
+//	/liveness/scores[?provider=ADDR]  {"scores":[...]}: challenge scores per provider and model
 //	/cert/ADDR              the account's client certificate record
 //	/params                 every module's parameters
 //	/app/status             {"chain_id","height","app_hash"}

@@ -40,13 +40,13 @@ const (
 	// Staking refusals.
 	CodeBondLocked uint32 = 25
 	// Verification refusals (30-37).
-	CodeNotVerifier     uint32 = 30
-	CodeNotAssigned     uint32 = 31
-	CodeLate            uint32 = 32
-	CodeAnswered        uint32 = 33
-	CodeBadProof        uint32 = 34
-	CodeWindowClosed    uint32 = 35
-	CodeNotSampled      uint32 = 36
+	CodeNotVerifier      uint32 = 30
+	CodeNotAssigned      uint32 = 31
+	CodeLate             uint32 = 32
+	CodeAnswered         uint32 = 33
+	CodeBadProof         uint32 = 34
+	CodeWindowClosed     uint32 = 35
+	CodeNotSampled       uint32 = 36
 	CodeChallengeNotOpen uint32 = 37
 	// Liveness and hardware challenge refusals (x/liveness): 38-41.
 	CodeChallengeClosed uint32 = 38
@@ -106,19 +106,19 @@ var (
 
 	ErrBondLocked = &Error{CodeBondLocked, "bond is locked"}
 
-	ErrNotVerifier     = &Error{CodeNotVerifier, "not a registered verifier"}
-	ErrNotAssigned     = &Error{CodeNotAssigned, "not assigned to this check"}
-	ErrLate            = &Error{CodeLate, "answer past its deadline"}
-	ErrAnswered        = &Error{CodeAnswered, "already answered"}
-	ErrBadProof        = &Error{CodeBadProof, "Merkle proof does not match the commitment"}
-	ErrWindowClosed    = &Error{CodeWindowClosed, "dispute window closed"}
-	ErrNotSampled      = &Error{CodeNotSampled, "unit was not sampled"}
-	ErrChallengeNotOpen = &Error{CodeChallengeNotOpen, "challenge is not open"}
-	ErrChallengeClosed = &Error{CodeChallengeClosed, "challenge is not awaiting this message"}
-	ErrChallengeLate   = &Error{CodeChallengeLate, "challenge deadline passed"}
-	ErrBadReveal       = &Error{CodeBadReveal, "revealed chunks do not match the committed answer"}
-	ErrModeMismatch    = &Error{CodeModeMismatch, "not how this order is priced"}
-	ErrBidReveal       = &Error{CodeBidReveal, "revealed bid does not match its commitment"}
+	ErrNotVerifier        = &Error{CodeNotVerifier, "not a registered verifier"}
+	ErrNotAssigned        = &Error{CodeNotAssigned, "not assigned to this check"}
+	ErrLate               = &Error{CodeLate, "answer past its deadline"}
+	ErrAnswered           = &Error{CodeAnswered, "already answered"}
+	ErrBadProof           = &Error{CodeBadProof, "Merkle proof does not match the commitment"}
+	ErrWindowClosed       = &Error{CodeWindowClosed, "dispute window closed"}
+	ErrNotSampled         = &Error{CodeNotSampled, "unit was not sampled"}
+	ErrChallengeNotOpen   = &Error{CodeChallengeNotOpen, "challenge is not open"}
+	ErrChallengeClosed    = &Error{CodeChallengeClosed, "challenge is not awaiting this message"}
+	ErrChallengeLate      = &Error{CodeChallengeLate, "challenge deadline passed"}
+	ErrBadReveal          = &Error{CodeBadReveal, "revealed chunks do not match the committed answer"}
+	ErrModeMismatch       = &Error{CodeModeMismatch, "not how this order is priced"}
+	ErrBidReveal          = &Error{CodeBidReveal, "revealed bid does not match its commitment"}
 	ErrAttestationRefused = &Error{CodeAttestationRefused, "attestation refused"}
 	ErrModelMismatch      = &Error{CodeModelMismatch, "model mismatch"}
 	ErrRequestClosed      = &Error{CodeRequestClosed, "inference request is not open"}

@@ -22,7 +22,7 @@ func newWorkInferCmd() *cobra.Command {
 POST /predict {"input": [64 pixel values 0-16]} or {"inputs": [[...], ...]} answers
 {"predictions": [{"class", "probs"}], "step", "checkpoint_sha256"}; GET / describes the
 model, GET /metrics is Prometheus. Run it as a lease's service behind the provider's ingress.`,
-		Example: `  kiln work infer --checkpoint /tmp/t/ckpt/step-002000.kckpt --listen 127.0.0.1:8080
+		Example: `  kiln work infer --checkpoint /tmp/t/step-002000.kckpt --listen 127.0.0.1:8080
   curl -d '{"input": [0,0,5,13,9,1,0,0,0,0,13,15,10,15,5,0,0,3,15,2,0,11,8,0,0,4,12,0,0,8,8,0,0,5,8,0,0,9,8,0,0,4,11,0,1,12,7,0,0,2,14,5,10,12,0,0,0,0,6,13,10,0,0,0]}' 127.0.0.1:8080/predict`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -52,7 +52,7 @@ model, GET /metrics is Prometheus. Run it as a lease's service behind the provid
 			return nil
 		},
 	}
-	c.Flags().String("checkpoint", "", "checkpoint file (DIR/ckpt/step-NNNNNN.kckpt)")
+	c.Flags().String("checkpoint", "", "checkpoint file (DIR/step-NNNNNN.kckpt)")
 	c.Flags().String("listen", "127.0.0.1:8080", "address to listen on (port 0: any free port, printed)")
 	c.Flags().Int("port", 0, "listen on 127.0.0.1:PORT (what a lease's service manifest gives)")
 	c.MarkFlagRequired("checkpoint")

@@ -17,7 +17,7 @@ func newWorkRenderCmd() *cobra.Command {
 		Short: "Render frames as tile units: a Blender scene (--scene) with Cycles, or the built-in Go path tracer",
 		Long: `Render frames A-B of a scene, each cut into an N×N grid of tiles rendered on their own
 (Blender border renders, or tiles of the built-in Go path tracer), assembled into PNG frames
-under DIR/frames. DIR/units.json lists every tile with its SHA-256 and DIR/job.json the job,
+as DIR/frame-NNNN.png. DIR/units.json lists every tile with its SHA-256 and DIR/job.json the job,
 so a verifier can re-render any tile (kiln work verify DIR).`,
 		Example: `  kiln work render --out /tmp/r                                  # the built-in scene, no Blender needed
   kiln work render --scene shot.blend --frames 1-24 --tiles 4 --samples 64 --out /tmp/shot`,
@@ -46,18 +46,24 @@ so a verifier can re-render any tile (kiln work verify DIR).`,
 			if f.Changed("height") {
 				p.Height, _ = f.GetInt("height")
 			}
+			if scene != "" {
+				p.Scene = "scene.blend" // the scene's name in the job directory
+			}
+			if err := p.Validate(); err != nil {
+				return usageErr(err)
+			}
 			out, _ := f.GetString("out")
 			dir, err := outDir(out)
 			if err != nil {
 				return err
 			}
-			job, err := render.NewJob(p, scene, dir)
+			job, err := render.NewJob(p, scene, dir) // NB: a missing scene file is a failure (1), not a usage error
 			if err != nil {
-				return usageErr(err)
+				return err
 			}
 			return runUnits(cmd, render.Workload{}, job, dir, func(string) (any, string) {
 				return map[string]any{"renderer": p.Renderer, "frames": p.FrameEnd - p.FrameStart + 1, "tiles_per_frame": p.Tiles * p.Tiles},
-					fmt.Sprintf("\nframes: %s/frames/f%04d.png ... f%04d.png", dir, p.FrameStart, p.FrameEnd)
+					fmt.Sprintf("\nframes: %s/frame-%04d.png ... frame-%04d.png", dir, p.FrameStart, p.FrameEnd)
 			})
 		},
 	}

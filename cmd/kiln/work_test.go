@@ -54,6 +54,16 @@ func TestWorkVerifyExitStatus(t *testing.T) {
 	if out, code := run(t, "work", "train", "--steps", "10", "--checkpoint-every", "3", "--out", t.TempDir()); code != 2 || !strings.Contains(out, "divide") {
 		t.Fatalf("train 10/3: %d %s", code, out)
 	}
+	if out, code := run(t, "work", "train", "--data", "mnist", "--out", t.TempDir()); code != 2 || !strings.Contains(out, "--data") {
+		t.Fatalf("train --data mnist: %d %s", code, out)
+	}
+	if out, code := run(t, "work", "render", "--samples", "0", "--out", t.TempDir()); code != 2 || !strings.Contains(out, "samples") {
+		t.Fatalf("render --samples 0: %d %s", code, out)
+	}
+	// A scene file that is not there: the command line is right, the operation fails (1).
+	if out, code := run(t, "work", "render", "--scene", filepath.Join(t.TempDir(), "nope.blend"), "--out", t.TempDir()); code != 1 || !strings.Contains(out, "nope.blend") {
+		t.Fatalf("render --scene missing: %d %s", code, out)
+	}
 }
 
 func TestWorkTrainAndMatmulUnits(t *testing.T) {

@@ -19,7 +19,7 @@ func newWorkTrainCmd() *cobra.Command {
 		Long: `Train a small MLP on 8x8 digits: scikit-learn's digits set where python3-sklearn is
 installed (else a generated set of the same shape; --data chooses), with the Go trainer in
 this binary or PyTorch (--engine pytorch, Debian python3-torch, CPU). A checkpoint every K
-steps carries the SHA-256 of the one before: DIR/ckpt/, DIR/units.json, DIR/job.json (with
+steps carries the SHA-256 of the one before: DIR/step-NNNNNN.kckpt, DIR/units.json, DIR/job.json (with
 the data and scripts pinned), DIR/metrics.json (losses, held-out accuracy). A verifier
 replays any segment from its checkpoint (kiln work verify DIR).`,
 		Example: `  kiln work train --out /tmp/t
@@ -36,14 +36,22 @@ replays any segment from its checkpoint (kiln work verify DIR).`,
 			p.Batch, _ = f.GetInt("batch")
 			p.LR, _ = f.GetFloat64("lr")
 			source, _ := f.GetString("data")
+			if source != train.DataAuto && source != train.DataDigits && source != train.DataGenerated {
+				return usagef("--data %q: want %s, %s or %s", source, train.DataAuto, train.DataDigits, train.DataGenerated)
+			}
+			q := p
+			q.Source = train.DataGenerated // checked once the data is found
+			if err := q.Validate(); err != nil {
+				return usageErr(err)
+			}
 			out, _ := f.GetString("out")
 			dir, err := outDir(out)
 			if err != nil {
 				return err
 			}
-			job, err := train.NewJob(p, source, dir)
+			job, err := train.NewJob(p, source, dir) // NB: data not found is a failure (1)
 			if err != nil {
-				return usageErr(err)
+				return err
 			}
 			return runUnits(cmd, train.Workload{}, job, dir, func(dir string) (any, string) {
 				var m train.Metrics

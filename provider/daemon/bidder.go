@@ -79,6 +79,10 @@ func (d *Daemon) bid(ctx context.Context, h int64) error {
 			never("excluded after an earlier lease of this order")
 			continue
 		}
+		if o.TEE != "" && d.tee.Type == "" {
+			never("order requires a TEE ("+o.TEE+"): "+d.tee.Message, "constraint", "tee")
+			continue
+		}
 		need, choices, static, inUse := market.Fit(o.Groups, nil, d.inv, used)
 		if len(static) > 0 {
 			never("does not fit the inventory", "constraint", static[0].String())

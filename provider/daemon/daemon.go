@@ -33,6 +33,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kiln-network/kiln/tee"
+
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kiln-network/kiln/certpem"
@@ -73,6 +75,9 @@ type Daemon struct {
 	deps Deps
 	log  *slog.Logger
 	self types.Address
+	// tee is whether this machine can produce TEE evidence (tee.Probe at start); a
+	// provider that cannot never bids on orders requiring a TEE.
+	tee tee.Capability
 
 	ready       chan struct{}
 	endpoint    string
@@ -275,6 +280,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 		defer ms.Close()
 	}
+	d.tee = tee.Probe()
+	d.log.Info("confidential compute", "tee", d.tee.Type, "evidence", d.tee.Message)
 	d.log.Info("provider ready", "endpoint", d.endpoint, "metrics", d.metricsAddr, "executor", fp.Driver, "gpus", inv.TotalGPUs(), "heartbeat_every", d.every)
 	close(d.ready)
 

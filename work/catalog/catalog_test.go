@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 
 	"github.com/kiln-network/kiln/work/matmul"
@@ -40,6 +41,13 @@ func TestRegistryVerifiesEveryKind(t *testing.T) {
 		w, _ := reg.Lookup(kind)
 		if err := w.Run(ctx, job, dir, nil); err != nil {
 			t.Fatalf("%s: %v", kind, err)
+		}
+		// Every file at the top of the directory: a provider seals only those.
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if !e.Type().IsRegular() {
+				t.Errorf("%s: %s is not a regular file at the top of the output directory", kind, e.Name())
+			}
 		}
 		rep, err := reg.Verify(ctx, dir, 3, []byte("seed"), nil)
 		if err != nil || rep.Verdict != units.VerdictOK || rep.Checked != 3 || rep.Kind != kind {

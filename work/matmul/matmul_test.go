@@ -80,6 +80,16 @@ func TestUnits(t *testing.T) {
 			t.Errorf("Compare(%s) = %v, want a mismatch", name, err)
 		}
 	}
+	for _, c := range Cheats {
+		forged, err := Workload{}.Forge(context.Background(), job, BlockID(7), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recomputed, _ := Workload{}.RunUnit(context.Background(), job, BlockID(7), nil)
+		if err := (Workload{}).Compare(job, BlockID(7), forged, recomputed); !units.IsMismatch(err) {
+			t.Errorf("Compare(forged %s) = %v, want a mismatch", c, err)
+		}
+	}
 	if _, err := NewJob(UnitParams{N: 10, BlockRows: 11}); err == nil {
 		t.Error("NewJob accepted block_rows > n")
 	}

@@ -172,3 +172,40 @@ func encodeRows(v []float64) []byte {
 	}
 	return b
 }
+
+// Cheat is a way a dishonest provider fakes a row block.
+type Cheat string
+
+// The cheats Compare must reject (tests and `kiln bench verify` forge each).
+const (
+	CheatOneValue  Cheat = "one-value"  // the honest block with one entry off by 1e-3
+	CheatZeros     Cheat = "zeros"      // zeros: nothing computed
+	CheatOtherSeed Cheat = "other-seed" // the same rows of another seed's product
+)
+
+// Cheats lists every Cheat.
+var Cheats = []Cheat{CheatOneValue, CheatZeros, CheatOtherSeed}
+
+// Forge returns what a provider cheating with c would claim for block id.
+func (w Workload) Forge(ctx context.Context, job units.Job, id string, c Cheat) ([]byte, error) {
+	p, err := unitParams(job)
+	if err != nil {
+		return nil, err
+	}
+	i, err := p.blockOf(id)
+	if err != nil {
+		return nil, err
+	}
+	lo, hi := i*p.BlockRows, min(p.N, (i+1)*p.BlockRows)
+	switch c {
+	case CheatOneValue:
+		v := Rows(p.N, p.Seed, lo, hi)
+		v[len(v)/2] += 1e-3
+		return encodeRows(v), nil
+	case CheatZeros:
+		return make([]byte, 8*(hi-lo)*p.N), nil
+	case CheatOtherSeed:
+		return encodeRows(Rows(p.N, p.Seed+7, lo, hi)), nil
+	}
+	return nil, fmt.Errorf("matmul: unknown cheat %q", c)
+}

@@ -36,8 +36,8 @@ func (w Workload) blenderPath() (string, error) {
 	return p, nil
 }
 
-// blenderTiles renders tiles of one frame in one Blender process (so the scene loads
-// once per frame), each a border render cropped to the tile.
+// blenderTiles renders tiles (of any frames) in one Blender process, so the scene loads
+// once, each a border render cropped to the tile.
 func (w Workload) blenderTiles(ctx context.Context, job units.Job, p Params, tiles []Tile, tick func()) ([]*image.NRGBA64, error) {
 	bin, err := w.blenderPath()
 	if err != nil {
@@ -57,11 +57,12 @@ func (w Workload) blenderTiles(ctx context.Context, job units.Job, p Params, til
 		return nil, fmt.Errorf("render: %w", err)
 	}
 	type tileArg struct {
-		X0  int    `json:"x0"`
-		Y0  int    `json:"y0"`
-		X1  int    `json:"x1"`
-		Y1  int    `json:"y1"`
-		Out string `json:"out"`
+		Frame int    `json:"frame"`
+		X0    int    `json:"x0"`
+		Y0    int    `json:"y0"`
+		X1    int    `json:"x1"`
+		Y1    int    `json:"y1"`
+		Out   string `json:"out"`
 	}
 	args := struct {
 		Samples int       `json:"samples"`
@@ -69,14 +70,10 @@ func (w Workload) blenderTiles(ctx context.Context, job units.Job, p Params, til
 		Width   int       `json:"width"`
 		Height  int       `json:"height"`
 		Threads int       `json:"threads"`
-		Frame   int       `json:"frame"`
 		Tiles   []tileArg `json:"tiles"`
-	}{p.Samples, p.Seed, p.Width, p.Height, p.Threads, tiles[0].Frame, nil}
+	}{p.Samples, p.Seed, p.Width, p.Height, p.Threads, nil}
 	for i, t := range tiles {
-		if t.Frame != args.Frame {
-			return nil, fmt.Errorf("render: blender tiles of frames %d and %d in one call", args.Frame, t.Frame)
-		}
-		args.Tiles = append(args.Tiles, tileArg{t.Rect.Min.X, t.Rect.Min.Y, t.Rect.Max.X, t.Rect.Max.Y, filepath.Join(tmp, fmt.Sprintf("t%d.png", i))})
+		args.Tiles = append(args.Tiles, tileArg{t.Frame, t.Rect.Min.X, t.Rect.Min.Y, t.Rect.Max.X, t.Rect.Max.Y, filepath.Join(tmp, fmt.Sprintf("t%d.png", i))})
 	}
 	aj, err := json.Marshal(args)
 	if err != nil {
@@ -109,7 +106,7 @@ func (w Workload) blenderTiles(ctx context.Context, job units.Job, p Params, til
 		}
 	}
 	if err := cmd.Wait(); err != nil {
-		return nil, fmt.Errorf("render: blender frame %d: %w: %s%s", args.Frame, err, strings.Join(tail, "\n"), stderr.String())
+		return nil, fmt.Errorf("render: blender: %w: %s%s", err, strings.Join(tail, "\n"), stderr.String())
 	}
 	imgs := make([]*image.NRGBA64, len(tiles))
 	for i, t := range tiles {

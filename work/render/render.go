@@ -4,8 +4,9 @@
 //
 // A job is frames A..B of a scene at W×H with S samples per pixel and seed, cut into an
 // N×N tile grid. Unit "f0003-r01-c02" is frame 3, tile row 1, column 2, written as a
-// 16-bit PNG under tiles/; frames/fNNNN.png are assembled from the tiles (not units: they
-// follow from them).
+// 16-bit PNG, fNNNN-rRR-cCC.png; frame-NNNN.png are assembled from the tiles (not units:
+// they follow from them). Every file is at the top of DIR: a provider seals only the top
+// level of its output directory.
 //
 // Tolerance policy (Compare):
 //   - Go tracer: bit-exact. Every pixel's random stream is seeded by (seed, frame, x, y),
@@ -125,7 +126,7 @@ type Tile struct {
 func (t Tile) ID() string { return fmt.Sprintf("f%04d-r%02d-c%02d", t.Frame, t.Row, t.Col) }
 
 // File is the tile's file under the job directory.
-func (t Tile) File() string { return fmt.Sprintf("tiles/f%04d/r%02d-c%02d.png", t.Frame, t.Row, t.Col) }
+func (t Tile) File() string { return t.ID() + ".png" }
 
 var tileID = regexp.MustCompile(`^f(\d{4,6})-r(\d{2})-c(\d{2})$`)
 
@@ -245,9 +246,6 @@ func (w Workload) Run(ctx context.Context, job units.Job, out string, progress u
 		if err != nil {
 			return err
 		}
-		if err := os.MkdirAll(path.Join(out, "frames"), 0o755); err != nil {
-			return fmt.Errorf("render: %w", err)
-		}
 		if err := os.WriteFile(path.Join(out, FrameFile(f)), fb, 0o644); err != nil {
 			return fmt.Errorf("render: write frame %d: %w", f, err)
 		}
@@ -259,7 +257,7 @@ func (w Workload) Run(ctx context.Context, job units.Job, out string, progress u
 }
 
 // FrameFile is frame f's assembled PNG under the job directory.
-func FrameFile(f int) string { return fmt.Sprintf("frames/f%04d.png", f) }
+func FrameFile(f int) string { return fmt.Sprintf("frame-%04d.png", f) }
 
 // renderTiles renders tiles of one frame with p's renderer; tick is called (serially)
 // after each tile.
@@ -331,6 +329,34 @@ func (w Workload) RunUnit(ctx context.Context, job units.Job, id string, _ map[s
 	}
 	return encode(imgs[0])
 }
+
+// RunUnits renders several tiles in one pass (one Blender process for all of them):
+// units.Batcher, so a verifier pays Blender's start-up once per check, not once per tile.
+func (w Workload) RunUnits(ctx context.Context, job units.Job, ids []string, _ map[string][]byte) (map[string][]byte, error) {
+	p, err := params(job)
+	if err != nil {
+		return nil, err
+	}
+	tiles := make([]Tile, len(ids))
+	for i, id := range ids {
+		if tiles[i], err = p.TileOf(id); err != nil {
+			return nil, err
+		}
+	}
+	imgs, err := w.renderTiles(ctx, job, p, tiles, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(ids))
+	for i, id := range ids {
+		if out[id], err = encode(imgs[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+var _ units.Batcher = Workload{}
 
 // Tolerance of Blender tiles (see the package doc).
 const (

@@ -68,6 +68,17 @@ func TestGoRenderUnits(t *testing.T) {
 			t.Errorf("Compare(honest %s) = %v", id, err)
 		}
 	}
+	// Several tiles of several frames at once (a verifier's batch): the same PNGs.
+	ids := []string{"f0003-r00-c01", "f0004-r01-c00", "f0004-r01-c01"}
+	batch, err := w.RunUnits(context.Background(), job, ids, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if b, _ := set.Load(dir, id); !bytes.Equal(b, batch[id]) {
+			t.Errorf("RunUnits: tile %s differs from the job's", id)
+		}
+	}
 	// The assembled frame is the tiles, in place.
 	fb, err := os.ReadFile(filepath.Join(dir, FrameFile(3)))
 	if err != nil {
@@ -277,6 +288,17 @@ func TestBlender(t *testing.T) {
 	t.Logf("blender tile re-rendered alone with 1 thread vs the job's 2: max diff %d, PSNR %.1f dB", d.MaxDiff, d.PSNR)
 	if err := w.Compare(job, id, claimed, again); err != nil {
 		t.Fatalf("Compare(honest blender tile) = %v", err)
+	}
+	// All four tiles re-rendered in one Blender process: the job's pixels.
+	batch, err := w.RunUnits(context.Background(), job1, set.IDs(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bid := range set.IDs() {
+		b, _ := set.Load(dir, bid)
+		if err := w.Compare(job, bid, b, batch[bid]); err != nil {
+			t.Errorf("RunUnits: %v", err)
+		}
 	}
 	for _, c := range []Cheat{CheatFewerSamples, CheatNeighbour} {
 		forged, err := w.Forge(context.Background(), job, id, c)

@@ -56,7 +56,7 @@ const PyTorchTolerance = 1e-5
 
 // Asset names in the job directory.
 const (
-	DataAsset   = "data/digits.csv"
+	DataAsset   = "digits.csv"
 	ScriptAsset = "train_digits.py"
 	HelperAsset = "kiln_ckpt.py"
 )
@@ -115,7 +115,7 @@ func (p Params) Validate() error {
 // UnitID is the unit of the checkpoint after step.
 func UnitID(step int) string { return fmt.Sprintf("ckpt-%06d", step) }
 
-func unitFile(step int) string { return fmt.Sprintf("ckpt/step-%06d.kckpt", step) }
+func unitFile(step int) string { return fmt.Sprintf("step-%06d.kckpt", step) }
 
 var unitRE = regexp.MustCompile(`^ckpt-(\d{6})$`)
 
@@ -306,7 +306,7 @@ func (w Workload) Run(ctx context.Context, job units.Job, out string, progress u
 			return fmt.Errorf("train: %w", err)
 		}
 		defer os.RemoveAll(tmp)
-		err = w.python(ctx, job, p, tmp, "", p.Steps, p.Every, p.TrainRows, func(step int, file string, loss float64) error {
+		err = w.python(ctx, job, p, tmp, p.TrainRows, []string{"--steps", strconv.Itoa(p.Steps), "--every", strconv.Itoa(p.Every)}, func(step int, file string, loss float64) error {
 			b, err := os.ReadFile(file)
 			if err != nil {
 				return fmt.Errorf("train: %w", err)
@@ -444,15 +444,16 @@ func (w Workload) segment(ctx context.Context, job units.Job, p Params, in []byt
 			return nil, fmt.Errorf("train: %w", err)
 		}
 		defer os.RemoveAll(tmp)
-		resume := ""
+		extra := []string{"--steps", strconv.Itoa(to), "--every", strconv.Itoa(max(1, to-from))}
 		if in != nil {
-			resume = filepath.Join(tmp, "in.kckpt")
+			resume := filepath.Join(tmp, "in.kckpt")
 			if err := os.WriteFile(resume, in, 0o644); err != nil {
 				return nil, fmt.Errorf("train: %w", err)
 			}
+			extra = append(extra, "--resume", resume)
 		}
 		var outFile string
-		err = w.python(ctx, job, p, filepath.Join(tmp, "out"), resume, to, max(1, to-from), rows, func(step int, file string, _ float64) error {
+		err = w.python(ctx, job, p, filepath.Join(tmp, "out"), rows, extra, func(step int, file string, _ float64) error {
 			if step == to {
 				outFile = file
 			}
@@ -480,12 +481,96 @@ func (w Workload) segment(ctx context.Context, job units.Job, p Params, in []byt
 	}
 }
 
+// RunUnits replays several segments: for PyTorch in one python process (units.Batcher),
+// so a verifier pays torch's import once per check, not once per unit.
+func (w Workload) RunUnits(ctx context.Context, job units.Job, ids []string, inputs map[string][]byte) (map[string][]byte, error) {
+	p, err := params(job)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]byte{}
+	if p.Engine == EngineGo {
+		for _, id := range ids {
+			if out[id], err = w.RunUnit(ctx, job, id, inputs); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	tmp, err := os.MkdirTemp("", "kiln-torch-")
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	type replay struct {
+		Resume string `json:"resume"`
+		To     int    `json:"to"`
+	}
+	var plan []replay
+	steps := map[int]string{}
+	for _, id := range ids {
+		s, err := p.StepOf(id)
+		if err != nil {
+			return nil, err
+		}
+		r := replay{To: s}
+		if s > 0 {
+			in, ok := inputs[UnitID(s-p.Every)]
+			if !ok {
+				return nil, fmt.Errorf("train unit %s: needs input %s", id, UnitID(s-p.Every))
+			}
+			c, err := DecodeCheckpoint(in)
+			if err != nil {
+				return nil, fmt.Errorf("train: input checkpoint of %s: %w", id, err)
+			}
+			if c.Step != s-p.Every {
+				return nil, fmt.Errorf("train: input checkpoint of %s is at step %d, want %d", id, c.Step, s-p.Every)
+			}
+			r.Resume = filepath.Join(tmp, "in-"+UnitID(s-p.Every)+".kckpt")
+			if err := os.WriteFile(r.Resume, in, 0o644); err != nil {
+				return nil, fmt.Errorf("train: %w", err)
+			}
+		}
+		plan = append(plan, r)
+		steps[s] = id
+	}
+	pj, _ := json.Marshal(plan)
+	err = w.python(ctx, job, p, filepath.Join(tmp, "out"), p.TrainRows, []string{"--replay", string(pj)}, func(step int, file string, _ float64) error {
+		id, ok := steps[step]
+		if !ok {
+			return nil
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+		out[id] = b
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if _, ok := out[id]; !ok {
+			return nil, fmt.Errorf("train: pytorch replay wrote no checkpoint for %s", id)
+		}
+	}
+	return out, nil
+}
+
+var _ units.Batcher = Workload{}
+
 func clone(v []float32) []float32 { return append([]float32(nil), v...) }
 
 // pythons caches which interpreter has torch, per candidate list.
 var pythons sync.Map
 
-// pythonPath returns a python3 that imports torch.
+// probeTorch finds torch and numpy without importing them (importing torch costs seconds).
+const probeTorch = `import importlib.util, sys
+missing = [m for m in ("torch", "numpy") if importlib.util.find_spec(m) is None]
+sys.exit("no module " + ", ".join(missing) if missing else 0)`
+
+// pythonPath returns a python3 that has torch.
 func (w Workload) pythonPath(ctx context.Context) (string, error) {
 	cands := []string{"python3", "/usr/bin/python3"}
 	if w.Python != "" {
@@ -502,7 +587,7 @@ func (w Workload) pythonPath(ctx context.Context) (string, error) {
 			tried = append(tried, c+": not found")
 			continue
 		}
-		if out, err := exec.CommandContext(ctx, bin, "-c", "import torch, numpy").CombinedOutput(); err != nil {
+		if out, err := exec.CommandContext(ctx, bin, "-c", probeTorch).CombinedOutput(); err != nil {
 			tried = append(tried, fmt.Sprintf("%s: %s", bin, lastLine(out)))
 			continue
 		}
@@ -512,9 +597,10 @@ func (w Workload) pythonPath(ctx context.Context) (string, error) {
 	return "", fmt.Errorf("train: no python3 with torch (install Debian's python3-torch): %s", strings.Join(tried, "; "))
 }
 
-// python runs the job's training script to step to, checkpointing every `every` steps
-// into dir (resuming from resume when set), calling onCkpt for each checkpoint written.
-func (w Workload) python(ctx context.Context, job units.Job, p Params, dir, resume string, to, every, rows int, onCkpt func(step int, file string, loss float64) error) error {
+// python runs the job's training script with extra arguments (--steps/--every/--resume or
+// --replay) on the first rows rows, checkpointing into dir, calling onCkpt for each
+// checkpoint written.
+func (w Workload) python(ctx context.Context, job units.Job, p Params, dir string, rows int, extra []string, onCkpt func(step int, file string, loss float64) error) error {
 	bin, err := w.pythonPath(ctx)
 	if err != nil {
 		return err
@@ -530,12 +616,10 @@ func (w Workload) python(ctx context.Context, job units.Job, p Params, dir, resu
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	args := []string{"-B", script, "--data", data, "--steps", strconv.Itoa(to), "--every", strconv.Itoa(every),
+	args := []string{"-B", script, "--data", data,
 		"--seed", strconv.FormatInt(p.Seed, 10), "--hidden", strconv.Itoa(p.Hidden), "--batch", strconv.Itoa(p.Batch),
 		"--lr", strconv.FormatFloat(p.LR, 'g', -1, 64), "--train-rows", strconv.Itoa(rows)}
-	if resume != "" {
-		args = append(args, "--resume", resume)
-	}
+	args = append(args, extra...)
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), "KILN_CKPT_DIR="+dir, "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1")
 	stdout, err := cmd.StdoutPipe()

@@ -49,3 +49,17 @@ func Root(dir string) ([32]byte, error) {
 	}
 	return s.Root(), nil
 }
+
+// VerifyUnit checks data fetched as unit id against a committed root with its inclusion
+// proof: what a verifier does with a unit it fetched from a provider before re-executing
+// it. A wrong byte, another unit's proof or a proof for another root is refused.
+func VerifyUnit(root [32]byte, id string, data []byte, p proof.Proof) error {
+	if err := ValidID(id); err != nil {
+		return err
+	}
+	sum, _ := ParseSum(Sum(data))
+	if err := p.VerifyItem(root, proof.Item{Name: id, SHA256: sum}); err != nil {
+		return fmt.Errorf("unit %s: %w", id, err)
+	}
+	return nil
+}

@@ -93,6 +93,23 @@ func TestPutLoadRoot(t *testing.T) {
 	if err != nil || p.VerifyItem(root, it) != nil {
 		t.Fatalf("Prove(u3): %v / %v", err, p.VerifyItem(root, it))
 	}
+	// A fetched unit checks against the committed root with its proof; a wrong byte,
+	// another unit's proof or another root does not.
+	data, _ := s.Load(dir, "u3")
+	if err := VerifyUnit(root, "u3", data, p); err != nil {
+		t.Fatalf("VerifyUnit(honest u3) = %v", err)
+	}
+	_, p1, _ := s.Prove("u1")
+	for name, err := range map[string]error{
+		"wrong byte":  VerifyUnit(root, "u3", append([]byte{9}, data[1:]...), p),
+		"other proof": VerifyUnit(root, "u3", data, p1),
+		"other id":    VerifyUnit(root, "u1", data, p),
+		"other root":  VerifyUnit([32]byte{1}, "u3", data, p),
+	} {
+		if !errors.Is(err, proof.ErrMismatch) {
+			t.Errorf("VerifyUnit(%s) = %v, want proof.ErrMismatch", name, err)
+		}
+	}
 	// A file changed after the index was written: Load and Root refuse it.
 	os.WriteFile(filepath.Join(dir, "out/u2.bin"), []byte("forged"), 0o644)
 	if _, err := s.Load(dir, "u2"); !errors.Is(err, ErrHashMismatch) {
@@ -344,4 +361,37 @@ func FuzzParseJob(f *testing.F) {
 			}
 		}
 	})
+}
+
+// batchEcho is echo as a Batcher; it counts its calls.
+type batchEcho struct {
+	echo
+	calls *int
+}
+
+func (b batchEcho) RunUnits(ctx context.Context, job Job, ids []string, in map[string][]byte) (map[string][]byte, error) {
+	*b.calls++
+	out := map[string][]byte{}
+	for _, id := range ids {
+		out[id], _ = b.RunUnit(ctx, job, id, in)
+	}
+	return out, nil
+}
+
+func TestVerifyBatches(t *testing.T) {
+	calls := 0
+	reg := NewRegistry(batchEcho{calls: &calls})
+	dir := t.TempDir()
+	job, _ := NewJob("echo", echoParams{Seed: 7, Units: 10})
+	if err := (echo{}).Run(context.Background(), job, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := Read(dir)
+	delete(s, "u2")
+	s.Put(dir, "u2", "u2b.txt", []byte("forged"))
+	s.Write(dir)
+	rep, err := reg.Verify(context.Background(), dir, 10, []byte("s"), nil)
+	if err != nil || calls != 1 || fmt.Sprint(rep.Failed) != "[u2]" {
+		t.Fatalf("batched verify: %d calls, %+v, %v", calls, rep, err)
+	}
 }

@@ -32,6 +32,13 @@ type Workload interface {
 	Compare(job Job, unitID string, claimed, recomputed []byte) error
 }
 
+// Batcher is a Workload that re-executes several units more cheaply together than one by
+// one (Blender or PyTorch start once instead of once per unit). RunUnits MUST return what
+// RunUnit would for each id.
+type Batcher interface {
+	RunUnits(ctx context.Context, job Job, ids []string, inputs map[string][]byte) (map[string][]byte, error)
+}
+
 // MismatchError is a unit whose claimed output is not an honest one: evidence of fraud,
 // not a failure to check.
 type MismatchError struct {
@@ -101,6 +108,46 @@ func (r *Registry) CheckUnit(ctx context.Context, job Job, unitID string, claime
 		return fmt.Errorf("re-execute unit %s: %w", unitID, err)
 	}
 	return w.Compare(job, unitID, claimed, got)
+}
+
+// CheckUnits re-executes the units of claimed (unit id -> claimed bytes) together when the
+// workload is a Batcher, one by one otherwise, and returns the verdict of each: nil when
+// honest, a *MismatchError when not. An error means the check could not be done.
+func (r *Registry) CheckUnits(ctx context.Context, job Job, claimed map[string][]byte, inputs map[string][]byte) (map[string]error, error) {
+	w, err := r.Lookup(job.Kind)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(claimed))
+	for id := range claimed {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	got := map[string][]byte{}
+	if b, ok := w.(Batcher); ok && len(ids) > 1 {
+		if got, err = b.RunUnits(ctx, job, ids, inputs); err != nil {
+			return nil, fmt.Errorf("re-execute units %v: %w", ids, err)
+		}
+	} else {
+		for _, id := range ids {
+			if got[id], err = w.RunUnit(ctx, job, id, inputs); err != nil {
+				return nil, fmt.Errorf("re-execute unit %s: %w", id, err)
+			}
+		}
+	}
+	out := map[string]error{}
+	for _, id := range ids {
+		re, ok := got[id]
+		if !ok {
+			return nil, fmt.Errorf("re-execute units: no result for %s", id)
+		}
+		err := w.Compare(job, id, claimed[id], re)
+		if err != nil && !IsMismatch(err) {
+			return nil, err
+		}
+		out[id] = err
+	}
+	return out, nil
 }
 
 // Sample picks min(k, len(ids)) distinct ids, determined by seed alone and independent of
@@ -207,12 +254,14 @@ func (r *Registry) Verify(ctx context.Context, dir string, k int, seed []byte, p
 		rep.Reasons[id] = why
 	}
 	picked := Sample(set.IDs(), k, seed)
+	claimed := map[string][]byte{}
+	inputs := map[string][]byte{}
 	for i, id := range picked {
 		if progress != nil {
-			progress(i, len(picked), "unit "+id)
+			progress(i, len(picked), "load unit "+id)
 		}
 		rep.Checked++
-		claimed, err := set.Load(dir, id)
+		b, err := set.Load(dir, id)
 		if errors.Is(err, ErrHashMismatch) {
 			fail(id, err.Error())
 			continue
@@ -223,10 +272,9 @@ func (r *Registry) Verify(ctx context.Context, dir string, k int, seed []byte, p
 		if err != nil {
 			return Report{}, fmt.Errorf("verify %s: unit %s: %w", dir, id, err)
 		}
-		inputs := map[string][]byte{}
 		bad := false
 		for _, in := range need {
-			b, err := set.Load(dir, in)
+			ib, err := set.Load(dir, in)
 			if errors.Is(err, ErrHashMismatch) {
 				fail(id, fmt.Sprintf("input %s", err))
 				bad = true
@@ -234,17 +282,27 @@ func (r *Registry) Verify(ctx context.Context, dir string, k int, seed []byte, p
 			} else if err != nil {
 				return Report{}, fmt.Errorf("verify %s: unit %s input: %w", dir, id, err)
 			}
-			inputs[in] = b
+			inputs[in] = ib
 		}
-		if bad {
-			continue
-		}
-		if err := r.CheckUnit(ctx, job, id, claimed, inputs); IsMismatch(err) {
-			fail(id, err.Error())
-		} else if err != nil {
-			return Report{}, fmt.Errorf("verify %s: %w", dir, err)
+		if !bad {
+			claimed[id] = b
 		}
 	}
+	if progress != nil {
+		progress(len(picked)-len(claimed), len(picked), fmt.Sprintf("re-executing %d units", len(claimed)))
+	}
+	if len(claimed) > 0 {
+		verdicts, err := r.CheckUnits(ctx, job, claimed, inputs)
+		if err != nil {
+			return Report{}, fmt.Errorf("verify %s: %w", dir, err)
+		}
+		for _, id := range picked {
+			if err := verdicts[id]; err != nil {
+				fail(id, err.Error())
+			}
+		}
+	}
+	sort.Strings(rep.Failed)
 	if progress != nil {
 		progress(len(picked), len(picked), "done")
 	}

@@ -56,7 +56,8 @@ func inventorySet(ctx *types.Context, prov registry.Provider, _ bool) {
 // CheckProvider is the market's hardware_proof constraint: a group that needs GPUs
 // fails on a provider whose every matching GPU model is flagged, and a group without
 // GPUs fails on a CPU-only provider whose CPU is flagged.
-func CheckProvider(ctx *types.Context, prov registry.Provider, groups []market.Group) []market.Failure {
+func CheckProvider(ctx *types.Context, o market.Order, prov registry.Provider) []market.Failure {
+	groups := o.Groups
 	flagged := map[string]Score{}
 	for _, s := range ScoresOf(ctx, prov.Owner) {
 		if s.Flagged {

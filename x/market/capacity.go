@@ -145,9 +145,8 @@ func Free(total, used Usage) Usage {
 // Failure is one constraint a provider does not meet for an order.
 type Failure struct {
 	// Constraint is one of region, attribute, gpu_model, gpu_count, cpu, memory,
-	// storage, runtime, capacity_in_use, excluded, not_provider, one a registered
-	// ProviderCheck reports (hardware_proof), or the name of a bid guard that refused
-	// (tee).
+	// storage, runtime, capacity_in_use, excluded, not_provider, or one a registered
+	// ProviderCheck reports (hardware_proof, tee).
 	Constraint string `json:"constraint"`
 	Group      string `json:"group,omitempty"`
 	Detail     string `json:"detail"`

@@ -29,9 +29,17 @@ const envFunds = 1_000_000_000_000
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := &types.Context{Store: store.NewMem(), Height: 10, Time: time.Unix(1_700_000_000, 0)}
+	// NB: the market's own wiring (the registry change hook that keeps its
+	// free-capacity index), as the app wires it.
+	h := types.NewHooks()
+	Wire(h)
+	h.Seal()
+	ctx := &types.Context{Store: store.NewMem(), Height: 10, Time: time.Unix(1_700_000_000, 0), Hooks: h}
+	// NB: no held-back pay: these tests check the modes' arithmetic, paid in full.
+	ep := escrow.DefaultParams()
+	ep.HoldbackBps, ep.DisputeWindowBlocks = 0, 0
 	for name, p := range map[string]params.Validator{staking.ModuleName: staking.DefaultParams(), registry.ModuleName: registry.DefaultParams(),
-		ModuleName: DefaultParams(), escrow.ModuleName: escrow.DefaultParams(), bank.ModuleName: bank.DefaultParams()} {
+		ModuleName: DefaultParams(), escrow.ModuleName: ep, bank.ModuleName: bank.DefaultParams()} {
 		if err := params.Set(ctx, name, p); err != nil {
 			t.Fatal(err)
 		}

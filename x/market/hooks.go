@@ -86,62 +86,6 @@ type table struct {
 	hooks   []namedHooks
 	reasons map[string]Reason
 	checks  []namedCheck
-	guards  []namedGuard
-}
-
-// BidGuard is another module's condition on who may bid on an order (the tee
-// module's: an order requiring a TEE takes bids only from attested providers). It
-// returns nil to allow the bid, or an error (ErrRequirementsUnmet) saying why not,
-// which is what the provider is told. It MUST be deterministic and only read.
-type BidGuard func(ctx *types.Context, o Order, provider types.Address) error
-
-type namedGuard struct {
-	name string
-	g    BidGuard
-}
-
-// RegisterBidGuard adds g, named name, to the guards every bid passes, in
-// registration order. It panics if h is sealed or name is taken: wiring bugs.
-func RegisterBidGuard(h *types.Hooks, name string, g BidGuard) {
-	h.MustBeOpen("market bid guard " + name)
-	t := tableOf(h)
-	for _, x := range t.guards {
-		if x.name == name {
-			panic(fmt.Sprintf("market: bid guard %q registered twice", name))
-		}
-	}
-	t.guards = append(t.guards, namedGuard{name, g})
-}
-
-// guardFailures is every registered bid guard's refusal of provider on o, as match
-// report failures named after the guard (the no-bid explanation).
-func guardFailures(ctx *types.Context, o Order, provider types.Address) []Failure {
-	t, ok := ctx.Hooks.Lookup(hooksTable)
-	if !ok {
-		return nil
-	}
-	var fs []Failure
-	for _, x := range t.(*table).guards {
-		if err := x.g(ctx, o, provider); err != nil {
-			fs = append(fs, Failure{Constraint: x.name, Detail: err.Error()})
-		}
-	}
-	return fs
-}
-
-// CheckBidGuards runs the registered bid guards for provider on o and returns the
-// first refusal. Providers call it too (through their own view) to explain a no-bid.
-func CheckBidGuards(ctx *types.Context, o Order, provider types.Address) error {
-	t, ok := ctx.Hooks.Lookup(hooksTable)
-	if !ok {
-		return nil
-	}
-	for _, x := range t.(*table).guards {
-		if err := x.g(ctx, o, provider); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 type namedCheck struct {
@@ -190,11 +134,12 @@ func RegisterReason(h *types.Hooks, r Reason) {
 	t.reasons[r.Name] = r
 }
 
-// ProviderCheck lists what keeps provider prov from taking groups beyond its inventory,
-// runtime and capacity: a rule another module keeps (a failed hardware proof). Each
-// Failure names its constraint and why. A bid is refused on the first, and why-no-bids
-// (Match) lists them all. It MUST NOT write state and MUST be deterministic.
-type ProviderCheck func(ctx *types.Context, prov registry.Provider, groups []Group) []Failure
+// ProviderCheck lists what keeps provider prov from taking order o beyond its
+// inventory, runtime and capacity: a rule another module keeps (a failed hardware
+// proof, a TEE the order requires). Each Failure names its constraint and why. A bid is
+// refused on the first, and why-no-bids (Match) lists them all. It MUST NOT write
+// state and MUST be deterministic.
+type ProviderCheck func(ctx *types.Context, o Order, prov registry.Provider) []Failure
 
 // RegisterProviderCheck adds check, named name, to the checks every bid and match
 // report runs, in registration order. It panics if h is sealed or name is taken:
@@ -211,14 +156,14 @@ func RegisterProviderCheck(h *types.Hooks, name string, check ProviderCheck) {
 }
 
 // checkProvider runs the registered provider checks.
-func checkProvider(ctx *types.Context, prov registry.Provider, groups []Group) []Failure {
+func checkProvider(ctx *types.Context, o Order, prov registry.Provider) []Failure {
 	t, ok := ctx.Hooks.Lookup(hooksTable)
 	if !ok {
 		return nil
 	}
 	var out []Failure
 	for _, x := range t.(*table).checks {
-		out = append(out, x.check(ctx, prov, groups)...)
+		out = append(out, x.check(ctx, o, prov)...)
 	}
 	return out
 }

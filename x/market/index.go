@@ -315,7 +315,7 @@ func eligible(ctx *types.Context, rp registry.Params, o *Order, p types.Address)
 	}
 	// NB: the checks other modules register (liveness: flagged hardware) see the
 	// provider as placeBid does, with the index's copy of its inventory.
-	if len(checkProvider(ctx, registry.Provider{Owner: p, Inventory: f.Inventory, Stake: stake}, o.Groups)) > 0 {
+	if len(checkProvider(ctx, *o, registry.Provider{Owner: p, Inventory: f.Inventory, Stake: stake})) > 0 {
 		return Candidate{}, false
 	}
 	return Candidate{Provider: p, Usage: need, GPUs: showGPUs(choices)}, true

@@ -122,7 +122,7 @@ func TestCandidatesEqualExhaustiveMatch(t *testing.T) {
 				_, dup := GetBid(ctx, o.ID, prov.Owner)
 				_, _, static, inUse := Fit(o.Groups, nil, prov.Inventory, Used(ctx, prov.Owner))
 				if prov.Stake >= rp.MinProviderStake && !slices.Contains(o.Excluded, prov.Owner) && !dup && len(static)+len(inUse) == 0 &&
-					len(checkProvider(ctx, prov, o.Groups)) == 0 {
+					len(checkProvider(ctx, o, prov)) == 0 {
 					want = append(want, prov.Owner.String())
 				}
 			}

@@ -403,9 +403,6 @@ func vetBid(ctx *types.Context, o *Order, provider types.Address, models []strin
 			return fail(types.Wrapf(types.ErrUnauthorized, "provider %s failed an earlier lease of order %d and may not bid on it again", provider, o.ID))
 		}
 	}
-	if err := CheckBidGuards(ctx, *o, provider); err != nil {
-		return fail(err)
-	}
 	if _, dup := GetBid(ctx, o.ID, provider); dup {
 		return fail(types.Wrapf(types.ErrAlreadyExists, "provider %s already bid on order %d; close-bid first to change it", provider, o.ID))
 	}
@@ -416,7 +413,7 @@ func vetBid(ctx *types.Context, o *Order, provider types.Address, models []strin
 		return fail(types.InvalidField("gpu_models", len(models), fmt.Sprintf("must be empty or one per group (%d)", len(o.Groups))))
 	}
 	need, choices, static, inUse := Fit(o.Groups, models, prov.Inventory, Used(ctx, provider))
-	static = append(static, checkProvider(ctx, prov, o.Groups)...)
+	static = append(static, checkProvider(ctx, *o, prov)...)
 	if len(static) > 0 {
 		return fail(types.Wrapf(types.ErrRequirementsUnmet, "provider %s for order %d: %s", provider, o.ID, static[0]))
 	}

@@ -180,9 +180,8 @@ func Match(ctx *types.Context, id uint64) (MatchReport, error) {
 				pm.Failures = append(pm.Failures, Failure{Constraint: "excluded", Detail: "failed an earlier lease of this order"})
 			}
 		}
-		pm.Failures = append(pm.Failures, guardFailures(ctx, o, prov.Owner)...)
 		_, _, static, inUse := Fit(o.Groups, nil, prov.Inventory, Used(ctx, prov.Owner))
-		pm.Failures = append(append(append(pm.Failures, static...), checkProvider(ctx, prov, o.Groups)...), inUse...)
+		pm.Failures = append(append(append(pm.Failures, static...), checkProvider(ctx, o, prov)...), inUse...)
 		pm.Fits = len(pm.Failures) == 0
 		seen := map[string]bool{}
 		for _, f := range pm.Failures {

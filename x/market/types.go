@@ -234,7 +234,7 @@ type Order struct {
 	Parent uint64 `json:"parent,string,omitempty"`
 	// TEE is the trusted execution environment the order requires (TEECPU,
 	// TEECPUGPU), "" when none; AllowedMeasurements the launch measurements accepted.
-	// Bid guards (RegisterBidGuard; the tee module's) enforce them.
+	// Provider checks (RegisterProviderCheck; the tee module's) enforce them.
 	TEE                 string   `json:"tee,omitempty"`
 	AllowedMeasurements []string `json:"allowed_measurements,omitempty"`
 	State               string   `json:"state"`

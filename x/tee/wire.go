@@ -9,6 +9,7 @@ import (
 
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/market"
+	"github.com/kiln-network/kiln/x/registry"
 )
 
 // checkSealKey refuses a sealing key that is not an age X25519 recipient.
@@ -24,18 +25,28 @@ func checkSealKey(k string) error {
 // leases required a TEE.
 func Wire(h *types.Hooks) {
 	market.RegisterReason(h, market.Reason{Name: ReasonExpired})
-	market.RegisterBidGuard(h, ModuleName, BidGuard)
+	market.RegisterProviderCheck(h, ModuleName, CheckProvider)
 	market.RegisterHooks(h, ModuleName, leaseHooks{})
 }
 
-// BidGuard allows a bid on an order requiring a TEE only from a provider with an
-// active attestation whose measurement the order accepts. Its refusal is what the
-// provider is told (and what its no-bid explanation says).
+// CheckProvider is the market's provider check for orders that require a TEE: the
+// provider must hold an active attestation, with one of the order's allowed
+// measurements when it names any. The failure (constraint "tee") is what a refused
+// bid says, and what why-no-bids lists.
+func CheckProvider(ctx *types.Context, o market.Order, prov registry.Provider) []market.Failure {
+	if err := teeRefusal(ctx, o, prov.Owner); err != nil {
+		return []market.Failure{{Constraint: ModuleName, Detail: err.Error()}}
+	}
+	return nil
+}
+
+// teeRefusal says why provider p may not take order o, which requires a TEE: no
+// active attestation, or a measurement the order does not accept; nil when it may.
 //
 // NB: cpu-gpu is placed on attested CPU TEEs with the GPUs the order asks for; the
 // GPU's own confidential-computing evidence is not verified (no maintained Go
 // verifier; README "Confidential compute").
-func BidGuard(ctx *types.Context, o market.Order, p types.Address) error {
+func teeRefusal(ctx *types.Context, o market.Order, p types.Address) error {
 	if o.TEE == "" {
 		return nil
 	}

@@ -1,7 +1,7 @@
 # Kiln: render tiles of a .blend scene with Cycles on the CPU, one border render per tile.
 # Run as: blender --factory-startup -b SCENE.blend --python tiles.py -- JSON
-# JSON: {"samples", "seed", "width", "height", "threads", "frame",
-#        "tiles": [{"x0", "y0", "x1", "y1", "out"}]}  (pixel rect, y = 0 at the top)
+# JSON: {"samples", "seed", "width", "height", "threads",
+#        "tiles": [{"frame", "x0", "y0", "x1", "y1", "out"}]}  (pixel rect, y = 0 at the top)
 import json
 import sys
 
@@ -30,9 +30,10 @@ sc.render.image_settings.color_mode = "RGB"
 sc.render.image_settings.color_depth = "16"
 sc.render.use_border = True
 sc.render.use_crop_to_border = True
-sc.frame_set(args["frame"])
 W, H = args["width"], args["height"]
 for t in args["tiles"]:
+    if sc.frame_current != t["frame"]:
+        sc.frame_set(t["frame"])
     # Blender truncates border*size to whole pixels: aim at pixel centres so float
     # rounding can never move an edge by one.
     sc.render.border_min_x = (t["x0"] + 0.5) / W

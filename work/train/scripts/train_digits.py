@@ -18,15 +18,18 @@ import kiln_ckpt  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--data", required=True)
-ap.add_argument("--steps", type=int, required=True, help="last step to train to")
-ap.add_argument("--every", type=int, required=True, help="checkpoint every K steps")
+ap.add_argument("--steps", type=int, help="last step to train to")
+ap.add_argument("--every", type=int, help="checkpoint every K steps")
 ap.add_argument("--seed", type=int, required=True)
 ap.add_argument("--hidden", type=int, required=True)
 ap.add_argument("--batch", type=int, required=True)
 ap.add_argument("--lr", type=float, required=True)
 ap.add_argument("--train-rows", type=int, required=True)
 ap.add_argument("--resume", help="checkpoint to start from")
+ap.add_argument("--replay", help='JSON list of {"resume": FILE or "", "to": STEP}: replay each segment (a verifier)')
 args = ap.parse_args()
+if args.replay is None and (args.steps is None or args.every is None):
+    ap.error("--steps and --every are required unless --replay")
 
 torch.use_deterministic_algorithms(True)
 torch.set_num_threads(1)
@@ -46,22 +49,46 @@ class MLP(torch.nn.Module):
         return self.fc2(torch.relu(self.fc1(x)))
 
 
-torch.manual_seed(args.seed)
-model = MLP(args.hidden)
-opt = torch.optim.SGD(model.parameters(), lr=args.lr)
-if args.resume:
-    start = kiln_ckpt.load(model, args.resume)
+def fresh():
+    """The initial model: the same weights for the same seed, every time."""
+    torch.manual_seed(args.seed)
+    return MLP(args.hidden)
+
+
+def report(step, path, loss=None):
+    ev = {"step": step, "file": path}
+    if loss is not None:
+        ev["loss"] = loss
+    print("KILN_CKPT " + json.dumps(ev), flush=True)
+
+
+def train(model, start, to, every):
+    """SGD steps start+1..to; the minibatch of step t depends on (seed, t) alone."""
+    opt = torch.optim.SGD(model.parameters(), lr=args.lr)
+    for step in range(start + 1, to + 1):
+        g = torch.Generator().manual_seed(args.seed * 1000003 + step)
+        idx = torch.randint(len(Y), (args.batch,), generator=g)
+        loss = F.cross_entropy(model(X[idx]), Y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % every == 0 or step == to:
+            report(step, kiln_ckpt.save(model, step), loss.item())
+
+
+def segment(resume, to, every):
+    model = fresh()
+    if resume:
+        start = kiln_ckpt.load(model, resume)
+    else:
+        start = 0
+        report(0, kiln_ckpt.save(model, 0))
+    if to > start:
+        train(model, start, to, every)
+
+
+if args.replay is not None:
+    for r in json.loads(args.replay):
+        segment(r["resume"], r["to"], max(1, r["to"]))
 else:
-    start = 0
-    p = kiln_ckpt.save(model, 0)
-    print("KILN_CKPT " + json.dumps({"step": 0, "file": p}), flush=True)
-for step in range(start + 1, args.steps + 1):
-    g = torch.Generator().manual_seed(args.seed * 1000003 + step)
-    idx = torch.randint(len(Y), (args.batch,), generator=g)
-    loss = F.cross_entropy(model(X[idx]), Y[idx])
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    if step % args.every == 0 or step == args.steps:
-        p = kiln_ckpt.save(model, step)
-        print("KILN_CKPT " + json.dumps({"step": step, "file": p, "loss": loss.item()}), flush=True)
+    segment(args.resume, args.steps, args.every)
