@@ -82,14 +82,17 @@ func Bench(o BenchOptions) (BenchResult, error) {
 		// NB: no churn and the same seed: both networks get the same orders, so the
 		// ratio measures the network's size alone.
 		cfg.Churn = 0
+		t := time.Now()
 		s, err := New(cfg)
 		if err != nil {
 			return run{}, err
 		}
+		built := time.Since(t)
 		res, err := s.Run()
 		if err != nil {
 			return run{}, err
 		}
+		res.BuildSeconds = built.Seconds()
 		us, matched, err := s.matchBatch(o.BatchOrders)
 		return run{res, us, matched}, err
 	}
