@@ -44,6 +44,8 @@ import (
 //	/market/prices          {"prices":[...]}: per class, best ask, last trade, 24 h range
 //	/market/asks/CLASS      {"asks":[...]}: the asks of a class, cheapest first
 //	/market/provider/ADDR/capacity  {"total","used","free","active_leases"}
+//	/market/order/ID/candidates[?limit=N]  {"candidates":[...]}: providers that can take it now (free-capacity index)
+//	/market/stats[?blocks=N&blocks_per_hour=N&ref=USD&ref_per_kiln=X]  network statistics (GPUs, CPUs, prices, utilization)
 //	/escrow/account/ID      the escrow account of order ID
 //	/escrow/holds/ID        {"holds":[...]}: pay held back on order ID's leases, per provider
 //	/escrow/accounts        {"accounts":[...]}: every escrow account, by order ID; O(accounts)
@@ -222,6 +224,44 @@ func queryMarket(ctx *types.Context, full string) (any, error) {
 		return nil, err
 	}
 	switch {
+	case path == "/market/stats":
+		o := market.DefaultStatsOptions()
+		for name, dst := range map[string]*int64{"blocks": &o.WindowBlocks, "blocks_per_hour": &o.BlocksPerHour} {
+			if v := q.Get(name); v != "" {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return nil, types.InvalidField(name, v, "must be a whole number")
+				}
+				*dst = n
+			}
+		}
+		if v := q.Get("ref"); v != "" {
+			o.RefCurrency = v
+		}
+		if v := q.Get("ref_per_kiln"); v != "" {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return nil, types.InvalidField("ref_per_kiln", v, "must be a number")
+			}
+			o.RefPerKILN = f
+		}
+		return market.NetworkStats(ctx, o)
+	case len(parts) == 4 && parts[1] == "order" && parts[3] == "candidates":
+		id, err := idArg(parts[2])
+		if err != nil {
+			return nil, err
+		}
+		limit := 10
+		if v := q.Get("limit"); v != "" {
+			if limit, err = strconv.Atoi(v); err != nil {
+				return nil, types.InvalidField("limit", v, "must be a whole number")
+			}
+		}
+		c, err := market.Candidates(ctx, id, limit)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"candidates": c}, nil
 	case path == "/market/orders":
 		owner, err := optAddr(q, "owner")
 		if err != nil {

@@ -121,6 +121,9 @@ func New(cfg Config) (*Sim, error) {
 	if err := s.end(); err != nil {
 		return nil, err
 	}
+	if cfg.Progress != nil {
+		fmt.Fprintf(cfg.Progress, "sim: registering providers until they hold %d GPUs\n", cfg.GPUs)
+	}
 	const perBlock = 2000
 	for s.gpus < uint64(cfg.GPUs) {
 		ctx := s.begin()

@@ -134,7 +134,13 @@ type cursor struct {
 	spent bool
 }
 
+// newCursor starts a walk over the keys t holds now: it walks a copy-on-write clone,
+// so keys written during the walk are not visited (the snapshot a walk over pebble
+// sees too), while a key deleted during the walk is skipped by the caller.
 func newCursor(t *btree.BTreeG[string], prefix []byte) *cursor {
+	if t != nil {
+		t = t.Clone()
+	}
 	return &cursor{t: t, from: string(prefix), end: string(PrefixEnd(prefix)), spent: t == nil}
 }
 

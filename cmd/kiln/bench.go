@@ -86,7 +86,7 @@ func newBenchCmd() *cobra.Command {
 		Long: `Build two synthetic networks (--small and --large GPUs) on the chain's own market code, run the
 same order load on each (--blocks of --orders-per-block orders: placed, bid on from the
 free-capacity index, leased, run and finished), then have the market match a batch of
-fresh orders on each, timed alone in CPU time. Reports orders matched per second, the
+fresh orders on each, timed alone in the matching thread's CPU time. Reports orders matched per second, the
 large/small ratio of the per-order matching cost (1 when matching does not grow with the
 network), the whole path's CPU time per order, and peak memory.`,
 		Args: cobra.NoArgs,
@@ -100,6 +100,7 @@ network), the whole path's CPU time per order, and peak memory.`,
 			o.Large, _ = cmd.Flags().GetInt("large")
 			o.Blocks, _ = cmd.Flags().GetInt("blocks")
 			o.OrdersPerBlock, _ = cmd.Flags().GetFloat64("orders-per-block")
+			o.BatchOrders, _ = cmd.Flags().GetInt("batch")
 			o.Progress = cmd.ErrOrStderr()
 			res, err := sim.Bench(o)
 			if err != nil {
@@ -119,7 +120,8 @@ network), the whole path's CPU time per order, and peak memory.`,
 	mkt.Flags().Int("small", mdef.Small, "GPUs of the small network")
 	mkt.Flags().Int("large", mdef.Large, "GPUs of the large network")
 	mkt.Flags().Int("blocks", mdef.Blocks, "blocks of load each network runs before the timed batch")
-	mkt.Flags().Float64("orders-per-block", mdef.OrdersPerBlock, "orders per block of that load (the timed batch is 5 blocks' worth)")
+	mkt.Flags().Float64("orders-per-block", mdef.OrdersPerBlock, "orders per block of that load")
+	mkt.Flags().Int("batch", mdef.BatchOrders, "fresh orders matched, timed, on each network")
 	b.AddCommand(ledger, network, mkt, newBenchInferCmd(), newBenchVerifyCmd())
 	return b
 }

@@ -117,8 +117,12 @@ func TestCandidatesEqualExhaustiveMatch(t *testing.T) {
 			var rp registry.Params
 			params.Get(ctx, registry.ModuleName, &rp)
 			var want, gotP []string
+			// NB: exhaustive from the registry's own records, not the index's copy.
 			for _, prov := range registry.List(ctx) {
-				if _, ok := eligible(ctx, rp, &o, prov.Owner); ok {
+				_, dup := GetBid(ctx, o.ID, prov.Owner)
+				_, _, static, inUse := Fit(o.Groups, nil, prov.Inventory, Used(ctx, prov.Owner))
+				if prov.Stake >= rp.MinProviderStake && !slices.Contains(o.Excluded, prov.Owner) && !dup && len(static)+len(inUse) == 0 &&
+					len(checkProvider(ctx, o, prov)) == 0 {
 					want = append(want, prov.Owner.String())
 				}
 			}

@@ -482,6 +482,7 @@ func makeLease(ctx *types.Context, p Params, o *Order, b Bid) {
 		lp.priceLease(ctx, p, &l)
 	}
 	setLease(ctx, &l)
+	noteMade(ctx, &l)
 	ctx.Store.Set(u64key(activePrefix, o.ID), present)
 	setUsed(ctx, b.Provider, Used(ctx, b.Provider).Add(b.Usage))
 	releaseBids(ctx, o.ID, &b.Provider, bidLost)
@@ -597,6 +598,7 @@ func closeOrder(ctx *types.Context, o *Order, reason string) {
 func EndBlock(ctx *types.Context) {
 	p := GetParams(ctx)
 	endReclaims(ctx, p)
+	pruneMade(ctx)
 	var active []uint64
 	ctx.Store.Iterate(activePrefix, func(k, _ []byte) bool {
 		active = append(active, binary.BigEndian.Uint64(k[len(activePrefix):]))

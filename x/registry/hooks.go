@@ -73,3 +73,11 @@ func changed(ctx *types.Context, owner types.Address) {
 		f(ctx, owner)
 	}
 }
+
+// ChangeHooksWired reports whether any change hook is registered in h: a module that
+// keeps records from them (the market's free-capacity index) checks those records only
+// where they are kept.
+func ChangeHooksWired(h *types.Hooks) bool {
+	t, ok := h.Lookup(changeHooksTable)
+	return ok && len(t.(*hookTable).hooks) > 0
+}
