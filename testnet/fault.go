@@ -65,6 +65,40 @@ func (n *net) fault(ctx context.Context, scenario string, i int, d time.Duration
 			return fr, err
 		}
 		fr.recover = time.Since(start)
+	case "partition":
+		// 1 vs 3: node i's link to the bridge goes down; the other three keep 3/4 of
+		// the power and go on.
+		if err := n.ns.cut(i, true); err != nil {
+			return fr, err
+		}
+		n.paused[i] = true // unreachable: not asked for its height
+		n.logf("node%d cut off (its veth down): 1 vs %d", i, len(all)-1)
+		sleep(ctx, d)
+		h := maxOf(n.heights(ctx))
+		start := time.Now()
+		if err := n.ns.cut(i, false); err != nil {
+			return fr, err
+		}
+		delete(n.paused, i)
+		if err := n.recoverWait(ctx, all, h); err != nil {
+			return fr, err
+		}
+		fr.recover = time.Since(start)
+	case "latency":
+		if err := n.ns.netem(true, 100*time.Millisecond, 20*time.Millisecond, 1); err != nil {
+			return fr, err
+		}
+		n.logf("netem on every link: 100ms ±20ms delay, 1%% loss each way")
+		sleep(ctx, d)
+		h := maxOf(n.heights(ctx))
+		start := time.Now()
+		if err := n.ns.netem(false, 0, 0, 0); err != nil {
+			return fr, err
+		}
+		if err := n.recoverWait(ctx, all, h); err != nil {
+			return fr, err
+		}
+		fr.recover = time.Since(start)
 	case "statesync":
 		start := time.Now()
 		j, h, err := n.addJoiner(ctx)
@@ -160,8 +194,7 @@ func (n *net) addJoiner(ctx context.Context) (int, int64, error) {
 	conf.StateSync.DiscoveryTime = 5 * time.Second
 	cfg.WriteConfigFile(filepath.Join(home, "config", "config.toml"), conf)
 	n.ln.Nodes = append(n.ln.Nodes, node.LocalnetNode{Name: "joiner", Home: home, RPC: conf.RPC.ListenAddress, P2P: conf.P2P.ListenAddress, NodeID: ir.NodeID})
-	b, _ := json.MarshalIndent(n.ln, "", "  ")
-	if err := os.WriteFile(filepath.Join(n.dir, node.LocalnetFile), b, 0o644); err != nil {
+	if err := writeLocalnet(n.dir, n.ln); err != nil {
 		return 0, 0, err
 	}
 	j := len(n.ln.Nodes) - 1
@@ -175,4 +208,13 @@ func (n *net) addJoiner(ctx context.Context) (int, int64, error) {
 		return 0, 0, err
 	}
 	return j, h, nil
+}
+
+// writeLocalnet rewrites DIR/localnet.json (the layout node.StartLocalnetNode reads).
+func writeLocalnet(dir string, ln node.Localnet) error {
+	b, err := json.MarshalIndent(ln, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, node.LocalnetFile), b, 0o644)
 }

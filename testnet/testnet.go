@@ -20,7 +20,10 @@ import (
 )
 
 // Scenarios are the perturbations Run knows, in the order `kiln testnet run` lists them.
-var Scenarios = []string{"kill", "pause", "statesync"}
+var Scenarios = []string{"kill", "pause", "partition", "latency", "statesync"}
+
+// nsScenarios need network namespaces (one per node): they shape or cut links.
+var nsScenarios = map[string]bool{"partition": true, "latency": true}
 
 // Options configure Run.
 type Options struct {
@@ -117,6 +120,7 @@ type net struct {
 	pids   map[int]int // node index -> pid
 	paused map[int]bool
 	cl     []*client.Client
+	ns     *nsNet // nil: every node on loopback
 }
 
 func (n *net) logf(format string, args ...any) {
@@ -125,6 +129,9 @@ func (n *net) logf(format string, args ...any) {
 
 // start starts node i and records its pid.
 func (n *net) start(ctx context.Context, i int) error {
+	if n.ns != nil {
+		return n.startNS(ctx, i)
+	}
 	s, err := node.StartLocalnetNode(ctx, n.o.Bin, n.dir, i)
 	if err != nil {
 		return err
@@ -261,6 +268,28 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	n := &net{o: o, dir: dir, ln: ln, pids: map[int]int{}, paused: map[int]bool{}}
 	defer n.stopAll()
+	if nsScenarios[o.Scenario] {
+		if why := nsAvailable(); why != "" {
+			return res, fmt.Errorf("scenario %s needs one network namespace per node, and %s", o.Scenario, why)
+		}
+		s, err := setupNS(o.Validators)
+		if err != nil {
+			return res, fmt.Errorf("network namespaces: %w", err)
+		}
+		defer s.teardown()
+		n.ns = s
+		res.Network = "netns"
+		if err := s.place(dir, &n.ln); err != nil {
+			return res, err
+		}
+		for _, nd := range n.ln.Nodes {
+			c, err := client.New(nd.RPC)
+			if err != nil {
+				return res, err
+			}
+			n.cl = append(n.cl, c)
+		}
+	}
 	if o.Scenario == "statesync" {
 		for _, nd := range ln.Nodes {
 			if err := node.WriteAppConfig(nd.Home, node.AppConfig{StateSync: node.StateSyncConfig{SnapshotInterval: 10, SnapshotKeepRecent: 100}}); err != nil {
@@ -278,6 +307,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return res, err
 	}
 	n.ln = ln
+	n.cl = nil
 	for _, nd := range ln.Nodes {
 		c, err := client.New(nd.RPC)
 		if err != nil {
