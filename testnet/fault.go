@@ -85,16 +85,12 @@ func (n *net) fault(ctx context.Context, scenario string, i int, d time.Duration
 		}
 		fr.recover = time.Since(start)
 	case "latency":
-		if err := n.ns.netem(true, 100*time.Millisecond, 20*time.Millisecond, 1); err != nil {
-			return fr, err
-		}
-		n.logf("netem on every link: 100ms ±20ms delay, 1%% loss each way")
+		n.delay.set(100*time.Millisecond, 20*time.Millisecond)
+		n.logf("every peer link delayed 100ms ±20ms each way")
 		sleep(ctx, d)
 		h := maxOf(n.heights(ctx))
 		start := time.Now()
-		if err := n.ns.netem(false, 0, 0, 0); err != nil {
-			return fr, err
-		}
+		n.delay.set(0, 0)
 		if err := n.recoverWait(ctx, all, h); err != nil {
 			return fr, err
 		}

@@ -35,10 +35,8 @@ func nsAvailable() string {
 	if os.Geteuid() != 0 {
 		return "network namespaces need root"
 	}
-	for _, tool := range []string{"ip", "tc"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return tool + " (iproute2) is not installed"
-		}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return "ip (iproute2) is not installed"
 	}
 	return ""
 }
@@ -214,29 +212,6 @@ func (s *nsNet) cut(i int, off bool) error {
 		state = "down"
 	}
 	return ipCmd("ip", "-n", s.hub(), "link", "set", s.veth(i), state)
-}
-
-// netem adds (or removes) delay and loss on every node's link, both directions
-// (each veth end shapes what leaves it).
-func (s *nsNet) netem(on bool, delay, jitter time.Duration, lossPct float64) error {
-	for i := 0; i < s.n; i++ {
-		for k, c := range [][]string{{"ip", "netns", "exec", s.hub(), "tc"}, {"ip", "netns", "exec", s.ns(i), "tc"}} {
-			dev := s.veth(i)
-			if k == 1 {
-				dev = s.peer(i)
-			}
-			args := append(append([]string(nil), c...), "qdisc")
-			if on {
-				args = append(args, "add", "dev", dev, "root", "netem", "delay", fmt.Sprintf("%dms", delay.Milliseconds()), fmt.Sprintf("%dms", jitter.Milliseconds()), "loss", fmt.Sprintf("%.1f%%", lossPct))
-			} else {
-				args = append(args, "del", "dev", dev, "root")
-			}
-			if err := ipCmd(args...); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 func (s *nsNet) hub() string      { return s.id + "-hub" }

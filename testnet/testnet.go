@@ -23,7 +23,7 @@ import (
 var Scenarios = []string{"kill", "pause", "partition", "latency", "statesync"}
 
 // nsScenarios need network namespaces (one per node): they shape or cut links.
-var nsScenarios = map[string]bool{"partition": true, "latency": true}
+var nsScenarios = map[string]bool{"partition": true}
 
 // Options configure Run.
 type Options struct {
@@ -121,6 +121,7 @@ type net struct {
 	paused map[int]bool
 	cl     []*client.Client
 	ns     *nsNet // nil: every node on loopback
+	delay  *delayProxies
 }
 
 func (n *net) logf(format string, args ...any) {
@@ -268,6 +269,15 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	n := &net{o: o, dir: dir, ln: ln, pids: map[int]int{}, paused: map[int]bool{}}
 	defer n.stopAll()
+	if o.Scenario == "latency" {
+		dp, err := newDelayProxies(ln)
+		if err != nil {
+			return res, fmt.Errorf("delay proxies: %w", err)
+		}
+		defer dp.close()
+		n.delay = dp
+		res.Network = "loopback, peers through delay proxies"
+	}
 	if nsScenarios[o.Scenario] {
 		if why := nsAvailable(); why != "" {
 			return res, fmt.Errorf("scenario %s needs one network namespace per node, and %s", o.Scenario, why)
