@@ -126,3 +126,27 @@ func TestInferRefusals(t *testing.T) {
 		t.Errorf("second answer: code %d, want %d", res.TxResults[0].Code, types.CodeAlreadyExists)
 	}
 }
+
+// One answer from a provider with an active TEE attestation resolves a request alone
+// (via tee) and earns the whole fee; an unattested provider's single answer does not.
+func TestInferTEEAnswerResolvesAlone(t *testing.T) {
+	h, s, p1, p2, tenant := teeHarness(t, 100)
+	hash := strings.Repeat("ab", 32)
+	h.mustExec(step{p1, attest(t, h, s, p1, p1.addr, nil, sealKey(t))}, step{tenant, &infer.MsgRegisterModel{Owner: tenant.addr, ID: "tiny", Hash: hash}})
+	h.mustExec(step{p1, &infer.MsgServeModel{Provider: p1.addr, Model: "tiny", Hash: hash}}, step{p2, &infer.MsgServeModel{Provider: p2.addr, Model: "tiny", Hash: hash}})
+	h.mustExec(step{tenant, &infer.MsgInferRequest{Requester: tenant.addr, Model: "tiny", Input: []byte("q"), MaxFee: 600}},
+		step{tenant, &infer.MsgInferRequest{Requester: tenant.addr, Model: "tiny", Input: []byte("q"), MaxFee: 600}})
+	before := bank.Balance(h.ctx(), p1.addr, "ukiln")
+	h.mustExec(answer(p2, 1, "x"), answer(p1, 2, "y"))
+	r1, _ := infer.GetRequest(h.ctx(), 1)
+	r2, _ := infer.GetRequest(h.ctx(), 2)
+	if r1.State != infer.StateOpen {
+		t.Errorf("request 1 answered once by an unattested provider: %s, want open", r1.State)
+	}
+	if r2.State != infer.StateResolved || r2.Via != "tee" || !r2.Answers[0].TEE || string(r2.Output) != "y" {
+		t.Fatalf("request 2 = %+v, want resolved via tee", r2)
+	}
+	if got := bank.Balance(h.ctx(), p1.addr, "ukiln") - before + 5000; got != 600 {
+		t.Errorf("TEE provider earned %d, want the whole 600", got)
+	}
+}

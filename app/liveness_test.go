@@ -3,11 +3,13 @@ package app
 import (
 	"encoding/hex"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/work/matmul"
+	"github.com/kiln-network/kiln/x/bank"
 	"github.com/kiln-network/kiln/x/escrow"
 	"github.com/kiln-network/kiln/x/liveness"
 	"github.com/kiln-network/kiln/x/market"
@@ -329,4 +331,106 @@ func TestHardwareProofSlow(t *testing.T) {
 func rootHex(s *matmul.Solution) string {
 	r := s.Root()
 	return hex.EncodeToString(r[:])
+}
+
+// Random challenges against providers that answer right, answer wrong or stay silent
+// at random, while orders come and go: after every block the books balance and the
+// liveness records agree (the harness checks invariants), supply never changes, every
+// failed liveness challenge slashed its provider, and the provider that always answers
+// right is never slashed nor flagged.
+func TestRandomChallengesKeepBooks(t *testing.T) {
+	edit := func(g *GenesisState) {
+		livenessOn(3, 6, true)(g)
+		g.Params.Escrow.HoldbackBps, g.Params.Escrow.DisputeWindowBlocks = 3000, 5
+	}
+	h := newHarnessWith(t, 6, edit)
+	honest, flaky1, flaky2, tenant := h.accs[1], h.accs[2], h.accs[3], h.accs[4]
+	h.mustExec(h.register(honest, inv("eu-west", rtx4090(2))), h.register(flaky1, inv("eu-west", rtx4090(2))),
+		h.register(flaky2, inv("eu-west", rtx4090(2))))
+	supply := fmt.Sprint(bankSupply(h))
+	r := rand.New(rand.NewPCG(7, 7))
+	sols := map[uint64]*matmul.Solution{}
+	var orders uint64
+	for range 80 {
+		var steps []step
+		if r.IntN(3) == 0 {
+			o := order(tenant, 100, 20_000, gpuGroup("a", 1, 1))
+			o.AutoRedeploy = r.IntN(2) == 0
+			o.Kind = market.KindService
+			steps = append(steps, step{tenant, o})
+			orders++
+		}
+		for _, p := range []*account{honest, flaky1, flaky2} {
+			for id := uint64(1); id <= orders; id++ {
+				if o, ok := market.GetOrder(h.ctx(), id); ok && o.State == market.OrderOpen && r.IntN(2) == 0 {
+					steps = append(steps, bid(p, id, 10+uint64(r.IntN(80))))
+				}
+				if l, ok := market.GetLease(h.ctx(), id); ok && l.Provider == p.addr && l.State == market.LeaseActive && l.StartedHeight == 0 {
+					steps = append(steps, start(p, id))
+				}
+			}
+			for _, c := range h.pending(p) {
+				switch {
+				case c.State == liveness.StateOpen && (p == honest || r.IntN(3) > 0):
+					sol := solve(t, c)
+					if p != honest && r.IntN(4) == 0 {
+						sol = matmul.Commit(int(c.N), c.Seed, make([]float64, int(c.N)*int(c.N)))
+					}
+					sols[c.ID] = sol
+					steps = append(steps, answerWith(p, c, sol, 1+uint64(r.IntN(20))))
+				case c.State == liveness.StateAnswered && sols[c.ID] != nil && (p == honest || r.IntN(4) > 0):
+					steps = append(steps, revealWith(p, c, sols[c.ID]))
+				}
+			}
+		}
+		h.exec(steps...) // NB: some bids are refused (no capacity, slashed below the minimum); that is part of it
+		if got := fmt.Sprint(bankSupply(h)); got != supply {
+			t.Fatalf("height %d: supply %s, was %s", h.height, got, supply)
+		}
+	}
+	var failed, passed int
+	for _, c := range liveness.Challenges(h.ctx(), liveness.ChallengeFilter{}) {
+		switch {
+		case c.Provider == honest.addr && c.State == liveness.StateFailed:
+			t.Fatalf("the honest provider failed challenge %+v", c)
+		case c.State == liveness.StateFailed && c.Kind == liveness.KindLiveness && c.Slashed == 0:
+			t.Fatalf("failed liveness challenge slashed nothing: %+v", c)
+		case c.State == liveness.StateFailed:
+			failed++
+		case c.State == liveness.StatePassed:
+			passed++
+		}
+	}
+	if s, _ := liveness.GetScore(h.ctx(), honest.addr, "rtx4090"); s.Flagged || s.Failed != 0 {
+		t.Fatalf("honest provider's score = %+v", s)
+	}
+	if got := staking.Bonded(h.ctx(), registry.BondPurpose, honest.addr); got != 100_000_000 {
+		t.Fatalf("honest provider's bond = %d, want it untouched", got)
+	}
+	if failed == 0 || passed == 0 {
+		t.Fatalf("%d challenges failed and %d passed: the run exercised too little", failed, passed)
+	}
+	t.Logf("%d orders, %d challenges passed, %d failed", orders, passed, failed)
+}
+
+func bankSupply(h *harness) types.Coins { return bank.Supply(h.ctx()) }
+
+// Changing the inventory issues a hardware challenge for each model it claims; an
+// update that leaves the inventory alone issues none.
+func TestHardwareChallengeOnInventoryUpdate(t *testing.T) {
+	h, p1, _, _, _ := marketHarness(t, livenessOn(0, 0, true))
+	before := len(liveness.Challenges(h.ctx(), liveness.ChallengeFilter{Provider: p1.addr}))
+	h.mustExec(step{p1, &registry.MsgUpdateProvider{Owner: p1.addr, Endpoint: "https://p1.example:9443"}})
+	if got := len(liveness.Challenges(h.ctx(), liveness.ChallengeFilter{Provider: p1.addr})); got != before {
+		t.Fatalf("an endpoint update issued %d challenges", got-before)
+	}
+	newInv := inv("eu-west", rtx4090(2), a100(1))
+	h.mustExec(step{p1, &registry.MsgUpdateProvider{Owner: p1.addr, Inventory: &newInv}})
+	var models []string
+	for _, c := range liveness.Challenges(h.ctx(), liveness.ChallengeFilter{Provider: p1.addr})[before:] {
+		models = append(models, c.Model)
+	}
+	if strings.Join(models, ",") != "a100,rtx4090" {
+		t.Fatalf("after an inventory update: challenges for %v, want one per model (a100, rtx4090)", models)
+	}
 }

@@ -152,9 +152,14 @@ func Modules() []Module {
 				{types.MsgTypeMarketCommitBid, market.DecodeCommitBid},
 				{types.MsgTypeMarketRevealBid, market.DecodeRevealBid},
 				{types.MsgTypeMarketRTTProbe, market.DecodeRTTProbe},
+				{types.MsgTypeMarketReclaim, market.DecodeReclaimLease},
 			},
-			Handle:        market.Handle,
-			Wire:          market.Wire,
+			Handle: market.Handle,
+			Wire: func(h *types.Hooks) {
+				market.Wire(h)
+				market.RegisterScores(h, "liveness", market.Measured, measuredScore)
+				market.RegisterScores(h, "catalogue", market.Expected, catalogueScore)
+			},
 			EndBlock:      func(ctx *types.Context) []staking.Update { market.EndBlock(ctx); return nil },
 			Params:        func(g *GenesisParams) params.Validator { return &g.Market },
 			DefaultParams: func(g *GenesisParams) { g.Market = market.DefaultParams() },

@@ -40,6 +40,7 @@ import (
 //	/market/bids/ID         {"bids":[...]} on order ID
 //	/market/leases[?state=active|closed&owner=ADDR&provider=ADDR]  {"leases":[...]}
 //	/market/lease/ID        the latest lease of order ID
+//	/market/stake/rewards   the last stake epoch's reward pool and its split
 //	/market/prices          {"prices":[...]}: per class, best ask, last trade, 24 h range
 //	/market/asks/CLASS      {"asks":[...]}: the asks of a class, cheapest first
 //	/market/provider/ADDR/capacity  {"total","used","free","active_leases"}
@@ -47,6 +48,9 @@ import (
 //	/escrow/holds/ID        {"holds":[...]}: pay held back on order ID's leases, per provider
 //	/escrow/accounts        {"accounts":[...]}: every escrow account, by order ID; O(accounts)
 //	/escrow/totals          {"totals":[{"denom","deposited","balance","paid","fees","refunded","held"}]}: the accounts summed per denom; O(accounts)
+//	/liveness/challenges[?provider=ADDR&state=open|answered|pending|passed|failed&lease=ID]  {"challenges":[...]}
+//	/liveness/challenge/ID  the challenge
+//	/liveness/scores[?provider=ADDR]  {"scores":[...]}: challenge scores per provider and model
 //	/cert/ADDR              the account's client certificate record
 //	/params                 every module's parameters
 //	/app/status             {"chain_id","height","app_hash"}
@@ -272,6 +276,12 @@ func queryMarket(ctx *types.Context, full string) (any, error) {
 			return nil, types.Wrapf(types.ErrNotFound, "lease %d", id)
 		}
 		return market.ShowLease(l), nil
+	case path == "/market/stake/rewards":
+		r, ok := market.LastEpochReward(ctx)
+		if !ok {
+			return nil, types.Wrapf(types.ErrNotFound, "no stake epoch has ended yet")
+		}
+		return r, nil
 	case path == "/market/prices":
 		return map[string]any{"prices": market.Prices(ctx)}, nil
 	case len(parts) == 3 && parts[1] == "asks":

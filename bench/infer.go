@@ -143,7 +143,7 @@ func inferChain(ctx context.Context, r *InferResult, progress io.Writer) error {
 		return err
 	}
 	var ip xinfer.Params
-	if err := cl.QueryJSON(ctx, "/infer/params", &ip); err != nil {
+	if err := cl.QueryJSON(ctx, client.PathInferParams, &ip); err != nil {
 		return fmt.Errorf("infer params: %w", err)
 	}
 	r.AgreeK = ip.AgreeK
@@ -191,7 +191,7 @@ func inferChain(ctx context.Context, r *InferResult, progress io.Writer) error {
 		// blocks) bounds the wait.
 		for {
 			var req xinfer.Request
-			if err := cl.QueryJSON(ctx, "/infer/request/"+strconv.FormatUint(id, 10), &req); err != nil {
+			if err := cl.QueryJSON(ctx, client.PathInferRequest(id), &req); err != nil {
 				return fmt.Errorf("request %d: %w", id, err)
 			}
 			if req.State == xinfer.StateResolved {

@@ -27,6 +27,20 @@ const (
 	PathUnbondings = "/staking/unbondings"
 	// PathProviders lists the registered providers.
 	PathProviders = "/registry/providers"
+	// PathInferOpen lists the open inference requests.
+	PathInferOpen = "/infer/open"
+	// PathInferParams is the inference module's parameters.
+	PathInferParams = "/infer/params"
+	// PathTEENonce is the newest chain nonce and its height.
+	PathTEENonce = "/tee/nonce"
+	// PathTEEParams is the TEE module's parameters.
+	PathTEEParams = "/tee/params"
+	// PathPrices is the order book per class: best ask, last trade, 24 h range.
+	PathPrices = "/market/prices"
+	// PathEscrowAccounts lists every escrow account, by order ID.
+	PathEscrowAccounts = "/escrow/accounts"
+	// PathModules is the app's module table, in its order.
+	PathModules = "/app/modules"
 )
 
 // PathBalances is an account's balances.
@@ -129,3 +143,6 @@ func PathAsks(class string) string { return "/market/asks/" + url.PathEscape(cla
 
 // PathVerifier is a registered verifier.
 func PathVerifier(a types.Address) string { return "/verify/verifier/" + a.String() }
+
+// PathInferOpenFor lists the open inference requests for model.
+func PathInferOpenFor(model string) string { return withQuery(PathInferOpen, "model", model) }

@@ -36,6 +36,15 @@ func TestPaths(t *testing.T) {
 		client.PathBids(3, a):                   "/market/bids?order=3&provider=" + s,
 		client.PathLeases(market.LeaseFilter{}): "/market/leases",
 		client.PathLeases(market.LeaseFilter{State: "active", Provider: a}): "/market/leases?provider=" + s + "&state=active",
+		client.PathChallenges(a, "open", 4):                                 "/liveness/challenges?lease=4&provider=" + s + "&state=open",
+		client.PathChallenges(types.Address{}, "", 0):                       "/liveness/challenges",
+		client.PathChallenge(9):                                             "/liveness/challenge/9",
+		client.PathScores(a):                                                "/liveness/scores?provider=" + s,
+		client.PathInferRequest(2):                                          "/infer/request/2",
+		client.PathInferOpenFor("tiny-mlp"):                                 "/infer/open?model=tiny-mlp",
+		client.PathInferModel("../x"):                                       "/infer/model/..%2Fx",
+		client.PathAttestation(a):                                           "/tee/attestation/" + s,
+		client.PathAsks("h100"):                                             "/market/asks/h100",
 	} {
 		if got != want {
 			t.Errorf("path = %q, want %q", got, want)

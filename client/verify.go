@@ -84,3 +84,15 @@ func flatten(q url.Values) []string {
 	}
 	return kv
 }
+
+// Commitment returns work commitment id.
+func (c *Client) Commitment(ctx context.Context, id uint64) (verify.Commitment, error) {
+	var cm verify.Commitment
+	return cm, c.QueryJSON(ctx, fmt.Sprintf("/verify/commitment/%d", id), &cm)
+}
+
+// VerifyChallenge returns verification challenge id.
+func (c *Client) VerifyChallenge(ctx context.Context, id uint64) (verify.Challenge, error) {
+	var ch verify.Challenge
+	return ch, c.QueryJSON(ctx, fmt.Sprintf("/verify/challenge/%d", id), &ch)
+}

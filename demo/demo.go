@@ -71,6 +71,7 @@ type Options struct {
 // Job is one deployment in the summary.
 type Job struct {
 	Name             string `json:"name"`
+	Pricing          string `json:"pricing"`
 	Kind             string `json:"kind"`
 	Lease            uint64 `json:"lease,string"`
 	Provider         string `json:"provider"`
@@ -362,11 +363,15 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		o2 := opts
 		o2.OutDir = filepath.Join(workDir, "out", j.name)
 		j.plan.Pricing, j.plan.Session = o.Pricing, session
+		if o.Pricing == market.ModePerformance {
+			perfPlan(&j.plan)
+		}
 		r, err := tenant.Deploy(ctx, c, tenantKey, j.plan, o2)
 		if err != nil {
 			return s, fmt.Errorf("job %s: %w", j.name, err)
 		}
-		job := jobFrom(j.name, r)
+		job := jobFrom(j.name, j.plan.Kind, r)
+		job.Pricing = j.plan.Pricing
 		job.Result = summarizeOutputs(o2.OutDir)
 		s.Jobs = append(s.Jobs, job)
 		if r.State == api.StateCompleted {
@@ -413,7 +418,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	s.SupplyAfter, s.BalancesAfter = totals(books1)
 	s.SupplyConserved, s.AccountingProblems = conserved(books0, books1)
-	if s.Mode, err = modeFigures(ctx, c, o.Pricing); err != nil {
+	if s.Mode, err = modeFigures(ctx, c, o.Pricing, s.Jobs); err != nil {
 		return s, err
 	}
 	if !s.SupplyConserved {
@@ -520,13 +525,17 @@ func deployService(ctx context.Context, c *client.Client, key ed25519.PrivateKey
 		plan := batch("inference", o.Worker, []string{"work", "serve", "--port", fmt.Sprint(port)}, "rtx4090", 1, nil)
 		plan.Kind = market.KindService
 		plan.Pricing = o.Pricing
+		if o.Pricing == market.ModePerformance {
+			perfPlan(&plan)
+		}
 		if o.Pricing == market.ModeSealed {
 			plan.Session = &market.Session{Blocks: tenant.DefaultDepositBlocks, Location: demoClientLocation, MaxRTTMs: demoMaxRTTMs}
 		}
 		plan.Manifest.Services[0].Expose = []api.Expose{{Port: uint32(port), Global: true, Proto: "tcp"}}
 		step("deploying service inference (HTTP on port %d behind the ingress)", port)
 		r, deployErr := tenant.Deploy(ctx, c, key, plan, opts)
-		svc := jobFrom("inference-4090", r)
+		svc := jobFrom("inference-4090", plan.Kind, r)
+		svc.Pricing = plan.Pricing
 		// NB: the provider closes the lease of a service that died within a block or
 		// two, and erases its log with it: the log is followed from the start.
 		logc := make(chan string, 1)
@@ -620,8 +629,8 @@ func batch(name, cmd string, args []string, gpuModel string, gpus uint32, inputs
 			Resources: api.ServiceResources{Unit: api.UnitID(0), CPUMilli: g.CPUMilli, MemoryBytes: g.MemoryBytes, StorageBytes: g.StorageBytes, GPUUnits: gpus}}}}}
 }
 
-func jobFrom(name string, r tenant.Result) Job {
-	return Job{Name: name, Lease: r.OrderID, Provider: r.Provider.String(), GPU: r.GPUs, PricePerBlock: r.Price,
+func jobFrom(name, kind string, r tenant.Result) Job {
+	return Job{Name: name, Kind: kind, Lease: r.OrderID, Provider: r.Provider.String(), GPU: r.GPUs, PricePerBlock: r.Price,
 		OrderToLeaseBlks: r.OrderToLeaseBlks, OrderToLeaseMS: r.OrderToLeaseMS, OrderToRunningMS: r.OrderToRunningMS,
 		State: r.State, Outputs: len(r.Outputs)}
 }

@@ -45,7 +45,7 @@ func providerStakes(ctx context.Context, c *client.Client) (map[types.Address]ui
 	var out struct {
 		Providers []registry.Provider `json:"providers"`
 	}
-	if err := c.QueryJSON(ctx, "/registry/providers", &out); err != nil {
+	if err := c.QueryJSON(ctx, client.PathProviders, &out); err != nil {
 		return nil, fmt.Errorf("providers: %w", err)
 	}
 	m := map[types.Address]uint64{}

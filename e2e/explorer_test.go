@@ -371,16 +371,83 @@ func TestMetricsMatchChain(t *testing.T) {
 	if m[`kiln_txs_total{code="0",msg="market.MsgCreateOrder"}`] != float64(len(orders)) {
 		t.Errorf("create-order txs %g, orders %d", m[`kiln_txs_total{code="0",msg="market.MsgCreateOrder"}`], len(orders))
 	}
-	// Each provider's daemon counts the leases it won: together, every lease.
-	won := 0.0
+	// Each provider's daemon counts the leases it won: together, every lease; the
+	// workloads they run are the active leases; the tenant's inputs went in and its
+	// outputs came out through their APIs.
+	var won, running, in, out float64
 	for _, u := range s.ProviderMetricsURLs {
-		won += metricsOf(t, u)["kiln_provider_leases_won_total"]
+		pm := metricsOf(t, u)
+		won += pm["kiln_provider_leases_won_total"]
+		running += pm[`kiln_provider_workloads{state="running"}`]
+		in += pm["kiln_provider_api_received_bytes_total"]
+		out += pm["kiln_provider_api_sent_bytes_total"]
 	}
 	if won != float64(len(leases)) {
 		t.Errorf("providers won %g leases by their metrics, the chain has %d", won, len(leases))
 	}
-	// The explorer serves its own.
+	if running != float64(active) {
+		t.Errorf("providers run %g workloads by their metrics, the chain has %d active leases", running, active)
+	}
+	if in < 1000 || out < 1000 {
+		t.Errorf("provider APIs received %g and sent %g bytes: want the demo's uploads and downloads", in, out)
+	}
+	// The explorer serves its own, and counts the pages it served.
+	scrapeText(t, s.ExplorerURL+"/")
 	if em := metricsOf(t, s.ExplorerURL+"/metrics"); em["kiln_explorer_height"] == 0 {
 		t.Errorf("the explorer's metrics lack its height: %v", em)
 	}
+
+	// Every metric the Grafana dashboard plots is exported by the node, a provider
+	// daemon or the explorer.
+	exported := map[string]bool{}
+	for _, u := range append([]string{s.MetricsURL, s.ExplorerURL + "/metrics"}, s.ProviderMetricsURLs...) {
+		for _, m := range helpLine.FindAllStringSubmatch(scrapeText(t, u), -1) {
+			exported[m[1]] = true
+		}
+	}
+	dash, err := os.ReadFile("../explorer/grafana/kiln-network.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(dash, &d); err != nil || len(d.Panels) == 0 {
+		t.Fatalf("dashboard: %v, %d panels", err, len(d.Panels))
+	}
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			for _, name := range metricName.FindAllString(tg.Expr, -1) {
+				base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_sum"), "_count")
+				if !exported[name] && !exported[base] && !notInDemo[name] {
+					t.Errorf("dashboard panel %q plots %s, which nothing exports", p.Title, name)
+				}
+			}
+		}
+	}
+}
+
+// notInDemo are metrics the dashboard plots that the demo network cannot export.
+var notInDemo = map[string]bool{
+	"cometbft_p2p_peers":                true, // set once a peer connects; the demo's single validator has none
+	"kiln_provider_gpu_utilization_pct": true, // from NVML, for providers that detect their GPUs; the demo's are declared
+}
+
+var (
+	helpLine   = regexp.MustCompile(`(?m)^# HELP ([a-z0-9_]+) `)
+	metricName = regexp.MustCompile(`\b(?:kiln|cometbft)_[a-z0-9_]+`)
+)
+
+func scrapeText(t *testing.T, url string) string {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
 }

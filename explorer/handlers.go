@@ -19,8 +19,10 @@ import (
 	"github.com/kiln-network/kiln/tx"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/escrow"
+	"github.com/kiln-network/kiln/x/liveness"
 	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/registry"
+	xtee "github.com/kiln-network/kiln/x/tee"
 )
 
 // pageSize is how many rows a list page shows.
@@ -207,21 +209,9 @@ func yesNo(name, v string) error {
 	return nil
 }
 
-// attested says whether a provider's attestation is on record. NB: no module records
-// TEE attestations on this chain yet; a provider advertises none, so nothing is
-// attested until one does (the attribute is what the registry would carry).
-func attested(p registry.Provider) bool {
-	for _, a := range p.Inventory.Attributes {
-		if a.Key == "attested" && a.Value == "true" {
-			return true
-		}
-	}
-	return false
-}
-
 func (s *Server) providerRow(snap *Snapshot, p registry.Provider) ProviderRow {
 	row := ProviderRow{Address: p.Owner.String(), Region: p.Inventory.Region, Source: p.Inventory.Source, CPUCores: p.Inventory.CPUCores,
-		Memory: p.Inventory.MemoryBytes, Stake: p.Stake, Online: "unknown", Attested: attested(p), Executor: p.Inventory.Runtime.Executor,
+		Memory: p.Inventory.MemoryBytes, Stake: p.Stake, Online: "unknown", Attested: snap.Attested[p.Owner.String()], Executor: p.Inventory.Runtime.Executor,
 		GPUs: []string{}, GPUModels: []string{}}
 	for _, g := range p.Inventory.GPUs {
 		row.GPUs = append(row.GPUs, fmt.Sprintf("%d× %s %s %s", g.Count, strings.ToUpper(g.Model), fmtBytes(g.MemoryBytes), g.Interface))
@@ -263,7 +253,10 @@ func (s *Server) providersPage(_ http.ResponseWriter, r *http.Request) (any, str
 		return nil, "", err
 	}
 	out := ProvidersPage{Filter: q, Providers: []ProviderRow{},
-		AttestationNote: "no module on this chain records TEE attestations yet: no provider is attested"}
+		AttestationNote: "no module on this chain records TEE attestations: no provider is attested"}
+	if snap.hasModule(xtee.ModuleName) {
+		out.AttestationNote = "a TEE attestation (SEV-SNP or TDX) verified and in force on chain (the tee module)"
+	}
 	models, regions := map[string]bool{}, map[string]bool{}
 	for _, p := range snap.Providers {
 		row := s.providerRow(snap, p)
@@ -303,13 +296,15 @@ type ProviderPage struct {
 	Capacity      *market.CapacityReport `json:"capacity,omitempty"`
 	// Prices are what its leases pay, per GPU model.
 	Prices []ModelPrice `json:"prices"`
-	// Scores are the benchmark scores on record; ScoresNote says why there are none.
-	Scores     []string           `json:"benchmark_scores"`
-	ScoresNote string             `json:"benchmark_scores_note,omitempty"`
-	Probe      *ProviderProbe     `json:"probe,omitempty"`
-	Leases     []market.LeaseView `json:"leases"`
-	Slashes    []ChainEvent       `json:"slashes"`
-	Registered int64              `json:"registered_height,string"`
+	// Scores are the hardware-challenge scores on record (per model); ScoresNote says
+	// why there are none. Challenges are its latest liveness and hardware challenges.
+	Scores     []liveness.Score     `json:"benchmark_scores"`
+	ScoresNote string               `json:"benchmark_scores_note,omitempty"`
+	Challenges []liveness.Challenge `json:"challenges"`
+	Probe      *ProviderProbe       `json:"probe,omitempty"`
+	Leases     []market.LeaseView   `json:"leases"`
+	Slashes    []ChainEvent         `json:"slashes"`
+	Registered int64                `json:"registered_height,string"`
 }
 
 // ModelPrice is a provider's price for one GPU model, from its leases.
@@ -347,10 +342,25 @@ func (s *Server) providerPage(_ http.ResponseWriter, r *http.Request) (any, stri
 		return nil, "", notFound("%s is not a registered provider (see /address/%s)", a, a)
 	}
 	out := ProviderPage{ProviderRow: s.providerRow(snap, p), Endpoint: p.Endpoint, InventorySaid: inventorySaid(p.Inventory),
-		Inventory: p.Inventory, Scores: []string{}, Registered: p.CreatedHeight, Slashes: []ChainEvent{},
-		ScoresNote: "no benchmark scores on record: the chain records them once the hardware challenge runs"}
+		Inventory: p.Inventory, Scores: []liveness.Score{}, Challenges: []liveness.Challenge{}, Registered: p.CreatedHeight, Slashes: []ChainEvent{},
+		ScoresNote: "this chain has no liveness module: no hardware-challenge scores are recorded"}
 	ctx, cancel := context.WithTimeout(r.Context(), nodeTimeout)
 	defer cancel()
+	if snap.hasModule(liveness.ModuleName) {
+		out.ScoresNote = "no hardware challenge answered yet"
+		var sc struct {
+			Scores []liveness.Score `json:"scores"`
+		}
+		if err := s.c.QueryJSON(ctx, "/liveness/scores?provider="+a.String(), &sc); err == nil && len(sc.Scores) > 0 {
+			out.Scores, out.ScoresNote = sc.Scores, ""
+		}
+		var ch struct {
+			Challenges []liveness.Challenge `json:"challenges"`
+		}
+		if err := s.c.QueryJSON(ctx, "/liveness/challenges?provider="+a.String(), &ch); err == nil {
+			out.Challenges = lastN(ch.Challenges, 20)
+		}
+	}
 	if c, err := s.c.ProviderCapacity(ctx, a); err == nil {
 		out.Capacity = &c
 	}
@@ -570,7 +580,7 @@ func (s *Server) orderPage(_ http.ResponseWriter, r *http.Request) (any, string,
 	var bids struct {
 		Bids []market.BidView `json:"bids"`
 	}
-	if err := s.c.QueryJSON(ctx, "/market/bids/"+strconv.FormatUint(id, 10), &bids); err == nil && bids.Bids != nil {
+	if err := s.c.QueryJSON(ctx, client.PathBids(id, types.Address{}), &bids); err == nil && bids.Bids != nil {
 		out.Bids = bids.Bids
 	}
 	if l, err := s.c.Lease(ctx, id); err == nil {
@@ -957,8 +967,20 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) (any, string, er
 	return out, "Search", nil
 }
 
+// lastN returns the last n of v, newest first.
+func lastN[T any](v []T, n int) []T {
+	out := make([]T, 0, min(n, len(v)))
+	for i := len(v) - 1; i >= 0 && len(out) < n; i-- {
+		out = append(out, v[i])
+	}
+	return out
+}
+
 // VerificationPage shows the chain's verification modules and their recent events.
 type VerificationPage struct {
+	// Challenges are the latest liveness and hardware challenges, where the liveness
+	// module runs.
+	Challenges []liveness.Challenge `json:"challenges"`
 	// Modules are the modules of the chain's table beyond the core ledger (verify,
 	// liveness, ...), with their query roots.
 	Modules []ModuleRow `json:"modules"`
@@ -983,7 +1005,17 @@ func (s *Server) verificationPage(_ http.ResponseWriter, r *http.Request) (any, 
 	if err != nil {
 		return nil, "", err
 	}
-	out := VerificationPage{Modules: []ModuleRow{}, Events: s.recentEvents(), Blocks: s.cfg.Blocks}
+	out := VerificationPage{Modules: []ModuleRow{}, Events: s.recentEvents(), Blocks: s.cfg.Blocks, Challenges: []liveness.Challenge{}}
+	if snap.hasModule(liveness.ModuleName) {
+		ctx, cancel := context.WithTimeout(r.Context(), nodeTimeout)
+		defer cancel()
+		var ch struct {
+			Challenges []liveness.Challenge `json:"challenges"`
+		}
+		if err := s.c.QueryJSON(ctx, "/liveness/challenges", &ch); err == nil {
+			out.Challenges = lastN(ch.Challenges, pageSize)
+		}
+	}
 	for _, m := range snap.verificationModules() {
 		row := ModuleRow{Name: m.Name, Msgs: len(m.Msgs)}
 		if m.Query {

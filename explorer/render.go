@@ -267,6 +267,7 @@ var closeReasons = map[string]string{
 	"escrow_exhausted":      "the escrow ran out",
 	"provider_unresponsive": "the provider stopped sending heartbeats",
 	"provider_deregistered": "the provider left the network",
+	"liveness_failed":       "the provider missed or failed a liveness challenge (slashed)",
 }
 
 func reasonText(r string) string {

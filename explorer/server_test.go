@@ -100,7 +100,7 @@ func TestPagesAndHostileInput(t *testing.T) {
 		{"/block/1", 200, false, "App hash"},
 		{"/block/1?format=json", 200, true, `"app_hash"`},
 		{"/address/" + dev, 200, false, "ukiln"},
-		{"/verification", 200, false, "no verification module"},
+		{"/verification", 200, false, "<td>liveness</td>"}, // the module table has the liveness module
 		{"/search?q=1", 303, false, ""},
 		{"/search?q=block:2", 303, false, ""},
 		{"/search?q=" + dev, 303, false, ""},

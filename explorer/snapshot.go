@@ -8,9 +8,11 @@ import (
 
 	"github.com/kiln-network/kiln/app"
 	"github.com/kiln-network/kiln/client"
+	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/escrow"
 	"github.com/kiln-network/kiln/x/market"
 	"github.com/kiln-network/kiln/x/registry"
+	xtee "github.com/kiln-network/kiln/x/tee"
 )
 
 // Snapshot is the chain as the explorer read it at one height: every provider, order,
@@ -27,9 +29,12 @@ type Snapshot struct {
 	Escrow    []escrow.EscrowAccount `json:"-"`
 	Modules   []app.ModuleInfo       `json:"-"`
 	Blocks    []BlockRow             `json:"-"` // newest first
-	escrowOf  map[uint64]int         // order id -> index in Escrow
-	leasesOf  map[string][]int       // provider -> indexes in Leases
-	overview  *Overview              // built once per snapshot, by the refresher
+	// Attested are the providers with a TEE attestation in force (the tee module's
+	// records; empty on a chain without it).
+	Attested map[string]bool  `json:"-"`
+	escrowOf map[uint64]int   // order id -> index in Escrow
+	leasesOf map[string][]int // provider -> indexes in Leases
+	overview *Overview        // built once per snapshot, by the refresher
 }
 
 // BlockRow is one block in lists.
@@ -62,38 +67,52 @@ func fetch(ctx context.Context, c *client.Client, blocks int) (*Snapshot, error)
 	var provs struct {
 		Providers []registry.Provider `json:"providers"`
 	}
-	if err := c.QueryJSON(ctx, "/registry/providers", &provs); err != nil {
+	if err := c.QueryJSON(ctx, client.PathProviders, &provs); err != nil {
 		return nil, fmt.Errorf("read providers: %w", err)
 	}
 	s.Providers = provs.Providers
 	var orders struct {
 		Orders []market.Order `json:"orders"`
 	}
-	if err := c.QueryJSON(ctx, "/market/orders", &orders); err != nil {
+	if err := c.QueryJSON(ctx, client.PathOrders("", types.Address{}), &orders); err != nil {
 		return nil, fmt.Errorf("read orders: %w", err)
 	}
 	s.Orders = orders.Orders
 	var leases struct {
 		Leases []market.LeaseView `json:"leases"`
 	}
-	if err := c.QueryJSON(ctx, "/market/leases", &leases); err != nil {
+	if err := c.QueryJSON(ctx, client.PathLeases(market.LeaseFilter{}), &leases); err != nil {
 		return nil, fmt.Errorf("read leases: %w", err)
 	}
 	s.Leases = leases.Leases
 	var accts struct {
 		Accounts []escrow.EscrowAccount `json:"accounts"`
 	}
-	if err := c.QueryJSON(ctx, "/escrow/accounts", &accts); err != nil {
+	if err := c.QueryJSON(ctx, client.PathEscrowAccounts, &accts); err != nil {
 		return nil, fmt.Errorf("read escrow accounts: %w", err)
 	}
 	s.Escrow = accts.Accounts
 	var mods struct {
 		Modules []app.ModuleInfo `json:"modules"`
 	}
-	if err := c.QueryJSON(ctx, "/app/modules", &mods); err != nil {
+	if err := c.QueryJSON(ctx, client.PathModules, &mods); err != nil {
 		return nil, fmt.Errorf("read the module table: %w", err)
 	}
 	s.Modules = mods.Modules
+	s.Attested = map[string]bool{}
+	h0, err := c.AppHeight(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s.hasModule(xtee.ModuleName) {
+		for _, p := range s.Providers {
+			var at xtee.Attestation
+			// NB: not found (no attestation) is an error too: not attested.
+			if err := c.QueryJSON(ctx, "/tee/attestation/"+p.Owner.String(), &at); err == nil && at.Active(h0) {
+				s.Attested[p.Owner.String()] = true
+			}
+		}
+	}
 	// NB: the height the app committed, which every query above saw (or a later one).
 	h, err := c.AppHeight(ctx)
 	if err != nil {
@@ -167,7 +186,7 @@ func (s *Snapshot) BlocksPerSecond() float64 {
 // coreModules are the ledger's own modules; every other module in the table (verify,
 // liveness, ...) has its events shown on the verification page.
 var coreModules = map[string]bool{"auth": true, "bank": true, "staking": true, "registry": true, "cert": true,
-	"market": true, "escrow": true, "params": true}
+	"market": true, "escrow": true, "params": true, "infer": true}
 
 // verificationModules returns the non-core modules of the table, in its order.
 func (s *Snapshot) verificationModules() []app.ModuleInfo {
@@ -180,10 +199,18 @@ func (s *Snapshot) verificationModules() []app.ModuleInfo {
 	return out
 }
 
-// keepEvent says whether the explorer keeps an event of this type: slashes, and every
-// event of a non-core module (its type starts with the module's name).
+// verificationEvents are the verify module's events, whose types do not start with
+// its name.
+var verificationEvents = map[string]bool{"work_committed": true, "work_assigned": true, "work_verified": true,
+	"work_unchecked": true, "challenge_opened": true, "challenge_vote": true, "challenge_inconclusive": true,
+	"committee_drawn": true, "committee_split": true, "fraud_proven": true, "report_refuted": true,
+	"verifier_registered": true, "verifier_silent": true, "slash_bond": true, "slash": true}
+
+// keepEvent says whether the explorer keeps an event of this type: slashes, the
+// verify module's, and every event of another non-core module (its type starts with
+// the module's name: liveness_, tee_).
 func keepEvent(mods []app.ModuleInfo, typ string) bool {
-	if typ == "slash_bond" || typ == "slash" {
+	if verificationEvents[typ] {
 		return true
 	}
 	for _, m := range mods {
@@ -212,4 +239,14 @@ func (s *Snapshot) findProvider(addr string) (registry.Provider, bool) {
 		}
 	}
 	return registry.Provider{}, false
+}
+
+// hasModule says whether the chain's module table has a module named name.
+func (s *Snapshot) hasModule(name string) bool {
+	for _, m := range s.Modules {
+		if m.Name == name {
+			return true
+		}
+	}
+	return false
 }

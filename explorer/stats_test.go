@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-network/kiln/app"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/escrow"
 	"github.com/kiln-network/kiln/x/market"
@@ -144,5 +145,20 @@ func TestPayments(t *testing.T) {
 	}
 	if got := payments(market.Lease{Price: 10}, a); len(got) != 0 {
 		t.Errorf("a lease that never started paid %+v", got)
+	}
+}
+
+// The verification page keeps slashes, the verify module's events, and the events of
+// the other non-core modules in the table (liveness_, tee_), never the market's.
+func TestKeepEvent(t *testing.T) {
+	mods := []app.ModuleInfo{{Name: "market"}, {Name: "liveness"}, {Name: "tee"}, {Name: "infer"}, {Name: "verify"}}
+	for typ, want := range map[string]bool{"slash_bond": true, "fraud_proven": true, "work_committed": true, "challenge_opened": true,
+		"liveness_failed": true, "tee_attested": true, "lease_closed": false, "order_created": false, "infer_requested": false, "transfer": false} {
+		if got := keepEvent(mods, typ); got != want {
+			t.Errorf("keepEvent(%s) = %v, want %v", typ, got, want)
+		}
+	}
+	if keepEvent([]app.ModuleInfo{{Name: "market"}}, "liveness_failed") {
+		t.Errorf("kept a liveness event on a chain without the liveness module")
 	}
 }

@@ -61,7 +61,7 @@ func (a *Answerer) answerOpen(ctx context.Context, addr types.Address) error {
 	var open struct {
 		Requests []xinfer.Request `json:"requests"`
 	}
-	if err := a.Client.QueryJSON(ctx, "/infer/open?model="+a.Model.ID(), &open); err != nil {
+	if err := a.Client.QueryJSON(ctx, client.PathInferOpenFor(a.Model.ID()), &open); err != nil {
 		return fmt.Errorf("list open requests: %w", err)
 	}
 	var msgs []types.Msg

@@ -20,6 +20,7 @@ import (
 	"github.com/kiln-network/kiln/keyring"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/bank"
+	"github.com/kiln-network/kiln/x/liveness"
 	"github.com/kiln-network/kiln/x/staking"
 )
 
@@ -50,6 +51,9 @@ type InitOptions struct {
 	Accounts []bank.GenesisBalance
 	// Mnemonic of the dev key; empty generates one.
 	Mnemonic string
+	// Challenges turns liveness and hardware challenges on in the genesis, with the
+	// liveness module's default parameters (they are off in app.DefaultGenesis).
+	Challenges bool
 }
 
 // InitResult is what `kiln init` reports.
@@ -99,6 +103,9 @@ func Init(o InitOptions) (InitResult, error) {
 	g := app.DefaultGenesis()
 	g.Bank.Balances = append([]bank.GenesisBalance{{Address: dev.Address, Coins: types.Coins{types.NewCoin(types.NativeDenom, DevFunds)}}}, o.Accounts...)
 	g.Staking.Validators = []staking.GenesisValidator{{Operator: dev.Address, ConsPubKey: pv.Key.PubKey.Bytes(), Moniker: o.Moniker, Tokens: ValidatorStake}}
+	if o.Challenges {
+		g.Params.Liveness = liveness.DefaultParams()
+	}
 	if err := WriteGenesis(conf.GenesisFile(), o.ChainID, g, []cmttypes.PrivValidator{pv}); err != nil {
 		return InitResult{}, err
 	}

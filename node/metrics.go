@@ -99,6 +99,10 @@ func newAppMetrics(reg prometheus.Registerer) *appMetrics {
 		slashes:       fv("bond_slashes_total", "Bonds slashed, by bond purpose (slash_bond events).", "purpose"),
 		msgRegs:       app.NewRegistry(),
 	}
+	// NB: shown at 0 before the first slash, so a dashboard finds the series.
+	for _, purpose := range []string{"provider", "verifier"} {
+		m.slashes.WithLabelValues(purpose)
+	}
 	m.height = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: MetricsNamespace, Name: "block_height", Help: "Height of the last block this node finalized."})
 	reg.MustRegister(m.height)
 	return m

@@ -1,8 +1,14 @@
 package tee
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"strings"
+
+	"github.com/google/go-sev-guest/abi"
+	sevclient "github.com/google/go-sev-guest/client"
+	tdxclient "github.com/google/go-tdx-guest/client"
 )
 
 // Guest devices through which a confidential VM asks its firmware for evidence.
@@ -50,4 +56,49 @@ func tsmNote(tsm bool) string {
 func exists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// ErrNoTEE is returned by Produce on a machine that is not a confidential VM.
+var ErrNoTEE = errors.New("this machine cannot produce TEE evidence: it is not a confidential VM (no /dev/sev-guest, /dev/tdx_guest or configfs-tsm)")
+
+// Produce asks this confidential VM's firmware for evidence binding reportData: an
+// SEV-SNP report (with its VCEK certificate from the extended report's certificate
+// table, when the host supplies it) or a TDX quote. On a machine without a guest
+// device it returns ErrNoTEE, saying so.
+func Produce(reportData []byte) (evidence []byte, col Collateral, err error) {
+	var rd [ReportDataSize]byte
+	copy(rd[:], reportData)
+	switch p := Probe(); p.Type {
+	case TypeSEVSNP:
+		d, err := sevclient.OpenDevice()
+		if err != nil {
+			return nil, col, fmt.Errorf("open %s: %w", p.Device, err)
+		}
+		defer d.Close()
+		raw, certs, err := sevclient.GetRawExtendedReport(d, rd)
+		if err != nil {
+			return nil, col, fmt.Errorf("SEV-SNP report from %s: %w", p.Device, err)
+		}
+		table := new(abi.CertTable)
+		if table.Unmarshal(certs) == nil {
+			if vcek, err := table.GetByGUIDString(abi.VcekGUID); err == nil {
+				col.VCEK = vcek
+			}
+		}
+		if len(raw) > sevReportSize {
+			raw = raw[:sevReportSize]
+		}
+		return raw, col, nil
+	case TypeTDX:
+		qp, err := tdxclient.GetQuoteProvider()
+		if err != nil {
+			return nil, col, fmt.Errorf("TDX quote provider: %w", err)
+		}
+		q, err := tdxclient.GetRawQuote(qp, rd)
+		if err != nil {
+			return nil, col, fmt.Errorf("TDX quote: %w", err)
+		}
+		return q, col, nil
+	}
+	return nil, col, ErrNoTEE
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -274,6 +275,50 @@ func FuzzVerify(f *testing.F) {
 		}
 		if !r.Valid && r.Reason == "" {
 			t.Fatalf("Verify refused without a reason: %+v", r)
+		}
+	})
+}
+
+// On a machine that is not a confidential VM (this one, unless it has a guest device),
+// Produce says so instead of failing obscurely.
+func TestProduceWithoutGuestDevice(t *testing.T) {
+	if p := Probe(); p.Type != "" {
+		t.Skipf("this machine is a confidential VM (%s): Produce asks its firmware", p.Device)
+	}
+	if _, _, err := Produce(make([]byte, 64)); err != ErrNoTEE {
+		t.Fatalf("Produce = %v, want ErrNoTEE", err)
+	}
+	if p := Probe(); !strings.Contains(p.Message, "cannot produce TEE evidence") {
+		t.Fatalf("Probe message %q", p.Message)
+	}
+}
+
+// BenchmarkVerify measures one verification of each library sample (what a validator
+// spends per MsgAttest, in CheckTx and again in FinalizeBlock), against the baseline
+// of only parsing the report.
+func BenchmarkVerify(b *testing.B) {
+	sev := sevdata.AttestationBytes[:sevReportSize]
+	sevOpts := Options{Now: sevAt, Collateral: Collateral{VCEK: sevdata.VcekBytes}, AllowDebug: true}
+	b.Run("sev-snp", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if !Verify(sev, sevOpts).Valid {
+				b.Fatal("sample refused")
+			}
+		}
+	})
+	b.Run("tdx", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if !Verify(tdxdata.RawQuote, Options{Now: tdxAt}).Valid {
+				b.Fatal("sample refused")
+			}
+		}
+	})
+	b.Run("baseline-parse-only", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			Detect(sev)
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -38,6 +39,8 @@ type Options struct {
 	Waiting func(string)
 	// Poll is how often the chain and the provider are asked for news.
 	Poll time.Duration
+	// Transfer, if set, shows each upload and download as it goes (a progress bar).
+	Transfer Transfer
 }
 
 // Result is what a deployment did, with its timings.
@@ -130,7 +133,7 @@ func Deploy(ctx context.Context, c *client.Client, key ed25519.PrivateKey, plan 
 		return r, err
 	}
 	msg := &market.MsgCreateOrder{Owner: owner, Kind: plan.Kind, Groups: plan.Groups, MaxPrice: plan.MaxPrice,
-		Deposit: plan.Deposit, Manual: plan.Manual, AutoRedeploy: plan.AutoRedeploy, Mode: plan.Pricing, Fill: plan.Fill, Session: plan.Session,
+		Deposit: plan.Deposit, Manual: plan.Manual, AutoRedeploy: plan.AutoRedeploy, Mode: plan.Pricing, Fill: plan.Fill, Session: plan.Session, ReclaimWindowSeconds: plan.ReclaimMinWindowSeconds,
 		TEE: plan.TEE, AllowedMeasurements: plan.AllowedMeasurements}
 	if err := msg.ValidateBasic(); err != nil {
 		return r, err
@@ -213,7 +216,7 @@ func Deploy(ctx context.Context, c *client.Client, key ed25519.PrivateKey, plan 
 				tellSkipped(o.Progress, lease.ID, st.Skipped, st.SkippedTotal)
 				return r, nil
 			}
-			fr, err := Fetch(ctx, c, pc, lease.ID, FetchOptions{Dir: o.OutDir, Poll: o.Poll, Progress: o.Progress})
+			fr, err := Fetch(ctx, c, pc, lease.ID, FetchOptions{Dir: o.OutDir, Poll: o.Poll, Progress: o.Progress, Transfer: o.Transfer})
 			if err != nil {
 				return r, fmt.Errorf("%w (the outputs stay on the provider for its output retention: kiln fetch %d)", err, lease.ID)
 			}
@@ -281,7 +284,9 @@ func sendWorkload(ctx context.Context, c *client.Client, lease market.Lease, pla
 			return fail(err)
 		}
 		st, _ := f.Stat()
-		fi, err := pc.UploadInput(ctx, lease.ID, filepath.Base(in), f, st.Size())
+		bar := o.Transfer.meter("upload "+filepath.Base(in), st.Size())
+		fi, err := pc.UploadInput(ctx, lease.ID, filepath.Base(in), io.TeeReader(f, bar), st.Size())
+		bar.Close()
 		f.Close()
 		if err != nil {
 			return fail(fmt.Errorf("upload %s: %w", in, err))
@@ -300,7 +305,9 @@ func sendWorkload(ctx context.Context, c *client.Client, lease market.Lease, pla
 			return fail(err)
 		}
 		st, _ := f.Stat()
-		ii, err := pc.UploadImage(ctx, lease.ID, f, st.Size(), "")
+		bar := o.Transfer.meter("upload image "+filepath.Base(path), st.Size())
+		ii, err := pc.UploadImage(ctx, lease.ID, io.TeeReader(f, bar), st.Size(), "")
+		bar.Close()
 		f.Close()
 		if err != nil {
 			return fail(fmt.Errorf("upload image %s of service %s: %w", path, svc.Name, err))

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -56,7 +57,26 @@ type FetchOptions struct {
 	Poll time.Duration
 	// Progress receives one line per step; nil discards.
 	Progress func(string)
+	// Transfer, if set, shows each file's download as it goes (a progress bar).
+	Transfer Transfer
 }
+
+// Transfer returns a writer that is told the bytes of one transfer (what, of size
+// bytes) as they move, and closed when it ends: a progress bar. The bytes are a
+// copy; what the writer does with them never changes the transfer.
+type Transfer func(what string, size int64) io.WriteCloser
+
+// meter returns t's writer for a transfer, or one that discards when t is nil.
+func (t Transfer) meter(what string, size int64) io.WriteCloser {
+	if t == nil {
+		return nopCloser{io.Discard}
+	}
+	return t(what, size)
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
 
 // FetchResult is what Fetch stored.
 type FetchResult struct {
@@ -152,7 +172,7 @@ func Fetch(ctx context.Context, c *client.Client, pc *apiclient.Client, leaseID 
 		progress(fmt.Sprintf("lease %d completed with no outputs (the chain's root is that of no files): nothing written", leaseID))
 		return r, nil
 	}
-	files, err := download(ctx, pc, leaseID, listed, r.Dir, o.Force, progress)
+	files, err := download(ctx, pc, leaseID, listed, r.Dir, o.Force, progress, o.Transfer)
 	if err != nil {
 		return r, err
 	}
@@ -251,7 +271,7 @@ func filesRoot(files []api.FileInfo) string { return hex.EncodeToString(rootOf(f
 // each against its entry, and moves them into dir (created if needed) once all are
 // verified. Without force, a file of the same name already in dir is refused before
 // anything is downloaded, and never replaced.
-func download(ctx context.Context, pc *apiclient.Client, id uint64, listed []api.FileInfo, dir string, force bool, progress func(string)) ([]api.FileInfo, error) {
+func download(ctx context.Context, pc *apiclient.Client, id uint64, listed []api.FileInfo, dir string, force bool, progress func(string), transfer Transfer) ([]api.FileInfo, error) {
 	fi, err := os.Stat(dir)
 	exists := err == nil
 	switch {
@@ -285,7 +305,7 @@ func download(ctx context.Context, pc *apiclient.Client, id uint64, listed []api
 	defer os.RemoveAll(staging)
 	var got []api.FileInfo
 	for _, want := range listed {
-		g, err := downloadOne(ctx, pc, id, want, staging)
+		g, err := downloadOne(ctx, pc, id, want, staging, transfer)
 		if err != nil {
 			return nil, err
 		}
@@ -320,13 +340,15 @@ func download(ctx context.Context, pc *apiclient.Client, id uint64, listed []api
 
 // downloadOne downloads one output into dir and checks it against its listed size
 // and SHA-256 (the listing is bound to the chain's root).
-func downloadOne(ctx context.Context, pc *apiclient.Client, id uint64, want api.FileInfo, dir string) (api.FileInfo, error) {
+func downloadOne(ctx context.Context, pc *apiclient.Client, id uint64, want api.FileInfo, dir string, transfer Transfer) (api.FileInfo, error) {
 	path := filepath.Join(dir, want.Name)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return api.FileInfo{}, fmt.Errorf("fetch outputs of lease %d: %w", id, err)
 	}
-	got, err := pc.DownloadOutput(ctx, id, want.Name, f)
+	bar := transfer.meter("download "+want.Name, want.Size)
+	got, err := pc.DownloadOutput(ctx, id, want.Name, io.MultiWriter(f, bar))
+	bar.Close()
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("fetch outputs of lease %d: write %s: %w", id, want.Name, cerr)
 	}

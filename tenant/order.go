@@ -119,6 +119,9 @@ func (s OrderSpec) Msg(owner types.Address, denom string) (*market.MsgCreateOrde
 		m.Kind = market.KindBatch
 	}
 	var err error
+	if m.ReclaimWindowSeconds, err = s.ReclaimSeconds(); err != nil {
+		return nil, err
+	}
 	if m.MaxPrice, err = client.ParsePrice(s.MaxPrice, denom); err != nil {
 		return nil, fmt.Errorf("max_price: %w", err)
 	}

@@ -20,7 +20,7 @@ import (
 // empty), and returns the attestation it sealed to.
 func Seal(ctx context.Context, c *client.Client, provider types.Address, allowed []string, r io.Reader, w io.Writer) (xtee.Attestation, error) {
 	var at xtee.Attestation
-	if err := c.QueryJSON(ctx, "/tee/attestation/"+provider.String(), &at); err != nil {
+	if err := c.QueryJSON(ctx, client.PathAttestation(provider), &at); err != nil {
 		return at, fmt.Errorf("attestation of %s: %w", provider, err)
 	}
 	h, err := c.AppHeight(ctx)

@@ -40,21 +40,22 @@ const (
 	// Staking refusals.
 	CodeBondLocked uint32 = 25
 	// Verification refusals (30-37).
-	CodeNotVerifier     uint32 = 30
-	CodeNotAssigned     uint32 = 31
-	CodeLate            uint32 = 32
-	CodeAnswered        uint32 = 33
-	CodeBadProof        uint32 = 34
-	CodeWindowClosed    uint32 = 35
-	CodeNotSampled      uint32 = 36
+	CodeNotVerifier      uint32 = 30
+	CodeNotAssigned      uint32 = 31
+	CodeLate             uint32 = 32
+	CodeAnswered         uint32 = 33
+	CodeBadProof         uint32 = 34
+	CodeWindowClosed     uint32 = 35
+	CodeNotSampled       uint32 = 36
 	CodeChallengeNotOpen uint32 = 37
 	// Liveness and hardware challenge refusals (x/liveness): 38-41.
 	CodeChallengeClosed uint32 = 38
 	CodeChallengeLate   uint32 = 39
 	CodeBadReveal       uint32 = 40
 	// Pricing-mode refusals (issue 11): 42-47.
-	CodeModeMismatch uint32 = 42
-	CodeBidReveal    uint32 = 43
+	CodeModeMismatch   uint32 = 42
+	CodeBidReveal      uint32 = 43
+	CodeReclaimRefused uint32 = 44
 	// Confidential compute and on-chain inference refusals: 50-55.
 	CodeAttestationRefused uint32 = 50
 	CodeModelMismatch      uint32 = 51
@@ -106,19 +107,20 @@ var (
 
 	ErrBondLocked = &Error{CodeBondLocked, "bond is locked"}
 
-	ErrNotVerifier     = &Error{CodeNotVerifier, "not a registered verifier"}
-	ErrNotAssigned     = &Error{CodeNotAssigned, "not assigned to this check"}
-	ErrLate            = &Error{CodeLate, "answer past its deadline"}
-	ErrAnswered        = &Error{CodeAnswered, "already answered"}
-	ErrBadProof        = &Error{CodeBadProof, "Merkle proof does not match the commitment"}
-	ErrWindowClosed    = &Error{CodeWindowClosed, "dispute window closed"}
-	ErrNotSampled      = &Error{CodeNotSampled, "unit was not sampled"}
-	ErrChallengeNotOpen = &Error{CodeChallengeNotOpen, "challenge is not open"}
-	ErrChallengeClosed = &Error{CodeChallengeClosed, "challenge is not awaiting this message"}
-	ErrChallengeLate   = &Error{CodeChallengeLate, "challenge deadline passed"}
-	ErrBadReveal       = &Error{CodeBadReveal, "revealed chunks do not match the committed answer"}
-	ErrModeMismatch    = &Error{CodeModeMismatch, "not how this order is priced"}
-	ErrBidReveal       = &Error{CodeBidReveal, "revealed bid does not match its commitment"}
+	ErrNotVerifier        = &Error{CodeNotVerifier, "not a registered verifier"}
+	ErrNotAssigned        = &Error{CodeNotAssigned, "not assigned to this check"}
+	ErrLate               = &Error{CodeLate, "answer past its deadline"}
+	ErrAnswered           = &Error{CodeAnswered, "already answered"}
+	ErrBadProof           = &Error{CodeBadProof, "Merkle proof does not match the commitment"}
+	ErrWindowClosed       = &Error{CodeWindowClosed, "dispute window closed"}
+	ErrNotSampled         = &Error{CodeNotSampled, "unit was not sampled"}
+	ErrChallengeNotOpen   = &Error{CodeChallengeNotOpen, "challenge is not open"}
+	ErrChallengeClosed    = &Error{CodeChallengeClosed, "challenge is not awaiting this message"}
+	ErrChallengeLate      = &Error{CodeChallengeLate, "challenge deadline passed"}
+	ErrBadReveal          = &Error{CodeBadReveal, "revealed chunks do not match the committed answer"}
+	ErrModeMismatch       = &Error{CodeModeMismatch, "not how this order is priced"}
+	ErrBidReveal          = &Error{CodeBidReveal, "revealed bid does not match its commitment"}
+	ErrReclaimRefused     = &Error{CodeReclaimRefused, "lease may not be reclaimed so"}
 	ErrAttestationRefused = &Error{CodeAttestationRefused, "attestation refused"}
 	ErrModelMismatch      = &Error{CodeModelMismatch, "model mismatch"}
 	ErrRequestClosed      = &Error{CodeRequestClosed, "inference request is not open"}

@@ -39,6 +39,7 @@ const (
 	MsgTypeMarketCommitBid MsgType = 522
 	MsgTypeMarketRevealBid MsgType = 523
 	MsgTypeMarketRTTProbe  MsgType = 524
+	MsgTypeMarketReclaim   MsgType = 525
 
 	MsgTypeEscrowDeposit MsgType = 600
 

@@ -288,8 +288,8 @@ func (d *Daemon) check(ctx context.Context, c verify.Commitment) error {
 
 // vote re-executes a challenged unit and votes.
 func (d *Daemon) vote(ctx context.Context, ch verify.Challenge) error {
-	var c verify.Commitment
-	if err := d.c.QueryJSON(ctx, fmt.Sprintf("/verify/commitment/%d", ch.CommitID), &c); err != nil {
+	c, err := d.c.Commitment(ctx, ch.CommitID)
+	if err != nil {
 		return err
 	}
 	pc, err := d.connect(ctx, c.Provider)

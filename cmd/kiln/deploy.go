@@ -51,6 +51,9 @@ func newDeployCmd() *cobra.Command {
 			pr := newProgress(cmd.ErrOrStderr())
 			defer pr.Done()
 			o := tenant.Options{CertDir: certDir(cmd), Progress: pr.Step, Waiting: pr.Waiting}
+			if !asJSON {
+				o.Transfer = pr.Transfer // NB: quiet off a terminal too (progress.Transfer)
+			}
 			o.OutDir, _ = cmd.Flags().GetString("out")
 			o.LeaseTimeout, _ = cmd.Flags().GetDuration("lease-timeout")
 			o.NoWait, _ = cmd.Flags().GetBool("no-wait")

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 
+	"filippo.io/age"
+
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-network/kiln/client"
@@ -98,19 +100,34 @@ func teeTxCmds() *cobra.Command {
 			seal, _ := cmd.Flags().GetString("seal-key")
 			nh, _ := cmd.Flags().GetInt64("nonce-height")
 			colDir, _ := cmd.Flags().GetString("collateral")
-			if ev == "" || seal == "" || nh < 1 {
-				return nil, usagef("--evidence, --seal-key and --nonce-height are required")
-			}
-			raw, err := readBounded(ev, xtee.MaxEvidenceBytes)
-			if err != nil {
-				return nil, usageErr(fmt.Errorf("--evidence: %w", err))
-			}
-			m := &xtee.MsgAttest{Provider: from, NonceHeight: nh, SealKey: seal, Evidence: raw}
+			idFile, _ := cmd.Flags().GetString("produce")
+			var col tee.Collateral
 			if colDir != "" {
-				col, err := tee.LoadCollateral(colDir)
-				if err != nil {
+				var err error
+				if col, err = tee.LoadCollateral(colDir); err != nil {
 					return nil, usageErr(err)
 				}
+			}
+			var raw []byte
+			if idFile != "" {
+				// Inside a confidential VM: a new sealing identity, the newest chain nonce,
+				// and evidence from the guest device binding both to this key.
+				var err error
+				if raw, seal, nh, err = produceEvidence(cmd, from, idFile, &col); err != nil {
+					return nil, err
+				}
+			} else {
+				if ev == "" || seal == "" || nh < 1 {
+					return nil, usagef("--evidence, --seal-key and --nonce-height are required (or --produce IDENTITY_FILE inside a confidential VM)")
+				}
+				var err error
+				if raw, err = readBounded(ev, xtee.MaxEvidenceBytes); err != nil {
+					return nil, usageErr(fmt.Errorf("--evidence: %w", err))
+				}
+			}
+			m := &xtee.MsgAttest{Provider: from, NonceHeight: nh, SealKey: seal, Evidence: raw}
+			if len(col.VCEK)+len(col.TDXTcbInfo) > 0 {
+				var err error
 				if m.Collateral, err = json.Marshal(col); err != nil {
 					return nil, err
 				}
@@ -121,6 +138,7 @@ func teeTxCmds() *cobra.Command {
 	attest.Flags().String("seal-key", "", "age X25519 recipient generated inside the VM and bound in the report")
 	attest.Flags().Int64("nonce-height", 0, "height of the chain nonce bound in the report")
 	attest.Flags().String("collateral", "", "offline collateral directory (see kiln tee verify --help)")
+	attest.Flags().String("produce", "", "inside a confidential VM: make the evidence now from the guest device, with a new sealing identity written to this file (0600)")
 	c.AddCommand(attest)
 	return c
 }
@@ -129,14 +147,14 @@ func inferTEEQueryCmds() []*cobra.Command {
 	iq := &cobra.Command{Use: "infer", Short: "On-chain inference queries"}
 	iq.AddCommand(
 		queryCmd("request ID", "An inference request and, once resolved, its result", 1, withID(client.PathInferRequest), renderInferRequest),
-		queryCmd("open", "Open inference requests", 0, fixed("/infer/open"), nil),
+		queryCmd("open", "Open inference requests", 0, fixed(client.PathInferOpen), nil),
 		queryCmd("model ID", "A registered model", 1, func(args []string) (string, error) { return client.PathInferModel(args[0]), nil }, nil),
-		queryCmd("params", "Inference parameters (agree_k, deadline_blocks, ...)", 0, fixed("/infer/params"), nil))
+		queryCmd("params", "Inference parameters (agree_k, deadline_blocks, ...)", 0, fixed(client.PathInferParams), nil))
 	tq := &cobra.Command{Use: "tee", Short: "Confidential compute queries"}
 	tq.AddCommand(
 		queryCmd("attestation ADDR", "A provider's attestation record", 1, withAddr(client.PathAttestation), nil),
-		queryCmd("nonce", "The newest chain nonce (bind it in report_data) and its height", 0, fixed("/tee/nonce"), nil),
-		queryCmd("params", "TEE parameters (reattest_blocks, nonce_window_blocks, ...)", 0, fixed("/tee/params"), nil))
+		queryCmd("nonce", "The newest chain nonce (bind it in report_data) and its height", 0, fixed(client.PathTEENonce), nil),
+		queryCmd("params", "TEE parameters (reattest_blocks, nonce_window_blocks, ...)", 0, fixed(client.PathTEEParams), nil))
 	return []*cobra.Command{iq, tq}
 }
 
@@ -248,4 +266,44 @@ func newInferCmd() *cobra.Command {
 	addNodeFlags(serve)
 	c.AddCommand(serve)
 	return c
+}
+
+// produceEvidence makes a sealing identity (written to idFile), reads the newest chain
+// nonce and asks the guest device for evidence binding them to from. On a machine that
+// is not a confidential VM it fails with tee.ErrNoTEE, saying so.
+func produceEvidence(cmd *cobra.Command, from types.Address, idFile string, col *tee.Collateral) ([]byte, string, int64, error) {
+	if p := tee.Probe(); p.Type == "" {
+		return nil, "", 0, &exitError{code: 1, err: tee.ErrNoTEE}
+	}
+	c, err := newClient(cmd)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	st, err := c.Status(cmd.Context())
+	if err != nil {
+		return nil, "", 0, err
+	}
+	var n struct {
+		Height int64  `json:"height,string"`
+		Nonce  []byte `json:"nonce"`
+	}
+	if err := c.QueryJSON(cmd.Context(), client.PathTEENonce, &n); err != nil {
+		return nil, "", 0, fmt.Errorf("chain nonce: %w", err)
+	}
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		return nil, "", 0, err
+	}
+	if err := os.WriteFile(idFile, []byte(id.String()+"\n"), 0o600); err != nil {
+		return nil, "", 0, fmt.Errorf("write sealing identity: %w", err)
+	}
+	seal := id.Recipient().String()
+	raw, got, err := tee.Produce(tee.BindingData(st.ChainID, from[:], n.Nonce, seal))
+	if err != nil {
+		return nil, "", 0, err
+	}
+	if len(col.VCEK) == 0 {
+		col.VCEK = got.VCEK
+	}
+	return raw, seal, n.Height, nil
 }

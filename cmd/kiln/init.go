@@ -23,11 +23,12 @@ func newInitCmd() *cobra.Command {
 			moniker, _ := cmd.Flags().GetString("moniker")
 			bt, _ := cmd.Flags().GetDuration("block-time")
 			backend, _ := cmd.Flags().GetString("keyring-backend")
+			challenges, _ := cmd.Flags().GetBool("challenges")
 			if bt <= 0 || bt > time.Minute {
 				return usagef("--block-time %s: must be > 0 and <= 1m", bt)
 			}
 			res, err := node.Init(node.InitOptions{Home: homeFlag(cmd), ChainID: chainID, Moniker: moniker, BlockTime: bt,
-				KeyringBackend: backend, Passphrase: passphraseFunc(cmd)})
+				KeyringBackend: backend, Passphrase: passphraseFunc(cmd), Challenges: challenges})
 			if err != nil {
 				return err
 			}
@@ -45,6 +46,7 @@ func newInitCmd() *cobra.Command {
 	cmd.Flags().String("chain-id", "kiln-local", "chain identifier")
 	cmd.Flags().String("moniker", "kiln-node", "validator name")
 	cmd.Flags().Duration("block-time", node.DefaultBlockTime, "target block time (CometBFT timeout_commit)")
+	cmd.Flags().Bool("challenges", false, "turn liveness and hardware challenges on in the genesis (the liveness module's defaults; providers must run a daemon that answers them, on the hardware they declare)")
 	addKeyringFlags(cmd)
 	return cmd
 }

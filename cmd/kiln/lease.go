@@ -276,7 +276,12 @@ into place only once all are verified. Nothing is overwritten without --force.`,
 				return err
 			}
 			defer e.pc.Close()
-			o := tenant.FetchOptions{Progress: func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "==>", s) }}
+			pr := newProgress(cmd.ErrOrStderr())
+			defer pr.Done()
+			o := tenant.FetchOptions{Progress: pr.Step}
+			if !asJSON {
+				o.Transfer = pr.Transfer // NB: quiet off a terminal too (progress.Transfer)
+			}
 			o.Dir, _ = cmd.Flags().GetString("out")
 			o.Force, _ = cmd.Flags().GetBool("force")
 			o.Unverified, _ = cmd.Flags().GetBool("unverified")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -45,7 +46,20 @@ func pricingTxCmds() []*cobra.Command {
 		})
 	cancel.Flags().String("gpu", "", "GPU model of the ask")
 	cancel.Flags().Bool("cpu", false, "the CPU ask")
-	return []*cobra.Command{ask, cancel}
+	reclaim := txCmd("reclaim FROM_KEY LEASE_ID", "Reclaim a reclaimable lease you run: it closes (reclaimed) after --notice, at least its order's reclamation window", 2,
+		func(cmd *cobra.Command, from types.Address, args []string) ([]types.Msg, error) {
+			id, err := parseID(args[0])
+			if err != nil {
+				return nil, err
+			}
+			reason, _ := cmd.Flags().GetString("reason")
+			notice, _ := cmd.Flags().GetDuration("notice")
+			m := &market.MsgReclaimLease{Provider: from, LeaseID: id, Reason: reason, NoticeSeconds: uint64(notice / time.Second)}
+			return []types.Msg{m}, m.ValidateBasic()
+		})
+	reclaim.Flags().String("reason", "", "why the capacity is needed back (recorded on chain)")
+	reclaim.Flags().Duration("notice", 24*time.Hour, "how long until the lease closes: at least the order's reclamation window")
+	return []*cobra.Command{ask, cancel, reclaim}
 }
 
 func askClass(cmd *cobra.Command) (string, error) {
@@ -66,7 +80,7 @@ func askClass(cmd *cobra.Command) (string, error) {
 func pricingQueryCmds() []*cobra.Command {
 	return []*cobra.Command{
 		queryCmd("prices", "The order book per GPU model and CPU: best ask, last trade, 24 h range (ukiln per unit per block)", 0,
-			fixed("/market/prices"), renderPrices),
+			fixed(client.PathPrices), renderPrices),
 		queryCmd("asks CLASS", "The asks of a class (a GPU model or cpu), cheapest first", 1,
 			func(args []string) (string, error) { return client.PathAsks(args[0]), nil }, nil),
 	}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 )
 
@@ -70,3 +71,21 @@ func (p *progress) Done() {
 	defer p.mu.Unlock()
 	p.clearLocked()
 }
+
+// Transfer shows one upload or download as a progress bar of bytes on a terminal;
+// elsewhere (a log, a pipe) it shows nothing: the step lines say what moved.
+func (p *progress) Transfer(what string, size int64) io.WriteCloser {
+	if !p.tty {
+		return nopWriteCloser{io.Discard}
+	}
+	p.mu.Lock()
+	p.clearLocked()
+	p.mu.Unlock()
+	bar := progressbar.NewOptions64(size, progressbar.OptionSetWriter(p.w), progressbar.OptionSetDescription(what),
+		progressbar.OptionShowBytes(true), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+	return bar
+}
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }

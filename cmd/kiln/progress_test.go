@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 )
@@ -35,5 +36,26 @@ func TestProgress(t *testing.T) {
 				t.Errorf("progress wrote %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// A transfer is a progress bar of bytes on a terminal, and nothing elsewhere (a pipe,
+// a CI log, or --output json, which never asks for one).
+func TestProgressTransfer(t *testing.T) {
+	for _, tty := range []bool{true, false} {
+		var b bytes.Buffer
+		p := &progress{w: &b, tty: tty, now: time.Now}
+		w := p.Transfer("upload data.csv", 4<<20)
+		for i := 0; i < 4; i++ {
+			w.Write(make([]byte, 1<<20))
+		}
+		w.Close()
+		got := b.String()
+		if tty && (!strings.Contains(got, "upload data.csv") || !strings.Contains(got, "%") || !strings.Contains(got, "B/s")) {
+			t.Errorf("terminal: bar %q, want the transfer's name, its share done and its rate", got)
+		}
+		if !tty && got != "" {
+			t.Errorf("pipe: wrote %q, want nothing", got)
+		}
 	}
 }

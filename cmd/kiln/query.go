@@ -127,8 +127,8 @@ func newQueryCmd() *cobra.Command {
 	q.AddCommand(marketQueryCmds()...)
 	q.AddCommand(livenessQueryCmd())
 	q.AddCommand(inferTEEQueryCmds()...)
-	q.AddCommand(bankQ, authQ, stakingQ, regQ,
-		queryCmd("params", "Every module's on-chain parameters", 0, fixed("/params"), nil))
+	q.AddCommand(bankQ, authQ, stakingQ, regQ, verifyQueryCmd(),
+		queryCmd("params", "Every module's on-chain parameters", 0, fixed(client.PathParams), nil))
 	return q
 }
 

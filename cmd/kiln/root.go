@@ -142,7 +142,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(sdlcmd.NewCommand(), gpucmd.NewCommand(), newDeployCmd(), newLeaseCmd(), newFetchCmd(), newWorkCmd())
 	root.AddCommand(newInitCmd(), newNodeCmd(), newKeysCmd(), newTxCmd(), newQueryCmd(),
 		newLocalnetCmd(), newTestnetCmd(), newDemoCmd(), newBenchCmd(), newStatusCmd(), newVersionCmd(), newSimCmd(), newExplorerCmd())
-	root.AddCommand(newProviderCmd(), newTEECmd(), newInferCmd())
+	root.AddCommand(newProviderCmd(), newTEECmd(), newInferCmd(), newVerifierCmd())
 	strictUsage(root)
 	return root
 }

@@ -222,7 +222,7 @@ func newTxCmd() *cobra.Command {
 				return []types.Msg{&registry.MsgDeregisterProvider{Owner: from}}, nil
 			}))
 
-	txc.AddCommand(bankCmd, stakingCmd, regCmd)
+	txc.AddCommand(bankCmd, stakingCmd, regCmd, verifyTxCmd())
 	txc.AddCommand(marketTxCmds()...)
 	txc.AddCommand(inferTxCmds(), teeTxCmds())
 	return txc

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/market"
 )
@@ -36,7 +37,7 @@ func (d *Daemon) postAsks(ctx context.Context, h int64) error {
 	}
 	var msgs []types.Msg
 	for _, a := range want {
-		raw, err := d.deps.Client.Query(ctx, "/market/asks/"+a.Class)
+		raw, err := d.deps.Client.Query(ctx, client.PathAsks(a.Class))
 		if err != nil {
 			return err
 		}

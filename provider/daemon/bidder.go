@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/market"
@@ -79,6 +80,10 @@ func (d *Daemon) bid(ctx context.Context, h int64) error {
 			never("excluded after an earlier lease of this order")
 			continue
 		}
+		if o.TEE != "" && d.tee.Type == "" {
+			never("order requires a TEE ("+o.TEE+"): "+d.tee.Message, "constraint", "tee")
+			continue
+		}
 		need, choices, static, inUse := market.Fit(o.Groups, nil, d.inv, used)
 		if len(static) > 0 {
 			never("does not fit the inventory", "constraint", static[0].String())
@@ -89,9 +94,20 @@ func (d *Daemon) bid(ctx context.Context, h int64) error {
 			continue
 		}
 		price, err := d.cfg.Pricing.Price(o.Groups, choices)
+		if o.Mode == market.ModePerformance {
+			// NB: per benchmark TFLOP-hour; the chain turns it into a price per block
+			// by the GPUs' scores.
+			price, err = d.cfg.Pricing.TFLOPHour, nil
+			if price == 0 {
+				err = fmt.Errorf("no tflop_hour price")
+			}
+		}
 		if err != nil {
 			never(err.Error())
 			continue
+		}
+		if o.ReclaimWindowSeconds > 0 {
+			price = max(1, price-price*d.cfg.Pricing.ReclaimDiscountBps/10_000)
 		}
 		if price > o.MaxPrice {
 			never("max price below ours", "price", price, "max_price", o.MaxPrice)
@@ -138,7 +154,11 @@ func (d *Daemon) bid(ctx context.Context, h int64) error {
 // auction's (MsgCreateBid) and sealed ones' (MsgCommitBid, revealed by reveal). The
 // order book fills from asks (postAsks).
 func takesBids(mode string) bool {
-	return mode == "" || mode == market.ModeAuction || mode == market.ModeSealed
+	switch mode {
+	case "", market.ModeAuction, market.ModeSealed, market.ModePerformance:
+		return true
+	}
+	return false
 }
 
 func excluded(o market.Order, p types.Address) bool {

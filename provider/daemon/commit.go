@@ -65,6 +65,13 @@ func (d *Daemon) commitMsg(id uint64) (*verify.MsgCommit, error) {
 	if err != nil {
 		return nil, err
 	}
+	// NB: a job with pinned assets (a Blender scene, a training set) cannot be
+	// re-executed by a verifier yet: providers serve units, not assets, to verifiers.
+	// Committing it would get honest verifiers slashed for silence, so it is left to
+	// tenant disputes until an assets route exists.
+	if len(job.Assets) > 0 {
+		return nil, fmt.Errorf("%s job pins %d assets, which verifiers cannot fetch yet: not committed for spot checks", job.Kind, len(job.Assets))
+	}
 	for _, uid := range set.IDs() {
 		u := set[uid]
 		f, ok := byName[u.File]

@@ -153,6 +153,14 @@ type Pricing struct {
 	// BlockTime is the chain's block time, to turn hourly prices into per-block ones
 	// (rounded up).
 	BlockTime Duration `toml:"block_time"`
+	// TFLOPHour is the price of one benchmark TFLOP-hour of GPU work: what the
+	// provider bids on performance-priced orders (the chain bills it by the GPUs'
+	// scores).
+	TFLOPHour uint64 `toml:"tflop_hour"`
+	// ReclaimDiscountBps is taken off the price of an order whose lease the provider
+	// may reclaim (its reclamation window), in basis points: the capacity stays the
+	// provider's to take back.
+	ReclaimDiscountBps uint64 `toml:"reclaim_discount_bps"`
 	// MinPrice is the least the provider bids per block, whatever the table says.
 	MinPrice uint64 `toml:"min_price"`
 	// MarginBps is added on top of the table's price, in basis points (100 = 1%).
@@ -174,6 +182,10 @@ func DefaultConfig() Config {
 			StorageGiBHour: 10,
 			BlockTime:      Duration(time.Second), // node.DefaultBlockTime
 			MinPrice:       1,
+			// An H100's 2/h over its ~67 FP32 TFLOPS.
+			TFLOPHour: 30_000,
+			// 20% off for capacity the provider may take back (AEP-82's spirit).
+			ReclaimDiscountBps: 2000,
 		},
 		// 10 min: time for the tenant's client to fetch results after completion.
 		OutputRetention: Duration(10 * time.Minute),
@@ -258,6 +270,9 @@ func (c Config) Validate() error {
 	}
 	if c.Pricing.MinPrice < 1 {
 		return fieldErr("pricing.min_price", c.Pricing.MinPrice, "must be >= 1 (the chain refuses zero bids)")
+	}
+	if c.Pricing.ReclaimDiscountBps > 9_000 {
+		return fieldErr("pricing.reclaim_discount_bps", c.Pricing.ReclaimDiscountBps, "must be <= 9000")
 	}
 	if c.Pricing.MarginBps > 100_000 {
 		return fieldErr("pricing.margin_bps", c.Pricing.MarginBps, "must be <= 100000")

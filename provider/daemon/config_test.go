@@ -138,6 +138,10 @@ storage = "1Gi"
 	if !got.AllowUnisolated || got.PollInterval != 250*time.Millisecond || got.MaxOpenFiles != 7 {
 		t.Errorf("decoded settings = %+v, want the table's values over the default 7", got)
 	}
+	// [executor.process] alone keeps the default kind.
+	if c, err := Parse(strings.NewReader("[executor.process]\nallow_unisolated = true\n")); err != nil || c.Executor.Kind != "process" {
+		t.Errorf("Parse([executor.process] only) kind = %q, %v; want the default, process", c.Executor.Kind, err)
+	}
 	var none struct{ X int }
 	if err := c.Executor.Settings("docker").Decode(&none); err != nil || none.X != 0 {
 		t.Errorf("Settings(no table).Decode() = %v, %+v; want nothing decoded", err, none)

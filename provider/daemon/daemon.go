@@ -33,10 +33,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kiln-network/kiln/tee"
+
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kiln-network/kiln/certpem"
 	"github.com/kiln-network/kiln/client"
+	"github.com/kiln-network/kiln/gpu"
 	apiserver "github.com/kiln-network/kiln/provider/api/server"
 	"github.com/kiln-network/kiln/provider/executor"
 	"github.com/kiln-network/kiln/provider/lease"
@@ -73,6 +76,9 @@ type Daemon struct {
 	deps Deps
 	log  *slog.Logger
 	self types.Address
+	// tee is whether this machine can produce TEE evidence (tee.Probe at start); a
+	// provider that cannot never bids on orders requiring a TEE.
+	tee tee.Capability
 
 	ready       chan struct{}
 	endpoint    string
@@ -211,6 +217,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer d.mgr.Close()
+	// NB: Register, not MustRegister: a daemon run again keeps its first collectors.
+	d.metrics.reg.Register(newWorkloadCollector(d.mgr))
+	if d.cfg.Inventory.Detect {
+		d.metrics.reg.Register(newGPUCollector(gpu.Options{DiskPath: d.cfg.StateDir}))
+	}
 
 	// NB: both listeners are bound before the provider registers, so that a taken
 	// port fails the start before anything goes on chain; port 0 gets a free port,
@@ -221,6 +232,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer ln.Close()
 	d.endpoint = d.cfg.endpointFor(ln.Addr())
+	apiLn := net.Listener(countingListener{Listener: ln, m: d.metrics})
 	var mln net.Listener
 	if d.cfg.MetricsListen != "" {
 		if mln, err = net.Listen("tcp", d.cfg.MetricsListen); err != nil {
@@ -257,7 +269,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	go func() {
-		if err := srv.Serve(ln); err != nil {
+		if err := srv.Serve(apiLn); err != nil {
 			d.log.Error("tenant API stopped", "err", err)
 		}
 	}()
@@ -275,6 +287,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 		defer ms.Close()
 	}
+	d.tee = tee.Probe()
+	d.log.Info("confidential compute", "tee", d.tee.Type, "evidence", d.tee.Message)
 	d.log.Info("provider ready", "endpoint", d.endpoint, "metrics", d.metricsAddr, "executor", fp.Driver, "gpus", inv.TotalGPUs(), "heartbeat_every", d.every)
 	close(d.ready)
 
@@ -490,6 +504,7 @@ func (d *Daemon) stop(id uint64, why string) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := d.mgr.Stop(ctx, id); err != nil {
+			d.metrics.executorErrors.WithLabelValues("stop").Inc()
 			d.log.Error("stop lease", "lease", id, "why", why, "err", err)
 		} else {
 			d.log.Info("lease stopped", "lease", id, "why", why)

@@ -8,7 +8,8 @@ const ExampleConfig = `# Kiln provider daemon config (kiln provider run --key NA
 # chain (empty: https://<listen address>).
 listen = "0.0.0.0:8443"
 endpoint = "https://provider.example.com:8443"
-# TLS key and certificate, lease state, encrypted inputs/outputs, work dirs.
+# TLS key and certificate, lease state, encrypted inputs/outputs, and the
+# executor's own files (its work dirs).
 state_dir = "/var/lib/kiln-provider"
 # Registries the docker executor may pull from, and only images pinned by digest
 # (repo@sha256:...); an entry may be a repository prefix ("ghcr.io/acme"). Leases

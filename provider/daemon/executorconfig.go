@@ -50,14 +50,15 @@ func (e ExecutorConfig) Settings(kind string) executor.Settings {
 	return tableSettings{kind: kind, t: t}
 }
 
-// UnmarshalTOML reads the [executor] table. The old top-level string
+// UnmarshalTOML reads the [executor] table; a table without kind keeps the
+// default kind (DefaultConfig: process). The old top-level string
 // (executor = "docker") is refused with the new form spelled out.
 func (e *ExecutorConfig) UnmarshalTOML(v any) error {
 	m, ok := v.(map[string]any)
 	if !ok {
 		return fmt.Errorf("executor: must be a table, e.g. [executor] kind = %q, with the executor's settings in [executor.%v] (got %v)", v, v, v)
 	}
-	*e = ExecutorConfig{}
+	*e = ExecutorConfig{Kind: e.Kind} // NB: without kind, the default's stays
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		switch val := m[k].(type) {
 		case string:

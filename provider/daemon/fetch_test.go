@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kiln-network/kiln/client"
+	"github.com/kiln-network/kiln/internal/poll"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/daemon"
 	"github.com/kiln-network/kiln/provider/executor/hostdir"
@@ -242,16 +243,14 @@ func TestFetchExpiredAndUnverified(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	for { // until the retention is over and the provider erased the outputs
+	// Until the retention is over and the provider erased the outputs.
+	poll.WaitFor(t, timeLeft(ctx), func() error {
 		st, err := pc.Status(ctx, r.OrderID)
 		if err == nil && st.State == api.StateClosed && len(st.Outputs) == 0 {
-			break
+			return nil
 		}
-		if ctx.Err() != nil {
-			t.Fatalf("outputs of lease %d never erased: %+v, %v", r.OrderID, st, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return fmt.Errorf("outputs of lease %d not erased: %+v, %v", r.OrderID, st, err)
+	})
 	parent := t.TempDir()
 	_, err = tenant.Fetch(ctx, n.c, pc, r.OrderID, tenant.FetchOptions{Dir: filepath.Join(parent, "out")})
 	if !errors.Is(err, tenant.ErrOutputsExpired) || !strings.Contains(err.Error(), "no longer holds them") {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/ports"
 	"github.com/kiln-network/kiln/provider/daemon"
 	"github.com/kiln-network/kiln/x/registry"
@@ -49,7 +50,7 @@ func TestDaemonListensOnFreePorts(t *testing.T) {
 				t.Fatalf("Run with %s on the held %s = %v, want an address-in-use error naming both", tc.setting, held.Addr(), err)
 			}
 			var prov registry.Provider
-			if err := n.c.QueryJSON(ctx, "/registry/provider/"+n.prov.String(), &prov); err == nil {
+			if err := n.c.QueryJSON(ctx, client.PathProvider(n.prov), &prov); err == nil {
 				t.Fatalf("the provider registered (endpoint %s) although its start failed", prov.Endpoint)
 			}
 		})
@@ -61,7 +62,7 @@ func TestDaemonListensOnFreePorts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // queries and a TLS handshake
 	defer cancel()
 	var prov registry.Provider
-	if err := n.c.QueryJSON(ctx, "/registry/provider/"+n.prov.String(), &prov); err != nil {
+	if err := n.c.QueryJSON(ctx, client.PathProvider(n.prov), &prov); err != nil {
 		t.Fatal(err)
 	}
 	if prov.Endpoint != d.Endpoint() || !strings.HasPrefix(prov.Endpoint, "https://127.0.0.1:") || strings.HasSuffix(prov.Endpoint, ":0") {

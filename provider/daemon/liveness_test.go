@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kiln-network/kiln/app"
+	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/internal/poll"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/daemon"
@@ -146,7 +147,7 @@ func TestSilentDaemonSlashed(t *testing.T) {
 func bonded(t *testing.T, ctx context.Context, n *testNet) uint64 {
 	t.Helper()
 	var p registry.Provider
-	if err := n.c.QueryJSON(ctx, "/registry/provider/"+n.prov.String(), &p); err != nil {
+	if err := n.c.QueryJSON(ctx, client.PathProvider(n.prov), &p); err != nil {
 		t.Fatal(err)
 	}
 	return p.Stake

@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kiln-network/kiln/client"
+	"github.com/kiln-network/kiln/internal/poll"
 	"github.com/kiln-network/kiln/ports"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/executor/executortest"
@@ -60,14 +62,12 @@ func TestDeployShowsBidsAndServiceAccess(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skipf("curl is not installed here: the curl line is not run (%v)", err)
 	}
-	for { // until the service has bound its port
+	// Until the service has bound its port.
+	poll.WaitFor(t, timeLeft(ctx), func() error {
 		out, err := exec.CommandContext(ctx, "sh", "-c", r.Curl+" -sS").CombinedOutput()
 		if err == nil && strings.TrimSpace(string(out)) == "ok" {
-			break
+			return nil
 		}
-		if ctx.Err() != nil {
-			t.Fatalf("%s: %v\n%s", r.Curl, err, out)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return fmt.Errorf("%s: %v\n%s", r.Curl, err, out)
+	})
 }

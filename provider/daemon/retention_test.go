@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/kiln-network/kiln/internal/poll"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/daemon"
 	"github.com/kiln-network/kiln/x/market"
@@ -53,16 +55,13 @@ func TestOutputRetentionByClock(t *testing.T) {
 		t.Fatalf("download within retention = %q, %v", got.String(), err)
 	}
 	skew.Store(int64(time.Hour + time.Minute))
-	for {
+	poll.WaitFor(t, timeLeft(ctx), func() error {
 		got.Reset()
 		_, err := pc.DownloadOutput(ctx, id, "out.txt", &got)
 		var ae *api.Error
 		if errors.As(err, &ae) {
-			break // erased: the provider answers with a named error
+			return nil // erased: the provider answers with a named error
 		}
-		if ctx.Err() != nil {
-			t.Fatalf("outputs still served after the retention passed by the daemon's clock: %q, %v", got.String(), err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("outputs still served after the retention passed by the daemon's clock: %q, %v", got.String(), err)
+	})
 }

@@ -113,6 +113,7 @@ func (d *Daemon) startFailed(id uint64, cause error) {
 	d.mu.Unlock()
 	d.freeGPUs(id)
 	d.metrics.startFailures.Inc()
+	d.metrics.executorErrors.WithLabelValues("start").Inc()
 	d.log.Warn("workload failed to start; reporting the lease failed", "lease", id, "err", cause)
 	ctx := d.ctx
 	if ctx == nil || ctx.Err() != nil {

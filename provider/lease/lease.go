@@ -572,6 +572,24 @@ func (m *Manager) seal(st *state) ([]vault.File, error) {
 	return res.Files, nil
 }
 
+// CountStates returns how many of the leases it runs are in each state (running,
+// completed, failed).
+func (m *Manager) CountStates() map[string]int {
+	m.mu.Lock()
+	runs := make([]*run, 0, len(m.leases))
+	for _, r := range m.leases {
+		runs = append(runs, r)
+	}
+	m.mu.Unlock()
+	out := map[string]int{}
+	for _, r := range runs {
+		r.mu.Lock()
+		out[r.st.State]++
+		r.mu.Unlock()
+	}
+	return out
+}
+
 func (m *Manager) get(id uint64) (*run, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

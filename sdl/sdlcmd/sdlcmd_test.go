@@ -72,7 +72,9 @@ func exitCode(err error) int {
 
 func TestValidate(t *testing.T) {
 	good := writeFile(t, "good.yaml", goodSDL)
-	bad := writeFile(t, "bad.yaml", strings.Replace(strings.Replace(goodSDL, "512Mi", "512MB", 1), "count: 2", "count: 0", 1))
+	bad := writeFile(t, "bad.yaml", strings.Replace(strings.Replace(goodSDL, "512Mi", "512 MiB", 1), "count: 2", "count: 0", 1))
+	// Akash Console's spelling: read as Console reads it, with a warning naming Akash's.
+	console := writeFile(t, "console.yaml", strings.Replace(goodSDL, "512Mi", "512MB", 1))
 	missing := filepath.Join(t.TempDir(), "missing.yaml")
 
 	tests := []struct {
@@ -83,7 +85,8 @@ func TestValidate(t *testing.T) {
 		wantErrOut []string
 	}{
 		{"one valid", []string{"validate", good}, 0, []string{good + ": OK"}, []string{`unknown key "depends_on" ignored`}},
-		{"valid and invalid", []string{"validate", good, bad}, 1, []string{good + ": OK", bad + ": invalid (2 problems)", "memory.size", "did you mean 512M", "count must be 1-50"}, nil},
+		{"valid and invalid", []string{"validate", good, bad}, 1, []string{good + ": OK", bad + ": invalid (2 problems)", "memory.size", "count must be 1-50"}, nil},
+		{"console spelling", []string{"validate", console}, 0, []string{console + ": OK"}, []string{`size "512MB" is read as 512M`}},
 		{"unreadable file", []string{"validate", missing}, 1, []string{"invalid", "read SDL"}, nil},
 		{"no files", []string{"validate"}, 2, nil, []string{"at least one FILE"}},
 		{"bad output flag", []string{"validate", "-o", "yaml", good}, 2, nil, []string{"--output must be text or json"}},

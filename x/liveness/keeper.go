@@ -100,7 +100,8 @@ func answer(ctx *types.Context, p Params, m *MsgAnswer) error {
 		return types.Wrapf(types.ErrChallengeClosed, "challenge %d was answered at height %d; an answer is final", c.ID, c.AnsweredHeight)
 	}
 	if ctx.Height > c.Deadline {
-		// NB: EndBlock of the deadline fails it, so this is CheckTx of a late answer.
+		// NB: defensive: EndBlock of the deadline fails the challenge, so a late answer
+		// normally meets ErrChallengeClosed ("failed ... (missed)").
 		return types.Wrapf(types.ErrChallengeLate, "challenge %d: answers were due by height %d (now %d)", c.ID, c.Deadline, ctx.Height)
 	}
 	if ctx.Height <= c.IssuedHeight {

@@ -1,6 +1,7 @@
 package market
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"testing"
@@ -30,11 +31,11 @@ const envFunds = 1_000_000_000_000
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	// NB: the market's own wiring (the registry change hook that keeps its
-	// free-capacity index), as the app wires it.
+	// free-capacity index), as the app wires it; left open so a test can add score
+	// sources.
 	h := types.NewHooks()
 	Wire(h)
-	h.Seal()
-	ctx := &types.Context{Store: store.NewMem(), Height: 10, Time: time.Unix(1_700_000_000, 0), Hooks: h}
+	ctx := &types.Context{Store: store.NewMem(), Height: 10, Time: time.Unix(1_700_000_000, 0), BlockRand: types.BlockRand{1}, Hooks: h}
 	// NB: no held-back pay: these tests check the modes' arithmetic, paid in full.
 	ep := escrow.DefaultParams()
 	ep.HoldbackBps, ep.DisputeWindowBlocks = 0, 0
@@ -54,6 +55,12 @@ func newEnv(t *testing.T) *env {
 // and cores CPU cores.
 func (e *env) provider(name, region string, cores uint64, gpus map[string]uint32) types.Address {
 	e.t.Helper()
+	return e.providerStake(name, region, cores, gpus, 100_000_000)
+}
+
+// providerStake is provider with a bond of stake.
+func (e *env) providerStake(name, region string, cores uint64, gpus map[string]uint32, stake uint64) types.Address {
+	e.t.Helper()
 	a := types.ModuleAddress("test-provider-" + name)
 	bank.Mint(e.ctx, a, types.NewCoin(types.NativeDenom, envFunds))
 	e.supply += envFunds
@@ -63,7 +70,7 @@ func (e *env) provider(name, region string, cores uint64, gpus map[string]uint32
 		inv.GPUs = append(inv.GPUs, registry.GPU{Model: m, MemoryBytes: 80 * registry.Gi, Interface: "sxm", Count: gpus[m]})
 	}
 	if err := registry.Handle(e.ctx, &registry.MsgRegisterProvider{Owner: a, Endpoint: "https://127.0.0.1:8443", CertPEM: selfSignedPEM(e.t),
-		Inventory: inv, Stake: types.NewCoin(types.NativeDenom, 100_000_000)}); err != nil {
+		Inventory: inv, Stake: types.NewCoin(types.NativeDenom, stake)}); err != nil {
 		e.t.Fatal(err)
 	}
 	e.provs = append(e.provs, a)
@@ -117,6 +124,7 @@ func (e *env) next() {
 	e.check()
 	e.ctx.Height++
 	e.ctx.Time = e.ctx.Time.Add(time.Second)
+	e.ctx.BlockRand = types.BlockRand(sha256.Sum256(binary.BigEndian.AppendUint64(nil, uint64(e.ctx.Height))))
 }
 
 // check fails the test unless money is conserved and every module's books balance.

@@ -75,6 +75,9 @@ var builtinReasons = map[string]Reason{
 	ReasonUnfilled:  {Name: ReasonUnfilled},
 	// NB: settled for the block before it closes (EndBlock), so it pays nothing more.
 	ReasonSessionEnded: {Name: ReasonSessionEnded},
+	// NB: closed at its deadline before the block's settlement, so it pays the
+	// block it ran in; an auto_redeploy order is placed again elsewhere.
+	ReasonReclaimed: {Name: ReasonReclaimed, PaysThisBlock: true, Redeploy: true},
 }
 
 var reasonRe = regexp.MustCompile(`^[a-z][a-z0-9_]{1,47}$`)

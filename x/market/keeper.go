@@ -192,6 +192,8 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		return revealBid(ctx, p, &o, m)
 	case *MsgRTTProbe:
 		return recordProbe(ctx, m)
+	case *MsgReclaimLease:
+		return startReclaim(ctx, m)
 	case *MsgCloseOrder:
 		o, ok := GetOrder(ctx, m.OrderID)
 		if !ok {
@@ -256,6 +258,7 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		}
 		l.LastHeartbeat = ctx.Height
 		setLease(ctx, &l)
+		noteUptime(ctx, p, l.Provider)
 		return nil
 	case *MsgStartLease:
 		_, l, err := activeLease(ctx, m.LeaseID)
@@ -271,6 +274,7 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		l.StartedHeight = ctx.Height
 		l.LastHeartbeat = ctx.Height
 		setLease(ctx, &l)
+		noteUptime(ctx, p, l.Provider)
 		ctx.Emit("lease_started", "lease", idStr(l.ID), "attempt", strconv.FormatUint(uint64(l.Attempt), 10),
 			"provider", l.Provider.String(), "height", strconv.FormatInt(ctx.Height, 10))
 		fire(ctx, func(h Hooks) { h.LeaseStarted(ctx, l) })
@@ -343,7 +347,7 @@ func createOrder(ctx *types.Context, p Params, m *MsgCreateOrder) error {
 	}
 	o := Order{ID: id, Owner: m.Owner, Kind: m.Kind, Groups: m.Groups, MaxPrice: m.MaxPrice, Denom: p.Denom,
 		Manual: m.Manual, AutoRedeploy: m.AutoRedeploy, Mode: mode, Fill: m.Fill, Session: m.Session,
-		TEE: m.TEE, AllowedMeasurements: m.AllowedMeasurements, CreatedHeight: ctx.Height}
+		TEE: m.TEE, AllowedMeasurements: m.AllowedMeasurements, ReclaimWindowSeconds: m.ReclaimWindowSeconds, CreatedHeight: ctx.Height}
 	openOrder(ctx, p, &o)
 	ctx.Emit("order_created", "order", idStr(id), "owner", m.Owner.String(), "kind", m.Kind, "mode", mode,
 		"max_price", idStr(m.MaxPrice), "deposit", m.Deposit.String(), "bid_close_height", strconv.FormatInt(o.BidCloseHeight, 10))
@@ -474,6 +478,9 @@ func makeLease(ctx *types.Context, p Params, o *Order, b Bid) {
 	o.Attempts++
 	l := Lease{ID: o.ID, Attempt: o.Attempts, Owner: o.Owner, Provider: b.Provider, Kind: o.Kind, Price: b.Price, Denom: o.Denom,
 		GPUs: b.GPUs, Usage: b.Usage, State: LeaseActive, LastHeartbeat: ctx.Height, CreatedHeight: ctx.Height}
+	if lp, ok := modeOf(o).(leasePricer); ok {
+		lp.priceLease(ctx, p, &l)
+	}
 	setLease(ctx, &l)
 	ctx.Store.Set(u64key(activePrefix, o.ID), present)
 	setUsed(ctx, b.Provider, Used(ctx, b.Provider).Add(b.Usage))
@@ -506,6 +513,9 @@ func closeLease(ctx *types.Context, p Params, o *Order, l *Lease, reason, output
 	l.OutputHash = output
 	setLease(ctx, l)
 	ctx.Store.Delete(u64key(activePrefix, l.ID))
+	if l.Reclaim != nil {
+		ctx.Store.Delete(reclaimKey(l.Reclaim.Deadline, l.ID))
+	}
 	setUsed(ctx, l.Provider, Used(ctx, l.Provider).Sub(l.Usage))
 	if paysNow {
 		// NB: after the lease is marked closed, so a PaymentMade hook that tries to
@@ -537,6 +547,9 @@ func closeLease(ctx *types.Context, p Params, o *Order, l *Lease, reason, output
 
 // settle pays one block of lease l from its escrow and runs the PaymentMade hooks.
 func settle(ctx *types.Context, p Params, o *Order, l *Lease) escrow.Payment {
+	if lp, ok := modeOf(o).(leasePricer); ok && lp.reprice(ctx, p, l) {
+		setLease(ctx, l)
+	}
 	pay := escrow.SettleAt(ctx, l.ID, l.Provider, l.Price, feeBps(ctx, p, o.Mode))
 	if pay.Gross > 0 {
 		lease := *l
@@ -583,6 +596,7 @@ func closeOrder(ctx *types.Context, o *Order, reason string) {
 // window closes, where the best fitting bid becomes a lease, and expiries.
 func EndBlock(ctx *types.Context) {
 	p := GetParams(ctx)
+	endReclaims(ctx, p)
 	var active []uint64
 	ctx.Store.Iterate(activePrefix, func(k, _ []byte) bool {
 		active = append(active, binary.BigEndian.Uint64(k[len(activePrefix):]))
@@ -647,6 +661,7 @@ func EndBlock(ctx *types.Context) {
 		o.NextCheck = 0 // its queue entry is gone
 		modeOf(&o).Check(ctx, p, &o)
 	}
+	stakeRewards(ctx, p)
 }
 
 // rank orders bids best first: lowest price, then higher provider stake, then earlier.

@@ -2,6 +2,7 @@ package market
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/kiln-network/kiln/codec"
@@ -39,6 +40,9 @@ func sampleOrder() *MsgCreateOrder {
 
 func FuzzDecodeCreateOrder(f *testing.F) {
 	f.Add(encode(sampleOrder()))
+	tee := sampleOrder()
+	tee.TEE, tee.AllowedMeasurements = TEECPUGPU, []string{strings.Repeat("ab", 48)}
+	f.Add(encode(tee))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) { roundTrip(t, DecodeCreateOrder, b) })
 }

@@ -47,10 +47,16 @@ const (
 	// ModeSealed is sealed bidding (Aethir): providers commit hidden bids, reveal
 	// them in the next block, and the lowest revealed bid wins.
 	ModeSealed = "sealed"
+	// ModePerformance is performance-based pricing (Render): bids are per benchmark
+	// TFLOP-hour, and a lease bills the work its GPUs' scores say they do.
+	ModePerformance = "performance"
+	// ModeStake is stake-proportional work and rewards (Phala): orders are assigned
+	// by stake x uptime, and an epoch's reward pool is split the same way.
+	ModeStake = "stake"
 )
 
 // modes are the pricing modes, by name; an order's mode is looked up here.
-var modes = map[string]Mode{ModeAuction: auction{}, ModeMarket: book{}, ModeSealed: sealed{}}
+var modes = map[string]Mode{ModeAuction: auction{}, ModeMarket: book{}, ModeSealed: sealed{}, ModePerformance: performance{}, ModeStake: stakeMode{}}
 
 // placer is a Mode with rules of its own on the orders it takes, checked before the
 // order's deposit is escrowed.
@@ -62,6 +68,14 @@ type placer interface {
 // core closes one.
 type closer interface {
 	orderClosed(ctx *types.Context, o *Order)
+}
+
+// leasePricer is a Mode whose leases are priced from more than the winning bid.
+type leasePricer interface {
+	// priceLease sets the price of lease l, just made from its winning bid.
+	priceLease(ctx *types.Context, p Params, l *Lease)
+	// reprice updates l's price before a settlement; true if it changed.
+	reprice(ctx *types.Context, p Params, l *Lease) bool
 }
 
 // ModeNames lists the pricing modes, sorted.

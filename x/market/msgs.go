@@ -56,6 +56,9 @@ type MsgCreateOrder struct {
 	// AllowedMeasurements, with TEE, lists the launch measurements (hex, 48 bytes)
 	// the tenant accepts; empty: any attested environment.
 	AllowedMeasurements []string `json:"allowed_measurements,omitempty"`
+	// ReclaimWindowSeconds, when not 0, makes the lease reclaimable (Akash AEP-82):
+	// its provider may take it back, giving at least this much notice.
+	ReclaimWindowSeconds uint64 `json:"reclaim_window_seconds,string,omitempty"`
 }
 
 // MsgCloseOrder closes the signer's order (and its lease, if any), refunding the escrow.
@@ -220,6 +223,9 @@ func (m *MsgCreateOrder) ValidateBasic() error {
 	}
 	if !ValidMode(m.Mode) {
 		return types.InvalidField("mode", m.Mode, "must be empty or a pricing mode: "+strings.Join(ModeNames(), ", "))
+	}
+	if m.ReclaimWindowSeconds > MaxReclaimWindowSeconds {
+		return types.InvalidField("reclaim_window_seconds", m.ReclaimWindowSeconds, fmt.Sprintf("must be 0 (not reclaimable) to %d (720h)", MaxReclaimWindowSeconds))
 	}
 	if m.Session != nil && m.Mode != ModeSealed {
 		return types.InvalidField("session", m.Session.Blocks, "only a sealed-bid order (mode sealed) is a session")
@@ -435,6 +441,7 @@ func (m *MsgCreateOrder) MarshalTo(w *codec.Writer) {
 	for _, ms := range m.AllowedMeasurements {
 		w.String(ms)
 	}
+	w.Uvarint(m.ReclaimWindowSeconds)
 }
 
 func (m *MsgCloseOrder) MarshalTo(w *codec.Writer) { w.Fixed(m.Owner[:]); w.Uvarint(m.OrderID) }
@@ -497,6 +504,7 @@ func DecodeCreateOrder(r *codec.Reader) types.Msg {
 	for i := uint64(0); i < n && r.Err() == nil; i++ {
 		m.AllowedMeasurements = append(m.AllowedMeasurements, r.String(measurementHexLen))
 	}
+	m.ReclaimWindowSeconds = r.Uvarint()
 	return m
 }
 

@@ -291,6 +291,9 @@ func CheckInvariants(ctx *types.Context) error {
 			return fmt.Errorf("market: open bids' deposits of %d%s are not in the module account", s, d)
 		}
 	}
+	if err := checkReclaims(ctx); err != nil {
+		return err
+	}
 	return checkBook(ctx)
 }
 

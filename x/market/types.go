@@ -63,6 +63,18 @@ type Params struct {
 	// RTTProbeTTLBlocks is how long a provider's RTT probe counts for session
 	// placement.
 	RTTProbeTTLBlocks int64 `json:"rtt_probe_ttl_blocks,string"`
+	// PerfBlocksPerHour turns a performance price per TFLOP-hour into one per block:
+	// the chain's blocks per hour (3600 at one-second blocks).
+	PerfBlocksPerHour int64 `json:"perf_blocks_per_hour,string"`
+	// StakeEpochBlocks is the stake pool's epoch: its rewards are paid at the last
+	// height of each, and uptime is counted per epoch.
+	StakeEpochBlocks int64 `json:"stake_epoch_blocks,string"`
+	// StakePoolPerEpoch is what each epoch's reward pool takes from the community
+	// pool (at most what it holds), split by stake x uptime.
+	StakePoolPerEpoch uint64 `json:"stake_pool_per_epoch,string"`
+	// StakeMinUptimePermille is the uptime a provider not yet proven up is assigned
+	// stake-pool work with (rewards count proven uptime only).
+	StakeMinUptimePermille uint32 `json:"stake_min_uptime_permille"`
 }
 
 // DefaultParams: a 1-block bid window (providers see the order in the block after it is
@@ -75,14 +87,15 @@ func DefaultParams() Params {
 	return Params{Denom: types.NativeDenom, BidWindowBlocks: 1, BidDeposit: 1_000_000, OrderTTLBlocks: 100,
 		ManualPickBlocks: 50, MinDepositBlocks: 10, HeartbeatIntervalBlocks: 10, HeartbeatTimeoutBlocks: 30,
 		StartTimeoutBlocks: 600, BookRetryBlocks: 2, FeeBps: DefaultFeeBps(),
-		SealedCommitBlocks: 1, SealedRevealBlocks: 2, RTTProbeTTLBlocks: 600}
+		SealedCommitBlocks: 1, SealedRevealBlocks: 2, RTTProbeTTLBlocks: 600, PerfBlocksPerHour: 3600,
+		StakeEpochBlocks: 100, StakePoolPerEpoch: 1_000_000, StakeMinUptimePermille: 100}
 }
 
 // DefaultFeeBps are the protocol fees per pricing mode: at most 1% each, at the low
 // end of the field (0.5-20%). The order book and the stake pool take less: their
 // matching and rewards cost the chain less than an auction's bids.
 func DefaultFeeBps() map[string]uint32 {
-	return map[string]uint32{ModeAuction: 50, ModeMarket: 25, ModeSealed: 50}
+	return map[string]uint32{ModeAuction: 50, ModeMarket: 25, ModeSealed: 50, ModePerformance: 50, ModeStake: 25}
 }
 
 // Validate checks the parameters.
@@ -110,6 +123,12 @@ func (p Params) Validate() error {
 		return fmt.Errorf("sealed_commit_blocks: must be 1 to 10000 (got %d)", p.SealedCommitBlocks)
 	case p.SealedRevealBlocks < 1 || p.SealedRevealBlocks > 10_000:
 		return fmt.Errorf("sealed_reveal_blocks: must be 1 to 10000 (got %d)", p.SealedRevealBlocks)
+	case p.StakeEpochBlocks < 1 || p.StakeEpochBlocks > 10_000_000:
+		return fmt.Errorf("stake_epoch_blocks: must be 1 to 10000000 (got %d)", p.StakeEpochBlocks)
+	case p.StakeMinUptimePermille > 1000:
+		return fmt.Errorf("stake_min_uptime_permille: must be <= 1000 (got %d)", p.StakeMinUptimePermille)
+	case p.PerfBlocksPerHour < 1 || p.PerfBlocksPerHour > 3_600_000:
+		return fmt.Errorf("perf_blocks_per_hour: must be 1 to 3600000 (got %d)", p.PerfBlocksPerHour)
 	case p.RTTProbeTTLBlocks < 1 || p.RTTProbeTTLBlocks > 1_000_000:
 		return fmt.Errorf("rtt_probe_ttl_blocks: must be 1 to 1000000 (got %d)", p.RTTProbeTTLBlocks)
 	}
@@ -154,6 +173,7 @@ const (
 	ReasonProviderDeregistered = "provider_deregistered"
 	ReasonUnfilled             = "unfilled"      // an order-book order that would not wait found no (more) asks
 	ReasonSessionEnded         = "session_ended" // a session lease ran its blocks
+	ReasonReclaimed            = "reclaimed"     // the provider reclaimed a reclaimable lease at its deadline
 )
 
 // Bid release reasons (event attribute only).
@@ -235,9 +255,12 @@ type Order struct {
 	// TEE is the trusted execution environment the order requires (TEECPU,
 	// TEECPUGPU), "" when none; AllowedMeasurements the launch measurements accepted.
 	// Provider checks (RegisterProviderCheck; the tee module's) enforce them.
-	TEE                 string   `json:"tee,omitempty"`
-	AllowedMeasurements []string `json:"allowed_measurements,omitempty"`
-	State               string   `json:"state"`
+	TEE string `json:"tee,omitempty"`
+	// ReclaimWindowSeconds, when not 0, makes the order's leases reclaimable with at
+	// least this much notice (MsgReclaimLease).
+	ReclaimWindowSeconds uint64   `json:"reclaim_window_seconds,string,omitempty"`
+	AllowedMeasurements  []string `json:"allowed_measurements,omitempty"`
+	State                string   `json:"state"`
 	// BidOpenHeight..BidCloseHeight is the current bid window (re-set when the order
 	// re-opens); ExpireHeight is when it closes if still unmatched.
 	BidOpenHeight  int64 `json:"bid_open_height,string"`
@@ -300,10 +323,18 @@ type Lease struct {
 	LastHeartbeat int64 `json:"last_heartbeat,string"`
 	// StartedHeight is the height of the provider's MsgStartLease: the workload runs.
 	// 0 until then; the lease bills from the block after it.
-	StartedHeight int64  `json:"started_height,string,omitempty"`
-	OutputHash    string `json:"output_hash,omitempty"` // hex, from MsgCompleteLease
-	CloseReason   string `json:"close_reason,omitempty"`
-	ClosedHeight  int64  `json:"closed_height,string,omitempty"`
-	CreatedHeight int64  `json:"created_height,string"`
-	UpdatedHeight int64  `json:"updated_height,string"`
+	StartedHeight int64 `json:"started_height,string,omitempty"`
+	// UnitPrice, for a performance-priced lease, is its price per benchmark
+	// TFLOP-hour, and WorkMilliTFLOPS the scores of its GPUs added up (Price is per
+	// block from the two, re-read at every settlement).
+	UnitPrice uint64 `json:"unit_price,string,omitempty"`
+	// Reclaim is set while the provider reclaims the lease (it stays active until
+	// the deadline, then closes with reason reclaimed).
+	Reclaim         *Reclaim `json:"reclaim,omitempty"`
+	WorkMilliTFLOPS uint64   `json:"work_mtflops,string,omitempty"`
+	OutputHash      string   `json:"output_hash,omitempty"` // hex, from MsgCompleteLease
+	CloseReason     string   `json:"close_reason,omitempty"`
+	ClosedHeight    int64    `json:"closed_height,string,omitempty"`
+	CreatedHeight   int64    `json:"created_height,string"`
+	UpdatedHeight   int64    `json:"updated_height,string"`
 }

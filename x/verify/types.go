@@ -67,11 +67,12 @@ type Params struct {
 // commitment; 20 blocks to answer; a committee of 3; 10 KILN of verifier stake; a
 // proven cheat loses 30% of its bond (Aethir-style), half of it to the reporter; a
 // false report costs 10%, silence 1%; 0.001 KILN per check; a 1 KILN tenant deposit;
-// matrices up to 1024 checked on chain.
+// matrices up to 512 checked on chain (a challenged block then costs FinalizeBlock
+// O(n²): 2n² random draws and n² multiply-adds, tens of milliseconds).
 func DefaultParams() Params {
 	return Params{SampleCount: 44, SampleDelayBlocks: 1, VerdictBlocks: 20, CommitteeSize: 3, VoteBlocks: 20,
 		MinVerifierStake: 10_000_000, FraudSlashBps: 3000, WhistleblowerBps: 5000, FalseReportSlashBps: 1000,
-		SilentSlashBps: 100, VerifierPay: 1000, DisputeDeposit: 1_000_000, MaxDirectN: 1024, Denom: types.NativeDenom}
+		SilentSlashBps: 100, VerifierPay: 1000, DisputeDeposit: 1_000_000, MaxDirectN: 512, Denom: types.NativeDenom}
 }
 
 // Validate checks the parameters.

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/kiln-network/kiln/certpem"
+	"github.com/kiln-network/kiln/internal/poll"
 	"github.com/kiln-network/kiln/ports"
 	"github.com/kiln-network/kiln/proof"
 	"github.com/kiln-network/kiln/provider/api"
@@ -187,7 +188,7 @@ func newHarnessWith(t *testing.T, wrap func(executor.Executor) executor.Executor
 	cfg.MaxInputBytes = 1 << 20
 	cfg.MaxImageBytes = 1 << 20
 	cfg.Clock = func() time.Time { return time.Now().Add(time.Duration(h.clockShift.Load())) }
-	srv, err := apiserver.NewServer(cfg, apiserver.Deps{Leases: h.chain, Certs: h.chain, Runner: h.runner, Vault: h.vault})
+	srv, err := apiserver.NewServer(cfg, apiserver.Deps{Leases: h.chain, Certs: h.chain, Runner: h.runner, Vault: h.vault, Verifiers: h.chain})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,22 +270,18 @@ func apiError(t *testing.T, err error) *api.Error {
 
 func waitState(t *testing.T, c *apiclient.Client, id uint64, states ...string) api.LeaseStatus {
 	t.Helper()
-	deadline := time.Now().Add(jobTimeout)
-	for {
-		st, err := c.Status(context.Background(), id)
-		if err != nil {
+	var st api.LeaseStatus
+	poll.WaitFor(t, jobTimeout, func() error {
+		var err error
+		if st, err = c.Status(context.Background(), id); err != nil {
 			t.Fatalf("Status(%d) = %v", id, err)
 		}
-		for _, s := range states {
-			if st.State == s {
-				return st
-			}
+		if slices.Contains(states, st.State) {
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("lease %d: state %q after %s, want %v (%+v)", id, st.State, jobTimeout, states, st)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("lease %d: state %q, want %v (%+v)", id, st.State, states, st)
+	})
+	return st
 }
 
 func TestBatchLeaseEndToEnd(t *testing.T) {

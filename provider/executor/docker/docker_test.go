@@ -24,6 +24,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
+	"github.com/kiln-network/kiln/internal/poll"
 	"github.com/kiln-network/kiln/provider/executor"
 	"github.com/kiln-network/kiln/provider/executor/docker"
 	"github.com/kiln-network/kiln/provider/executor/docker/dockertest"
@@ -272,20 +273,16 @@ func TestIsolation(t *testing.T) {
 		addr := containerIP(t, srv.Ref) + ":8080"
 		// The same lease reaches the server: the refusal below is isolation,
 		// not a server that is not up yet.
-		var res executor.ExitResult
-		var out string
-		for i := 0; i < 20; i++ {
-			tk := dtask(a, i+1, "connect", addr)
-			res, out = run(t, ex, tk)
-			if res.ExitCode == 0 {
-				break
+		replica := 0
+		// 30 s: the server binds within a second; each try is a container start.
+		poll.WaitFor(t, 30*time.Second, func() error {
+			replica++
+			if res, out := run(t, ex, dtask(a, replica, "connect", addr)); res.ExitCode != 0 {
+				return fmt.Errorf("connect %s from the same lease = %+v, %q; want connected", addr, res, out)
 			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		if res.ExitCode != 0 {
-			t.Fatalf("connect %s from the same lease = %+v, %q; want connected", addr, res, out)
-		}
-		res, out = run(t, ex, dtask(b, 0, "connect", addr))
+			return nil
+		})
+		res, out := run(t, ex, dtask(b, 0, "connect", addr))
 		if res.ExitCode != 3 {
 			t.Errorf("connect %s from another lease = %+v, %q; want exit 3 (cannot connect)", addr, res, out)
 		}
@@ -347,22 +344,18 @@ func TestIsolation(t *testing.T) {
 		}
 		url := "http://" + addr + "/"
 		hc := &http.Client{Timeout: 2 * time.Second}
-		deadline := time.Now().Add(20 * time.Second) // the server starts within a second
-		for {
+		// 20 s: the server starts within a second.
+		poll.WaitFor(t, 20*time.Second, func() error {
 			resp, err := hc.Get(url)
-			if err == nil {
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if string(b) != "ok" {
-					t.Errorf("GET %s = %q, want ok", url, b)
-				}
-				break
+			if err != nil {
+				return fmt.Errorf("GET %s: %w", url, err)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("GET %s: %v", url, err)
+			defer resp.Body.Close()
+			if b, _ := io.ReadAll(resp.Body); string(b) != "ok" {
+				t.Errorf("GET %s = %q, want ok", url, b)
 			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return nil
+		})
 	})
 
 	t.Run("CapabilitiesDropped", func(t *testing.T) {
