@@ -17,7 +17,7 @@ func newTestnetCmd() *cobra.Command {
 	tn := &cobra.Command{Use: "testnet", Short: "Fault scenarios against a real multi-process network"}
 	run := &cobra.Command{
 		Use:   "run --scenario S",
-		Short: "Start N validators as separate processes, send load, perturb one (kill -9, SIGSTOP, a late state-sync joiner) and check that nothing was lost, applied twice or forked",
+		Short: "Start N validators as separate processes, send load, perturb the network (kill -9, SIGSTOP, a 1-vs-3 partition in network namespaces, 100 ms peer latency, a late state-sync joiner) and check that nothing was lost, applied twice or forked",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			asJSON, err := outputJSON(cmd)
