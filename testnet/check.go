@@ -1,0 +1,131 @@
+package testnet
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kiln-network/kiln/types"
+)
+
+// check compares the load generator's history with the chain: every acknowledged tx
+// is in a block with code 0, none is applied twice, each load account's balance is
+// its funding replayed with the applied txs, the chain's books add up, and the nodes
+// in idx agree on every block hash they share.
+func check(ctx context.Context, n *net, lg *load, idx []int, res *Result) error {
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	c := n.cl[0]
+	// Balances first, then the height they were read at: no load tx comes after.
+	bals := make([]uint64, len(lg.addrs))
+	for i, a := range lg.addrs {
+		coins, err := c.Balances(cctx, a)
+		if err != nil {
+			return err
+		}
+		for _, co := range coins {
+			if co.Denom == types.NativeDenom {
+				bals[i] = co.Amount
+			}
+		}
+	}
+	h, err := c.AppHeight(cctx)
+	if err != nil {
+		return err
+	}
+	res.Height = h
+	applied := map[string]int{}
+	for ht := lg.from; ht <= h; ht++ {
+		b, err := c.RPC.Block(cctx, &ht)
+		if err != nil {
+			return fmt.Errorf("block %d: %w", ht, err)
+		}
+		br, err := c.RPC.BlockResults(cctx, &ht)
+		if err != nil {
+			return fmt.Errorf("block results %d: %w", ht, err)
+		}
+		for k, t := range b.Block.Txs {
+			if k < len(br.TxsResults) && br.TxsResults[k].Code == 0 {
+				applied[strings.ToUpper(hex.EncodeToString(t.Hash()))]++
+			}
+		}
+	}
+	want := make([]uint64, len(lg.addrs))
+	for i := range want {
+		want[i] = funding
+	}
+	lg.mu.Lock()
+	recs := append([]rec(nil), lg.recs...)
+	lg.mu.Unlock()
+	res.TxsSent = len(recs)
+	for _, r := range recs {
+		if r.acked {
+			res.TxsAcked++
+		}
+		k := applied[r.hash]
+		switch {
+		case k == 0 && r.acked:
+			res.TxsLost++
+		case k > 1:
+			res.TxsAppliedTwice++
+		}
+		if k > 0 {
+			res.TxsApplied++
+			want[r.from] -= r.amount + r.fee
+			want[r.to] += r.amount
+		}
+	}
+	res.BalancesMatch = true
+	for i := range want {
+		if want[i] != bals[i] {
+			res.BalancesMatch = false
+			res.Problems = append(res.Problems, fmt.Sprintf("account %s holds %d %s; the applied history gives %d", lg.addrs[i], bals[i], types.NativeDenom, want[i]))
+		}
+	}
+	acct, err := c.Accounting(cctx)
+	if err != nil {
+		return err
+	}
+	res.SupplyConserved = acct.Conserved
+	res.Problems = append(res.Problems, acct.Problems...)
+	forks, err := n.forks(cctx, idx)
+	if err != nil {
+		return err
+	}
+	res.Forks = forks
+	return nil
+}
+
+// forks counts heights at which nodes in idx hold different block hashes, over the
+// heights each of them stores.
+func (n *net) forks(ctx context.Context, idx []int) (int, error) {
+	hashes := map[int64][]byte{}
+	bad := map[int64]bool{}
+	for _, i := range idx {
+		c := n.cl[i]
+		st, err := c.RPC.Status(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("status of %s: %w", n.ln.Nodes[i].Name, err)
+		}
+		lo, hi := max(st.SyncInfo.EarliestBlockHeight, 1), st.SyncInfo.LatestBlockHeight
+		for from := lo; from <= hi; from += 20 {
+			to := min(from+19, hi)
+			bi, err := c.RPC.BlockchainInfo(ctx, from, to)
+			if err != nil {
+				return 0, fmt.Errorf("blockchain %d-%d of %s: %w", from, to, n.ln.Nodes[i].Name, err)
+			}
+			for _, m := range bi.BlockMetas {
+				h := m.Header.Height
+				if prev, ok := hashes[h]; ok && !bytes.Equal(prev, m.BlockID.Hash) {
+					bad[h] = true
+				} else if !ok {
+					hashes[h] = m.BlockID.Hash
+				}
+			}
+		}
+	}
+	return len(bad), nil
+}

@@ -1,0 +1,216 @@
+package testnet
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	cfg "github.com/cometbft/cometbft/config"
+
+	"github.com/kiln-network/kiln/client"
+	"github.com/kiln-network/kiln/keyring"
+	"github.com/kiln-network/kiln/node"
+	"github.com/kiln-network/kiln/ports"
+)
+
+// faultResult is what a perturbation measured.
+type faultResult struct {
+	recover  time.Duration
+	joinedAt int64
+	extra    int // index of a node the fault added (statesync's joiner), -1 if none
+}
+
+// fault perturbs node i for about d and heals it, measuring the recovery.
+func (n *net) fault(ctx context.Context, scenario string, i int, d time.Duration) (faultResult, error) {
+	fr := faultResult{extra: -1}
+	all := make([]int, len(n.ln.Nodes))
+	for j := range all {
+		all[j] = j
+	}
+	switch scenario {
+	case "kill":
+		if err := n.kill9(i); err != nil {
+			return fr, err
+		}
+		n.logf("node%d killed (SIGKILL)", i)
+		sleep(ctx, d)
+		h := maxOf(n.heights(ctx))
+		start := time.Now()
+		if err := n.start(ctx, i); err != nil {
+			return fr, fmt.Errorf("restart after kill -9: %w", err)
+		}
+		if err := n.recoverWait(ctx, all, h); err != nil {
+			return fr, err
+		}
+		fr.recover = time.Since(start)
+	case "pause":
+		if err := n.signal(i, syscall.SIGSTOP); err != nil {
+			return fr, err
+		}
+		n.paused[i] = true
+		n.logf("node%d paused (SIGSTOP)", i)
+		sleep(ctx, d)
+		h := maxOf(n.heights(ctx))
+		start := time.Now()
+		if err := n.signal(i, syscall.SIGCONT); err != nil {
+			return fr, err
+		}
+		delete(n.paused, i)
+		if err := n.recoverWait(ctx, all, h); err != nil {
+			return fr, err
+		}
+		fr.recover = time.Since(start)
+	case "partition":
+		// 1 vs 3: node i's link to the bridge goes down; the other three keep 3/4 of
+		// the power and go on.
+		if err := n.ns.cut(i, true); err != nil {
+			return fr, err
+		}
+		n.paused[i] = true // unreachable: not asked for its height
+		n.logf("node%d cut off (its veth down): 1 vs %d", i, len(all)-1)
+		sleep(ctx, d)
+		h := maxOf(n.heights(ctx))
+		start := time.Now()
+		if err := n.ns.cut(i, false); err != nil {
+			return fr, err
+		}
+		delete(n.paused, i)
+		if err := n.recoverWait(ctx, all, h); err != nil {
+			return fr, err
+		}
+		fr.recover = time.Since(start)
+	case "latency":
+		n.delay.set(100*time.Millisecond, 20*time.Millisecond)
+		n.logf("every peer link delayed 100ms ±20ms each way")
+		sleep(ctx, d)
+		h := maxOf(n.heights(ctx))
+		start := time.Now()
+		n.delay.set(0, 0)
+		if err := n.recoverWait(ctx, all, h); err != nil {
+			return fr, err
+		}
+		fr.recover = time.Since(start)
+	case "statesync":
+		start := time.Now()
+		j, h, err := n.addJoiner(ctx)
+		if err != nil {
+			return fr, fmt.Errorf("state-sync joiner: %w", err)
+		}
+		fr.extra = j
+		if err := n.recoverWait(ctx, []int{j}, h); err != nil {
+			return fr, err
+		}
+		fr.recover = time.Since(start)
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := n.cl[j].RPC.Status(cctx)
+		cancel()
+		if err != nil {
+			return fr, err
+		}
+		fr.joinedAt = st.SyncInfo.EarliestBlockHeight
+		if fr.joinedAt <= 1 {
+			return fr, fmt.Errorf("the joiner's block store starts at height %d: it replayed the chain instead of restoring a snapshot", fr.joinedAt)
+		}
+		n.logf("joiner restored a snapshot: its block store starts at %d; following the chain after %v", fr.joinedAt, fr.recover.Round(time.Millisecond))
+		if rest := d - time.Since(start); rest > 0 {
+			sleep(ctx, rest)
+		}
+	default:
+		return fr, fmt.Errorf("scenario %q is not implemented", scenario)
+	}
+	return fr, nil
+}
+
+// recoverWait waits, up to 2 minutes, until the nodes in idx are past height h.
+func (n *net) recoverWait(ctx context.Context, idx []int, h int64) error {
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := n.waitAllPast(wctx, idx, h); err != nil {
+		return fmt.Errorf("no recovery: %w", err)
+	}
+	return nil
+}
+
+// addJoiner starts a non-validator node that joins through CometBFT's state sync,
+// trusting a recent header of node0's. It returns the joiner's index and the chain's
+// height when it started.
+func (n *net) addJoiner(ctx context.Context) (int, int64, error) {
+	home := filepath.Join(n.dir, "joiner")
+	chainID := "kiln-testnet-" + n.o.Scenario
+	ir, err := node.Init(node.InitOptions{Home: home, ChainID: chainID, KeyringBackend: keyring.BackendTest})
+	if err != nil {
+		return 0, 0, err
+	}
+	gen, err := os.ReadFile(filepath.Join(n.ln.Nodes[0].Home, "config", "genesis.json"))
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := os.WriteFile(filepath.Join(home, "config", "genesis.json"), gen, 0o644); err != nil {
+		return 0, 0, err
+	}
+	conf, err := node.LoadConfig(home)
+	if err != nil {
+		return 0, 0, err
+	}
+	p, err := ports.Pick("127.0.0.1", 2)
+	if err != nil {
+		return 0, 0, err
+	}
+	conf.RPC.ListenAddress = fmt.Sprintf("tcp://127.0.0.1:%d", p[0])
+	conf.P2P.ListenAddress = fmt.Sprintf("tcp://127.0.0.1:%d", p[1])
+	var peers, rpcs []string
+	for _, nd := range n.ln.Nodes {
+		peers = append(peers, nd.NodeID+"@"+strings.TrimPrefix(nd.P2P, "tcp://"))
+		rpcs = append(rpcs, "http://"+strings.TrimPrefix(nd.RPC, "tcp://"))
+	}
+	conf.P2P.PersistentPeers = strings.Join(peers, ",")
+	// Trust a header a few blocks back: the light client verifies from there to the
+	// snapshot's height.
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, err := n.cl[0].Status(cctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	trust := max(st.Height-3, 1)
+	blk, err := n.cl[0].RPC.Block(cctx, &trust)
+	if err != nil {
+		return 0, 0, fmt.Errorf("block %d of node0: %w", trust, err)
+	}
+	conf.StateSync.Enable = true
+	conf.StateSync.RPCServers = rpcs[:2]
+	conf.StateSync.TrustHeight = trust
+	conf.StateSync.TrustHash = fmt.Sprintf("%X", blk.BlockID.Hash)
+	conf.StateSync.TrustPeriod = time.Hour
+	conf.StateSync.DiscoveryTime = 5 * time.Second
+	cfg.WriteConfigFile(filepath.Join(home, "config", "config.toml"), conf)
+	n.ln.Nodes = append(n.ln.Nodes, node.LocalnetNode{Name: "joiner", Home: home, RPC: conf.RPC.ListenAddress, P2P: conf.P2P.ListenAddress, NodeID: ir.NodeID})
+	if err := writeLocalnet(n.dir, n.ln); err != nil {
+		return 0, 0, err
+	}
+	j := len(n.ln.Nodes) - 1
+	c, err := client.New(conf.RPC.ListenAddress)
+	if err != nil {
+		return 0, 0, err
+	}
+	n.cl = append(n.cl, c)
+	h := maxOf(n.heights(ctx))
+	if err := n.start(ctx, j); err != nil {
+		return 0, 0, err
+	}
+	return j, h, nil
+}
+
+// writeLocalnet rewrites DIR/localnet.json (the layout node.StartLocalnetNode reads).
+func writeLocalnet(dir string, ln node.Localnet) error {
+	b, err := json.MarshalIndent(ln, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, node.LocalnetFile), b, 0o644)
+}

@@ -1,0 +1,408 @@
+// Package testnet runs fault scenarios against a real multi-process Kiln network:
+// N validators as separate `kiln node` processes, a load generator sending signed
+// bank transfers through their RPC, a perturbation (kill -9, SIGSTOP, a late node
+// joining through state sync) in the middle of the run, and a history checker that
+// compares what the load generator was told with what the chain holds.
+package testnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/kiln-network/kiln/client"
+	"github.com/kiln-network/kiln/node"
+)
+
+// Scenarios are the perturbations Run knows, in the order `kiln testnet run` lists them.
+var Scenarios = []string{"kill", "pause", "partition", "latency", "statesync"}
+
+// nsScenarios need network namespaces (one per node): they shape or cut links.
+var nsScenarios = map[string]bool{"partition": true}
+
+// Options configure Run.
+type Options struct {
+	Bin        string        // the kiln binary each node runs (os.Executable)
+	Dir        string        // where the nodes' homes go; empty: a temporary directory, removed after
+	Scenario   string        // one of Scenarios
+	Validators int           // default 4
+	Duration   time.Duration // the whole load run: a third before, during and after the fault; default 30 s
+	BlockTime  time.Duration // default 300 ms
+	Accounts   int           // load generator accounts; default 4
+	Log        io.Writer     // progress lines; nil: none
+}
+
+// Result is what a scenario measured.
+type Result struct {
+	Scenario   string `json:"scenario"`
+	Network    string `json:"network"` // "loopback": 127.0.0.1, one process per node
+	Validators int    `json:"validators"`
+	// TxsSent counts transactions the load generator broadcast; TxsAcked those a node
+	// reported committed with code 0; TxsApplied those the chain holds with code 0.
+	TxsSent    int `json:"txs_sent"`
+	TxsAcked   int `json:"txs_acked"`
+	TxsApplied int `json:"txs_applied"`
+	// TxsLost counts acknowledged transactions the chain does not hold; TxsAppliedTwice
+	// transactions applied more than once.
+	TxsLost         int `json:"txs_lost"`
+	TxsAppliedTwice int `json:"txs_applied_twice"`
+	// Forks counts heights at which two nodes hold different block hashes.
+	Forks int `json:"forks"`
+	// BalancesMatch: every load account's balance equals its funding replayed with the
+	// applied transactions. SupplyConserved: the chain's accounting adds up.
+	BalancesMatch   bool `json:"balances_match"`
+	SupplyConserved bool `json:"supply_conserved"`
+	// RecoverS is the seconds from the fault's end until every node is past the height
+	// the chain had then (for statesync: until the joiner follows the chain).
+	RecoverS  float64 `json:"recover_s"`
+	TPSBefore float64 `json:"tps_before"`
+	TPSDuring float64 `json:"tps_during"`
+	TPSAfter  float64 `json:"tps_after"`
+	Height    int64   `json:"height"`
+	// JoinedAt is, for statesync, the first height in the joiner's block store.
+	JoinedAt int64    `json:"joined_at,omitempty"`
+	Problems []string `json:"problems,omitempty"`
+	Note     string   `json:"note,omitempty"`
+}
+
+// OK reports whether nothing was lost, applied twice or forked, and the books add up.
+func (r Result) OK() bool {
+	return r.TxsSent > 0 && r.TxsLost == 0 && r.TxsAppliedTwice == 0 && r.Forks == 0 && r.BalancesMatch && r.SupplyConserved && len(r.Problems) == 0
+}
+
+func (o *Options) defaults() error {
+	if o.Validators == 0 {
+		o.Validators = 4
+	}
+	if o.Duration == 0 {
+		o.Duration = 30 * time.Second
+	}
+	if o.BlockTime == 0 {
+		o.BlockTime = 300 * time.Millisecond
+	}
+	if o.Accounts == 0 {
+		o.Accounts = 4
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	known := false
+	for _, s := range Scenarios {
+		known = known || s == o.Scenario
+	}
+	switch {
+	case !known:
+		return fmt.Errorf("--scenario %q: want one of %v", o.Scenario, Scenarios)
+	case o.Validators < 4 || o.Validators > 16:
+		return fmt.Errorf("--validators %d: must be 4 to 16 (one node is faulted; the rest must keep 2/3 of the power)", o.Validators)
+	case o.Duration < 6*time.Second || o.Duration > 10*time.Minute:
+		return fmt.Errorf("--duration %v: must be 6s to 10m", o.Duration)
+	case o.BlockTime < 50*time.Millisecond || o.BlockTime > 5*time.Second:
+		return fmt.Errorf("--block-time %v: must be 50ms to 5s", o.BlockTime)
+	case o.Accounts < 1 || o.Accounts > 64:
+		return fmt.Errorf("--accounts %d: must be 1 to 64", o.Accounts)
+	case o.Bin == "":
+		return errors.New("no kiln binary to run the nodes with")
+	}
+	return nil
+}
+
+// net is a running network.
+type net struct {
+	o      Options
+	dir    string
+	ln     node.Localnet
+	pids   map[int]int // node index -> pid
+	paused map[int]bool
+	cl     []*client.Client
+	ns     *nsNet // nil: every node on loopback
+	delay  *delayProxies
+}
+
+func (n *net) logf(format string, args ...any) {
+	fmt.Fprintf(n.o.Log, "%s "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05.000")}, args...)...)
+}
+
+// start starts node i and records its pid.
+func (n *net) start(ctx context.Context, i int) error {
+	if n.ns != nil {
+		return n.startNS(ctx, i)
+	}
+	s, err := node.StartLocalnetNode(ctx, n.o.Bin, n.dir, i)
+	if err != nil {
+		return err
+	}
+	n.pids[i] = s.PID
+	n.logf("%s started: pid %d, rpc %s", s.Name, s.PID, s.RPC)
+	return nil
+}
+
+// signal sends sig to node i's process.
+func (n *net) signal(i int, sig syscall.Signal) error {
+	pid, ok := n.pids[i]
+	if !ok {
+		return fmt.Errorf("node%d is not running", i)
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		return fmt.Errorf("signal %v to node%d (pid %d): %w", sig, i, pid, err)
+	}
+	return nil
+}
+
+// kill9 kills node i and waits until its process is gone.
+func (n *net) kill9(i int) error {
+	if err := n.signal(i, syscall.SIGKILL); err != nil {
+		return err
+	}
+	waitGone(n.pids[i], 10*time.Second)
+	delete(n.pids, i)
+	return nil
+}
+
+// stopAll stops every node it started: SIGCONT (a paused one), SIGTERM, then SIGKILL
+// after 10 s.
+func (n *net) stopAll() {
+	for _, pid := range n.pids {
+		syscall.Kill(pid, syscall.SIGCONT)
+		syscall.Kill(pid, syscall.SIGTERM)
+	}
+	for i, pid := range n.pids {
+		if !waitGone(pid, 10*time.Second) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			waitGone(pid, 5*time.Second)
+		}
+		delete(n.pids, i)
+	}
+}
+
+// waitGone waits until pid no longer exists (the localnet package reaps its
+// children), up to d; it reports whether it is gone.
+func waitGone(pid int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if syscall.Kill(pid, 0) != nil {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+// heights is every running node's latest height (-1 for one that does not answer).
+func (n *net) heights(ctx context.Context) []int64 {
+	out := make([]int64, len(n.cl))
+	for i, c := range n.cl {
+		out[i] = -1
+		if _, up := n.pids[i]; !up || n.paused[i] {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if st, err := c.Status(cctx); err == nil {
+			out[i] = st.Height
+		}
+		cancel()
+	}
+	return out
+}
+
+func maxOf(hs []int64) int64 {
+	var m int64
+	for _, h := range hs {
+		m = max(m, h)
+	}
+	return m
+}
+
+// waitAllPast waits until every node in idx reports a height above h; it returns
+// when they do or ctx ends.
+func (n *net) waitAllPast(ctx context.Context, idx []int, h int64) error {
+	for {
+		ok := true
+		for _, i := range idx {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			st, err := n.cl[i].Status(cctx)
+			cancel()
+			if err != nil || st.Height <= h {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for nodes %v to pass height %d: %w", idx, h, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Run sets up a network, runs the scenario with load, checks the history and tears
+// everything down. ctx bounds the whole run.
+func Run(ctx context.Context, o Options) (Result, error) {
+	if err := o.defaults(); err != nil {
+		return Result{}, err
+	}
+	res := Result{Scenario: o.Scenario, Network: "loopback", Validators: o.Validators}
+	dir := o.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "kiln-testnet-")
+		if err != nil {
+			return res, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	dir = filepath.Join(dir, o.Scenario)
+	if err := os.RemoveAll(dir); err != nil {
+		return res, err
+	}
+	ln, err := node.InitLocalnet(node.LocalnetOptions{Dir: dir, Validators: o.Validators, ChainID: "kiln-testnet-" + o.Scenario, BlockTime: o.BlockTime})
+	if err != nil {
+		return res, err
+	}
+	n := &net{o: o, dir: dir, ln: ln, pids: map[int]int{}, paused: map[int]bool{}}
+	defer n.stopAll()
+	if o.Scenario == "latency" {
+		dp, err := newDelayProxies(ln)
+		if err != nil {
+			return res, fmt.Errorf("delay proxies: %w", err)
+		}
+		defer dp.close()
+		n.delay = dp
+		res.Network = "loopback, peers through delay proxies"
+	}
+	if nsScenarios[o.Scenario] {
+		if why := nsAvailable(); why != "" {
+			return res, fmt.Errorf("scenario %s needs one network namespace per node, and %s", o.Scenario, why)
+		}
+		s, err := setupNS(o.Validators)
+		if err != nil {
+			return res, fmt.Errorf("network namespaces: %w", err)
+		}
+		defer s.teardown()
+		n.ns = s
+		res.Network = "netns"
+		if err := s.place(dir, &n.ln); err != nil {
+			return res, err
+		}
+		for _, nd := range n.ln.Nodes {
+			c, err := client.New(nd.RPC)
+			if err != nil {
+				return res, err
+			}
+			n.cl = append(n.cl, c)
+		}
+	}
+	if o.Scenario == "statesync" {
+		for _, nd := range ln.Nodes {
+			if err := node.WriteAppConfig(nd.Home, node.AppConfig{StateSync: node.StateSyncConfig{SnapshotInterval: 10, SnapshotKeepRecent: 100}}); err != nil {
+				return res, err
+			}
+		}
+	}
+	for i := range ln.Nodes {
+		if err := n.start(ctx, i); err != nil {
+			return res, err
+		}
+	}
+	ln, err = node.LoadLocalnet(dir) // a node moved to fresh ports at start is written there
+	if err != nil {
+		return res, err
+	}
+	n.ln = ln
+	n.cl = nil
+	for _, nd := range ln.Nodes {
+		c, err := client.New(nd.RPC)
+		if err != nil {
+			return res, err
+		}
+		n.cl = append(n.cl, c)
+	}
+	all := make([]int, len(ln.Nodes))
+	for i := range all {
+		all[i] = i
+	}
+	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	err = n.waitAllPast(wctx, all, 2)
+	cancel()
+	if err != nil {
+		return res, err
+	}
+	n.logf("%d validators producing blocks", len(ln.Nodes))
+
+	lg, err := newLoad(ctx, n, o.Accounts)
+	if err != nil {
+		return res, fmt.Errorf("load generator: %w", err)
+	}
+	faulted := len(ln.Nodes) - 1 // the last validator is the one perturbed
+	var targets []int
+	for i := 0; i < faulted; i++ {
+		targets = append(targets, i)
+	}
+	lctx, stopLoad := context.WithCancel(ctx)
+	loadDone := make(chan struct{})
+	go func() { lg.run(lctx, targets); close(loadDone) }()
+
+	phase := o.Duration / 3
+	t0 := time.Now()
+	sleep(ctx, phase)
+	t1 := time.Now()
+	n.logf("fault: %s", o.Scenario)
+	sc, err := n.fault(ctx, o.Scenario, faulted, phase)
+	if err != nil {
+		stopLoad()
+		<-loadDone
+		return res, err
+	}
+	t2 := time.Now()
+	res.RecoverS = sc.recover.Seconds()
+	res.JoinedAt = sc.joinedAt
+	if rest := t2.Add(phase).Sub(time.Now()); rest > 0 {
+		sleep(ctx, rest)
+	}
+	t3 := time.Now()
+	stopLoad()
+	<-loadDone
+	n.logf("load stopped: %d txs sent", len(lg.recs))
+	res.TPSBefore = rate(lg.ackedBetween(t0, t1), t1.Sub(t0))
+	res.TPSDuring = rate(lg.ackedBetween(t1, t2), t2.Sub(t1))
+	res.TPSAfter = rate(lg.ackedBetween(t2, t3), t3.Sub(t2))
+
+	// Let every node settle on the same height before comparing.
+	idx := append([]int(nil), all...)
+	if sc.extra >= 0 {
+		idx = append(idx, sc.extra)
+	}
+	hs := n.heights(ctx)
+	wctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+	err = n.waitAllPast(wctx, idx, maxOf(hs)+1)
+	cancel()
+	if err != nil {
+		res.Problems = append(res.Problems, err.Error())
+	}
+	if err := check(ctx, n, lg, idx, &res); err != nil {
+		return res, fmt.Errorf("history check: %w", err)
+	}
+	return res, nil
+}
+
+func rate(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(int(float64(n)/d.Seconds()*100)) / 100
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
