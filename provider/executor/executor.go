@@ -59,6 +59,11 @@ const (
 	EnvTaskID = "KILN_TASK_ID"
 	// EnvLeaseID names the environment variable holding the lease id.
 	EnvLeaseID = "KILN_LEASE_ID"
+	// EnvHostfile names the environment variable holding the path of a
+	// cluster lease's MPI hostfile (package rendezvous). Its value names a file
+	// under InPath; an executor whose tasks see their inputs elsewhere rewrites
+	// that prefix to its inputs directory.
+	EnvHostfile = "KILN_HOSTFILE"
 )
 
 // Executor runs tasks on this host. Implementations are safe for concurrent use.
