@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"encoding/hex"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -99,4 +100,26 @@ func mustHex(t *testing.T, s string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func TestPathMTU(t *testing.T) {
+	lo := 0
+	if ifc, err := net.InterfaceByName("lo"); err == nil {
+		lo = ifc.MTU
+	}
+	for _, tc := range []struct {
+		addr string
+		want int
+	}{
+		{"127.0.0.1", min(lo-80, 65455)},
+		{"127.0.0.9", min(lo-80, 65455)},
+		{"198.51.100.77", DefaultMTU}, // TEST-NET-2: no interface here holds it
+	} {
+		if lo == 0 {
+			t.Skip("no loopback interface")
+		}
+		if got := PathMTU(netip.MustParseAddr(tc.addr)); got != tc.want {
+			t.Errorf("PathMTU(%s) = %d, want %d", tc.addr, got, tc.want)
+		}
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -40,6 +41,13 @@ const (
 	// keepalive keeps NAT mappings open and, set on a new peer, makes the
 	// first handshake happen at once instead of on the first packet.
 	keepalive = 25 * time.Second
+	// nudge is how long the higher rank of a pair waits before it starts
+	// handshaking too. NB: the lower rank starts at once. If both started
+	// together, each would answer the other's initiation and drop the answer
+	// to its own (WireGuard keeps one handshake per peer), and both would
+	// wait 5 s (REKEY_TIMEOUT) to retry; if only the lower started and its
+	// initiation came before the higher knew it, the lower would wait 5 s too.
+	nudge = time.Second
 )
 
 // Config says how to bring up one member's end of a lease's overlay.
@@ -58,9 +66,11 @@ type Config struct {
 	NetNS string
 	// Ifname is the TUN's name in NetNS; empty means DefaultIfname.
 	Ifname string
-	// MTU of the TUN; 0 means DefaultMTU. Where every path between the
-	// providers carries larger packets (one host's loopback, a jumbo-frame
-	// LAN), a larger MTU moves the same data in fewer encrypted packets.
+	// MTU of the TUN; 0 takes it from the path as wg-quick does: the MTU of
+	// the host interface that holds Listen's address, less WireGuard's 80
+	// bytes (1420 on a 1500-byte Ethernet, 65455 on loopback), or DefaultMTU
+	// where no interface holds it. A larger MTU moves the same data in fewer
+	// encrypted packets, which is most of the overlay's cost.
 	MTU int
 	// Log receives wireguard-go's messages; nil discards them.
 	Log *slog.Logger
@@ -97,9 +107,10 @@ type Link struct {
 	endpoint netip.AddrPort
 	dev      *device.Device
 
-	mu    sync.Mutex
-	peers map[PublicKey]Peer // what SetPeers last set, by key
-	close sync.Once
+	mu     sync.Mutex
+	peers  map[PublicKey]Peer // what SetPeers last set, by key
+	closed bool
+	close  sync.Once
 }
 
 // Up creates the TUN device in cfg.NetNS with the member's address (a /24
@@ -114,7 +125,7 @@ func Up(ctx context.Context, cfg Config) (*Link, error) {
 		cfg.Ifname = DefaultIfname
 	}
 	if cfg.MTU == 0 {
-		cfg.MTU = DefaultMTU
+		cfg.MTU = PathMTU(cfg.Listen.Addr())
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("overlay up: %w", err)
@@ -174,6 +185,51 @@ func Up(ctx context.Context, cfg Config) (*Link, error) {
 	return l, nil
 }
 
+// overhead is what WireGuard adds to each packet at most: IPv6 (40), UDP (8),
+// its own header (16) and tag (16).
+const overhead = 80
+
+// maxMTU is the largest MTU whose packets still fit a UDP datagram with the overhead.
+const maxMTU = 65535 - overhead
+
+// PathMTU returns the overlay MTU for a link whose UDP endpoint is addr: the
+// MTU of the host interface holding addr (exactly, else in its prefix) less
+// WireGuard's overhead, at most 65455; DefaultMTU if no interface holds it.
+func PathMTU(addr netip.Addr) int {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return DefaultMTU
+	}
+	best, exact := 0, false
+	for _, ifc := range ifs {
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			ip, ok := netip.AddrFromSlice(ipn.IP)
+			if !ok {
+				continue
+			}
+			ones, _ := ipn.Mask.Size()
+			switch {
+			case ip.Unmap() == addr.Unmap():
+				best, exact = ifc.MTU, true
+			case !exact && netip.PrefixFrom(ip.Unmap(), ones).Contains(addr.Unmap()):
+				best = ifc.MTU
+			}
+		}
+	}
+	if best == 0 {
+		return DefaultMTU
+	}
+	return min(max(best-overhead, 1280), maxMTU)
+}
+
 func (c Config) validate() error {
 	if c.LeaseID == "" {
 		return errors.New("overlay config: lease id must not be empty")
@@ -196,8 +252,8 @@ func (c Config) validate() error {
 	if len(c.Ifname) > 15 || strings.ContainsAny(c.Ifname, "/ \t\n:") {
 		return fmt.Errorf("overlay config: ifname %q: must be at most 15 characters without '/', ':' or spaces", c.Ifname)
 	}
-	if c.MTU != 0 && (c.MTU < 1280 || c.MTU > 65535-80) {
-		return fmt.Errorf("overlay config: mtu must be 1280..%d (got %d)", 65535-80, c.MTU)
+	if c.MTU != 0 && (c.MTU < 1280 || c.MTU > maxMTU) {
+		return fmt.Errorf("overlay config: mtu must be 1280..%d (got %d)", maxMTU, c.MTU)
 	}
 	return nil
 }
@@ -253,15 +309,42 @@ func (l *Link) SetPeers(peers []Peer) error {
 			fmt.Fprintf(&b, "public_key=%s\nremove=true\n", k.hex())
 		}
 	}
+	var later []PublicKey
 	for _, p := range sortedPeers(next) {
-		fmt.Fprintf(&b, "public_key=%s\nendpoint=%s\nreplace_allowed_ips=true\nallowed_ip=%s/32\npersistent_keepalive_interval=%d\n",
-			p.PublicKey.hex(), p.Endpoint, p.Addr, int(keepalive/time.Second))
+		fmt.Fprintf(&b, "public_key=%s\nendpoint=%s\nreplace_allowed_ips=true\nallowed_ip=%s/32\n", p.PublicKey.hex(), p.Endpoint, p.Addr)
+		if _, known := l.peers[p.PublicKey]; known || p.Rank > l.cfg.Rank {
+			fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", int(keepalive/time.Second))
+		} else {
+			later = append(later, p.PublicKey)
+		}
 	}
 	if err := l.dev.IpcSet(b.String()); err != nil {
 		return fmt.Errorf("overlay peers: configure wireguard: %w", err)
 	}
 	l.peers = next
+	if len(later) > 0 {
+		time.AfterFunc(nudge, func() { l.startKeepalive(later) })
+	}
 	return nil
+}
+
+// startKeepalive turns on the keepalive (and so a handshake, unless one is
+// done) of the peers of keys that are still peers.
+func (l *Link) startKeepalive(keys []PublicKey) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	var b strings.Builder
+	for _, k := range keys {
+		if _, ok := l.peers[k]; ok {
+			fmt.Fprintf(&b, "public_key=%s\nupdate_only=true\npersistent_keepalive_interval=%d\n", k.hex(), int(keepalive/time.Second))
+		}
+	}
+	if err := l.dev.IpcSet(b.String()); err != nil && l.cfg.Log != nil {
+		l.cfg.Log.Warn("overlay: start keepalives", "err", err)
+	}
 }
 
 // Health reports every peer SetPeers set, by rank.
@@ -316,10 +399,41 @@ func (l *Link) Health() []PeerHealth {
 	return out
 }
 
+// WaitHandshakes returns once every peer SetPeers set has completed a
+// handshake, or ctx's error when ctx ends first. Members that start their
+// tasks after it never lose their first packets to a handshake in flight.
+func (l *Link) WaitHandshakes(ctx context.Context) error {
+	// 20 ms: a handshake over loopback takes well under a millisecond; a
+	// poll costs one UAPI read.
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		var missing []string
+		for _, h := range l.Health() {
+			if h.LastHandshake.IsZero() {
+				missing = append(missing, strconv.Itoa(h.Rank))
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("overlay: no handshake yet with rank %s: %w", strings.Join(missing, ", "), ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
 // Close stops WireGuard, closes its socket and removes the TUN device. It is
 // safe to call more than once.
 func (l *Link) Close() error {
-	l.close.Do(l.dev.Close)
+	l.close.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		l.mu.Unlock()
+		l.dev.Close()
+	})
 	return nil
 }
 

@@ -81,6 +81,15 @@ func upMembers(t *testing.T, lease string, n int) []member {
 			t.Fatal(err)
 		}
 	}
+	// 20 s: the first handshakes take a second (nudge), or 5 s more where
+	// two crossed (REKEY_TIMEOUT), on a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, m := range ms {
+		if err := m.link.WaitHandshakes(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return ms
 }
 
@@ -149,9 +158,9 @@ func TestOverlayMesh(t *testing.T) {
 			t.Fatalf("member %d: addr %s endpoint %s, want %s on 127.0.0.1:port", i, m.link.Addr(), m.link.Endpoint(), MemberAddr(subnet, i))
 		}
 	}
-	// Handshakes start at SetPeers (persistent keepalive), before any traffic.
-	// 10s covers three handshakes on a loaded 2-core machine.
-	poll.WaitFor(t, 10*time.Second, func() error {
+	// Handshakes start at SetPeers (persistent keepalive), before any
+	// traffic; upMembers waited for them with WaitHandshakes.
+	poll.WaitFor(t, time.Second, func() error {
 		for i, m := range ms {
 			h := m.link.Health()
 			if len(h) != 2 {
@@ -197,7 +206,7 @@ func TestOverlayAllowedIPs(t *testing.T) {
 	srv := listen(t, ms[0].ns, netip.IPv4Unspecified())
 	to := netip.AddrPortFrom(ms[0].link.Addr(), srv.Port())
 	if _, err := dial(ms[1].ns, netip.Addr{}, to, "ok", 5*time.Second); err != nil {
-		t.Fatalf("member 1 -> 0: %v", err)
+		t.Fatalf("member 1 -> 0: %v; health 0 %+v 1 %+v", err, ms[0].link.Health(), ms[1].link.Health())
 	}
 	// Member 1 claims a second address of the subnet and sends from it:
 	// member 0 must drop what does not come from rank 1's own /32.

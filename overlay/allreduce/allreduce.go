@@ -42,7 +42,8 @@ type Options struct {
 	// Rounds is the number of interleaved direct/overlay rounds; the result
 	// is their median.
 	Rounds int
-	// MTU is the overlay's MTU (overlay.Config.MTU).
+	// MTU is the overlay's MTU; 0 takes the path's (overlay.PathMTU of the
+	// loopback the links talk over).
 	MTU int
 	// Python is a python3 with torch; "" tries /usr/bin/python3 (Debian's
 	// python3-torch), then python3 on PATH.
@@ -55,7 +56,7 @@ type Options struct {
 // gradient buckets PyTorch's DistributedDataParallel all-reduces by default
 // (bucket_cap_mb=25).
 func DefaultOptions() Options {
-	return Options{Ranks: 3, Bytes: 25 << 20, Iters: 8, Rounds: 5, MTU: overlay.DefaultMTU}
+	return Options{Ranks: 3, Bytes: 25 << 20, Iters: 8, Rounds: 5}
 }
 
 // Result is one measurement. Bandwidths are bus bandwidths in megabits per
@@ -149,7 +150,7 @@ func withDefaults(o Options) Options {
 		o.Rounds = d.Rounds
 	}
 	if o.MTU == 0 {
-		o.MTU = d.MTU
+		o.MTU = overlay.PathMTU(listen.Addr())
 	}
 	return o
 }
@@ -163,7 +164,7 @@ func (o Options) validate() error {
 	case o.Iters < 1 || o.Iters > 30:
 		// NB: the tensor triples every all_reduce (ranks=3) and float32 ends at 3^80.
 		return fmt.Errorf("allreduce: iters must be 1..30 (got %d)", o.Iters)
-	case o.MTU != 0 && (o.MTU < 1280 || o.MTU > 65535-80):
+	case o.MTU < 1280 || o.MTU > 65535-80:
 		return fmt.Errorf("allreduce: mtu must be 1280..%d (got %d)", 65535-80, o.MTU)
 	case o.Rounds < 1 || o.Rounds > 50:
 		return fmt.Errorf("allreduce: rounds must be 1..50 (got %d)", o.Rounds)
@@ -226,6 +227,12 @@ func python(want string) (string, error) {
 	return "", fmt.Errorf("allreduce: no python3 with torch.distributed (install Debian's python3-torch): %s", strings.Join(tried, "; "))
 }
 
+// tail returns the last n lines of b, joined by " | ".
+func tail(b []byte, n int) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(len(lines)-n, 0):], " | ")
+}
+
 func lastLine(b []byte) string {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	return lines[len(lines)-1]
@@ -252,6 +259,10 @@ func (b *testbed) directAddr(i int) netip.Addr {
 }
 
 const directIf = "kdirect"
+
+// listen is where the links' UDP sockets are: the host's loopback, as when
+// every provider of a cluster runs on one host.
+var listen = netip.MustParseAddrPort("127.0.0.1:0")
 
 func setup(ctx context.Context, o Options) (_ *testbed, err error) {
 	pid := os.Getpid()
@@ -298,7 +309,7 @@ func setup(ctx context.Context, o Options) (_ *testbed, err error) {
 			return nil, err
 		}
 		l, err := overlay.Up(ctx, overlay.Config{LeaseID: lease, Rank: i, Key: k,
-			Listen: netip.MustParseAddrPort("127.0.0.1:0"), NetNS: b.ns[i], MTU: o.MTU})
+			Listen: listen, NetNS: b.ns[i], MTU: o.MTU})
 		if err != nil {
 			return nil, fmt.Errorf("allreduce: %w", err)
 		}
@@ -312,6 +323,14 @@ func setup(ctx context.Context, o Options) (_ *testbed, err error) {
 			}
 		}
 		if err := l.SetPeers(peers); err != nil {
+			return nil, fmt.Errorf("allreduce: %w", err)
+		}
+	}
+	// 20 s: the first handshakes take a second, 5 s more where two crossed.
+	hctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for _, l := range b.links {
+		if err := l.WaitHandshakes(hctx); err != nil {
 			return nil, fmt.Errorf("allreduce: %w", err)
 		}
 	}
@@ -380,7 +399,7 @@ func (b *testbed) run(ctx context.Context, py, script string, o Options) (map[st
 	if len(errs) > 0 {
 		var msgs []string
 		for i, p := range procs {
-			msgs = append(msgs, fmt.Sprintf("rank %d: %s", i, lastLine(p.out.Bytes())))
+			msgs = append(msgs, fmt.Sprintf("rank %d: %s", i, tail(p.out.Bytes(), 3)))
 		}
 		return nil, fmt.Errorf("allreduce: %w: %s", errors.Join(errs...), strings.Join(msgs, "; "))
 	}
