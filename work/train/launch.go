@@ -72,16 +72,26 @@ func (w Workload) LaunchLocal(ctx context.Context, n int, job units.Job, dir str
 func ReadRankReports(dir string, n int) ([]RankReport, error) {
 	reps := make([]RankReport, n)
 	for r := range reps {
-		b, err := os.ReadFile(filepath.Join(dir, RankFile(r)))
-		if err != nil {
-			return nil, fmt.Errorf("train: rank %d's report: %w", r, err)
-		}
-		if err := json.Unmarshal(b, &reps[r]); err != nil {
-			return nil, fmt.Errorf("train: rank %d's report %s: %w", r, RankFile(r), err)
-		}
-		if reps[r].Rank != r {
-			return nil, fmt.Errorf("train: %s is rank %d's report", RankFile(r), reps[r].Rank)
+		var err error
+		if reps[r], err = ReadRankReport(dir, r); err != nil {
+			return nil, err
 		}
 	}
 	return reps, nil
+}
+
+// ReadRankReport reads dir/rank-N.json, the report of rank.
+func ReadRankReport(dir string, rank int) (RankReport, error) {
+	var rep RankReport
+	b, err := os.ReadFile(filepath.Join(dir, RankFile(rank)))
+	if err != nil {
+		return rep, fmt.Errorf("train: rank %d's report: %w", rank, err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return rep, fmt.Errorf("train: rank %d's report %s: %w", rank, RankFile(rank), err)
+	}
+	if rep.Rank != rank {
+		return rep, fmt.Errorf("train: %s is rank %d's report", RankFile(rank), rep.Rank)
+	}
+	return rep, nil
 }

@@ -434,9 +434,11 @@ func weightsSHA256(ckpt []byte) string {
 	return units.Sum(body[bytes.IndexByte(body, '\n')+1:])
 }
 
-// digest names a job for the ranks of a run: its parameters and its data.
-func digest(job units.Job) [32]byte {
-	return sha256.Sum256(append(append([]byte(nil), job.Params...), job.Assets[DataAsset]...))
+// digest names a job for the ranks of a run: its parameters (re-encoded: job.json read
+// back is indented) and its data.
+func digest(job units.Job, p Params) [32]byte {
+	b, _ := json.Marshal(p)
+	return sha256.Sum256(append(b, job.Assets[DataAsset]...))
 }
 
 // runGo trains with the Go engine from checkpoint last (nil: the seed's initial weights),
@@ -459,7 +461,7 @@ func (w Workload) runGo(ctx context.Context, job units.Job, p Params, d *Dataset
 	var g *group
 	if dist.Distributed() {
 		var err error
-		if g, err = joinGroup(ctx, dist, digest(job)); err != nil {
+		if g, err = joinGroup(ctx, dist, digest(job, p)); err != nil {
 			return RankReport{}, err
 		}
 		defer g.Close()
@@ -811,8 +813,9 @@ const probeTorch = `import importlib.util, sys
 missing = [m for m in ("torch", "numpy") if importlib.util.find_spec(m) is None]
 sys.exit("no module " + ", ".join(missing) if missing else 0)`
 
-// pythonPath returns a python3 that has torch.
-func (w Workload) pythonPath(ctx context.Context) (string, error) {
+// TorchPython returns a python3 that has torch (and numpy): w.Python, else python3, else
+// /usr/bin/python3; an error naming what each lacked where none has.
+func (w Workload) TorchPython(ctx context.Context) (string, error) {
 	cands := []string{"python3", "/usr/bin/python3"}
 	if w.Python != "" {
 		cands = []string{w.Python}
@@ -851,7 +854,7 @@ type torchEvent struct {
 // with extra arguments (--steps/--every/--resume or --replay) on the first rows rows,
 // checkpointing into dir, calling on for each event it prints.
 func (w Workload) python(ctx context.Context, job units.Job, p Params, dist Dist, dir string, rows int, extra []string, on func(torchEvent) error) error {
-	bin, err := w.pythonPath(ctx)
+	bin, err := w.TorchPython(ctx)
 	if err != nil {
 		return err
 	}
