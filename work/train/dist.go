@@ -30,9 +30,10 @@ import (
 
 // DistLossTolerance is the largest relative difference between the final loss of a
 // data-parallel run and a single-process run (no shards) of the same job: rounding of
-// float32 sums in another order, compounded over the run. Measured on the digits set,
-// 3 ranks, 200 steps: see TestDistributedMatchesSingle for the figure.
-const DistLossTolerance = 1e-3
+// float32 sums in another order, compounded over the run. Measured on the digits set:
+// 3 ranks, 200 steps (the tests): 9e-8 (Go), 0 (PyTorch); the reference 2,000 steps, 3
+// shards: 5e-7 (Go), 4e-7 (PyTorch). The bound leaves 200 times that.
+const DistLossTolerance = 1e-4
 
 // DefaultDistTimeout is how long a rank waits for the others (joining, and each exchange)
 // before it gives up: long enough for torch's import and a slow peer's step, short enough
