@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-network/kiln/internal/poll"
 	"github.com/kiln-network/kiln/work/units"
 )
 
@@ -352,5 +354,31 @@ func TestDistMissingRank(t *testing.T) {
 	ds, _ = LocalRanks(3)
 	if err := (Workload{Dist: ds[0]}).Run(context.Background(), job, dir, nil); err == nil || !strings.Contains(err.Error(), "WORLD_SIZE is 3") {
 		t.Fatalf("3 ranks on a 2-shard job: %v", err)
+	}
+}
+
+// A client that is not a rank (junk, then gone) does not stop the ranks from joining.
+func TestDistStrayClient(t *testing.T) {
+	p := distParams(EngineGo, 2)
+	dir := t.TempDir()
+	job := mustJob(t, p, dir)
+	ds, err := LocalRanks(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- Workload{Dist: ds[0]}.Run(context.Background(), job, dir, nil) }()
+	var c net.Conn
+	poll.WaitFor(t, 10*time.Second, func() error { // rank 0 listening
+		c, err = net.Dial("tcp", ds[0].master())
+		return err
+	})
+	c.Write([]byte("GET / HTTP/1.0\r\n\r\n" + strings.Repeat("x", helloSize)))
+	c.Close()
+	if err := (Workload{Dist: ds[1]}).Run(context.Background(), job, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -37,6 +37,17 @@ const helloSize = len(helloMagic) + 4 + 4 + 32
 // dialEvery is how often a rank retries reaching rank 0 while it starts.
 const dialEvery = 50 * time.Millisecond
 
+// helloWait is how long rank 0 waits for a connected rank's introduction: the rank sends
+// it as soon as it connects.
+const helloWait = 5 * time.Second
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
 // joinGroup connects rank d.Rank to the others. digest names the job: every rank must be
 // training the same one.
 func joinGroup(ctx context.Context, d Dist, digest [32]byte) (*group, error) {
@@ -82,7 +93,9 @@ func (g *group) accept(ctx context.Context, deadline time.Time, digest [32]byte)
 			}
 			return fmt.Errorf("ranks %v did not join within %v: %w", missing, g.d.timeout(), err)
 		}
-		c.SetDeadline(deadline)
+		// NB: a client that connects and says nothing (not a rank) holds the accept loop
+		// for at most helloWait, not the whole join timeout.
+		c.SetDeadline(minTime(deadline, time.Now().Add(helloWait)))
 		var h [helloSize]byte
 		if _, err := io.ReadFull(c, h[:]); err != nil || string(h[:len(helloMagic)]) != helloMagic {
 			c.Close() // not a rank (a port scan, a stray client): keep waiting
@@ -106,6 +119,7 @@ func (g *group) accept(ctx context.Context, deadline time.Time, digest [32]byte)
 			c.Close()
 			return errors.New(why)
 		}
+		c.SetDeadline(deadline)
 		g.conns[rank] = c
 		joined++
 	}
