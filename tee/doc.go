@@ -24,8 +24,9 @@
 //	tcb_mismatch         the reported TCB is not the one the signing key was issued for
 //	tcb_outdated         the TCB is below the verifier's minimum or the vendor's current level
 //	revoked              a certificate of the chain is on the vendor's CRL
+//	crl_missing          revocations are checked and the collateral has no CRL
 //	unknown_chip         the signing key is not certified by the vendor for this chip
-//	stale                a certificate or the collateral is expired at Options.Now
+//	stale                a certificate, a CRL or the collateral is expired at Options.Now
 //	bad_signature        the signature does not verify over the report
 //
 // NVIDIA GPU confidential-computing evidence (the GPU's SPDM attestation report) has
