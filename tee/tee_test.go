@@ -331,3 +331,15 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	})
 }
+
+// Merge puts the non-empty fields of its argument over the collateral; Empty is true
+// only for nothing at all.
+func TestCollateralMerge(t *testing.T) {
+	got := Collateral{VCEK: []byte("vcek"), SEVCRL: []byte("old")}.Merge(Collateral{SEVCRL: []byte("new"), TDXRootCrl: []byte("root")})
+	if string(got.VCEK) != "vcek" || string(got.SEVCRL) != "new" || string(got.TDXRootCrl) != "root" {
+		t.Fatalf("Merge = %+v", got)
+	}
+	if (Collateral{}).Empty() != true || (Collateral{TDXPckCrlChain: []byte("x")}).Empty() {
+		t.Fatal("Empty is wrong")
+	}
+}
