@@ -227,6 +227,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	lc.OnComplete = d.onComplete
 	lc.OnStart = d.onStart
 	lc.BeforeSeal = d.deps.BeforeSeal
+	if d.att != nil {
+		lc.Unseal = d.att.id
+	}
 	d.vault = v
 	lc.AssignGPUs = d.assignGPUs
 	lc.Images, _ = d.cfg.imagePolicy() // NB: Validate has checked it

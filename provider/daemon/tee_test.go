@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -28,6 +29,7 @@ import (
 	"github.com/kiln-network/kiln/tenant"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/market"
+	"github.com/kiln-network/kiln/x/registry"
 	xtee "github.com/kiln-network/kiln/x/tee"
 )
 
@@ -85,7 +87,8 @@ func teeService() tenant.Plan {
 
 // A daemon configured to attest does so by itself: at start, and again before each
 // expiry, so that its TEE lease outlives several attestation periods; the chain
-// (require_crl on) gets the CRL from the daemon's collateral_dir. When its evidence
+// (require_crl on) gets the CRL from the daemon's collateral_dir. A TEE job reads an
+// input the tenant sealed to the attestation's key. When its evidence
 // stops coming, it retries with back-off, gives up after max_attempts, its
 // attestation lapses and the chain closes the TEE lease with tee_attestation_expired;
 // it then bids on no TEE order, and the chain's no-bid explanation says why. A daemon
@@ -148,7 +151,48 @@ func TestDaemonAttestsByItself(t *testing.T) {
 		t.Fatalf("attestation %+v, want the seal key of %s (%v) and the signer's measurement", first, stateDir, err)
 	}
 
-	r, err := tenant.Deploy(ctx, n.c, n.tenantKey, teeService(), tenant.Options{CertDir: t.TempDir(), Progress: func(s string) { t.Log(s) }})
+	// NB: one client certificate for the API calls below and Deploy's.
+	certDir := t.TempDir()
+	if n.tenantCert, err = tenant.EnsureCert(ctx, n.c, n.tenantKey, certDir, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A TEE batch job reads an input the tenant sealed to the attestation's key: the
+	// daemon opens it inside the attested environment.
+	var sealed bytes.Buffer
+	if _, err := tenant.Seal(ctx, n.c, n.prov, teeService().AllowedMeasurements, strings.NewReader("hello sealed\n"), &sealed); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.c.Send(ctx, n.tenantKey, client.SignOptions{}, &market.MsgCreateOrder{Owner: n.tenant, Kind: market.KindBatch,
+		Groups: []market.Group{batchGroup}, MaxPrice: 5000, Deposit: types.NewCoin(types.NativeDenom, 20*5000), TEE: market.TEECPU}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := n.c.Orders(ctx, "", n.tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := all[len(all)-1].ID
+	if out, err := n.c.WaitLease(ctx, job, 20*time.Millisecond, nil); err != nil || out.Lease == nil || out.Lease.Provider != n.prov {
+		t.Fatalf("TEE batch order %d: %+v, %v; want leased to %s", job, out, err, n.prov)
+	}
+	pc := n.providerClient(t, ctx)
+	if _, err := pc.UploadInput(ctx, job, "in.txt"+api.SealedInputSuffix, bytes.NewReader(sealed.Bytes()), int64(sealed.Len())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.SendManifest(ctx, job, api.Manifest{Services: []api.Service{{
+		Name: "job", Count: 1, Command: []string{"sh", "-c", `tr a-z A-Z < "$KILN_IN/in.txt" > "$KILN_OUT/out.txt"`},
+		Resources: api.ServiceResources{CPUMilli: 1000, MemoryBytes: 512 * registry.Mi, GPUUnits: 1},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	if l := n.waitLease(t, ctx, job, "closed", closed); l.CloseReason != market.ReasonCompleted {
+		t.Fatalf("sealed-input job closed with %s, want completed", l.CloseReason)
+	}
+	var got bytes.Buffer
+	if _, err := pc.DownloadOutput(ctx, job, "out.txt", &got); err != nil || got.String() != "HELLO SEALED\n" {
+		t.Fatalf("sealed-input job output %q (%v), want HELLO SEALED", got.String(), err)
+	}
+
+	r, err := tenant.Deploy(ctx, n.c, n.tenantKey, teeService(), tenant.Options{CertDir: certDir, Progress: func(s string) { t.Log(s) }})
 	if err != nil {
 		t.Fatal(err)
 	}
