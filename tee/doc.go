@@ -29,7 +29,8 @@
 //	stale                a certificate, a CRL or the collateral is expired at Options.Now
 //	bad_signature        the signature does not verify over the report
 //
-// NVIDIA GPU confidential-computing evidence (the GPU's SPDM attestation report) has
-// no maintained Go verifier in the module proxy; it is not verified here (a
-// documented gap, README "Confidential compute").
+// NVIDIA GPU confidential-computing evidence (the GPU's SPDM measurement report) is
+// not verified here: no Go code appraises it offline (RIMs, OCSP), and NVIDIA's remote
+// service cannot be called by a validator (a documented gap, README "Confidential
+// compute").
 package tee
