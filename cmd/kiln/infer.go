@@ -220,7 +220,7 @@ func newTEESealCmd() *cobra.Command {
 	addNodeFlags(c)
 	c.Flags().String("provider", "", "provider address whose attested environment may read the input")
 	c.Flags().String("in", "", "plaintext input")
-	c.Flags().String("out", "", "sealed (age) output")
+	c.Flags().String("out", "", "sealed (age) output; upload it as NAME.sealed and the attested provider's workload reads it as NAME")
 	c.Flags().StringSlice("measurement", nil, "accepted launch measurement (hex); repeat for several; default any")
 	return c
 }
