@@ -80,9 +80,18 @@ func (d *Daemon) bid(ctx context.Context, h int64) error {
 			never("excluded after an earlier lease of this order")
 			continue
 		}
-		if o.TEE != "" && d.tee.Type == "" {
-			never("order requires a TEE ("+o.TEE+"): "+d.tee.Message, "constraint", "tee")
-			continue
+		if o.TEE != "" {
+			if d.att == nil {
+				never("order requires a TEE ("+o.TEE+") and this provider does not attest ([tee] attest = false)", "constraint", "tee")
+				continue
+			}
+			if why, always := d.att.bidRefusal(o, h); always {
+				never("order requires a TEE ("+o.TEE+"): "+why, "constraint", "tee")
+				continue
+			} else if why != "" {
+				d.log.Debug("no bid this block", "order", o.ID, "why", "order requires a TEE ("+o.TEE+"): "+why)
+				continue
+			}
 		}
 		need, choices, static, inUse := market.Fit(o.Groups, nil, d.inv, used)
 		if len(static) > 0 {
