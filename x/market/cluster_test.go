@@ -426,7 +426,9 @@ func TestClusterOrderValidation(t *testing.T) {
 		{"no policy", func(m *MsgCreateOrder) { m.Cluster.OnMemberFailure = "" }, "cluster.on_member_failure"},
 		{"gpus differ", func(m *MsgCreateOrder) { m.Cluster.GPUsPerMember = 2 }, "cluster.gpus_per_member"},
 		{"count", func(m *MsgCreateOrder) { m.Groups[0].Count = 2 }, "groups[0].count"},
-		{"two groups", func(m *MsgCreateOrder) { m.Groups = append(m.Groups, Group{Name: "x", Count: 1, CPUMilli: 1, MemoryBytes: 1}) }, "groups"},
+		{"two groups", func(m *MsgCreateOrder) {
+			m.Groups = append(m.Groups, Group{Name: "x", Count: 1, CPUMilli: 1, MemoryBytes: 1})
+		}, "groups"},
 		{"order book", func(m *MsgCreateOrder) { m.Mode = ModeMarket }, "mode"},
 		{"manual", func(m *MsgCreateOrder) { m.Manual = true }, "manual"},
 		{"auto redeploy", func(m *MsgCreateOrder) { m.AutoRedeploy = true }, "auto_redeploy"},

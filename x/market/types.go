@@ -171,9 +171,9 @@ const (
 	ReasonEscrowExhausted      = "escrow_exhausted"
 	ReasonProviderUnresponsive = "provider_unresponsive"
 	ReasonProviderDeregistered = "provider_deregistered"
-	ReasonUnfilled             = "unfilled"      // an order-book order that would not wait found no (more) asks
-	ReasonSessionEnded         = "session_ended" // a session lease ran its blocks
-	ReasonReclaimed            = "reclaimed"     // the provider reclaimed a reclaimable lease at its deadline
+	ReasonUnfilled             = "unfilled"              // an order-book order that would not wait found no (more) asks
+	ReasonSessionEnded         = "session_ended"         // a session lease ran its blocks
+	ReasonReclaimed            = "reclaimed"             // the provider reclaimed a reclaimable lease at its deadline
 	ReasonClusterUnplaced      = "cluster_unplaced"      // a cluster order found too few members by its expiry
 	ReasonClusterMemberFailed  = "cluster_member_failed" // another member of the lease's cluster failed
 )
