@@ -325,7 +325,7 @@ func planCluster(ctx *types.Context, p Params, o *Order) ([]seat, string) {
 	}
 	// NB: counted per provider, as a tenant reads it: "only 2 providers can serve 3
 	// members".
-	why := fmt.Sprintf("only %d of %d members can be placed now (%d providers bid for %d members in all)", bestPlaced, want, len(bids), offered)
+	why := fmt.Sprintf("only %d of %d members can be placed now (%s bid for %s in all)", bestPlaced, want, plural(len(bids), "provider"), plural(int(offered), "member"))
 	if o.Cluster.SameRegion {
 		why += fmt.Sprintf("; the most in one region: %d in %s", bestPlaced, orNone(bestRegion))
 	}
@@ -333,6 +333,13 @@ func planCluster(ctx *types.Context, p Params, o *Order) ([]seat, string) {
 		why += ": " + strings.Join(bestWhy, "; ")
 	}
 	return nil, why
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 func orNone(s string) string {
