@@ -1,6 +1,8 @@
 package app
 
 import (
+	"bytes"
+	"encoding/base64"
 	"fmt"
 	"maps"
 	"slices"
@@ -38,7 +40,7 @@ import (
 //	    (VERBs in scenarioTx); prints each result and the block's market events
 //	blocks n=N
 //	    N empty blocks; prints the events of those that had any
-//	order id=N | lease id=N | escrow id=N | capacity provider=P | why-no-bids id=N
+//	order id=N | lease id=N | escrow id=N | capacity provider=P | why-no-bids id=N | cluster id=N
 //	balances ACCOUNT...   (a named account or a module account: escrow, market, community_pool, ...)
 func TestLedgerScenarios(t *testing.T) {
 	datadriven.Walk(t, "testdata/ledger", func(t *testing.T, path string) {
@@ -100,6 +102,9 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		for _, x := range o.Excluded {
 			line += ", excludes " + s.name(x)
 		}
+		if o.Unplaced != "" {
+			line += ", unplaced: " + s.readable(o.Unplaced)
+		}
 		return line + "\n"
 	case "lease":
 		l, ok := market.GetLease(s.h.ctx(), s.idArg(t, d, "id"))
@@ -140,6 +145,28 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 			fmt.Fprintf(&out, "%s: fits %v, bid %v", s.name(p.Provider), p.Fits, p.Bid)
 			for _, f := range p.Failures {
 				fmt.Fprintf(&out, "; %s: %s", f.Constraint, f.Detail)
+			}
+			out.WriteString("\n")
+		}
+		return out.String()
+	case "cluster":
+		c, ok := market.GetCluster(s.h.ctx(), s.idArg(t, d, "id"))
+		if !ok {
+			return "no such cluster\n"
+		}
+		var out strings.Builder
+		fmt.Fprintf(&out, "cluster %d: %s, epoch %d, %s on member failure", c.ID, c.State, c.Epoch, c.Policy)
+		if c.RunningHeight != 0 {
+			fmt.Fprintf(&out, ", all running at %d", c.RunningHeight)
+		}
+		if c.CloseReason != "" {
+			fmt.Fprintf(&out, ", closed at %d (%s)", c.ClosedHeight, c.CloseReason)
+		}
+		out.WriteString("\n")
+		for _, m := range c.Members {
+			fmt.Fprintf(&out, "  rank %d: lease %d on %s, %s", m.Rank, m.Lease, s.name(m.Provider), m.State)
+			if m.Endpoint != "" {
+				fmt.Fprintf(&out, ", endpoint %s", m.Endpoint)
 			}
 			out.WriteString("\n")
 		}
@@ -278,11 +305,19 @@ func (s *scenario) parseTx(t *testing.T, d *datadriven.TestData, line string) sc
 		g.Region = strings.TrimPrefix(arg("region", "-"), "-")
 		o := &market.MsgCreateOrder{Owner: from.addr, Kind: arg("kind", market.KindBatch), Groups: []market.Group{g},
 			MaxPrice: num("max-price", ""), Deposit: types.NewCoin("ukiln", num("deposit", "")), Manual: flag("manual"), AutoRedeploy: flag("auto-redeploy")}
+		if n := num("members", "1"); n > 1 {
+			o.Cluster = &market.Cluster{Members: uint32(n), GPUsPerMember: g.GPU.Units, SameRegion: flag("same-region"), OnMemberFailure: arg("on-failure", market.FailRefund)}
+		}
 		msg = o
 	case "close-order":
 		msg = &market.MsgCloseOrder{Owner: from.addr, OrderID: num("order", "")}
 	case "bid":
-		msg = &market.MsgCreateBid{Provider: from.addr, OrderID: num("order", ""), Price: num("price", "")}
+		msg = &market.MsgCreateBid{Provider: from.addr, OrderID: num("order", ""), Price: num("price", ""), Members: uint32(num("members", "0"))}
+	case "member-ready":
+		msg = &market.MsgMemberReady{Provider: from.addr, Cluster: num("cluster", ""), Rank: uint32(num("rank", "")), Epoch: uint32(num("epoch", "0")),
+			PublicKey: base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{byte(num("rank", ""))}, 32)), Endpoint: "127.0.0.1:" + arg("port", "")}
+	case "member-running":
+		msg = &market.MsgMemberRunning{Provider: from.addr, Cluster: num("cluster", ""), Rank: uint32(num("rank", "")), Epoch: uint32(num("epoch", "0"))}
 	case "withdraw-bid":
 		msg = &market.MsgCloseBid{Provider: from.addr, OrderID: num("order", "")}
 	case "pick":
@@ -388,6 +423,13 @@ var scenarioEvents = map[string][]string{
 	"liveness_answer":     {"id", "reveal_deadline"},
 	"liveness_passed":     {"id", "kind", "flagged"},
 	"liveness_failed":     {"id", "kind", "provider", "lease", "reason", "slashed"},
+	"escrow_split":        {"order", "to", "amount"},
+	"cluster_unplaced":    {"order", "why"},
+	"cluster_placed":      {"order", "members", "providers", "price"},
+	"cluster_ready":       {"cluster", "epoch"},
+	"cluster_running":     {"cluster", "epoch"},
+	"cluster_member_lost": {"cluster", "rank", "provider", "reason", "epoch"},
+	"cluster_failed":      {"cluster", "rank", "reason"},
 }
 
 func (s *scenario) event(e abcitypes.Event) (string, bool) {

@@ -133,9 +133,12 @@ func newLeaseCmd() *cobra.Command {
 
 	status := leaseFlags(&cobra.Command{
 		Use:   "status ID",
-		Short: "A lease's state on chain and on its provider",
+		Short: "A lease's state on chain and on its provider (a cluster's: every member's)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if handled, err := clusterStatus(cmd, args[0]); handled {
+				return err
+			}
 			asJSON, err := outputJSON(cmd)
 			if err != nil {
 				return err
