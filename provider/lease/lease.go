@@ -223,6 +223,9 @@ func New(cfg Config, ex executor.Executor, v *vault.Vault) (*Manager, error) {
 	return m, nil
 }
 
+// Executor returns the executor the manager runs tasks on.
+func (m *Manager) Executor() executor.Executor { return m.ex }
+
 // Close stops watching tasks, which keep running for Recover to find.
 func (m *Manager) Close() {
 	m.cancel()

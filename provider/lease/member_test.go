@@ -100,6 +100,12 @@ func TestMemberHeldThenRestarted(t *testing.T) {
 	if got := output(t, e, id, "ifaces-1"); strings.Contains(got, "eth") {
 		t.Errorf("ifaces-1 = %q: the task ran in the host's network", got)
 	}
+	if err := m.Stop(context.Background(), id); err != nil {
+		t.Fatalf("Stop() = %v", err)
+	}
+	if netns.Exists(net0.NetNS) {
+		t.Errorf("namespace %s left after Stop", net0.NetNS)
+	}
 }
 
 // A held member whose cluster will not restart is finished: sealed and reported
@@ -133,8 +139,12 @@ func TestMemberHeldThenFinished(t *testing.T) {
 	if st.State != api.StateFailed || len(st.Outputs) == 0 || m.Held(id) {
 		t.Fatalf("Status() = %+v, held %v; want failed with its outputs sealed, not held", st, m.Held(id))
 	}
+	ns := memberNet(t, e, id, 0).NetNS
 	if err := m.Stop(context.Background(), id); err != nil {
 		t.Fatalf("Stop() = %v", err)
+	}
+	if netns.Exists(ns) {
+		t.Errorf("namespace %s left after Stop", ns)
 	}
 }
 
