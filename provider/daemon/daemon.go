@@ -115,7 +115,7 @@ type Daemon struct {
 	probedAt  int64                  // height RTT probes were last sent
 	noBid     map[uint64]bool        // orders this provider will never bid on
 	locks     map[uint64]*sync.Mutex // per lease: Deploy vs Stop
-	members   map[uint64]*member      // cluster members, by lease
+	members   map[uint64]*member     // cluster members, by lease
 	ctx       context.Context
 
 	// clusterWhy says why this provider cannot run cluster members ("" when it can):
