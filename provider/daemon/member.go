@@ -173,6 +173,9 @@ func (d *Daemon) acceptMember(ctx context.Context, l api.LeaseInfo, man api.Mani
 // every provider.
 func clusterName(id uint64) string { return "cluster-" + strconv.FormatUint(id, 10) }
 
+// ClusterSubnet is cluster id's overlay subnet; rank r is overlay.MemberAddr of it.
+func ClusterSubnet(id uint64) netip.Prefix { return overlay.SubnetFor(clusterName(id)) }
+
 func (d *Daemon) sendReady(ctx context.Context, m *member, epoch uint32, h int64) {
 	msg := &market.MsgMemberReady{Provider: d.self, Cluster: m.cluster, Rank: uint32(m.rank), Epoch: epoch,
 		PublicKey: m.link.PublicKey().String(), Endpoint: m.link.Endpoint().String()}
@@ -323,7 +326,7 @@ func peerKey(ps []overlay.Peer) string {
 // as overlay peers of rank rank; members whose report does not parse are left out
 // and named.
 func peersOf(cl market.ClusterLease, rank int) ([]overlay.Peer, []string) {
-	subnet := overlay.SubnetFor(clusterName(cl.ID))
+	subnet := ClusterSubnet(cl.ID)
 	var ps []overlay.Peer
 	var bad []string
 	for _, x := range cl.Members {
@@ -393,7 +396,7 @@ func (d *Daemon) startMember(ctx context.Context, m *member, cl market.ClusterLe
 	if err != nil {
 		return err
 	}
-	subnet := overlay.SubnetFor(clusterName(cl.ID))
+	subnet := ClusterSubnet(cl.ID)
 	var rv, hosts []rendezvous.Member
 	for _, x := range cl.Members {
 		a := overlay.MemberAddr(subnet, int(x.Rank))
