@@ -415,8 +415,13 @@ func (d *Daemon) startMember(ctx context.Context, m *member, cl market.ClusterLe
 			}
 			return err
 		}
-	} else if err := d.mgr.Restart(ctx, m.lease, net); err != nil {
-		return err
+	} else {
+		// NB: the rank's GPUs pass to its restarted task: Restart stops the old
+		// one before it starts the new.
+		d.freeGPUs(m.lease)
+		if err := d.mgr.Restart(ctx, m.lease, net); err != nil {
+			return err
+		}
 	}
 	d.mu.Lock()
 	m.runEpoch, m.heldAt = int64(cl.Epoch), 0
