@@ -475,44 +475,45 @@ func TestClusterMemberReplacedResumes(t *testing.T) {
 	sameMoney(t, before, n.books(t))
 }
 
-// Two clusters on the same providers: a member of one cannot reach the other's
+// Two clusters on the same provider: a member of one cannot reach the other's
 // overlay, while the other's own members reach each other.
 func TestClusterOverlayIsolation(t *testing.T) {
 	n := startClusterNet(t)
-	for i := range 2 {
-		n.addProvider(t, fmt.Sprintf("p%d", i), 2, 1_000_000)
-	}
-	// 90 s: two clusters placed and run, a few seconds each.
+	n.addProvider(t, "cheap", 4, 1_000_000)
+	n.addProvider(t, "dear", 4, 2_000_000)
+	// 90 s: two clusters placed and run, 15 s at most each.
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	// Cluster A: rank 0 serves on its overlay address for 30 s; rank 1 says hello.
-	serve := `import os, socket, sys
+	// Cluster A: rank 0 takes connections on its overlay address for 15 s and
+	// records what they say; rank 1 says hello.
+	serve := `import os, socket, time
 r = int(os.environ["RANK"]); out = os.environ["KILN_OUT"]
 if r == 0:
-    s = socket.socket(); s.bind((os.environ["MASTER_ADDR"], 7000)); s.listen(8); s.settimeout(30)
-    got = []
-    try:
-        while len(got) < 1:
+    s = socket.socket(); s.bind((os.environ["MASTER_ADDR"], 7000)); s.listen(8)
+    got, end = [], time.time() + 15
+    while time.time() < end:
+        s.settimeout(max(0.1, end - time.time()))
+        try:
             c, a = s.accept(); got.append(c.recv(64).decode()); c.close()
-    except socket.timeout:
-        pass
+        except socket.timeout:
+            pass
     open(out + "/got", "w").write(",".join(got))
 else:
     for i in range(100):
         try:
             c = socket.create_connection((os.environ["MASTER_ADDR"], 7000), timeout=1); c.sendall(b"A%d" % r); c.close(); break
         except OSError:
-            import time; time.sleep(0.2)
+            time.sleep(0.2)
 `
-	a := shellCluster("a", []string{"python3", "-c", serve})
 	ra := make(chan error, 1)
 	var resA tenant.ClusterResult
 	go func() {
 		var err error
-		resA, err = tenant.DeployCluster(ctx, n.c, n.tenantKey, a, n.options(t))
+		resA, err = tenant.DeployCluster(ctx, n.c, n.tenantKey, shellCluster("a", []string{"python3", "-c", serve}), n.options(t))
 		ra <- err
 	}()
-	var idA uint64
+	var clA market.ClusterLease
+	// 60 s: cluster A placed and running.
 	poll.WaitFor(t, 60*time.Second, func() error {
 		os, err := n.c.Orders(ctx, market.OrderActive, n.tenant)
 		if err != nil {
@@ -520,16 +521,15 @@ else:
 		}
 		for _, o := range os {
 			if o.Cluster != nil {
-				if cl, err := n.c.Cluster(ctx, o.ID); err == nil && cl.State == market.ClusterRunning {
-					idA = o.ID
+				if clA, err = n.c.Cluster(ctx, o.ID); err == nil && clA.State == market.ClusterRunning {
 					return nil
 				}
 			}
 		}
 		return errors.New("cluster A not running yet")
 	})
-	// Cluster B: every rank tries A's rank 0, at its overlay address, for 3 s.
-	target := overlay.MemberAddr(daemon.ClusterSubnet(idA), 0)
+	// Cluster B: every rank tries A's rank 0 at its overlay address, for 3 s.
+	target := overlay.MemberAddr(daemon.ClusterSubnet(clA.ID), 0)
 	probe := fmt.Sprintf(`import os, socket
 out = os.environ["KILN_OUT"]
 try:
@@ -542,17 +542,24 @@ open(out + "/probe", "w").write(res)
 	if err != nil {
 		t.Fatalf("cluster B: %v", err)
 	}
+	if cl, err := n.c.Cluster(ctx, clA.ID); err != nil || cl.State != market.ClusterRunning {
+		t.Fatalf("cluster A is %s (%v) after B ran: the probe proved nothing", cl.State, err)
+	}
 	for _, m := range rb.Members {
+		if m.Provider != clA.Members[0].Provider {
+			t.Errorf("cluster B rank %d ran on %s, not on cluster A's provider %s", m.Rank, m.Provider, clA.Members[0].Provider)
+		}
 		b, err := os.ReadFile(filepath.Join(m.OutDir, "probe"))
 		if err != nil || !strings.HasPrefix(string(b), "blocked") {
 			t.Errorf("cluster B rank %d reaching cluster A's %s:7000: %q, %v; want blocked", m.Rank, target, b, err)
 		}
+		t.Logf("cluster B rank %d -> %s:7000: %s", m.Rank, target, b)
 	}
 	if err := <-ra; err != nil {
 		t.Fatalf("cluster A: %v", err)
 	}
 	if b, err := os.ReadFile(filepath.Join(resA.Members[0].OutDir, "got")); err != nil || string(b) != "A1" {
-		t.Errorf("cluster A rank 0 got %q, %v; want A1 from its own rank 1 (and nothing from B)", b, err)
+		t.Errorf("cluster A rank 0 got %q, %v; want A1 from its own rank 1 alone", b, err)
 	}
 }
 
