@@ -389,6 +389,23 @@ func TestClusterMemberLostRefund(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	r, done, final := runningCluster(t, ctx, n, trainPlan("go", 3, 100_000, 500, market.FailRefund))
+	// Each provider reports its member's overlay: every peer handshaken, bytes moved.
+	for _, m := range r.Members {
+		pc, err := tenant.ConnectAs(ctx, n.c, n.tenantKey, n.certDir, m.Provider)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := pc.Status(ctx, m.Lease)
+		pc.Close()
+		if err != nil || st.Overlay == nil || st.Overlay.Rank != int(m.Rank) || len(st.Overlay.Peers) != 2 {
+			t.Fatalf("rank %d status %+v, %v: want its overlay with 2 peers", m.Rank, st, err)
+		}
+		for _, p := range st.Overlay.Peers {
+			if p.LastHandshake.IsZero() || p.RxBytes == 0 || p.TxBytes == 0 {
+				t.Errorf("rank %d's peer %d: %+v, want a handshake and bytes both ways", m.Rank, p.Rank, p)
+			}
+		}
+	}
 	n.byAddr(r.Members[2].Provider).kill(t)
 	var err error
 	select {

@@ -452,27 +452,19 @@ func (d *Daemon) sendRunning(ctx context.Context, m *member, epoch uint32, h int
 	}
 }
 
-// MemberHealth is what the provider knows of one of its cluster members: its overlay
-// link and its peers.
-type MemberHealth struct {
-	Lease    uint64               `json:"lease,string"`
-	Cluster  uint64               `json:"cluster,string"`
-	Rank     int                  `json:"rank"`
-	Addr     string               `json:"addr"`
-	Endpoint string               `json:"endpoint"`
-	Epoch    int64                `json:"epoch"` // the epoch the rank runs in; -1 before it starts
-	Peers    []overlay.PeerHealth `json:"peers"`
-}
-
-// memberHealth reports lease id's member, if it is one here.
-func (d *Daemon) memberHealth(id uint64) (MemberHealth, bool) {
+// overlayStatus reports lease id's overlay link, if it is a member here.
+func (d *Daemon) overlayStatus(id uint64) *api.OverlayStatus {
 	m := d.memberOf(id)
 	if m == nil {
-		return MemberHealth{}, false
+		return nil
 	}
 	d.mu.Lock()
 	ep := m.runEpoch
 	d.mu.Unlock()
-	return MemberHealth{Lease: id, Cluster: m.cluster, Rank: m.rank, Addr: m.link.Addr().String(), Endpoint: m.link.Endpoint().String(),
-		Epoch: ep, Peers: m.link.Health()}, true
+	o := &api.OverlayStatus{Cluster: m.cluster, Rank: m.rank, Addr: m.link.Addr().String(), Endpoint: m.link.Endpoint().String(), Epoch: ep,
+		Peers: []api.OverlayPeer{}}
+	for _, h := range m.link.Health() {
+		o.Peers = append(o.Peers, api.OverlayPeer{Rank: h.Rank, LastHandshake: h.LastHandshake, RxBytes: h.RxBytes, TxBytes: h.TxBytes})
+	}
+	return o
 }

@@ -63,6 +63,24 @@ func (r runner) Deploy(ctx context.Context, l api.LeaseInfo, m api.Manifest) err
 	return nil
 }
 
+// Status adds a cluster member's overlay link to the manager's status; a member
+// waiting for its cluster is waiting.
+func (r runner) Status(ctx context.Context, id uint64) (api.LeaseStatus, error) {
+	st, err := r.Manager.Status(ctx, id)
+	ov := r.d.overlayStatus(id)
+	if ov == nil {
+		return st, err
+	}
+	if errors.Is(err, api.ErrNotDeployed) {
+		st, err = api.LeaseStatus{LeaseID: id, Kind: api.KindBatch, State: api.StateWaiting}, nil
+		if m := r.d.memberOf(id); m != nil {
+			st.Kind = m.info.Kind
+		}
+	}
+	st.Overlay = ov
+	return st, err
+}
+
 // LoadImage refuses a lease the daemon saw close. The upload runs without the
 // lease's lock, which would hold a Stop for as long as the transfer; a lease
 // that closed meanwhile is stopped again, which releases the image.
