@@ -2,13 +2,17 @@ package daemon_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kiln-network/kiln/client"
+	"github.com/kiln-network/kiln/internal/poll"
 	"github.com/kiln-network/kiln/provider/daemon"
+	"github.com/kiln-network/kiln/provider/executor"
+	"github.com/kiln-network/kiln/provider/executor/process"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/market"
 )
@@ -60,5 +64,43 @@ func TestDaemonBidsClusterMembers(t *testing.T) {
 	}
 	if !strings.Contains(bids[0].Usage.GPUs[0].Model, "h100") || bids[0].Usage.GPUs[0].Count != 2 {
 		t.Fatalf("bid usage %+v, want 2 H100s", bids[0].Usage)
+	}
+}
+
+// noNetNS is an executor that cannot give a lease a network namespace: it hides the
+// process executor's Namespacer.
+type noNetNS struct{ executor.Executor }
+
+// A provider whose executor cannot give a lease a network namespace never bids on a
+// cluster order, and logs why; the order says no provider bid.
+func TestDaemonRefusesClusterWithoutNamespaces(t *testing.T) {
+	n := startNet(t)
+	cfg := testConfig(filepath.Join(t.TempDir(), "provider"))
+	pc := process.DefaultConfig()
+	pc.Dir, pc.AllowUnisolated = filepath.Join(cfg.StateDir, "exec"), true
+	ex, err := process.New(pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.startDaemonDeps(t, cfg, daemon.Deps{Executor: noNetNS{ex}})
+	// 20 s: a few blocks of 200 ms for the order, the bid window and its close.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	m := &market.MsgCreateOrder{Owner: n.tenant, Kind: market.KindBatch, Groups: []market.Group{batchGroup}, MaxPrice: 30_000,
+		Deposit: types.NewCoin(types.NativeDenom, 20*30_000), Cluster: &market.Cluster{Members: 2, GPUsPerMember: 1, OnMemberFailure: market.FailRefund}}
+	if _, err := n.c.Send(ctx, n.tenantKey, client.SignOptions{}, m); err != nil {
+		t.Fatal(err)
+	}
+	poll.WaitFor(t, 15*time.Second, func() error {
+		if !strings.Contains(n.logs.String(), "no bid on cluster order") {
+			return errors.New("no refusal logged yet")
+		}
+		return nil
+	})
+	if logs := n.logs.String(); !strings.Contains(logs, "cannot give a lease a network namespace of its own") {
+		t.Errorf("the refusal does not say why:\n%s", logs)
+	}
+	if bids, err := n.c.Bids(ctx, 0, n.prov); err != nil || len(bids) != 0 {
+		t.Fatalf("bids = %+v, %v; want none", bids, err)
 	}
 }
