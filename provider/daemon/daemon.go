@@ -291,6 +291,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	d.reconcile(ctx, known, v)
+	d.lostMembers()
 
 	ac := apiserver.DefaultConfig()
 	ac.Certificate, ac.Logger = pair, d.log

@@ -161,8 +161,10 @@ func (d *Daemon) acceptMember(ctx context.Context, l api.LeaseInfo, man api.Mani
 		info: l, man: man, netns: ns, link: link, runEpoch: -1}
 	d.mu.Lock()
 	d.members[l.ID] = m
+	d.st.Members[l.ID] = true
 	h := d.height
 	d.mu.Unlock()
+	d.save()
 	d.log.Info("cluster member accepted: overlay up, reporting ready", "lease", l.ID, "cluster", m.cluster, "rank", m.rank,
 		"addr", link.Addr(), "endpoint", link.Endpoint(), "epoch", cl.Epoch)
 	d.sendReady(ctx, m, cl.Epoch, h)
@@ -202,13 +204,38 @@ func (d *Daemon) dropMember(id uint64) {
 	d.mu.Lock()
 	m := d.members[id]
 	delete(d.members, id)
+	_, saved := d.st.Members[id]
+	delete(d.st.Members, id)
 	d.mu.Unlock()
+	if saved {
+		d.save()
+	}
 	if m == nil {
 		return
 	}
 	m.link.Close()
 	d.releaseNetNS(id)
 	d.log.Info("cluster member closed: overlay down", "lease", id, "cluster", m.cluster, "rank", m.rank)
+}
+
+// lostMembers reports failed, once at start, the active members whose links an
+// earlier run of the daemon held: their ranks cannot reach the others any more (a
+// running rank fails by itself; one not started would wait for ever).
+func (d *Daemon) lostMembers() {
+	d.mu.Lock()
+	var ids []uint64
+	for id := range d.st.Members {
+		if _, active := d.st.Leases[id]; active && d.members[id] == nil {
+			ids = append(ids, id)
+		}
+		delete(d.st.Members, id)
+	}
+	d.mu.Unlock()
+	slices.Sort(ids)
+	for _, id := range ids {
+		d.startFailed(id, errors.New("the cluster member's overlay link was lost when the provider daemon restarted"))
+	}
+	d.save()
 }
 
 // closeMembers closes every member's link when the daemon stops: the links live in
