@@ -2,10 +2,13 @@ package daemon_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +18,7 @@ import (
 	"github.com/kiln-network/kiln/provider/daemon"
 	"github.com/kiln-network/kiln/tenant"
 	"github.com/kiln-network/kiln/x/market"
+	"github.com/kiln-network/kiln/x/verify"
 )
 
 // unitsScript writes one render tile unit (bytes that are not a real tile: nobody
@@ -88,5 +92,62 @@ func TestCommitSurvivesRestart(t *testing.T) {
 	}
 	if b, _ := hex.DecodeString(l.OutputHash); len(b) != 32 {
 		t.Fatalf("lease %d output hash %q", id, l.OutputHash)
+	}
+}
+
+// A verifiable job's units.json reaches the tenant checked against the work commitment
+// its provider made for verifiers; a provider that committed other units for
+// verification than the units.json it serves (so that verifiers check work the tenant
+// never gets) is refused before anything is downloaded.
+func TestFetchChecksUnitsAgainstCommitment(t *testing.T) {
+	n := startNet(t)
+	n.startDaemon(t, filepath.Join(t.TempDir(), "provider"))
+	// 60 s: two deployments of a job of a second and a few fetches, at 200 ms blocks.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	certDir := t.TempDir()
+	r, err := tenant.Deploy(ctx, n.c, n.tenantKey, batchPlan(unitsScript), tenant.Options{CertDir: certDir, OutDir: filepath.Join(t.TempDir(), "out")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := tenant.ConnectAs(ctx, n.c, n.tenantKey, certDir, n.prov)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	fr, err := tenant.Fetch(ctx, n.c, pc, r.OrderID, tenant.FetchOptions{Dir: filepath.Join(t.TempDir(), "again")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := n.c.Commitments(ctx, client.CommitmentFilter{Lease: r.OrderID})
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("commitments of lease %d: %+v, %v", r.OrderID, cs, err)
+	}
+	if u := fr.Units; u == nil || u.Count != 1 || u.Root != cs[0].Root || u.Commitment != cs[0].ID || u.State == "" {
+		t.Fatalf("Fetch().Units = %+v, want 1 unit with commitment %d's root %s", fr.Units, cs[0].ID, cs[0].Root)
+	}
+
+	// The provider commits another root for verification while the job runs; its
+	// daemon's own commitment is then refused as a duplicate.
+	r, err = tenant.Deploy(ctx, n.c, n.tenantKey, batchPlan(unitsScript), tenant.Options{CertDir: certDir, NoWait: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := sha256.Sum256([]byte("other units"))
+	poll.WaitFor(t, timeLeft(ctx), func() error {
+		// NB: retried: the daemon sends with the same key, and a tx of its may hold the
+		// sequence this one read.
+		_, err := n.c.Send(ctx, n.provKey, client.SignOptions{}, &verify.MsgCommit{Provider: n.prov, LeaseID: r.OrderID, Kind: "render",
+			Root: other[:], Units: 1, Job: []byte(`{"kind":"render","params":{}}`)})
+		return err
+	})
+	n.waitLease(t, ctx, r.OrderID, "completed", closed)
+	parent := t.TempDir()
+	_, err = tenant.Fetch(ctx, n.c, pc, r.OrderID, tenant.FetchOptions{Dir: filepath.Join(parent, "out")})
+	if !errors.Is(err, tenant.ErrOutputsMismatch) || !strings.Contains(err.Error(), "committed 1 units with root "+hex.EncodeToString(other[:])[:12]) {
+		t.Fatalf("Fetch() of units other than committed = %v, want ErrOutputsMismatch naming the committed root", err)
+	}
+	if got := dirNames(t, parent); len(got) != 0 {
+		t.Fatalf("after a refused fetch %s holds %v, want nothing", parent, got)
 	}
 }
