@@ -5,11 +5,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kiln-network/kiln/types"
-	"github.com/kiln-network/kiln/x/market"
 	"io"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/x/market"
 )
 
 // BenchOptions configure the market benchmark.

@@ -152,9 +152,9 @@ func (sealedDriver) due(s *Sim) {
 // the block they are placed, or wait and are matched again by the chain.
 type bookDriver struct{}
 
-func (bookDriver) bids() bool                        { return false }
+func (bookDriver) bids() bool                       { return false }
 func (bookDriver) bid(*Sim, *types.Context, *order) {}
-func (bookDriver) due(*Sim)                          {}
+func (bookDriver) due(*Sim)                         {}
 
 func (bookDriver) setup(s *Sim) error {
 	const perBlock = 2000

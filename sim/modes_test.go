@@ -14,7 +14,7 @@ func TestEveryModeSmallNetwork(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.GPUs, cfg.Blocks, cfg.OrdersPerBlock, cfg.Churn, cfg.JobBlocksMin, cfg.JobBlocksMax = 600, 80, 6, 0.01, 3, 30
-			cfg.Pricing, cfg.CheckInvariants = mode, true
+			cfg.Mode, cfg.CheckInvariants = mode, true
 			res, err := Run(cfg)
 			if err != nil {
 				t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"syscall"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/kiln-network/kiln/x/escrow"
+	"github.com/kiln-network/kiln/x/market"
 )
 
 // timers add up the process's CPU time (user and system, garbage collection
@@ -135,9 +137,35 @@ func Run(cfg Config) (Result, error) {
 	return res, err
 }
 
+// Compare runs cfg once per pricing mode of modes (every mode the chain has when
+// empty), in that order, each on a network of its own built from the same seed: the
+// same providers, prices and churn, and the same tenants' orders, shaped only as far
+// as each mode demands (newOrder). Memory is returned between runs.
+func Compare(cfg Config, modes []string) ([]Result, error) {
+	if len(modes) == 0 {
+		modes = market.ModeNames()
+	}
+	var out []Result
+	for _, m := range modes {
+		c := cfg
+		c.Mode = m
+		if c.Progress != nil {
+			fmt.Fprintf(c.Progress, "sim: pricing mode %s\n", m)
+		}
+		res, err := Run(c)
+		if err != nil {
+			return out, fmt.Errorf("mode %s: %w", m, err)
+		}
+		out = append(out, res)
+		runtime.GC()
+		debug.FreeOSMemory()
+	}
+	return out, nil
+}
+
 // Run runs the built network for cfg.Blocks blocks.
 func (s *Sim) Run() (Result, error) {
-	s.res.Pricing = modeName(s.cfg.Pricing)
+	s.res.Pricing = modeName(s.cfg.Mode)
 	s.res.prices = map[string][]float64{}
 	var bar *progressbar.ProgressBar
 	if s.cfg.Progress != nil {

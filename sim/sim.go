@@ -73,11 +73,11 @@ type order struct {
 	mode         string
 	autoRedeploy bool
 	placed       int64
-	window   int64 // BidOpenHeight the simulator last bid for
-	gpus     uint64
-	maxPrice uint64
-	groups   []market.Group
-	leased   int64 // height of its first lease, 0 before
+	window       int64 // BidOpenHeight the simulator last bid for
+	gpus         uint64
+	maxPrice     uint64
+	groups       []market.Group
+	leased       int64 // height of its first lease, 0 before
 	// the current lease, while the simulator follows it
 	provider types.Address
 	attempt  uint32
@@ -96,7 +96,7 @@ func New(cfg Config) (*Sim, error) {
 	}
 	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6b696c6e)), aux: rand.New(rand.NewPCG(cfg.Seed, 0x73616c74)), kv: store.NewMem(),
 		byAddr: map[types.Address]*prov{}, orders: map[uint64]*order{}, actions: map[int64][]uint64{}, reveals: map[int64][]reveal{},
-		drv: drivers[modeName(cfg.Pricing)], t0: time.Unix(1_700_000_000, 0).UTC()}
+		drv: drivers[modeName(cfg.Mode)], t0: time.Unix(1_700_000_000, 0).UTC()}
 	s.res.OrdersByMode = map[string]int{}
 	g := app.DefaultGenesis()
 	// NB: short start and heartbeat timeouts, so that churn shows within a run of a
@@ -155,7 +155,7 @@ func New(cfg Config) (*Sim, error) {
 		}
 	}
 	if err := s.drv.setup(s); err != nil {
-		return nil, fmt.Errorf("set up pricing %s: %w", modeName(cfg.Pricing), err)
+		return nil, fmt.Errorf("set up pricing %s: %w", modeName(cfg.Mode), err)
 	}
 	s.res.Providers = len(s.provs)
 	s.res.GPUs = s.gpus
@@ -273,7 +273,7 @@ const (
 // no score for) goes to the auction.
 func (s *Sim) newOrder() (*market.MsgCreateOrder, uint64, int) {
 	r := s.rng
-	mode := modeName(s.cfg.Pricing)
+	mode := modeName(s.cfg.Mode)
 	g := market.Group{Name: "job", Count: 1, StorageBytes: 50 * registry.Gi}
 	var refUSD float64
 	var gpus uint64
@@ -514,8 +514,9 @@ func (s *Sim) step() error {
 }
 
 // observe reads what block h did to the orders that may lease: a new lease is
-// followed from the next block; an open order whose (new) window opens next block is
-// offered on then, in modes where providers offer; a closed one is forgotten. It
+// followed from the next block; an open order with a window not offered in yet is
+// offered on in the next block, in modes where providers offer; a closed one is
+// forgotten. It
 // also counts the stake pool's epoch rewards, paid in the epoch's last block.
 func (s *Sim) observe(h int64) {
 	rctx := s.lg.Context(h)
@@ -536,7 +537,9 @@ func (s *Sim) observe(h int64) {
 			}
 			continue
 		}
-		if s.drv.bids() && mo.BidOpenHeight == h+1 && o.window != mo.BidOpenHeight {
+		// NB: a window that opened while nobody looked still takes a late offer (the
+		// auction arms a fresh window with it).
+		if s.drv.bids() && mo.BidOpenHeight <= h+1 && o.window != mo.BidOpenHeight {
 			s.toBid = append(s.toBid, id)
 		}
 		kept = append(kept, id)
