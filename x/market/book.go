@@ -417,8 +417,13 @@ func recordTrade(ctx *types.Context, class string, pt part, order uint64) {
 	setJSON(ctx, append(append([]byte{}, lastPrefix...), class...), t)
 	ctx.Store.Set(append(append([]byte{}, classPrefix...), class...), present)
 	// NB: trades older than the 24 h range are dropped as new ones come, so the
-	// history per class stays bounded by a day's trades.
-	cut := binary.BigEndian.AppendUint64(classKey(tradePrefix, class), uint64(ctx.Time.Add(-tradeHistory).UnixNano()))
+	// history per class stays bounded by a day's trades. A block time within a day
+	// of 1970 (a test chain's) has nothing that old.
+	since := ctx.Time.Add(-tradeHistory).UnixNano()
+	if since <= 0 {
+		return
+	}
+	cut := binary.BigEndian.AppendUint64(classKey(tradePrefix, class), uint64(since))
 	var old [][]byte
 	ctx.Store.Iterate(classKey(tradePrefix, class), func(k, _ []byte) bool {
 		if bytes.Compare(k, cut) >= 0 {
