@@ -399,7 +399,11 @@ func placeBid(ctx *types.Context, p Params, o *Order, m *MsgCreateBid) (Bid, err
 
 func withinMax(o *Order, price uint64) error {
 	if price > o.MaxPrice {
-		return types.Wrapf(types.ErrInvalidRequest, "price: %d%s per block is above order %d's max price %d", price, o.Denom, o.ID, o.MaxPrice)
+		per := "per block"
+		if o.Mode == ModePerformance {
+			per = "per TFLOP-hour"
+		}
+		return types.Wrapf(types.ErrInvalidRequest, "price: %d%s %s is above order %d's max price %d", price, o.Denom, per, o.ID, o.MaxPrice)
 	}
 	return nil
 }
