@@ -17,7 +17,7 @@
 package lightclient
 
 import (
-		"context"
+	"context"
 	"encoding/hex"
 	"fmt"
 	"strings"

@@ -53,6 +53,9 @@ type Result struct {
 	TxsAppliedTwice int `json:"txs_applied_twice"`
 	// Forks counts heights at which two nodes hold different block hashes.
 	Forks int `json:"forks"`
+	// LightVerified: CometBFT's light client verified the last header from the load's
+	// first block, skipping and sequentially, with every other node as a witness.
+	LightVerified bool `json:"light_client_verified"`
 	// BalancesMatch: every load account's balance equals its funding replayed with the
 	// applied transactions. SupplyConserved: the chain's accounting adds up.
 	BalancesMatch   bool `json:"balances_match"`
@@ -79,7 +82,7 @@ func (r Result) OK() bool {
 	if r.Scenario == "byzantine" && r.Byzantine == nil {
 		return false
 	}
-	return r.TxsSent > 0 && r.TxsLost == 0 && r.TxsAppliedTwice == 0 && r.Forks == 0 && r.BalancesMatch && r.SupplyConserved && len(r.Problems) == 0
+	return r.TxsSent > 0 && r.TxsLost == 0 && r.TxsAppliedTwice == 0 && r.Forks == 0 && r.LightVerified && r.BalancesMatch && r.SupplyConserved && len(r.Problems) == 0
 }
 
 func (o *Options) defaults() error {
