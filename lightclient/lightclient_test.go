@@ -13,7 +13,6 @@ import (
 	"github.com/cometbft/cometbft/types"
 
 	"github.com/kiln-network/kiln/client"
-	"github.com/kiln-network/kiln/keyring"
 	"github.com/kiln-network/kiln/node"
 )
 
@@ -45,26 +44,12 @@ func (f forger) LightBlock(ctx context.Context, h int64) (*types.LightBlock, err
 // startNode runs a real single-validator node with 100 ms blocks until height 8.
 func startNode(t *testing.T) (*client.Client, string) {
 	t.Helper()
-	home := node.TempHome(t)
-	res, err := node.Init(node.InitOptions{Home: home, ChainID: "kiln-light-test", BlockTime: 100 * time.Millisecond, KeyringBackend: keyring.BackendTest})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf, err := node.LoadConfig(home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	node.UseFreePorts(conf)
-	n, err := node.Start(conf, node.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Stop() })
+	n, res, _ := node.StartTestNode(t, "kiln-light-test")
 	c, err := client.New(n.RPCAddr())
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 30 s covers node start-up and a few 100 ms blocks on a loaded 2-core machine.
+	// 30 s covers a few 100 ms blocks on a loaded 2-core machine.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := c.WaitHeight(ctx, 8); err != nil {

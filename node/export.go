@@ -91,15 +91,9 @@ func InitFromGenesis(o InitFromGenesisOptions) (InitResult, error) {
 	if err != nil {
 		return InitResult{}, fmt.Errorf("--genesis %s: %w", o.Genesis, err)
 	}
-	if o.BlockTime <= 0 {
-		o.BlockTime = DefaultBlockTime
-	}
-	if o.Moniker == "" {
-		o.Moniker = "kiln-node"
-	}
-	conf := DefaultConfig(o.Home, o.Moniker, o.BlockTime)
-	if _, err := os.Stat(conf.GenesisFile()); err == nil {
-		return InitResult{}, fmt.Errorf("%s already exists: %s is initialized (remove it to start over)", conf.GenesisFile(), o.Home)
+	conf, err := newHomeConfig(o.Home, o.Moniker, o.BlockTime)
+	if err != nil {
+		return InitResult{}, err
 	}
 	pv, nk, err := writeNodeKeys(conf)
 	if err != nil {

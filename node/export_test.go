@@ -20,18 +20,14 @@ import (
 // the balances, supply and validator stake are the old chain's, and it commits blocks
 // signed by the same validator key.
 func TestExportAndStartFromExport(t *testing.T) {
-	home := TempHome(t)
-	res, err := Init(InitOptions{Home: home, ChainID: "kiln-export-test", BlockTime: 100 * time.Millisecond, KeyringBackend: keyring.BackendTest})
+	n, res, home := StartTestNode(t, "kiln-export-test")
+	c, err := client.New(n.RPCAddr())
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, c := startTestNode(t, home)
-	// 60 s covers two node start-ups and a few 100 ms blocks on a loaded 2-core machine.
+	// 60 s covers a node start-up and a few 100 ms blocks on a loaded 2-core machine.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := c.WaitHeight(ctx, 2); err != nil {
-		t.Fatal(err)
-	}
 	kr, _ := keyring.Open(home, keyring.BackendTest, nil)
 	devKey, _, err := kr.PrivKey(DevKeyName)
 	if err != nil {
@@ -71,8 +67,11 @@ func TestExportAndStartFromExport(t *testing.T) {
 	if _, err := InitFromGenesis(InitFromGenesisOptions{Home: home2, Genesis: gen}); err == nil {
 		t.Fatal("InitFromGenesis overwrote an initialized home")
 	}
-	n2, c2 := startTestNode(t, home2)
-	defer n2.Stop()
+	n2 := StartHome(t, home2)
+	c2, err := client.New(n2.RPCAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := c2.WaitHeight(ctx, e.Height+3); err != nil {
 		t.Fatalf("the chain started from the export does not commit: %v", err)
 	}
