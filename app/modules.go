@@ -153,6 +153,8 @@ func Modules() []Module {
 				{types.MsgTypeMarketRevealBid, market.DecodeRevealBid},
 				{types.MsgTypeMarketRTTProbe, market.DecodeRTTProbe},
 				{types.MsgTypeMarketReclaim, market.DecodeReclaimLease},
+				{types.MsgTypeMarketMemberReady, market.DecodeMemberReady},
+				{types.MsgTypeMarketMemberRunning, market.DecodeMemberRunning},
 			},
 			Handle: market.Handle,
 			Wire: func(h *types.Hooks) {

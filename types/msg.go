@@ -41,6 +41,10 @@ const (
 	MsgTypeMarketRTTProbe  MsgType = 524
 	MsgTypeMarketReclaim   MsgType = 525
 
+	// GPU clusters (issue 16): 530-539.
+	MsgTypeMarketMemberReady   MsgType = 530
+	MsgTypeMarketMemberRunning MsgType = 531
+
 	MsgTypeEscrowDeposit MsgType = 600
 
 	// Verification (x/verify): 700-749.

@@ -254,6 +254,12 @@ const (
 // image the tenant expects the archive to hold.
 const HeaderImageID = "X-Kiln-Image-ID"
 
+// SealedInputSuffix ends the name of an input the tenant sealed to the sealing key
+// of the provider's TEE attestation (kiln tee seal): the provider opens it inside
+// the attested environment and the workload reads it without the suffix
+// ("data.csv.sealed" is read as data.csv).
+const SealedInputSuffix = ".sealed"
+
 // ImageInfo describes an uploaded image.
 type ImageInfo struct {
 	// ID is the image ID, "sha256:<hex>": manifest services name the image by it.

@@ -92,6 +92,49 @@ type Config struct {
 	// MaxImageBytes caps one uploaded image archive, with a unit ("2Gi"); empty keeps
 	// the API's default.
 	MaxImageBytes string `toml:"max_image_bytes"`
+	// TEE is the [tee] table: whether the daemon attests by itself, and how.
+	TEE TEEConfig `toml:"tee"`
+}
+
+// TEEConfig is how the daemon keeps a confidential-computing attestation on chain.
+type TEEConfig struct {
+	// Attest makes the daemon produce TEE evidence (this confidential VM's guest
+	// device) and record it on chain at start, and again before each attestation
+	// expires; while it holds an active attestation it bids on orders that require
+	// a TEE, and never otherwise. The start fails if this machine cannot produce
+	// evidence. Off: the provider never bids on TEE orders.
+	Attest bool `toml:"attest"`
+	// CollateralDir holds collateral sent with every attestation, read again each
+	// time so that a job refreshing the files is picked up (file names: kiln tee
+	// verify --help): the ARK's CRL sev_crl.der from AMD's KDS, needed where the
+	// chain's require_crl is on, or Intel PCS collateral for TDX. Empty: only what
+	// the firmware and host give (an SEV-SNP host's VCEK).
+	CollateralDir string `toml:"collateral_dir"`
+	// ReattestMarginBlocks is how many blocks before its attestation expires the
+	// daemon attests again; 0: a quarter of the chain's reattest_blocks, at least 2.
+	ReattestMarginBlocks int64 `toml:"reattest_margin_blocks"`
+	// MaxAttempts bounds consecutive failed attempts: after that many the daemon
+	// stops attesting, says so in its log and kiln_provider_tee_given_up, and takes
+	// no TEE order until it is restarted.
+	MaxAttempts int `toml:"max_attempts"`
+	// RetryMin and RetryMax bound the wait after a failed attempt: it doubles from
+	// RetryMin with each failure, up to RetryMax.
+	RetryMin Duration `toml:"retry_min"`
+	RetryMax Duration `toml:"retry_max"`
+}
+
+func (t TEEConfig) validate() error {
+	switch {
+	case t.ReattestMarginBlocks < 0:
+		return fieldErr("tee.reattest_margin_blocks", t.ReattestMarginBlocks, "must be >= 0 (0: a quarter of the chain's reattest_blocks)")
+	case t.MaxAttempts < 1 || t.MaxAttempts > 1000:
+		return fieldErr("tee.max_attempts", t.MaxAttempts, "must be 1 to 1000")
+	case t.RetryMin <= 0:
+		return fieldErr("tee.retry_min", time.Duration(t.RetryMin), "must be > 0")
+	case t.RetryMax < t.RetryMin:
+		return fieldErr("tee.retry_max", time.Duration(t.RetryMax), "must be >= tee.retry_min ("+time.Duration(t.RetryMin).String()+")")
+	}
+	return nil
 }
 
 // limit parses a size field of the config; empty gives 0 (the default).
@@ -191,6 +234,9 @@ func DefaultConfig() Config {
 		OutputRetention: Duration(10 * time.Minute),
 		// 50 ms: a bid lands in the next block even at the demo's 200 ms block time.
 		PollInterval: Duration(50 * time.Millisecond),
+		// 10 attempts 1 s to 1 min apart: about 6 minutes of trying, well inside the
+		// default hour an attestation lasts (reattest_blocks 3600 at 1 s blocks).
+		TEE: TEEConfig{MaxAttempts: 10, RetryMin: Duration(time.Second), RetryMax: Duration(time.Minute)},
 	}
 }
 
@@ -294,7 +340,7 @@ func (c Config) Validate() error {
 	if c.PollInterval <= 0 {
 		return fieldErr("poll_interval", time.Duration(c.PollInterval), "must be > 0")
 	}
-	return nil
+	return c.TEE.validate()
 }
 
 // imagePolicy is the images leases may run: their uploads, and images pinned by

@@ -68,6 +68,10 @@ type Deps struct {
 	// Prover solves the chain's matmul challenges; nil means the CPUs (matmul.Solve).
 	// NB: the time a challenge takes is always measured with the real clock.
 	Prover Prover
+	// Producer makes TEE evidence when [tee] attest is on; nil means this machine's
+	// guest devices (tee.Device). Tests give a teetest.Signer, whose roots their
+	// chain trusts.
+	Producer tee.Producer
 }
 
 // Daemon is one provider daemon. Create it with New, run it with Run.
@@ -76,9 +80,9 @@ type Daemon struct {
 	deps Deps
 	log  *slog.Logger
 	self types.Address
-	// tee is whether this machine can produce TEE evidence (tee.Probe at start); a
-	// provider that cannot never bids on orders requiring a TEE.
-	tee tee.Capability
+	// att keeps the provider's TEE attestation on chain ([tee] attest); nil when
+	// off, and then the provider never bids on orders requiring a TEE.
+	att *attestor
 
 	ready       chan struct{}
 	endpoint    string
@@ -103,6 +107,7 @@ type Daemon struct {
 	kinds     map[uint64]string      // tracked leases' kinds
 	lastHB    map[uint64]int64       // height a heartbeat was last sent
 	compSent  map[uint64]int64       // height a completion was last sent
+	commSent  map[uint64]int64       // height a work commitment was last sent
 	startSent map[uint64]int64       // height a MsgStartLease was last sent
 	running   map[uint64]bool        // leases whose workload the manager started
 	bidSent   map[uint64]int64       // height a bid was sent, by order
@@ -132,7 +137,7 @@ func New(cfg Config, deps Deps) (*Daemon, error) {
 	self := types.AddressFromPubKey(deps.Key.Public().(ed25519.PublicKey))
 	return &Daemon{cfg: cfg, deps: deps, log: log.With("component", "provider", "provider", self.String()), self: self,
 		ready: make(chan struct{}), closed: map[uint64]bool{}, kinds: map[uint64]string{}, lastHB: map[uint64]int64{},
-		compSent: map[uint64]int64{}, startSent: map[uint64]int64{}, running: map[uint64]bool{}, bidSent: map[uint64]int64{}, noBid: map[uint64]bool{}, sealed: map[uint64]sealedBid{}, locks: map[uint64]*sync.Mutex{},
+		compSent: map[uint64]int64{}, commSent: map[uint64]int64{}, startSent: map[uint64]int64{}, running: map[uint64]bool{}, bidSent: map[uint64]int64{}, noBid: map[uint64]bool{}, sealed: map[uint64]sealedBid{}, locks: map[uint64]*sync.Mutex{},
 		metrics: newMetrics(), prover: prover{sols: map[uint64]*solved{}}}, nil
 }
 
@@ -192,6 +197,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.snd, err = newSender(ctx, d.deps.Client, d.deps.Key, d.log); err != nil {
 		return fmt.Errorf("connect to node: %w", err)
 	}
+	if d.cfg.TEE.Attest {
+		prod := d.deps.Producer
+		if prod == nil {
+			prod = tee.Device{}
+		}
+		// NB: before registering: a machine that cannot produce evidence fails the
+		// start before anything goes on chain.
+		if d.att, err = newAttestor(d.cfg.TEE, prod, dir, d); err != nil {
+			return err
+		}
+	} else {
+		d.log.Info("confidential compute: not attesting ([tee] attest = false): no TEE orders are taken", "evidence", tee.Probe().Message)
+	}
 	mp, err := d.deps.Client.MarketParams(ctx)
 	if err != nil {
 		return fmt.Errorf("market params: %w", err)
@@ -210,6 +228,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	lc.OnComplete = d.onComplete
 	lc.OnStart = d.onStart
 	lc.BeforeSeal = d.deps.BeforeSeal
+	if d.att != nil {
+		lc.Unseal = d.att.id
+	}
 	d.vault = v
 	lc.AssignGPUs = d.assignGPUs
 	lc.Images, _ = d.cfg.imagePolicy() // NB: Validate has checked it
@@ -287,8 +308,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 		defer ms.Close()
 	}
-	d.tee = tee.Probe()
-	d.log.Info("confidential compute", "tee", d.tee.Type, "evidence", d.tee.Message)
 	d.log.Info("provider ready", "endpoint", d.endpoint, "metrics", d.metricsAddr, "executor", fp.Driver, "gpus", inv.TotalGPUs(), "heartbeat_every", d.every)
 	close(d.ready)
 
@@ -587,7 +606,7 @@ func (n *nodeDown) next(log *slog.Logger, err error) time.Duration {
 }
 
 // step is the daemon's work for a new block h: challenges first (their deadlines are
-// the chain's), bids (they race the next block's proposal), then leases: track new
+// the chain's), the attestation, bids (they race the next block's proposal), then leases: track new
 // ones, stop closed ones, heartbeat, retry completions, erase retained outputs whose
 // time is up.
 func (d *Daemon) step(ctx context.Context, h int64) {
@@ -596,6 +615,12 @@ func (d *Daemon) step(ctx context.Context, h int64) {
 	}
 	if err := d.probe(ctx, h); err != nil && ctx.Err() == nil {
 		d.log.Warn("rtt probes", "height", h, "err", err)
+	}
+	if d.att != nil {
+		// NB: before bidding: the bidder reads the attestation this reads.
+		if err := d.att.step(ctx, h); err != nil && ctx.Err() == nil {
+			d.log.Warn("attestation", "height", h, "err", err)
+		}
 	}
 	if err := d.postAsks(ctx, h); err != nil && ctx.Err() == nil {
 		d.log.Warn("order book asks", "height", h, "err", err)
@@ -606,4 +631,5 @@ func (d *Daemon) step(ctx context.Context, h int64) {
 	if err := d.leases(ctx, h); err != nil && ctx.Err() == nil {
 		d.log.Warn("lease upkeep", "height", h, "err", err)
 	}
+	d.resendCommits(ctx, h)
 }

@@ -59,6 +59,11 @@ const (
 	EnvTaskID = "KILN_TASK_ID"
 	// EnvLeaseID names the environment variable holding the lease id.
 	EnvLeaseID = "KILN_LEASE_ID"
+	// EnvHostfile names the environment variable holding the path of a
+	// cluster lease's MPI hostfile (package rendezvous). Its value names a file
+	// under InPath; an executor whose tasks see their inputs elsewhere rewrites
+	// that prefix to its inputs directory.
+	EnvHostfile = "KILN_HOSTFILE"
 )
 
 // Executor runs tasks on this host. Implementations are safe for concurrent use.
@@ -145,6 +150,17 @@ type ImageRemover interface {
 	RemoveImage(ctx context.Context, id string) error
 }
 
+// Namespacer is implemented by executors that can run a lease's tasks in a
+// network namespace of their own (for a cluster overlay); callers find it
+// with a type assertion.
+type Namespacer interface {
+	// LeaseNetNS creates (idempotently) the lease's network namespace, with
+	// only its loopback, and returns its path. Tasks with Task.NetNS set to
+	// that path run in it; Destroy of the lease's last task removes it, and
+	// Recover removes those of leases without a task.
+	LeaseNetNS(ctx context.Context, leaseID string) (string, error)
+}
+
 // Task is one workload to run: one replica of one service of a lease.
 type Task struct {
 	// ID names the task on this host; see TaskID. It must match IDPattern.
@@ -171,6 +187,11 @@ type Task struct {
 	Ports []Port
 	// TimeLimit kills the task once it ran this long; 0 means no limit.
 	TimeLimit time.Duration
+	// NetNS, when set, is the path LeaseNetNS returned for the task's lease:
+	// the task runs in that network namespace (its loopback and what the
+	// caller put there, e.g. an overlay), not the executor's usual network.
+	// Such a task cannot have Ports. Executors without Namespacer refuse it.
+	NetNS string
 	// ReadOnlyRootFS runs the container with a read-only root filesystem and
 	// a tmpfs on /tmp (docker; ignored by process).
 	ReadOnlyRootFS bool
@@ -302,6 +323,9 @@ func (t Task) Validate() error {
 		if p.Protocol != "" && p.Protocol != "tcp" && p.Protocol != "udp" {
 			return fmt.Errorf("task %s: port %d: protocol must be tcp or udp (got %q)", t.ID, p.ContainerPort, p.Protocol)
 		}
+	}
+	if t.NetNS != "" && (!strings.HasPrefix(t.NetNS, "/") || len(t.Ports) > 0) {
+		return fmt.Errorf("task %s: netns %q: must be an absolute path, for a task without ports", t.ID, t.NetNS)
 	}
 	for _, e := range t.Env {
 		if len(e) == 0 || e[0] == '=' || !strings.Contains(e, "=") {

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/kiln-network/kiln/proof"
 
 	"github.com/kiln-network/kiln/provider/api"
@@ -63,6 +65,11 @@ type Config struct {
 	// OnStart is called when a lease's workload has started, before Deploy
 	// returns and before OnComplete can be called for it; nil ignores it.
 	OnStart func(leaseID uint64)
+	// Unseal opens inputs named NAME.sealed (api.SealedInputSuffix): inputs a tenant
+	// sealed to the key this provider's TEE attestation binds (kiln tee seal). The
+	// workload reads them as NAME, in plaintext inside the attested environment. nil
+	// (a provider that does not attest): such an input fails the deploy, named.
+	Unseal age.Identity
 	// Clock stamps state changes; nil means time.Now.
 	Clock func() time.Time
 	// Logger receives the manager's logs; nil discards them.
@@ -378,7 +385,13 @@ func (m *Manager) start(ctx context.Context, r *run) (err error) {
 			m.log.Error("clear inputs after failed deploy", "lease", lease.ID, "err", cerr)
 		}
 	}()
-	if err := vl.CopyInputs(func(name string, r io.Reader) error { return m.ex.PutInput(ctx, eid, name, r) }); err != nil {
+	if err := vl.CopyInputs(func(name string, r io.Reader) error {
+		name, r, err := m.unseal(name, r)
+		if err != nil {
+			return err
+		}
+		return m.ex.PutInput(ctx, eid, name, r)
+	}); err != nil {
 		return fmt.Errorf("deploy lease %d: %w", lease.ID, err)
 	}
 	for _, s := range r.st.Manifest.Services {
@@ -488,6 +501,23 @@ func (m *Manager) wait(ctx context.Context, r *run) {
 		return
 	}
 	m.complete(r)
+}
+
+// unseal returns the input as the workload gets it: an input named NAME.sealed is
+// opened with the attestation's sealing identity and named NAME; others as they are.
+func (m *Manager) unseal(name string, r io.Reader) (string, io.Reader, error) {
+	base, ok := strings.CutSuffix(name, api.SealedInputSuffix)
+	if !ok {
+		return name, r, nil
+	}
+	if m.cfg.Unseal == nil {
+		return "", nil, fmt.Errorf("input %s is sealed to a TEE's key and this provider does not attest ([tee] attest = false): nothing here can open it", name)
+	}
+	dr, err := age.Decrypt(r, m.cfg.Unseal)
+	if err != nil {
+		return "", nil, fmt.Errorf("unseal input %s: %w (is it sealed to this provider's current attestation? kiln tee seal reads the key from the chain)", name, err)
+	}
+	return base, dr, nil
 }
 
 // complete seals a batch lease's outputs once every task exited, and reports.

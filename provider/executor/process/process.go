@@ -30,10 +30,17 @@
 // of the pid, so a recycled pid is never taken for the task), log (stdout and
 // stderr) and exit.json once the exit status is known. <Dir>/leases/<lease>/
 // holds in/ and out/. Recover reads the task dirs back.
+//
+// Network namespaces. LeaseNetNS makes a lease a namespace of its own under
+// /run/netns (named kp<hash of Dir>-<lease>); its tasks with Task.NetNS start
+// inside it (setns on a locked thread, then fork). Destroy of the lease's last
+// task removes it; Recover removes those of leases without a task.
 package process
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,6 +59,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-network/kiln/netns"
 	"github.com/kiln-network/kiln/provider/executor"
 	"github.com/kiln-network/kiln/provider/executor/hostdir"
 )
@@ -122,7 +130,10 @@ type Executor struct {
 	tasks map[string]*task
 }
 
-var _ executor.Executor = (*Executor)(nil)
+var (
+	_ executor.Executor   = (*Executor)(nil)
+	_ executor.Namespacer = (*Executor)(nil)
+)
 
 // task is the executor's view of one task.
 type task struct {
@@ -184,6 +195,39 @@ func (e *Executor) leaseDir(id string) string  { return filepath.Join(leasesDir(
 func (e *Executor) inDir(lease string) string  { return filepath.Join(e.leaseDir(lease), "in") }
 func (e *Executor) outDir(lease string) string { return filepath.Join(e.leaseDir(lease), "out") }
 
+// nsPrefix starts the names of this executor's lease namespaces: "kp", a hash
+// of Dir (two executors on one host never share or sweep each other's), "-".
+func (e *Executor) nsPrefix() string {
+	h := sha256.Sum256([]byte(e.cfg.Dir))
+	return "kp" + hex.EncodeToString(h[:4]) + "-"
+}
+
+// nsName names the lease's namespace: the prefix and the lease id, or a hash
+// of the id where that would be too long a name.
+func (e *Executor) nsName(lease string) string {
+	if n := e.nsPrefix() + lease; len(n) <= 64 {
+		return n
+	}
+	h := sha256.Sum256([]byte(lease))
+	return e.nsPrefix() + "h" + hex.EncodeToString(h[:12])
+}
+
+// LeaseNetNS creates the lease's network namespace (loopback only) under
+// netns.RunDir unless it exists, and returns its path. It needs root.
+func (e *Executor) LeaseNetNS(_ context.Context, leaseID string) (string, error) {
+	if err := executor.ValidateID(leaseID); err != nil {
+		return "", fmt.Errorf("lease netns: %w", err)
+	}
+	if why := netns.Available(); why != "" {
+		return "", fmt.Errorf("lease netns of %s: %w: %s", leaseID, executor.ErrUnsupported, why)
+	}
+	p, err := netns.Add(e.nsName(leaseID))
+	if err != nil {
+		return "", fmt.Errorf("lease netns of %s: %w", leaseID, err)
+	}
+	return p, nil
+}
+
 // Fingerprint reports the kernel and the limit mechanism in use.
 func (e *Executor) Fingerprint(context.Context) (executor.Fingerprint, error) {
 	var uts unix.Utsname
@@ -210,7 +254,10 @@ func (e *Executor) Fingerprint(context.Context) (executor.Fingerprint, error) {
 // KILN_LEASE_ID and KILN_PORT_<n> per port; nothing of the daemon's own.
 // GPUs are passed as CUDA_VISIBLE_DEVICES, which is advisory only. Ports are
 // not mapped: the program binds ContainerPort itself (HostPort must be 0 or
-// equal), and binding it to 127.0.0.1 only is up to the program.
+// equal), and binding it to 127.0.0.1 only is up to the program. A
+// KILN_HOSTFILE under InPath is rewritten to the same file in KILN_IN. With
+// t.NetNS (the lease's LeaseNetNS) the process starts inside that network
+// namespace.
 func (e *Executor) Start(ctx context.Context, t executor.Task) (executor.Handle, error) {
 	if err := t.Validate(); err != nil {
 		return executor.Handle{}, err
@@ -225,6 +272,12 @@ func (e *Executor) Start(ctx context.Context, t executor.Task) (executor.Handle,
 			return executor.Handle{}, fmt.Errorf("start %s: port %d→%d: %w: a process binds its own port", t.ID, p.ContainerPort, p.HostPort, executor.ErrUnsupported)
 		}
 		ports[p.ContainerPort] = p.ContainerPort
+	}
+	if t.NetNS != "" {
+		// NB: only the lease's own namespace: a task must never join another's.
+		if want := netns.Path(e.nsName(t.LeaseID)); t.NetNS != want || !netns.Exists(want) {
+			return executor.Handle{}, fmt.Errorf("start %s: netns %s: not lease %s's namespace (LeaseNetNS gives %s)", t.ID, t.NetNS, t.LeaseID, want)
+		}
 	}
 
 	e.mu.Lock()
@@ -280,7 +333,13 @@ func (e *Executor) start(t executor.Task, tdir string, ports map[int]int) (execu
 		cmd.SysProcAttr.CgroupFD = int(fd.Fd())
 	}
 
-	if err := cmd.Start(); err != nil {
+	startCmd := cmd.Start
+	if t.NetNS != "" {
+		// NB: the child is cloned from the thread netns.Do moved into the
+		// namespace, so it starts there, before it runs any of its code.
+		startCmd = func() error { return netns.Do(t.NetNS, cmd.Start) }
+	}
+	if err := startCmd(); err != nil {
 		removeCgroup(cgroup)
 		return executor.Handle{}, nil, fmt.Errorf("start process for %s: %w", t.ID, err)
 	}
@@ -315,7 +374,13 @@ func (e *Executor) env(t executor.Task, in, out string, ports map[int]int) []str
 		"HOME=" + e.leaseDir(t.LeaseID),
 		"TMPDIR=" + e.leaseDir(t.LeaseID),
 	}
-	env = append(env, t.Env...)
+	for _, kv := range t.Env {
+		// The hostfile's path names it as a container sees its inputs.
+		if v, ok := strings.CutPrefix(kv, executor.EnvHostfile+"="+executor.InPath+"/"); ok {
+			kv = executor.EnvHostfile + "=" + filepath.Join(in, v)
+		}
+		env = append(env, kv)
+	}
 	env = append(env,
 		executor.EnvIn+"="+in,
 		executor.EnvOut+"="+out,
@@ -635,6 +700,9 @@ func (e *Executor) Destroy(ctx context.Context, id string) error {
 	if err := os.RemoveAll(e.leaseDir(tk.st.LeaseID)); err != nil {
 		return fmt.Errorf("remove work dir of lease %s: %w", tk.st.LeaseID, err)
 	}
+	if err := netns.Delete(e.nsName(tk.st.LeaseID)); err != nil {
+		return fmt.Errorf("remove network namespace of lease %s: %w", tk.st.LeaseID, err)
+	}
 	e.log.Info("task destroyed", "task", id)
 	return nil
 }
@@ -689,7 +757,28 @@ func (e *Executor) Recover(ctx context.Context) ([]executor.Handle, error) {
 			}
 		}
 	}
-	return hs, nil
+	return hs, e.removeOrphanNetNS()
+}
+
+// removeOrphanNetNS removes this executor's lease namespaces whose lease has no task.
+func (e *Executor) removeOrphanNetNS() error {
+	names, err := netns.List(e.nsPrefix())
+	if err != nil {
+		return err
+	}
+	live := map[string]bool{}
+	for _, tk := range e.tasks {
+		live[e.nsName(tk.st.LeaseID)] = true
+	}
+	for _, n := range names {
+		if !live[n] {
+			e.log.Warn("removing orphan lease network namespace", "netns", n)
+			if err := netns.Delete(n); err != nil {
+				return fmt.Errorf("remove orphan network namespace %s: %w", n, err)
+			}
+		}
+	}
+	return nil
 }
 
 func (e *Executor) leaseHasTask(lease string) bool {

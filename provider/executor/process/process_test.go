@@ -41,6 +41,11 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestNetNS(t *testing.T) {
+	prog := executortest.BuildTestProg(t)
+	executortest.RunNetNS(t, newFactory(), executortest.Env{Command: []string{prog}})
+}
+
 func TestRefusesUnlessEnabled(t *testing.T) {
 	cfg := process.DefaultConfig()
 	cfg.Dir = t.TempDir()
