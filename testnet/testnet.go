@@ -1,8 +1,10 @@
 // Package testnet runs fault scenarios against a real multi-process Kiln network:
 // N validators as separate `kiln node` processes, a load generator sending signed
-// bank transfers through their RPC, a perturbation (kill -9, SIGSTOP, a late node
-// joining through state sync) in the middle of the run, and a history checker that
-// compares what the load generator was told with what the chain holds.
+// bank transfers through their RPC, a perturbation (kill -9, SIGSTOP, a partition,
+// latency, a double-signing twin of a validator, a late node joining through state
+// sync) in the middle of the run, and a history checker that compares what the load
+// generator was told with what the chain holds, and verifies the last header with
+// CometBFT's light client.
 package testnet
 
 import (
