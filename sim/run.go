@@ -81,7 +81,8 @@ type Result struct {
 
 	// What the run's orders cost their tenants (escrow paid to providers, protocol
 	// fees included), what providers earned (escrow paid, net of fees, plus the
-	// stake pool's epoch rewards), and the fees, by the end of the run, in ukiln and
+	// stake pool's epoch rewards, which the chain pays whatever mode orders use, from
+	// the community pool's fees and forfeits), and the fees, by the end of the run, in ukiln and
 	// in the reference currency; ProviderUSDPerGPUHour is providers' earnings per
 	// registered GPU per hour of the run (1-second blocks): what a GPU earns in this
 	// mode, idle time included.
