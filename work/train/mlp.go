@@ -124,17 +124,31 @@ func (m *MLP) Predict(x [features]float32) [classes]float32 {
 	return p
 }
 
+// size is the number of weights: the length of a flat gradient, less its loss slot.
+func (m *MLP) size() int { return len(m.W1) + len(m.B1) + len(m.W2) + len(m.B2) }
+
 // step does one SGD step on the examples idx of d and returns the batch's mean loss.
 func (m *MLP) step(d *Dataset, idx []int, lr float32) float32 {
-	gW1 := make([]float32, len(m.W1))
-	gB1 := make([]float32, len(m.B1))
-	gW2 := make([]float32, len(m.W2))
-	gB2 := make([]float32, len(m.B2))
+	g := make([]float32, m.size()+1)
+	loss := m.partGrad(d, idx, 1/float32(len(idx)), g)
+	m.apply(g, lr)
+	return loss
+}
+
+// partGrad adds to g (the flat gradient: W1, B1, W2, B2, then the loss) the gradient of
+// inv × the summed loss over the examples idx of d, and returns that scaled loss (also
+// added to g's last slot). With inv = 1/len(idx) it is the batch's mean loss; with inv =
+// 1/batch over one part of a batch, the parts' gradients sum to the batch's.
+func (m *MLP) partGrad(d *Dataset, idx []int, inv float32, g []float32) float32 {
+	nW1, nB1, nW2 := len(m.W1), len(m.B1), len(m.W2)
+	gW1 := g[:nW1]
+	gB1 := g[nW1 : nW1+nB1]
+	gW2 := g[nW1+nB1 : nW1+nB1+nW2]
+	gB2 := g[nW1+nB1+nW2 : m.size()]
 	h := make([]float32, m.Hidden)
 	dh := make([]float32, m.Hidden)
 	var p [classes]float32
 	var loss float32
-	inv := 1 / float32(len(idx))
 	for _, n := range idx {
 		x := &d.X[n]
 		m.forward(x, h, &p)
@@ -171,13 +185,41 @@ func (m *MLP) step(d *Dataset, idx []int, lr float32) float32 {
 			}
 		}
 	}
-	for _, pr := range [][2][]float32{{m.W1, gW1}, {m.B1, gB1}, {m.W2, gW2}, {m.B2, gB2}} {
-		w, g := pr[0], pr[1]
+	loss *= inv
+	g[len(g)-1] += loss
+	return loss
+}
+
+// apply moves the weights against the flat gradient g: w -= lr × g.
+func (m *MLP) apply(g []float32, lr float32) {
+	off := 0
+	for _, w := range [][]float32{m.W1, m.B1, m.W2, m.B2} {
 		for i := range w {
-			w[i] = w[i] - float32(lr*g[i])
+			w[i] = w[i] - float32(lr*g[off+i])
 		}
+		off += len(w)
 	}
-	return loss * inv
+}
+
+// flat returns the weights as one vector (W1, B1, W2, B2): what rank 0 broadcasts.
+func (m *MLP) flat() []float32 {
+	v := make([]float32, 0, m.size())
+	for _, w := range [][]float32{m.W1, m.B1, m.W2, m.B2} {
+		v = append(v, w...)
+	}
+	return v
+}
+
+// setFlat loads the weights from a vector of flat's layout.
+func (m *MLP) setFlat(v []float32) error {
+	if len(v) != m.size() {
+		return fmt.Errorf("train: %d weights, the model has %d", len(v), m.size())
+	}
+	off := 0
+	for _, w := range [][]float32{m.W1, m.B1, m.W2, m.B2} {
+		off += copy(w, v[off:])
+	}
+	return nil
 }
 
 // Accuracy is the fraction of rows [from, to) of d that m classifies right.

@@ -26,7 +26,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,7 +83,14 @@ type Params struct {
 	Batch     int     `json:"batch"`
 	LR        float64 `json:"lr"`
 	TrainRows int     `json:"train_rows"` // the first TrainRows rows train; the rest test
+	// Shards splits each minibatch into this many contiguous parts whose gradients are
+	// summed in part order: the arithmetic of a data-parallel run of that many ranks, so a
+	// single process replays a distributed run's segments exactly. 0 or 1: one part.
+	Shards int `json:"shards,omitempty"`
 }
+
+// shards is the number of parts of each minibatch (at least 1).
+func (p Params) shards() int { return max(1, p.Shards) }
 
 // DefaultParams is the reference run: 2,000 steps, a checkpoint every 20 (100 segments,
 // each 1% of the job, so a sampled replay is cheap).
@@ -108,6 +117,8 @@ func (p Params) Validate() error {
 		return fmt.Errorf("train lr: %v, must be in (0, 10]", p.LR)
 	case p.TrainRows < 1:
 		return fmt.Errorf("train train_rows: %d, must be at least 1", p.TrainRows)
+	case p.Shards < 0 || p.Shards > min(p.Batch, maxWorld):
+		return fmt.Errorf("train shards: %d, must be 0 to %d (at most the batch, %d)", p.Shards, min(p.Batch, maxWorld), p.Batch)
 	}
 	return nil
 }
@@ -136,6 +147,7 @@ func (p Params) StepOf(id string) (int, error) {
 // for the PyTorch engine ("" tries python3, then /usr/bin/python3).
 type Workload struct {
 	Python string
+	Dist   Dist // Run's place in a data-parallel run (zero: a single process); replays are always single-process
 }
 
 var _ units.Workload = Workload{}
@@ -237,21 +249,62 @@ func loadData(job units.Job) (*Dataset, error) {
 // Metrics is DIR/metrics.json: how the run went (not a unit; it follows from the last
 // checkpoint).
 type Metrics struct {
-	Engine       string    `json:"engine"`
-	Source       string    `json:"source"`
-	Steps        int       `json:"steps"`
-	Checkpoints  int       `json:"checkpoints"`
-	TestRows     int       `json:"test_rows"`
-	TestAccuracy float64   `json:"test_accuracy"`
-	Losses       []float64 `json:"losses,omitempty"` // batch loss at each checkpoint after step 0
+	Engine        string    `json:"engine"`
+	Source        string    `json:"source"`
+	Steps         int       `json:"steps"`
+	Checkpoints   int       `json:"checkpoints"`
+	TestRows      int       `json:"test_rows"`
+	TestAccuracy  float64   `json:"test_accuracy"`
+	Losses        []float64 `json:"losses,omitempty"`       // batch loss at each checkpoint after step 0 (after ResumedFrom when resumed)
+	WeightsSHA256 string    `json:"weights_sha256"`         // SHA-256 of the final weights (the last checkpoint's values)
+	WorldSize     int       `json:"world_size,omitempty"`   // ranks of a data-parallel run
+	Backend       string    `json:"backend,omitempty"`      // a data-parallel run's exchange: gloo or nccl (PyTorch), tcp (Go)
+	ResumedFrom   int       `json:"resumed_from,omitempty"` // the checkpoint step a resumed run started from
 }
 
+// RankReport is DIR/rank-N.json, written by every rank of a data-parallel run: equal
+// WeightsSHA256 on every rank shows they ended with identical weights.
+type RankReport struct {
+	Rank          int     `json:"rank"`
+	WorldSize     int     `json:"world_size"`
+	Backend       string  `json:"backend"`
+	Start         int     `json:"start"`          // the step it started from: 0, or the resumed checkpoint's
+	Steps         int     `json:"steps"`          // the step it ended at
+	Loss          float64 `json:"loss"`           // the batch loss of the last step trained (0 if none)
+	WeightsSHA256 string  `json:"weights_sha256"` // SHA-256 of its final weights' float32 values
+}
+
+// RankFile is the name of rank's report in a data-parallel run's directory.
+func RankFile(rank int) string { return fmt.Sprintf("rank-%d.json", rank) }
+
 // Run trains, writing the checkpoints, units.json, job.json and metrics.json under out.
+// With w.Dist a data-parallel run of several ranks, this is one rank: rank 0 writes those
+// files, and every rank writes out/rank-N.json.
 func (w Workload) Run(ctx context.Context, job units.Job, out string, progress units.Progress) error {
+	return w.run(ctx, job, out, progress, false)
+}
+
+// Resume continues the job in out from the last checkpoint of the hash chain found there
+// (from the start where there is none), the chain continuing unbroken, and finishes as
+// Run does. In a data-parallel run rank 0's checkpoint is the start: the other ranks need
+// none in their own out.
+func (w Workload) Resume(ctx context.Context, job units.Job, out string, progress units.Progress) error {
+	return w.run(ctx, job, out, progress, true)
+}
+
+func (w Workload) run(ctx context.Context, job units.Job, out string, progress units.Progress, resume bool) error {
 	p, err := params(job)
 	if err != nil {
 		return err
 	}
+	dist := w.Dist
+	if err := dist.Validate(); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if dist.Distributed() && p.shards() != dist.WorldSize {
+		return fmt.Errorf("train: the job splits each batch into %d shards and WORLD_SIZE is %d: they must be equal", p.shards(), dist.WorldSize)
+	}
+	lead := dist.Rank == 0
 	job = job.WithDir(out)
 	d, err := loadData(job)
 	if err != nil {
@@ -262,74 +315,62 @@ func (w Workload) Run(ctx context.Context, job units.Job, out string, progress u
 	}
 	total := p.Steps/p.Every + 1
 	set := units.Set{}
-	var losses []float64
 	var last []byte
-	put := func(step int, b []byte) error {
+	from := 0
+	if lead {
+		if resume {
+			if from, last, err = resumeChain(out, p, set); err != nil {
+				return err
+			}
+		}
+		// NB: written first, so a run killed midway can be resumed from out alone.
+		if err := job.Write(out); err != nil {
+			return err
+		}
+	}
+	var losses []float64
+	emit := func(step int, b []byte, loss float64) error {
+		c, err := DecodeCheckpoint(b)
+		if err != nil {
+			return fmt.Errorf("train: %s checkpoint at step %d: %w", p.Engine, step, err)
+		}
+		want := ZeroPrev
+		if step > 0 {
+			want = Hash(last)
+		}
+		if c.Step != step || c.Prev != want || c.Engine != p.Engine {
+			return fmt.Errorf("train: %s checkpoint at step %d breaks the chain (step %d, prev %s)", p.Engine, step, c.Step, c.Prev)
+		}
 		if err := set.Put(out, UnitID(step), unitFile(step), b); err != nil {
 			return err
 		}
 		last = b
+		if step > 0 {
+			losses = append(losses, loss)
+		}
 		if progress != nil {
 			progress(len(set), total, fmt.Sprintf("step %d of %d", step, p.Steps))
 		}
 		return nil
 	}
+	var fin RankReport
 	switch p.Engine {
 	case EngineGo:
-		m := newMLP(p.Hidden, p.Seed)
-		b, err := m.checkpoint(0, ZeroPrev, EngineGo).Encode()
-		if err != nil {
-			return err
-		}
-		if err := put(0, b); err != nil {
-			return err
-		}
-		for s := 1; s <= p.Steps; s++ {
-			if s%256 == 0 && ctx.Err() != nil {
-				return fmt.Errorf("train: %w", ctx.Err())
-			}
-			loss := m.step(d, batch(p, s, p.TrainRows), float32(p.LR))
-			if s%p.Every == 0 {
-				b, err = m.checkpoint(s, Hash(last), EngineGo).Encode()
-				if err != nil {
-					return err
-				}
-				if err := put(s, b); err != nil {
-					return err
-				}
-				losses = append(losses, float64(loss))
-			}
-		}
+		fin, err = w.runGo(ctx, job, p, d, last, emit)
 	case EnginePyTorch:
-		tmp, err := os.MkdirTemp("", "kiln-torch-")
-		if err != nil {
+		fin, err = w.runTorch(ctx, job, p, last, emit)
+	}
+	if err != nil {
+		return err
+	}
+	if dist.Distributed() {
+		b, _ := json.MarshalIndent(fin, "", "  ")
+		if err := os.WriteFile(filepath.Join(out, RankFile(dist.Rank)), append(b, '\n'), 0o644); err != nil {
 			return fmt.Errorf("train: %w", err)
 		}
-		defer os.RemoveAll(tmp)
-		err = w.python(ctx, job, p, tmp, p.TrainRows, []string{"--steps", strconv.Itoa(p.Steps), "--every", strconv.Itoa(p.Every)}, func(step int, file string, loss float64) error {
-			b, err := os.ReadFile(file)
-			if err != nil {
-				return fmt.Errorf("train: %w", err)
-			}
-			c, err := DecodeCheckpoint(b)
-			if err != nil {
-				return fmt.Errorf("train: pytorch checkpoint at step %d: %w", step, err)
-			}
-			want := ZeroPrev
-			if step > 0 {
-				want = Hash(last)
-			}
-			if c.Step != step || c.Prev != want {
-				return fmt.Errorf("train: pytorch checkpoint at step %d breaks the chain (step %d, prev %s)", step, c.Step, c.Prev)
-			}
-			if step > 0 {
-				losses = append(losses, loss)
-			}
-			return put(step, b)
-		})
-		if err != nil {
-			return err
-		}
+	}
+	if !lead {
+		return nil
 	}
 	if len(set) != total {
 		return fmt.Errorf("train: %d checkpoints written, want %d", len(set), total)
@@ -343,7 +384,10 @@ func (w Workload) Run(ctx context.Context, job units.Job, out string, progress u
 		return err
 	}
 	met := Metrics{Engine: p.Engine, Source: p.Source, Steps: p.Steps, Checkpoints: total, TestRows: len(d.Y) - p.TrainRows,
-		TestAccuracy: m.Accuracy(d, p.TrainRows, len(d.Y)), Losses: losses}
+		TestAccuracy: m.Accuracy(d, p.TrainRows, len(d.Y)), Losses: losses, WeightsSHA256: weightsSHA256(last), ResumedFrom: from}
+	if dist.Distributed() {
+		met.WorldSize, met.Backend = dist.WorldSize, fin.Backend
+	}
 	mb, _ := json.MarshalIndent(met, "", "  ")
 	if err := os.WriteFile(filepath.Join(out, "metrics.json"), append(mb, '\n'), 0o644); err != nil {
 		return fmt.Errorf("train: %w", err)
@@ -352,6 +396,203 @@ func (w Workload) Run(ctx context.Context, job units.Job, out string, progress u
 		return err
 	}
 	return set.Write(out)
+}
+
+// resumeChain records in set the checkpoints of out that form an unbroken hash chain from
+// step 0, and returns the step and bytes of the last one (0 and nil where there is none).
+// The chain ends at the first checkpoint missing or not linked to the one before; later
+// files are overwritten as training goes on. A checkpoint of another model is an error.
+func resumeChain(out string, p Params, set units.Set) (int, []byte, error) {
+	prev := ZeroPrev
+	from := 0
+	var last []byte
+	for s := 0; s <= p.Steps; s += p.Every {
+		b, err := os.ReadFile(filepath.Join(out, unitFile(s)))
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return 0, nil, fmt.Errorf("train: resume: %w", err)
+		}
+		c, err := DecodeCheckpoint(b)
+		if err != nil || c.Step != s || c.Prev != prev {
+			break
+		}
+		m, err := MLPFromCheckpoint(c)
+		if err != nil || c.Engine != p.Engine || m.Hidden != p.Hidden {
+			return 0, nil, fmt.Errorf("train: resume: %s is not this job's checkpoint (engine %s, want %s; %v)", unitFile(s), c.Engine, p.Engine, err)
+		}
+		set[UnitID(s)] = units.Unit{File: unitFile(s), SHA256: units.Sum(b)}
+		from, last, prev = s, b, Hash(b)
+	}
+	return from, last, nil
+}
+
+// weightsSHA256 is the SHA-256 of a checkpoint's values (what follows its header line).
+func weightsSHA256(ckpt []byte) string {
+	body := ckpt[len(Magic):]
+	return units.Sum(body[bytes.IndexByte(body, '\n')+1:])
+}
+
+// digest names a job for the ranks of a run: its parameters (re-encoded: job.json read
+// back is indented) and its data.
+func digest(job units.Job, p Params) [32]byte {
+	b, _ := json.Marshal(p)
+	return sha256.Sum256(append(b, job.Assets[DataAsset]...))
+}
+
+// runGo trains with the Go engine from checkpoint last (nil: the seed's initial weights),
+// calling emit with each checkpoint it writes (rank 0).
+func (w Workload) runGo(ctx context.Context, job units.Job, p Params, d *Dataset, last []byte, emit func(int, []byte, float64) error) (RankReport, error) {
+	dist := w.Dist
+	m := newMLP(p.Hidden, p.Seed)
+	from, prev := 0, ZeroPrev
+	if last != nil {
+		c, err := DecodeCheckpoint(last)
+		if err != nil {
+			return RankReport{}, err
+		}
+		if m, err = MLPFromCheckpoint(c); err != nil {
+			return RankReport{}, err
+		}
+		m = &MLP{Hidden: m.Hidden, W1: clone(m.W1), B1: clone(m.B1), W2: clone(m.W2), B2: clone(m.B2)}
+		from, prev = c.Step, Hash(last)
+	}
+	var g *group
+	if dist.Distributed() {
+		var err error
+		if g, err = joinGroup(ctx, dist, digest(job, p)); err != nil {
+			return RankReport{}, err
+		}
+		defer g.Close()
+		// Every rank starts from rank 0's step and weights.
+		msg := binary.LittleEndian.AppendUint64(nil, uint64(from))
+		msg = append(msg, floatBytes(m.flat())...)
+		got, err := g.broadcast(msg, len(msg))
+		if err != nil {
+			return RankReport{}, err
+		}
+		if len(got) != len(msg) {
+			return RankReport{}, fmt.Errorf("train rank %d: rank 0's start state is %d bytes, want %d", dist.Rank, len(got), len(msg))
+		}
+		from = int(binary.LittleEndian.Uint64(got))
+		v, err := bytesFloats(got[8:], m.size())
+		if err != nil {
+			return RankReport{}, fmt.Errorf("train rank %d: rank 0's start weights: %w", dist.Rank, err)
+		}
+		if err := m.setFlat(v); err != nil {
+			return RankReport{}, err
+		}
+		if from < 0 || from > p.Steps {
+			return RankReport{}, fmt.Errorf("train rank %d: rank 0 starts at step %d, outside 0 to %d", dist.Rank, from, p.Steps)
+		}
+	}
+	lead := dist.Rank == 0
+	if lead && last == nil {
+		b, err := m.checkpoint(0, ZeroPrev, EngineGo).Encode()
+		if err != nil {
+			return RankReport{}, err
+		}
+		if err := emit(0, b, 0); err != nil {
+			return RankReport{}, err
+		}
+		prev = Hash(b)
+	}
+	var loss float32
+	for s := from + 1; s <= p.Steps; s++ {
+		if ctx.Err() != nil {
+			return RankReport{}, fmt.Errorf("train: %w", ctx.Err())
+		}
+		var err error
+		if loss, err = m.stepParts(d, p, batch(p, s, p.TrainRows), g); err != nil {
+			if ctx.Err() != nil { // this rank was stopped: that is the cause, not the closed socket
+				return RankReport{}, fmt.Errorf("train rank %d: %w", dist.Rank, ctx.Err())
+			}
+			return RankReport{}, err
+		}
+		if lead && s%p.Every == 0 {
+			b, err := m.checkpoint(s, prev, EngineGo).Encode()
+			if err != nil {
+				return RankReport{}, err
+			}
+			if err := emit(s, b, float64(loss)); err != nil {
+				return RankReport{}, err
+			}
+			prev = Hash(b)
+		}
+	}
+	return RankReport{Rank: dist.Rank, WorldSize: max(1, dist.WorldSize), Backend: "tcp", Start: from, Steps: max(from, p.Steps),
+		Loss: float64(loss), WeightsSHA256: units.Sum(floatBytes(m.flat()))}, nil
+}
+
+// runTorch trains with the PyTorch engine from checkpoint last (nil: the seed's initial
+// weights), calling emit with each checkpoint it writes (rank 0).
+func (w Workload) runTorch(ctx context.Context, job units.Job, p Params, last []byte, emit func(int, []byte, float64) error) (RankReport, error) {
+	tmp, err := os.MkdirTemp("", "kiln-torch-")
+	if err != nil {
+		return RankReport{}, fmt.Errorf("train: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	extra := []string{"--steps", strconv.Itoa(p.Steps), "--every", strconv.Itoa(p.Every)}
+	if last != nil {
+		resume := filepath.Join(tmp, "resume.kckpt")
+		if err := os.WriteFile(resume, last, 0o644); err != nil {
+			return RankReport{}, fmt.Errorf("train: %w", err)
+		}
+		extra = append(extra, "--resume", resume)
+	}
+	var fin *RankReport
+	err = w.python(ctx, job, p, w.Dist, filepath.Join(tmp, "ckpt"), p.TrainRows, extra, func(ev torchEvent) error {
+		if ev.Final != nil {
+			fin = ev.Final
+			return nil
+		}
+		b, err := os.ReadFile(ev.File)
+		if err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+		return emit(ev.Step, b, ev.Loss)
+	})
+	if err != nil {
+		return RankReport{}, err
+	}
+	if fin == nil {
+		return RankReport{}, errors.New("train: pytorch exited without its final report")
+	}
+	return *fin, nil
+}
+
+// stepParts does one SGD step on the minibatch idx split into p's shards: one part
+// (stepped as before shards existed), or each part's gradient summed in part order,
+// computed here one by one (g nil) or one per rank and summed through g.
+func (m *MLP) stepParts(d *Dataset, p Params, idx []int, g *group) (float32, error) {
+	n := p.shards()
+	if n == 1 {
+		return m.step(d, idx, float32(p.LR)), nil
+	}
+	inv := 1 / float32(len(idx))
+	part := func(r int) []float32 {
+		v := make([]float32, m.size()+1)
+		m.partGrad(d, idx[r*len(idx)/n:(r+1)*len(idx)/n], inv, v)
+		return v
+	}
+	var total []float32
+	if g != nil {
+		var err error
+		if total, err = g.sum(part(g.d.Rank)); err != nil {
+			return 0, err
+		}
+	} else {
+		total = part(0)
+		for r := 1; r < n; r++ {
+			v := part(r)
+			for i := range total {
+				total[i] = total[i] + v[i]
+			}
+		}
+	}
+	m.apply(total, float32(p.LR))
+	return total[len(total)-1], nil
 }
 
 // batch returns the minibatch of step s: Batch rows of the first rows, drawn from (seed,
@@ -435,7 +676,9 @@ func (w Workload) segment(ctx context.Context, job units.Job, p Params, in []byt
 			return nil, fmt.Errorf("train: %d rows, the data has %d", rows, len(d.Y))
 		}
 		for s := from + 1; s <= to; s++ {
-			m.step(d, batch(p, s, rows), float32(p.LR))
+			if _, err := m.stepParts(d, p, batch(p, s, rows), nil); err != nil {
+				return nil, err
+			}
 		}
 		return m.checkpoint(label, prev, EngineGo).Encode()
 	default:
@@ -453,9 +696,9 @@ func (w Workload) segment(ctx context.Context, job units.Job, p Params, in []byt
 			extra = append(extra, "--resume", resume)
 		}
 		var outFile string
-		err = w.python(ctx, job, p, filepath.Join(tmp, "out"), rows, extra, func(step int, file string, _ float64) error {
-			if step == to {
-				outFile = file
+		err = w.python(ctx, job, p, Dist{}, filepath.Join(tmp, "out"), rows, extra, func(ev torchEvent) error {
+			if ev.Final == nil && ev.Step == to {
+				outFile = ev.File
 			}
 			return nil
 		})
@@ -535,12 +778,12 @@ func (w Workload) RunUnits(ctx context.Context, job units.Job, ids []string, inp
 		steps[s] = id
 	}
 	pj, _ := json.Marshal(plan)
-	err = w.python(ctx, job, p, filepath.Join(tmp, "out"), p.TrainRows, []string{"--replay", string(pj)}, func(step int, file string, _ float64) error {
-		id, ok := steps[step]
-		if !ok {
+	err = w.python(ctx, job, p, Dist{}, filepath.Join(tmp, "out"), p.TrainRows, []string{"--replay", string(pj)}, func(ev torchEvent) error {
+		id, ok := steps[ev.Step]
+		if ev.Final != nil || !ok {
 			return nil
 		}
-		b, err := os.ReadFile(file)
+		b, err := os.ReadFile(ev.File)
 		if err != nil {
 			return fmt.Errorf("train: %w", err)
 		}
@@ -570,8 +813,9 @@ const probeTorch = `import importlib.util, sys
 missing = [m for m in ("torch", "numpy") if importlib.util.find_spec(m) is None]
 sys.exit("no module " + ", ".join(missing) if missing else 0)`
 
-// pythonPath returns a python3 that has torch.
-func (w Workload) pythonPath(ctx context.Context) (string, error) {
+// TorchPython returns a python3 that has torch (and numpy): w.Python, else python3, else
+// /usr/bin/python3; an error naming what each lacked where none has.
+func (w Workload) TorchPython(ctx context.Context) (string, error) {
 	cands := []string{"python3", "/usr/bin/python3"}
 	if w.Python != "" {
 		cands = []string{w.Python}
@@ -597,11 +841,20 @@ func (w Workload) pythonPath(ctx context.Context) (string, error) {
 	return "", fmt.Errorf("train: no python3 with torch (install Debian's python3-torch): %s", strings.Join(tried, "; "))
 }
 
-// python runs the job's training script with extra arguments (--steps/--every/--resume or
-// --replay) on the first rows rows, checkpointing into dir, calling onCkpt for each
-// checkpoint written.
-func (w Workload) python(ctx context.Context, job units.Job, p Params, dir string, rows int, extra []string, onCkpt func(step int, file string, loss float64) error) error {
-	bin, err := w.pythonPath(ctx)
+// torchEvent is a line the training script prints: a checkpoint written (KILN_CKPT: step,
+// file, loss) or, at the end, the rank's report (KILN_FINAL).
+type torchEvent struct {
+	Step  int     `json:"step"`
+	File  string  `json:"file"`
+	Loss  float64 `json:"loss"`
+	Final *RankReport
+}
+
+// python runs the job's training script as rank dist (the zero Dist: a single process)
+// with extra arguments (--steps/--every/--resume or --replay) on the first rows rows,
+// checkpointing into dir, calling on for each event it prints.
+func (w Workload) python(ctx context.Context, job units.Job, p Params, dist Dist, dir string, rows int, extra []string, on func(torchEvent) error) error {
+	bin, err := w.TorchPython(ctx)
 	if err != nil {
 		return err
 	}
@@ -618,10 +871,11 @@ func (w Workload) python(ctx context.Context, job units.Job, p Params, dir strin
 	}
 	args := []string{"-B", script, "--data", data,
 		"--seed", strconv.FormatInt(p.Seed, 10), "--hidden", strconv.Itoa(p.Hidden), "--batch", strconv.Itoa(p.Batch),
-		"--lr", strconv.FormatFloat(p.LR, 'g', -1, 64), "--train-rows", strconv.Itoa(rows)}
+		"--lr", strconv.FormatFloat(p.LR, 'g', -1, 64), "--train-rows", strconv.Itoa(rows), "--shards", strconv.Itoa(p.shards())}
 	args = append(args, extra...)
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), "KILN_CKPT_DIR="+dir, "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1")
+	cmd.Env = append(cmd.Env, dist.env()...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
@@ -634,20 +888,24 @@ func (w Workload) python(ctx context.Context, job units.Job, p Params, dir strin
 	sc := bufio.NewScanner(stdout)
 	var cbErr error
 	for sc.Scan() {
-		line, ok := strings.CutPrefix(sc.Text(), "KILN_CKPT ")
-		if !ok || cbErr != nil {
+		if cbErr != nil {
 			continue
 		}
-		var ev struct {
-			Step int     `json:"step"`
-			File string  `json:"file"`
-			Loss float64 `json:"loss"`
+		var ev torchEvent
+		var into any = &ev
+		line, ok := strings.CutPrefix(sc.Text(), "KILN_CKPT ")
+		if !ok {
+			if line, ok = strings.CutPrefix(sc.Text(), "KILN_FINAL "); !ok {
+				continue
+			}
+			ev.Final = &RankReport{}
+			into = ev.Final
 		}
-		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+		if err := json.Unmarshal([]byte(line), into); err != nil {
 			cbErr = fmt.Errorf("train: python said %q: %w", line, err)
 			continue
 		}
-		cbErr = onCkpt(ev.Step, ev.File, ev.Loss)
+		cbErr = on(ev)
 	}
 	if err := cmd.Wait(); err != nil {
 		return fmt.Errorf("train: python %s: %w: %s", filepath.Base(script), err, lastLines(stderr.Bytes(), 12))

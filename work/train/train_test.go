@@ -304,7 +304,7 @@ func FuzzParseData(f *testing.F) {
 // torchOrSkip skips where Debian's python3-torch is absent.
 func torchOrSkip(t *testing.T) {
 	t.Helper()
-	if _, err := (Workload{}).pythonPath(context.Background()); err != nil {
+	if _, err := (Workload{}).TorchPython(context.Background()); err != nil {
 		t.Skipf("PyTorch tests skipped: %v (.ci/run installs python3-torch)", err)
 	}
 	if testing.Short() {
@@ -319,7 +319,7 @@ func TestPyTorch(t *testing.T) {
 	// Every segment replayed in one python process (RunUnits), as a verifier does.
 	checkChainAndReplay(t, dir, job, UnitID(40), true)
 	// The helper is importable by a user's own script: it writes the same format.
-	py, _ := (Workload{}).pythonPath(context.Background())
+	py, _ := (Workload{}).TorchPython(context.Background())
 	script := `import torch, kiln_ckpt
 m = torch.nn.Linear(3, 2)
 kiln_ckpt.save(m, 0)

@@ -3,8 +3,21 @@
 Deterministic on one build: torch.use_deterministic_algorithms, one thread, the initial
 weights from --seed, and the minibatch of step t drawn from a generator seeded with
 (seed, t) alone, so a verifier can replay any segment from its starting checkpoint.
+
+Data-parallel: with WORLD_SIZE > 1 in the environment (torch.distributed's MASTER_ADDR,
+MASTER_PORT, RANK, LOCAL_RANK), --shards must equal WORLD_SIZE. Every rank draws the
+same global minibatch, takes its contiguous part (rank r of --shards), computes the
+gradient of sum(loss over its part) / batch, and the parts' gradients are gathered and
+summed in rank order on every rank (all_gather, not all_reduce: the order of the sum is
+fixed, so every rank holds identical weights, and a single process with the same --shards
+computes the same bits by looping over the parts). Rank 0 alone writes checkpoints.
+Backend: gloo on CPU; NCCL on CUDA when every rank has a GPU (KILN_DIST_BACKEND=gloo or
+nccl forces one). init_process_group's timeout is KILN_DIST_TIMEOUT seconds (default 60),
+so a rank that dies or hangs makes the others fail instead of waiting for ever.
 """
 import argparse
+import datetime
+import hashlib
 import json
 import os
 import sys
@@ -25,18 +38,64 @@ ap.add_argument("--hidden", type=int, required=True)
 ap.add_argument("--batch", type=int, required=True)
 ap.add_argument("--lr", type=float, required=True)
 ap.add_argument("--train-rows", type=int, required=True)
+ap.add_argument("--shards", type=int, default=1, help="split each batch into N parts summed in order (an N-rank run's math)")
 ap.add_argument("--resume", help="checkpoint to start from")
 ap.add_argument("--replay", help='JSON list of {"resume": FILE or "", "to": STEP}: replay each segment (a verifier)')
 args = ap.parse_args()
 if args.replay is None and (args.steps is None or args.every is None):
     ap.error("--steps and --every are required unless --replay")
+if not 1 <= args.shards <= args.batch:
+    ap.error("--shards %d: must be 1 to --batch (%d)" % (args.shards, args.batch))
 
+world = int(os.environ.get("WORLD_SIZE", "1"))
+rank = int(os.environ.get("RANK", "0"))
+if world > 1 and args.replay is not None:
+    ap.error("--replay is single-process (a verifier); WORLD_SIZE is %d" % world)
+if world > 1 and args.shards != world:
+    ap.error("--shards %d: a data-parallel run needs --shards = WORLD_SIZE (%d)" % (args.shards, world))
+
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS, where CUDA is
 torch.use_deterministic_algorithms(True)
 torch.set_num_threads(1)
 
+with open(args.data, "rb") as f:
+    raw = f.read()
 data = np.loadtxt(args.data, delimiter=",", dtype=np.float32, ndmin=2)
 X = torch.from_numpy(data[: args.train_rows, :64] / 16)
 Y = torch.from_numpy(data[: args.train_rows, 64]).long()
+device = torch.device("cpu")
+backend = "none"
+grad_group = None
+
+if world > 1:
+    import torch.distributed as dist
+
+    timeout = datetime.timedelta(seconds=float(os.environ.get("KILN_DIST_TIMEOUT", "60")))
+    # NB: the control group is always gloo (CPU tensors): it carries the job digest, the
+    # start step and the backend vote before any GPU is touched.
+    dist.init_process_group("gloo", init_method="env://", world_size=world, rank=rank, timeout=timeout)
+    want = os.environ.get("KILN_DIST_BACKEND", "auto")
+    if want not in ("auto", "gloo", "nccl"):
+        sys.exit("KILN_DIST_BACKEND %r: must be auto, gloo or nccl" % want)
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    has_gpu = torch.tensor([1 if want != "gloo" and torch.cuda.is_available() and torch.cuda.device_count() > local else 0])
+    dist.all_reduce(has_gpu, op=dist.ReduceOp.MIN)
+    if want == "nccl" and not has_gpu.item():
+        sys.exit("KILN_DIST_BACKEND=nccl: some rank has no CUDA device for its LOCAL_RANK")
+    backend = "gloo"
+    if has_gpu.item():
+        backend = "nccl"
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+        grad_group = dist.new_group(backend="nccl", timeout=timeout)
+        X, Y = X.to(device), Y.to(device)
+    # Every rank must train the same job: rank 0's digest of the data and arguments.
+    job = hashlib.sha256(raw + json.dumps([args.seed, args.hidden, args.batch, args.lr, args.train_rows, args.shards, args.steps, args.every]).encode()).digest()
+    mine = torch.tensor([int.from_bytes(job[i:i + 8], "little", signed=True) for i in range(0, 32, 8)], dtype=torch.int64)
+    theirs = mine.clone()
+    dist.broadcast(theirs, 0)
+    if not torch.equal(mine, theirs):
+        sys.exit("rank %d: the job (data or parameters) differs from rank 0's" % rank)
 
 
 class MLP(torch.nn.Module):
@@ -55,36 +114,110 @@ def fresh():
     return MLP(args.hidden)
 
 
+def emit(kind, ev):
+    print(kind + " " + json.dumps(ev), flush=True)
+
+
 def report(step, path, loss=None):
     ev = {"step": step, "file": path}
     if loss is not None:
         ev["loss"] = loss
-    print("KILN_CKPT " + json.dumps(ev), flush=True)
+    emit("KILN_CKPT", ev)
+
+
+def weights_sha256(model):
+    """SHA-256 of the weights' float32 values in checkpoint order (a checkpoint's body)."""
+    h = hashlib.sha256()
+    for v in model.state_dict().values():
+        h.update(v.detach().to(torch.float32).contiguous().cpu().numpy().astype("<f4").tobytes())
+    return h.hexdigest()
+
+
+def part(r):
+    """Rank r's contiguous part of a batch: sizes differ by at most one."""
+    return r * args.batch // args.shards, (r + 1) * args.batch // args.shards
+
+
+def part_grad(model, idx, r):
+    """The flat gradient of sum(loss over part r of idx) / batch, with that loss last."""
+    lo, hi = part(r)
+    i = idx[lo:hi].to(X.device)
+    loss = F.cross_entropy(model(X[i]), Y[i], reduction="sum") / args.batch
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    return torch.cat([g.reshape(-1) for g in grads] + [loss.detach().reshape(1)])
+
+
+def sharded_step(model, idx):
+    """One SGD step on the sum, in part order, of the parts' gradients; returns the loss."""
+    if world > 1:
+        mine = part_grad(model, idx, rank)
+        parts = [torch.empty_like(mine) for _ in range(world)]
+        dist.all_gather(parts, mine, group=grad_group)
+    else:
+        parts = [part_grad(model, idx, r) for r in range(args.shards)]
+    total = parts[0].clone()
+    for p in parts[1:]:
+        total += p
+    off = 0
+    with torch.no_grad():
+        for w in model.parameters():
+            n = w.numel()
+            w.add_(total[off:off + n].view_as(w), alpha=-args.lr)
+            off += n
+    return total[off].item()
 
 
 def train(model, start, to, every):
     """SGD steps start+1..to; the minibatch of step t depends on (seed, t) alone."""
     opt = torch.optim.SGD(model.parameters(), lr=args.lr)
+    loss = None
     for step in range(start + 1, to + 1):
         g = torch.Generator().manual_seed(args.seed * 1000003 + step)
         idx = torch.randint(len(Y), (args.batch,), generator=g)
-        loss = F.cross_entropy(model(X[idx]), Y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step % every == 0 or step == to:
-            report(step, kiln_ckpt.save(model, step), loss.item())
+        if args.shards > 1:
+            loss = sharded_step(model, idx)
+        else:
+            # NB: the original single-part step, unchanged, so jobs from before shards
+            # replay to the same bits.
+            out = F.cross_entropy(model(X[idx]), Y[idx])
+            opt.zero_grad()
+            out.backward()
+            opt.step()
+            loss = out.item()
+        if rank == 0 and (step % every == 0 or step == to):
+            report(step, kiln_ckpt.save(model, step), loss)
+    return loss
+
+
+def start_state(resume):
+    """The model and step to start from: rank 0's (a checkpoint, or the seed's initial
+    weights), broadcast so every rank starts from identical weights."""
+    model = fresh().to(device)
+    start = 0
+    if rank == 0:
+        if resume:
+            start = kiln_ckpt.load(model, resume)
+        else:
+            report(0, kiln_ckpt.save(model, 0))
+    if world > 1:
+        s = torch.tensor([start], dtype=torch.int64)
+        dist.broadcast(s, 0)
+        start = int(s.item())
+        with torch.no_grad():
+            for w in model.parameters():
+                c = w.detach().cpu().clone()
+                dist.broadcast(c, 0)
+                w.copy_(c.to(device))
+    return model, start
 
 
 def segment(resume, to, every):
-    model = fresh()
-    if resume:
-        start = kiln_ckpt.load(model, resume)
-    else:
-        start = 0
-        report(0, kiln_ckpt.save(model, 0))
+    model, start = start_state(resume)
+    loss = None
     if to > start:
-        train(model, start, to, every)
+        loss = train(model, start, to, every)
+    emit("KILN_FINAL", {"rank": rank, "world_size": world, "backend": backend, "start": start, "steps": max(start, to),
+                        "loss": loss, "weights_sha256": weights_sha256(model)})
 
 
 if args.replay is not None:
@@ -92,3 +225,6 @@ if args.replay is not None:
         segment(r["resume"], r["to"], max(1, r["to"]))
 else:
     segment(args.resume, args.steps, args.every)
+    if world > 1:
+        dist.barrier()  # NB: nobody leaves while another rank still needs its sockets
+        dist.destroy_process_group()
