@@ -182,7 +182,7 @@ func Up(ctx context.Context, cfg Config) (*Link, error) {
 	if cfg.ListenNetNS != "" {
 		bind = nsBind{Bind: bind, ns: cfg.ListenNetNS}
 	}
-	dev := device.NewDevice(tdev, bind, logger)
+	dev := device.NewDevice(fixedMTU{Device: tdev, mtu: cfg.MTU}, bind, logger)
 	l := &Link{cfg: cfg, subnet: subnet, addr: addr, dev: dev, peers: map[PublicKey]Peer{}}
 	if err := dev.IpcSet(fmt.Sprintf("private_key=%s\nlisten_port=%d\n", cfg.Key.hex(), cfg.Listen.Port())); err != nil {
 		dev.Close()
@@ -294,6 +294,17 @@ func (b nsBind) Open(port uint16) (fns []conn.ReceiveFunc, actual uint16, err er
 	})
 	return fns, actual, err
 }
+
+// fixedMTU reports the MTU Up gave the TUN. NB: wireguard-go's own MTU asks
+// the kernel through a socket of the calling thread's namespace, the host's,
+// where the TUN does not exist, and so assumed 1420 whatever the TUN's MTU
+// (it pads packets up to it).
+type fixedMTU struct {
+	tun.Device
+	mtu int
+}
+
+func (t fixedMTU) MTU() (int, error) { return t.mtu, nil }
 
 // inNetNS runs fn inside the namespace at path, or in the caller's when path is empty.
 func inNetNS(path string, fn func() error) error {
