@@ -158,6 +158,11 @@ const (
 	PathVerifiers        = "/verify/verifiers"
 )
 
+// PathVerifierDuty is what verifier a has to check of lease id now.
+func PathVerifierDuty(lease uint64, a types.Address) string {
+	return "/verify/duty/" + strconv.FormatUint(lease, 10) + "/" + a.String()
+}
+
 // PathCommitment is one work commitment.
 func PathCommitment(id uint64) string { return "/verify/commitment/" + strconv.FormatUint(id, 10) }
 

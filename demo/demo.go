@@ -616,7 +616,8 @@ func deployService(ctx context.Context, c *client.Client, key ed25519.PrivateKey
 		// is first.
 		if l, err := c.Lease(ctx, r.OrderID); err != nil || l.State != market.LeaseClosed {
 			owner := types.AddressFromPubKey(key.Public().(ed25519.PublicKey))
-			if _, err := c.Send(ctx, key, client.SignOptions{}, &market.MsgCloseLease{Sender: owner, LeaseID: r.OrderID}); err != nil {
+			// A refusal because the lease is closed means its provider was first.
+			if _, err := c.Send(ctx, key, client.SignOptions{}, &market.MsgCloseLease{Sender: owner, LeaseID: r.OrderID}); err != nil && !errors.Is(err, types.ErrLeaseClosed) {
 				if l, lerr := c.Lease(ctx, r.OrderID); lerr != nil || l.State != market.LeaseClosed {
 					return r, svc, fmt.Errorf("close lease %d of the service that lost its port: %w", r.OrderID, err)
 				}

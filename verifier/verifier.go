@@ -9,6 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
 	"sync"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 	"github.com/kiln-network/kiln/proof"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/api/apiclient"
+	"github.com/kiln-network/kiln/provider/vault"
 	"github.com/kiln-network/kiln/tenant"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/work/catalog"
@@ -190,6 +194,14 @@ func (d *Daemon) reexecute(ctx context.Context, pc *apiclient.Client, c verify.C
 	if err != nil {
 		return nil, "", err
 	}
+	if len(job.Assets) > 0 {
+		dir, err := fetchAssets(ctx, pc, c.LeaseID, job)
+		if err != nil {
+			return nil, "", err
+		}
+		defer os.RemoveAll(dir)
+		job = job.WithDir(dir)
+	}
 	claimed, inputs := map[string][]byte{}, map[string][]byte{}
 	byID := map[string]*fetched{}
 	for i := range fs {
@@ -238,6 +250,52 @@ func (d *Daemon) reexecute(ctx context.Context, pc *apiclient.Client, c verify.C
 		}
 	}
 	return first, why[first.u.Unit], nil
+}
+
+// fetchAssets downloads the assets job pins (its scene, dataset, script) from lease's
+// provider into a new temporary directory and returns it; each must have the SHA-256
+// the job committed on chain pins, or nothing is re-executed. The caller removes the
+// directory.
+func fetchAssets(ctx context.Context, pc *apiclient.Client, lease uint64, job units.Job) (string, error) {
+	dir, err := os.MkdirTemp("", "kiln-verify-assets-")
+	if err != nil {
+		return "", fmt.Errorf("assets of lease %d: %w", lease, err)
+	}
+	names := make([]string, 0, len(job.Assets))
+	for name := range job.Assets {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := fetchAsset(ctx, pc, lease, dir, name, job.Assets[name]); err != nil {
+			os.RemoveAll(dir)
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+func fetchAsset(ctx context.Context, pc *apiclient.Client, lease uint64, dir, name, want string) error {
+	// NB: a provider seals the top of its output directory only; a pinned asset in a
+	// subdirectory cannot be served, and a path must never lead out of dir.
+	if err := vault.ValidateName(name); err != nil {
+		return fmt.Errorf("asset %q of lease %d: not a file at the top of the job directory, which is all a provider serves", name, lease)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("asset %s of lease %d: %w", name, lease, err)
+	}
+	fi, err := pc.DownloadAsset(ctx, lease, name, f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if fi.SHA256 != want {
+		return fmt.Errorf("asset %s of lease %d: the provider served sha256 %s, the committed job pins %s", name, lease, fi.SHA256, want)
+	}
+	return nil
 }
 
 func (d *Daemon) connect(ctx context.Context, provider types.Address) (*apiclient.Client, error) {

@@ -307,6 +307,11 @@ into place only once all are verified. Nothing is overwritten without --force.`,
 			for _, f := range r.Files {
 				fmt.Fprintf(w, "  %s  %d bytes  sha256 %s\n", filepath.Join(r.Dir, f.Name), f.Size, f.SHA256)
 			}
+			if u := r.Units; u != nil && u.Commitment != 0 {
+				fmt.Fprintf(w, "units.json: %d units, Merkle root %s, as committed for verification (commitment %d, %s)\n", u.Count, u.Root, u.Commitment, u.State)
+			} else if u != nil {
+				fmt.Fprintf(w, "units.json: %d units, Merkle root %s, not committed for verification\n", u.Count, u.Root)
+			}
 			return nil
 		},
 	})

@@ -116,6 +116,17 @@ func verifyQueryCmd() *cobra.Command {
 		queryCmd("challenges", "Every challenge and its outcome", 0, fixed(client.PathVerifyChallenges), nil),
 		queryCmd("challenge ID", "One challenge", 1, withID(client.PathVerifyChallenge), nil),
 		queryCmd("verifiers", "Registered verifiers", 0, fixed(client.PathVerifiers), nil),
-		queryCmd("verifier ADDR", "One verifier", 1, withAddr(client.PathVerifier), nil))
+		queryCmd("verifier ADDR", "One verifier", 1, withAddr(client.PathVerifier), nil),
+		queryCmd("duty LEASE ADDR", "What verifier ADDR has to check of lease LEASE now (what providers serve it)", 2, func(args []string) (string, error) {
+			id, err := parseID(args[0])
+			if err != nil {
+				return "", err
+			}
+			a, err := types.ParseAddress(args[1])
+			if err != nil {
+				return "", usageErr(err)
+			}
+			return client.PathVerifierDuty(id, a), nil
+		}, nil))
 	return q
 }

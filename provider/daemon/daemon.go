@@ -107,6 +107,7 @@ type Daemon struct {
 	kinds     map[uint64]string      // tracked leases' kinds
 	lastHB    map[uint64]int64       // height a heartbeat was last sent
 	compSent  map[uint64]int64       // height a completion was last sent
+	commSent  map[uint64]int64       // height a work commitment was last sent
 	startSent map[uint64]int64       // height a MsgStartLease was last sent
 	running   map[uint64]bool        // leases whose workload the manager started
 	bidSent   map[uint64]int64       // height a bid was sent, by order
@@ -144,7 +145,7 @@ func New(cfg Config, deps Deps) (*Daemon, error) {
 	self := types.AddressFromPubKey(deps.Key.Public().(ed25519.PublicKey))
 	return &Daemon{cfg: cfg, deps: deps, log: log.With("component", "provider", "provider", self.String()), self: self,
 		ready: make(chan struct{}), closed: map[uint64]bool{}, kinds: map[uint64]string{}, lastHB: map[uint64]int64{},
-		compSent: map[uint64]int64{}, startSent: map[uint64]int64{}, running: map[uint64]bool{}, bidSent: map[uint64]int64{}, noBid: map[uint64]bool{}, sealed: map[uint64]sealedBid{}, locks: map[uint64]*sync.Mutex{}, members: map[uint64]*member{},
+		compSent: map[uint64]int64{}, commSent: map[uint64]int64{}, startSent: map[uint64]int64{}, running: map[uint64]bool{}, bidSent: map[uint64]int64{}, noBid: map[uint64]bool{}, sealed: map[uint64]sealedBid{}, locks: map[uint64]*sync.Mutex{}, members: map[uint64]*member{},
 		metrics: newMetrics(), prover: prover{sols: map[uint64]*solved{}}}, nil
 }
 
@@ -648,6 +649,7 @@ func (d *Daemon) step(ctx context.Context, h int64) {
 	if err := d.leases(ctx, h); err != nil && ctx.Err() == nil {
 		d.log.Warn("lease upkeep", "height", h, "err", err)
 	}
+	d.resendCommits(ctx, h)
 	if err := d.memberStep(ctx, h); err != nil && ctx.Err() == nil {
 		d.log.Warn("cluster members", "height", h, "err", err)
 	}

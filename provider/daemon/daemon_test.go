@@ -227,6 +227,7 @@ func (n *testNet) startDaemonDeps(t *testing.T, cfg daemon.Config, deps daemon.D
 	select {
 	case <-d.Ready():
 	case err := <-r.done:
+		r.done <- nil // NB: for the cleanup's stop, which waits for Run's return
 		t.Fatalf("daemon Run: %v", err)
 	case <-time.After(30 * time.Second): // registration: a tx and a few queries
 		t.Fatal("daemon not ready after 30 s")

@@ -180,6 +180,11 @@ func (d *Daemon) onComplete(id uint64, root [32]byte, codes map[string]int) {
 		failed = failed || c != 0
 	}
 	d.st.Completions[id] = completionRecord(root, failed)
+	if !failed {
+		// NB: saved (by freeGPUs) before anything is sent: a restart from here on
+		// still commits the work (resendCommits).
+		d.st.Commits[id] = d.st.Leases[id]
+	}
 	h := d.height
 	d.mu.Unlock()
 	d.freeGPUs(id)

@@ -152,6 +152,7 @@ func setUsed(ctx *types.Context, p types.Address, u Usage) {
 		setJSON(ctx, k, u)
 	}
 	reindex(ctx, p)
+	refileAsks(ctx, p, u)
 }
 
 // schedule makes order o due at the end of height h (0: never), replacing its previous
@@ -399,7 +400,11 @@ func placeBid(ctx *types.Context, p Params, o *Order, m *MsgCreateBid) (Bid, err
 
 func withinMax(o *Order, price uint64) error {
 	if price > o.MaxPrice {
-		return types.Wrapf(types.ErrInvalidRequest, "price: %d%s per block is above order %d's max price %d", price, o.Denom, o.ID, o.MaxPrice)
+		per := "per block"
+		if o.Mode == ModePerformance {
+			per = "per TFLOP-hour"
+		}
+		return types.Wrapf(types.ErrInvalidRequest, "price: %d%s %s is above order %d's max price %d", price, o.Denom, per, o.ID, o.MaxPrice)
 	}
 	return nil
 }
