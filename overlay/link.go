@@ -5,7 +5,8 @@
 // It uses userspace wireguard-go (no kernel module needed): the TUN device is
 // created inside the member's namespace, so the member's tasks see only the
 // overlay and their loopback, while the UDP socket that carries the encrypted
-// packets lives in the provider's own (host) namespace. A peer is reachable
+// packets lives in the provider's own (host) namespace, or in the namespace
+// Config.ListenNetNS names. A peer is reachable
 // only at its one overlay address (AllowedIPs = Addr/32); packets from keys
 // that are not the lease's members are dropped before decryption of any
 // payload.
@@ -58,16 +59,23 @@ type Config struct {
 	Rank int
 	// Key is the member's private key (GenerateKey).
 	Key Key
-	// Listen is the UDP endpoint peers send to, in the host's namespace; port 0
-	// picks a free one. NB: the socket binds the port on every host address
-	// (wireguard-go's bind); Listen's address is what Endpoint reports.
+	// Listen is the UDP endpoint peers send to, in the host's namespace (or
+	// ListenNetNS); port 0 picks a free one. NB: the socket binds the port on
+	// every address of its namespace (wireguard-go's bind); Listen's address
+	// is what Endpoint reports.
 	Listen netip.AddrPort
+	// ListenNetNS, when set, is the path of the network namespace the UDP
+	// socket is opened in, and where Listen's address and the path MTU are
+	// looked up; empty means the caller's own namespace (the provider's host
+	// namespace). It may be NetNS itself: overlay/allreduce puts each
+	// member's socket on the member's end of a modelled inter-provider link.
+	ListenNetNS string
 	// NetNS is the path of the member's network namespace, where the TUN lives.
 	NetNS string
 	// Ifname is the TUN's name in NetNS; empty means DefaultIfname.
 	Ifname string
 	// MTU of the TUN; 0 takes it from the path as wg-quick does: the MTU of
-	// the host interface that holds Listen's address, less WireGuard's 80
+	// the interface (in ListenNetNS) that holds Listen's address, less WireGuard's 80
 	// bytes (1420 on a 1500-byte Ethernet, 65455 on loopback), or DefaultMTU
 	// where no interface holds it. A larger MTU moves the same data in fewer
 	// encrypted packets, which is most of the overlay's cost.
@@ -125,7 +133,11 @@ func Up(ctx context.Context, cfg Config) (*Link, error) {
 		cfg.Ifname = DefaultIfname
 	}
 	if cfg.MTU == 0 {
-		cfg.MTU = PathMTU(cfg.Listen.Addr())
+		cfg.MTU = DefaultMTU
+		err := inNetNS(cfg.ListenNetNS, func() error { cfg.MTU = PathMTU(cfg.Listen.Addr()); return nil })
+		if err != nil {
+			return nil, fmt.Errorf("overlay up: path mtu: %w", err)
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("overlay up: %w", err)
@@ -165,8 +177,12 @@ func Up(ctx context.Context, cfg Config) (*Link, error) {
 		logger.Errorf = func(f string, a ...any) { l.Warn(fmt.Sprintf(f, a...)) }
 	}
 	// NB: this goroutine's thread is in the host namespace (netns.Do never
-	// moves it), so the UDP sockets the bind opens below are the host's.
-	dev := device.NewDevice(tdev, conn.NewStdNetBind(), logger)
+	// moves it); nsBind opens the UDP sockets in ListenNetNS when it is set.
+	var bind conn.Bind = conn.NewStdNetBind()
+	if cfg.ListenNetNS != "" {
+		bind = nsBind{Bind: bind, ns: cfg.ListenNetNS}
+	}
+	dev := device.NewDevice(fixedMTU{Device: tdev, mtu: cfg.MTU}, bind, logger)
 	l := &Link{cfg: cfg, subnet: subnet, addr: addr, dev: dev, peers: map[PublicKey]Peer{}}
 	if err := dev.IpcSet(fmt.Sprintf("private_key=%s\nlisten_port=%d\n", cfg.Key.hex(), cfg.Listen.Port())); err != nil {
 		dev.Close()
@@ -246,6 +262,9 @@ func (c Config) validate() error {
 	if c.NetNS == "" {
 		return errors.New("overlay config: netns must name a network namespace")
 	}
+	if c.ListenNetNS != "" && !netns.Exists(c.ListenNetNS) {
+		return fmt.Errorf("overlay config: listen netns %s: not a network namespace", c.ListenNetNS)
+	}
 	if !netns.Exists(c.NetNS) {
 		return fmt.Errorf("overlay config: netns %s: not a network namespace", c.NetNS)
 	}
@@ -257,6 +276,46 @@ func (c Config) validate() error {
 	}
 	return nil
 }
+
+// nsBind opens wireguard-go's UDP sockets inside the network namespace at ns.
+// NB: a socket belongs to the namespace of the thread that creates it, and
+// wireguard-go reopens its sockets from goroutines of its own (on every TUN
+// up event), so the namespace must be entered in Open itself.
+type nsBind struct {
+	conn.Bind
+	ns string
+}
+
+func (b nsBind) Open(port uint16) (fns []conn.ReceiveFunc, actual uint16, err error) {
+	err = netns.Do(b.ns, func() error {
+		var oerr error
+		fns, actual, oerr = b.Bind.Open(port)
+		return oerr
+	})
+	return fns, actual, err
+}
+
+// fixedMTU reports the MTU Up gave the TUN. NB: wireguard-go's own MTU asks
+// the kernel through a socket of the calling thread's namespace, the host's,
+// where the TUN does not exist, and so assumed 1420 whatever the TUN's MTU
+// (it pads packets up to it).
+type fixedMTU struct {
+	tun.Device
+	mtu int
+}
+
+func (t fixedMTU) MTU() (int, error) { return t.mtu, nil }
+
+// inNetNS runs fn inside the namespace at path, or in the caller's when path is empty.
+func inNetNS(path string, fn func() error) error {
+	if path == "" {
+		return fn()
+	}
+	return netns.Do(path, fn)
+}
+
+// MTU is the TUN's MTU.
+func (l *Link) MTU() int { return l.cfg.MTU }
 
 // Endpoint is the UDP endpoint peers send to: Config.Listen's address with the bound port.
 func (l *Link) Endpoint() netip.AddrPort { return l.endpoint }

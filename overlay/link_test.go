@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -333,5 +334,71 @@ func TestUpRejects(t *testing.T) {
 	cancel()
 	if _, err := Up(ctx, good); !errors.Is(err, context.Canceled) {
 		t.Errorf("Up(cancelled ctx) = %v, want context.Canceled", err)
+	}
+}
+
+// TestOverlayListenNetNS puts each member's UDP socket in its own namespace,
+// on its end of a veth pair that is the only path between the two: the
+// overlay works only if the sockets are there, and its MTU follows the veth's.
+func TestOverlayListenNetNS(t *testing.T) {
+	needNetNS(t)
+	nsA, nsB := newNS(t, "lns-a"), newNS(t, "lns-b")
+	pid := os.Getpid()
+	// NB: 10.98.0.0/16 lies outside Space; one /24 per test process.
+	linkNet := fmt.Sprintf("10.98.%d", pid%250+1)
+	ifA, ifB := fmt.Sprintf("kov%da", pid%100000), fmt.Sprintf("kov%db", pid%100000)
+	for _, args := range [][]string{
+		{"link", "add", ifA, "type", "veth", "peer", "name", ifB},
+		{"link", "set", ifA, "netns", nsA},
+		{"link", "set", ifB, "netns", nsB},
+		{"-n", filepath.Base(nsA), "addr", "add", linkNet + ".1/24", "dev", ifA},
+		{"-n", filepath.Base(nsA), "link", "set", ifA, "up"},
+		{"-n", filepath.Base(nsB), "addr", "add", linkNet + ".2/24", "dev", ifB},
+		{"-n", filepath.Base(nsB), "link", "set", ifB, "up"},
+	} {
+		if err := netns.IP(args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms := make([]member, 2)
+	for i, ns := range []string{nsA, nsB} {
+		k, err := GenerateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		listen := netip.MustParseAddrPort(fmt.Sprintf("%s.%d:0", linkNet, i+1))
+		l, err := Up(context.Background(), Config{LeaseID: "lns", Rank: i, Key: k, Listen: listen, ListenNetNS: ns, NetNS: ns})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		if l.Endpoint().Addr() != listen.Addr() || l.Endpoint().Port() == 0 {
+			t.Fatalf("member %d endpoint %s, want %s:port", i, l.Endpoint(), listen.Addr())
+		}
+		if l.MTU() != 1500-overhead {
+			t.Fatalf("member %d MTU %d, want %d (the veth's 1500 less WireGuard's %d)", i, l.MTU(), 1500-overhead, overhead)
+		}
+		ms[i] = member{ns: ns, link: l}
+	}
+	for i, m := range ms {
+		if err := m.link.SetPeers([]Peer{peerOf(ms[1-i].link, 1-i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 20 s: as in upMembers.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, m := range ms {
+		if err := m.link.WaitHandshakes(ctx); err != nil {
+			t.Fatalf("handshake over the veth (sockets not in their namespaces?): %v", err)
+		}
+	}
+	srv := listen(t, nsA, ms[0].link.Addr())
+	if got, err := dial(nsB, netip.Addr{}, srv, "over the veth", 5*time.Second); err != nil || !strings.HasSuffix(got, "over the veth") {
+		t.Fatalf("member 1 -> 0 over the overlay: %q, %v", got, err)
+	}
+	if _, err := Up(context.Background(), Config{LeaseID: "lns", Rank: 3, Key: ms[0].link.cfg.Key, Listen: loopback,
+		ListenNetNS: "/etc/hostname", NetNS: nsA}); err == nil || !strings.Contains(err.Error(), "listen netns") {
+		t.Fatalf("Up(ListenNetNS not a namespace) = %v, want 'listen netns' error", err)
 	}
 }

@@ -55,7 +55,7 @@ func offer(s *Sim, ctx *types.Context, o *order, send func(p *prov, price uint64
 	if !ok || mo.State != market.OrderOpen {
 		return
 	}
-	o.window = mo.BidOpenHeight
+	o.window, o.offered = mo.BidOpenHeight, s.height
 	cands, err := market.Candidates(ctx, o.id, 4*s.cfg.BidsPerOrder)
 	if err != nil {
 		return

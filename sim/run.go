@@ -79,9 +79,11 @@ type Result struct {
 	Utilization     float64 `json:"utilization"`
 	UtilizationMean float64 `json:"utilization_mean"`
 
-	// What the run's orders cost their tenants (escrow paid to providers, protocol
-	// fees included), what providers earned (escrow paid, net of fees, plus the
-	// stake pool's epoch rewards), and the fees, by the end of the run, in ukiln and
+	// What the run's orders cost their tenants (escrow paid to providers, held-back
+	// pay and protocol fees included), what providers earned (escrow paid and held
+	// for them, net of fees, plus the
+	// stake pool's epoch rewards, which the chain pays whatever mode orders use, from
+	// the community pool's fees and forfeits), and the fees, by the end of the run, in ukiln and
 	// in the reference currency; ProviderUSDPerGPUHour is providers' earnings per
 	// registered GPU per hour of the run (1-second blocks): what a GPU earns in this
 	// mode, idle time included.
@@ -269,8 +271,10 @@ func (s *Sim) money() {
 		if !ok {
 			continue
 		}
-		r.TenantCostUkiln += a.Paid + a.Fees
-		r.ProviderRevenueUkiln += a.Paid
+		// NB: pay held back for the dispute window (escrow's holdback_bps) is the
+		// provider's once the window closes; no one disputes in the simulator.
+		r.TenantCostUkiln += a.Paid + a.Held + a.Fees
+		r.ProviderRevenueUkiln += a.Paid + a.Held
 		r.FeesUkiln += a.Fees
 	}
 	r.ProviderRevenueUkiln += r.StakeRewardsUkiln

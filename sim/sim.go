@@ -74,6 +74,7 @@ type order struct {
 	autoRedeploy bool
 	placed       int64
 	window       int64 // BidOpenHeight the simulator last bid for
+	offered      int64 // height providers last looked at it
 	gpus         uint64
 	maxPrice     uint64
 	groups       []market.Group
@@ -538,8 +539,12 @@ func (s *Sim) observe(h int64) {
 			continue
 		}
 		// NB: a window that opened while nobody looked still takes a late offer (the
-		// auction arms a fresh window with it).
-		if s.drv.bids() && mo.BidOpenHeight <= h+1 && o.window != mo.BidOpenHeight {
+		// auction arms a fresh window with it); and like a daemon polling the open
+		// orders, providers look again at an order whose window passed without a
+		// lease, every retryBlocks, while it stays open.
+		fresh := mo.BidOpenHeight <= h+1 && o.window != mo.BidOpenHeight
+		retry := mo.Mode != market.ModeSealed && mo.BidCloseHeight <= h && h-o.offered >= retryBlocks
+		if s.drv.bids() && (fresh || retry) {
 			s.toBid = append(s.toBid, id)
 		}
 		kept = append(kept, id)
@@ -549,6 +554,12 @@ func (s *Sim) observe(h int64) {
 		s.res.StakeRewardsUkiln += r.Paid
 	}
 }
+
+// retryBlocks is how often providers look again at an open order nobody leased: as
+// often as the chain re-matches a waiting order-book order (book_retry_blocks), so
+// the modes compare on the same footing. Sealed orders need no retry: a round
+// without a winner opens the next by itself.
+const retryBlocks = 2
 
 // leased follows lease l of order o, made in block h.
 func (s *Sim) leased(o *order, l market.Lease, h int64) {

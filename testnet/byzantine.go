@@ -105,7 +105,11 @@ func (n *net) byzantine(ctx context.Context, i int) (faultResult, error) {
 	fr.extra = j
 	n.logf("twin of node%d started (same priv_validator_key, fresh sign state): it double-signs", i)
 
-	walPath := filepath.Join(n.ln.Nodes[j].Home, "data", "cs.wal", "wal")
+	tconf, err := node.LoadConfig(n.ln.Nodes[j].Home)
+	if err != nil {
+		return fr, err
+	}
+	walPath := tconf.Consensus.WalFile()
 	var sent *cmttypes.DuplicateVoteEvidence
 	lastErr := ""
 	watch := func(ctx context.Context) {

@@ -1,8 +1,10 @@
 // Package testnet runs fault scenarios against a real multi-process Kiln network:
 // N validators as separate `kiln node` processes, a load generator sending signed
-// bank transfers through their RPC, a perturbation (kill -9, SIGSTOP, a late node
-// joining through state sync) in the middle of the run, and a history checker that
-// compares what the load generator was told with what the chain holds.
+// bank transfers through their RPC, a perturbation (kill -9, SIGSTOP, a partition,
+// latency, a double-signing twin of a validator, a late node joining through state
+// sync) in the middle of the run, and a history checker that compares what the load
+// generator was told with what the chain holds, and verifies the last header with
+// CometBFT's light client.
 package testnet
 
 import (
@@ -53,6 +55,9 @@ type Result struct {
 	TxsAppliedTwice int `json:"txs_applied_twice"`
 	// Forks counts heights at which two nodes hold different block hashes.
 	Forks int `json:"forks"`
+	// LightVerified: CometBFT's light client verified the last header from the load's
+	// first block, skipping and sequentially, with every other node as a witness.
+	LightVerified bool `json:"light_client_verified"`
 	// BalancesMatch: every load account's balance equals its funding replayed with the
 	// applied transactions. SupplyConserved: the chain's accounting adds up.
 	BalancesMatch   bool `json:"balances_match"`
@@ -79,7 +84,7 @@ func (r Result) OK() bool {
 	if r.Scenario == "byzantine" && r.Byzantine == nil {
 		return false
 	}
-	return r.TxsSent > 0 && r.TxsLost == 0 && r.TxsAppliedTwice == 0 && r.Forks == 0 && r.BalancesMatch && r.SupplyConserved && len(r.Problems) == 0
+	return r.TxsSent > 0 && r.TxsLost == 0 && r.TxsAppliedTwice == 0 && r.Forks == 0 && r.LightVerified && r.BalancesMatch && r.SupplyConserved && len(r.Problems) == 0
 }
 
 func (o *Options) defaults() error {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -122,18 +123,44 @@ func clusterStatus(cmd *cobra.Command, idArg string) (handled bool, err error) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RANK\tLEASE\tPROVIDER\tCHAIN\tON PROVIDER\tOVERLAY ENDPOINT\tPUBLIC KEY")
+	fmt.Fprintln(tw, "RANK\tLEASE\tPROVIDER\tCHAIN\tON PROVIDER\tOVERLAY ENDPOINT\tOVERLAY HEALTH\tPUBLIC KEY")
 	for _, m := range ms {
-		on := m.ProviderError
+		on, health := m.ProviderError, "-"
 		if m.Provider != nil {
 			on = m.Provider.State
+			if ov := m.Provider.Overlay; ov != nil {
+				health = overlayHealth(ov, time.Now())
+			}
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\n", m.Rank, m.Lease, m.Member.Provider, m.State, on, orDash(m.Endpoint), orDash(m.PublicKey))
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Rank, m.Lease, m.Member.Provider, m.State, on, orDash(m.Endpoint), health, orDash(m.PublicKey))
 	}
 	if err := tw.Flush(); err != nil {
 		return true, err
 	}
 	return true, done
+}
+
+// overlayHealth sums up a member's overlay link: its address, how many peers
+// completed a handshake, the oldest of those handshakes and the bytes moved.
+func overlayHealth(ov *api.OverlayStatus, now time.Time) string {
+	up := 0
+	var oldest time.Time
+	var rx, tx uint64
+	for _, p := range ov.Peers {
+		rx, tx = rx+p.RxBytes, tx+p.TxBytes
+		if p.LastHandshake.IsZero() {
+			continue
+		}
+		up++
+		if oldest.IsZero() || p.LastHandshake.Before(oldest) {
+			oldest = p.LastHandshake
+		}
+	}
+	s := fmt.Sprintf("%s, %d/%d peers up", ov.Addr, up, len(ov.Peers))
+	if !oldest.IsZero() {
+		s += fmt.Sprintf(" (oldest handshake %s ago)", now.Sub(oldest).Round(time.Second))
+	}
+	return s + fmt.Sprintf(", rx %d B, tx %d B", rx, tx)
 }
 
 func orDash(s string) string {

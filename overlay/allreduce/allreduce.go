@@ -1,7 +1,16 @@
 // Package allreduce measures what the overlay costs a distributed training
 // job: a real torch.distributed (gloo) all_reduce across ranks in network
-// namespaces of their own, over the lease overlay and over a plain veth and
-// bridge between the same namespaces, interleaved in one run.
+// namespaces of their own, over the lease overlay and directly, both across
+// the same modelled inter-provider link, interleaved in one run.
+//
+// Each member namespace has a veth to a shared bridge: that is the link
+// between providers, shaped to Options.LinkMbps each way (tc tbf on both
+// ends of every veth). The overlay's UDP sockets are opened on the members'
+// link addresses (overlay.Config.ListenNetNS), so the overlay path is
+// WireGuard over the link and the direct path is the link itself. The same
+// run then measures both paths again with the shaping removed: on one host
+// that figure is bound by the host's CPUs, which carry every member's
+// encryption at once, not by a link.
 package allreduce
 
 import (
@@ -42,9 +51,14 @@ type Options struct {
 	// Rounds is the number of interleaved direct/overlay rounds; the result
 	// is their median.
 	Rounds int
-	// MTU is the overlay's MTU; 0 takes the path's (overlay.PathMTU of the
-	// loopback the links talk over).
+	// MTU is the overlay's MTU; 0 takes the link's less WireGuard's
+	// overhead (1420 on the 1500-byte veths), as wg-quick does.
 	MTU int
+	// LinkMbps is the modelled link's rate in megabits per second, each
+	// way, for every member; 0 leaves the link unshaped (then only the
+	// unshaped figures are measured, and both sets of Result hold them).
+	// NB: not taken from DefaultOptions when zero.
+	LinkMbps int
 	// Python is a python3 with torch; "" tries /usr/bin/python3 (Debian's
 	// python3-torch), then python3 on PATH.
 	Python string
@@ -52,11 +66,11 @@ type Options struct {
 	Log *slog.Logger
 }
 
-// DefaultOptions measures 3 ranks all-reducing 25 MiB: the size of the
-// gradient buckets PyTorch's DistributedDataParallel all-reduces by default
-// (bucket_cap_mb=25).
+// DefaultOptions measures 3 ranks all-reducing 25 MiB (the size of the
+// gradient buckets PyTorch's DistributedDataParallel all-reduces by default,
+// bucket_cap_mb=25) across a 1000 Mbit/s link: a typical provider uplink.
 func DefaultOptions() Options {
-	return Options{Ranks: 3, Bytes: 25 << 20, Iters: 8, Rounds: 5}
+	return Options{Ranks: 3, Bytes: 25 << 20, Iters: 8, Rounds: 5, LinkMbps: 1000}
 }
 
 // Result is one measurement. Bandwidths are bus bandwidths in megabits per
@@ -75,6 +89,15 @@ type Result struct {
 	Ratio float64 `json:"allreduce_ratio"`
 	// Ratios are the rounds' ratios, in order.
 	Ratios []float64 `json:"allreduce_ratios"`
+	// LinkMbps is the modelled link's rate (Options.LinkMbps) under which
+	// the figures above were measured; 0 when unshaped.
+	LinkMbps int `json:"link_mbps"`
+	// The same measurement on the unshaped link, in the same run: what the
+	// host's CPUs allow when they carry every member at once.
+	OverlayMbpsUnshaped float64   `json:"overlay_mbps_unshaped"`
+	DirectMbpsUnshaped  float64   `json:"direct_mbps_unshaped"`
+	RatioUnshaped       float64   `json:"allreduce_ratio_unshaped"`
+	RatiosUnshaped      []float64 `json:"allreduce_ratios_unshaped"`
 }
 
 // Available says why AllReduce cannot run here, or "" when it can.
@@ -87,15 +110,20 @@ func Available() string {
 	} else {
 		f.Close()
 	}
+	if _, err := exec.LookPath("tc"); err != nil {
+		return "tc (iproute2) is not installed"
+	}
 	if _, err := python(""); err != nil {
 		return err.Error()
 	}
 	return ""
 }
 
-// AllReduce sets up opts.Ranks namespaces linked both by a lease overlay and
-// by a bridge, runs the all_reduce on both paths, and removes everything it
-// made, also when it fails or ctx ends.
+// AllReduce sets up opts.Ranks namespaces on a bridge (the link) with a lease
+// overlay across it, runs the all_reduce on both paths with the link shaped
+// to opts.LinkMbps, removes the shaping (and checks it is gone), runs it
+// again unshaped, and removes everything it made, also when it fails or ctx
+// ends.
 func AllReduce(ctx context.Context, opts Options) (Result, error) {
 	opts = withDefaults(opts)
 	if err := opts.validate(); err != nil {
@@ -118,7 +146,7 @@ func AllReduce(ctx context.Context, opts Options) (Result, error) {
 		return Result{}, err
 	}
 	defer net.teardown()
-	log.Info("allreduce: namespaces up", "ranks", opts.Ranks, "overlay_subnet", net.links[0].Subnet())
+	log.Info("allreduce: namespaces up", "ranks", opts.Ranks, "overlay_subnet", net.links[0].Subnet(), "overlay_mtu", net.links[0].MTU())
 	dir, err := os.MkdirTemp("", "kiln-allreduce-")
 	if err != nil {
 		return Result{}, fmt.Errorf("allreduce: %w", err)
@@ -128,11 +156,29 @@ func AllReduce(ctx context.Context, opts Options) (Result, error) {
 	if err := os.WriteFile(sp, script, 0o644); err != nil {
 		return Result{}, fmt.Errorf("allreduce: write script: %w", err)
 	}
-	secs, err := net.run(ctx, py, sp, opts)
+	var shaped map[string][]float64
+	if opts.LinkMbps > 0 {
+		if err := net.shape(opts.LinkMbps); err != nil {
+			return Result{}, err
+		}
+		log.Info("allreduce: link shaped", "mbps", opts.LinkMbps)
+		// NB: one TCPStore port per phase: the first's may linger in TIME_WAIT.
+		if shaped, err = net.run(ctx, py, sp, opts, 29500); err != nil {
+			return Result{}, err
+		}
+		if err := net.unshape(); err != nil {
+			return Result{}, err
+		}
+	}
+	log.Info("allreduce: link unshaped")
+	unshaped, err := net.run(ctx, py, sp, opts, 29501)
 	if err != nil {
 		return Result{}, err
 	}
-	return result(opts, secs), nil
+	if shaped == nil {
+		shaped = unshaped
+	}
+	return result(opts, net.links[0].MTU(), shaped, unshaped), nil
 }
 
 func withDefaults(o Options) Options {
@@ -149,9 +195,6 @@ func withDefaults(o Options) Options {
 	if o.Rounds == 0 {
 		o.Rounds = d.Rounds
 	}
-	if o.MTU == 0 {
-		o.MTU = overlay.PathMTU(listen.Addr())
-	}
 	return o
 }
 
@@ -164,27 +207,35 @@ func (o Options) validate() error {
 	case o.Iters < 1 || o.Iters > 30:
 		// NB: the tensor triples every all_reduce (ranks=3) and float32 ends at 3^80.
 		return fmt.Errorf("allreduce: iters must be 1..30 (got %d)", o.Iters)
-	case o.MTU < 1280 || o.MTU > 65535-80:
+	case o.MTU != 0 && (o.MTU < 1280 || o.MTU > 65535-80):
 		return fmt.Errorf("allreduce: mtu must be 1280..%d (got %d)", 65535-80, o.MTU)
+	case o.LinkMbps < 0 || o.LinkMbps > 100000:
+		return fmt.Errorf("allreduce: link mbps must be 0 (unshaped)..100000 (got %d)", o.LinkMbps)
 	case o.Rounds < 1 || o.Rounds > 50:
 		return fmt.Errorf("allreduce: rounds must be 1..50 (got %d)", o.Rounds)
 	}
 	return nil
 }
 
-func result(o Options, secs map[string][]float64) Result {
+func result(o Options, mtu int, shaped, unshaped map[string][]float64) Result {
+	r := Result{Ranks: o.Ranks, Bytes: o.Bytes, Iters: o.Iters, Rounds: o.Rounds, OverlayMTU: mtu, LinkMbps: o.LinkMbps}
+	r.OverlayMbps, r.DirectMbps, r.Ratio, r.Ratios = phase(o, shaped)
+	r.OverlayMbpsUnshaped, r.DirectMbpsUnshaped, r.RatioUnshaped, r.RatiosUnshaped = phase(o, unshaped)
+	return r
+}
+
+// phase turns one phase's seconds per round into median bus bandwidths, the
+// median ratio and the rounds' ratios.
+func phase(o Options, secs map[string][]float64) (overlayMbps, directMbps, ratio float64, ratios []float64) {
 	moved := float64(o.Bytes) * float64(o.Iters) * 2 * float64(o.Ranks-1) / float64(o.Ranks)
 	mbps := func(s float64) float64 { return moved * 8 / s / 1e6 }
-	r := Result{Ranks: o.Ranks, Bytes: o.Bytes, Iters: o.Iters, Rounds: o.Rounds, OverlayMTU: o.MTU}
 	var ov, di []float64
 	for i := range secs["direct"] {
 		ov = append(ov, mbps(secs["overlay"][i]))
 		di = append(di, mbps(secs["direct"][i]))
-		r.Ratios = append(r.Ratios, round3(ov[i]/di[i]))
+		ratios = append(ratios, round3(ov[i]/di[i]))
 	}
-	r.OverlayMbps, r.DirectMbps = round3(median(ov)), round3(median(di))
-	r.Ratio = round3(median(r.Ratios))
-	return r
+	return round3(median(ov)), round3(median(di)), round3(median(ratios)), ratios
 }
 
 func median(xs []float64) float64 {
@@ -244,30 +295,28 @@ func lastLine(b []byte) string {
 const prefix = "kar"
 
 type testbed struct {
-	id     string // prefix + pid
-	direct netip.Prefix
-	ns     []string // member namespace paths
-	links  []*overlay.Link
+	id    string       // prefix + pid
+	link  netip.Prefix // the link's addresses, one per member
+	ns    []string     // member namespace paths
+	links []*overlay.Link
 }
 
-func (b *testbed) nsName(i int) string { return fmt.Sprintf("%s-%d", b.id, i) }
-func (b *testbed) hub() string         { return b.id + "-hub" }
-func (b *testbed) directAddr(i int) netip.Addr {
-	a := b.direct.Addr().As4()
+func (b *testbed) nsName(i int) string  { return fmt.Sprintf("%s-%d", b.id, i) }
+func (b *testbed) hub() string          { return b.id + "-hub" }
+func (b *testbed) hubVeth(i int) string { return fmt.Sprintf("%sv%d", b.id, i) }
+func (b *testbed) linkAddr(i int) netip.Addr {
+	a := b.link.Addr().As4()
 	a[3] = byte(i + 1)
 	return netip.AddrFrom4(a)
 }
 
-const directIf = "kdirect"
-
-// listen is where the links' UDP sockets are: the host's loopback, as when
-// every provider of a cluster runs on one host.
-var listen = netip.MustParseAddrPort("127.0.0.1:0")
+// linkIf is the member's end of its veth to the bridge: its link to the others.
+const linkIf = "klink"
 
 func setup(ctx context.Context, o Options) (_ *testbed, err error) {
 	pid := os.Getpid()
 	// NB: 10.99.0.0/16 lies outside overlay.Space, so the two paths never share a route.
-	b := &testbed{id: fmt.Sprintf("%s%d", prefix, pid), direct: netip.MustParsePrefix(fmt.Sprintf("10.99.%d.0/24", pid%250+1))}
+	b := &testbed{id: fmt.Sprintf("%s%d", prefix, pid), link: netip.MustParsePrefix(fmt.Sprintf("10.99.%d.0/24", pid%250+1))}
 	defer func() {
 		if err != nil {
 			b.teardown()
@@ -288,13 +337,13 @@ func setup(ctx context.Context, o Options) (_ *testbed, err error) {
 			return nil, fmt.Errorf("allreduce: %w", err)
 		}
 		b.ns = append(b.ns, p)
-		host := fmt.Sprintf("%sv%d", b.id, i)
+		host := b.hubVeth(i)
 		steps = append(steps,
-			[]string{"link", "add", host, "type", "veth", "peer", "name", directIf, "netns", b.nsName(i)},
+			[]string{"link", "add", host, "type", "veth", "peer", "name", linkIf, "netns", b.nsName(i)},
 			[]string{"link", "set", host, "netns", b.hub()},
 			[]string{"-n", b.hub(), "link", "set", host, "master", "br0", "up"},
-			[]string{"-n", b.nsName(i), "addr", "add", netip.PrefixFrom(b.directAddr(i), 24).String(), "dev", directIf},
-			[]string{"-n", b.nsName(i), "link", "set", directIf, "up"},
+			[]string{"-n", b.nsName(i), "addr", "add", netip.PrefixFrom(b.linkAddr(i), 24).String(), "dev", linkIf},
+			[]string{"-n", b.nsName(i), "link", "set", linkIf, "up"},
 		)
 	}
 	for _, s := range steps {
@@ -308,8 +357,10 @@ func setup(ctx context.Context, o Options) (_ *testbed, err error) {
 		if err != nil {
 			return nil, err
 		}
+		// The member's UDP socket is on its end of the link, as a
+		// provider's is on its uplink.
 		l, err := overlay.Up(ctx, overlay.Config{LeaseID: lease, Rank: i, Key: k,
-			Listen: listen, NetNS: b.ns[i], MTU: o.MTU})
+			Listen: netip.AddrPortFrom(b.linkAddr(i), 0), ListenNetNS: b.ns[i], NetNS: b.ns[i], MTU: o.MTU})
 		if err != nil {
 			return nil, fmt.Errorf("allreduce: %w", err)
 		}
@@ -360,14 +411,68 @@ func sweepStale() {
 	}
 }
 
+// shape limits every member's link to mbps each way: a tbf on both ends of
+// its veth (the member's end sends, the bridge's end delivers to it).
+func (b *testbed) shape(mbps int) error {
+	// The bucket holds 1 ms at the rate, and at least two 64 KiB GSO
+	// packets, which tbf would otherwise split.
+	burst := max(mbps*1000/8, 128<<10)
+	for i := range b.ns {
+		for _, e := range b.ends(i) {
+			if _, err := tc(e.ns, "qdisc", "replace", "dev", e.dev, "root", "tbf",
+				"rate", fmt.Sprintf("%dmbit", mbps), "burst", strconv.Itoa(burst), "latency", "20ms"); err != nil {
+				return fmt.Errorf("allreduce: shape link: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// unshape removes the shaping and checks that no tbf is left on any end.
+func (b *testbed) unshape() error {
+	for i := range b.ns {
+		for _, e := range b.ends(i) {
+			if _, err := tc(e.ns, "qdisc", "del", "dev", e.dev, "root"); err != nil {
+				return fmt.Errorf("allreduce: unshape link: %w", err)
+			}
+			out, err := tc(e.ns, "qdisc", "show", "dev", e.dev)
+			if err != nil {
+				return fmt.Errorf("allreduce: unshape link: %w", err)
+			}
+			if strings.Contains(out, "tbf") {
+				return fmt.Errorf("allreduce: unshape link: %s in %s still shaped: %s", e.dev, e.ns, out)
+			}
+		}
+	}
+	return nil
+}
+
+type veth struct{ ns, dev string }
+
+// ends returns both ends of member i's veth: its own and the bridge's.
+func (b *testbed) ends(i int) []veth {
+	return []veth{{b.nsName(i), linkIf}, {b.hub(), b.hubVeth(i)}}
+}
+
+// tc runs tc(8) in the named namespace and returns its output, which is in
+// the error when it fails.
+func tc(ns string, args ...string) (string, error) {
+	args = append([]string{"-n", ns}, args...)
+	out, err := exec.Command("tc", args...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("tc %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
 // run starts one python per rank in its namespace and returns rank 0's
 // seconds per path per round.
-func (b *testbed) run(ctx context.Context, py, script string, o Options) (map[string][]float64, error) {
+func (b *testbed) run(ctx context.Context, py, script string, o Options, port int) (map[string][]float64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	members := make([]rendezvous.Member, len(b.ns))
 	for i := range members {
-		members[i] = rendezvous.Member{Rank: i, Addr: b.directAddr(i), Slots: 1}
+		members[i] = rendezvous.Member{Rank: i, Addr: b.linkAddr(i), Slots: 1}
 	}
 	type proc struct {
 		cmd *exec.Cmd
@@ -379,8 +484,8 @@ func (b *testbed) run(ctx context.Context, py, script string, o Options) (map[st
 		p := &proc{}
 		p.cmd = exec.CommandContext(ctx, py, "-B", script,
 			"--bytes", strconv.FormatInt(o.Bytes, 10), "--iters", strconv.Itoa(o.Iters), "--rounds", strconv.Itoa(o.Rounds),
-			"--direct-if", directIf, "--overlay-if", overlay.DefaultIfname)
-		p.cmd.Env = append(os.Environ(), rendezvous.Env(i, 0, members, 29500, directIf)...)
+			"--direct-if", linkIf, "--overlay-if", overlay.DefaultIfname)
+		p.cmd.Env = append(os.Environ(), rendezvous.Env(i, 0, members, port, linkIf)...)
 		p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 		p.cmd.WaitDelay = 5 * time.Second
 		if err := netns.Do(b.ns[i], p.cmd.Start); err != nil {

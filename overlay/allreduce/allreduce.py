@@ -1,6 +1,6 @@
 # All-reduce bandwidth over two paths between the same ranks, interleaved.
 # Each rank runs this once; it builds two gloo process groups that differ only
-# in the interface their connections use (the overlay's TUN, the direct veth)
+# in the interface their connections use (the overlay's TUN, the link's veth)
 # and times the same all_reduce on each, round after round, so that both see
 # the same load on the machine. Rank 0 prints one JSON line.
 import argparse, datetime, json, os, statistics, sys, time

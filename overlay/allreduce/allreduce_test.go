@@ -20,16 +20,33 @@ func need(tb testing.TB) {
 
 func TestAllReduce(t *testing.T) {
 	need(t)
-	// 2 minutes: 3 pythons importing torch on a loaded 2-core machine, then 1 MiB all_reduces.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// 3 minutes: 3 pythons importing torch twice (shaped, then unshaped) on a
+	// loaded 2-core machine, then 4 MiB all_reduces at 200 Mbit/s.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	r, err := AllReduce(ctx, Options{Ranks: 3, Bytes: 1 << 20, Iters: 2, Rounds: 2})
+	const link = 200
+	r, err := AllReduce(ctx, Options{Ranks: 3, Bytes: 4 << 20, Iters: 2, Rounds: 2, LinkMbps: link})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%+v", r)
-	if r.OverlayMbps <= 0 || r.DirectMbps <= 0 || r.Ratio <= 0 || len(r.Ratios) != 2 {
-		t.Fatalf("AllReduce = %+v, want positive bandwidths and 2 ratios", r)
+	if r.OverlayMbps <= 0 || r.DirectMbps <= 0 || r.Ratio <= 0 || len(r.Ratios) != 2 ||
+		r.OverlayMbpsUnshaped <= 0 || r.DirectMbpsUnshaped <= 0 || r.RatioUnshaped <= 0 || len(r.RatiosUnshaped) != 2 {
+		t.Fatalf("AllReduce = %+v, want positive bandwidths and 2 ratios per phase", r)
+	}
+	if r.LinkMbps != link || r.OverlayMTU != 1500-80 {
+		t.Fatalf("link %d Mbit/s, overlay MTU %d, want %d and 1420 (the veth's 1500 less WireGuard's 80)", r.LinkMbps, r.OverlayMTU, link)
+	}
+	// The shaping limits: the direct path carries about the link's rate
+	// (bus bandwidth counts payload, so a little less), never more; the
+	// overlay, inside the same link, no more either. 5%: tbf's 1 ms bucket.
+	if r.DirectMbps > link*1.05 || r.DirectMbps < link/2 || r.OverlayMbps > link*1.05 {
+		t.Fatalf("shaped to %d Mbit/s: direct %.1f, overlay %.1f Mbit/s, want direct about the link's rate and neither above", link, r.DirectMbps, r.OverlayMbps)
+	}
+	// And it is gone for the unshaped phase (the direct path ran at
+	// 2.7 Gbit/s here unshaped).
+	if r.DirectMbpsUnshaped < link*1.5 {
+		t.Fatalf("unshaped direct %.1f Mbit/s, want well above the %d Mbit/s shaping (was it removed?)", r.DirectMbpsUnshaped, link)
 	}
 	if names, _ := netns.List(prefix + strconv.Itoa(os.Getpid())); len(names) != 0 {
 		t.Fatalf("namespaces left behind: %v", names)
@@ -46,6 +63,7 @@ func TestOptionsRejects(t *testing.T) {
 		{Options{Iters: 31}, "iters must be"},
 		{Options{Rounds: -1}, "rounds must be"},
 		{Options{MTU: 100}, "mtu must be"},
+		{Options{LinkMbps: -1}, "link mbps must be"},
 	} {
 		if _, err := AllReduce(context.Background(), tc.o); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("AllReduce(%+v) = %v, want error containing %q", tc.o, err, tc.want)

@@ -94,6 +94,11 @@ func (d *Daemon) bid(ctx context.Context, h int64) error {
 				continue
 			}
 		}
+		if o.Cluster != nil && d.clusterWhy != "" {
+			d.log.Info("no bid on cluster order", "order", o.ID, "why", d.clusterWhy)
+			never("cluster order: " + d.clusterWhy)
+			continue
+		}
 		groups, members := o.Groups, uint32(0)
 		if o.Cluster != nil {
 			// NB: a cluster order is bid per member: as many members as fit, at

@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"sort"
@@ -74,6 +75,11 @@ type Config struct {
 	// time to, location → host:port (a TCP endpoint there): published on chain
 	// (MsgRTTProbe) so that sessions limited to a location can go to it.
 	RTTEndpoints map[string]string `toml:"rtt_endpoints"`
+	// OverlayIP is the address other providers send a cluster member's overlay
+	// (WireGuard over UDP) to; each member's socket binds a free port on it.
+	// Empty: the IP the tenant API listens on, when listen names one (not
+	// 0.0.0.0); with neither the provider bids on no cluster order.
+	OverlayIP string `toml:"overlay_ip"`
 	// OutputRetention is how long the outputs of a completed batch lease stay
 	// downloadable before its vault is erased.
 	OutputRetention Duration `toml:"output_retention"`
@@ -293,6 +299,11 @@ func (c Config) Validate() error {
 			return fieldErr("endpoint", c.Endpoint, "must be empty when listen asks for any free port (port 0): the port is known only at start, and the endpoint registered is then https://<the address listen got>")
 		}
 	}
+	if c.OverlayIP != "" {
+		if a, err := netip.ParseAddr(c.OverlayIP); err != nil || a.IsUnspecified() || a.Zone() != "" {
+			return fieldErr("overlay_ip", c.OverlayIP, "must be an IP address other providers reach this one at (not 0.0.0.0 or ::), or empty")
+		}
+	}
 	if c.MetricsListen != "" {
 		if _, err := hostPort(c.MetricsListen); err != nil {
 			return fieldErr("metrics_listen", c.MetricsListen, "must be HOST:PORT, port 0 to 65535 (0: any free port), or empty")
@@ -480,4 +491,17 @@ func certHosts(endpoint, listen string) []string {
 		hosts = []string{"localhost"}
 	}
 	return hosts
+}
+
+// overlayIP is the address cluster members' overlay sockets bind (OverlayIP, else
+// the tenant API's listen IP), or why there is none.
+func (c Config) overlayIP() (netip.Addr, string) {
+	if c.OverlayIP != "" {
+		return netip.MustParseAddr(c.OverlayIP), "" // NB: Validate has checked it
+	}
+	host, _, err := net.SplitHostPort(c.Listen)
+	if a, perr := netip.ParseAddr(host); err == nil && perr == nil && !a.IsUnspecified() {
+		return a, ""
+	}
+	return netip.Addr{}, "overlay_ip is not set and listen (" + c.Listen + ") names no single IP other providers could send the overlay to"
 }

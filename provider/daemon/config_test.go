@@ -84,6 +84,8 @@ func TestConfigRefusals(t *testing.T) {
 		{"endpoint with listen port 0", "endpoint", func(c *Config) { c.Listen = "0.0.0.0:0" }},
 		{"metrics without port", "metrics_listen", func(c *Config) { c.MetricsListen = "127.0.0.1" }},
 		{"metrics port too big", "metrics_listen", func(c *Config) { c.MetricsListen = "127.0.0.1:70000" }},
+		{"overlay ip not an ip", "overlay_ip", func(c *Config) { c.OverlayIP = "provider.example.com" }},
+		{"overlay ip unspecified", "overlay_ip", func(c *Config) { c.OverlayIP = "0.0.0.0" }},
 		{"negative reattest margin", "tee.reattest_margin_blocks", func(c *Config) { c.TEE.ReattestMarginBlocks = -1 }},
 		{"no attempts", "tee.max_attempts", func(c *Config) { c.TEE.MaxAttempts = 0 }},
 		{"zero retry", "tee.retry_min", func(c *Config) { c.TEE.RetryMin = 0 }},

@@ -116,7 +116,15 @@ type Daemon struct {
 	probedAt  int64                  // height RTT probes were last sent
 	noBid     map[uint64]bool        // orders this provider will never bid on
 	locks     map[uint64]*sync.Mutex // per lease: Deploy vs Stop
+	members   map[uint64]*member     // cluster members, by lease
 	ctx       context.Context
+
+	// clusterWhy says why this provider cannot run cluster members ("" when it can):
+	// it then bids on no cluster order.
+	clusterWhy string
+	// holdBlocks is how long a held rank waits for its cluster's next epoch: the
+	// chain's heartbeat timeout (a lost provider's lease closes after it) and a margin.
+	holdBlocks int64
 }
 
 // New checks cfg and deps; Run does the work.
@@ -137,7 +145,7 @@ func New(cfg Config, deps Deps) (*Daemon, error) {
 	self := types.AddressFromPubKey(deps.Key.Public().(ed25519.PublicKey))
 	return &Daemon{cfg: cfg, deps: deps, log: log.With("component", "provider", "provider", self.String()), self: self,
 		ready: make(chan struct{}), closed: map[uint64]bool{}, kinds: map[uint64]string{}, lastHB: map[uint64]int64{},
-		compSent: map[uint64]int64{}, commSent: map[uint64]int64{}, startSent: map[uint64]int64{}, running: map[uint64]bool{}, bidSent: map[uint64]int64{}, noBid: map[uint64]bool{}, sealed: map[uint64]sealedBid{}, locks: map[uint64]*sync.Mutex{},
+		compSent: map[uint64]int64{}, commSent: map[uint64]int64{}, startSent: map[uint64]int64{}, running: map[uint64]bool{}, bidSent: map[uint64]int64{}, noBid: map[uint64]bool{}, sealed: map[uint64]sealedBid{}, locks: map[uint64]*sync.Mutex{}, members: map[uint64]*member{},
 		metrics: newMetrics(), prover: prover{sols: map[uint64]*solved{}}}, nil
 }
 
@@ -218,6 +226,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.every == 0 {
 		d.every = mp.HeartbeatIntervalBlocks
 	}
+	// 10 blocks past the timeout: the close lands, the order re-opens and the next
+	// epoch begins within a few blocks of it.
+	d.holdBlocks = mp.HeartbeatTimeoutBlocks + 10
+	if d.clusterWhy = d.clusterSupport(ex); d.clusterWhy != "" {
+		d.log.Info("cluster orders: not bidding", "why", d.clusterWhy)
+	}
 
 	v, err := vault.Open(vault.Config{Dir: filepath.Join(dir, "vault"), Logger: d.log})
 	if err != nil {
@@ -227,6 +241,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	lc.Dir, lc.Logger = filepath.Join(dir, "leases"), d.log
 	lc.OnComplete = d.onComplete
 	lc.OnStart = d.onStart
+	lc.Hold = d.holdMember
 	lc.BeforeSeal = d.deps.BeforeSeal
 	if d.att != nil {
 		lc.Unseal = d.att.id
@@ -238,6 +253,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer d.mgr.Close()
+	defer d.closeMembers()
 	// NB: Register, not MustRegister: a daemon run again keeps its first collectors.
 	d.metrics.reg.Register(newWorkloadCollector(d.mgr))
 	if d.cfg.Inventory.Detect {
@@ -276,6 +292,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	d.reconcile(ctx, known, v)
+	d.lostMembers()
 
 	ac := apiserver.DefaultConfig()
 	ac.Certificate, ac.Logger = pair, d.log
@@ -525,6 +542,7 @@ func (d *Daemon) stop(id uint64, why string) {
 		} else {
 			d.log.Info("lease stopped", "lease", id, "why", why)
 		}
+		d.dropMember(id)
 		d.freeGPUs(id)
 		d.metrics.stopped.Inc()
 	}()
@@ -629,4 +647,7 @@ func (d *Daemon) step(ctx context.Context, h int64) {
 		d.log.Warn("lease upkeep", "height", h, "err", err)
 	}
 	d.resendCommits(ctx, h)
+	if err := d.memberStep(ctx, h); err != nil && ctx.Err() == nil {
+		d.log.Warn("cluster members", "height", h, "err", err)
+	}
 }

@@ -27,6 +27,10 @@ heartbeat_every = 0
 poll_interval = "50ms"
 # Prometheus metrics at http://ADDR/metrics; empty disables.
 metrics_listen = "127.0.0.1:9464"
+# Cluster members: the IP other providers send a member's WireGuard overlay to
+# (each member binds a free UDP port on it). Empty: listen's IP, when it names
+# one; with neither (listen on 0.0.0.0) the provider bids on no cluster order.
+overlay_ip = "203.0.113.7"
 # Per lease: all uploaded inputs together, and one uploaded image archive.
 max_input_bytes = "1Gi"
 max_image_bytes = "2Gi"

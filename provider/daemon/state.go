@@ -28,6 +28,9 @@ type persisted struct {
 	// GPUs are the GPU ids each lease's tasks were given, so that a restarted daemon
 	// does not hand them out again while those tasks run.
 	GPUs map[uint64][]GPUAssignment `json:"gpus,omitempty"`
+	// Members are the cluster members whose overlay link this daemon holds, by
+	// lease: a daemon started again has lost their links.
+	Members map[uint64]bool `json:"members,omitempty"`
 }
 
 // GPUAssignment is one GPU given to a lease.
@@ -39,7 +42,7 @@ type GPUAssignment struct {
 func statePath(dir string) string { return filepath.Join(dir, "daemon.json") }
 
 func loadState(dir string) (persisted, error) {
-	p := persisted{Leases: map[uint64]uint32{}, Retain: map[uint64]time.Time{}, Completions: map[uint64]string{}, Commits: map[uint64]uint32{}}
+	p := persisted{Leases: map[uint64]uint32{}, Retain: map[uint64]time.Time{}, Completions: map[uint64]string{}, Commits: map[uint64]uint32{}, Members: map[uint64]bool{}}
 	b, err := os.ReadFile(statePath(dir))
 	if errors.Is(err, fs.ErrNotExist) {
 		return p, nil
@@ -61,6 +64,9 @@ func loadState(dir string) (persisted, error) {
 	}
 	if p.Commits == nil {
 		p.Commits = map[uint64]uint32{}
+	}
+	if p.Members == nil {
+		p.Members = map[uint64]bool{}
 	}
 	return p, nil
 }

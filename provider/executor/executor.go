@@ -161,6 +161,15 @@ type Namespacer interface {
 	LeaseNetNS(ctx context.Context, leaseID string) (string, error)
 }
 
+// NetNSReleaser is implemented by Namespacers that can remove a lease's
+// namespace before its last task is destroyed: a cluster member whose rank
+// finished (its outputs kept for the tenant) or never started.
+type NetNSReleaser interface {
+	// ReleaseLeaseNetNS removes the lease's network namespace unless a task of
+	// the lease still runs; a namespace already gone is not an error.
+	ReleaseLeaseNetNS(ctx context.Context, leaseID string) error
+}
+
 // Task is one workload to run: one replica of one service of a lease.
 type Task struct {
 	// ID names the task on this host; see TaskID. It must match IDPattern.

@@ -152,6 +152,7 @@ func setUsed(ctx *types.Context, p types.Address, u Usage) {
 		setJSON(ctx, k, u)
 	}
 	reindex(ctx, p)
+	refileAsks(ctx, p, u)
 }
 
 // schedule makes order o due at the end of height h (0: never), replacing its previous

@@ -275,6 +275,10 @@ func (e *Executor) Start(ctx context.Context, t executor.Task) (executor.Handle,
 	if t.Image == "" {
 		return executor.Handle{}, fmt.Errorf("start %s: image: must be set", t.ID)
 	}
+	if t.NetNS != "" {
+		// TODO(issue 16): a pause container owning the lease's namespace.
+		return executor.Handle{}, fmt.Errorf("start %s: netns: %w: lease network namespaces are not in the docker executor yet", t.ID, executor.ErrUnsupported)
+	}
 	e.mu.Lock()
 	if _, ok := e.tasks[t.ID]; ok {
 		e.mu.Unlock()

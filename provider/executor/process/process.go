@@ -131,8 +131,9 @@ type Executor struct {
 }
 
 var (
-	_ executor.Executor   = (*Executor)(nil)
-	_ executor.Namespacer = (*Executor)(nil)
+	_ executor.Executor      = (*Executor)(nil)
+	_ executor.Namespacer    = (*Executor)(nil)
+	_ executor.NetNSReleaser = (*Executor)(nil)
 )
 
 // task is the executor's view of one task.
@@ -226,6 +227,30 @@ func (e *Executor) LeaseNetNS(_ context.Context, leaseID string) (string, error)
 		return "", fmt.Errorf("lease netns of %s: %w", leaseID, err)
 	}
 	return p, nil
+}
+
+// ReleaseLeaseNetNS removes the lease's namespace unless a task of the lease
+// still runs in it.
+func (e *Executor) ReleaseLeaseNetNS(_ context.Context, leaseID string) error {
+	if err := executor.ValidateID(leaseID); err != nil {
+		return fmt.Errorf("release lease netns: %w", err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, tk := range e.tasks {
+		if tk.st.LeaseID != leaseID {
+			continue
+		}
+		select {
+		case <-tk.done:
+		default:
+			return nil
+		}
+	}
+	if err := netns.Delete(e.nsName(leaseID)); err != nil {
+		return fmt.Errorf("release netns of lease %s: %w", leaseID, err)
+	}
+	return nil
 }
 
 // Fingerprint reports the kernel and the limit mechanism in use.
