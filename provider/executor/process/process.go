@@ -228,6 +228,24 @@ func (e *Executor) LeaseNetNS(_ context.Context, leaseID string) (string, error)
 	return p, nil
 }
 
+// ReleaseNetNS removes the lease's network namespace when the executor knows
+// no task of the lease; with a task left it removes nothing and returns an
+// error. A lease without a namespace is not an error.
+func (e *Executor) ReleaseNetNS(_ context.Context, leaseID string) error {
+	if err := executor.ValidateID(leaseID); err != nil {
+		return fmt.Errorf("release netns: %w", err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.leaseHasTask(leaseID) {
+		return fmt.Errorf("release netns of lease %s: a task of the lease is left: destroy it instead", leaseID)
+	}
+	if err := netns.Delete(e.nsName(leaseID)); err != nil {
+		return fmt.Errorf("release netns of lease %s: %w", leaseID, err)
+	}
+	return nil
+}
+
 // Fingerprint reports the kernel and the limit mechanism in use.
 func (e *Executor) Fingerprint(context.Context) (executor.Fingerprint, error) {
 	var uts unix.Utsname
