@@ -181,6 +181,7 @@ func Modules() []Module {
 				{types.MsgTypeVerifyVerdict, verify.DecodeVerdict},
 				{types.MsgTypeVerifyDispute, verify.DecodeDispute},
 				{types.MsgTypeVerifyVote, verify.DecodeVote},
+				{types.MsgTypeVerifyUnavailable, verify.DecodeUnavailable},
 			},
 			Handle:        verify.Handle,
 			Wire:          verify.Wire,

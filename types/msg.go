@@ -54,6 +54,7 @@ const (
 	MsgTypeVerifyVerdict          MsgType = 703
 	MsgTypeVerifyDispute          MsgType = 704
 	MsgTypeVerifyVote             MsgType = 705
+	MsgTypeVerifyUnavailable      MsgType = 706
 	// Liveness and hardware challenges (x/liveness): 750-799.
 	MsgTypeLivenessAnswer MsgType = 750
 	MsgTypeLivenessReveal MsgType = 751

@@ -175,8 +175,8 @@ func newKey(t *testing.T) (ed25519.PrivateKey, types.Address) {
 
 // startChain starts a one-validator chain of 200 ms blocks funding accounts, with
 // verdicts and votes due within 100 blocks (20 s: Blender and PyTorch start in
-// seconds on a loaded machine).
-func startChain(t *testing.T, accounts []types.Address) *client.Client {
+// seconds on a loaded machine), then edit (if any) applied to verify's parameters.
+func startChain(t *testing.T, accounts []types.Address, edit func(*verify.Params)) *client.Client {
 	t.Helper()
 	home := node.TempHome(t)
 	var funds []bank.GenesisBalance
@@ -197,6 +197,9 @@ func startChain(t *testing.T, accounts []types.Address) *client.Client {
 		t.Fatal(err)
 	}
 	g.Params.Verify.VerdictBlocks, g.Params.Verify.VoteBlocks = 100, 100
+	if edit != nil {
+		edit(&g.Params.Verify)
+	}
 	if doc.AppState, err = json.Marshal(g); err != nil {
 		t.Fatal(err)
 	}
@@ -227,8 +230,8 @@ func startChain(t *testing.T, accounts []types.Address) *client.Client {
 }
 
 // startProvider runs a provider daemon with the process executor and a declared GPU
-// of model until the test ends.
-func startProvider(t *testing.T, c *client.Client, key ed25519.PrivateKey, model string, log *slog.Logger, beforeSeal func(uint64, fs.ReadDirFS) (fs.ReadDirFS, error)) {
+// of model until the test ends, or until the stop it returns is called.
+func startProvider(t *testing.T, c *client.Client, key ed25519.PrivateKey, model string, log *slog.Logger, beforeSeal func(uint64, fs.ReadDirFS) (fs.ReadDirFS, error)) (stop func()) {
 	t.Helper()
 	cfg := daemon.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
@@ -245,7 +248,9 @@ func startProvider(t *testing.T, c *client.Client, key ed25519.PrivateKey, model
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
 	select {
 	case <-d.Ready():
 	case err := <-done:
@@ -254,6 +259,7 @@ func startProvider(t *testing.T, c *client.Client, key ed25519.PrivateKey, model
 	case <-time.After(30 * time.Second): // registration: a tx and a few queries
 		t.Fatal("provider not ready after 30 s")
 	}
+	return stop
 }
 
 // plan is a batch order for one GPU of model that runs this test binary as job j.
@@ -303,7 +309,7 @@ func TestVerifiersReexecuteRenderAndTrain(t *testing.T) {
 		k, a := newKey(t)
 		vkeys, accounts = append(vkeys, k), append(accounts, a)
 	}
-	c := startChain(t, accounts)
+	c := startChain(t, accounts, nil)
 	// 4 minutes: six deployments, Blender and PyTorch runs, and every check and
 	// committee vote, at 200 ms blocks on a loaded 2-core machine.
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -311,24 +317,7 @@ func TestVerifiersReexecuteRenderAndTrain(t *testing.T) {
 
 	startProvider(t, c, honestKey, "h100", log.With("provider", "honest"), nil)
 	startProvider(t, c, cheatKey, "a100", log.With("provider", "cheat"), forge(t))
-	var vds []*verifier.Daemon
-	for i, k := range vkeys {
-		self := types.AddressFromPubKey(k.Public().(ed25519.PublicKey))
-		if _, err := c.Send(ctx, k, client.SignOptions{}, &verify.MsgRegisterVerifier{Verifier: self, Stake: types.NewCoin(types.NativeDenom, 20_000_000)}); err != nil {
-			t.Fatalf("register verifier %d: %v", i, err)
-		}
-		cfg := verifier.DefaultConfig()
-		cfg.Poll, cfg.CertDir, cfg.Logger = 200*time.Millisecond, t.TempDir(), log.With("verifier", i)
-		vd, err := verifier.New(cfg, c, k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		vctx, stop := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { vd.Run(vctx); close(done) }()
-		t.Cleanup(func() { stop(); <-done })
-		vds = append(vds, vd)
-	}
+	vds := startVerifiers(t, ctx, c, vkeys, log)
 	stakes := func() map[types.Address]uint64 {
 		m := map[types.Address]uint64{}
 		for _, a := range accounts[1:] {
@@ -484,6 +473,31 @@ func TestVerifiersReexecuteRenderAndTrain(t *testing.T) {
 		units += vd.Stats().Units
 	}
 	t.Logf("%d commitments decided, %d units re-executed by 4 verifiers", len(mine), units)
+}
+
+// startVerifiers registers a verifier for each of keys (20 KILN of stake) and runs
+// its daemon, polling every 200 ms, until the test ends.
+func startVerifiers(t *testing.T, ctx context.Context, c *client.Client, keys []ed25519.PrivateKey, log *slog.Logger) []*verifier.Daemon {
+	t.Helper()
+	var vds []*verifier.Daemon
+	for i, k := range keys {
+		self := types.AddressFromPubKey(k.Public().(ed25519.PublicKey))
+		if _, err := c.Send(ctx, k, client.SignOptions{}, &verify.MsgRegisterVerifier{Verifier: self, Stake: types.NewCoin(types.NativeDenom, 20_000_000)}); err != nil {
+			t.Fatalf("register verifier %d: %v", i, err)
+		}
+		cfg := verifier.DefaultConfig()
+		cfg.Poll, cfg.CertDir, cfg.Logger = 200*time.Millisecond, t.TempDir(), log.With("verifier", i)
+		vd, err := verifier.New(cfg, c, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { vd.Run(vctx); close(done) }()
+		t.Cleanup(func() { stop(); <-done })
+		vds = append(vds, vd)
+	}
+	return vds
 }
 
 func deadline(ctx context.Context) time.Time {

@@ -398,7 +398,7 @@ func (d *Daemon) register(ctx context.Context) error {
 	case errors.As(err, &qe) && qe.Code == types.CodeNotFound:
 		stake, _ := types.ParseCoin(d.cfg.Stake)
 		msg := &registry.MsgRegisterProvider{Owner: d.self, Endpoint: d.endpoint, CertPEM: d.certPEM, Inventory: d.inv, Stake: stake}
-		if _, err := c.Send(ctx, d.deps.Key, client.SignOptions{}, msg); err != nil {
+		if _, err := d.snd.sendCommit(ctx, msg); err != nil {
 			return fmt.Errorf("register provider %s: %w", d.self, err)
 		}
 		d.log.Info("registered", "endpoint", d.endpoint, "stake", stake)
@@ -421,14 +421,11 @@ func (d *Daemon) register(ctx context.Context) error {
 			d.log.Info("registration reused", "endpoint", d.endpoint)
 			break
 		}
-		if _, err := c.Send(ctx, d.deps.Key, client.SignOptions{}, m); err != nil {
+		if _, err := d.snd.sendCommit(ctx, m); err != nil {
 			return fmt.Errorf("update provider %s: %w", d.self, err)
 		}
 		d.log.Info("registration updated", "endpoint", d.endpoint, "cert", m.CertPEM != nil, "inventory", m.Inventory != nil)
 	}
-	d.snd.mu.Lock()
-	d.snd.stale = true // NB: the registration tx used a sequence number behind the sender's back
-	d.snd.mu.Unlock()
 	return nil
 }
 

@@ -29,6 +29,7 @@ func RunNetNS(t *testing.T, newExec func(t *testing.T) executor.Executor, env En
 		{"RefusesAnotherLeaseNamespace", s.netnsRefusesOther},
 		{"DestroyRemovesNamespace", s.netnsDestroy},
 		{"RecoverRemovesOrphanNamespace", s.netnsRecover},
+		{"ReleaseNetNS", s.netnsRelease},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -149,6 +150,40 @@ func (s *suite) netnsRecover(t *testing.T) {
 	}
 	if !netns.Exists(pl) {
 		t.Errorf("Recover removed the namespace %s of lease %s, whose task runs", pl, live.LeaseID)
+	}
+}
+
+func (s *suite) netnsRelease(t *testing.T) {
+	ex := s.newExec(t)
+	n := ex.(executor.Namespacer)
+	ctx := context.Background()
+	a := s.task(t, "sleep", "5m")
+	pa := s.leaseNS(t, ex, &a)
+	start(t, ex, a)
+	if err := n.ReleaseNetNS(ctx, a.LeaseID); err == nil {
+		t.Fatalf("ReleaseNetNS(%s) with a running task = nil, want refused", a.LeaseID)
+	}
+	if !netns.Exists(pa) {
+		t.Fatalf("refused ReleaseNetNS(%s) removed the namespace %s of its running task", a.LeaseID, pa)
+	}
+	// A lease whose task never started: its namespace goes, and again is a no-op.
+	b := s.task(t)
+	pb := s.leaseNS(t, ex, &b)
+	for i := 0; i < 2; i++ {
+		if err := n.ReleaseNetNS(ctx, b.LeaseID); err != nil {
+			t.Fatalf("ReleaseNetNS(%s) #%d = %v, want nil", b.LeaseID, i+1, err)
+		}
+	}
+	if netns.Exists(pb) {
+		t.Fatalf("ReleaseNetNS(%s) left its namespace %s", b.LeaseID, pb)
+	}
+	// The lease can have one again, and lose it again.
+	pb = s.leaseNS(t, ex, &b)
+	if err := n.ReleaseNetNS(ctx, b.LeaseID); err != nil || netns.Exists(pb) {
+		t.Fatalf("second ReleaseNetNS(%s) = %v, namespace left: %t", b.LeaseID, err, netns.Exists(pb))
+	}
+	if err := n.ReleaseNetNS(ctx, "../x"); err == nil {
+		t.Fatalf("ReleaseNetNS(../x) = nil, want an invalid lease id error")
 	}
 }
 
