@@ -144,9 +144,14 @@ func (a *App) InitChain(_ context.Context, req *abcitypes.RequestInitChain) (*ab
 	a.deliver = store.NewCache(a.db)
 	a.deliver.Set(chainIDKey, []byte(req.ChainId))
 	ctx := &types.Context{Store: a.deliver, Height: req.InitialHeight, Time: req.Time, ChainID: req.ChainId, Logger: a.log}
-	a.wire(ctx, genesisBlockRand(req))
-	a.deliver.Set(blockRandKey, ctx.BlockRand[:])
-	ups, err := a.l.initGenesis(ctx, g)
+	var ups []staking.Update
+	if g.Exported != nil {
+		ups, err = a.importState(ctx, g.Exported, req.InitialHeight)
+	} else {
+		a.wire(ctx, genesisBlockRand(req))
+		a.deliver.Set(blockRandKey, ctx.BlockRand[:])
+		ups, err = a.l.initGenesis(ctx, g)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 
@@ -35,11 +36,15 @@ type GenesisParams struct {
 	Verify   verify.Params   `json:"verify"`
 }
 
-// GenesisState is the app_state of genesis.json.
+// GenesisState is the app_state of genesis.json: either a new chain's parameters,
+// balances and validators, or (Exported) the whole state of a chain it continues.
 type GenesisState struct {
 	Params  GenesisParams   `json:"params"`
 	Bank    bank.Genesis    `json:"bank"`
 	Staking staking.Genesis `json:"staking"`
+	// Exported is a chain's whole state (`kiln export`); nothing else may be set
+	// beside it.
+	Exported *ExportedState `json:"exported,omitempty"`
 }
 
 // DefaultGenesis returns a genesis with every module's default parameters and no
@@ -70,6 +75,16 @@ func ParseGenesis(b []byte) (GenesisState, error) {
 		Params map[string]json.RawMessage `json:"params"`
 	}
 	_ = json.Unmarshal(b, &present)
+	if g.Exported != nil {
+		var top map[string]json.RawMessage
+		_ = json.Unmarshal(b, &top)
+		for _, k := range slices.Sorted(maps.Keys(top)) {
+			if k != "exported" {
+				return g, fmt.Errorf("genesis app_state: %q beside \"exported\": an exported state carries every module's state, parameters included", k)
+			}
+		}
+		return g, nil
+	}
 	for _, m := range ledgerTable.modules {
 		if _, ok := present.Params[m.Name]; !ok && m.DefaultParams != nil {
 			m.DefaultParams(&g.Params)

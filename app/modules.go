@@ -153,6 +153,8 @@ func Modules() []Module {
 				{types.MsgTypeMarketRevealBid, market.DecodeRevealBid},
 				{types.MsgTypeMarketRTTProbe, market.DecodeRTTProbe},
 				{types.MsgTypeMarketReclaim, market.DecodeReclaimLease},
+				{types.MsgTypeMarketMemberReady, market.DecodeMemberReady},
+				{types.MsgTypeMarketMemberRunning, market.DecodeMemberRunning},
 			},
 			Handle: market.Handle,
 			Wire: func(h *types.Hooks) {
@@ -179,6 +181,7 @@ func Modules() []Module {
 				{types.MsgTypeVerifyVerdict, verify.DecodeVerdict},
 				{types.MsgTypeVerifyDispute, verify.DecodeDispute},
 				{types.MsgTypeVerifyVote, verify.DecodeVote},
+				{types.MsgTypeVerifyUnavailable, verify.DecodeUnavailable},
 			},
 			Handle:        verify.Handle,
 			Wire:          verify.Wire,

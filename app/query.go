@@ -316,6 +316,16 @@ func queryMarket(ctx *types.Context, full string) (any, error) {
 			return nil, types.Wrapf(types.ErrNotFound, "lease %d", id)
 		}
 		return market.ShowLease(l), nil
+	case len(parts) == 3 && parts[1] == "cluster":
+		id, err := idArg(parts[2])
+		if err != nil {
+			return nil, err
+		}
+		c, ok := market.GetCluster(ctx, id)
+		if !ok {
+			return nil, types.Wrapf(types.ErrNotFound, "cluster %d (no cluster order %d was placed)", id, id)
+		}
+		return c, nil
 	case path == "/market/stake/rewards":
 		r, ok := market.LastEpochReward(ctx)
 		if !ok {

@@ -1,6 +1,9 @@
 package app
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"maps"
 	"slices"
@@ -32,13 +35,15 @@ import (
 //
 //	genesis [window=N] [ttl=N] [manual-pick=N] [heartbeat-timeout=N] [min-deposit-blocks=N] [bid-deposit=N] [fee-bps=N]
 //	        [challenge-every=N] [challenge-deadline=N] [hardware-recheck=N]   (liveness: off unless given)
+//	        [book-retry=N] [stake-epoch=N] [stake-pool=N] [start-timeout=N]
 //	    a chain with accounts val (the validator), p1, p2, p3, tenant and tenant2
 //	block
 //	    one block with the transactions below it, one per line: ACCOUNT VERB key=value...
 //	    (VERBs in scenarioTx); prints each result and the block's market events
 //	blocks n=N
 //	    N empty blocks; prints the events of those that had any
-//	order id=N | lease id=N | escrow id=N | capacity provider=P | why-no-bids id=N
+//	order id=N | lease id=N | escrow id=N | capacity provider=P | why-no-bids id=N | cluster id=N
+//	asks class=C | prices | stake-rewards
 //	balances ACCOUNT...   (a named account or a module account: escrow, market, community_pool, ...)
 func TestLedgerScenarios(t *testing.T) {
 	datadriven.Walk(t, "testdata/ledger", func(t *testing.T, path string) {
@@ -100,6 +105,9 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		for _, x := range o.Excluded {
 			line += ", excludes " + s.name(x)
 		}
+		if o.Unplaced != "" {
+			line += ", unplaced: " + s.readable(o.Unplaced)
+		}
 		return line + "\n"
 	case "lease":
 		l, ok := market.GetLease(s.h.ctx(), s.idArg(t, d, "id"))
@@ -144,6 +152,61 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 			out.WriteString("\n")
 		}
 		return out.String()
+	case "cluster":
+		c, ok := market.GetCluster(s.h.ctx(), s.idArg(t, d, "id"))
+		if !ok {
+			return "no such cluster\n"
+		}
+		var out strings.Builder
+		fmt.Fprintf(&out, "cluster %d: %s, epoch %d, %s on member failure", c.ID, c.State, c.Epoch, c.Policy)
+		if c.RunningHeight != 0 {
+			fmt.Fprintf(&out, ", all running at %d", c.RunningHeight)
+		}
+		if c.CloseReason != "" {
+			fmt.Fprintf(&out, ", closed at %d (%s)", c.ClosedHeight, c.CloseReason)
+		}
+		out.WriteString("\n")
+		for _, m := range c.Members {
+			fmt.Fprintf(&out, "  rank %d: lease %d on %s, %s", m.Rank, m.Lease, s.name(m.Provider), m.State)
+			if m.Endpoint != "" {
+				fmt.Fprintf(&out, ", endpoint %s", m.Endpoint)
+			}
+			out.WriteString("\n")
+		}
+		return out.String()
+	case "asks":
+		var class string
+		d.ScanArgs(t, "class", &class)
+		var out strings.Builder
+		for _, a := range market.Asks(s.h.ctx(), class, 0) {
+			fmt.Fprintf(&out, "%s: %d units at %d, seq %d, posted at %d\n", s.name(a.Provider), a.Units, a.Price, a.Seq, a.UpdatedHeight)
+		}
+		if out.Len() == 0 {
+			return "no asks\n"
+		}
+		return out.String()
+	case "prices":
+		var out strings.Builder
+		// NB: the day's range is by block time, which the node's queries read from
+		// the last block.
+		ctx := s.h.ctx()
+		ctx.Time = blockTime(s.h.height)
+		for _, c := range market.Prices(ctx) {
+			fmt.Fprintf(&out, "%s: best ask %d (%d units, %d asks), last trade %d at %d, 24h %d..%d over %d trades\n", c.Class, c.BestAsk, c.BestAskUnits, c.Asks,
+				c.LastTrade, c.LastTradeHeight, c.Low24h, c.High24h, c.Trades24h)
+		}
+		return out.String()
+	case "stake-rewards":
+		r, ok := market.LastEpochReward(s.h.ctx())
+		if !ok {
+			return "no epoch paid yet\n"
+		}
+		var out strings.Builder
+		fmt.Fprintf(&out, "epoch %d at %d: pool %d, paid %d\n", r.Epoch, r.Height, r.Pool, r.Paid)
+		for _, p := range r.Providers {
+			fmt.Fprintf(&out, "  %s: stake %d, uptime %d‰, reward %d\n", s.name(p.Provider), p.Stake, p.UptimePermill, p.Reward)
+		}
+		return out.String()
 	case "balances":
 		var out strings.Builder
 		for _, a := range d.CmdArgs {
@@ -179,6 +242,10 @@ func (s *scenario) genesis(t *testing.T, d *datadriven.TestData) string {
 		"hardware-recheck": func(g *GenesisState, v uint64) {
 			g.Params.Liveness.HardwareAtRegistration, g.Params.Liveness.HardwareRecheckBlocks = true, int64(v)
 		},
+		"book-retry":    func(g *GenesisState, v uint64) { g.Params.Market.BookRetryBlocks = int64(v) },
+		"stake-epoch":   func(g *GenesisState, v uint64) { g.Params.Market.StakeEpochBlocks = int64(v) },
+		"stake-pool":    func(g *GenesisState, v uint64) { g.Params.Market.StakePoolPerEpoch = v },
+		"start-timeout": func(g *GenesisState, v uint64) { g.Params.Market.StartTimeoutBlocks = int64(v) },
 	}
 	var apply []func(*GenesisState)
 	for _, a := range d.CmdArgs {
@@ -277,12 +344,41 @@ func (s *scenario) parseTx(t *testing.T, d *datadriven.TestData, line string) sc
 		g.CPUMilli = num("cpu-milli", "1000")
 		g.Region = strings.TrimPrefix(arg("region", "-"), "-")
 		o := &market.MsgCreateOrder{Owner: from.addr, Kind: arg("kind", market.KindBatch), Groups: []market.Group{g},
-			MaxPrice: num("max-price", ""), Deposit: types.NewCoin("ukiln", num("deposit", "")), Manual: flag("manual"), AutoRedeploy: flag("auto-redeploy")}
+			MaxPrice: num("max-price", ""), Deposit: types.NewCoin("ukiln", num("deposit", "")), Manual: flag("manual"), AutoRedeploy: flag("auto-redeploy"),
+			Mode: strings.TrimPrefix(arg("mode", "-"), "-"), Fill: strings.TrimPrefix(arg("fill", "-"), "-"), ReclaimWindowSeconds: num("reclaim", "0")}
+		if n := num("members", "1"); n > 1 {
+			o.Cluster = &market.Cluster{Members: uint32(n), GPUsPerMember: g.GPU.Units, SameRegion: flag("same-region"), OnMemberFailure: arg("on-failure", market.FailRefund)}
+		}
+		if b := num("session-blocks", "0"); b > 0 {
+			o.Session = &market.Session{Blocks: b, Location: strings.TrimPrefix(arg("location", "-"), "-"), MaxRTTMs: uint32(num("max-rtt-ms", "0"))}
+		}
 		msg = o
+	case "ask":
+		msg = &market.MsgAsk{Provider: from.addr, Class: arg("class", ""), Price: num("price", ""), Units: num("units", "")}
+	case "cancel-ask":
+		msg = &market.MsgCancelAsk{Provider: from.addr, Class: arg("class", "")}
+	case "commit-bid":
+		// The hash of price and the salt named salt= (default: the signer's), for the
+		// provider named for= (default: the signer): a provider that copies another's
+		// commitment commits a hash made for that other provider.
+		id, price := num("order", ""), num("price", "")
+		for_ := s.account(t, d, arg("for", f[0])).addr
+		msg = &market.MsgCommitBid{Provider: from.addr, OrderID: id, Hash: market.SealedHash(id, for_, price, scenarioSalt(arg("salt", f[0])))}
+	case "reveal-bid":
+		msg = &market.MsgRevealBid{Provider: from.addr, OrderID: num("order", ""), Price: num("price", ""), Salt: scenarioSalt(arg("salt", f[0]))}
+	case "probe":
+		msg = &market.MsgRTTProbe{Provider: from.addr, Location: arg("location", ""), RTTMicros: num("rtt-us", "")}
+	case "reclaim":
+		msg = &market.MsgReclaimLease{Provider: from.addr, LeaseID: num("lease", ""), Reason: arg("reason", "maintenance"), NoticeSeconds: num("notice", "")}
 	case "close-order":
 		msg = &market.MsgCloseOrder{Owner: from.addr, OrderID: num("order", "")}
 	case "bid":
-		msg = &market.MsgCreateBid{Provider: from.addr, OrderID: num("order", ""), Price: num("price", "")}
+		msg = &market.MsgCreateBid{Provider: from.addr, OrderID: num("order", ""), Price: num("price", ""), Members: uint32(num("members", "0"))}
+	case "member-ready":
+		msg = &market.MsgMemberReady{Provider: from.addr, Cluster: num("cluster", ""), Rank: uint32(num("rank", "")), Epoch: uint32(num("epoch", "0")),
+			PublicKey: base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{byte(num("rank", ""))}, 32)), Endpoint: "127.0.0.1:" + arg("port", "")}
+	case "member-running":
+		msg = &market.MsgMemberRunning{Provider: from.addr, Cluster: num("cluster", ""), Rank: uint32(num("rank", "")), Epoch: uint32(num("epoch", "0"))}
 	case "withdraw-bid":
 		msg = &market.MsgCloseBid{Provider: from.addr, OrderID: num("order", "")}
 	case "pick":
@@ -333,6 +429,12 @@ func (s *scenario) parseTx(t *testing.T, d *datadriven.TestData, line string) sc
 	return scenarioTx{from: from, line: line, msg: msg}
 }
 
+// scenarioSalt is the sealed-bid salt a scenario names (by an account's name).
+func scenarioSalt(name string) []byte {
+	h := sha256.Sum256([]byte("scenario salt " + name))
+	return h[:]
+}
+
 var scenarioGPUs = map[string]registry.GPU{"rtx4090": rtx4090(0), "a100": a100(0), "h100": {Model: "h100", MemoryBytes: 80 * gi, Interface: "sxm"}}
 
 // block runs txs in one block, checks the invariants, and returns what happened.
@@ -376,7 +478,16 @@ var scenarioEvents = map[string][]string{
 	"order_reopened":      {"order", "excluded", "bid_close_height"},
 	"order_closed":        {"order", "reason", "refund"},
 	"bid_created":         {"order", "provider", "price"},
-	"bid_closed":          {"order", "provider", "reason"},
+	"bid_closed":          {"order", "provider", "reason", "forfeit"},
+	"bid_revealed":        {"order", "provider", "price"},
+	"ask_created":         {"provider", "class", "price", "units"},
+	"ask_amended":         {"provider", "class", "price", "units"},
+	"ask_closed":          {"provider", "class", "reason"},
+	"order_split":         {"order", "part", "count", "provider"},
+	"lease_work_priced":   {"lease", "unit_price", "work_mtflops", "price"},
+	"lease_reclaiming":    {"lease", "provider", "reason", "deadline"},
+	"rtt_probe":           {"provider", "location", "rtt_us"},
+	"stake_rewards":       {"epoch", "pool", "paid", "providers"},
 	"lease_created":       {"lease", "attempt", "provider", "price"},
 	"lease_started":       {"lease", "attempt", "provider"},
 	"lease_closed":        {"lease", "attempt", "provider", "reason"},
@@ -388,6 +499,13 @@ var scenarioEvents = map[string][]string{
 	"liveness_answer":     {"id", "reveal_deadline"},
 	"liveness_passed":     {"id", "kind", "flagged"},
 	"liveness_failed":     {"id", "kind", "provider", "lease", "reason", "slashed"},
+	"escrow_split":        {"order", "to", "amount"},
+	"cluster_unplaced":    {"order", "why"},
+	"cluster_placed":      {"order", "members", "providers", "price"},
+	"cluster_ready":       {"cluster", "epoch"},
+	"cluster_running":     {"cluster", "epoch"},
+	"cluster_member_lost": {"cluster", "rank", "provider", "reason", "epoch"},
+	"cluster_failed":      {"cluster", "rank", "reason"},
 }
 
 func (s *scenario) event(e abcitypes.Event) (string, bool) {

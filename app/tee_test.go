@@ -177,3 +177,51 @@ func TestTEEOrderValidation(t *testing.T) {
 		t.Errorf("valid cpu-gpu order refused: %v", err)
 	}
 }
+
+// With require_crl, an attestation must carry the ARK's current CRL: without one it is
+// refused (crl_missing), with one listing its ASK it is refused (revoked), with one
+// past its next update it is refused (stale); with a current CRL it is recorded.
+func TestRequireCRL(t *testing.T) {
+	s := teetest.NewSigner(t, time.Unix(0, 0))
+	h, p1, _, _, _ := marketHarness(t, func(g *GenesisState) {
+		g.Params.TEE.SEVRoots = s.Roots()
+		g.Params.TEE.RequireCRL = true
+	})
+	seal := sealKey(t)
+	withCRL := func(crl []byte) *xtee.MsgAttest {
+		m := attest(t, h, s, p1, p1.addr, nil, seal)
+		var col tee.Collateral
+		if err := json.Unmarshal(m.Collateral, &col); err != nil {
+			t.Fatal(err)
+		}
+		col.SEVCRL = crl
+		m.Collateral, _ = json.Marshal(col)
+		return m
+	}
+	// NB: the harness's block time is height seconds after 1970.
+	now := blockTime(h.height + 1)
+	for _, c := range []struct {
+		name string
+		crl  []byte
+		want string
+	}{
+		{"no CRL", nil, tee.ReasonCRLMissing},
+		{"CRL revoking the ASK", s.CRL(t, now.Add(-time.Second), true), tee.ReasonRevoked},
+		{"expired CRL", s.CRL(t, now.Add(-8*24*time.Hour), false), tee.ReasonStale},
+	} {
+		res := h.block(h.sign(p1, p1.seq, 20_000, withCRL(c.crl))) // NB: a CRL makes the tx larger than stepFee pays for
+		p1.seq++                                                   // NB: a refused message still uses its sequence
+		if r := res.TxResults[0]; r.Code != types.CodeAttestationRefused || !strings.Contains(r.Log, c.want) {
+			t.Errorf("%s: code %d %q, want %d naming %s", c.name, r.Code, r.Log, types.CodeAttestationRefused, c.want)
+		}
+	}
+	if _, ok := xtee.Get(h.ctx(), p1.addr); ok {
+		t.Fatal("an attestation was recorded after three refusals")
+	}
+	if r := h.block(h.sign(p1, p1.seq, 20_000, withCRL(s.CRL(t, blockTime(h.height+1).Add(-time.Second), false)))).TxResults[0]; r.Code != 0 {
+		t.Fatalf("attestation with a current CRL: code %d %q", r.Code, r.Log)
+	}
+	if at, ok := xtee.Get(h.ctx(), p1.addr); !ok || at.State != xtee.StateActive {
+		t.Fatalf("attestation with a current CRL = %+v, %v; want active", at, ok)
+	}
+}

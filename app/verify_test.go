@@ -605,3 +605,48 @@ func TestVerifyLocksProviderBond(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A verifier's duty on a lease is what a provider opens the lease's units and assets
+// to: the assigned verifier has a check until it answers, committee members a vote
+// until they cast it, and nobody has one on another lease.
+func TestVerifyDutyQuery(t *testing.T) {
+	n := verifyHarness(t, nil)
+	id := n.runLease(t, 3)
+	w := makeWork("scene-1", 8)
+	c := n.assigned(t, n.commit(t, id, renderKind, w).ID)
+	duty := func(lease uint64, a types.Address) (verify.Duty, uint32) {
+		var d verify.Duty
+		return d, n.query(fmt.Sprintf("/verify/duty/%d/%s", lease, a), &d)
+	}
+	v := *c.Verifier
+	if d, code := duty(id, v); code != 0 || d.Role != verify.DutyCheck || d.Commitment != c.ID || d.Deadline != c.Deadline {
+		t.Fatalf("duty of the assigned verifier = %+v (code %d), want a check of commitment %d", d, code, c.ID)
+	}
+	if _, code := duty(id+1, v); code != types.CodeNotFound {
+		t.Fatalf("duty on another lease: code %d, want %d", code, types.CodeNotFound)
+	}
+	for _, x := range append(n.vs, n.stranger, n.tenant) {
+		if _, code := duty(id, x.addr); x.addr != v && code != types.CodeNotFound {
+			t.Fatalf("duty of %s, not assigned: code %d, want %d", x.addr, code, types.CodeNotFound)
+		}
+	}
+	if code := n.query(fmt.Sprintf("/verify/duty/%d/nope", id), nil); code != types.CodeInvalidRequest {
+		t.Fatalf("duty of a malformed address: code %d, want %d", code, types.CodeInvalidRequest)
+	}
+	// The verifier reports a unit: its check is answered, the committee's votes are due.
+	u := c.Samples[0]
+	n.mustExec(step{n.acct(v), &verify.MsgVerdict{Verifier: v, CommitID: c.ID, Unit: u, Evidence: w.evidence(t, int(u))}})
+	if _, code := duty(id, v); code != types.CodeNotFound {
+		t.Fatalf("duty of a verifier that answered: code %d, want %d", code, types.CodeNotFound)
+	}
+	ch := n.drawn(t, 1)
+	for _, m := range ch.Committee {
+		if d, code := duty(id, m); code != 0 || d.Role != verify.DutyCommittee || d.Challenge != ch.ID || d.Commitment != c.ID {
+			t.Fatalf("duty of committee member %s = %+v (code %d), want a vote on challenge %d", m, d, code, ch.ID)
+		}
+	}
+	n.mustExec(n.vote(ch.Committee[0], ch.ID, false))
+	if _, code := duty(id, ch.Committee[0]); code != types.CodeNotFound {
+		t.Fatalf("duty of a member that voted: code %d, want %d", code, types.CodeNotFound)
+	}
+}

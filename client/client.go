@@ -21,6 +21,7 @@ import (
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/auth"
 	"github.com/kiln-network/kiln/x/bank"
+	"github.com/kiln-network/kiln/x/staking"
 )
 
 // DefaultNode is the RPC address used when none is given.
@@ -254,15 +255,45 @@ lookup:
 
 // AuthParams returns the fee parameters.
 func (c *Client) AuthParams(ctx context.Context) (auth.Params, error) {
+	var p auth.Params
+	return p, c.moduleParams(ctx, auth.ModuleName, &p)
+}
+
+// StakingParams returns the staking parameters (unbonding, slash fractions).
+func (c *Client) StakingParams(ctx context.Context) (staking.Params, error) {
+	var p staking.Params
+	return p, c.moduleParams(ctx, staking.ModuleName, &p)
+}
+
+// moduleParams decodes one module's entry of the chain's parameters into out.
+func (c *Client) moduleParams(ctx context.Context, module string, out any) error {
 	var all map[string]json.RawMessage
 	if err := c.QueryJSON(ctx, PathParams, &all); err != nil {
-		return auth.Params{}, err
+		return err
 	}
-	var p auth.Params
-	if err := json.Unmarshal(all[auth.ModuleName], &p); err != nil {
-		return p, fmt.Errorf("auth params: %w", err)
+	if err := json.Unmarshal(all[module], out); err != nil {
+		return fmt.Errorf("%s params: %w", module, err)
 	}
-	return p, nil
+	return nil
+}
+
+// Validators returns every validator the staking module holds, jailed and
+// tombstoned ones too.
+func (c *Client) Validators(ctx context.Context) ([]staking.Validator, error) {
+	var out struct {
+		Validators []staking.Validator `json:"validators"`
+	}
+	err := c.QueryJSON(ctx, PathValidators, &out)
+	return out.Validators, err
+}
+
+// Delegations returns every delegation, sorted by validator then delegator.
+func (c *Client) Delegations(ctx context.Context) ([]staking.DelegationEntry, error) {
+	var out struct {
+		Delegations []staking.DelegationEntry `json:"delegations"`
+	}
+	err := c.QueryJSON(ctx, PathDelegations, &out)
+	return out.Delegations, err
 }
 
 // SignOptions tune SignTx.

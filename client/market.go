@@ -80,6 +80,13 @@ func (c *Client) Lease(ctx context.Context, id uint64) (market.Lease, error) {
 	return l, c.getOr404(ctx, PathLease(id), &l)
 }
 
+// Cluster returns the placed cluster of cluster order id; ErrNotFound before it
+// is placed (or for an order that is no cluster).
+func (c *Client) Cluster(ctx context.Context, id uint64) (market.ClusterLease, error) {
+	var cl market.ClusterLease
+	return cl, c.getOr404(ctx, PathCluster(id), &cl)
+}
+
 // ProviderCapacity returns a provider's inventory, leased and free resources.
 func (c *Client) ProviderCapacity(ctx context.Context, provider types.Address) (market.CapacityReport, error) {
 	var r market.CapacityReport

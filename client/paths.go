@@ -64,6 +64,10 @@ func PathWhyNoBids(id uint64) string { return PathOrder(id) + "/match" }
 // PathLease is the latest lease of an order.
 func PathLease(id uint64) string { return "/market/lease/" + strconv.FormatUint(id, 10) }
 
+// PathCluster is the placed cluster of cluster order id: members, providers,
+// overlay keys and endpoints, states.
+func PathCluster(id uint64) string { return "/market/cluster/" + strconv.FormatUint(id, 10) }
+
 // PathCapacity is a provider's inventory, leased and free resources.
 func PathCapacity(a types.Address) string { return "/market/provider/" + a.String() + "/capacity" }
 
@@ -153,6 +157,11 @@ const (
 	PathVerifyChallenges = "/verify/challenges"
 	PathVerifiers        = "/verify/verifiers"
 )
+
+// PathVerifierDuty is what verifier a has to check of lease id now.
+func PathVerifierDuty(lease uint64, a types.Address) string {
+	return "/verify/duty/" + strconv.FormatUint(lease, 10) + "/" + a.String()
+}
 
 // PathCommitment is one work commitment.
 func PathCommitment(id uint64) string { return "/verify/commitment/" + strconv.FormatUint(id, 10) }

@@ -76,6 +76,17 @@ func (c *Client) Verifier(ctx context.Context, a types.Address) (v verify.Verifi
 	return v, err == nil, err
 }
 
+// VerifierDuty returns what verifier a has to re-execute of lease now (x/verify.DutyOf),
+// or found=false when it has nothing due there.
+func (c *Client) VerifierDuty(ctx context.Context, lease uint64, a types.Address) (d verify.Duty, found bool, err error) {
+	err = c.QueryJSON(ctx, PathVerifierDuty(lease, a), &d)
+	var qe *QueryError
+	if errors.As(err, &qe) && qe.Code == types.CodeNotFound {
+		return d, false, nil
+	}
+	return d, err == nil, err
+}
+
 // flatten turns q into withQuery's key, value list.
 func flatten(q url.Values) []string {
 	var kv []string
@@ -88,11 +99,11 @@ func flatten(q url.Values) []string {
 // Commitment returns work commitment id.
 func (c *Client) Commitment(ctx context.Context, id uint64) (verify.Commitment, error) {
 	var cm verify.Commitment
-	return cm, c.QueryJSON(ctx, fmt.Sprintf("/verify/commitment/%d", id), &cm)
+	return cm, c.QueryJSON(ctx, PathCommitment(id), &cm)
 }
 
 // VerifyChallenge returns verification challenge id.
 func (c *Client) VerifyChallenge(ctx context.Context, id uint64) (verify.Challenge, error) {
 	var ch verify.Challenge
-	return ch, c.QueryJSON(ctx, fmt.Sprintf("/verify/challenge/%d", id), &ch)
+	return ch, c.QueryJSON(ctx, PathVerifyChallenge(id), &ch)
 }

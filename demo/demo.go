@@ -66,6 +66,10 @@ type Options struct {
 	// Pricing is the pricing mode every order of the demo uses (market.ModeNames);
 	// empty: the auction.
 	Pricing string
+	// Cluster runs one cluster job instead of the demo's jobs and service: three
+	// providers of one GPU each, a 3-member cluster training data-parallel over the
+	// members' WireGuard overlay (root, iproute2 and /dev/net/tun needed).
+	Cluster bool
 }
 
 // Job is one deployment in the summary.
@@ -134,6 +138,13 @@ type Summary struct {
 	Jobs       []Job `json:"jobs"`
 	// Mode holds the pricing mode's own figures (the order book's prices, ...).
 	Mode map[string]any `json:"mode,omitempty"`
+
+	// ClusterMembersRan counts the cluster's ranks that ran to completion (their
+	// member done on chain, their rank report fetched); ClusterProviders the
+	// providers its members ran on. Set with Options.Cluster.
+	ClusterMembersRan int         `json:"cluster_members_ran"`
+	ClusterProviders  int         `json:"cluster_providers"`
+	Cluster           *ClusterJob `json:"cluster,omitempty"`
 
 	// MetricsURL is the node's Prometheus metrics (CometBFT's and the app's kiln_*);
 	// ProviderMetricsURLs the provider daemons'. ExplorerURL is set with Keep.
@@ -208,7 +219,17 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if !market.ValidMode(o.Pricing) {
 		return Summary{}, fmt.Errorf("pricing %q: must be one of %s", o.Pricing, strings.Join(market.ModeNames(), ", "))
 	}
-	s := Summary{Pricing: o.Pricing, ChainID: "kiln-demo", Providers: len(providers), InventoriesDeclared: true}
+	provs := providers
+	if o.Cluster {
+		if o.Pricing != market.ModeAuction {
+			return Summary{}, fmt.Errorf("pricing %q: a cluster order is placed by the auction only", o.Pricing)
+		}
+		if why := ClusterAvailable(); why != "" {
+			return Summary{}, fmt.Errorf("demo --cluster cannot run here: %s. A cluster's members reach each other over a WireGuard overlay, each in a network namespace of its own: run it as root on Linux with iproute2 and /dev/net/tun", why)
+		}
+		provs = clusterProviders
+	}
+	s := Summary{Pricing: o.Pricing, ChainID: "kiln-demo", Providers: len(provs), InventoriesDeclared: true}
 	home := o.Home
 	if home == "" {
 		d, err := os.MkdirTemp("", "kiln-demo-")
@@ -227,10 +248,10 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	var accounts []bank.GenesisBalance
 	keyOf := map[string]ed25519.PrivateKey{}
-	if o.Cheaters < 0 || o.Cheaters >= len(providers) {
-		return s, fmt.Errorf("cheaters: %d, must be 0 to %d (one provider stays honest)", o.Cheaters, len(providers)-1)
+	if o.Cheaters < 0 || o.Cheaters >= len(provs) || o.Cluster && o.Cheaters > 0 {
+		return s, fmt.Errorf("cheaters: %d, must be 0 to %d (one provider stays honest; none with --cluster)", o.Cheaters, len(provs)-1)
 	}
-	for _, name := range []string{"tenant", "verifier", providers[0].name, providers[1].name, providers[2].name} {
+	for _, name := range []string{"tenant", "verifier", provs[0].name, provs[1].name, provs[2].name} {
 		info, _, err := kr.Add(name)
 		if err != nil {
 			return s, err
@@ -276,13 +297,13 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	// Three provider daemons, in this process, with the process executor.
 	dctx, stopDaemons := context.WithCancel(ctx)
 	defer stopDaemons()
-	errs := make(chan error, len(providers))
+	errs := make(chan error, len(provs))
 	clientAddr, stopClient, err := clientEndpoint()
 	if err != nil {
 		return s, err
 	}
 	defer stopClient()
-	for i, p := range providers {
+	for i, p := range provs {
 		cfg := daemon.DefaultConfig()
 		cfg.Listen = "127.0.0.1:0"
 		cfg.MetricsListen = "127.0.0.1:0"
@@ -327,6 +348,15 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 			p.name, strings.Join(gpus, ","), p.cores, p.mem, p.region, d.Endpoint(), role)
 	}
 
+	if o.Cluster {
+		if o.Keep {
+			return s, fmt.Errorf("--keep: not with --cluster")
+		}
+		if err := clusterRun(ctx, c, keyOf["tenant"], o, home, &s, step); err != nil {
+			return s, err
+		}
+		return s, finish(ctx, c, &s, n, start, startHeight, books0)
+	}
 	vd, err := startVerifier(dctx, c, keyOf["verifier"], home, o.Logger)
 	if err != nil {
 		return s, err
@@ -410,14 +440,9 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if err := settle(ctx, c, &s, o.Keep); err != nil {
 		return s, err
 	}
-	s.Blocks = n.App.Height() - startHeight
-	s.DurationMS = time.Since(start).Milliseconds()
-	books1, err := c.Accounting(ctx)
-	if err != nil {
+	if err := finish(ctx, c, &s, n, start, startHeight, books0); err != nil {
 		return s, err
 	}
-	s.SupplyAfter, s.BalancesAfter = totals(books1)
-	s.SupplyConserved, s.AccountingProblems = conserved(books0, books1)
 	if s.Mode, err = modeFigures(ctx, c, o.Pricing, s.Jobs); err != nil {
 		return s, err
 	}
@@ -457,6 +482,20 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	stopDaemons()
 	return s, nil
+}
+
+// finish records the run's blocks, time and the chain's books after it, checked
+// against books0.
+func finish(ctx context.Context, c *client.Client, s *Summary, n *node.Node, start time.Time, startHeight int64, books0 bank.Accounting) error {
+	s.Blocks = n.App.Height() - startHeight
+	s.DurationMS = time.Since(start).Milliseconds()
+	books1, err := c.Accounting(ctx)
+	if err != nil {
+		return err
+	}
+	s.SupplyAfter, s.BalancesAfter = totals(books1)
+	s.SupplyConserved, s.AccountingProblems = conserved(books0, books1)
+	return nil
 }
 
 // totals returns the supply records and every balance summed, as coin lists.
@@ -577,7 +616,8 @@ func deployService(ctx context.Context, c *client.Client, key ed25519.PrivateKey
 		// is first.
 		if l, err := c.Lease(ctx, r.OrderID); err != nil || l.State != market.LeaseClosed {
 			owner := types.AddressFromPubKey(key.Public().(ed25519.PublicKey))
-			if _, err := c.Send(ctx, key, client.SignOptions{}, &market.MsgCloseLease{Sender: owner, LeaseID: r.OrderID}); err != nil {
+			// A refusal because the lease is closed means its provider was first.
+			if _, err := c.Send(ctx, key, client.SignOptions{}, &market.MsgCloseLease{Sender: owner, LeaseID: r.OrderID}); err != nil && !errors.Is(err, types.ErrLeaseClosed) {
 				if l, lerr := c.Lease(ctx, r.OrderID); lerr != nil || l.State != market.LeaseClosed {
 					return r, svc, fmt.Errorf("close lease %d of the service that lost its port: %w", r.OrderID, err)
 				}

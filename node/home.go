@@ -72,15 +72,9 @@ func Init(o InitOptions) (InitResult, error) {
 	if !chainIDRe.MatchString(o.ChainID) {
 		return InitResult{}, fmt.Errorf("chain-id %q: must be 1-49 of [a-zA-Z0-9._-], starting with a letter or digit", o.ChainID)
 	}
-	if o.BlockTime <= 0 {
-		o.BlockTime = DefaultBlockTime
-	}
-	if o.Moniker == "" {
-		o.Moniker = "kiln-node"
-	}
-	conf := DefaultConfig(o.Home, o.Moniker, o.BlockTime)
-	if _, err := os.Stat(conf.GenesisFile()); err == nil {
-		return InitResult{}, fmt.Errorf("%s already exists: %s is initialized (remove it to start over)", conf.GenesisFile(), o.Home)
+	conf, err := newHomeConfig(o.Home, o.Moniker, o.BlockTime)
+	if err != nil {
+		return InitResult{}, err
 	}
 	kr, err := keyring.Open(o.Home, o.KeyringBackend, o.Passphrase)
 	if err != nil {
@@ -115,6 +109,22 @@ func Init(o InitOptions) (InitResult, error) {
 	}
 	return InitResult{ChainID: o.ChainID, NodeID: string(nodeKey.ID()), DevAddress: dev.Address, DevMnemonic: mnemonic,
 		ValidatorAddress: pv.Key.Address.String()}, nil
+}
+
+// newHomeConfig is the config of a new home (moniker "kiln-node" and DefaultBlockTime
+// when not given); it refuses a home that already holds a genesis.
+func newHomeConfig(home, moniker string, blockTime time.Duration) (*cfg.Config, error) {
+	if blockTime <= 0 {
+		blockTime = DefaultBlockTime
+	}
+	if moniker == "" {
+		moniker = "kiln-node"
+	}
+	conf := DefaultConfig(home, moniker, blockTime)
+	if _, err := os.Stat(conf.GenesisFile()); err == nil {
+		return nil, fmt.Errorf("%s already exists: %s is initialized (remove it to start over)", conf.GenesisFile(), home)
+	}
+	return conf, nil
 }
 
 // DefaultConfig returns the CometBFT config Kiln writes for a new home.

@@ -41,6 +41,9 @@ type Node struct {
 	App     *app.App
 	db      *store.DB
 	pid     *pidfile.File
+
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // dbTracker remembers every database CometBFT opens: its Stop leaves the tx and block
@@ -192,8 +195,13 @@ func (n *Node) MetricsURL() string {
 }
 
 // Stop stops consensus, closes the state database and gives the home back (its pid
-// file is removed).
+// file is removed). Calls after the first return the first one's result.
 func (n *Node) Stop() error {
+	n.stopOnce.Do(func() { n.stopErr = n.stop() })
+	return n.stopErr
+}
+
+func (n *Node) stop() error {
 	if err := n.comet.Stop(); err != nil {
 		return err
 	}

@@ -18,15 +18,7 @@ import (
 
 func startTestNode(t *testing.T, home string) (*Node, *client.Client) {
 	t.Helper()
-	conf, err := LoadConfig(home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	UseFreePorts(conf)
-	n, err := Start(conf, Options{CheckInvariants: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := StartHome(t, home)
 	c, err := client.New(n.RPCAddr())
 	if err != nil {
 		t.Fatal(err)

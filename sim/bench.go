@@ -5,11 +5,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kiln-network/kiln/types"
-	"github.com/kiln-network/kiln/x/market"
 	"io"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/x/market"
 )
 
 // BenchOptions configure the market benchmark.
@@ -140,8 +141,7 @@ func (s *Sim) matchBatch(n int) (float64, int, error) {
 		if err := s.lg.Deliver(m); err != nil {
 			return 0, 0, fmt.Errorf("create order: %w", err)
 		}
-		s.nextID++
-		s.orders[s.nextID] = &order{id: s.nextID, placed: s.height, gpus: gpus, maxPrice: m.MaxPrice, groups: m.Groups, jobLen: int64(jobBlocks)}
+		s.track(m, gpus, jobBlocks)
 	}
 	if err := s.end(); err != nil {
 		return 0, 0, err
@@ -185,9 +185,7 @@ func (s *Sim) OpenBatch(n int) (ids []uint64, ctx *types.Context, done func(), e
 		if err := s.lg.Deliver(m); err != nil {
 			return nil, nil, nil, fmt.Errorf("create order: %w", err)
 		}
-		s.nextID++
-		s.orders[s.nextID] = &order{id: s.nextID, placed: s.height, gpus: gpus, maxPrice: m.MaxPrice, groups: m.Groups, jobLen: int64(jobBlocks)}
-		ids = append(ids, s.nextID)
+		ids = append(ids, s.track(m, gpus, jobBlocks).id)
 	}
 	if err := s.end(); err != nil {
 		return nil, nil, nil, err

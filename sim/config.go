@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/kiln-network/kiln/x/market"
@@ -23,8 +24,9 @@ type Config struct {
 	// leases time out on chain and auto_redeploy orders are placed again.
 	Churn         float64
 	OfflineBlocks int
-	// Pricing is the pricing mode every order names (market.ValidMode).
-	Pricing string
+	// Mode is the pricing mode every order names (market.ValidMode; performance
+	// pricing leaves to the auction the orders it cannot price).
+	Mode string
 	// BidsPerOrder is how many providers bid on each order: the first that many
 	// candidates the market's free-capacity index offers.
 	BidsPerOrder int
@@ -51,7 +53,7 @@ type Config struct {
 // per order, jobs of 5 to 60 blocks, 1 KILN = $1.
 func DefaultConfig() Config {
 	return Config{GPUs: 40_000, Blocks: 200, OrdersPerBlock: 200, CPUOrderShare: 0.1, Churn: 0.001, OfflineBlocks: 40,
-		Pricing: market.ModeAuction, BidsPerOrder: 5, JobBlocksMin: 5, JobBlocksMax: 60, USDPerKILN: 1, Seed: 1, SampleEvery: 5}
+		Mode: market.ModeAuction, BidsPerOrder: 5, JobBlocksMin: 5, JobBlocksMax: 60, USDPerKILN: 1, Seed: 1, SampleEvery: 5}
 }
 
 // Validate checks every field, naming the one that is wrong.
@@ -69,10 +71,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("churn: must be 0 to 0.5 (got %g)", c.Churn)
 	case c.OfflineBlocks < 1:
 		return fmt.Errorf("offline-blocks: must be >= 1 (got %d)", c.OfflineBlocks)
-	case !market.ValidMode(c.Pricing):
-		return fmt.Errorf("pricing: %q is not a pricing mode of this chain", c.Pricing)
-	case drivers[modeName(c.Pricing)] == nil:
-		return fmt.Errorf("pricing: the simulator has no provider behaviour for mode %q yet (it has %v)", c.Pricing, driverNames())
+	case !market.ValidMode(c.Mode):
+		return fmt.Errorf("mode: %q is not a pricing mode of this chain (%s)", c.Mode, strings.Join(market.ModeNames(), ", "))
+	case drivers[modeName(c.Mode)] == nil:
+		return fmt.Errorf("mode: the simulator has no provider behaviour for mode %q yet (it has %v)", c.Mode, driverNames())
 	case c.BidsPerOrder < 1 || c.BidsPerOrder > 100:
 		return fmt.Errorf("bids-per-order: must be 1 to 100 (got %d)", c.BidsPerOrder)
 	case c.JobBlocksMin < 1 || c.JobBlocksMax < c.JobBlocksMin || c.JobBlocksMax > 100_000:

@@ -4,11 +4,15 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+
+	"github.com/kiln-network/kiln/x/escrow"
+	"github.com/kiln-network/kiln/x/market"
 )
 
 // timers add up the process's CPU time (user and system, garbage collection
@@ -49,6 +53,15 @@ type Result struct {
 	RefusedTxs int `json:"refused_txs"`
 	// WentOffline counts providers taken offline by churn.
 	WentOffline int `json:"providers_went_offline"`
+	// OrdersByMode counts orders by the pricing mode they named: all in the run's
+	// mode, but for performance pricing, which leaves to the auction the orders it
+	// cannot price (CPU only, or a GPU model without a catalogue score).
+	OrdersByMode map[string]int `json:"orders_by_mode"`
+	// Unfilled counts orders that closed without ever leasing (expired, or refused
+	// by the order book); Unrevealed sealed bids a provider did not reveal (offline),
+	// forfeiting its deposit.
+	Unfilled   int `json:"orders_unfilled"`
+	Unrevealed int `json:"sealed_bids_unrevealed,omitempty"`
 
 	// FillRate is orders leased / orders placed.
 	FillRate float64 `json:"fill_rate"`
@@ -65,6 +78,23 @@ type Result struct {
 	// Utilization is leased GPUs / GPUs at the end, and its mean over the samples.
 	Utilization     float64 `json:"utilization"`
 	UtilizationMean float64 `json:"utilization_mean"`
+
+	// What the run's orders cost their tenants (escrow paid to providers, held-back
+	// pay and protocol fees included), what providers earned (escrow paid and held
+	// for them, net of fees, plus the
+	// stake pool's epoch rewards, which the chain pays whatever mode orders use, from
+	// the community pool's fees and forfeits), and the fees, by the end of the run, in ukiln and
+	// in the reference currency; ProviderUSDPerGPUHour is providers' earnings per
+	// registered GPU per hour of the run (1-second blocks): what a GPU earns in this
+	// mode, idle time included.
+	TenantCostUkiln       uint64  `json:"tenant_cost_ukiln,string"`
+	ProviderRevenueUkiln  uint64  `json:"provider_revenue_ukiln,string"`
+	FeesUkiln             uint64  `json:"protocol_fees_ukiln,string"`
+	StakeRewardsUkiln     uint64  `json:"stake_rewards_ukiln,string"`
+	TenantCostUSD         float64 `json:"tenant_cost_usd"`
+	ProviderRevenueUSD    float64 `json:"provider_revenue_usd"`
+	TenantUSDPerOrder     float64 `json:"tenant_cost_usd_per_leased_order"`
+	ProviderUSDPerGPUHour float64 `json:"provider_revenue_usd_per_gpu_hour"`
 
 	// MatchMicros is the chain's CPU time per leased order spent placing orders,
 	// taking bids (the free-capacity search included) and running end-block (window
@@ -109,9 +139,35 @@ func Run(cfg Config) (Result, error) {
 	return res, err
 }
 
+// Compare runs cfg once per pricing mode of modes (every mode the chain has when
+// empty), in that order, each on a network of its own built from the same seed: the
+// same providers, prices and churn, and the same tenants' orders, shaped only as far
+// as each mode demands (newOrder). Memory is returned between runs.
+func Compare(cfg Config, modes []string) ([]Result, error) {
+	if len(modes) == 0 {
+		modes = market.ModeNames()
+	}
+	var out []Result
+	for _, m := range modes {
+		c := cfg
+		c.Mode = m
+		if c.Progress != nil {
+			fmt.Fprintf(c.Progress, "sim: pricing mode %s\n", m)
+		}
+		res, err := Run(c)
+		if err != nil {
+			return out, fmt.Errorf("mode %s: %w", m, err)
+		}
+		out = append(out, res)
+		runtime.GC()
+		debug.FreeOSMemory()
+	}
+	return out, nil
+}
+
 // Run runs the built network for cfg.Blocks blocks.
 func (s *Sim) Run() (Result, error) {
-	s.res.Pricing = modeName(s.cfg.Pricing)
+	s.res.Pricing = modeName(s.cfg.Mode)
 	s.res.prices = map[string][]float64{}
 	var bar *progressbar.ProgressBar
 	if s.cfg.Progress != nil {
@@ -131,9 +187,6 @@ func (s *Sim) Run() (Result, error) {
 		ran = b
 		if err := s.step(); err != nil {
 			return s.res, err
-		}
-		if b%10 == 0 {
-			s.sweep()
 		}
 		if b%s.cfg.SampleEvery == 0 || b == s.cfg.Blocks {
 			u := float64(s.usedGPUs) / float64(max(s.gpus, 1))
@@ -204,8 +257,35 @@ func (s *Sim) Run() (Result, error) {
 		r.LifecycleMicros = round(float64(s.timers.lifecycle.Microseconds())/float64(r.Leased), 2)
 		r.OrdersPerSecond = round(float64(r.Leased)/match.Seconds(), 1)
 	}
+	s.money()
 	r.PeakRSSMiB = PeakRSSMiB()
 	return *r, nil
+}
+
+// money adds up what the run's orders paid, from their escrow accounts.
+func (s *Sim) money() {
+	r := &s.res
+	ctx := s.lg.Context(s.height)
+	for id := range s.orders {
+		a, ok := escrow.Get(ctx, id)
+		if !ok {
+			continue
+		}
+		// NB: pay held back for the dispute window (escrow's holdback_bps) is the
+		// provider's once the window closes; no one disputes in the simulator.
+		r.TenantCostUkiln += a.Paid + a.Held + a.Fees
+		r.ProviderRevenueUkiln += a.Paid + a.Held
+		r.FeesUkiln += a.Fees
+	}
+	r.ProviderRevenueUkiln += r.StakeRewardsUkiln
+	usd := func(ukiln uint64) float64 { return round(float64(ukiln)/1e6*s.cfg.USDPerKILN, 4) }
+	r.TenantCostUSD, r.ProviderRevenueUSD = usd(r.TenantCostUkiln), usd(r.ProviderRevenueUkiln)
+	if r.Leased > 0 {
+		r.TenantUSDPerOrder = round(r.TenantCostUSD/float64(r.Leased), 4)
+	}
+	if s.gpus > 0 && r.Blocks > 0 {
+		r.ProviderUSDPerGPUHour = round(r.ProviderRevenueUSD/float64(s.gpus)/(float64(r.Blocks)/3600), 4)
+	}
 }
 
 // PeakRSSMiB is the process's peak resident memory (getrusage maxrss), in MiB.

@@ -30,6 +30,8 @@ import (
 type Sim struct {
 	cfg    Config
 	rng    *rand.Rand
+	aux    *rand.Rand // salts: draws that must not shift the order stream between modes
+	drv    driver
 	lg     *app.Ledger
 	kv     *store.Mem
 	height int64
@@ -45,6 +47,10 @@ type Sim struct {
 	nextID  uint64
 	actions map[int64][]uint64 // height → leases (order IDs) their provider acts on
 	toBid   []uint64           // orders whose bid window opens in the next block
+	// pending are the orders that may lease next (placed, or re-opened), in the
+	// order they became so; checked after every block.
+	pending []uint64
+	reveals map[int64][]reveal // height → sealed bids revealed then
 
 	usedGPUs uint64 // GPUs held by leases the simulator knows are active
 	// promised is what each provider's bids of the current block would take (GPUs,
@@ -63,13 +69,16 @@ type prov struct {
 }
 
 type order struct {
-	id       uint64
-	placed   int64
-	window   int64 // BidOpenHeight the simulator last bid for
-	gpus     uint64
-	maxPrice uint64
-	groups   []market.Group
-	leased   int64 // height of its first lease, 0 before
+	id           uint64
+	mode         string
+	autoRedeploy bool
+	placed       int64
+	window       int64 // BidOpenHeight the simulator last bid for
+	offered      int64 // height providers last looked at it
+	gpus         uint64
+	maxPrice     uint64
+	groups       []market.Group
+	leased       int64 // height of its first lease, 0 before
 	// the current lease, while the simulator follows it
 	provider types.Address
 	attempt  uint32
@@ -86,8 +95,10 @@ func New(cfg Config) (*Sim, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6b696c6e)), kv: store.NewMem(), byAddr: map[types.Address]*prov{},
-		orders: map[uint64]*order{}, actions: map[int64][]uint64{}, t0: time.Unix(1_700_000_000, 0).UTC()}
+	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6b696c6e)), aux: rand.New(rand.NewPCG(cfg.Seed, 0x73616c74)), kv: store.NewMem(),
+		byAddr: map[types.Address]*prov{}, orders: map[uint64]*order{}, actions: map[int64][]uint64{}, reveals: map[int64][]reveal{},
+		drv: drivers[modeName(cfg.Mode)], t0: time.Unix(1_700_000_000, 0).UTC()}
+	s.res.OrdersByMode = map[string]int{}
 	g := app.DefaultGenesis()
 	// NB: short start and heartbeat timeouts, so that churn shows within a run of a
 	// few hundred blocks; every other parameter is the chain's default.
@@ -143,6 +154,9 @@ func New(cfg Config) (*Sim, error) {
 		if err := s.end(); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.drv.setup(s); err != nil {
+		return nil, fmt.Errorf("set up pricing %s: %w", modeName(cfg.Mode), err)
 	}
 	s.res.Providers = len(s.provs)
 	s.res.GPUs = s.gpus
@@ -241,55 +255,141 @@ func modelPrice(name string) float64 {
 	return best
 }
 
+// anyGPUUSDPerH is what a tenant asking for any GPU pays per GPU-hour (a mid-range
+// card), and anyGPUUSDPerTFLOPH per TFLOP-hour (what the catalogue's cheaper TFLOPS
+// cost).
+const (
+	anyGPUUSDPerH      = 0.8
+	anyGPUUSDPerTFLOPH = 0.03
+)
+
 // newOrder draws a tenant's order: mostly one instance of 1-8 GPUs of a named model
 // (sometimes either of two, sometimes any), some pinned to a region, some CPU only,
-// at a max price 10-60% above the reference.
+// at a max price 10-60% above the reference. The draw is the same in every mode (the
+// same seed gives the same tenants, sizes, models, regions and jobs); the order is
+// then shaped only as its mode demands: the order book prices one GPU model per
+// order (either of two: the first; any: one drawn by the network's shares), and
+// performance pricing bills GPU work per TFLOP-hour, so its max price is per
+// TFLOP-hour, and an order it cannot price (CPU only, or a model the catalogue has
+// no score for) goes to the auction.
 func (s *Sim) newOrder() (*market.MsgCreateOrder, uint64, int) {
 	r := s.rng
+	mode := modeName(s.cfg.Mode)
 	g := market.Group{Name: "job", Count: 1, StorageBytes: 50 * registry.Gi}
 	var refUSD float64
 	var gpus uint64
-	if r.Float64() < s.cfg.CPUOrderShare {
-		cores := uint64(1 + r.IntN(8))
+	var models []string
+	cpuOnly := r.Float64() < s.cfg.CPUOrderShare
+	// NB: every draw is made whatever the order turns out to be, so that the
+	// stream stays aligned across modes and seeds.
+	cores := uint64(1 + r.IntN(8))
+	units := weighted(r, []uint32{1, 1, 1, 1, 2, 2, 4, 4, 8, 8}, func(uint32) int { return 1 })
+	m1 := weighted(r, Catalogue, func(m Model) int { return m.Weight }).Name
+	m2 := weighted(r, Catalogue, func(m Model) int { return m.Weight }).Name
+	m3 := weighted(r, Catalogue, func(m Model) int { return m.Weight }).Name
+	kind := r.IntN(20)
+	if cpuOnly {
 		g.CPUMilli, g.MemoryBytes = cores*1000, cores*4*registry.Gi
 		refUSD = float64(cores) * cpuUSDPerCoreH
 	} else {
-		units := weighted(r, []uint32{1, 1, 1, 1, 2, 2, 4, 4, 8, 8}, func(uint32) int { return 1 })
 		gpus = uint64(units)
 		g.GPU.Units = units
 		g.CPUMilli, g.MemoryBytes = uint64(units)*4000, uint64(units)*32*registry.Gi
-		m := weighted(r, Catalogue, func(m Model) int { return m.Weight })
-		switch x := r.IntN(20); {
-		case x < 13:
-			g.GPU.Models = []market.GPUFilter{{Model: m.Name}}
-			refUSD = modelPrice(m.Name)
-		case x < 16:
-			m2 := weighted(r, Catalogue, func(m Model) int { return m.Weight })
-			g.GPU.Models = []market.GPUFilter{{Model: m.Name}, {Model: m2.Name}}
-			refUSD = max(modelPrice(m.Name), modelPrice(m2.Name))
-		default:
-			refUSD = 0.8 // NB: any GPU: a tenant pays what a mid-range card costs
+		switch {
+		case kind < 13:
+			models = []string{m1}
+		case kind < 16 && m2 != m1:
+			models = []string{m1, m2}
+		case kind < 16:
+			models = []string{m1}
 		}
-		refUSD *= float64(units)
+		if mode == market.ModeMarket {
+			if len(models) == 0 {
+				models = []string{m3}
+			}
+			models = models[:1]
+		}
+		perGPU := anyGPUUSDPerH
+		if len(models) > 0 {
+			perGPU = 0
+			for _, m := range models {
+				g.GPU.Models = append(g.GPU.Models, market.GPUFilter{Model: m})
+				perGPU = max(perGPU, modelPrice(m))
+			}
+		}
+		refUSD = perGPU * float64(units)
 	}
 	if r.IntN(4) == 0 {
 		g.Region = Regions[r.IntN(len(Regions))]
 	}
-	maxPrice := uint64(math.Ceil(s.ukilnPerBlock(refUSD) * (1.1 + 0.5*r.Float64())))
+	markup := 1.1 + 0.5*r.Float64()
+	maxPrice := uint64(math.Ceil(s.ukilnPerBlock(refUSD) * markup))
 	jobs := s.cfg.JobBlocksMax + 20
 	dep := maxPrice * uint64(int(s.mp.MinDepositBlocks)+jobs)
 	m := &market.MsgCreateOrder{Owner: s.tenants[r.IntN(len(s.tenants))], Kind: market.KindBatch, Groups: []market.Group{g}, MaxPrice: maxPrice,
-		Deposit: types.NewCoin(types.NativeDenom, dep), AutoRedeploy: r.IntN(2) == 0, Mode: s.cfg.Pricing}
+		Deposit: types.NewCoin(types.NativeDenom, dep), AutoRedeploy: r.IntN(2) == 0, Mode: mode}
+	if mode == market.ModePerformance {
+		m.Mode = market.ModeAuction
+		if unit, ok := perfReference(models); ok && !cpuOnly {
+			// NB: the work a block bills at the unit cap is at most the per-block
+			// reference, so the deposit it needs stays; the chain also wants
+			// min_deposit_blocks of the max price, which is per TFLOP-hour here.
+			m.Mode, m.MaxPrice = market.ModePerformance, uint64(math.Ceil(unit/s.cfg.USDPerKILN*1e6*markup))
+			m.Deposit.Amount = max(m.Deposit.Amount, m.MaxPrice*s.mp.MinDepositBlocks)
+		}
+	}
 	return m, gpus, s.cfg.JobBlocksMin + r.IntN(s.cfg.JobBlocksMax-s.cfg.JobBlocksMin+1)
 }
 
-// price is what provider p asks for order o's groups on the GPUs c would reserve.
-func (s *Sim) price(p *prov, c market.Candidate) uint64 {
+// perfReference is a tenant's reference price per TFLOP-hour (USD) for GPUs of any
+// of models (none: any GPU); false when one has no catalogue score.
+func perfReference(models []string) (float64, bool) {
+	if len(models) == 0 {
+		return anyGPUUSDPerTFLOPH, true
+	}
+	best := 0.0
+	for _, m := range models {
+		tf := tflops(m)
+		if tf == 0 {
+			return 0, false
+		}
+		best = max(best, modelPrice(m)/tf)
+	}
+	return best, true
+}
+
+// track records order m, just placed as the next order ID, for the simulator to
+// follow.
+func (s *Sim) track(m *market.MsgCreateOrder, gpus uint64, jobBlocks int) *order {
+	s.nextID++
+	o := &order{id: s.nextID, mode: m.Mode, autoRedeploy: m.AutoRedeploy, placed: s.height, gpus: gpus, maxPrice: m.MaxPrice,
+		groups: m.Groups, jobLen: int64(jobBlocks)}
+	s.orders[o.id] = o
+	s.res.OrdersByMode[o.mode]++
+	return o
+}
+
+// price is what provider p asks for the GPUs and CPU candidate c would reserve: per
+// block, or for a performance-priced order per TFLOP-hour of those GPUs' scores
+// (false when one has none: its work would bill nothing).
+func (s *Sim) price(p *prov, c market.Candidate, mode string) (uint64, bool) {
 	usd := float64(c.Usage.CPUMilli) / 1000 * cpuUSDPerCoreH
+	var work float64
 	for _, g := range c.Usage.GPUs {
 		usd += float64(g.Count) * modelPrice(g.Model)
+		tf := tflops(g.Model)
+		if tf == 0 {
+			work = math.Inf(-1)
+		}
+		work += float64(g.Count) * tf
 	}
-	return uint64(math.Ceil(s.ukilnPerBlock(usd * p.factor)))
+	if mode == market.ModePerformance {
+		if !(work > 0) {
+			return 0, false
+		}
+		return uint64(math.Ceil(usd * p.factor / work / s.cfg.USDPerKILN * 1e6)), true
+	}
+	return uint64(math.Ceil(s.ukilnPerBlock(usd * p.factor))), true
 }
 
 func (s *Sim) online(p *prov) bool { return s.height >= p.offlineUntil }
@@ -304,7 +404,7 @@ func (s *Sim) act(o *order) int64 {
 	ctx := s.lg.Context(s.height)
 	l, ok := market.GetLease(ctx, o.id)
 	if !ok || l.Attempt != o.attempt || l.State != market.LeaseActive {
-		s.leaseGone(o)
+		s.leaseGone(o, false)
 		return 0
 	}
 	if !s.online(p) {
@@ -322,7 +422,7 @@ func (s *Sim) act(o *order) int64 {
 	case s.height >= o.endAt:
 		err = s.lg.Deliver(&market.MsgCompleteLease{Provider: p.addr, LeaseID: o.id, OutputHash: make([]byte, 32)})
 		s.res.Completed++
-		s.leaseGone(o)
+		s.leaseGone(o, err == nil)
 		if err != nil {
 			s.res.RefusedTxs++
 		}
@@ -334,17 +434,20 @@ func (s *Sim) act(o *order) int64 {
 	}
 	if err != nil {
 		s.res.RefusedTxs++
-		s.leaseGone(o)
+		s.leaseGone(o, false)
 		return 0
 	}
 	return min(o.endAt, s.height+s.mp.HeartbeatIntervalBlocks)
 }
 
-// leaseGone stops following order o's lease.
-func (s *Sim) leaseGone(o *order) {
+// leaseGone stops following order o's lease; an auto_redeploy order may lease again.
+func (s *Sim) leaseGone(o *order, done bool) {
 	if o.leaseGPU > 0 {
 		s.usedGPUs -= o.leaseGPU
 		o.leaseGPU = 0
+	}
+	if !o.provider.IsZero() && o.autoRedeploy && !done {
+		s.pending = append(s.pending, o.id)
 	}
 	o.provider = types.Address{}
 }
@@ -368,14 +471,14 @@ func (s *Sim) step() error {
 	}
 	s.timers.lifecycle += cpuTime() - t
 
-	// Bids on the orders whose window opens now.
+	// Offers on the orders whose window opens now, and the mode's other duties.
 	bidding := s.toBid
 	s.toBid = nil
 	s.promised = map[types.Address]uint64{}
 	t = cpuTime()
-	drv := drivers[modeName(s.cfg.Pricing)]
+	s.drv.due(s)
 	for _, id := range bidding {
-		drv.bid(s, ctx, s.orders[id])
+		s.drv.bid(s, ctx, s.orders[id])
 	}
 	s.timers.bids += cpuTime() - t
 
@@ -387,10 +490,7 @@ func (s *Sim) step() error {
 		if err := s.lg.Deliver(m); err != nil {
 			return fmt.Errorf("height %d: create order: %w", h, err)
 		}
-		s.nextID++
-		o := &order{id: s.nextID, placed: h, gpus: gpus, maxPrice: m.MaxPrice, groups: m.Groups, jobLen: int64(jobBlocks)}
-		s.orders[o.id] = o
-		s.toBid = append(s.toBid, o.id)
+		s.pending = append(s.pending, s.track(m, gpus, jobBlocks).id)
 	}
 	s.timers.orders += cpuTime() - t
 	s.res.Orders += n
@@ -403,33 +503,7 @@ func (s *Sim) step() error {
 			return err
 		}
 	}
-
-	// What the block made: leases of the orders bid on.
-	rctx := s.lg.Context(h)
-	for _, id := range bidding {
-		o := s.orders[id]
-		l, ok := market.GetLease(rctx, id)
-		if !ok || l.CreatedHeight != h || l.State != market.LeaseActive {
-			continue
-		}
-		if o.leased == 0 {
-			o.leased = h
-			s.res.Leased++
-			s.res.timeToLease = append(s.res.timeToLease, float64(h-o.placed))
-		} else {
-			s.res.Redeployed++
-		}
-		o.provider, o.attempt, o.started = l.Provider, l.Attempt, false
-		o.leaseGPU = o.gpus
-		s.usedGPUs += o.gpus
-		if o.gpus > 0 {
-			per := s.usdPerH(float64(l.Price)) / float64(o.gpus)
-			s.window = append(s.window, per)
-			model := l.GPUs[0].Model
-			s.res.prices[model] = append(s.res.prices[model], per)
-		}
-		s.actions[h+1] = append(s.actions[h+1], id)
-	}
+	s.observe(h)
 
 	// Churn: some providers go offline for a while.
 	for range poisson(s.rng, s.cfg.Churn*float64(len(s.provs))) {
@@ -440,16 +514,72 @@ func (s *Sim) step() error {
 	return nil
 }
 
-// sweep finds open orders whose current bid window the simulator has not bid in
-// (re-opened after a provider went silent, or still waiting for a fitting provider)
-// and bids on them in the next block, as provider daemons polling the open orders do.
-func (s *Sim) sweep() {
-	for _, o := range market.Orders(s.lg.Context(s.height), market.OrderFilter{State: market.OrderOpen}) {
-		so := s.orders[o.ID]
-		if so.window != o.BidOpenHeight && o.BidOpenHeight <= s.height+1 && !slices.Contains(s.toBid, o.ID) {
-			s.toBid = append(s.toBid, o.ID)
+// observe reads what block h did to the orders that may lease: a new lease is
+// followed from the next block; an open order with a window not offered in yet is
+// offered on in the next block, in modes where providers offer; a closed one is
+// forgotten. It
+// also counts the stake pool's epoch rewards, paid in the epoch's last block.
+func (s *Sim) observe(h int64) {
+	rctx := s.lg.Context(h)
+	kept := s.pending[:0]
+	for _, id := range s.pending {
+		o := s.orders[id]
+		if !o.provider.IsZero() {
+			continue // NB: a duplicate entry of an order followed since
 		}
+		if l, ok := market.GetLease(rctx, id); ok && l.State == market.LeaseActive && l.Attempt > o.attempt {
+			s.leased(o, l, h)
+			continue
+		}
+		mo, ok := market.GetOrder(rctx, id)
+		if !ok || mo.State != market.OrderOpen {
+			if mo.State == market.OrderClosed && mo.Attempts == 0 {
+				s.res.Unfilled++
+			}
+			continue
+		}
+		// NB: a window that opened while nobody looked still takes a late offer (the
+		// auction arms a fresh window with it); and like a daemon polling the open
+		// orders, providers look again at an order whose window passed without a
+		// lease, every retryBlocks, while it stays open.
+		fresh := mo.BidOpenHeight <= h+1 && o.window != mo.BidOpenHeight
+		retry := mo.Mode != market.ModeSealed && mo.BidCloseHeight <= h && h-o.offered >= retryBlocks
+		if s.drv.bids() && (fresh || retry) {
+			s.toBid = append(s.toBid, id)
+		}
+		kept = append(kept, id)
 	}
+	s.pending = kept
+	if r, ok := market.LastEpochReward(rctx); ok && r.Height == h {
+		s.res.StakeRewardsUkiln += r.Paid
+	}
+}
+
+// retryBlocks is how often providers look again at an open order nobody leased: as
+// often as the chain re-matches a waiting order-book order (book_retry_blocks), so
+// the modes compare on the same footing. Sealed orders need no retry: a round
+// without a winner opens the next by itself.
+const retryBlocks = 2
+
+// leased follows lease l of order o, made in block h.
+func (s *Sim) leased(o *order, l market.Lease, h int64) {
+	if o.leased == 0 {
+		o.leased = h
+		s.res.Leased++
+		s.res.timeToLease = append(s.res.timeToLease, float64(h-o.placed))
+	} else {
+		s.res.Redeployed++
+	}
+	o.provider, o.attempt, o.started = l.Provider, l.Attempt, false
+	o.leaseGPU = o.gpus
+	s.usedGPUs += o.gpus
+	if o.gpus > 0 {
+		per := s.usdPerH(float64(l.Price)) / float64(o.gpus)
+		s.window = append(s.window, per)
+		model := l.GPUs[0].Model
+		s.res.prices[model] = append(s.res.prices[model], per)
+	}
+	s.actions[h+1] = append(s.actions[h+1], o.id)
 }
 
 func poisson(r *rand.Rand, mean float64) int {

@@ -100,6 +100,27 @@ func (c Collateral) Save(dir string) error {
 	return nil
 }
 
+// Merge returns c with every non-empty field of over put in its place.
+func (c Collateral) Merge(over Collateral) Collateral {
+	dst := c.files()
+	for name, src := range over.files() {
+		if len(*src) > 0 {
+			*dst[name] = *src
+		}
+	}
+	return c
+}
+
+// Empty reports whether c holds nothing.
+func (c Collateral) Empty() bool {
+	for _, f := range c.files() {
+		if len(*f) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // hasTDX reports whether c holds the TDX collateral verification needs.
 func (c Collateral) hasTDX() bool {
 	return len(c.TDXTcbInfo) > 0 && len(c.TDXQeIdentity) > 0 && len(c.TDXPckCrl) > 0 && len(c.TDXRootCrl) > 0

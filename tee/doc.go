@@ -24,11 +24,13 @@
 //	tcb_mismatch         the reported TCB is not the one the signing key was issued for
 //	tcb_outdated         the TCB is below the verifier's minimum or the vendor's current level
 //	revoked              a certificate of the chain is on the vendor's CRL
+//	crl_missing          revocations are checked and the collateral has no CRL
 //	unknown_chip         the signing key is not certified by the vendor for this chip
-//	stale                a certificate or the collateral is expired at Options.Now
+//	stale                a certificate, a CRL or the collateral is expired at Options.Now
 //	bad_signature        the signature does not verify over the report
 //
-// NVIDIA GPU confidential-computing evidence (the GPU's SPDM attestation report) has
-// no maintained Go verifier in the module proxy; it is not verified here (a
-// documented gap, README "Confidential compute").
+// NVIDIA GPU confidential-computing evidence (the GPU's SPDM measurement report) is
+// not verified here: no Go code appraises it offline (RIMs, OCSP), and NVIDIA's remote
+// service cannot be called by a validator (a documented gap, README "Confidential
+// compute").
 package tee

@@ -1,6 +1,7 @@
 package tee
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -58,14 +59,41 @@ func exists(p string) bool {
 	return err == nil
 }
 
-// ErrNoTEE is returned by Produce on a machine that is not a confidential VM.
+// ErrNoTEE is returned by Device.Produce on a machine that is not a confidential VM.
 var ErrNoTEE = errors.New("this machine cannot produce TEE evidence: it is not a confidential VM (no /dev/sev-guest, /dev/tdx_guest or configfs-tsm)")
+
+// Producer makes attestation evidence. Device asks this machine's firmware; tests use
+// a signer of their own (package teetest) whose roots the chain under test trusts.
+// Whatever the producer, the evidence is verified the same way (Verify).
+type Producer interface {
+	// Capability says whether the producer can make evidence here, and how; Type is
+	// empty when it cannot.
+	Capability() Capability
+	// Produce returns evidence whose report_data is reportData (64 bytes), and the
+	// collateral that came with it (an SEV-SNP host may hand out the VCEK).
+	Produce(ctx context.Context, reportData []byte) ([]byte, Collateral, error)
+}
+
+// Device produces evidence through this machine's guest devices (Probe).
+type Device struct{}
+
+var _ Producer = Device{}
+
+// Capability is Probe.
+func (Device) Capability() Capability { return Probe() }
 
 // Produce asks this confidential VM's firmware for evidence binding reportData: an
 // SEV-SNP report (with its VCEK certificate from the extended report's certificate
 // table, when the host supplies it) or a TDX quote. On a machine without a guest
-// device it returns ErrNoTEE, saying so.
-func Produce(reportData []byte) (evidence []byte, col Collateral, err error) {
+// device it returns ErrNoTEE, saying so. The firmware call is not cancellable; ctx is
+// checked before it.
+func (Device) Produce(ctx context.Context, reportData []byte) (evidence []byte, col Collateral, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, col, err
+	}
+	if len(reportData) != ReportDataSize {
+		return nil, col, fmt.Errorf("report_data: %d bytes, want %d", len(reportData), ReportDataSize)
+	}
 	var rd [ReportDataSize]byte
 	copy(rd[:], reportData)
 	switch p := Probe(); p.Type {

@@ -64,6 +64,12 @@ func verifySEV(raw []byte, opts Options) Result {
 		return r.refuse(ReasonTCBOutdated, fmt.Sprintf("reported TCB %#x is below the minimum %#x", rep.GetReportedTcb(), opts.MinSEVTCB))
 	}
 
+	if opts.CheckRevocations {
+		if reason, detail := crlCurrent(opts.Collateral.SEVCRL, "sev_crl.der (the ARK's CRL from AMD's KDS)", opts.Now); reason != "" {
+			return r.refuse(reason, detail)
+		}
+	}
+
 	chain := &spb.CertificateChain{VcekCert: opts.Collateral.VCEK}
 	vo := &verify.Options{DisableCertFetching: true, Now: opts.Now, CheckRevocations: opts.CheckRevocations, Getter: sevGetter{opts.Collateral}}
 	if len(opts.Collateral.SEVRoots) > 0 {
@@ -96,7 +102,7 @@ func sevReason(msg string) string {
 		return ReasonRevoked
 	case strings.Contains(m, "expired") || strings.Contains(m, "not yet valid"):
 		return ReasonStale
-	case strings.Contains(m, "signature") && !strings.Contains(m, "certificate"):
+	case strings.Contains(m, "signature") && !strings.Contains(m, "certificate"), strings.Contains(m, "crl is not signed"):
 		return ReasonBadSignature
 	case strings.Contains(m, "crl") || strings.Contains(m, "offline collateral"):
 		return ReasonMalformed

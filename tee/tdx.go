@@ -63,6 +63,18 @@ func verifyTDX(raw []byte, opts Options) Result {
 		return r.refuse(ReasonDebug, "TD_ATTRIBUTES.DEBUG is set: the host can read the TD's memory")
 	}
 	vo := &tverify.Options{Now: opts.Now, TrustedRoots: intelRoots}
+	if opts.CheckRevocations {
+		// NB: go-tdx-guest checks the CRLs' signatures and expiry; missing ones get their
+		// own reason here.
+		for _, c := range []struct {
+			der  []byte
+			name string
+		}{{opts.Collateral.TDXPckCrl, "pck_crl.der (Intel PCS PCK CRL)"}, {opts.Collateral.TDXRootCrl, "root_crl.der (Intel SGX root CA CRL)"}} {
+			if len(c.der) == 0 {
+				return r.refuse(ReasonCRLMissing, "revocations are checked and the collateral has no "+c.name)
+			}
+		}
+	}
 	if opts.Collateral.hasTDX() {
 		vo.GetCollateral, vo.Getter, vo.CheckRevocations = true, tdxGetter{opts.Collateral}, opts.CheckRevocations
 	} else if opts.CheckRevocations {

@@ -2,9 +2,11 @@ package tee
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -23,6 +25,7 @@ const (
 	ReasonTCBMismatch        = "tcb_mismatch"
 	ReasonTCBOutdated        = "tcb_outdated"
 	ReasonRevoked            = "revoked"
+	ReasonCRLMissing         = "crl_missing"
 	ReasonUnknownChip        = "unknown_chip"
 	ReasonStale              = "stale"
 	ReasonBadSignature       = "bad_signature"
@@ -50,7 +53,11 @@ type Options struct {
 	// MinSEVTCB, when not zero, is the least SEV-SNP TCB accepted (each part at least
 	// this one's: bootloader, TEE, SNP, microcode).
 	MinSEVTCB uint64
-	// CheckRevocations checks the chain against the vendor CRLs in Collateral.
+	// CheckRevocations checks the chain against the vendor CRLs in Collateral: the
+	// ARK's CRL (SEV-SNP), the PCK and root CA CRLs (TDX). A report whose collateral
+	// lacks them is refused with ReasonCRLMissing; a CRL not valid at Now (before its
+	// thisUpdate, after its nextUpdate) with ReasonStale, so an old CRL from before a
+	// revocation cannot stand in for the current one.
 	CheckRevocations bool
 }
 
@@ -88,6 +95,25 @@ type TCB struct {
 	Microcode  uint8 `json:"microcode,omitempty"`
 	// TeeTcbSvn is the TDX TEE_TCB_SVN, hex.
 	TeeTcbSvn string `json:"tee_tcb_svn,omitempty"`
+}
+
+// crlCurrent checks that der, the CRL in collateral file name, is there, reads, and
+// is valid at now; it returns the reason and detail to refuse with, or "".
+func crlCurrent(der []byte, name string, now time.Time) (reason, detail string) {
+	if len(der) == 0 {
+		return ReasonCRLMissing, "revocations are checked and the collateral has no " + name
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return ReasonMalformed, fmt.Sprintf("read %s: %v", name, err)
+	}
+	switch {
+	case now.Before(crl.ThisUpdate):
+		return ReasonStale, fmt.Sprintf("%s is not valid before %s (now %s)", name, crl.ThisUpdate.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	case !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate):
+		return ReasonStale, fmt.Sprintf("%s expired at %s (now %s): fetch the current one", name, crl.NextUpdate.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	return "", ""
 }
 
 // refuse fills r as refused for reason.

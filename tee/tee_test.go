@@ -1,6 +1,7 @@
 package tee
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"net/url"
@@ -103,8 +104,13 @@ func TestTDXSampleTCB(t *testing.T) {
 	if r := Verify(raw, Options{Now: time.Date(2053, 7, 1, 0, 0, 0, 0, time.UTC), Collateral: c}); r.Valid || r.Reason != ReasonStale {
 		t.Errorf("Verify(tdx sample, collateral in 2053) = %+v, want refused %s", r, ReasonStale)
 	}
-	if r := Verify(raw, Options{Now: tdxAt, CheckRevocations: true}); r.Reason != ReasonMalformed {
-		t.Errorf("Verify(revocations without collateral) = %+v, want %s", r, ReasonMalformed)
+	if r := Verify(raw, Options{Now: tdxAt, CheckRevocations: true}); r.Reason != ReasonCRLMissing {
+		t.Errorf("Verify(revocations without collateral) = %+v, want %s", r, ReasonCRLMissing)
+	}
+	noRootCRL := c
+	noRootCRL.TDXRootCrl = nil
+	if r := Verify(raw, Options{Now: tdxAt, Collateral: noRootCRL, CheckRevocations: true}); r.Reason != ReasonCRLMissing || !strings.Contains(r.Detail, "root_crl.der") {
+		t.Errorf("Verify(revocations without the root CA CRL) = %+v, want %s naming root_crl.der", r, ReasonCRLMissing)
 	}
 }
 
@@ -285,8 +291,11 @@ func TestProduceWithoutGuestDevice(t *testing.T) {
 	if p := Probe(); p.Type != "" {
 		t.Skipf("this machine is a confidential VM (%s): Produce asks its firmware", p.Device)
 	}
-	if _, _, err := Produce(make([]byte, 64)); err != ErrNoTEE {
-		t.Fatalf("Produce = %v, want ErrNoTEE", err)
+	if _, _, err := (Device{}).Produce(context.Background(), make([]byte, 64)); err != ErrNoTEE {
+		t.Fatalf("Device.Produce = %v, want ErrNoTEE", err)
+	}
+	if c := (Device{}).Capability(); c.Type != "" {
+		t.Fatalf("Device.Capability = %+v on a machine Probe finds no guest device on", c)
 	}
 	if p := Probe(); !strings.Contains(p.Message, "cannot produce TEE evidence") {
 		t.Fatalf("Probe message %q", p.Message)
@@ -321,4 +330,16 @@ func BenchmarkVerify(b *testing.B) {
 			Detect(sev)
 		}
 	})
+}
+
+// Merge puts the non-empty fields of its argument over the collateral; Empty is true
+// only for nothing at all.
+func TestCollateralMerge(t *testing.T) {
+	got := Collateral{VCEK: []byte("vcek"), SEVCRL: []byte("old")}.Merge(Collateral{SEVCRL: []byte("new"), TDXRootCrl: []byte("root")})
+	if string(got.VCEK) != "vcek" || string(got.SEVCRL) != "new" || string(got.TDXRootCrl) != "root" {
+		t.Fatalf("Merge = %+v", got)
+	}
+	if (Collateral{}).Empty() != true || (Collateral{TDXPckCrlChain: []byte("x")}).Empty() {
+		t.Fatal("Empty is wrong")
+	}
 }

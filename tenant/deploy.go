@@ -132,9 +132,10 @@ func Deploy(ctx context.Context, c *client.Client, key ed25519.PrivateKey, plan 
 	if err != nil {
 		return r, err
 	}
-	msg := &market.MsgCreateOrder{Owner: owner, Kind: plan.Kind, Groups: plan.Groups, MaxPrice: plan.MaxPrice,
-		Deposit: plan.Deposit, Manual: plan.Manual, AutoRedeploy: plan.AutoRedeploy, Mode: plan.Pricing, Fill: plan.Fill, Session: plan.Session, ReclaimWindowSeconds: plan.ReclaimMinWindowSeconds,
-		TEE: plan.TEE, AllowedMeasurements: plan.AllowedMeasurements}
+	if plan.Cluster != nil {
+		return r, fmt.Errorf("order %s is a cluster of %d members: deploy it with DeployCluster", plan.Name, plan.Cluster.Members)
+	}
+	msg := plan.Msg(owner)
 	if err := msg.ValidateBasic(); err != nil {
 		return r, err
 	}

@@ -1,7 +1,9 @@
 package tenant
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -19,7 +21,9 @@ import (
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/api/apiclient"
 	"github.com/kiln-network/kiln/provider/vault"
+	"github.com/kiln-network/kiln/work/units"
 	"github.com/kiln-network/kiln/x/market"
+	"github.com/kiln-network/kiln/x/verify"
 )
 
 // Errors Fetch wraps, for callers that branch on why nothing was fetched.
@@ -94,6 +98,20 @@ type FetchResult struct {
 	// Skipped are the entries the job left that the provider did not seal.
 	Skipped      []api.SkippedOutput `json:"skipped,omitempty"`
 	SkippedTotal int                 `json:"skipped_total,omitempty"`
+	// Units is set when the outputs hold a units.json (a verifiable workload).
+	Units *UnitsCheck `json:"units,omitempty"`
+}
+
+// UnitsCheck is how a job's units.json compares with the work commitment its provider
+// made on chain for verifiers (x/verify).
+type UnitsCheck struct {
+	Count int    `json:"count"`
+	Root  string `json:"root"` // hex Merkle root of units.json (units.Set.Root)
+	// Commitment is the work commitment whose root Root is (0: none on chain yet),
+	// and State how its verification stands (pending, assigned, verified, unchecked,
+	// disputed, fraud).
+	Commitment uint64 `json:"commitment,string,omitempty"`
+	State      string `json:"state,omitempty"`
 }
 
 // DefaultFetchDir is where outputs go when no directory is named: a new directory
@@ -162,6 +180,11 @@ func Fetch(ctx context.Context, c *client.Client, pc *apiclient.Client, leaseID 
 				leaseID, ErrOutputsMismatch, l.Provider, len(listed), got[:12], want[:12], l.ClosedHeight)
 		}
 	}
+	if want != "" {
+		if r.Units, err = checkUnits(ctx, c, pc, l, listed, progress); err != nil {
+			return r, err
+		}
+	}
 	tellSkipped(progress, leaseID, st.Skipped, st.SkippedTotal)
 	if len(listed) == 0 {
 		r.Root = hex.EncodeToString(rootOf(nil))
@@ -186,6 +209,75 @@ func Fetch(ctx context.Context, c *client.Client, pc *apiclient.Client, leaseID 
 	}
 	return r, nil
 }
+
+// checkUnits checks, before anything is downloaded, the units.json among the listed
+// outputs (whose hashes the chain's outputs root has vouched for) against the work
+// commitment the provider made for verifiers: the same Merkle root and count, and
+// every unit's file among the outputs with the hash units.json gives it. It returns
+// nil when the outputs hold no units.json, and a check without a commitment when the
+// provider committed none.
+func checkUnits(ctx context.Context, c *client.Client, pc *apiclient.Client, l market.Lease, listed []api.FileInfo, progress func(string)) (*UnitsCheck, error) {
+	byName := map[string]api.FileInfo{}
+	for _, f := range listed {
+		byName[f.Name] = f
+	}
+	idx, ok := byName[units.FileName]
+	if !ok {
+		return nil, nil
+	}
+	mismatch := func(format string, args ...any) error {
+		return fmt.Errorf("lease %d: %w: %s", l.ID, ErrOutputsMismatch, fmt.Sprintf(format, args...))
+	}
+	if idx.Size > units.MaxIndexSize {
+		return nil, mismatch("units.json is %d bytes, over the %d a unit index may have", idx.Size, units.MaxIndexSize)
+	}
+	var b bytes.Buffer
+	if _, err := pc.DownloadOutput(ctx, l.ID, units.FileName, &b); err != nil {
+		return nil, err
+	}
+	if got := hex.EncodeToString(sha256Of(b.Bytes())); got != idx.SHA256 {
+		return nil, mismatch("units.json has sha256 %s, the committed outputs list %s", got, idx.SHA256)
+	}
+	set, err := units.Parse(b.Bytes())
+	if err != nil {
+		return nil, mismatch("%v", err)
+	}
+	for _, id := range set.IDs() {
+		u := set[id]
+		if f, ok := byName[u.File]; !ok || f.SHA256 != u.SHA256 {
+			return nil, mismatch("units.json names unit %s as %s with sha256 %s, which is not among the outputs", id, u.File, u.SHA256)
+		}
+	}
+	root := set.Root()
+	uc := &UnitsCheck{Count: len(set), Root: hex.EncodeToString(root[:])}
+	cs, err := c.Commitments(ctx, client.CommitmentFilter{Lease: l.ID})
+	if err != nil {
+		return nil, fmt.Errorf("lease %d: work commitments: %w", l.ID, err)
+	}
+	var cm *verify.Commitment
+	for i := range cs {
+		if cs[i].Attempt == l.Attempt && cs[i].Checkpoint == 0 {
+			cm = &cs[i]
+		}
+	}
+	if cm == nil {
+		progress(fmt.Sprintf("units.json: %d units, Merkle root %s…; the provider committed none for verification, so no verifier checks them (dispute the lease to have them checked)", uc.Count, uc.Root[:12]))
+		return uc, nil
+	}
+	if cm.Root != uc.Root || int(cm.Units) != uc.Count {
+		return nil, mismatch("units.json has %d units with Merkle root %s…, but the provider committed %d units with root %s… for verification (commitment %d)",
+			uc.Count, uc.Root[:12], cm.Units, cm.Root[:min(12, len(cm.Root))], cm.ID)
+	}
+	uc.Commitment, uc.State = cm.ID, cm.State
+	msg := fmt.Sprintf("units.json: %d units, Merkle root %s… as committed for verification (commitment %d, %s)", uc.Count, uc.Root[:12], cm.ID, cm.State)
+	if cm.State == verify.CommitFraud {
+		msg += ": the provider was PROVEN to have faked units of this job; the lease's payments were refunded"
+	}
+	progress(msg)
+	return uc, nil
+}
+
+func sha256Of(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
 
 // completedLease returns the lease from the chain, waiting for it to close if it is
 // active: up to o.Wait, or sealedWait when the provider has sealed the outputs

@@ -38,6 +38,21 @@ type OrderSpec struct {
 	Reclamation *struct {
 		MinWindow string `yaml:"min_window"`
 	} `yaml:"reclamation"`
+	// Cluster makes the order a GPU cluster: members machines of the (one) group,
+	// placed together across providers, with one rendezvous.
+	Cluster *ClusterSpec `yaml:"cluster"`
+}
+
+// ClusterSpec is an OrderSpec's cluster: block.
+//
+//	cluster: {members: 3, gpus_per_member: 1, same_region: false, max_rtt_ms: 0, on_member_failure: refund}
+type ClusterSpec struct {
+	Members uint32 `yaml:"members"`
+	// GPUsPerMember defaults to the group's gpu.units; set alone, it sets them.
+	GPUsPerMember   uint32 `yaml:"gpus_per_member"`
+	SameRegion      bool   `yaml:"same_region"`
+	MaxRTTMs        uint32 `yaml:"max_rtt_ms"`
+	OnMemberFailure string `yaml:"on_member_failure"` // refund (default) or replace
 }
 
 // GroupSpec is one group of an OrderSpec.
@@ -161,6 +176,21 @@ func (s OrderSpec) Msg(owner types.Address, denom string) (*market.MsgCreateOrde
 		}
 		sort.Slice(g.Attributes, func(a, b int) bool { return g.Attributes[a].Key < g.Attributes[b].Key })
 		m.Groups = append(m.Groups, g)
+	}
+	if c := s.Cluster; c != nil {
+		m.Cluster = &market.Cluster{Members: c.Members, GPUsPerMember: c.GPUsPerMember, SameRegion: c.SameRegion, MaxRTTMs: c.MaxRTTMs, OnMemberFailure: c.OnMemberFailure}
+		if m.Cluster.OnMemberFailure == "" {
+			m.Cluster.OnMemberFailure = market.FailRefund
+		}
+		if len(m.Groups) == 1 {
+			g := &m.Groups[0]
+			switch {
+			case m.Cluster.GPUsPerMember == 0:
+				m.Cluster.GPUsPerMember = g.GPU.Units
+			case g.GPU.Units == 0:
+				g.GPU.Units = m.Cluster.GPUsPerMember
+			}
+		}
 	}
 	return m, m.ValidateBasic()
 }

@@ -47,6 +47,11 @@ func loadSDL(path string, b []byte) ([]Plan, []string, error) {
 // asks and what the order buys are one conversion and cannot disagree.
 func sdlPlan(og sdl.OrderGroup, m sdl.Manifest) (Plan, error) {
 	p := Plan{Name: og.Name, Kind: market.KindService, Source: "sdl", TEE: og.TEE} // Akash deployments run until closed
+	policy, reqs, err := sdlClusterAttr(og.Requirements)
+	if err != nil {
+		return Plan{}, fmt.Errorf("group %s: %w", og.Name, err)
+	}
+	og.Requirements = reqs
 	units := slices.Clone(og.Resources)
 	sort.Slice(units, func(i, j int) bool { return units[i].ID < units[j].ID })
 	for i, u := range units {
@@ -69,20 +74,71 @@ func sdlPlan(og sdl.OrderGroup, m sdl.Manifest) (Plan, error) {
 		p.MaxPrice = sum
 		p.Groups = append(p.Groups, g)
 	}
-	var err error
+	if policy != "" {
+		if err := sdlCluster(&p, policy); err != nil {
+			return Plan{}, fmt.Errorf("group %s: %w", og.Name, err)
+		}
+	}
 	if p.Deposit, err = deposit("", p.MaxPrice); err != nil {
 		return Plan{}, fmt.Errorf("group %s: %w", og.Name, err)
 	}
 	// NB: the owner is a placeholder; the order is checked here so that what the chain
 	// would refuse is refused before anything is sent.
-	msg := &market.MsgCreateOrder{Owner: types.Address{1}, Kind: p.Kind, Groups: p.Groups, MaxPrice: p.MaxPrice, Deposit: p.Deposit, TEE: p.TEE}
-	if err := msg.ValidateBasic(); err != nil {
+	if err := p.Msg(types.Address{1}).ValidateBasic(); err != nil {
 		return Plan{}, fmt.Errorf("group %s: the order cannot be placed: %w", og.Name, err)
 	}
 	if p.Manifest, err = sdlManifest(m, og.Name, p.Groups); err != nil {
 		return Plan{}, err
 	}
+	if p.Cluster != nil {
+		// NB: each member runs one instance of the service.
+		for i := range p.Manifest.Services {
+			p.Manifest.Services[i].Count = 1
+		}
+	}
 	return p, nil
+}
+
+// SDLClusterAttribute is the placement attribute that makes an SDL placement group a
+// GPU cluster: `attributes: {kiln-cluster: refund}` (or replace, the failure policy).
+// Its one service's count is then the cluster's members, each a machine of its own
+// that may land on another provider, instead of count instances on one provider.
+// Akash's own parser reads it as any other attribute, so the file stays a valid SDL;
+// without it `count > 1` keeps its Akash meaning.
+const SDLClusterAttribute = "kiln-cluster"
+
+// sdlClusterAttr takes the kiln-cluster attribute out of a placement's
+// requirements: its policy ("" when absent) and the other requirements.
+func sdlClusterAttr(reqs sdl.Requirements) (string, sdl.Requirements, error) {
+	policy := ""
+	out := reqs
+	out.Attributes = nil
+	for _, a := range reqs.Attributes {
+		if a.Key != SDLClusterAttribute {
+			out.Attributes = append(out.Attributes, a)
+			continue
+		}
+		if a.Value != market.FailRefund && a.Value != market.FailReplace {
+			return "", reqs, fmt.Errorf("placement attribute %s: %q: must be refund or replace (what happens when a member's provider fails)", SDLClusterAttribute, a.Value)
+		}
+		policy = a.Value
+	}
+	return policy, out, nil
+}
+
+// sdlCluster turns plan p (one SDL placement group) into a cluster: its one resource
+// unit's count becomes the members.
+func sdlCluster(p *Plan, policy string) error {
+	if len(p.Groups) != 1 {
+		return fmt.Errorf("placement attribute %s: a cluster runs one service, each member on a machine of its own (this group has %d resource units)", SDLClusterAttribute, len(p.Groups))
+	}
+	g := &p.Groups[0]
+	if g.Count < 2 {
+		return fmt.Errorf("placement attribute %s: the service's count is the cluster's members: must be at least 2 (got %d)", SDLClusterAttribute, g.Count)
+	}
+	p.Cluster = &market.Cluster{Members: g.Count, GPUsPerMember: g.GPU.Units, OnMemberFailure: policy}
+	g.Count = 1
+	return nil
 }
 
 // sdlGroup is the one place an SDL resource unit becomes Kiln resources: the order

@@ -19,8 +19,8 @@ import (
 // active attestation, or whose measurement is not in allowed (when allowed is not
 // empty), and returns the attestation it sealed to.
 func Seal(ctx context.Context, c *client.Client, provider types.Address, allowed []string, r io.Reader, w io.Writer) (xtee.Attestation, error) {
-	var at xtee.Attestation
-	if err := c.QueryJSON(ctx, client.PathAttestation(provider), &at); err != nil {
+	at, err := c.Attestation(ctx, provider)
+	if err != nil {
 		return at, fmt.Errorf("attestation of %s: %w", provider, err)
 	}
 	h, err := c.AppHeight(ctx)

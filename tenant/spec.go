@@ -51,6 +51,16 @@ type Plan struct {
 	// ReclaimMinWindowSeconds, when not 0, says the tenant accepts a reclaimable
 	// lease that runs at least this long (SDL reclamation.min_window).
 	ReclaimMinWindowSeconds uint64
+	// Cluster makes the order a GPU cluster (Kiln spec cluster:, or an SDL
+	// placement with the kiln-cluster attribute): every member runs Manifest.
+	Cluster *market.Cluster
+}
+
+// Msg is the order plan p places for owner.
+func (p Plan) Msg(owner types.Address) *market.MsgCreateOrder {
+	return &market.MsgCreateOrder{Owner: owner, Kind: p.Kind, Groups: p.Groups, MaxPrice: p.MaxPrice,
+		Deposit: p.Deposit, Manual: p.Manual, AutoRedeploy: p.AutoRedeploy, Mode: p.Pricing, Fill: p.Fill, Session: p.Session, ReclaimWindowSeconds: p.ReclaimMinWindowSeconds,
+		TEE: p.TEE, AllowedMeasurements: p.AllowedMeasurements, Cluster: p.Cluster}
 }
 
 // DefaultDepositBlocks is how many blocks at max price a deposit covers when the spec
@@ -169,7 +179,7 @@ func parseSpec(b []byte, dir string) (Plan, error) {
 		return Plan{}, err
 	}
 	p := Plan{Kind: msg.Kind, Groups: msg.Groups, MaxPrice: msg.MaxPrice, Manual: msg.Manual, AutoRedeploy: msg.AutoRedeploy, Pricing: msg.Mode, Fill: msg.Fill, Source: "kiln",
-		TEE: msg.TEE, AllowedMeasurements: msg.AllowedMeasurements}
+		TEE: msg.TEE, AllowedMeasurements: msg.AllowedMeasurements, Cluster: msg.Cluster}
 	if p.ReclaimMinWindowSeconds, err = sp.ReclaimSeconds(); err != nil {
 		return Plan{}, err
 	}

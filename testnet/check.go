@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kiln-network/kiln/lightclient"
 	"github.com/kiln-network/kiln/types"
 )
 
@@ -96,6 +97,41 @@ func check(ctx context.Context, n *net, lg *load, idx []int, res *Result) error 
 		return err
 	}
 	res.Forks = forks
+	return n.lightCheck(cctx, idx, lg.from, res)
+}
+
+// lightCheck verifies the header of res.Height with CometBFT's light client, skipping
+// and sequentially, from node0's header at height from (the load's first block),
+// fetching from node1 and cross-checking with the other nodes in idx; the verified
+// app hash must be node0's.
+func (n *net) lightCheck(ctx context.Context, idx []int, from int64, res *Result) error {
+	blk, err := n.cl[0].RPC.Block(ctx, &from)
+	if err != nil {
+		return fmt.Errorf("trusted block %d: %w", from, err)
+	}
+	want, err := n.cl[0].RPC.Block(ctx, &res.Height)
+	if err != nil {
+		return fmt.Errorf("block %d: %w", res.Height, err)
+	}
+	o := lightclient.Options{ChainID: n.ln.ChainID, Primary: n.ln.Nodes[1].RPC, TrustHeight: from, TrustHash: blk.BlockID.Hash, Height: res.Height}
+	for _, i := range idx {
+		if i != 1 {
+			o.Witnesses = append(o.Witnesses, n.ln.Nodes[i].RPC)
+		}
+	}
+	for _, seq := range []bool{false, true} {
+		o.Sequential = seq
+		lr, err := lightclient.Verify(ctx, o)
+		switch {
+		case err != nil:
+			res.Problems = append(res.Problems, fmt.Sprintf("light client (sequential %v): %v", seq, err))
+			return nil
+		case lr.AppHash != want.Block.AppHash.String():
+			res.Problems = append(res.Problems, fmt.Sprintf("light client (sequential %v): header %d has app hash %s, node0's %s", seq, res.Height, lr.AppHash, want.Block.AppHash))
+			return nil
+		}
+	}
+	res.LightVerified = true
 	return nil
 }
 

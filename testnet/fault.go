@@ -22,7 +22,9 @@ import (
 type faultResult struct {
 	recover  time.Duration
 	joinedAt int64
-	extra    int // index of a node the fault added (statesync's joiner), -1 if none
+	extra    int // index of a node the fault added (statesync's joiner, byzantine's twin), -1 if none
+	byz      *Byzantine
+	problems []string
 }
 
 // fault perturbs node i for about d and heals it, measuring the recovery.
@@ -120,6 +122,16 @@ func (n *net) fault(ctx context.Context, scenario string, i int, d time.Duration
 		if rest := d - time.Since(start); rest > 0 {
 			sleep(ctx, rest)
 		}
+	case "byzantine":
+		start := time.Now()
+		b, err := n.byzantine(ctx, i)
+		if err != nil {
+			return b, err
+		}
+		fr = b
+		if rest := d - time.Since(start); rest > 0 {
+			sleep(ctx, rest)
+		}
 	default:
 		return fr, fmt.Errorf("scenario %q is not implemented", scenario)
 	}
@@ -136,39 +148,74 @@ func (n *net) recoverWait(ctx context.Context, idx []int, h int64) error {
 	return nil
 }
 
+// extraHome makes the home of a node that is not in the genesis' layout (the
+// state-sync joiner, the byzantine twin): fresh node key, the chain's genesis, its own
+// loopback ports, and the localnet's validators as persistent peers. The caller
+// adjusts conf and then adds it with addExtra.
+func (n *net) extraHome(name string) (*cfg.Config, node.InitResult, error) {
+	home := filepath.Join(n.dir, name)
+	ir, err := node.Init(node.InitOptions{Home: home, ChainID: n.ln.ChainID, KeyringBackend: keyring.BackendTest})
+	if err != nil {
+		return nil, ir, err
+	}
+	gen, err := os.ReadFile(filepath.Join(n.ln.Nodes[0].Home, "config", "genesis.json"))
+	if err != nil {
+		return nil, ir, err
+	}
+	if err := os.WriteFile(filepath.Join(home, "config", "genesis.json"), gen, 0o644); err != nil {
+		return nil, ir, err
+	}
+	conf, err := node.LoadConfig(home)
+	if err != nil {
+		return nil, ir, err
+	}
+	p, err := ports.Pick("127.0.0.1", 2)
+	if err != nil {
+		return nil, ir, err
+	}
+	conf.RPC.ListenAddress = fmt.Sprintf("tcp://127.0.0.1:%d", p[0])
+	conf.P2P.ListenAddress = fmt.Sprintf("tcp://127.0.0.1:%d", p[1])
+	var peers []string
+	for _, nd := range n.ln.Nodes {
+		peers = append(peers, nd.NodeID+"@"+strings.TrimPrefix(nd.P2P, "tcp://"))
+	}
+	conf.P2P.PersistentPeers = strings.Join(peers, ",")
+	return conf, ir, nil
+}
+
+// addExtra writes conf, adds the node to the layout and starts it; it returns the
+// node's index and the chain's height just before it started.
+func (n *net) addExtra(ctx context.Context, name string, conf *cfg.Config, nodeID string) (int, int64, error) {
+	cfg.WriteConfigFile(filepath.Join(conf.RootDir, "config", "config.toml"), conf)
+	n.ln.Nodes = append(n.ln.Nodes, node.LocalnetNode{Name: name, Home: conf.RootDir, RPC: conf.RPC.ListenAddress, P2P: conf.P2P.ListenAddress, NodeID: nodeID})
+	if err := writeLocalnet(n.dir, n.ln); err != nil {
+		return 0, 0, err
+	}
+	j := len(n.ln.Nodes) - 1
+	c, err := client.New(conf.RPC.ListenAddress)
+	if err != nil {
+		return 0, 0, err
+	}
+	n.cl = append(n.cl, c)
+	h := maxOf(n.heights(ctx))
+	if err := n.start(ctx, j); err != nil {
+		return 0, 0, err
+	}
+	return j, h, nil
+}
+
 // addJoiner starts a non-validator node that joins through CometBFT's state sync,
 // trusting a recent header of node0's. It returns the joiner's index and the chain's
 // height when it started.
 func (n *net) addJoiner(ctx context.Context) (int, int64, error) {
-	home := filepath.Join(n.dir, "joiner")
-	chainID := "kiln-testnet-" + n.o.Scenario
-	ir, err := node.Init(node.InitOptions{Home: home, ChainID: chainID, KeyringBackend: keyring.BackendTest})
+	conf, ir, err := n.extraHome("joiner")
 	if err != nil {
 		return 0, 0, err
 	}
-	gen, err := os.ReadFile(filepath.Join(n.ln.Nodes[0].Home, "config", "genesis.json"))
-	if err != nil {
-		return 0, 0, err
-	}
-	if err := os.WriteFile(filepath.Join(home, "config", "genesis.json"), gen, 0o644); err != nil {
-		return 0, 0, err
-	}
-	conf, err := node.LoadConfig(home)
-	if err != nil {
-		return 0, 0, err
-	}
-	p, err := ports.Pick("127.0.0.1", 2)
-	if err != nil {
-		return 0, 0, err
-	}
-	conf.RPC.ListenAddress = fmt.Sprintf("tcp://127.0.0.1:%d", p[0])
-	conf.P2P.ListenAddress = fmt.Sprintf("tcp://127.0.0.1:%d", p[1])
-	var peers, rpcs []string
+	var rpcs []string
 	for _, nd := range n.ln.Nodes {
-		peers = append(peers, nd.NodeID+"@"+strings.TrimPrefix(nd.P2P, "tcp://"))
 		rpcs = append(rpcs, "http://"+strings.TrimPrefix(nd.RPC, "tcp://"))
 	}
-	conf.P2P.PersistentPeers = strings.Join(peers, ",")
 	// Trust a header a few blocks back: the light client verifies from there to the
 	// snapshot's height.
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -188,22 +235,7 @@ func (n *net) addJoiner(ctx context.Context) (int, int64, error) {
 	conf.StateSync.TrustHash = fmt.Sprintf("%X", blk.BlockID.Hash)
 	conf.StateSync.TrustPeriod = time.Hour
 	conf.StateSync.DiscoveryTime = 5 * time.Second
-	cfg.WriteConfigFile(filepath.Join(home, "config", "config.toml"), conf)
-	n.ln.Nodes = append(n.ln.Nodes, node.LocalnetNode{Name: "joiner", Home: home, RPC: conf.RPC.ListenAddress, P2P: conf.P2P.ListenAddress, NodeID: ir.NodeID})
-	if err := writeLocalnet(n.dir, n.ln); err != nil {
-		return 0, 0, err
-	}
-	j := len(n.ln.Nodes) - 1
-	c, err := client.New(conf.RPC.ListenAddress)
-	if err != nil {
-		return 0, 0, err
-	}
-	n.cl = append(n.cl, c)
-	h := maxOf(n.heights(ctx))
-	if err := n.start(ctx, j); err != nil {
-		return 0, 0, err
-	}
-	return j, h, nil
+	return n.addExtra(ctx, "joiner", conf, ir.NodeID)
 }
 
 // writeLocalnet rewrites DIR/localnet.json (the layout node.StartLocalnetNode reads).

@@ -1,8 +1,10 @@
 // Package testnet runs fault scenarios against a real multi-process Kiln network:
 // N validators as separate `kiln node` processes, a load generator sending signed
-// bank transfers through their RPC, a perturbation (kill -9, SIGSTOP, a late node
-// joining through state sync) in the middle of the run, and a history checker that
-// compares what the load generator was told with what the chain holds.
+// bank transfers through their RPC, a perturbation (kill -9, SIGSTOP, a partition,
+// latency, a double-signing twin of a validator, a late node joining through state
+// sync) in the middle of the run, and a history checker that compares what the load
+// generator was told with what the chain holds, and verifies the last header with
+// CometBFT's light client.
 package testnet
 
 import (
@@ -20,7 +22,7 @@ import (
 )
 
 // Scenarios are the perturbations Run knows, in the order `kiln testnet run` lists them.
-var Scenarios = []string{"kill", "pause", "partition", "latency", "statesync"}
+var Scenarios = []string{"kill", "pause", "partition", "latency", "byzantine", "statesync"}
 
 // nsScenarios need network namespaces (one per node): they shape or cut links.
 var nsScenarios = map[string]bool{"partition": true}
@@ -53,26 +55,36 @@ type Result struct {
 	TxsAppliedTwice int `json:"txs_applied_twice"`
 	// Forks counts heights at which two nodes hold different block hashes.
 	Forks int `json:"forks"`
+	// LightVerified: CometBFT's light client verified the last header from the load's
+	// first block, skipping and sequentially, with every other node as a witness.
+	LightVerified bool `json:"light_client_verified"`
 	// BalancesMatch: every load account's balance equals its funding replayed with the
 	// applied transactions. SupplyConserved: the chain's accounting adds up.
 	BalancesMatch   bool `json:"balances_match"`
 	SupplyConserved bool `json:"supply_conserved"`
 	// RecoverS is the seconds from the fault's end until every node is past the height
-	// the chain had then (for statesync: until the joiner follows the chain).
+	// the chain had then (for statesync: until the joiner follows the chain; for
+	// byzantine: from the twin's start until the double-signer is out of the
+	// validator set and every node, the twin too, is past the height of that moment).
 	RecoverS  float64 `json:"recover_s"`
 	TPSBefore float64 `json:"tps_before"`
 	TPSDuring float64 `json:"tps_during"`
 	TPSAfter  float64 `json:"tps_after"`
 	Height    int64   `json:"height"`
 	// JoinedAt is, for statesync, the first height in the joiner's block store.
-	JoinedAt int64    `json:"joined_at,omitempty"`
+	JoinedAt int64 `json:"joined_at,omitempty"`
+	// Byzantine is, for byzantine, the double-signer's evidence and punishment.
+	*Byzantine
 	Problems []string `json:"problems,omitempty"`
 	Note     string   `json:"note,omitempty"`
 }
 
 // OK reports whether nothing was lost, applied twice or forked, and the books add up.
 func (r Result) OK() bool {
-	return r.TxsSent > 0 && r.TxsLost == 0 && r.TxsAppliedTwice == 0 && r.Forks == 0 && r.BalancesMatch && r.SupplyConserved && len(r.Problems) == 0
+	if r.Scenario == "byzantine" && r.Byzantine == nil {
+		return false
+	}
+	return r.TxsSent > 0 && r.TxsLost == 0 && r.TxsAppliedTwice == 0 && r.Forks == 0 && r.LightVerified && r.BalancesMatch && r.SupplyConserved && len(r.Problems) == 0
 }
 
 func (o *Options) defaults() error {
@@ -300,6 +312,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			n.cl = append(n.cl, c)
 		}
 	}
+	if o.Scenario == "byzantine" {
+		if err := byzantineLayout(ln); err != nil {
+			return res, err
+		}
+	}
 	if o.Scenario == "statesync" {
 		for _, nd := range ln.Nodes {
 			if err := node.WriteAppConfig(nd.Home, node.AppConfig{StateSync: node.StateSyncConfig{SnapshotInterval: 10, SnapshotKeepRecent: 100}}); err != nil {
@@ -364,6 +381,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	t2 := time.Now()
 	res.RecoverS = sc.recover.Seconds()
 	res.JoinedAt = sc.joinedAt
+	res.Byzantine = sc.byz
+	res.Problems = append(res.Problems, sc.problems...)
 	if rest := t2.Add(phase).Sub(time.Now()); rest > 0 {
 		sleep(ctx, rest)
 	}

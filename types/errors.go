@@ -60,6 +60,10 @@ const (
 	CodeAttestationRefused uint32 = 50
 	CodeModelMismatch      uint32 = 51
 	CodeRequestClosed      uint32 = 52
+	// GPU cluster refusals (issue 16): 60-64.
+	CodeNotMember      uint32 = 60
+	CodeStaleEpoch     uint32 = 61
+	CodeClusterWaiting uint32 = 62
 )
 
 // Error is a refusal carrying its result code.
@@ -124,6 +128,9 @@ var (
 	ErrAttestationRefused = &Error{CodeAttestationRefused, "attestation refused"}
 	ErrModelMismatch      = &Error{CodeModelMismatch, "model mismatch"}
 	ErrRequestClosed      = &Error{CodeRequestClosed, "inference request is not open"}
+	ErrNotMember          = &Error{CodeNotMember, "not a member of this cluster"}
+	ErrStaleEpoch         = &Error{CodeStaleEpoch, "report for another epoch of the cluster"}
+	ErrClusterWaiting     = &Error{CodeClusterWaiting, "cluster members are not all ready"}
 )
 
 // Wrapf returns an error with base's code and the message "base: detail".

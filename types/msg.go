@@ -41,6 +41,10 @@ const (
 	MsgTypeMarketRTTProbe  MsgType = 524
 	MsgTypeMarketReclaim   MsgType = 525
 
+	// GPU clusters (issue 16): 530-539.
+	MsgTypeMarketMemberReady   MsgType = 530
+	MsgTypeMarketMemberRunning MsgType = 531
+
 	MsgTypeEscrowDeposit MsgType = 600
 
 	// Verification (x/verify): 700-749.
@@ -50,6 +54,7 @@ const (
 	MsgTypeVerifyVerdict          MsgType = 703
 	MsgTypeVerifyDispute          MsgType = 704
 	MsgTypeVerifyVote             MsgType = 705
+	MsgTypeVerifyUnavailable      MsgType = 706
 	// Liveness and hardware challenges (x/liveness): 750-799.
 	MsgTypeLivenessAnswer MsgType = 750
 	MsgTypeLivenessReveal MsgType = 751

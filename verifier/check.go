@@ -5,8 +5,6 @@ package verifier
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sort"
 
 	"github.com/kiln-network/kiln/work/matmul"
@@ -16,8 +14,9 @@ import (
 // Check re-executes the claimed units of job (unit id → the bytes the provider
 // committed) and returns the ids that are not honest results, with why, sorted: matmul
 // blocks by Freivalds' algorithm (O(n²) for the job, not O(r·n²) per block), every
-// other kind through reg (units.Registry.CheckUnit) with inputs (the committed units
-// that RunUnit needs, e.g. the previous checkpoint). An error means the check could not
+// other kind through reg (units.Registry.CheckUnits: Blender or PyTorch start once for
+// all of them) with inputs (the committed units that RunUnit needs, e.g. the previous
+// checkpoint); a job with assets must carry the directory holding them (Job.WithDir). An error means the check could not
 // be done, never a verdict.
 func Check(ctx context.Context, reg *units.Registry, job units.Job, claimed, inputs map[string][]byte, seed int64) ([]string, map[string]string, error) {
 	why := map[string]string{}
@@ -32,19 +31,13 @@ func Check(ctx context.Context, reg *units.Registry, job units.Job, claimed, inp
 			}
 		}
 	} else {
-		ids := make([]string, 0, len(claimed))
-		for id := range claimed {
-			ids = append(ids, id)
+		res, err := reg.CheckUnits(ctx, job, claimed, inputs)
+		if err != nil {
+			return nil, nil, err
 		}
-		sort.Strings(ids)
-		for _, id := range ids {
-			err := reg.CheckUnit(ctx, job, id, claimed[id], inputs)
-			var mm *units.MismatchError
-			switch {
-			case errors.As(err, &mm):
-				why[id] = mm.Error()
-			case err != nil:
-				return nil, nil, fmt.Errorf("check unit %s: %w", id, err)
+		for id, e := range res {
+			if e != nil {
+				why[id] = e.Error()
 			}
 		}
 	}

@@ -8,7 +8,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -17,8 +22,10 @@ import (
 	"github.com/kiln-network/kiln/proof"
 	"github.com/kiln-network/kiln/provider/api"
 	"github.com/kiln-network/kiln/provider/api/apiclient"
+	"github.com/kiln-network/kiln/provider/vault"
 	"github.com/kiln-network/kiln/tenant"
 	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/verifier/assetcache"
 	"github.com/kiln-network/kiln/work/catalog"
 	"github.com/kiln-network/kiln/work/units"
 	"github.com/kiln-network/kiln/x/verify"
@@ -31,12 +38,19 @@ type Config struct {
 	// CertDir keeps the verifier's client certificate (published on chain), with which
 	// it authenticates to providers.
 	CertDir string
+	// AssetDir keeps the assets re-executions need (scenes, datasets, scripts), by
+	// SHA-256, so a job's are downloaded once for all its checks; "" is
+	// CertDir/assets.
+	AssetDir string
+	// AssetCacheBytes bounds AssetDir; the least recently used assets go first.
+	AssetCacheBytes int64
 	// Logger receives the daemon's logs; nil discards them.
 	Logger *slog.Logger
 }
 
-// DefaultConfig polls every 500 ms: a check is due within verdict_blocks (20) blocks.
-func DefaultConfig() Config { return Config{Poll: 500 * time.Millisecond} }
+// DefaultConfig polls every 500 ms (a check is due within verdict_blocks, 20 blocks)
+// and caches up to 4 GiB of assets (a few production scenes and datasets).
+func DefaultConfig() Config { return Config{Poll: 500 * time.Millisecond, AssetCacheBytes: 4 << 30} }
 
 // Stats is what a verifier has done.
 type Stats struct {
@@ -45,6 +59,12 @@ type Stats struct {
 	Votes    int           `json:"votes"`
 	Units    int           `json:"units"` // units re-executed
 	CPU      time.Duration `json:"cpu_ns"`
+	// Withheld counts reports of what a provider did not serve (MsgUnavailable) and
+	// votes saying so.
+	Withheld int `json:"withheld"`
+	// AssetFetches and AssetHits count pinned assets downloaded and taken from the cache.
+	AssetFetches int `json:"asset_fetches"`
+	AssetHits    int `json:"asset_hits"`
 }
 
 // Daemon is a verifier: it answers the checks the chain assigns it and the committees
@@ -56,6 +76,10 @@ type Daemon struct {
 	self types.Address
 	reg  *units.Registry
 	log  *slog.Logger
+	// assets caches pinned assets by hash; jobs holds the per-check directories that
+	// link them (beside the cache, so that links work).
+	assets *assetcache.Cache
+	jobs   string
 
 	mu    sync.Mutex
 	done  map[string]bool // "c/ID" and "v/ID" answered
@@ -75,8 +99,21 @@ func New(cfg Config, c *client.Client, key ed25519.PrivateKey) (*Daemon, error) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.AssetDir == "" {
+		cfg.AssetDir = filepath.Join(cfg.CertDir, "assets")
+	}
+	ac, err := assetcache.Open(filepath.Join(cfg.AssetDir, "sha256"), cfg.AssetCacheBytes)
+	if err != nil {
+		return nil, fmt.Errorf("verifier: %w", err)
+	}
+	jobs := filepath.Join(cfg.AssetDir, "jobs")
+	// NB: job directories of a run that was killed are of no use to the next.
+	os.RemoveAll(jobs)
+	if err := os.MkdirAll(jobs, 0o700); err != nil {
+		return nil, fmt.Errorf("verifier: %w", err)
+	}
 	return &Daemon{cfg: cfg, c: c, key: key, self: types.AddressFromPubKey(key.Public().(ed25519.PublicKey)),
-		reg: catalog.Registry(), log: log, done: map[string]bool{}}, nil
+		reg: catalog.Registry(), log: log, assets: ac, jobs: jobs, done: map[string]bool{}}, nil
 }
 
 // Address is the verifier's account.
@@ -150,15 +187,37 @@ type fetched struct {
 	u     api.UnitProof
 }
 
+// notServed is the provider's failure to serve, as committed, what re-executing
+// sampled unit unit needs: the unit itself, its committed input input, or the pinned
+// asset asset. Unlike other errors, it is the provider's fault: past a grace period
+// the verifier reports it (MsgUnavailable) or votes unavailable, never stays silent.
+type notServed struct {
+	unit         uint32
+	input, asset string
+	err          error
+}
+
+func (e *notServed) Error() string {
+	switch {
+	case e.input != "":
+		return fmt.Sprintf("the provider did not serve input %s of unit %d: %v", e.input, e.unit, e.err)
+	case e.asset != "":
+		return fmt.Sprintf("the provider did not serve asset %s: %v", e.asset, e.err)
+	}
+	return fmt.Sprintf("the provider did not serve unit %d: %v", e.unit, e.err)
+}
+
+func (e *notServed) Unwrap() error { return e.err }
+
 // fetch gets unit index of c's lease from its provider and checks its Merkle proof
 // against the root c committed: a provider cannot serve what it did not commit.
 func fetch(ctx context.Context, pc *apiclient.Client, c verify.Commitment, index uint32) (fetched, error) {
 	u, err := pc.UnitAt(ctx, c.LeaseID, index)
-	if err != nil {
-		return fetched{}, err
+	if err == nil {
+		err = checkProof(c, index, u)
 	}
-	if err := checkProof(c, index, u); err != nil {
-		return fetched{}, err
+	if err != nil {
+		return fetched{}, &notServed{unit: index, err: err}
 	}
 	return fetched{index, u}, nil
 }
@@ -190,6 +249,18 @@ func (d *Daemon) reexecute(ctx context.Context, pc *apiclient.Client, c verify.C
 	if err != nil {
 		return nil, "", err
 	}
+	if len(job.Assets) > 0 {
+		dir, err := d.fetchAssets(ctx, pc, c.LeaseID, job)
+		var ns *notServed
+		if errors.As(err, &ns) {
+			ns.unit = fs[0].index
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		defer os.RemoveAll(dir)
+		job = job.WithDir(dir)
+	}
 	claimed, inputs := map[string][]byte{}, map[string][]byte{}
 	byID := map[string]*fetched{}
 	for i := range fs {
@@ -203,12 +274,9 @@ func (d *Daemon) reexecute(ctx context.Context, pc *apiclient.Client, c verify.C
 			if _, ok := inputs[in]; ok {
 				continue
 			}
-			u, err := pc.Unit(ctx, c.LeaseID, in)
+			u, err := fetchInput(ctx, pc, c, in)
 			if err != nil {
-				return nil, "", fmt.Errorf("input %s: %w", in, err)
-			}
-			if err := checkProof(c, uint32(u.Proof.Index), u); err != nil || u.Unit != in {
-				return nil, "", fmt.Errorf("input %s: not what was committed: %v", in, err)
+				return nil, "", &notServed{unit: fs[i].index, input: in, err: err}
 			}
 			inputs[in] = u.Data
 		}
@@ -240,12 +308,78 @@ func (d *Daemon) reexecute(ctx context.Context, pc *apiclient.Client, c verify.C
 	return first, why[first.u.Unit], nil
 }
 
+// fetchInput gets the committed unit named in of c's lease, with a proof that it is.
+func fetchInput(ctx context.Context, pc *apiclient.Client, c verify.Commitment, in string) (api.UnitProof, error) {
+	u, err := pc.Unit(ctx, c.LeaseID, in)
+	if err != nil {
+		return u, err
+	}
+	if u.Unit != in {
+		return u, fmt.Errorf("asked for unit %s, served %s", in, u.Unit)
+	}
+	if err := checkProof(c, uint32(u.Proof.Index), u); err != nil {
+		return u, fmt.Errorf("not what was committed: %w", err)
+	}
+	return u, nil
+}
+
+// fetchAssets places the assets job pins (its scene, dataset, script) in a new
+// directory and returns it: from the cache when it holds them, downloaded from
+// lease's provider otherwise; each must have the SHA-256 the job committed on chain
+// pins, or nothing is re-executed (a *notServed names the first that did not). The
+// caller removes the directory.
+func (d *Daemon) fetchAssets(ctx context.Context, pc *apiclient.Client, lease uint64, job units.Job) (string, error) {
+	dir, err := os.MkdirTemp(d.jobs, fmt.Sprintf("lease-%d-", lease))
+	if err != nil {
+		return "", fmt.Errorf("assets of lease %d: %w", lease, err)
+	}
+	names := make([]string, 0, len(job.Assets))
+	for name := range job.Assets {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := d.fetchAsset(ctx, pc, lease, dir, name, job.Assets[name]); err != nil {
+			os.RemoveAll(dir)
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+func (d *Daemon) fetchAsset(ctx context.Context, pc *apiclient.Client, lease uint64, dir, name, want string) error {
+	// NB: a provider seals the top of its output directory only; a pinned asset in a
+	// subdirectory cannot be served, and a path must never lead out of dir.
+	if err := vault.ValidateName(name); err != nil {
+		return &notServed{asset: name, err: fmt.Errorf("asset %q of lease %d: not a file at the top of the job directory, which is all a provider serves", name, lease)}
+	}
+	hit, err := d.assets.Place(ctx, want, filepath.Join(dir, name), func(ctx context.Context, w io.Writer) error {
+		_, err := pc.DownloadAsset(ctx, lease, name, w)
+		return err
+	})
+	if err != nil {
+		// NB: a download that failed, or content that is not the pinned one, is the
+		// provider's; a local failure (disk) would fail the next check too, and
+		// reporting it only costs a committee's look.
+		return &notServed{asset: name, err: fmt.Errorf("asset %s of lease %d (pinned sha256 %s): %w", name, lease, want, err)}
+	}
+	d.mu.Lock()
+	if hit {
+		d.stats.AssetHits++
+	} else {
+		d.stats.AssetFetches++
+	}
+	d.mu.Unlock()
+	return nil
+}
+
 func (d *Daemon) connect(ctx context.Context, provider types.Address) (*apiclient.Client, error) {
 	return tenant.ConnectAs(ctx, d.c, d.key, d.cfg.CertDir, provider)
 }
 
 // check re-executes c's sampled units and submits the verdict: ok, or the first unit
-// that failed with its data and Merkle proof.
+// that failed with its data and Merkle proof. What the provider does not serve is
+// retried every poll for half the time to the deadline, then reported withheld.
 func (d *Daemon) check(ctx context.Context, c verify.Commitment) error {
 	pc, err := d.connect(ctx, c.Provider)
 	if err != nil {
@@ -256,13 +390,13 @@ func (d *Daemon) check(ctx context.Context, c verify.Commitment) error {
 	for _, i := range c.Samples {
 		f, err := fetch(ctx, pc, c, i)
 		if err != nil {
-			return err
+			return d.reportWithheld(ctx, c, err)
 		}
 		fs = append(fs, f)
 	}
 	bad, why, err := d.reexecute(ctx, pc, c, fs)
 	if err != nil {
-		return err
+		return d.reportWithheld(ctx, c, err)
 	}
 	m := &verify.MsgVerdict{Verifier: d.self, CommitID: c.ID, OK: bad == nil}
 	if bad != nil {
@@ -286,7 +420,52 @@ func (d *Daemon) check(ctx context.Context, c verify.Commitment) error {
 	return nil
 }
 
-// vote re-executes a challenged unit and votes.
+// height is the chain's latest height.
+func (d *Daemon) height(ctx context.Context) (int64, error) {
+	st, err := d.c.Status(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("chain height: %w", err)
+	}
+	return st.Height, nil
+}
+
+// reportWithheld returns err, unless it is the provider's failure to serve and half
+// the time to c's deadline has passed: then it reports the item withheld
+// (MsgUnavailable) and returns nil, the check answered. An honest provider briefly
+// down is retried first; a verifier NEVER stays silent for what it was not served.
+func (d *Daemon) reportWithheld(ctx context.Context, c verify.Commitment, err error) error {
+	var ns *notServed
+	if !errors.As(err, &ns) {
+		return err
+	}
+	h, herr := d.height(ctx)
+	if herr != nil {
+		return errors.Join(err, herr)
+	}
+	if at := c.AssignedHeight + (c.Deadline-c.AssignedHeight)/2; h < at {
+		return fmt.Errorf("%w (reported withheld at height %d unless served by then)", err, at)
+	}
+	m := &verify.MsgUnavailable{Verifier: d.self, CommitID: c.ID, Unit: ns.unit, Input: ns.input, Asset: ns.asset}
+	if _, serr := d.c.Send(ctx, d.key, client.SignOptions{}, m); serr != nil {
+		return fmt.Errorf("report commitment %d's %v: %w", c.ID, err, serr)
+	}
+	d.mu.Lock()
+	d.stats.Withheld++
+	d.mu.Unlock()
+	d.log.Info("withheld reported", "commitment", c.ID, "lease", c.LeaseID, "provider", c.Provider, "err", err)
+	return nil
+}
+
+// lastCall reports whether ch's vote is near enough its end that a member the
+// provider has not served says so: the last quarter of the window, at least 3 blocks.
+func lastCall(h int64, ch verify.Challenge) bool {
+	return h >= ch.Deadline-max(3, (ch.Deadline-ch.DrawHeight)/4)
+}
+
+// vote re-executes a challenged unit and votes; on an availability challenge it
+// fetches the item reported withheld and votes whether it was served. What the
+// provider does not serve is retried every poll until the vote's last call, then
+// voted unavailable.
 func (d *Daemon) vote(ctx context.Context, ch verify.Challenge) error {
 	c, err := d.c.Commitment(ctx, ch.CommitID)
 	if err != nil {
@@ -297,24 +476,85 @@ func (d *Daemon) vote(ctx context.Context, ch verify.Challenge) error {
 		return err
 	}
 	defer pc.Close()
-	// NB: a unit the provider cannot serve with a valid proof gets no vote here: the
-	// provider may be briefly down, and an honest provider must never be convicted
-	// for it.
-	f, err := fetch(ctx, pc, c, ch.Unit)
-	if err != nil {
-		return err
+	m := &verify.MsgVote{Verifier: d.self, ChallengeID: ch.ID}
+	if ch.Mode == verify.ModeAvailability {
+		err = d.served(ctx, pc, c, ch)
+	} else {
+		var f fetched
+		if f, err = fetch(ctx, pc, c, ch.Unit); err == nil {
+			var bad *fetched
+			bad, _, err = d.reexecute(ctx, pc, c, []fetched{f})
+			m.Fraud = bad != nil
+		}
 	}
-	bad, _, err := d.reexecute(ctx, pc, c, []fetched{f})
 	if err != nil {
-		return err
+		var ns *notServed
+		if !errors.As(err, &ns) {
+			return err
+		}
+		h, herr := d.height(ctx)
+		if herr != nil {
+			return errors.Join(err, herr)
+		}
+		if !lastCall(h, ch) {
+			return fmt.Errorf("%w (voting unavailable near height %d unless served by then)", err, ch.Deadline)
+		}
+		m.Unavailable = true
 	}
-	fraud := bad != nil
-	if _, err := d.c.Send(ctx, d.key, client.SignOptions{}, &verify.MsgVote{Verifier: d.self, ChallengeID: ch.ID, Fraud: fraud}); err != nil {
+	if _, err := d.c.Send(ctx, d.key, client.SignOptions{}, m); err != nil {
 		return fmt.Errorf("vote on challenge %d: %w", ch.ID, err)
 	}
 	d.mu.Lock()
 	d.stats.Votes++
+	if m.Unavailable {
+		d.stats.Withheld++
+	}
 	d.mu.Unlock()
-	d.log.Info("voted", "challenge", ch.ID, "fraud", fraud)
+	d.log.Info("voted", "challenge", ch.ID, "mode", ch.Mode, "fraud", m.Fraud, "unavailable", m.Unavailable)
+	return nil
+}
+
+// served fetches what availability challenge ch says c's provider withheld: sampled
+// unit ch.Unit, then its input ch.Input or the asset ch.Asset. nil: served as
+// committed (or the report named an input the unit does not need, which no
+// provider owes); a *notServed: not.
+func (d *Daemon) served(ctx context.Context, pc *apiclient.Client, c verify.Commitment, ch verify.Challenge) error {
+	f, err := fetch(ctx, pc, c, ch.Unit)
+	if err != nil {
+		return err
+	}
+	job, err := units.ParseJob([]byte(c.Job))
+	if err != nil {
+		return fmt.Errorf("commitment %d's job: %w", c.ID, err)
+	}
+	switch {
+	case ch.Input != "":
+		w, err := d.reg.Lookup(job.Kind)
+		if err != nil {
+			return err
+		}
+		need, err := w.Inputs(job, f.u.Unit)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(need, ch.Input) {
+			d.log.Info("withheld report names an input the unit does not need", "challenge", ch.ID, "unit", f.u.Unit, "input", ch.Input)
+			return nil
+		}
+		if _, err := fetchInput(ctx, pc, c, ch.Input); err != nil {
+			return &notServed{unit: ch.Unit, input: ch.Input, err: err}
+		}
+	case ch.Asset != "":
+		want, ok := job.Assets[ch.Asset]
+		if !ok {
+			return nil
+		}
+		dir, err := os.MkdirTemp(d.jobs, fmt.Sprintf("lease-%d-", c.LeaseID))
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		return d.fetchAsset(ctx, pc, c.LeaseID, dir, ch.Asset, want)
+	}
 	return nil
 }

@@ -122,6 +122,6 @@ network), the whole path's CPU time per order, and peak memory.`,
 	mkt.Flags().Int("blocks", mdef.Blocks, "blocks of load each network runs before the timed batch")
 	mkt.Flags().Float64("orders-per-block", mdef.OrdersPerBlock, "orders per block of that load")
 	mkt.Flags().Int("batch", mdef.BatchOrders, "fresh orders matched, timed, on each network")
-	b.AddCommand(ledger, network, mkt, newBenchInferCmd(), newBenchVerifyCmd())
+	b.AddCommand(ledger, network, mkt, newBenchInferCmd(), newBenchVerifyCmd(), newBenchClusterCmd())
 	return b
 }

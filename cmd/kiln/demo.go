@@ -30,6 +30,7 @@ func newDemoCmd() *cobra.Command {
 			o.BlockTime, _ = cmd.Flags().GetDuration("block-time")
 			o.Pricing, _ = cmd.Flags().GetString("pricing")
 			o.Cheaters, _ = cmd.Flags().GetInt("cheaters")
+			o.Cluster, _ = cmd.Flags().GetBool("cluster")
 			if v, _ := cmd.Flags().GetBool("verbose"); v {
 				o.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 			}
@@ -69,6 +70,7 @@ func newDemoCmd() *cobra.Command {
 	cmd.Flags().String("explorer-listen", "", "with --keep, where the explorer listens (HOST:PORT; default a free loopback port)")
 	cmd.Flags().Duration("block-time", 200*time.Millisecond, "block time of the demo chain")
 	cmd.Flags().String("pricing", "auction", "pricing mode of every order: "+strings.Join(market.ModeNames(), ", "))
+	cmd.Flags().Bool("cluster", false, "instead of the jobs and service: three 1-GPU providers and one 3-member cluster training data-parallel (kiln work train) over a WireGuard overlay; needs root, iproute2 and /dev/net/tun")
 	cmd.Flags().Int("cheaters", 0, "providers that fake part of their work (caught by the demo's verifier, slashed, their tenant refunded)")
 	return cmd
 }
@@ -89,6 +91,10 @@ func printSummary(cmd *cobra.Command, s demo.Summary) {
 		if j.Result != "" {
 			fmt.Fprintf(w, "%s: %s\n", j.Name, j.Result)
 		}
+	}
+	if cj := s.Cluster; cj != nil {
+		fmt.Fprintf(w, "cluster %d: %d members on %d providers, %s, epoch %d, %d ranks ran to completion (%s engine), order -> every rank running %d ms; rank 0's model: %s (%d checkpoints re-executed)\n",
+			cj.Order, cj.Members, s.ClusterProviders, cj.State, cj.Epoch, s.ClusterMembersRan, cj.Engine, cj.OrderToAllRunningMS, cj.Verdict, cj.UnitsChecked)
 	}
 	fmt.Fprintf(w, "\norders %d, leases %d, batch jobs completed %d, services reached %d\n", s.Orders, s.Leases, s.JobsCompleted, s.ServicesReached)
 	fmt.Fprintf(w, "order→lease p50 %.0f blocks (%.0f ms), order→running p50 %.0f ms\n", s.OrderToLeaseBlocksP50, s.OrderToLeaseMSP50, s.OrderToRunningMSP50)

@@ -62,22 +62,34 @@ func newDeployCmd() *cobra.Command {
 			autoRedeploy, _ := cmd.Flags().GetBool("auto-redeploy")
 			manual, _ := cmd.Flags().GetBool("manual")
 			var results []tenant.Result
-			for _, p := range plans {
+			var clusters []tenant.ClusterResult
+			var planOf []int // results[i] is plans[planOf[i]]'s
+			for pi, p := range plans {
 				p.AutoRedeploy = p.AutoRedeploy || autoRedeploy
 				p.Manual = p.Manual || manual
 				if outBase, _ := cmd.Flags().GetString("out"); outBase != "" && len(plans) > 1 {
 					o.OutDir = filepath.Join(outBase, p.Name) // one directory per order
+				}
+				if p.Cluster != nil {
+					cr, err := tenant.DeployCluster(ctx, c, key, p, o)
+					if err != nil {
+						return &exitError{code: 1, err: err}
+					}
+					clusters = append(clusters, cr)
+					continue
 				}
 				r, err := tenant.Deploy(ctx, c, key, p, o)
 				if err != nil {
 					return &exitError{code: 1, err: err}
 				}
 				results = append(results, r)
+				planOf = append(planOf, pi)
 			}
 			if watch, _ := cmd.Flags().GetBool("watch"); watch {
 				var wg sync.WaitGroup
-				errs := make(chan error, len(plans))
-				for i, p := range plans {
+				errs := make(chan error, len(results))
+				for i := range results {
+					p := plans[planOf[i]]
 					if p.Kind != "service" {
 						continue
 					}
@@ -97,6 +109,9 @@ func newDeployCmd() *cobra.Command {
 				}
 			}
 			pr.Done()
+			if len(clusters) > 0 {
+				return printClusters(cmd, asJSON, clusters)
+			}
 			if asJSON {
 				if len(results) == 1 {
 					return printJSON(cmd.OutOrStdout(), results[0])

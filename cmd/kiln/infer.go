@@ -10,12 +10,11 @@ import (
 	"strings"
 	"syscall"
 
-	"filippo.io/age"
-
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/infer"
+	"github.com/kiln-network/kiln/provider/attest"
 	"github.com/kiln-network/kiln/tee"
 	"github.com/kiln-network/kiln/types"
 	xinfer "github.com/kiln-network/kiln/x/infer"
@@ -93,7 +92,7 @@ func inferTxCmds() *cobra.Command {
 
 func teeTxCmds() *cobra.Command {
 	c := &cobra.Command{Use: "tee", Short: "Confidential compute: record your provider's attestation"}
-	attest := txCmd("attest FROM_KEY --evidence FILE --seal-key age1... --nonce-height H [--collateral DIR]",
+	attestCmd := txCmd("attest FROM_KEY --evidence FILE --seal-key age1... --nonce-height H [--collateral DIR]",
 		"Record TEE evidence whose report_data binds your key, the chain nonce of height H and your sealing key (see kiln query tee nonce)", 1,
 		func(cmd *cobra.Command, from types.Address, _ []string) ([]types.Msg, error) {
 			ev, _ := cmd.Flags().GetString("evidence")
@@ -108,38 +107,37 @@ func teeTxCmds() *cobra.Command {
 					return nil, usageErr(err)
 				}
 			}
-			var raw []byte
 			if idFile != "" {
-				// Inside a confidential VM: a new sealing identity, the newest chain nonce,
+				// Inside a confidential VM: the sealing identity, the newest chain nonce,
 				// and evidence from the guest device binding both to this key.
-				var err error
-				if raw, seal, nh, err = produceEvidence(cmd, from, idFile, &col); err != nil {
+				m, err := produceEvidence(cmd, from, idFile, col)
+				if err != nil {
 					return nil, err
 				}
-			} else {
-				if ev == "" || seal == "" || nh < 1 {
-					return nil, usagef("--evidence, --seal-key and --nonce-height are required (or --produce IDENTITY_FILE inside a confidential VM)")
-				}
-				var err error
-				if raw, err = readBounded(ev, xtee.MaxEvidenceBytes); err != nil {
-					return nil, usageErr(fmt.Errorf("--evidence: %w", err))
-				}
+				return []types.Msg{m}, nil
+			}
+			if ev == "" || seal == "" || nh < 1 {
+				return nil, usagef("--evidence, --seal-key and --nonce-height are required (or --produce IDENTITY_FILE inside a confidential VM)")
+			}
+			raw, err := readBounded(ev, xtee.MaxEvidenceBytes)
+			if err != nil {
+				return nil, usageErr(fmt.Errorf("--evidence: %w", err))
 			}
 			m := &xtee.MsgAttest{Provider: from, NonceHeight: nh, SealKey: seal, Evidence: raw}
-			if len(col.VCEK)+len(col.TDXTcbInfo) > 0 {
-				var err error
+			col.SEVRoots = nil // NB: the chain trusts its own roots
+			if !col.Empty() {
 				if m.Collateral, err = json.Marshal(col); err != nil {
 					return nil, err
 				}
 			}
 			return []types.Msg{m}, nil
 		})
-	attest.Flags().String("evidence", "", "SEV-SNP report or TDX quote made inside the confidential VM")
-	attest.Flags().String("seal-key", "", "age X25519 recipient generated inside the VM and bound in the report")
-	attest.Flags().Int64("nonce-height", 0, "height of the chain nonce bound in the report")
-	attest.Flags().String("collateral", "", "offline collateral directory (see kiln tee verify --help)")
-	attest.Flags().String("produce", "", "inside a confidential VM: make the evidence now from the guest device, with a new sealing identity written to this file (0600)")
-	c.AddCommand(attest)
+	attestCmd.Flags().String("evidence", "", "SEV-SNP report or TDX quote made inside the confidential VM")
+	attestCmd.Flags().String("seal-key", "", "age X25519 recipient generated inside the VM and bound in the report")
+	attestCmd.Flags().Int64("nonce-height", 0, "height of the chain nonce bound in the report")
+	attestCmd.Flags().String("collateral", "", "offline collateral directory (see kiln tee verify --help)")
+	attestCmd.Flags().String("produce", "", "inside a confidential VM: make the evidence now from the guest device, with the sealing identity in this file (created, 0600, when absent; kept otherwise, so inputs sealed to it stay readable)")
+	c.AddCommand(attestCmd)
 	return c
 }
 
@@ -222,7 +220,7 @@ func newTEESealCmd() *cobra.Command {
 	addNodeFlags(c)
 	c.Flags().String("provider", "", "provider address whose attested environment may read the input")
 	c.Flags().String("in", "", "plaintext input")
-	c.Flags().String("out", "", "sealed (age) output")
+	c.Flags().String("out", "", "sealed (age) output; upload it as NAME.sealed and the attested provider's workload reads it as NAME")
 	c.Flags().StringSlice("measurement", nil, "accepted launch measurement (hex); repeat for several; default any")
 	return c
 }
@@ -268,42 +266,22 @@ func newInferCmd() *cobra.Command {
 	return c
 }
 
-// produceEvidence makes a sealing identity (written to idFile), reads the newest chain
-// nonce and asks the guest device for evidence binding them to from. On a machine that
-// is not a confidential VM it fails with tee.ErrNoTEE, saying so.
-func produceEvidence(cmd *cobra.Command, from types.Address, idFile string, col *tee.Collateral) ([]byte, string, int64, error) {
-	if p := tee.Probe(); p.Type == "" {
-		return nil, "", 0, &exitError{code: 1, err: tee.ErrNoTEE}
+// produceEvidence makes this provider's MsgAttest inside a confidential VM: the
+// sealing identity in idFile (created there when absent), the newest chain nonce, and
+// evidence from the guest device binding them to from. On a machine that is not a
+// confidential VM it fails with tee.ErrNoTEE, saying so.
+func produceEvidence(cmd *cobra.Command, from types.Address, idFile string, col tee.Collateral) (*xtee.MsgAttest, error) {
+	dev := tee.Device{}
+	if p := dev.Capability(); p.Type == "" {
+		return nil, &exitError{code: 1, err: tee.ErrNoTEE}
 	}
 	c, err := newClient(cmd)
 	if err != nil {
-		return nil, "", 0, err
+		return nil, err
 	}
-	st, err := c.Status(cmd.Context())
+	id, err := attest.LoadOrCreateIdentity(idFile)
 	if err != nil {
-		return nil, "", 0, err
+		return nil, usageErr(err)
 	}
-	var n struct {
-		Height int64  `json:"height,string"`
-		Nonce  []byte `json:"nonce"`
-	}
-	if err := c.QueryJSON(cmd.Context(), client.PathTEENonce, &n); err != nil {
-		return nil, "", 0, fmt.Errorf("chain nonce: %w", err)
-	}
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		return nil, "", 0, err
-	}
-	if err := os.WriteFile(idFile, []byte(id.String()+"\n"), 0o600); err != nil {
-		return nil, "", 0, fmt.Errorf("write sealing identity: %w", err)
-	}
-	seal := id.Recipient().String()
-	raw, got, err := tee.Produce(tee.BindingData(st.ChainID, from[:], n.Nonce, seal))
-	if err != nil {
-		return nil, "", 0, err
-	}
-	if len(col.VCEK) == 0 {
-		col.VCEK = got.VCEK
-	}
-	return raw, seal, n.Height, nil
+	return attest.Make(cmd.Context(), c, dev, from, id, col)
 }

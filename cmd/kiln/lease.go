@@ -133,9 +133,12 @@ func newLeaseCmd() *cobra.Command {
 
 	status := leaseFlags(&cobra.Command{
 		Use:   "status ID",
-		Short: "A lease's state on chain and on its provider",
+		Short: "A lease's state on chain and on its provider (a cluster's: every member's)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if handled, err := clusterStatus(cmd, args[0]); handled {
+				return err
+			}
 			asJSON, err := outputJSON(cmd)
 			if err != nil {
 				return err
@@ -303,6 +306,11 @@ into place only once all are verified. Nothing is overwritten without --force.`,
 			fmt.Fprintf(w, "lease %d: %d outputs in %s, %s\n", r.LeaseID, len(r.Files), r.Dir, check)
 			for _, f := range r.Files {
 				fmt.Fprintf(w, "  %s  %d bytes  sha256 %s\n", filepath.Join(r.Dir, f.Name), f.Size, f.SHA256)
+			}
+			if u := r.Units; u != nil && u.Commitment != 0 {
+				fmt.Fprintf(w, "units.json: %d units, Merkle root %s, as committed for verification (commitment %d, %s)\n", u.Count, u.Root, u.Commitment, u.State)
+			} else if u != nil {
+				fmt.Fprintf(w, "units.json: %d units, Merkle root %s, not committed for verification\n", u.Count, u.Root)
 			}
 			return nil
 		},

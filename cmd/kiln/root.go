@@ -141,7 +141,7 @@ func newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: 2, err: err} })
 	root.AddCommand(sdlcmd.NewCommand(), gpucmd.NewCommand(), newDeployCmd(), newLeaseCmd(), newFetchCmd(), newWorkCmd())
 	root.AddCommand(newInitCmd(), newNodeCmd(), newKeysCmd(), newTxCmd(), newQueryCmd(),
-		newLocalnetCmd(), newTestnetCmd(), newDemoCmd(), newBenchCmd(), newStatusCmd(), newVersionCmd(), newSimCmd(), newStatsCmd(), newExplorerCmd())
+		newLocalnetCmd(), newTestnetCmd(), newDemoCmd(), newBenchCmd(), newStatusCmd(), newVersionCmd(), newSimCmd(), newStatsCmd(), newExplorerCmd(), newExportCmd())
 	root.AddCommand(newProviderCmd(), newTEECmd(), newInferCmd(), newVerifierCmd())
 	strictUsage(root)
 	return root

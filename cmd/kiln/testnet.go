@@ -17,7 +17,7 @@ func newTestnetCmd() *cobra.Command {
 	tn := &cobra.Command{Use: "testnet", Short: "Fault scenarios against a real multi-process network"}
 	run := &cobra.Command{
 		Use:   "run --scenario S",
-		Short: "Start N validators as separate processes, send load, perturb the network (kill -9, SIGSTOP, a 1-vs-3 partition in network namespaces, 100 ms peer latency, a late state-sync joiner) and check that nothing was lost, applied twice or forked",
+		Short: "Start N validators as separate processes, send load, perturb the network (kill -9, SIGSTOP, a 1-vs-3 partition in network namespaces, 100 ms peer latency, a double-signing twin of a validator, a late state-sync joiner) and check that nothing was lost, applied twice or forked",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			asJSON, err := outputJSON(cmd)
@@ -50,6 +50,10 @@ func newTestnetCmd() *cobra.Command {
 			} else {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s (%s, %d validators): sent %d, acked %d, applied %d, lost %d, applied twice %d, forks %d, balances match %v, supply conserved %v; recovered in %.1fs; tps %.1f / %.1f / %.1f (before/during/after)\n",
 					res.Scenario, res.Network, res.Validators, res.TxsSent, res.TxsAcked, res.TxsApplied, res.TxsLost, res.TxsAppliedTwice, res.Forks, res.BalancesMatch, res.SupplyConserved, res.RecoverS, res.TPSBefore, res.TPSDuring, res.TPSAfter)
+				if b := res.Byzantine; b != nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "  double-signer %s: signed twice at height %d; evidence (reported by the %s) committed at %d; slashed %d of %d (%d bps), jailed %v, tombstoned %v; out of the validator set from %d\n",
+						b.Validator, b.InfractionHeight, b.ReportedBy, b.EvidenceHeight, b.Slashed, b.StakeBefore, b.SlashBps, b.Jailed, b.Tombstoned, b.RemovedAt)
+				}
 				for _, p := range res.Problems {
 					fmt.Fprintf(cmd.OutOrStdout(), "  problem: %s\n", p)
 				}

@@ -25,7 +25,8 @@ func newVerifierCmd() *cobra.Command {
 		Long: "Answers the checks the chain assigns the --key account (register it first: kiln tx verify register-verifier):\n" +
 			"fetches each sampled unit with its Merkle proof from the provider (mutual TLS with the account's published\n" +
 			"certificate), checks the proof against the committed root, re-executes the unit and submits the verdict —\n" +
-			"with the unit and its proof when it is wrong. It also votes on the committees it is drawn on.",
+			"with the unit and its proof when it is wrong. It also votes on the committees it is drawn on. What the provider\n" +
+			"does not serve is retried, then reported withheld (a committee then gives the provider serve_blocks to serve it).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			name, _ := cmd.Flags().GetString("key")
@@ -48,6 +49,8 @@ func newVerifierCmd() *cobra.Command {
 				home, _ := cmd.Flags().GetString("home")
 				cfg.CertDir = filepath.Join(home, "verifier", name)
 			}
+			cfg.AssetDir, _ = cmd.Flags().GetString("asset-dir")
+			cfg.AssetCacheBytes, _ = cmd.Flags().GetInt64("asset-cache-bytes")
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			d, err := verifier.New(cfg, c, key)
 			if err != nil {
@@ -70,6 +73,8 @@ func newVerifierCmd() *cobra.Command {
 	run.Flags().String("key", "", "keyring name of the verifier account")
 	run.Flags().Duration("poll", d.Poll, "how often to ask the chain for assigned checks and committees")
 	run.Flags().String("cert-dir", "", "where the verifier's client certificate is kept (default HOME/verifier/KEY)")
+	run.Flags().String("asset-dir", "", "where the scenes, datasets and scripts checks need are cached by SHA-256 (default CERT_DIR/assets)")
+	run.Flags().Int64("asset-cache-bytes", d.AssetCacheBytes, "bound of the asset cache; the least recently used go first")
 	run.MarkFlagRequired("key")
 	addNodeFlags(run)
 	addKeyringFlags(run)
@@ -116,6 +121,17 @@ func verifyQueryCmd() *cobra.Command {
 		queryCmd("challenges", "Every challenge and its outcome", 0, fixed(client.PathVerifyChallenges), nil),
 		queryCmd("challenge ID", "One challenge", 1, withID(client.PathVerifyChallenge), nil),
 		queryCmd("verifiers", "Registered verifiers", 0, fixed(client.PathVerifiers), nil),
-		queryCmd("verifier ADDR", "One verifier", 1, withAddr(client.PathVerifier), nil))
+		queryCmd("verifier ADDR", "One verifier", 1, withAddr(client.PathVerifier), nil),
+		queryCmd("duty LEASE ADDR", "What verifier ADDR has to check of lease LEASE now (what providers serve it)", 2, func(args []string) (string, error) {
+			id, err := parseID(args[0])
+			if err != nil {
+				return "", err
+			}
+			a, err := types.ParseAddress(args[1])
+			if err != nil {
+				return "", usageErr(err)
+			}
+			return client.PathVerifierDuty(id, a), nil
+		}, nil))
 	return q
 }

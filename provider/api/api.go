@@ -156,6 +156,7 @@ type Runner interface {
 // Lease and task states in LeaseStatus.
 const (
 	StatePending   = "pending" // no manifest yet: inputs may be uploaded
+	StateWaiting   = "waiting" // a cluster member: manifest taken, waiting for every member to be ready
 	StateRunning   = "running"
 	StateCompleted = "completed" // batch: every task exited 0, outputs sealed
 	StateFailed    = "failed"    // a task failed, or the deploy did
@@ -183,6 +184,32 @@ type LeaseStatus struct {
 	SkippedTotal int `json:"skipped_total,omitempty"`
 	// Error explains a failed state.
 	Error string `json:"error,omitempty"`
+	// Overlay, for a cluster member, is its end of the cluster's overlay.
+	Overlay *OverlayStatus `json:"overlay,omitempty"`
+}
+
+// OverlayStatus is a cluster member's overlay link as its provider sees it.
+type OverlayStatus struct {
+	Cluster uint64 `json:"cluster,string"`
+	Rank    int    `json:"rank"`
+	// Addr is the member's overlay address, Endpoint its UDP endpoint.
+	Addr     string `json:"addr"`
+	Endpoint string `json:"endpoint"`
+	// Epoch is the cluster epoch the rank was started in; -1 before it started.
+	Epoch int64 `json:"epoch"`
+	// Peers are the other members the link knows, by rank.
+	Peers []OverlayPeer `json:"peers"`
+}
+
+// OverlayPeer is what a member's link knows of one peer.
+type OverlayPeer struct {
+	Rank int `json:"rank"`
+	// LastHandshake is when the last WireGuard handshake with the peer completed;
+	// zero when none has.
+	LastHandshake time.Time `json:"last_handshake"`
+	// RxBytes and TxBytes count the encrypted bytes from and to the peer.
+	RxBytes uint64 `json:"rx_bytes"`
+	TxBytes uint64 `json:"tx_bytes"`
 }
 
 // TaskStatus is one replica of one service.
@@ -253,6 +280,12 @@ const (
 // HeaderImageID carries, on an image upload, the ID ("sha256:<hex>") of the
 // image the tenant expects the archive to hold.
 const HeaderImageID = "X-Kiln-Image-ID"
+
+// SealedInputSuffix ends the name of an input the tenant sealed to the sealing key
+// of the provider's TEE attestation (kiln tee seal): the provider opens it inside
+// the attested environment and the workload reads it without the suffix
+// ("data.csv.sealed" is read as data.csv).
+const SealedInputSuffix = ".sealed"
 
 // ImageInfo describes an uploaded image.
 type ImageInfo struct {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/market"
+	"github.com/kiln-network/kiln/x/registry"
 )
 
 // bid sends one bid per open order that fits and pays.
@@ -80,11 +81,33 @@ func (d *Daemon) bid(ctx context.Context, h int64) error {
 			never("excluded after an earlier lease of this order")
 			continue
 		}
-		if o.TEE != "" && d.tee.Type == "" {
-			never("order requires a TEE ("+o.TEE+"): "+d.tee.Message, "constraint", "tee")
+		if o.TEE != "" {
+			if d.att == nil {
+				never("order requires a TEE ("+o.TEE+") and this provider does not attest ([tee] attest = false)", "constraint", "tee")
+				continue
+			}
+			if why, always := d.att.bidRefusal(o, h); always {
+				never("order requires a TEE ("+o.TEE+"): "+why, "constraint", "tee")
+				continue
+			} else if why != "" {
+				d.log.Debug("no bid this block", "order", o.ID, "why", "order requires a TEE ("+o.TEE+"): "+why)
+				continue
+			}
+		}
+		if o.Cluster != nil && d.clusterWhy != "" {
+			d.log.Info("no bid on cluster order", "order", o.ID, "why", d.clusterWhy)
+			never("cluster order: " + d.clusterWhy)
 			continue
 		}
-		need, choices, static, inUse := market.Fit(o.Groups, nil, d.inv, used)
+		groups, members := o.Groups, uint32(0)
+		if o.Cluster != nil {
+			// NB: a cluster order is bid per member: as many members as fit, at
+			// the price of one.
+			if members = clusterMembers(o, d.inv, used); members > 0 {
+				groups = clusterGroups(o, members)
+			}
+		}
+		need, choices, static, inUse := market.Fit(groups, nil, d.inv, used)
 		if len(static) > 0 {
 			never("does not fit the inventory", "constraint", static[0].String())
 			continue
@@ -93,7 +116,7 @@ func (d *Daemon) bid(ctx context.Context, h int64) error {
 			d.log.Debug("no bid this block", "order", o.ID, "why", inUse[0].String())
 			continue
 		}
-		price, err := d.cfg.Pricing.Price(o.Groups, choices)
+		price, err := d.cfg.Pricing.Price(o.Groups, choices) // NB: for a cluster, per member
 		if o.Mode == market.ModePerformance {
 			// NB: per benchmark TFLOP-hour; the chain turns it into a price per block
 			// by the GPUs' scores.
@@ -113,6 +136,10 @@ func (d *Daemon) bid(ctx context.Context, h int64) error {
 			never("max price below ours", "price", price, "max_price", o.MaxPrice)
 			continue
 		}
+		if o.Cluster != nil && price > market.MemberCap(&o) {
+			never("cluster's per-member cap below ours", "price", price, "member_cap", market.MemberCap(&o))
+			continue
+		}
 		models := make([]string, len(choices))
 		for i, ch := range choices {
 			models[i] = ch.Model
@@ -128,7 +155,7 @@ func (d *Daemon) bid(ctx context.Context, h int64) error {
 			}
 			msgs = append(msgs, m)
 		} else {
-			msgs = append(msgs, &market.MsgCreateBid{Provider: d.self, OrderID: o.ID, Price: price, GPUModels: models})
+			msgs = append(msgs, &market.MsgCreateBid{Provider: d.self, OrderID: o.ID, Price: price, GPUModels: models, Members: members})
 		}
 		ids = append(ids, o.ID)
 		used = used.Add(need)
@@ -159,6 +186,24 @@ func takesBids(mode string) bool {
 		return true
 	}
 	return false
+}
+
+// clusterMembers is how many members of cluster order o fit inv's free capacity
+// beside used (0 when none does).
+func clusterMembers(o market.Order, inv registry.Inventory, used market.Usage) uint32 {
+	for n := o.Cluster.Members; n > 0; n-- {
+		if _, _, static, inUse := market.Fit(clusterGroups(o, n), nil, inv, used); len(static)+len(inUse) == 0 {
+			return n
+		}
+	}
+	return 0
+}
+
+// clusterGroups is cluster order o's member group, n instances of it.
+func clusterGroups(o market.Order, n uint32) []market.Group {
+	g := o.Groups[0]
+	g.Count = n
+	return []market.Group{g}
 }
 
 func excluded(o market.Order, p types.Address) bool {

@@ -147,13 +147,13 @@ func (s *chainSource) ClientCert(ctx context.Context, owner string) (*x509.Certi
 	return c, nil
 }
 
-// IsVerifier implements api.VerifierSource: account is a registered verifier with
-// stake bonded.
-func (s *chainSource) IsVerifier(ctx context.Context, account string) (bool, error) {
+// HasDuty implements api.VerifierSource: account is a verifier the chain assigned a
+// check or a committee vote on lease now. Not cached: a duty ends with the answer.
+func (s *chainSource) HasDuty(ctx context.Context, lease uint64, account string) (bool, error) {
 	a, err := types.ParseAddress(account)
 	if err != nil {
 		return false, nil
 	}
-	v, found, err := s.c.Verifier(ctx, a)
-	return found && v.Stake > 0, err
+	_, found, err := s.c.VerifierDuty(ctx, lease, a)
+	return found, err
 }

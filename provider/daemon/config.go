@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"sort"
@@ -74,6 +75,11 @@ type Config struct {
 	// time to, location → host:port (a TCP endpoint there): published on chain
 	// (MsgRTTProbe) so that sessions limited to a location can go to it.
 	RTTEndpoints map[string]string `toml:"rtt_endpoints"`
+	// OverlayIP is the address other providers send a cluster member's overlay
+	// (WireGuard over UDP) to; each member's socket binds a free port on it.
+	// Empty: the IP the tenant API listens on, when listen names one (not
+	// 0.0.0.0); with neither the provider bids on no cluster order.
+	OverlayIP string `toml:"overlay_ip"`
 	// OutputRetention is how long the outputs of a completed batch lease stay
 	// downloadable before its vault is erased.
 	OutputRetention Duration `toml:"output_retention"`
@@ -92,6 +98,49 @@ type Config struct {
 	// MaxImageBytes caps one uploaded image archive, with a unit ("2Gi"); empty keeps
 	// the API's default.
 	MaxImageBytes string `toml:"max_image_bytes"`
+	// TEE is the [tee] table: whether the daemon attests by itself, and how.
+	TEE TEEConfig `toml:"tee"`
+}
+
+// TEEConfig is how the daemon keeps a confidential-computing attestation on chain.
+type TEEConfig struct {
+	// Attest makes the daemon produce TEE evidence (this confidential VM's guest
+	// device) and record it on chain at start, and again before each attestation
+	// expires; while it holds an active attestation it bids on orders that require
+	// a TEE, and never otherwise. The start fails if this machine cannot produce
+	// evidence. Off: the provider never bids on TEE orders.
+	Attest bool `toml:"attest"`
+	// CollateralDir holds collateral sent with every attestation, read again each
+	// time so that a job refreshing the files is picked up (file names: kiln tee
+	// verify --help): the ARK's CRL sev_crl.der from AMD's KDS, needed where the
+	// chain's require_crl is on, or Intel PCS collateral for TDX. Empty: only what
+	// the firmware and host give (an SEV-SNP host's VCEK).
+	CollateralDir string `toml:"collateral_dir"`
+	// ReattestMarginBlocks is how many blocks before its attestation expires the
+	// daemon attests again; 0: a quarter of the chain's reattest_blocks, at least 2.
+	ReattestMarginBlocks int64 `toml:"reattest_margin_blocks"`
+	// MaxAttempts bounds consecutive failed attempts: after that many the daemon
+	// stops attesting, says so in its log and kiln_provider_tee_given_up, and takes
+	// no TEE order until it is restarted.
+	MaxAttempts int `toml:"max_attempts"`
+	// RetryMin and RetryMax bound the wait after a failed attempt: it doubles from
+	// RetryMin with each failure, up to RetryMax.
+	RetryMin Duration `toml:"retry_min"`
+	RetryMax Duration `toml:"retry_max"`
+}
+
+func (t TEEConfig) validate() error {
+	switch {
+	case t.ReattestMarginBlocks < 0:
+		return fieldErr("tee.reattest_margin_blocks", t.ReattestMarginBlocks, "must be >= 0 (0: a quarter of the chain's reattest_blocks)")
+	case t.MaxAttempts < 1 || t.MaxAttempts > 1000:
+		return fieldErr("tee.max_attempts", t.MaxAttempts, "must be 1 to 1000")
+	case t.RetryMin <= 0:
+		return fieldErr("tee.retry_min", time.Duration(t.RetryMin), "must be > 0")
+	case t.RetryMax < t.RetryMin:
+		return fieldErr("tee.retry_max", time.Duration(t.RetryMax), "must be >= tee.retry_min ("+time.Duration(t.RetryMin).String()+")")
+	}
+	return nil
 }
 
 // limit parses a size field of the config; empty gives 0 (the default).
@@ -191,6 +240,9 @@ func DefaultConfig() Config {
 		OutputRetention: Duration(10 * time.Minute),
 		// 50 ms: a bid lands in the next block even at the demo's 200 ms block time.
 		PollInterval: Duration(50 * time.Millisecond),
+		// 10 attempts 1 s to 1 min apart: about 6 minutes of trying, well inside the
+		// default hour an attestation lasts (reattest_blocks 3600 at 1 s blocks).
+		TEE: TEEConfig{MaxAttempts: 10, RetryMin: Duration(time.Second), RetryMax: Duration(time.Minute)},
 	}
 }
 
@@ -247,6 +299,11 @@ func (c Config) Validate() error {
 			return fieldErr("endpoint", c.Endpoint, "must be empty when listen asks for any free port (port 0): the port is known only at start, and the endpoint registered is then https://<the address listen got>")
 		}
 	}
+	if c.OverlayIP != "" {
+		if a, err := netip.ParseAddr(c.OverlayIP); err != nil || a.IsUnspecified() || a.Zone() != "" {
+			return fieldErr("overlay_ip", c.OverlayIP, "must be an IP address other providers reach this one at (not 0.0.0.0 or ::), or empty")
+		}
+	}
 	if c.MetricsListen != "" {
 		if _, err := hostPort(c.MetricsListen); err != nil {
 			return fieldErr("metrics_listen", c.MetricsListen, "must be HOST:PORT, port 0 to 65535 (0: any free port), or empty")
@@ -294,7 +351,7 @@ func (c Config) Validate() error {
 	if c.PollInterval <= 0 {
 		return fieldErr("poll_interval", time.Duration(c.PollInterval), "must be > 0")
 	}
-	return nil
+	return c.TEE.validate()
 }
 
 // imagePolicy is the images leases may run: their uploads, and images pinned by
@@ -434,4 +491,17 @@ func certHosts(endpoint, listen string) []string {
 		hosts = []string{"localhost"}
 	}
 	return hosts
+}
+
+// overlayIP is the address cluster members' overlay sockets bind (OverlayIP, else
+// the tenant API's listen IP), or why there is none.
+func (c Config) overlayIP() (netip.Addr, string) {
+	if c.OverlayIP != "" {
+		return netip.MustParseAddr(c.OverlayIP), "" // NB: Validate has checked it
+	}
+	host, _, err := net.SplitHostPort(c.Listen)
+	if a, perr := netip.ParseAddr(host); err == nil && perr == nil && !a.IsUnspecified() {
+		return a, ""
+	}
+	return netip.Addr{}, "overlay_ip is not set and listen (" + c.Listen + ") names no single IP other providers could send the overlay to"
 }

@@ -31,6 +31,9 @@ func TestParseExampleConfig(t *testing.T) {
 	if p, err := c.imagePolicy(); err != nil || !slices.Equal(p.Registries(), []string{"docker.io", "ghcr.io", "nvcr.io"}) {
 		t.Fatalf("image policy = %v, %v; want docker.io, ghcr.io, nvcr.io", p.Registries(), err)
 	}
+	if !c.TEE.Attest || c.TEE.CollateralDir != "/var/lib/kiln-provider/collateral" || c.TEE.MaxAttempts != 10 || time.Duration(c.TEE.RetryMax) != time.Minute {
+		t.Fatalf("tee = %+v, want the example's attest and collateral_dir over the defaults", c.TEE)
+	}
 	if time.Duration(c.OutputRetention) != 10*time.Minute || c.Pricing.GPUHour["h100"] != 2_000_000 || c.Pricing.GPUHour["h200"] != 3_000_000 {
 		t.Fatalf("retention %v, gpu prices %v (defaults kept beside the file's)", time.Duration(c.OutputRetention), c.Pricing.GPUHour)
 	}
@@ -81,6 +84,12 @@ func TestConfigRefusals(t *testing.T) {
 		{"endpoint with listen port 0", "endpoint", func(c *Config) { c.Listen = "0.0.0.0:0" }},
 		{"metrics without port", "metrics_listen", func(c *Config) { c.MetricsListen = "127.0.0.1" }},
 		{"metrics port too big", "metrics_listen", func(c *Config) { c.MetricsListen = "127.0.0.1:70000" }},
+		{"overlay ip not an ip", "overlay_ip", func(c *Config) { c.OverlayIP = "provider.example.com" }},
+		{"overlay ip unspecified", "overlay_ip", func(c *Config) { c.OverlayIP = "0.0.0.0" }},
+		{"negative reattest margin", "tee.reattest_margin_blocks", func(c *Config) { c.TEE.ReattestMarginBlocks = -1 }},
+		{"no attempts", "tee.max_attempts", func(c *Config) { c.TEE.MaxAttempts = 0 }},
+		{"zero retry", "tee.retry_min", func(c *Config) { c.TEE.RetryMin = 0 }},
+		{"retry max below min", "tee.retry_max", func(c *Config) { c.TEE.RetryMax = Duration(time.Millisecond) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base()

@@ -68,6 +68,10 @@ type Deps struct {
 	// Prover solves the chain's matmul challenges; nil means the CPUs (matmul.Solve).
 	// NB: the time a challenge takes is always measured with the real clock.
 	Prover Prover
+	// Producer makes TEE evidence when [tee] attest is on; nil means this machine's
+	// guest devices (tee.Device). Tests give a teetest.Signer, whose roots their
+	// chain trusts.
+	Producer tee.Producer
 }
 
 // Daemon is one provider daemon. Create it with New, run it with Run.
@@ -76,9 +80,9 @@ type Daemon struct {
 	deps Deps
 	log  *slog.Logger
 	self types.Address
-	// tee is whether this machine can produce TEE evidence (tee.Probe at start); a
-	// provider that cannot never bids on orders requiring a TEE.
-	tee tee.Capability
+	// att keeps the provider's TEE attestation on chain ([tee] attest); nil when
+	// off, and then the provider never bids on orders requiring a TEE.
+	att *attestor
 
 	ready       chan struct{}
 	endpoint    string
@@ -103,6 +107,7 @@ type Daemon struct {
 	kinds     map[uint64]string      // tracked leases' kinds
 	lastHB    map[uint64]int64       // height a heartbeat was last sent
 	compSent  map[uint64]int64       // height a completion was last sent
+	commSent  map[uint64]int64       // height a work commitment was last sent
 	startSent map[uint64]int64       // height a MsgStartLease was last sent
 	running   map[uint64]bool        // leases whose workload the manager started
 	bidSent   map[uint64]int64       // height a bid was sent, by order
@@ -111,7 +116,15 @@ type Daemon struct {
 	probedAt  int64                  // height RTT probes were last sent
 	noBid     map[uint64]bool        // orders this provider will never bid on
 	locks     map[uint64]*sync.Mutex // per lease: Deploy vs Stop
+	members   map[uint64]*member     // cluster members, by lease
 	ctx       context.Context
+
+	// clusterWhy says why this provider cannot run cluster members ("" when it can):
+	// it then bids on no cluster order.
+	clusterWhy string
+	// holdBlocks is how long a held rank waits for its cluster's next epoch: the
+	// chain's heartbeat timeout (a lost provider's lease closes after it) and a margin.
+	holdBlocks int64
 }
 
 // New checks cfg and deps; Run does the work.
@@ -132,7 +145,7 @@ func New(cfg Config, deps Deps) (*Daemon, error) {
 	self := types.AddressFromPubKey(deps.Key.Public().(ed25519.PublicKey))
 	return &Daemon{cfg: cfg, deps: deps, log: log.With("component", "provider", "provider", self.String()), self: self,
 		ready: make(chan struct{}), closed: map[uint64]bool{}, kinds: map[uint64]string{}, lastHB: map[uint64]int64{},
-		compSent: map[uint64]int64{}, startSent: map[uint64]int64{}, running: map[uint64]bool{}, bidSent: map[uint64]int64{}, noBid: map[uint64]bool{}, sealed: map[uint64]sealedBid{}, locks: map[uint64]*sync.Mutex{},
+		compSent: map[uint64]int64{}, commSent: map[uint64]int64{}, startSent: map[uint64]int64{}, running: map[uint64]bool{}, bidSent: map[uint64]int64{}, noBid: map[uint64]bool{}, sealed: map[uint64]sealedBid{}, locks: map[uint64]*sync.Mutex{}, members: map[uint64]*member{},
 		metrics: newMetrics(), prover: prover{sols: map[uint64]*solved{}}}, nil
 }
 
@@ -192,6 +205,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.snd, err = newSender(ctx, d.deps.Client, d.deps.Key, d.log); err != nil {
 		return fmt.Errorf("connect to node: %w", err)
 	}
+	if d.cfg.TEE.Attest {
+		prod := d.deps.Producer
+		if prod == nil {
+			prod = tee.Device{}
+		}
+		// NB: before registering: a machine that cannot produce evidence fails the
+		// start before anything goes on chain.
+		if d.att, err = newAttestor(d.cfg.TEE, prod, dir, d); err != nil {
+			return err
+		}
+	} else {
+		d.log.Info("confidential compute: not attesting ([tee] attest = false): no TEE orders are taken", "evidence", tee.Probe().Message)
+	}
 	mp, err := d.deps.Client.MarketParams(ctx)
 	if err != nil {
 		return fmt.Errorf("market params: %w", err)
@@ -199,6 +225,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.every = d.cfg.HeartbeatEvery
 	if d.every == 0 {
 		d.every = mp.HeartbeatIntervalBlocks
+	}
+	// 10 blocks past the timeout: the close lands, the order re-opens and the next
+	// epoch begins within a few blocks of it.
+	d.holdBlocks = mp.HeartbeatTimeoutBlocks + 10
+	if d.clusterWhy = d.clusterSupport(ex); d.clusterWhy != "" {
+		d.log.Info("cluster orders: not bidding", "why", d.clusterWhy)
 	}
 
 	v, err := vault.Open(vault.Config{Dir: filepath.Join(dir, "vault"), Logger: d.log})
@@ -209,7 +241,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	lc.Dir, lc.Logger = filepath.Join(dir, "leases"), d.log
 	lc.OnComplete = d.onComplete
 	lc.OnStart = d.onStart
+	lc.Hold = d.holdMember
 	lc.BeforeSeal = d.deps.BeforeSeal
+	if d.att != nil {
+		lc.Unseal = d.att.id
+	}
 	d.vault = v
 	lc.AssignGPUs = d.assignGPUs
 	lc.Images, _ = d.cfg.imagePolicy() // NB: Validate has checked it
@@ -217,6 +253,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer d.mgr.Close()
+	defer d.closeMembers()
 	// NB: Register, not MustRegister: a daemon run again keeps its first collectors.
 	d.metrics.reg.Register(newWorkloadCollector(d.mgr))
 	if d.cfg.Inventory.Detect {
@@ -255,6 +292,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	d.reconcile(ctx, known, v)
+	d.lostMembers()
 
 	ac := apiserver.DefaultConfig()
 	ac.Certificate, ac.Logger = pair, d.log
@@ -287,8 +325,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 		defer ms.Close()
 	}
-	d.tee = tee.Probe()
-	d.log.Info("confidential compute", "tee", d.tee.Type, "evidence", d.tee.Message)
 	d.log.Info("provider ready", "endpoint", d.endpoint, "metrics", d.metricsAddr, "executor", fp.Driver, "gpus", inv.TotalGPUs(), "heartbeat_every", d.every)
 	close(d.ready)
 
@@ -362,7 +398,7 @@ func (d *Daemon) register(ctx context.Context) error {
 	case errors.As(err, &qe) && qe.Code == types.CodeNotFound:
 		stake, _ := types.ParseCoin(d.cfg.Stake)
 		msg := &registry.MsgRegisterProvider{Owner: d.self, Endpoint: d.endpoint, CertPEM: d.certPEM, Inventory: d.inv, Stake: stake}
-		if _, err := c.Send(ctx, d.deps.Key, client.SignOptions{}, msg); err != nil {
+		if _, err := d.snd.sendCommit(ctx, msg); err != nil {
 			return fmt.Errorf("register provider %s: %w", d.self, err)
 		}
 		d.log.Info("registered", "endpoint", d.endpoint, "stake", stake)
@@ -385,14 +421,11 @@ func (d *Daemon) register(ctx context.Context) error {
 			d.log.Info("registration reused", "endpoint", d.endpoint)
 			break
 		}
-		if _, err := c.Send(ctx, d.deps.Key, client.SignOptions{}, m); err != nil {
+		if _, err := d.snd.sendCommit(ctx, m); err != nil {
 			return fmt.Errorf("update provider %s: %w", d.self, err)
 		}
 		d.log.Info("registration updated", "endpoint", d.endpoint, "cert", m.CertPEM != nil, "inventory", m.Inventory != nil)
 	}
-	d.snd.mu.Lock()
-	d.snd.stale = true // NB: the registration tx used a sequence number behind the sender's back
-	d.snd.mu.Unlock()
 	return nil
 }
 
@@ -509,6 +542,7 @@ func (d *Daemon) stop(id uint64, why string) {
 		} else {
 			d.log.Info("lease stopped", "lease", id, "why", why)
 		}
+		d.dropMember(id)
 		d.freeGPUs(id)
 		d.metrics.stopped.Inc()
 	}()
@@ -587,7 +621,7 @@ func (n *nodeDown) next(log *slog.Logger, err error) time.Duration {
 }
 
 // step is the daemon's work for a new block h: challenges first (their deadlines are
-// the chain's), bids (they race the next block's proposal), then leases: track new
+// the chain's), the attestation, bids (they race the next block's proposal), then leases: track new
 // ones, stop closed ones, heartbeat, retry completions, erase retained outputs whose
 // time is up.
 func (d *Daemon) step(ctx context.Context, h int64) {
@@ -597,6 +631,12 @@ func (d *Daemon) step(ctx context.Context, h int64) {
 	if err := d.probe(ctx, h); err != nil && ctx.Err() == nil {
 		d.log.Warn("rtt probes", "height", h, "err", err)
 	}
+	if d.att != nil {
+		// NB: before bidding: the bidder reads the attestation this reads.
+		if err := d.att.step(ctx, h); err != nil && ctx.Err() == nil {
+			d.log.Warn("attestation", "height", h, "err", err)
+		}
+	}
 	if err := d.postAsks(ctx, h); err != nil && ctx.Err() == nil {
 		d.log.Warn("order book asks", "height", h, "err", err)
 	}
@@ -605,5 +645,9 @@ func (d *Daemon) step(ctx context.Context, h int64) {
 	}
 	if err := d.leases(ctx, h); err != nil && ctx.Err() == nil {
 		d.log.Warn("lease upkeep", "height", h, "err", err)
+	}
+	d.resendCommits(ctx, h)
+	if err := d.memberStep(ctx, h); err != nil && ctx.Err() == nil {
+		d.log.Warn("cluster members", "height", h, "err", err)
 	}
 }

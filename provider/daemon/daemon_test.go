@@ -93,6 +93,12 @@ func startNet(t *testing.T) *testNet {
 // startNetWith is startNet with edit applied to the genesis state.
 func startNetWith(t *testing.T, edit func(*app.GenesisState)) *testNet {
 	t.Helper()
+	return startNetBlocks(t, blockTime, edit)
+}
+
+// startNetBlocks is startNetWith with blocks every bt.
+func startNetBlocks(t *testing.T, bt time.Duration, edit func(*app.GenesisState)) *testNet {
+	t.Helper()
 	n := &testNet{logs: &logBuf{}}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -103,7 +109,7 @@ func startNetWith(t *testing.T, edit func(*app.GenesisState)) *testNet {
 	n.tenantKey, n.tenant = newKey(t)
 	home := node.TempHome(t)
 	funds := types.Coins{types.NewCoin(types.NativeDenom, 1_000_000_000)}
-	if _, err := node.Init(node.InitOptions{Home: home, ChainID: "kiln-daemon-test", BlockTime: blockTime, KeyringBackend: keyring.BackendTest,
+	if _, err := node.Init(node.InitOptions{Home: home, ChainID: "kiln-daemon-test", BlockTime: bt, KeyringBackend: keyring.BackendTest,
 		Accounts: []bank.GenesisBalance{{Address: n.prov, Coins: funds}, {Address: n.tenant, Coins: funds}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -227,6 +233,7 @@ func (n *testNet) startDaemonDeps(t *testing.T, cfg daemon.Config, deps daemon.D
 	select {
 	case <-d.Ready():
 	case err := <-r.done:
+		r.done <- nil // NB: for the cleanup's stop, which waits for Run's return
 		t.Fatalf("daemon Run: %v", err)
 	case <-time.After(30 * time.Second): // registration: a tx and a few queries
 		t.Fatal("daemon not ready after 30 s")

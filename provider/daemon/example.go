@@ -27,6 +27,10 @@ heartbeat_every = 0
 poll_interval = "50ms"
 # Prometheus metrics at http://ADDR/metrics; empty disables.
 metrics_listen = "127.0.0.1:9464"
+# Cluster members: the IP other providers send a member's WireGuard overlay to
+# (each member binds a free UDP port on it). Empty: listen's IP, when it names
+# one; with neither (listen on 0.0.0.0) the provider bids on no cluster order.
+overlay_ip = "203.0.113.7"
 # Per lease: all uploaded inputs together, and one uploaded image archive.
 max_input_bytes = "1Gi"
 max_image_bytes = "2Gi"
@@ -87,4 +91,22 @@ margin_bps = 0
 [pricing.gpu_hour]
 h100 = 2000000
 a100 = 1200000
+
+# Confidential compute. attest = true, inside an SEV-SNP or TDX confidential VM:
+# the daemon records evidence from the guest device on chain at start, and again
+# reattest_margin_blocks before each attestation expires (0: a quarter of the
+# chain's reattest_blocks); it bids on orders that require a TEE only while its
+# attestation is active. It fails to start where there is no guest device.
+# Inputs tenants seal to the attestation open with <state_dir>/tee/seal.key.
+[tee]
+attest = true
+# Sent with every attestation, read again each time: sev_crl.der (AMD KDS, the
+# ARK's CRL; needed where the chain's require_crl is on) or the TDX PCS files.
+collateral_dir = "/var/lib/kiln-provider/collateral"
+reattest_margin_blocks = 0
+# Failed attempts wait retry_min, doubling up to retry_max; after max_attempts in
+# a row the daemon stops attesting (and taking TEE orders) until restarted.
+max_attempts = 10
+retry_min = "1s"
+retry_max = "1m"
 `

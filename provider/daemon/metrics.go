@@ -25,6 +25,9 @@ type metrics struct {
 	apiIn, apiOut    atomic.Int64
 	challenges       prometheus.Counter
 	challengeSeconds prometheus.Histogram
+	// TEE attestation (attest.go).
+	teeAttested, teeFailures          prometheus.Counter
+	teeActive, teeExpires, teeGivenUp prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -58,6 +61,16 @@ func newMetrics() *metrics {
 	m.challengeSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "kiln", Subsystem: "provider", Name: "challenge_seconds",
 		Help: "Time to solve a matmul challenge.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)})
 	m.reg.MustRegister(m.challengeSeconds)
+	m.teeAttested = mk("tee_attestations_total", "TEE attestations the daemon made that the chain recorded.")
+	m.teeFailures = mk("tee_attest_failures_total", "Failed TEE attestation attempts (evidence, collateral, refusal, or not recorded).")
+	gauge := func(name, help string) prometheus.Gauge {
+		g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "kiln", Subsystem: "provider", Name: name, Help: help})
+		m.reg.MustRegister(g)
+		return g
+	}
+	m.teeActive = gauge("tee_attested", "1 while the provider holds an active attestation binding its sealing key (it bids on TEE orders), else 0.")
+	m.teeExpires = gauge("tee_attestation_expires_height", "Height the provider's attestation expires at (0: none).")
+	m.teeGivenUp = gauge("tee_given_up", "1 once the daemon gave up attesting after tee.max_attempts failures in a row (until it restarts).")
 	return m
 }
 

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 
+	coretypes "github.com/cometbft/cometbft/rpc/core/types"
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/auth"
@@ -59,46 +60,79 @@ func isSeqErr(code uint32) bool {
 // (CheckTx ran every message against the pending state), not once it is in a block.
 // A refused tx returns a *client.TxError and does not use a sequence number.
 func (s *sender) send(ctx context.Context, msgs ...types.Msg) error {
+	_, err := s.broadcast(ctx, false, msgs...)
+	return err
+}
+
+// sendCommit is send that waits until the tx is in a block (registration: what
+// follows needs the record on chain). A tx that reached a block and failed there used
+// its sequence number.
+func (s *sender) sendCommit(ctx context.Context, msgs ...types.Msg) (client.TxResponse, error) {
+	return s.broadcast(ctx, true, msgs...)
+}
+
+// maxSeqRetries bounds the resyncs of one send: each takes the sequence the node
+// names, so a second refusal means another sender of the same key raced us; three
+// such races in a row are not something retrying fixes.
+const maxSeqRetries = 3
+
+func (s *sender) broadcast(ctx context.Context, commit bool, msgs ...types.Msg) (client.TxResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for attempt := 0; ; attempt++ {
 		if s.stale {
 			acc, found, err := s.c.Account(ctx, s.addr)
 			if err != nil {
-				return fmt.Errorf("load sequence of %s: %w", s.addr, err)
+				return client.TxResponse{}, fmt.Errorf("load sequence of %s: %w", s.addr, err)
 			}
 			if !found {
-				return fmt.Errorf("account %s does not exist on chain: fund it first", s.addr)
+				return client.TxResponse{}, fmt.Errorf("account %s does not exist on chain: fund it first", s.addr)
 			}
 			s.seq, s.stale = acc.Sequence, false
 		}
 		raw, err := client.SignWithMinFee(s.key, s.chainID, s.seq, s.auth, "", msgs...)
 		if err != nil {
-			return fmt.Errorf("sign tx: %w", err)
+			return client.TxResponse{}, fmt.Errorf("sign tx: %w", err)
 		}
-		res, err := s.c.RPC.BroadcastTxSync(ctx, raw)
-		if err != nil {
+		var r client.TxResponse
+		if commit {
+			r, err = s.c.BroadcastCommit(ctx, raw)
+		} else {
+			var res *coretypes.ResultBroadcastTx
+			if res, err = s.c.RPC.BroadcastTxSync(ctx, raw); err == nil {
+				r = client.TxResponse{Code: res.Code, Log: res.Log}
+				if res.Code != 0 {
+					err = &client.TxError{TxResponse: r}
+				}
+			}
+		}
+		var te *client.TxError
+		switch {
+		case err == nil:
+			s.seq++
+			s.sent++
+			return r, nil
+		case !errors.As(err, &te):
 			// NB: the tx may or may not be in the mempool; the next send learns which
 			// from the sequence the node expects.
 			s.stale = true
-			return fmt.Errorf("broadcast tx: %w", err)
-		}
-		if res.Code == 0 {
+			return r, fmt.Errorf("broadcast tx: %w", err)
+		case r.Height > 0:
+			// NB: it reached a block and failed there: its sequence number is spent.
 			s.seq++
-			s.sent++
-			return nil
-		}
-		if isSeqErr(res.Code) && attempt < 3 {
-			if m := atSeq.FindStringSubmatch(res.Log); m != nil {
+			return r, err
+		case isSeqErr(te.Code) && attempt < maxSeqRetries:
+			if m := atSeq.FindStringSubmatch(te.Log); m != nil {
 				n, _ := strconv.ParseUint(m[1], 10, 64)
 				s.log.Debug("resync sequence", "had", s.seq, "node expects", n)
 				s.seq = n
 			} else {
+				// NB: a copy refused by the mempool cache names no sequence: ask.
 				s.stale = true
 			}
 			continue
 		}
-		return &client.TxError{TxResponse: client.TxResponse{Code: res.Code, Log: res.Log}}
+		return r, err
 	}
 }
 

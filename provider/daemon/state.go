@@ -21,9 +21,16 @@ type persisted struct {
 	// Completions are batch leases done locally (hex outputs root) whose
 	// MsgCompleteLease the chain has not yet applied.
 	Completions map[uint64]string `json:"completions"`
+	// Commits are batch leases done locally (by ID, with their attempt) whose work
+	// commitment the chain has not shown yet: sent again until it does, so a
+	// restart between the completion and its commitment loses neither.
+	Commits map[uint64]uint32 `json:"commits,omitempty"`
 	// GPUs are the GPU ids each lease's tasks were given, so that a restarted daemon
 	// does not hand them out again while those tasks run.
 	GPUs map[uint64][]GPUAssignment `json:"gpus,omitempty"`
+	// Members are the cluster members whose overlay link this daemon holds, by
+	// lease: a daemon started again has lost their links.
+	Members map[uint64]bool `json:"members,omitempty"`
 }
 
 // GPUAssignment is one GPU given to a lease.
@@ -35,7 +42,7 @@ type GPUAssignment struct {
 func statePath(dir string) string { return filepath.Join(dir, "daemon.json") }
 
 func loadState(dir string) (persisted, error) {
-	p := persisted{Leases: map[uint64]uint32{}, Retain: map[uint64]time.Time{}, Completions: map[uint64]string{}}
+	p := persisted{Leases: map[uint64]uint32{}, Retain: map[uint64]time.Time{}, Completions: map[uint64]string{}, Commits: map[uint64]uint32{}, Members: map[uint64]bool{}}
 	b, err := os.ReadFile(statePath(dir))
 	if errors.Is(err, fs.ErrNotExist) {
 		return p, nil
@@ -54,6 +61,12 @@ func loadState(dir string) (persisted, error) {
 	}
 	if p.Completions == nil {
 		p.Completions = map[uint64]string{}
+	}
+	if p.Commits == nil {
+		p.Commits = map[uint64]uint32{}
+	}
+	if p.Members == nil {
+		p.Members = map[uint64]bool{}
 	}
 	return p, nil
 }

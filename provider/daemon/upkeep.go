@@ -33,7 +33,16 @@ func (r runner) Deploy(ctx context.Context, l api.LeaseInfo, m api.Manifest) err
 	if r.d.failedToStart(l.ID) {
 		return fmt.Errorf("deploy lease %d: %w earlier; the lease is closing on chain with reason workload_failed", l.ID, api.ErrStartFailed)
 	}
-	if err := r.Manager.Deploy(ctx, l, m); err != nil {
+	o, isMember, err := r.d.clusterOrder(ctx, l.ID)
+	if err != nil {
+		return err
+	}
+	if isMember {
+		err = r.d.acceptMember(ctx, l, m, o)
+	} else {
+		err = r.Manager.Deploy(ctx, l, m)
+	}
+	if err != nil {
 		if errors.Is(err, api.ErrStartFailed) {
 			r.d.startFailed(l.ID, err)
 			return fmt.Errorf("%w; the provider reported it on chain: lease %d closes with reason workload_failed and the tenant's escrow is refunded, nothing paid", err, l.ID)
@@ -52,6 +61,24 @@ func (r runner) Deploy(ctx context.Context, l api.LeaseInfo, m api.Manifest) err
 	r.d.metrics.deployed.Inc()
 	r.d.log.Info("lease running", "lease", l.ID, "services", len(m.Services))
 	return nil
+}
+
+// Status adds a cluster member's overlay link to the manager's status; a member
+// waiting for its cluster is waiting.
+func (r runner) Status(ctx context.Context, id uint64) (api.LeaseStatus, error) {
+	st, err := r.Manager.Status(ctx, id)
+	ov := r.d.overlayStatus(id)
+	if ov == nil {
+		return st, err
+	}
+	if errors.Is(err, api.ErrNotDeployed) {
+		st, err = api.LeaseStatus{LeaseID: id, Kind: api.KindBatch, State: api.StateWaiting}, nil
+		if m := r.d.memberOf(id); m != nil {
+			st.Kind = m.info.Kind
+		}
+	}
+	st.Overlay = ov
+	return st, err
 }
 
 // LoadImage refuses a lease the daemon saw close. The upload runs without the
@@ -77,6 +104,9 @@ func (r runner) LoadImage(ctx context.Context, id uint64, rd io.Reader, maxBytes
 // start reaches the mempool ahead of any completion; one not sent is resent by the
 // block loop.
 func (d *Daemon) onStart(id uint64) {
+	if d.memberOf(id) != nil {
+		return // NB: a cluster member starts with the cluster: MsgMemberRunning (startMember)
+	}
 	d.mu.Lock()
 	h := d.height
 	d.running[id] = true
@@ -150,9 +180,15 @@ func (d *Daemon) onComplete(id uint64, root [32]byte, codes map[string]int) {
 		failed = failed || c != 0
 	}
 	d.st.Completions[id] = completionRecord(root, failed)
+	if !failed {
+		// NB: saved (by freeGPUs) before anything is sent: a restart from here on
+		// still commits the work (resendCommits).
+		d.st.Commits[id] = d.st.Leases[id]
+	}
 	h := d.height
 	d.mu.Unlock()
 	d.freeGPUs(id)
+	d.dropMember(id) // NB: a finished rank needs its overlay no more
 	d.log.Info("lease completed locally", "lease", id, "outputs_root", hex.EncodeToString(root[:]), "exit_codes", codes)
 	ctx := d.ctx
 	if ctx == nil || ctx.Err() != nil {
@@ -203,7 +239,7 @@ func (d *Daemon) leases(ctx context.Context, h int64) error {
 	for _, l := range active {
 		// NB: only a start the manager confirmed (OnStart, or a workload recovered
 		// after a restart), never a deploy still in progress, which may yet fail.
-		if l.StartedHeight == 0 && d.running[l.ID] {
+		if l.StartedHeight == 0 && d.running[l.ID] && d.members[l.ID] == nil {
 			unreported[l.ID] = true
 		}
 	}

@@ -159,12 +159,17 @@ type Namespacer interface {
 	// that path run in it; Destroy of the lease's last task removes it, and
 	// Recover removes those of leases without a task.
 	LeaseNetNS(ctx context.Context, leaseID string) (string, error)
-	// ReleaseNetNS removes the lease's namespace when no task of the lease
-	// exists: it is for a lease whose tasks never started (their start
-	// failed, or the lease ended first). With a task left it removes nothing
-	// and returns an error. A lease without a namespace is not an error.
-	// Callers do not call it while they start a task of the lease.
-	ReleaseNetNS(ctx context.Context, leaseID string) error
+}
+
+// NetNSReleaser is implemented by Namespacers that can remove a lease's
+// namespace before its last task is destroyed: a cluster member whose rank
+// finished (its outputs kept for the tenant) or never started.
+type NetNSReleaser interface {
+	// ReleaseLeaseNetNS removes the lease's network namespace unless a task of
+	// the lease still runs (or is starting); a namespace already gone is not
+	// an error, nor is a running task (then it removes nothing). Callers do
+	// not call it while they start a task of the lease.
+	ReleaseLeaseNetNS(ctx context.Context, leaseID string) error
 }
 
 // Task is one workload to run: one replica of one service of a lease.

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/kiln-network/kiln/proof"
 
 	"github.com/kiln-network/kiln/provider/api"
@@ -63,6 +65,18 @@ type Config struct {
 	// OnStart is called when a lease's workload has started, before Deploy
 	// returns and before OnComplete can be called for it; nil ignores it.
 	OnStart func(leaseID uint64)
+	// Hold is asked when every task of a batch lease has exited and one failed:
+	// true keeps the lease as it is, its outputs neither sealed nor cleared and
+	// nothing reported, until Restart starts its tasks again or Finish seals and
+	// reports it. A cluster member whose rank failed because another member was
+	// lost is held so that the job can restart from its checkpoints. nil holds
+	// nothing.
+	Hold func(leaseID uint64) bool
+	// Unseal opens inputs named NAME.sealed (api.SealedInputSuffix): inputs a tenant
+	// sealed to the key this provider's TEE attestation binds (kiln tee seal). The
+	// workload reads them as NAME, in plaintext inside the attested environment. nil
+	// (a provider that does not attest): such an input fails the deploy, named.
+	Unseal age.Identity
 	// Clock stamps state changes; nil means time.Now.
 	Clock func() time.Time
 	// Logger receives the manager's logs; nil discards them.
@@ -139,6 +153,36 @@ type state struct {
 	SkippedTotal int                 `json:"skipped_total,omitempty"`
 	// Reported is true once OnComplete returned.
 	Reported bool `json:"reported,omitempty"`
+	// Net, for a cluster member, is how its tasks run (DeployIn, Restart).
+	Net *Net `json:"net,omitempty"`
+	// Held is true for a failed batch lease that Config.Hold kept: not sealed,
+	// not reported, until Restart or Finish.
+	Held bool `json:"held,omitempty"`
+}
+
+// Net is how a cluster member's tasks run: in the lease's network namespace,
+// where its overlay link is, with the rendezvous environment.
+type Net struct {
+	// NetNS is the lease's network namespace (executor.Namespacer.LeaseNetNS).
+	NetNS string `json:"netns"`
+	// Env is added to every task's environment (rendezvous.Env).
+	Env []string `json:"env,omitempty"`
+	// Files are put among the lease's inputs before its tasks start, name to
+	// content (the MPI hostfile).
+	Files map[string]string `json:"files,omitempty"`
+	// Epoch numbers the starts of the lease's tasks: the tasks of epoch N > 0
+	// are named with a -eN suffix, so that a restart's tasks never take the
+	// names of those they replace.
+	Epoch uint32 `json:"epoch"`
+}
+
+// taskID names replica i of service svc of lease eid in epoch.
+func taskID(eid, svc string, i int, epoch uint32) string {
+	id := executor.TaskID(eid, svc, i)
+	if epoch > 0 {
+		id += "-e" + strconv.FormatUint(uint64(epoch), 10)
+	}
+	return id
 }
 
 type taskState struct {
@@ -178,6 +222,9 @@ func New(cfg Config, ex executor.Executor, v *vault.Vault) (*Manager, error) {
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	return m, nil
 }
+
+// Executor returns the executor the manager runs tasks on.
+func (m *Manager) Executor() executor.Executor { return m.ex }
 
 // Close stops watching tasks, which keep running for Recover to find.
 func (m *Manager) Close() {
@@ -219,10 +266,26 @@ func (m *Manager) save(st state) error {
 // and OnComplete called. A failed start destroys what it started and leaves
 // the lease deployable again.
 func (m *Manager) Deploy(ctx context.Context, lease api.LeaseInfo, man api.Manifest) error {
+	return m.deploy(ctx, lease, man, nil)
+}
+
+// DeployIn deploys a cluster member's lease as Deploy does, its tasks in
+// net.NetNS with net.Env added and net.Files among its inputs.
+func (m *Manager) DeployIn(ctx context.Context, lease api.LeaseInfo, man api.Manifest, net Net) error {
+	if net.NetNS == "" {
+		return fmt.Errorf("deploy lease %d: no network namespace given", lease.ID)
+	}
+	if _, ok := m.ex.(executor.Namespacer); !ok {
+		return fmt.Errorf("deploy lease %d: %w: the %T executor cannot run tasks in a network namespace of the lease", lease.ID, executor.ErrUnsupported, m.ex)
+	}
+	return m.deploy(ctx, lease, man, &net)
+}
+
+func (m *Manager) deploy(ctx context.Context, lease api.LeaseInfo, man api.Manifest, net *Net) error {
 	if err := api.CheckManifest(man, lease.Resources); err != nil {
 		return fmt.Errorf("deploy lease %d: %w", lease.ID, err)
 	}
-	r := &run{done: make(chan struct{}), st: state{Lease: lease, Manifest: man, State: api.StateRunning, DeployedAt: m.now()}}
+	r := &run{done: make(chan struct{}), st: state{Lease: lease, Manifest: man, State: api.StateRunning, DeployedAt: m.now(), Net: net}}
 	m.mu.Lock()
 	if _, ok := m.leases[lease.ID]; ok {
 		m.mu.Unlock()
@@ -360,11 +423,43 @@ func (m *Manager) start(ctx context.Context, r *run) (err error) {
 	if err != nil {
 		return fmt.Errorf("deploy lease %d: %w", lease.ID, err)
 	}
-	var (
-		started []string
-		tasks   []taskState
-		addr    string
-	)
+	defer func() {
+		if err == nil {
+			return
+		}
+		if cerr := m.ex.ClearData(context.WithoutCancel(ctx), eid); cerr != nil {
+			m.log.Error("clear inputs after failed deploy", "lease", lease.ID, "err", cerr)
+		}
+	}()
+	if err := vl.CopyInputs(func(name string, r io.Reader) error {
+		name, r, err := m.unseal(name, r)
+		if err != nil {
+			return err
+		}
+		return m.ex.PutInput(ctx, eid, name, r)
+	}); err != nil {
+		return fmt.Errorf("deploy lease %d: %w", lease.ID, err)
+	}
+	tasks, addr, err := m.startTasks(ctx, r.st)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.st.Tasks, r.st.ServiceAddr = tasks, addr
+	err = m.save(r.st)
+	r.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("deploy lease %d: %w", lease.ID, err)
+	}
+	return nil
+}
+
+// startTasks puts st.Net's files among the lease's inputs and starts one task
+// per replica of st's manifest (in st.Net's namespace and epoch, if any). It
+// destroys the tasks it started when one fails to start.
+func (m *Manager) startTasks(ctx context.Context, st state) (tasks []taskState, addr string, err error) {
+	lease, eid := st.Lease, ExecLeaseID(st.Lease.ID)
+	var started []string
 	defer func() {
 		if err == nil {
 			return
@@ -374,18 +469,26 @@ func (m *Manager) start(ctx context.Context, r *run) (err error) {
 				m.log.Error("destroy task after failed deploy", "task", id, "err", derr)
 			}
 		}
-		if cerr := m.ex.ClearData(context.WithoutCancel(ctx), eid); cerr != nil {
-			m.log.Error("clear inputs after failed deploy", "lease", lease.ID, "err", cerr)
-		}
 	}()
-	if err := vl.CopyInputs(func(name string, r io.Reader) error { return m.ex.PutInput(ctx, eid, name, r) }); err != nil {
-		return fmt.Errorf("deploy lease %d: %w", lease.ID, err)
+	var net Net
+	if st.Net != nil {
+		net = *st.Net
 	}
-	for _, s := range r.st.Manifest.Services {
+	names := make([]string, 0, len(net.Files))
+	for name := range net.Files {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if err := m.ex.PutInput(ctx, eid, name, strings.NewReader(net.Files[name])); err != nil {
+			return nil, "", fmt.Errorf("deploy lease %d: %w", lease.ID, err)
+		}
+	}
+	for _, s := range st.Manifest.Services {
 		for i := 0; i < int(s.Count); i++ {
 			t := executor.Task{
-				ID: executor.TaskID(eid, s.Name, i), LeaseID: eid,
-				Image: s.Image, Command: s.Command, Args: s.Args, Env: s.Env, User: s.User,
+				ID: taskID(eid, s.Name, i, net.Epoch), LeaseID: eid, NetNS: net.NetNS,
+				Image: s.Image, Command: s.Command, Args: s.Args, Env: append(slices.Clip(s.Env), net.Env...), User: s.User,
 				Resources: executor.Resources{
 					CPUMilli: int64(s.Resources.CPUMilli), MemoryBytes: int64(s.Resources.MemoryBytes),
 					StorageBytes: int64(s.Resources.StorageBytes),
@@ -396,10 +499,10 @@ func (m *Manager) start(ctx context.Context, r *run) (err error) {
 			}
 			if s.Resources.GPUUnits > 0 {
 				if m.cfg.AssignGPUs == nil {
-					return fmt.Errorf("deploy lease %d: service %s asks %d GPUs: %w", lease.ID, s.Name, s.Resources.GPUUnits, executor.ErrUnsupported)
+					return nil, "", fmt.Errorf("deploy lease %d: service %s asks %d GPUs: %w", lease.ID, s.Name, s.Resources.GPUUnits, executor.ErrUnsupported)
 				}
 				if t.Resources.GPUDeviceUUIDs, err = m.cfg.AssignGPUs(lease.ID, t.ID, s.Resources.GPUUnits); err != nil {
-					return fmt.Errorf("deploy lease %d: assign GPUs to %s: %w", lease.ID, t.ID, err)
+					return nil, "", fmt.Errorf("deploy lease %d: assign GPUs to %s: %w", lease.ID, t.ID, err)
 				}
 			}
 			for _, e := range s.Expose {
@@ -407,7 +510,7 @@ func (m *Manager) start(ctx context.Context, r *run) (err error) {
 			}
 			h, err := m.ex.Start(ctx, t)
 			if err != nil {
-				return fmt.Errorf("deploy lease %d: start %s: %w", lease.ID, t.ID, err)
+				return nil, "", fmt.Errorf("deploy lease %d: start %s: %w", lease.ID, t.ID, err)
 			}
 			started = append(started, t.ID)
 			tasks = append(tasks, taskState{ID: t.ID, Service: s.Name, Replica: i, Endpoints: h.Endpoints, StartedAt: h.StartedAt})
@@ -421,14 +524,7 @@ func (m *Manager) start(ctx context.Context, r *run) (err error) {
 			}
 		}
 	}
-	r.mu.Lock()
-	r.st.Tasks, r.st.ServiceAddr = tasks, addr
-	err = m.save(r.st)
-	r.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("deploy lease %d: %w", lease.ID, err)
-	}
-	return nil
+	return tasks, addr, nil
 }
 
 // watch waits for r's tasks in the background.
@@ -490,6 +586,23 @@ func (m *Manager) wait(ctx context.Context, r *run) {
 	m.complete(r)
 }
 
+// unseal returns the input as the workload gets it: an input named NAME.sealed is
+// opened with the attestation's sealing identity and named NAME; others as they are.
+func (m *Manager) unseal(name string, r io.Reader) (string, io.Reader, error) {
+	base, ok := strings.CutSuffix(name, api.SealedInputSuffix)
+	if !ok {
+		return name, r, nil
+	}
+	if m.cfg.Unseal == nil {
+		return "", nil, fmt.Errorf("input %s is sealed to a TEE's key and this provider does not attest ([tee] attest = false): nothing here can open it", name)
+	}
+	dr, err := age.Decrypt(r, m.cfg.Unseal)
+	if err != nil {
+		return "", nil, fmt.Errorf("unseal input %s: %w (is it sealed to this provider's current attestation? kiln tee seal reads the key from the chain)", name, err)
+	}
+	return base, dr, nil
+}
+
 // complete seals a batch lease's outputs once every task exited, and reports.
 func (m *Manager) complete(r *run) {
 	r.mu.Lock()
@@ -505,6 +618,15 @@ func (m *Manager) complete(r *run) {
 				}
 			}
 		}
+		if st.State == api.StateFailed && !st.Held && m.cfg.Hold != nil && m.cfg.Hold(st.Lease.ID) {
+			st.Held = true
+			if err := m.save(*st); err != nil {
+				m.log.Error("save held lease", "lease", st.Lease.ID, "err", err)
+			}
+			m.log.Info("lease held: a task failed; outputs kept for a restart", "lease", st.Lease.ID, "error", st.Error)
+			return
+		}
+		st.Held = false
 		files, err := m.seal(st)
 		if err != nil {
 			st.State, st.Error = api.StateFailed, err.Error()
@@ -524,8 +646,8 @@ func (m *Manager) complete(r *run) {
 		}
 		m.log.Info("lease completed", "lease", st.Lease.ID, "state", st.State, "outputs", len(files), "root", st.OutputsRoot)
 	}
-	if st.Reported || (st.State != api.StateCompleted && st.State != api.StateFailed) {
-		return
+	if st.Held || st.Reported || (st.State != api.StateCompleted && st.State != api.StateFailed) {
+		return // NB: a held lease waits for Restart or Finish, also after a daemon restart
 	}
 	if m.cfg.OnComplete != nil {
 		var root [32]byte
@@ -783,4 +905,108 @@ func (m *Manager) Recover(ctx context.Context) ([]uint64, error) {
 		}
 	}
 	return ids, nil
+}
+
+// Restart starts a cluster member's tasks again in net, whose Epoch must be
+// later than the tasks': it stops the lease's tasks, starts the new ones, and
+// only then destroys the old, so that the lease's inputs and outputs (rank 0's
+// checkpoints) are kept for the job to resume from. The lease is running again,
+// watched as after Deploy. A lease already reported complete cannot restart.
+func (m *Manager) Restart(ctx context.Context, id uint64, net Net) error {
+	r, err := m.get(id)
+	if err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	r.mu.Lock()
+	st := r.st
+	st.Tasks = append([]taskState(nil), r.st.Tasks...)
+	r.mu.Unlock()
+	switch {
+	case st.Net == nil:
+		return fmt.Errorf("restart lease %d: not a cluster member (deployed without a network namespace)", id)
+	case net.Epoch <= st.Net.Epoch:
+		return fmt.Errorf("restart lease %d: epoch %d: its tasks run in epoch %d already", id, net.Epoch, st.Net.Epoch)
+	case st.Reported:
+		return fmt.Errorf("restart lease %d: it completed (%s) and was reported", id, st.State)
+	case net.NetNS == "":
+		return fmt.Errorf("restart lease %d: no network namespace given", id)
+	}
+	r.cancel()
+	<-r.done
+	for _, t := range st.Tasks {
+		if err := m.ex.Stop(ctx, t.ID, m.cfg.StopGrace); err != nil && !errors.Is(err, executor.ErrTaskNotFound) {
+			m.log.Error("stop task before restart", "task", t.ID, "err", err)
+		}
+	}
+	st.Net = &net
+	r2 := &run{done: make(chan struct{}), st: st}
+	tasks, addr, err := m.startTasks(ctx, st)
+	if err != nil {
+		// NB: the old tasks are kept (stopped), so is the lease's data; watched
+		// again, their exits fail (or hold) the lease as before.
+		r2.st.Net = r.st.Net
+		m.swap(id, r, r2)
+		return fmt.Errorf("restart lease %d: %w", id, err)
+	}
+	// NB: the new tasks run: destroying the old ones no longer removes the
+	// lease's files or namespace with its last task.
+	for _, t := range st.Tasks {
+		if err := m.ex.Destroy(ctx, t.ID); err != nil && !errors.Is(err, executor.ErrTaskNotFound) {
+			m.log.Error("destroy task replaced by a restart", "task", t.ID, "err", err)
+		}
+	}
+	r2.st.Tasks, r2.st.ServiceAddr = tasks, addr
+	r2.st.State, r2.st.Error, r2.st.Held = api.StateRunning, "", false
+	r2.st.Outputs, r2.st.OutputsRoot, r2.st.Skipped, r2.st.SkippedTotal = nil, "", nil, 0
+	if err := m.save(r2.st); err != nil {
+		m.log.Error("save restarted lease", "lease", id, "err", err)
+	}
+	m.swap(id, r, r2)
+	m.log.Info("lease restarted", "lease", id, "epoch", net.Epoch, "tasks", len(tasks))
+	return nil
+}
+
+// swap replaces lease id's run old with r (unless a Stop took old away) and
+// watches r.
+func (m *Manager) swap(id uint64, old, r *run) {
+	m.mu.Lock()
+	if m.leases[id] != old || m.ctx.Err() != nil {
+		m.mu.Unlock()
+		return
+	}
+	m.leases[id] = r
+	m.mu.Unlock()
+	m.watch(r)
+}
+
+// Finish seals and reports a lease Config.Hold kept (as failed): what a held
+// member does when its cluster will not restart. It does nothing to a lease
+// that is not held.
+func (m *Manager) Finish(id uint64) error {
+	r, err := m.get(id)
+	if err != nil {
+		return fmt.Errorf("finish: %w", err)
+	}
+	r.mu.Lock()
+	held := r.st.Held && !r.st.Reported
+	if held {
+		// NB: Held stays set, so complete seals without asking Hold again.
+		r.st.State = api.StateRunning
+	}
+	r.mu.Unlock()
+	if held {
+		m.complete(r)
+	}
+	return nil
+}
+
+// Held reports whether lease id is held (Config.Hold).
+func (m *Manager) Held(id uint64) bool {
+	r, err := m.get(id)
+	if err != nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.st.Held && !r.st.Reported
 }

@@ -23,7 +23,10 @@ const waitTimeout = 30 * time.Second
 type env struct {
 	dir       string
 	v         *vault.Vault
+	ex        *process.Executor
 	completed chan [32]byte
+	// hold is the manager's Config.Hold.
+	hold func(uint64) bool
 }
 
 // newManager returns a manager over dir; two calls with one env share state,
@@ -40,8 +43,9 @@ func (e *env) newManager(t *testing.T) *lease.Manager {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.v = v
+	e.v, e.ex = v, ex
 	cfg := lease.DefaultConfig()
+	cfg.Hold = e.hold
 	cfg.Dir, cfg.StopGrace = filepath.Join(e.dir, "state"), time.Second
 	cfg.OnComplete = func(_ uint64, root [32]byte, _ map[string]int) { e.completed <- root }
 	m, err := lease.New(cfg, ex, v)

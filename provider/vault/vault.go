@@ -284,6 +284,20 @@ func (l *Lease) OutputReader(name string) (io.ReadCloser, File, error) {
 	return l.open(kindOut, name)
 }
 
+// ReadOutput returns the decrypted output name, read whole, or ErrTooLarge when it is
+// over limit bytes (a small index or job description, not a bulk file).
+func (l *Lease) ReadOutput(name string, limit int64) ([]byte, error) {
+	rc, f, err := l.open(kindOut, name)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	if f.Size > limit {
+		return nil, fmt.Errorf("output %s: %d bytes, limit %d: %w", name, f.Size, limit, ErrTooLarge)
+	}
+	return io.ReadAll(rc)
+}
+
 // CopyInputs decrypts every input, sorted by name, and hands it to put (the
 // executor's PutInput, just before a workload starts). The reader put gets
 // fails at its end, instead of returning io.EOF, unless the plaintext has the

@@ -1,13 +1,21 @@
 // Package teetest makes SEV-SNP attestation reports signed by a test-only AMD
 // certificate chain (go-sev-guest's fake signer), for tests of the chain's
 // attestation path: real reports cannot bind a report_data chosen by a test. A chain
-// under test trusts the signer through the tee module's sev_roots parameter.
+// under test trusts the signer through the tee module's sev_roots parameter. A Signer
+// is a tee.Producer, so the provider daemon and the CLI produce evidence from it
+// where a real confidential VM would ask its firmware.
 // NEVER use outside tests.
 package teetest
 
 import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"encoding/pem"
+	"fmt"
+	"math/big"
 	"testing"
 	"time"
 
@@ -21,6 +29,8 @@ import (
 type Signer struct {
 	s *sevtest.AmdSigner
 }
+
+var _ tee.Producer = (*Signer)(nil)
 
 // NewSigner makes a test-only Milan chain whose certificates are valid from created.
 func NewSigner(tb testing.TB, created time.Time) *Signer {
@@ -43,6 +53,14 @@ func (s *Signer) Roots() string {
 // bytes; nil: a fixed one), with the debug bit as asked, and its collateral.
 func (s *Signer) Report(tb testing.TB, reportData, measurement []byte, debug bool) ([]byte, tee.Collateral) {
 	tb.Helper()
+	raw, col, err := s.report(reportData, measurement, debug)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return raw, col
+}
+
+func (s *Signer) report(reportData, measurement []byte, debug bool) ([]byte, tee.Collateral, error) {
 	raw := make([]byte, abi.ReportSize)
 	binary.LittleEndian.PutUint32(raw[0x00:], 2) // version
 	policy := uint64(1<<17 | 0x1f)               // reserved bit 17 must be set; ABI 0.31
@@ -62,12 +80,49 @@ func (s *Signer) Report(tb testing.TB, reportData, measurement []byte, debug boo
 	copy(raw[0x1A0:0x1E0], s.s.HWID[:])
 	r, sg, err := s.s.Sign(abi.SignedComponent(raw))
 	if err != nil {
-		tb.Fatal(err)
+		return nil, tee.Collateral{}, fmt.Errorf("sign test report: %w", err)
 	}
 	if err := abi.SetSignature(r, sg, raw); err != nil {
+		return nil, tee.Collateral{}, fmt.Errorf("sign test report: %w", err)
+	}
+	return raw, tee.Collateral{VCEK: s.s.Vcek.Raw}, nil
+}
+
+// Capability says the signer produces SEV-SNP evidence.
+func (s *Signer) Capability() tee.Capability {
+	return tee.Capability{Type: tee.TypeSEVSNP, Device: "teetest", Message: "test-only SEV-SNP signer (teetest): evidence trusted only by a chain whose sev_roots are its roots"}
+}
+
+// Produce returns a report binding reportData with the default measurement, and its
+// VCEK, as an SEV-SNP guest's firmware and host would.
+func (s *Signer) Produce(ctx context.Context, reportData []byte) ([]byte, tee.Collateral, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, tee.Collateral{}, err
+	}
+	if len(reportData) != tee.ReportDataSize {
+		return nil, tee.Collateral{}, fmt.Errorf("report_data: %d bytes, want %d", len(reportData), tee.ReportDataSize)
+	}
+	return s.report(reportData, nil, false)
+}
+
+// CRL returns a CRL of the chain's ARK (DER, as AMD's KDS serves it) valid from
+// thisUpdate for a week; with revokeASK it lists the chain's ASK as revoked.
+func (s *Signer) CRL(tb testing.TB, thisUpdate time.Time, revokeASK bool) []byte {
+	tb.Helper()
+	tmpl := &x509.RevocationList{
+		SignatureAlgorithm: x509.SHA384WithRSAPSS,
+		Number:             big.NewInt(1),
+		ThisUpdate:         thisUpdate,
+		NextUpdate:         thisUpdate.Add(7 * 24 * time.Hour),
+	}
+	if revokeASK {
+		tmpl.RevokedCertificates = []pkix.RevokedCertificate{{SerialNumber: s.s.Ask.SerialNumber, RevocationTime: thisUpdate}}
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, s.s.Ark, s.s.Keys.Ark)
+	if err != nil {
 		tb.Fatal(err)
 	}
-	return raw, tee.Collateral{VCEK: s.s.Vcek.Raw}
+	return der
 }
 
 // Measurement is the launch measurement Report uses by default.

@@ -622,6 +622,46 @@ func (Workload) Inputs(job units.Job, id string) ([]string, error) {
 	return []string{UnitID(s - p.Every)}, nil
 }
 
+// CheckInputs implements units.InputChecker: the committed checkpoint a segment
+// starts from must parse, sit at the step before the segment, come from the job's
+// engine and hold the job's model. One that does not makes the segment that depends
+// on it fraud (its hash is what the provider committed: nobody else wrote it).
+func (Workload) CheckInputs(job units.Job, id string, inputs map[string][]byte) error {
+	p, err := params(job)
+	if err != nil {
+		return err
+	}
+	s, err := p.StepOf(id)
+	if err != nil || s == 0 {
+		return err
+	}
+	from := UnitID(s - p.Every)
+	in, ok := inputs[from]
+	if !ok {
+		return fmt.Errorf("train unit %s: needs input %s", id, from)
+	}
+	c, err := DecodeCheckpoint(in)
+	if err != nil {
+		return units.Mismatch(id, "its committed input %s is not a checkpoint: %v", from, err)
+	}
+	if c.Step != s-p.Every {
+		return units.Mismatch(id, "its committed input %s is at step %d, want %d", from, c.Step, s-p.Every)
+	}
+	if c.Engine != p.Engine {
+		return units.Mismatch(id, "its committed input %s is from engine %s, the job's is %s", from, c.Engine, p.Engine)
+	}
+	m, err := MLPFromCheckpoint(c)
+	if err != nil {
+		return units.Mismatch(id, "its committed input %s: %v", from, err)
+	}
+	if m.Hidden != p.Hidden {
+		return units.Mismatch(id, "its committed input %s has %d hidden units, the job's model %d", from, m.Hidden, p.Hidden)
+	}
+	return nil
+}
+
+var _ units.InputChecker = Workload{}
+
 // RunUnit replays the segment ending at unit id from its input checkpoint (or, for step
 // 0, initialises the model from the seed) and returns the checkpoint it gives.
 func (w Workload) RunUnit(ctx context.Context, job units.Job, id string, inputs map[string][]byte) ([]byte, error) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -174,6 +175,70 @@ func TestVerifyCatchesForgedSegment(t *testing.T) {
 	// is, no longer chains to it.
 	if err != nil || rep.Verdict != units.VerdictFraud || fmt.Sprint(rep.Failed) != "[ckpt-000040 ckpt-000060]" {
 		t.Fatalf("forged segment: %+v %v", rep, err)
+	}
+}
+
+// A committed checkpoint that does not parse, or is not the job's model at the step
+// before a segment, makes the segment that starts from it fraud: its hash is what the
+// provider committed, so no honest run leads to the next one. A verifier reports it
+// rather than failing to re-execute (and being slashed for silence).
+func TestMalformedCommittedInputIsFraud(t *testing.T) {
+	for _, engine := range []string{EngineGo, EnginePyTorch} {
+		t.Run(engine, func(t *testing.T) {
+			if engine == EnginePyTorch {
+				torchOrSkip(t)
+			}
+			p := smallParams(engine)
+			dir, _ := mustRun(t, p, DataGenerated)
+			set, _ := units.Read(dir)
+			honest := must(set.Load(dir, UnitID(20)))
+			q := p
+			q.Hidden = 8
+			otherDir, _ := mustRun(t, q, DataGenerated)
+			otherSet, _ := units.Read(otherDir)
+			reg := units.NewRegistry(Workload{})
+			for _, tt := range []struct {
+				name string
+				data []byte
+				why  string
+			}{
+				{"not a checkpoint", []byte("KILNCKPT1 garbage"), "is not a checkpoint"},
+				{"truncated", honest[:len(honest)-4], "is not a checkpoint"},
+				{"the step before", must(set.Load(dir, UnitID(0))), "is at step 0, want 20"},
+				{"another model", must(otherSet.Load(otherDir, UnitID(20))), "hidden units"},
+			} {
+				t.Run(tt.name, func(t *testing.T) {
+					work := t.TempDir()
+					s2 := units.Set{}
+					for _, id := range set.IDs() {
+						b := must(set.Load(dir, id))
+						if id == UnitID(20) {
+							b = tt.data
+						}
+						if err := s2.Put(work, id, set[id].File, b); err != nil {
+							t.Fatal(err)
+						}
+					}
+					s2.Write(work)
+					jb, _ := os.ReadFile(filepath.Join(dir, units.JobFile))
+					os.WriteFile(filepath.Join(work, units.JobFile), jb, 0o644)
+					for name := range must(units.ReadJob(dir)).Assets {
+						b, _ := os.ReadFile(filepath.Join(dir, name))
+						os.WriteFile(filepath.Join(work, name), b, 0o644)
+					}
+					rep, err := reg.Verify(context.Background(), work, 4, []byte("s"), nil)
+					if err != nil {
+						t.Fatalf("Verify() error %v, want a fraud verdict", err)
+					}
+					if rep.Verdict != units.VerdictFraud || !slices.Contains(rep.Failed, UnitID(40)) || !strings.Contains(rep.Reasons[UnitID(40)], tt.why) {
+						t.Fatalf("Verify() = %+v, want %s failed: %q", rep, UnitID(40), tt.why)
+					}
+					if slices.Contains(rep.Failed, UnitID(60)) {
+						t.Fatalf("Verify() failed %s too, whose input is honest: %+v", UnitID(60), rep)
+					}
+				})
+			}
+		})
 	}
 }
 

@@ -39,6 +39,16 @@ type Batcher interface {
 	RunUnits(ctx context.Context, job Job, ids []string, inputs map[string][]byte) (map[string][]byte, error)
 }
 
+// InputChecker is a Workload whose units start from other committed units (a training
+// segment from the previous checkpoint). CheckInputs returns a *MismatchError when the
+// committed inputs of unitID cannot be what an honest run wrote (a checkpoint that
+// does not parse, or sits at the wrong step): the unit that depends on them is then
+// fraud, since no honest run leads to it, rather than a re-execution that cannot be
+// done. Any other error means the check could not be done.
+type InputChecker interface {
+	CheckInputs(job Job, unitID string, inputs map[string][]byte) error
+}
+
 // MismatchError is a unit whose claimed output is not an honest one: evidence of fraud,
 // not a failure to check.
 type MismatchError struct {
@@ -103,6 +113,11 @@ func (r *Registry) CheckUnit(ctx context.Context, job Job, unitID string, claime
 	if err != nil {
 		return err
 	}
+	if ic, ok := w.(InputChecker); ok {
+		if err := ic.CheckInputs(job, unitID, inputs); err != nil {
+			return err
+		}
+	}
 	got, err := w.RunUnit(ctx, job, unitID, inputs)
 	if err != nil {
 		return fmt.Errorf("re-execute unit %s: %w", unitID, err)
@@ -118,11 +133,23 @@ func (r *Registry) CheckUnits(ctx context.Context, job Job, claimed map[string][
 	if err != nil {
 		return nil, err
 	}
+	out := map[string]error{}
 	ids := make([]string, 0, len(claimed))
 	for id := range claimed {
+		if ic, ok := w.(InputChecker); ok {
+			if err := ic.CheckInputs(job, id, inputs); IsMismatch(err) {
+				out[id] = err // NB: nothing honest to re-execute from
+				continue
+			} else if err != nil {
+				return nil, err
+			}
+		}
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
+	if len(ids) == 0 {
+		return out, nil
+	}
 	got := map[string][]byte{}
 	if b, ok := w.(Batcher); ok && len(ids) > 1 {
 		if got, err = b.RunUnits(ctx, job, ids, inputs); err != nil {
@@ -135,7 +162,6 @@ func (r *Registry) CheckUnits(ctx context.Context, job Job, claimed map[string][
 			}
 		}
 	}
-	out := map[string]error{}
 	for _, id := range ids {
 		re, ok := got[id]
 		if !ok {

@@ -31,7 +31,11 @@ func (auction) Bid(ctx *types.Context, p Params, o *Order, m *MsgCreateBid) erro
 	if o.State == OrderOpen && ctx.Height < o.BidOpenHeight {
 		return types.Wrapf(types.ErrInvalidRequest, "order %d takes bids from height %d (now %d)", o.ID, o.BidOpenHeight, ctx.Height)
 	}
-	if _, err := placeBid(ctx, p, o, m); err != nil {
+	if o.Cluster != nil {
+		if _, err := clusterBid(ctx, p, o, m); err != nil {
+			return err
+		}
+	} else if _, err := placeBid(ctx, p, o, m); err != nil {
 		return err
 	}
 	// NB: an automatic order whose window closed empty arms a fresh window with its
@@ -69,6 +73,10 @@ func (auction) Pick(ctx *types.Context, p Params, o *Order, m *MsgCreateLease) e
 // Check runs at the window's close (or a late bid's) and at expiry: the best bid
 // that still fits wins; an order past its expiry closes.
 func (auction) Check(ctx *types.Context, p Params, o *Order) {
+	if o.Cluster != nil {
+		checkCluster(ctx, p, o)
+		return
+	}
 	bids := BidsOf(ctx, o.ID)
 	if !o.Manual && len(bids) > 0 {
 		rank(ctx, bids)

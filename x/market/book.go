@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-network/kiln/x/escrow"
 	"github.com/kiln-network/kiln/x/params"
 	"github.com/kiln-network/kiln/x/registry"
+	"github.com/kiln-network/kiln/x/staking"
 )
 
 // book is the order book (ModeMarket), as io.net and Gensyn price compute: providers
@@ -46,15 +47,16 @@ const ClassCPU = "cpu"
 // Book state. Asks are keyed by class, price and sequence, so the cheapest ask of a
 // class is the first key under its prefix and a fill walks only the asks it can take.
 var (
-	askSeqKey    = []byte("market/seq/ask")
-	askPrefix    = []byte("market/ask/")      // class|0|price|seq → Ask
-	askByPrefix  = []byte("market/askby/")    // provider|class → ask key
-	classPrefix  = []byte("market/class/")    // class → {} for every class with asks or trades
-	tradePrefix  = []byte("market/trade/")    // class|0|unix nanos|seq → Trade
-	lastPrefix   = []byte("market/last/")     // class → last Trade
-	waitPrefix   = []byte("market/bookwait/") // class|0|order id → {}: orders whose rest waits
-	tradeSeqKey  = []byte("market/seq/trade")
-	tradeHistory = 24 * time.Hour
+	askSeqKey     = []byte("market/seq/ask")
+	askPrefix     = []byte("market/ask/")      // class|0|price|seq → Ask
+	openAskPrefix = []byte("market/askopen/")  // class|0|price|seq → {}: the asks with units left, what a fill walks
+	askByPrefix   = []byte("market/askby/")    // provider|class → ask key
+	classPrefix   = []byte("market/class/")    // class → {} for every class with asks or trades
+	tradePrefix   = []byte("market/trade/")    // class|0|unix nanos|seq → Trade
+	lastPrefix    = []byte("market/last/")     // class → last Trade
+	waitPrefix    = []byte("market/bookwait/") // class|0|order id → {}: orders whose rest waits
+	tradeSeqKey   = []byte("market/seq/trade")
+	tradeHistory  = 24 * time.Hour
 )
 
 // Ask is a provider's standing offer in the order book: up to Units of Class (GPUs of
@@ -86,6 +88,43 @@ func classKey(prefix []byte, class string) []byte {
 
 func askKey(class string, price, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(classKey(askPrefix, class), price), seq)
+}
+
+// openAskKey is ask a's entry among the open asks: its book key under the open
+// prefix, so open asks walk in the book's (price, sequence) order.
+func openAskKey(a Ask) []byte {
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(classKey(openAskPrefix, a.Class), a.Price), a.Seq)
+}
+
+// unitsLeft is what ask a still offers: its units less what its provider has leased
+// of its class (in any mode).
+func unitsLeft(a Ask, used Usage) uint64 { return a.Units - min(a.Units, classUsed(used, a.Class)) }
+
+// fileAsk puts ask a among the open asks if it has units left given its provider's
+// usage, and takes it out otherwise.
+func fileAsk(ctx *types.Context, a Ask, used Usage) {
+	if unitsLeft(a, used) > 0 {
+		ctx.Store.Set(openAskKey(a), present)
+	} else {
+		ctx.Store.Delete(openAskKey(a))
+	}
+}
+
+// refileAsks re-files provider p's asks after its usage changed to used: a lease
+// made or closed. O(the provider's asks).
+func refileAsks(ctx *types.Context, p types.Address, used Usage) {
+	var asks []Ask
+	ctx.Store.Iterate(append(append([]byte{}, askByPrefix...), p[:]...), func(_, k []byte) bool {
+		var a Ask
+		if !getJSON(ctx, k, &a) {
+			panic(fmt.Sprintf("market: ask index of %s names a missing ask", p))
+		}
+		asks = append(asks, a)
+		return true
+	})
+	for _, a := range asks {
+		fileAsk(ctx, a, used)
+	}
 }
 
 func waitKey(class string, id uint64) []byte {
@@ -130,6 +169,7 @@ func Asks(ctx *types.Context, class string, limit int) []Ask {
 
 func deleteAsk(ctx *types.Context, a Ask) {
 	ctx.Store.Delete(askKey(a.Class, a.Price, a.Seq))
+	ctx.Store.Delete(openAskKey(a))
 	ctx.Store.Delete(askByKey(a.Provider, a.Class))
 }
 
@@ -243,25 +283,46 @@ func fillFromBook(ctx *types.Context, p Params, o *Order) {
 	var rp registry.Params
 	params.Get(ctx, registry.ModuleName, &rp)
 	taken := map[types.Address]bool{}
-	ctx.Store.Iterate(classKey(askPrefix, class), func(_, v []byte) bool {
-		var a Ask
-		mustUnmarshal(v, &a)
-		if a.Price > limit {
+	region := o.Groups[0].Region
+	for _, g := range o.Groups[1:] {
+		if g.Region != region {
+			region = "" // NB: groups in different regions: Fit decides
+		}
+	}
+	// NB: the walk passes only asks with units left (the open asks), cheapest first:
+	// an ask whose provider has leased all it offers costs a fill nothing.
+	open := classKey(openAskPrefix, class)
+	ctx.Store.Iterate(open, func(k, _ []byte) bool {
+		if binary.BigEndian.Uint64(k[len(open):]) > limit {
 			return false // NB: sorted by price: no later ask is cheap enough
+		}
+		var a Ask
+		if !getJSON(ctx, append(classKey(askPrefix, class), k[len(open):]...), &a) {
+			panic(fmt.Sprintf("market: open ask %x has no ask", k))
 		}
 		if taken[a.Provider] || a.Provider == o.Owner || excludedFrom(o, a.Provider) {
 			return true
 		}
-		prov, ok := registry.Get(ctx, a.Provider)
+		// NB: the cheap checks first, from the free-capacity index's binary copy of
+		// the inventory: most asks a fill passes fail on region or on units left, and
+		// decoding the registry's record (with its certificate) costs more than that.
+		inv, ok := inventoryOf(ctx, a.Provider)
 		if !ok {
 			stale = append(stale, a)
 			return true
 		}
-		if prov.Stake < rp.MinProviderStake {
+		if region != "" && inv.Region != region {
 			return true
 		}
 		used := Used(ctx, a.Provider)
-		avail := a.Units - min(a.Units, classUsed(used, class))
+		avail := unitsLeft(a, used)
+		if avail == 0 || (!partial && avail < total) {
+			return true
+		}
+		if staking.Bonded(ctx, registry.BondPurpose, a.Provider) < rp.MinProviderStake {
+			return true
+		}
+		prov := registry.Provider{Owner: a.Provider, Inventory: inv}
 		prefs := make([]string, len(o.Groups))
 		if class != ClassCPU {
 			for i := range prefs {
@@ -344,6 +405,16 @@ func fillFromBook(ctx *types.Context, p Params, o *Order) {
 	setOrder(ctx, o)
 }
 
+// inventoryOf returns provider p's registered inventory: the free-capacity index's
+// copy, or the registry's record where the index is not kept (a bare module test).
+func inventoryOf(ctx *types.Context, p types.Address) (registry.Inventory, bool) {
+	if f, ok := getFreeRecord(ctx, p); ok {
+		return f.Inventory, true
+	}
+	prov, ok := registry.Get(ctx, p)
+	return prov.Inventory, ok
+}
+
 // shrink makes o's single group count instances, its max price and deposit
 // requirement following.
 func shrink(o *Order, count uint32) {
@@ -417,8 +488,13 @@ func recordTrade(ctx *types.Context, class string, pt part, order uint64) {
 	setJSON(ctx, append(append([]byte{}, lastPrefix...), class...), t)
 	ctx.Store.Set(append(append([]byte{}, classPrefix...), class...), present)
 	// NB: trades older than the 24 h range are dropped as new ones come, so the
-	// history per class stays bounded by a day's trades.
-	cut := binary.BigEndian.AppendUint64(classKey(tradePrefix, class), uint64(ctx.Time.Add(-tradeHistory).UnixNano()))
+	// history per class stays bounded by a day's trades. A block time within a day
+	// of 1970 (a test chain's) has nothing that old.
+	since := ctx.Time.Add(-tradeHistory).UnixNano()
+	if since <= 0 {
+		return
+	}
+	cut := binary.BigEndian.AppendUint64(classKey(tradePrefix, class), uint64(since))
 	var old [][]byte
 	ctx.Store.Iterate(classKey(tradePrefix, class), func(k, _ []byte) bool {
 		if bytes.Compare(k, cut) >= 0 {
@@ -473,6 +549,7 @@ func postAsk(ctx *types.Context, p Params, m *MsgAsk) error {
 	k := askKey(a.Class, a.Price, a.Seq)
 	setJSON(ctx, k, a)
 	ctx.Store.Set(askByKey(a.Provider, a.Class), k)
+	fileAsk(ctx, a, Used(ctx, a.Provider))
 	ctx.Store.Set(append(append([]byte{}, classPrefix...), a.Class...), present)
 	ctx.Emit(verb, "provider", a.Provider.String(), "class", a.Class, "price", idStr(a.Price), "units", idStr(a.Units))
 	var waiting []uint64
@@ -573,6 +650,7 @@ func Prices(ctx *types.Context) []ClassPrices {
 func checkBook(ctx *types.Context) error {
 	asks := 0
 	var err error
+	opens := 0
 	ctx.Store.Iterate(askPrefix, func(k, v []byte) bool {
 		var a Ask
 		mustUnmarshal(v, &a)
@@ -581,10 +659,23 @@ func checkBook(ctx *types.Context) error {
 			err = fmt.Errorf("market: ask of %s in %s at %d is not indexed by its provider", a.Provider, a.Class, a.Price)
 			return false
 		}
+		_, filed := ctx.Store.Get(openAskKey(a))
+		if left := unitsLeft(a, Used(ctx, a.Provider)); filed != (left > 0) {
+			err = fmt.Errorf("market: ask of %s in %s has %d units left but is filed open %v", a.Provider, a.Class, left, filed)
+			return false
+		}
+		if filed {
+			opens++
+		}
 		return true
 	})
 	if err != nil {
 		return err
+	}
+	n := 0
+	ctx.Store.Iterate(openAskPrefix, func(_, _ []byte) bool { n++; return true })
+	if n != opens {
+		return fmt.Errorf("market: %d open-ask entries, %d asks with units left", n, opens)
 	}
 	idx := 0
 	ctx.Store.Iterate(askByPrefix, func(_, _ []byte) bool { idx++; return true })

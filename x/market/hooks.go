@@ -78,6 +78,11 @@ var builtinReasons = map[string]Reason{
 	// NB: closed at its deadline before the block's settlement, so it pays the
 	// block it ran in; an auto_redeploy order is placed again elsewhere.
 	ReasonReclaimed: {Name: ReasonReclaimed, PaysThisBlock: true, Redeploy: true},
+	// NB: a cluster order that never had its members closes with this.
+	ReasonClusterUnplaced: {Name: ReasonClusterUnplaced},
+	// NB: the other members ran until now and are paid the block (settlement
+	// never pays a block twice).
+	ReasonClusterMemberFailed: {Name: ReasonClusterMemberFailed, PaysThisBlock: true},
 }
 
 var reasonRe = regexp.MustCompile(`^[a-z][a-z0-9_]{1,47}$`)

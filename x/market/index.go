@@ -19,8 +19,14 @@ import (
 //
 //	market/free/a/<class>/<^free(8)><provider>           every region
 //	market/free/r/<region>/<class>/<^free(8)><provider>  one region
+//	market/free/p/a/<class>/<provider> → free(8)         the same, by address (the pool)
+//	market/free/p/r/<region>/<class>/<provider> → free(8)
 //	market/freeof/<provider> → freeRecord: the provider's index keys (to replace
 //	                           them) and its inventory (to check an order against)
+//
+// The pool entries order the same providers by address instead, for draws that must
+// not favour the most free: stake-pool assignment walks them from a random address
+// (stakeCandidates).
 //
 // A class is "cpu" (free CPU in millicores), "gpu/*" (the most free GPUs of any one
 // spec) or "gpu/<model>" (the most free GPUs of one spec of that model). ^free is the
@@ -46,6 +52,14 @@ func freeScopeAll(class string) []byte {
 
 func freeScopeRegion(region, class string) []byte {
 	return append(append(append([]byte{}, freePrefix...), "r/"...), region+"/"+class+"/"...)
+}
+
+func poolScopeAll(class string) []byte {
+	return append(append(append([]byte{}, freePrefix...), "p/a/"...), class+"/"...)
+}
+
+func poolScopeRegion(region, class string) []byte {
+	return append(append(append([]byte{}, freePrefix...), "p/r/"...), region+"/"+class+"/"...)
 }
 
 func freeKey(scope []byte, free uint64, p types.Address) []byte {
@@ -81,14 +95,17 @@ func freeAmounts(free Usage) [][2]any {
 	return out
 }
 
-// indexKeys returns provider p's index keys for its inventory and usage.
-func indexKeys(p types.Address, inv registry.Inventory, used Usage) [][]byte {
-	var keys [][]byte
+// indexEntries returns provider p's index entries for its inventory and usage: keys
+// and their values (present, or the free amount for a pool entry), in step.
+func indexEntries(p types.Address, inv registry.Inventory, used Usage) (keys, vals [][]byte) {
 	for _, c := range freeAmounts(Free(Total(inv), used)) {
 		class, n := c[0].(string), c[1].(uint64)
-		keys = append(keys, freeKey(freeScopeAll(class), n, p), freeKey(freeScopeRegion(inv.Region, class), n, p))
+		amount := binary.BigEndian.AppendUint64(nil, n)
+		keys = append(keys, freeKey(freeScopeAll(class), n, p), freeKey(freeScopeRegion(inv.Region, class), n, p),
+			append(poolScopeAll(class), p[:]...), append(poolScopeRegion(inv.Region, class), p[:]...))
+		vals = append(vals, present, present, amount, amount)
 	}
-	return keys
+	return keys, vals
 }
 
 func freeOfKey(p types.Address) []byte { return append(bytes.Clone(freeOfPrefix), p[:]...) }
@@ -143,9 +160,10 @@ func reindex(ctx *types.Context, p types.Address) {
 		ctx.Store.Delete(freeOfKey(p))
 		return
 	}
-	f := freeRecord{Keys: indexKeys(p, prov.Inventory, Used(ctx, p)), Inventory: prov.Inventory}
-	for _, k := range f.Keys {
-		ctx.Store.Set(k, present)
+	keys, vals := indexEntries(p, prov.Inventory, Used(ctx, p))
+	f := freeRecord{Keys: keys, Inventory: prov.Inventory}
+	for i, k := range keys {
+		ctx.Store.Set(k, vals[i])
 	}
 	// NB: kept even with no free capacity, so that a provider's inventory is at hand
 	// when its capacity frees up.
@@ -160,11 +178,11 @@ func checkIndex(ctx *types.Context) error {
 	if !registry.ChangeHooksWired(ctx.Hooks) {
 		return nil
 	}
-	want := map[string]bool{}
+	want := map[string][]byte{}
 	for _, prov := range registry.List(ctx) {
-		keys := indexKeys(prov.Owner, prov.Inventory, Used(ctx, prov.Owner))
-		for _, k := range keys {
-			want[string(k)] = true
+		keys, vals := indexEntries(prov.Owner, prov.Inventory, Used(ctx, prov.Owner))
+		for i, k := range keys {
+			want[string(k)] = vals[i]
 		}
 		f, ok := getFreeRecord(ctx, prov.Owner)
 		if got, wantRec := f.marshal(), (&freeRecord{Keys: keys, Inventory: prov.Inventory}).marshal(); !ok || !bytes.Equal(got, wantRec) {
@@ -173,9 +191,9 @@ func checkIndex(ctx *types.Context) error {
 	}
 	n := 0
 	var bad error
-	ctx.Store.Iterate(freePrefix, func(k, _ []byte) bool {
-		if !want[string(k)] {
-			bad = fmt.Errorf("market: free-capacity index has %q, which no provider's free capacity gives", k)
+	ctx.Store.Iterate(freePrefix, func(k, v []byte) bool {
+		if w, ok := want[string(k)]; !ok || !bytes.Equal(v, w) {
+			bad = fmt.Errorf("market: free-capacity index has %q = %x, which no provider's free capacity gives (want %x, %v)", k, v, w, ok)
 			return false
 		}
 		n++
@@ -198,6 +216,9 @@ type Candidate struct {
 	Free  uint64    `json:"free,string"`
 	Usage Usage     `json:"usage"`
 	GPUs  ShownGPUs `json:"gpus,omitempty"`
+
+	choices []GPUSpec // the GPU each group gets, as a bid carries them
+	stake   uint64    // bonded
 }
 
 // maxExamined bounds one search: entries the index offers that then fail an order's
@@ -318,5 +339,5 @@ func eligible(ctx *types.Context, rp registry.Params, o *Order, p types.Address)
 	if len(checkProvider(ctx, *o, registry.Provider{Owner: p, Inventory: f.Inventory, Stake: stake})) > 0 {
 		return Candidate{}, false
 	}
-	return Candidate{Provider: p, Usage: need, GPUs: showGPUs(choices)}, true
+	return Candidate{Provider: p, Usage: need, GPUs: showGPUs(choices), choices: choices, stake: stake}, true
 }

@@ -152,6 +152,7 @@ func setUsed(ctx *types.Context, p types.Address, u Usage) {
 		setJSON(ctx, k, u)
 	}
 	reindex(ctx, p)
+	refileAsks(ctx, p, u)
 }
 
 // schedule makes order o due at the end of height h (0: never), replacing its previous
@@ -194,6 +195,10 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		return recordProbe(ctx, m)
 	case *MsgReclaimLease:
 		return startReclaim(ctx, m)
+	case *MsgMemberReady:
+		return memberReady(ctx, m)
+	case *MsgMemberRunning:
+		return memberRunning(ctx, m)
 	case *MsgCloseOrder:
 		o, ok := GetOrder(ctx, m.OrderID)
 		if !ok {
@@ -206,6 +211,10 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		case OrderClosed:
 			return types.Wrapf(types.ErrOrderClosed, "order %d closed at height %d (%s)", o.ID, o.ClosedHeight, o.CloseReason)
 		case OrderActive:
+			if o.Cluster != nil {
+				closeCluster(ctx, &o, ReasonTenantClosed)
+				return nil
+			}
 			l, _ := GetLease(ctx, o.ID)
 			closeLease(ctx, p, &o, &l, ReasonTenantClosed, "")
 		default:
@@ -216,6 +225,9 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		o, ok := GetOrder(ctx, m.OrderID)
 		if !ok {
 			return types.Wrapf(types.ErrNotFound, "order %d", m.OrderID)
+		}
+		if m.Members != 0 && o.Cluster == nil {
+			return types.InvalidField("members", m.Members, fmt.Sprintf("order %d is not a cluster order; bid without members", o.ID))
 		}
 		return modeOf(&o).Bid(ctx, p, &o, m)
 	case *MsgCloseBid:
@@ -261,7 +273,7 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		noteUptime(ctx, p, l.Provider)
 		return nil
 	case *MsgStartLease:
-		_, l, err := activeLease(ctx, m.LeaseID)
+		o, l, err := activeLease(ctx, m.LeaseID)
 		if err != nil {
 			return err
 		}
@@ -271,13 +283,10 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		if l.StartedHeight != 0 {
 			return types.Wrapf(types.ErrAlreadyExists, "lease %d started at height %d", l.ID, l.StartedHeight)
 		}
-		l.StartedHeight = ctx.Height
-		l.LastHeartbeat = ctx.Height
-		setLease(ctx, &l)
-		noteUptime(ctx, p, l.Provider)
-		ctx.Emit("lease_started", "lease", idStr(l.ID), "attempt", strconv.FormatUint(uint64(l.Attempt), 10),
-			"provider", l.Provider.String(), "height", strconv.FormatInt(ctx.Height, 10))
-		fire(ctx, func(h Hooks) { h.LeaseStarted(ctx, l) })
+		if o.MemberOf != 0 {
+			return types.Wrapf(types.ErrInvalidRequest, "lease %d is rank %d of cluster %d: it starts with the cluster (member-running), once every member is ready", l.ID, o.Rank, o.MemberOf)
+		}
+		startLease(ctx, p, &o, &l)
 		return nil
 	case *MsgCompleteLease:
 		o, l, err := activeLease(ctx, m.LeaseID)
@@ -298,6 +307,18 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		return nil
 	}
 	return types.Wrapf(types.ErrUnknownMsgType, "market cannot handle %T", msg)
+}
+
+// startLease records that lease l's workload runs: it bills from the next block.
+func startLease(ctx *types.Context, p Params, _ *Order, l *Lease) {
+	l.StartedHeight = ctx.Height
+	l.LastHeartbeat = ctx.Height
+	setLease(ctx, l)
+	noteUptime(ctx, p, l.Provider)
+	ctx.Emit("lease_started", "lease", idStr(l.ID), "attempt", strconv.FormatUint(uint64(l.Attempt), 10),
+		"provider", l.Provider.String(), "height", strconv.FormatInt(ctx.Height, 10))
+	started := *l
+	fire(ctx, func(h Hooks) { h.LeaseStarted(ctx, started) })
 }
 
 func activeLease(ctx *types.Context, id uint64) (Order, Lease, error) {
@@ -347,7 +368,7 @@ func createOrder(ctx *types.Context, p Params, m *MsgCreateOrder) error {
 	}
 	o := Order{ID: id, Owner: m.Owner, Kind: m.Kind, Groups: m.Groups, MaxPrice: m.MaxPrice, Denom: p.Denom,
 		Manual: m.Manual, AutoRedeploy: m.AutoRedeploy, Mode: mode, Fill: m.Fill, Session: m.Session,
-		TEE: m.TEE, AllowedMeasurements: m.AllowedMeasurements, ReclaimWindowSeconds: m.ReclaimWindowSeconds, CreatedHeight: ctx.Height}
+		TEE: m.TEE, AllowedMeasurements: m.AllowedMeasurements, ReclaimWindowSeconds: m.ReclaimWindowSeconds, Cluster: m.Cluster, CreatedHeight: ctx.Height}
 	openOrder(ctx, p, &o)
 	ctx.Emit("order_created", "order", idStr(id), "owner", m.Owner.String(), "kind", m.Kind, "mode", mode,
 		"max_price", idStr(m.MaxPrice), "deposit", m.Deposit.String(), "bid_close_height", strconv.FormatInt(o.BidCloseHeight, 10))
@@ -379,7 +400,11 @@ func placeBid(ctx *types.Context, p Params, o *Order, m *MsgCreateBid) (Bid, err
 
 func withinMax(o *Order, price uint64) error {
 	if price > o.MaxPrice {
-		return types.Wrapf(types.ErrInvalidRequest, "price: %d%s per block is above order %d's max price %d", price, o.Denom, o.ID, o.MaxPrice)
+		per := "per block"
+		if o.Mode == ModePerformance {
+			per = "per TFLOP-hour"
+		}
+		return types.Wrapf(types.ErrInvalidRequest, "price: %d%s %s is above order %d's max price %d", price, o.Denom, per, o.ID, o.MaxPrice)
 	}
 	return nil
 }
@@ -492,6 +517,9 @@ func makeLease(ctx *types.Context, p Params, o *Order, b Bid) {
 	setOrder(ctx, o)
 	ctx.Emit("lease_created", "lease", idStr(o.ID), "order", idStr(o.ID), "attempt", strconv.FormatUint(uint64(l.Attempt), 10),
 		"owner", o.Owner.String(), "provider", b.Provider.String(), "price", idStr(b.Price), "gpus", describeGPUs(b.Usage))
+	if o.MemberOf != 0 {
+		memberLeased(ctx, o, &l)
+	}
 	fire(ctx, func(h Hooks) { h.LeaseCreated(ctx, l) })
 }
 
@@ -539,6 +567,9 @@ func closeLease(ctx *types.Context, p Params, o *Order, l *Lease, reason, output
 		o.Excluded = append(o.Excluded, l.Provider)
 		openOrder(ctx, p, o)
 		ctx.Emit("order_reopened", "order", idStr(o.ID), "excluded", l.Provider.String(), "bid_close_height", strconv.FormatInt(o.BidCloseHeight, 10))
+		if o.MemberOf != 0 {
+			memberReopened(ctx, o, l)
+		}
 	} else {
 		closeOrder(ctx, o, reason)
 	}
@@ -590,6 +621,9 @@ func closeOrder(ctx *types.Context, o *Order, reason string) {
 	schedule(ctx, o, 0)
 	setOrder(ctx, o)
 	ctx.Emit("order_closed", "order", idStr(o.ID), "reason", reason, "refund", types.NewCoin(o.Denom, refund).String())
+	if o.MemberOf != 0 {
+		memberClosed(ctx, o, reason)
+	}
 }
 
 // EndBlock settles every active lease for this block (closing those whose provider

@@ -59,6 +59,8 @@ type MsgCreateOrder struct {
 	// ReclaimWindowSeconds, when not 0, makes the lease reclaimable (Akash AEP-82):
 	// its provider may take it back, giving at least this much notice.
 	ReclaimWindowSeconds uint64 `json:"reclaim_window_seconds,string,omitempty"`
+	// Cluster makes the order a GPU cluster (auction only): nil for none.
+	Cluster *Cluster `json:"cluster,omitempty"`
 }
 
 // MsgCloseOrder closes the signer's order (and its lease, if any), refunding the escrow.
@@ -75,6 +77,9 @@ type MsgCreateBid struct {
 	OrderID   uint64        `json:"order_id,string"`
 	Price     uint64        `json:"price,string"`
 	GPUModels []string      `json:"gpu_models,omitempty"`
+	// Members, on a cluster order, is how many of its members the provider offers to
+	// run (0 means 1), at Price per member per block; 0 on other orders.
+	Members uint32 `json:"members,omitempty"`
 }
 
 // MsgCloseBid withdraws the signer's bid on an order.
@@ -241,6 +246,11 @@ func (m *MsgCreateOrder) ValidateBasic() error {
 	if err := validateTEE(m.TEE, m.AllowedMeasurements, m.Groups); err != nil {
 		return err
 	}
+	if m.Cluster != nil {
+		if err := m.validateCluster(); err != nil {
+			return err
+		}
+	}
 	// NB: a zero or missing deposit is refused by the handler with
 	// ErrInsufficientDeposit, which says how much is needed.
 	if m.Deposit.Amount > 0 {
@@ -321,6 +331,9 @@ func (m *MsgCreateBid) ValidateBasic() error {
 	}
 	if len(m.GPUModels) > MaxGroups {
 		return types.InvalidField("gpu_models", len(m.GPUModels), fmt.Sprintf("at most %d, one per group", MaxGroups))
+	}
+	if m.Members > MaxClusterMembers {
+		return types.InvalidField("members", m.Members, fmt.Sprintf("must be 0 to %d (a cluster's most members)", MaxClusterMembers))
 	}
 	for i, g := range m.GPUModels {
 		if g != "" && (len(g) > 32 || !modelRe.MatchString(g)) {
@@ -442,6 +455,14 @@ func (m *MsgCreateOrder) MarshalTo(w *codec.Writer) {
 		w.String(ms)
 	}
 	w.Uvarint(m.ReclaimWindowSeconds)
+	w.Bool(m.Cluster != nil)
+	if c := m.Cluster; c != nil {
+		w.Uvarint(uint64(c.Members))
+		w.Uvarint(uint64(c.GPUsPerMember))
+		w.Bool(c.SameRegion)
+		w.Uvarint(uint64(c.MaxRTTMs))
+		w.String(c.OnMemberFailure)
+	}
 }
 
 func (m *MsgCloseOrder) MarshalTo(w *codec.Writer) { w.Fixed(m.Owner[:]); w.Uvarint(m.OrderID) }
@@ -454,6 +475,7 @@ func (m *MsgCreateBid) MarshalTo(w *codec.Writer) {
 	for _, g := range m.GPUModels {
 		w.String(g)
 	}
+	w.Uvarint(uint64(m.Members))
 }
 
 func (m *MsgCloseBid) MarshalTo(w *codec.Writer) { w.Fixed(m.Provider[:]); w.Uvarint(m.OrderID) }
@@ -505,6 +527,10 @@ func DecodeCreateOrder(r *codec.Reader) types.Msg {
 		m.AllowedMeasurements = append(m.AllowedMeasurements, r.String(measurementHexLen))
 	}
 	m.ReclaimWindowSeconds = r.Uvarint()
+	if r.Bool() {
+		m.Cluster = &Cluster{Members: readU32(r, "cluster members"), GPUsPerMember: readU32(r, "gpus per member"), SameRegion: r.Bool(),
+			MaxRTTMs: readU32(r, "max_rtt_ms"), OnMemberFailure: r.String(16)}
+	}
 	return m
 }
 
@@ -524,6 +550,7 @@ func DecodeCreateBid(r *codec.Reader) types.Msg {
 	for i := uint64(0); i < n && r.Err() == nil; i++ {
 		m.GPUModels = append(m.GPUModels, r.String(32))
 	}
+	m.Members = readU32(r, "members")
 	return m
 }
 

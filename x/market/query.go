@@ -265,7 +265,9 @@ func CheckInvariants(ctx *types.Context) error {
 	for _, o := range Orders(ctx, OrderFilter{}) {
 		_, open := ctx.Store.Get(u64key(openPrefix, o.ID))
 		_, active := ctx.Store.Get(u64key(activePrefix, o.ID))
-		if open != (o.State == OrderOpen) || active != (o.State == OrderActive) {
+		// NB: a placed cluster order is active through its members' leases, not one
+		// of its own.
+		if open != (o.State == OrderOpen) || active != (o.State == OrderActive && o.Cluster == nil) {
 			return fmt.Errorf("market: order %d in state %s but open index %v, active index %v", o.ID, o.State, open, active)
 		}
 		if o.State != OrderOpen && len(BidsOf(ctx, o.ID)) > 0 {

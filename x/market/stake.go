@@ -1,6 +1,7 @@
 package market
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math/big"
@@ -22,9 +23,26 @@ import (
 // proven uptime in that epoch. Uptime is a provider's share of the epoch's heartbeat
 // slots it sent a heartbeat in (x/liveness registers measured uptime when present).
 //
-// NB: choosing among providers costs O(registered providers) per order: pooled work
-// is assigned rarely compared with market orders, and a fit that scans is exact.
+// The draw is among a sample of the fitting providers, never a scan of all of them
+// (stakeCandidates): up to stakeSample of them, found by walking the free-capacity
+// index's pool entries (providers with free capacity of the order's class, by
+// address) from a random address. Where at most stakeSample providers fit, the draw
+// is exactly by stake x uptime among all of them; beyond that, each fitting provider
+// is about equally likely to be in the sample (addresses are hashes, so a random
+// start lands before any of them about as often), and within it the draw is by
+// stake x uptime.
 type stakeMode struct{}
+
+// stakeSample is how many fitting providers one assignment draws among; the walk
+// that finds them checks at most stakeExamined entries fully and skips at most
+// stakeSkipped whose free amount is too small, so one order costs O(stakeSample)
+// index reads whatever the network's size. An order that finds none waits a block
+// and draws again, from another start.
+const (
+	stakeSample   = 16
+	stakeExamined = examinedFloor + examinedPerCandidate*stakeSample
+	stakeSkipped  = 64 * stakeSample
+)
 
 // uptimePrefix: provider → uptimeRecord for the current epoch.
 var (
@@ -80,35 +98,11 @@ func (stakeMode) Pick(ctx *types.Context, p Params, o *Order, m *MsgCreateLease)
 	return types.Wrapf(types.ErrModeMismatch, "order %d is stake-pool work: it is assigned by stake x uptime", o.ID)
 }
 
-// Check assigns o to a provider drawn by stake x uptime among those that fit; with
-// none it tries again next block, until it expires.
+// Check assigns o to a provider drawn by stake x uptime among a sample of those that
+// fit; with none it tries again next block, until it expires.
 func (stakeMode) Check(ctx *types.Context, p Params, o *Order) {
-	var rp registry.Params
-	params.Get(ctx, registry.ModuleName, &rp)
-	type cand struct {
-		b Bid
-		w *big.Int
-	}
-	var cands []cand
-	total := new(big.Int)
-	for _, prov := range registry.List(ctx) {
-		if prov.Stake < rp.MinProviderStake || excludedFrom(o, prov.Owner) || prov.Owner == o.Owner {
-			continue
-		}
-		need, choices, static, inUse := Fit(o.Groups, nil, prov.Inventory, Used(ctx, prov.Owner))
-		if len(static)+len(inUse) > 0 {
-			continue
-		}
-		// NB: a provider not yet measured still gets work, at the floor uptime: how
-		// else would it prove any.
-		up := max(Uptime(ctx, p, prov.Owner), uint64(p.StakeMinUptimePermille))
-		w := new(big.Int).Mul(new(big.Int).SetUint64(staking.Bonded(ctx, registry.BondPurpose, prov.Owner)), new(big.Int).SetUint64(up))
-		if w.Sign() == 0 {
-			continue
-		}
-		total.Add(total, w)
-		cands = append(cands, cand{Bid{OrderID: o.ID, Provider: prov.Owner, Price: o.MaxPrice, GPUs: choices, Usage: need}, w})
-	}
+	r := ctx.Rand("market/stake-assign", binary.BigEndian.AppendUint64(nil, o.ID), binary.BigEndian.AppendUint32(nil, o.Attempts))
+	cands, total := stakeCandidates(ctx, p, o, r)
 	if len(cands) == 0 {
 		if ctx.Height >= o.ExpireHeight {
 			closeOrder(ctx, o, ReasonNoBids)
@@ -120,7 +114,6 @@ func (stakeMode) Check(ctx *types.Context, p Params, o *Order) {
 	}
 	// A uniform draw below the total weight, from 128 random bits (bias < 2^-64 for
 	// any total below 2^64 x 1000).
-	r := ctx.Rand("market/stake-assign", binary.BigEndian.AppendUint64(nil, o.ID), binary.BigEndian.AppendUint32(nil, o.Attempts))
 	x := new(big.Int).SetBytes(r.Bytes(24))
 	x.Mod(x, total)
 	for _, c := range cands {
@@ -131,6 +124,96 @@ func (stakeMode) Check(ctx *types.Context, p Params, o *Order) {
 		x.Sub(x, c.w)
 	}
 	panic("market: stake draw fell past every candidate")
+}
+
+// stakeCand is a provider that can take stake-pool work, with its weight.
+type stakeCand struct {
+	b Bid
+	w *big.Int
+}
+
+// stakeCandidates returns up to stakeSample providers per class of o's GPU filters
+// (or CPU) that can take o now, with their weights (bonded stake x uptime, at least
+// stake_min_uptime_permille) and the weights' sum. It walks the pool entries of the
+// index from a random address drawn from r, wrapping once around: a seek per
+// address bucket (the first byte) it passes, and at most stakeExamined full checks.
+func stakeCandidates(ctx *types.Context, p Params, o *Order, r *types.RandStream) ([]stakeCand, *big.Int) {
+	var rp registry.Params
+	params.Get(ctx, registry.ModuleName, &rp)
+	classes, want, region := searchClass(o.Groups)
+	start := r.Bytes(types.AddressLen)
+	examined, skipped := stakeExamined, stakeSkipped
+	seen := map[types.Address]bool{}
+	var cands []stakeCand
+	total := new(big.Int)
+	for _, class := range classes {
+		scope := poolScopeAll(class)
+		if region != "" {
+			scope = poolScopeRegion(region, class)
+		}
+		found := 0
+		walkRing(ctx, scope, start, func(prov types.Address, free uint64) bool {
+			if found == stakeSample || examined == 0 || skipped == 0 {
+				return false
+			}
+			if free < want || seen[prov] || prov == o.Owner {
+				skipped--
+				return true
+			}
+			seen[prov] = true
+			examined--
+			c, ok := eligible(ctx, rp, o, prov)
+			if !ok {
+				return true
+			}
+			// NB: a provider not yet measured still gets work, at the floor uptime:
+			// how else would it prove any.
+			up := max(Uptime(ctx, p, prov), uint64(p.StakeMinUptimePermille))
+			w := new(big.Int).Mul(new(big.Int).SetUint64(c.stake), new(big.Int).SetUint64(up))
+			if w.Sign() == 0 {
+				return true
+			}
+			total.Add(total, w)
+			cands = append(cands, stakeCand{Bid{OrderID: o.ID, Provider: prov, Price: o.MaxPrice, GPUs: c.choices, Usage: c.Usage}, w})
+			found++
+			return true
+		})
+	}
+	return cands, total
+}
+
+// walkRing calls fn for the pool entries under scope (provider → free amount) in
+// address order from start, wrapping around to the entries before it, until fn
+// returns false. Each address bucket (first byte) is its own prefix walk, so the
+// walk costs a seek per bucket it passes plus the entries it visits.
+func walkRing(ctx *types.Context, scope, start []byte, fn func(types.Address, uint64) bool) {
+	stopped := false
+	visit := func(bucket byte, keep func(addr []byte) bool) {
+		pre := append(bytes.Clone(scope), bucket)
+		ctx.Store.Iterate(pre, func(k, v []byte) bool {
+			addr := k[len(scope):]
+			if !keep(addr) {
+				return true
+			}
+			var prov types.Address
+			copy(prov[:], addr)
+			if !fn(prov, binary.BigEndian.Uint64(v)) {
+				stopped = true
+				return false
+			}
+			return true
+		})
+	}
+	from := func(addr []byte) bool { return bytes.Compare(addr, start) >= 0 }
+	all := func([]byte) bool { return true }
+	before := func(addr []byte) bool { return bytes.Compare(addr, start) < 0 }
+	visit(start[0], from)
+	for i := 1; i < 256 && !stopped; i++ {
+		visit(start[0]+byte(i), all)
+	}
+	if !stopped {
+		visit(start[0], before)
+	}
 }
 
 // noteUptime records that provider p proved itself up at this height (a heartbeat or

@@ -2,6 +2,7 @@ package market
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/kiln-network/kiln/types"
@@ -104,5 +105,55 @@ func TestStakeRewards(t *testing.T) {
 	// NB: the pool also took this block's protocol fees (at most the leases' 2 per block).
 	if pool1 := bank.Balance(e.ctx, bank.CommunityPool, types.NativeDenom); pool0-pool1 > r.Paid || pool0+2-pool1 < r.Paid || r.Paid > p.StakePoolPerEpoch {
 		t.Fatalf("pool %d -> %d, paid %d", pool0, pool1, r.Paid)
+	}
+}
+
+// With more fitting providers than one draw's sample, assignment walks the index from
+// a random address: over many orders nearly every fitting provider gets work (a fixed
+// start would keep giving it to the same few), heavier stakes get more, and a crowd
+// of providers that cannot fit never gets any nor hides the ones that can.
+func TestStakeSamplesFromRandomStarts(t *testing.T) {
+	e := newEnv(t)
+	heavy, light := map[types.Address]bool{}, map[types.Address]bool{}
+	for i := range 48 {
+		if i%3 == 0 {
+			heavy[e.providerStake(fmt.Sprintf("heavy-%d", i), "eu-west", 4096, nil, 300_000_000)] = true
+		} else {
+			light[e.providerStake(fmt.Sprintf("light-%d", i), "eu-west", 4096, nil, 100_000_000)] = true
+		}
+	}
+	for i := range 300 {
+		e.providerStake(fmt.Sprintf("tiny-%d", i), "eu-west", 1, nil, 900_000_000) // never fits 2 cores
+	}
+	got := map[types.Address]int{}
+	g := Group{Name: "main", Count: 1, CPUMilli: 2000, MemoryBytes: registry.Gi}
+	const n = 300
+	for i := range n {
+		id := uint64(i + 1)
+		e.must(&MsgCreateOrder{Owner: e.tenant, Kind: KindBatch, Groups: []Group{g}, MaxPrice: 10, Deposit: types.NewCoin(types.NativeDenom, 1000), Mode: ModeStake})
+		e.next()
+		l, ok := GetLease(e.ctx, id)
+		if !ok || l.State != LeaseActive {
+			t.Fatalf("order %d was not assigned in its block", id)
+		}
+		if !heavy[l.Provider] && !light[l.Provider] {
+			t.Fatalf("order %d went to %s, which cannot fit it", id, l.Provider)
+		}
+		got[l.Provider]++
+		e.must(&MsgCloseLease{Sender: e.tenant, LeaseID: id})
+	}
+	if len(got) < 40 {
+		t.Fatalf("%d of 48 fitting providers got work: the draws do not start at random", len(got))
+	}
+	h := 0
+	for p, c := range got {
+		if heavy[p] {
+			h += c
+		}
+	}
+	// Exact stake x uptime over all 48 gives heavy 16x3 / (16x3 + 32) = 60%: 180 of
+	// 300, binomial sd ~8.5; the sample's draw is close to that.
+	if h < 140 || h > 220 {
+		t.Fatalf("heavy providers got %d of %d, want about 180 (stake 3:1, 16 heavy vs 32 light)", h, n)
 	}
 }

@@ -112,8 +112,8 @@ type ModelPrice struct {
 	// LeaseMedianUkiln is their median price per GPU-hour (0: none).
 	LeaseMedianUkiln uint64  `json:"lease_median_ukiln_per_gpu_hour,string"`
 	LeaseMedianRef   float64 `json:"lease_median_ref_per_gpu_hour"`
-	// Asks and AskMedian* are the standing offers of the order book, where a pricing
-	// mode keeps one (AskPrices).
+	// Asks and AskMedian* are the order book's live asks of the model (per GPU, each
+	// ask counted once whatever its units).
 	Asks           int     `json:"asks"`
 	AskMedianUkiln uint64  `json:"ask_median_ukiln_per_gpu_hour,string"`
 	AskMedianRef   float64 `json:"ask_median_ref_per_gpu_hour"`
@@ -179,13 +179,9 @@ func (o StatsOptions) Validate() error {
 	return nil
 }
 
-// AskPrices, if a pricing mode keeps standing asks, returns each GPU model's live
-// asks as prices per GPU per block (ukiln); nil otherwise. The order book sets it.
-var AskPrices func(ctx *types.Context) map[string][]uint64
-
 // NetworkStats computes the network's figures. It walks every provider's index record
-// and usage, the active leases and the lease records of the window: a query, never
-// run by the ledger itself.
+// and usage, the active leases, the lease records of the window and the order book's
+// asks: a query, never run by the ledger itself.
 func NetworkStats(ctx *types.Context, o StatsOptions) (Stats, error) {
 	if err := o.Validate(); err != nil {
 		return Stats{}, err
@@ -258,10 +254,7 @@ func NetworkStats(ctx *types.Context, o StatsOptions) (Stats, error) {
 		leased[g.Model] = append(leased[g.Model], perHour(m.Price, g.Count, o.BlocksPerHour))
 		return true
 	})
-	var asks map[string][]uint64
-	if AskPrices != nil {
-		asks = AskPrices(ctx)
-	}
+	asks := askPrices(ctx)
 	for m, ps := range leased {
 		mp := model(m)
 		mp.Leases, mp.LeaseMedianUkiln = len(ps), median(ps)
@@ -284,6 +277,21 @@ func NetworkStats(ctx *types.Context, o StatsOptions) (Stats, error) {
 		s.Prices = []ModelPrice{}
 	}
 	return s, nil
+}
+
+// askPrices returns each GPU model's live asks in the order book, as prices per GPU
+// per block (CPU asks are not per GPU and are left out).
+func askPrices(ctx *types.Context) map[string][]uint64 {
+	out := map[string][]uint64{}
+	ctx.Store.Iterate(askPrefix, func(_, v []byte) bool {
+		var a Ask
+		mustUnmarshal(v, &a)
+		if a.Class != ClassCPU {
+			out[a.Class] = append(out[a.Class], a.Price)
+		}
+		return true
+	})
+	return out
 }
 
 func perHour(pricePerBlock, units uint64, blocksPerHour int64) uint64 {

@@ -62,6 +62,14 @@ func TestNetworkStats(t *testing.T) {
 	lease(2, 200, addrs[0])
 	lease(2, 1000, addrs[1])
 	lease(2, 300, addrs[0])
+	// The order book's asks: h100 at 100 and 300 per GPU-block (median 200, 720,000
+	// per GPU-hour), a100 at 50; the CPU ask is not per GPU and is left out.
+	for _, a := range []MsgAsk{{Provider: addrs[0], Class: "h100", Price: 100, Units: 2}, {Provider: addrs[1], Class: "h100", Price: 300, Units: 4},
+		{Provider: addrs[1], Class: "a100", Price: 50, Units: 2}, {Provider: addrs[2], Class: ClassCPU, Price: 7, Units: 8}} {
+		if err := Handle(ctx, &a); err != nil {
+			t.Fatal(err)
+		}
+	}
 	s, err := NetworkStats(ctx, DefaultStatsOptions())
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +88,15 @@ func TestNetworkStats(t *testing.T) {
 	}
 	if h.Leases != 3 || h.LeaseMedianUkiln != 540_000 || h.LeaseMedianRef != 0.54 || h.GPUs != 12 {
 		t.Fatalf("h100 price = %+v, want 3 leases, median 540000 ukiln = 0.54 USD per GPU-hour", h)
+	}
+	if h.Asks != 2 || h.AskMedianUkiln != 720_000 || h.AskMedianRef != 0.72 {
+		t.Fatalf("h100 asks = %+v, want 2 asks, median 720000 ukiln = 0.72 USD per GPU-hour", h)
+	}
+	if a := s.Prices[0]; a.Model != "a100" || a.Asks != 1 || a.AskMedianUkiln != 180_000 || a.Leases != 0 {
+		t.Fatalf("a100 = %+v, want one ask at 180000 per GPU-hour and no lease", a)
+	}
+	if len(s.Prices) != 2 {
+		t.Fatalf("prices = %+v, want a100 and h100 only (CPU asks are not per GPU)", s.Prices)
 	}
 	// A window that starts after the leases sees none; bad options are refused.
 	ctx.Height++

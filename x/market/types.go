@@ -171,9 +171,11 @@ const (
 	ReasonEscrowExhausted      = "escrow_exhausted"
 	ReasonProviderUnresponsive = "provider_unresponsive"
 	ReasonProviderDeregistered = "provider_deregistered"
-	ReasonUnfilled             = "unfilled"      // an order-book order that would not wait found no (more) asks
-	ReasonSessionEnded         = "session_ended" // a session lease ran its blocks
-	ReasonReclaimed            = "reclaimed"     // the provider reclaimed a reclaimable lease at its deadline
+	ReasonUnfilled             = "unfilled"              // an order-book order that would not wait found no (more) asks
+	ReasonSessionEnded         = "session_ended"         // a session lease ran its blocks
+	ReasonReclaimed            = "reclaimed"             // the provider reclaimed a reclaimable lease at its deadline
+	ReasonClusterUnplaced      = "cluster_unplaced"      // a cluster order found too few members by its expiry
+	ReasonClusterMemberFailed  = "cluster_member_failed" // another member of the lease's cluster failed
 )
 
 // Bid release reasons (event attribute only).
@@ -260,7 +262,17 @@ type Order struct {
 	// least this much notice (MsgReclaimLease).
 	ReclaimWindowSeconds uint64   `json:"reclaim_window_seconds,string,omitempty"`
 	AllowedMeasurements  []string `json:"allowed_measurements,omitempty"`
-	State                string   `json:"state"`
+	// Cluster makes the order a GPU cluster of Cluster.Members members, each one
+	// instance of the order's single group, placed together (cluster.go); nil for an
+	// ordinary order.
+	Cluster *Cluster `json:"cluster,omitempty"`
+	// MemberOf, for a member's own order (split off a placed cluster order, funded
+	// from its deposit), is the cluster's order ID, and Rank the member's rank.
+	MemberOf uint64 `json:"member_of,string,omitempty"`
+	Rank     uint32 `json:"rank,omitempty"`
+	// Unplaced says why the cluster order's last placement found too few members.
+	Unplaced string `json:"unplaced,omitempty"`
+	State    string `json:"state"`
 	// BidOpenHeight..BidCloseHeight is the current bid window (re-set when the order
 	// re-opens); ExpireHeight is when it closes if still unmatched.
 	BidOpenHeight  int64 `json:"bid_open_height,string"`
@@ -298,6 +310,9 @@ type Bid struct {
 	GPUs []GPUSpec `json:"gpus"`
 	// Usage is what the lease would reserve.
 	Usage Usage `json:"usage"`
+	// Members, on a cluster order, is how many of its members the bid offers to run
+	// (Usage is for all of them, Price per member); 0 on other orders.
+	Members uint32 `json:"members,omitempty"`
 	// Sealed is the hex commitment of a sealed bid not yet revealed (Price is 0
 	// until then); empty for a bid with its price in the open.
 	Sealed        string `json:"sealed,omitempty"`

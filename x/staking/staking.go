@@ -615,6 +615,30 @@ func EndBlock(ctx *types.Context) []Update {
 	return updates
 }
 
+// CurrentSet returns the validator set the last EndBlock left CometBFT with: every
+// validator with a recorded power, in consensus-address order. A chain started from
+// an exported state starts with it.
+func CurrentSet(ctx *types.Context) []Update {
+	type rec struct {
+		cons  []byte
+		power int64
+	}
+	var recs []rec
+	ctx.Store.Iterate(lastPowerPrefix, func(k, v []byte) bool {
+		recs = append(recs, rec{append([]byte(nil), k[len(lastPowerPrefix):]...), int64(u64(v))})
+		return true
+	})
+	out := make([]Update, 0, len(recs))
+	for _, r := range recs {
+		v, ok := ValidatorByConsAddr(ctx, r.cons)
+		if !ok {
+			panic(fmt.Sprintf("staking: power recorded for %X, which is no validator", r.cons))
+		}
+		out = append(out, Update{PubKey: v.ConsPubKey, Power: r.power})
+	}
+	return out
+}
+
 // OperatorOfProposer returns the operator account of the proposer, if known.
 func OperatorOfProposer(ctx *types.Context) *types.Address {
 	if ctx.Proposer == nil {

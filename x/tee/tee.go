@@ -12,7 +12,8 @@
 //     handler, so in CheckTx and in FinalizeBlock alike, at the block's time, against
 //     the vendors' roots (or the sev_roots parameter), with the collateral the message
 //     carries. Vendor signatures make collateral safe to carry: a forged one fails. A
-//     debug guest is always refused. Measured cost: see README "Confidential compute".
+//     debug guest is always refused. CRLs carried are always checked; require_crl
+//     refuses an attestation that carries none. Measured cost: see README "Confidential compute".
 //   - The chain records type, measurement, TCB, chip, sealing key and an expiry
 //     (reattest_blocks after the attestation). At the end of the expiry height the
 //     record expires and every active lease that required a TEE on that provider is
@@ -63,6 +64,13 @@ type Params struct {
 	SEVRoots string `json:"sev_roots,omitempty"`
 	// MinSEVTCB is the least SEV-SNP TCB accepted (0: any the VCEK certifies).
 	MinSEVTCB uint64 `json:"min_sev_tcb,string"`
+	// RequireCRL makes every attestation carry the vendor's current CRLs (SEV-SNP:
+	// the ARK's CRL; TDX: the PCK and root CA CRLs with the PCS collateral) and checks
+	// the certificate chain against them: an attestation without them is refused
+	// (crl_missing), one whose CRL is past its next update is refused (stale), one
+	// whose chain is listed is refused (revoked). Off: the CRLs an attestation
+	// carries are still checked.
+	RequireCRL bool `json:"require_crl"`
 }
 
 // DefaultParams: attestations last 3600 blocks (an hour at 1 s blocks), and a nonce
@@ -249,7 +257,7 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 	res := tee.Verify(m.Evidence, tee.Options{
 		Now: ctx.Time, Collateral: col, MinSEVTCB: p.MinSEVTCB,
 		ReportData:       tee.BindingData(ctx.ChainID, m.Provider[:], nonce, m.SealKey),
-		CheckRevocations: len(col.SEVCRL) > 0 || len(col.TDXPckCrl) > 0,
+		CheckRevocations: p.RequireCRL || len(col.SEVCRL) > 0 || len(col.TDXPckCrl) > 0 || len(col.TDXRootCrl) > 0,
 	})
 	if !res.Valid {
 		return types.Wrapf(types.ErrAttestationRefused, "%s: %s", res.Reason, res.Detail)

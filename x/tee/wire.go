@@ -44,8 +44,8 @@ func CheckProvider(ctx *types.Context, o market.Order, prov registry.Provider) [
 // active attestation, or a measurement the order does not accept; nil when it may.
 //
 // NB: cpu-gpu is placed on attested CPU TEEs with the GPUs the order asks for; the
-// GPU's own confidential-computing evidence is not verified (no maintained Go
-// verifier; README "Confidential compute").
+// GPU's own confidential-computing evidence is not verified (no offline Go
+// appraisal of it exists; README "Confidential compute").
 func teeRefusal(ctx *types.Context, o market.Order, p types.Address) error {
 	if o.TEE == "" {
 		return nil

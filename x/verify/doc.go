@@ -30,6 +30,18 @@
 //     is slashed the same; without a majority a fresh committee (none of the last)
 //     votes once more, and then the challenge is inconclusive (nobody convicted, the
 //     tenant's deposit returned).
+//   - Availability. A provider MUST serve a commitment's units and pinned assets to the
+//     verifiers with a duty on it. The assigned verifier that was not served what a
+//     sample needs (the unit, its committed input, an asset) reports it
+//     (MsgUnavailable) instead of a verdict, and is NEVER slashed for that silence: a
+//     committee drawn without it gives the provider serve_blocks to serve the item.
+//     Members vote served, or unavailable; a majority unavailable convicts the
+//     provider as for fraud (slash, reward, refund); a majority served sends the check
+//     to another verifier, the reporter neither slashed nor paid. A committee member
+//     not served what re-executing a disputed unit needs votes unavailable, which
+//     counts toward conviction. A member outvoted is slashed only for the opposite
+//     finding by re-execution: never for saying it was not served, for saying it was,
+//     nor for finding a unit honest when the conviction is for withholding.
 //   - Evidence. A challenge's unit data and Merkle proof MUST lead to the committed root
 //     at the challenged index; a forged proof is refused (ErrBadProof) and changes
 //     nothing. Kinds with a DirectCheck are decided in the same transaction.

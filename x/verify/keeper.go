@@ -53,6 +53,8 @@ func Handle(ctx *types.Context, msg types.Msg) error {
 		return dispute(ctx, p, m)
 	case *MsgVote:
 		return vote(ctx, p, m)
+	case *MsgUnavailable:
+		return unavailable(ctx, p, m)
 	}
 	return types.Wrapf(types.ErrUnknownMsgType, "verify cannot handle %T", msg)
 }
@@ -426,8 +428,9 @@ func vote(ctx *types.Context, p Params, m *MsgVote) error {
 	case ctx.Height > ch.Deadline:
 		return types.Wrapf(ErrLate, "challenge %d's votes were due by height %d (now %d)", ch.ID, ch.Deadline, ctx.Height)
 	}
-	ch.Votes = append(ch.Votes, Vote{Verifier: m.Verifier, Fraud: m.Fraud, Height: ctx.Height})
-	ctx.Emit("challenge_vote", "challenge", idStr(ch.ID), "verifier", m.Verifier.String(), "fraud", strconv.FormatBool(m.Fraud))
+	ch.Votes = append(ch.Votes, Vote{Verifier: m.Verifier, Fraud: m.Fraud, Unavailable: m.Unavailable, Height: ctx.Height})
+	ctx.Emit("challenge_vote", "challenge", idStr(ch.ID), "verifier", m.Verifier.String(), "fraud", strconv.FormatBool(m.Fraud),
+		"unavailable", strconv.FormatBool(m.Unavailable))
 	fraud, ok := tally(&ch)
 	if !ok {
 		setChallenge(ctx, &ch)
@@ -436,19 +439,30 @@ func vote(ctx *types.Context, p Params, m *MsgVote) error {
 	// NB: a majority is reached: the outcome cannot change, so it is decided now.
 	ctx.Store.Delete(dueKey(ch.Deadline, dueVote, ch.ID))
 	c, _ := GetCommitment(ctx, ch.CommitID)
-	if fraud {
-		resolveFraud(ctx, p, &ch, &c)
-	} else {
-		resolveRefuted(ctx, p, &ch, &c)
-	}
+	decide(ctx, p, &ch, &c, fraud)
 	return nil
 }
 
-// tally returns the committee's decision once more than half of it agrees.
+// decide settles ch by its committee's majority: fraud (or withheld), or not.
+func decide(ctx *types.Context, p Params, ch *Challenge, c *Commitment, fraud bool) {
+	switch {
+	case fraud:
+		resolveFraud(ctx, p, ch, c)
+	case ch.Mode == ModeAvailability:
+		resolveServed(ctx, p, ch, c)
+	default:
+		resolveRefuted(ctx, p, ch, c)
+	}
+}
+
+// tally returns the committee's decision once more than half of it agrees. A member
+// the provider did not serve counts toward conviction: a provider is paid for work
+// that can be checked, and one that will not serve it to a committee cannot refute a
+// report of it.
 func tally(ch *Challenge) (fraud, decided bool) {
 	var yes, no int
 	for _, v := range ch.Votes {
-		if v.Fraud {
+		if v.Fraud || v.Unavailable {
 			yes++
 		} else {
 			no++
@@ -465,12 +479,26 @@ func tally(ch *Challenge) (fraud, decided bool) {
 }
 
 // settleVoters pays the committee members who voted with the outcome and slashes those
-// who voted against it (silent_slash_bps).
+// who found the opposite by re-executing (silent_slash_bps). Never slashed when
+// outvoted: a member that said the provider did not serve it, or (on an availability
+// challenge) that it did, nor one that found the unit honest when the conviction came
+// from members the provider did not serve: a provider can serve some members and not
+// others.
 func settleVoters(ctx *types.Context, p Params, ch *Challenge, fraud bool) {
+	reexecuted := 0
 	for _, v := range ch.Votes {
-		if v.Fraud == fraud {
+		if v.Fraud {
+			reexecuted++
+		}
+	}
+	byReexecution := reexecuted > len(ch.Committee)/2
+	for _, v := range ch.Votes {
+		switch {
+		case (v.Fraud || v.Unavailable) == fraud:
 			payVerifier(ctx, p, v.Verifier)
-		} else {
+		case v.Unavailable || ch.Mode == ModeAvailability:
+		case fraud && !byReexecution:
+		default:
 			slashVerifier(ctx, v.Verifier, v.Height, p.SilentSlashBps, "minority_vote")
 		}
 	}
@@ -523,6 +551,9 @@ func resolveFraud(ctx *types.Context, p Params, ch *Challenge, c *Commitment) {
 		refunded += payFromPool(ctx, c.Tenant, owed, p.Denom)
 	}
 	ch.Refunded = refunded
+	if n := unserved(ch); n > 0 {
+		ch.Detail = fmt.Sprintf("withheld: the provider did not serve %d of the committee what re-executing unit %d needs", n, ch.Unit)
+	}
 	if ch.ByTenant && ch.Deposit > 0 {
 		fromAccount(ctx, ch.Challenger, types.NewCoin(p.Denom, ch.Deposit), "return a dispute deposit")
 	} else if !ch.ByTenant {
@@ -539,6 +570,17 @@ func resolveFraud(ctx *types.Context, p Params, ch *Challenge, c *Commitment) {
 		"provider", c.Provider.String(), "reporter", ch.Challenger.String(), "mode", ch.Mode,
 		"slashed", strconv.FormatUint(slashed, 10), "reward", strconv.FormatUint(ch.Reward, 10),
 		"refunded", strconv.FormatUint(refunded, 10))
+}
+
+// unserved counts the votes saying the provider did not serve the member.
+func unserved(ch *Challenge) int {
+	n := 0
+	for _, v := range ch.Votes {
+		if v.Unavailable || (ch.Mode == ModeAvailability && v.Fraud) {
+			n++
+		}
+	}
+	return n
 }
 
 // resolveRefuted settles a false report: a verifier reporter is slashed, a tenant's
@@ -632,9 +674,9 @@ func EndBlock(ctx *types.Context) {
 				resolveInconclusive(ctx, p, &ch, &c)
 				continue
 			}
-			ch.State, ch.Deadline = ChallengeVoting, ctx.Height+p.VoteBlocks
+			ch.State, ch.Deadline = ChallengeVoting, ctx.Height+ch.window(p)
 			ctx.Store.Set(dueKey(ch.Deadline, dueVote, ch.ID), present)
-			keepHeld(ctx, &c, ch.Deadline+p.VoteBlocks+2)
+			keepHeld(ctx, &c, ch.Deadline+ch.window(p)+2)
 			setChallenge(ctx, &ch)
 			ctx.Emit("committee_drawn", "challenge", idStr(ch.ID), "commitment", idStr(c.ID), "round", strconv.FormatUint(uint64(ch.Round), 10),
 				"size", strconv.Itoa(len(ch.Committee)), "deadline", strconv.FormatInt(ch.Deadline, 10))
@@ -657,11 +699,7 @@ func EndBlock(ctx *types.Context) {
 			}
 			ch.Deadline = 0
 			if fraud, ok := tally(&ch); ok {
-				if fraud {
-					resolveFraud(ctx, p, &ch, &c)
-				} else {
-					resolveRefuted(ctx, p, &ch, &c)
-				}
+				decide(ctx, p, &ch, &c, fraud)
 				continue
 			}
 			// NB: no majority (members were silent): the answers given are paid for

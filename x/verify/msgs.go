@@ -67,11 +67,28 @@ type MsgDispute struct {
 	Evidence *Evidence     `json:"evidence,omitempty"`
 }
 
-// MsgVote is a committee member's finding on challenge ChallengeID's unit.
+// MsgVote is a committee member's finding on challenge ChallengeID's unit: Fraud, or
+// not; or Unavailable: the provider did not serve what the member needed to
+// re-execute it (on an availability challenge: the item reported withheld) by the
+// end of the vote.
 type MsgVote struct {
 	Verifier    types.Address `json:"verifier"`
 	ChallengeID uint64        `json:"challenge_id,string"`
 	Fraud       bool          `json:"fraud"`
+	Unavailable bool          `json:"unavailable,omitempty"`
+}
+
+// MsgUnavailable is the assigned verifier's report that the provider of commitment
+// CommitID did not serve it, with a valid proof, what re-executing sampled unit Unit
+// needs: the unit itself, its committed input Input, or the job's pinned asset Asset
+// (at most one of Input and Asset). A committee then gives the provider serve_blocks
+// to serve it.
+type MsgUnavailable struct {
+	Verifier types.Address `json:"verifier"`
+	CommitID uint64        `json:"commit_id,string"`
+	Unit     uint32        `json:"unit"`
+	Input    string        `json:"input,omitempty"`
+	Asset    string        `json:"asset,omitempty"`
 }
 
 func (m *MsgRegisterVerifier) Type() types.MsgType { return types.MsgTypeVerifyRegisterVerifier }
@@ -80,6 +97,7 @@ func (m *MsgCommit) Type() types.MsgType           { return types.MsgTypeVerifyC
 func (m *MsgVerdict) Type() types.MsgType          { return types.MsgTypeVerifyVerdict }
 func (m *MsgDispute) Type() types.MsgType          { return types.MsgTypeVerifyDispute }
 func (m *MsgVote) Type() types.MsgType             { return types.MsgTypeVerifyVote }
+func (m *MsgUnavailable) Type() types.MsgType      { return types.MsgTypeVerifyUnavailable }
 
 func (m *MsgRegisterVerifier) Signer() types.Address { return m.Verifier }
 func (m *MsgUnbondVerifier) Signer() types.Address   { return m.Verifier }
@@ -87,6 +105,7 @@ func (m *MsgCommit) Signer() types.Address           { return m.Provider }
 func (m *MsgVerdict) Signer() types.Address          { return m.Verifier }
 func (m *MsgDispute) Signer() types.Address          { return m.Tenant }
 func (m *MsgVote) Signer() types.Address             { return m.Verifier }
+func (m *MsgUnavailable) Signer() types.Address      { return m.Verifier }
 
 // ValidateBasic implements types.Msg.
 func (m *MsgRegisterVerifier) ValidateBasic() error {
@@ -169,6 +188,24 @@ func (m *MsgVote) ValidateBasic() error {
 	if m.ChallengeID == 0 {
 		return types.InvalidField("challenge_id", 0, "must be > 0")
 	}
+	if m.Fraud && m.Unavailable {
+		return types.InvalidField("unavailable", true, "a member that could not fetch the unit cannot also find it fraudulent")
+	}
+	return nil
+}
+
+// ValidateBasic implements types.Msg.
+func (m *MsgUnavailable) ValidateBasic() error {
+	switch {
+	case m.CommitID == 0:
+		return types.InvalidField("commit_id", 0, "must be > 0")
+	case m.Input != "" && m.Asset != "":
+		return types.InvalidField("asset", m.Asset, "name the withheld input or the withheld asset, not both")
+	case len(m.Input) > MaxUnitName:
+		return types.InvalidField("input", fmt.Sprintf("%d bytes", len(m.Input)), fmt.Sprintf("must be at most %d bytes", MaxUnitName))
+	case len(m.Asset) > MaxUnitName:
+		return types.InvalidField("asset", fmt.Sprintf("%d bytes", len(m.Asset)), fmt.Sprintf("must be at most %d bytes", MaxUnitName))
+	}
 	return nil
 }
 
@@ -248,6 +285,15 @@ func (m *MsgVote) MarshalTo(w *codec.Writer) {
 	w.Fixed(m.Verifier[:])
 	w.Uvarint(m.ChallengeID)
 	w.Bool(m.Fraud)
+	w.Bool(m.Unavailable)
+}
+
+func (m *MsgUnavailable) MarshalTo(w *codec.Writer) {
+	w.Fixed(m.Verifier[:])
+	w.Uvarint(m.CommitID)
+	w.Uvarint(uint64(m.Unit))
+	w.String(m.Input)
+	w.String(m.Asset)
 }
 
 func readU32(r *codec.Reader, what string) uint32 {
@@ -287,5 +333,11 @@ func DecodeDispute(r *codec.Reader) types.Msg {
 
 // DecodeVote decodes a MsgVote body.
 func DecodeVote(r *codec.Reader) types.Msg {
-	return &MsgVote{Verifier: bank.ReadAddress(r), ChallengeID: r.Uvarint(), Fraud: r.Bool()}
+	return &MsgVote{Verifier: bank.ReadAddress(r), ChallengeID: r.Uvarint(), Fraud: r.Bool(), Unavailable: r.Bool()}
+}
+
+// DecodeUnavailable decodes a MsgUnavailable body.
+func DecodeUnavailable(r *codec.Reader) types.Msg {
+	return &MsgUnavailable{Verifier: bank.ReadAddress(r), CommitID: r.Uvarint(), Unit: readU32(r, "unit"),
+		Input: r.String(MaxUnitName), Asset: r.String(MaxUnitName)}
 }

@@ -1,8 +1,10 @@
 package verify
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -17,6 +19,7 @@ import (
 //	/verify/challenge/ID      the challenge
 //	/verify/verifiers         {"verifiers":[...]}
 //	/verify/verifier/ADDR     the verifier
+//	/verify/duty/LEASE/ADDR   what verifier ADDR is to check of lease LEASE now (Duty); not found when nothing
 //
 // Lists walk every record: they are for clients and tests, not for the block path.
 func Query(ctx *types.Context, full string) (any, error) {
@@ -132,6 +135,20 @@ func Query(ctx *types.Context, full string) (any, error) {
 			return true
 		})
 		return map[string]any{"verifiers": out}, nil
+	case len(parts) == 4 && parts[1] == "duty":
+		lease, err := id(parts[2])
+		if err != nil {
+			return nil, err
+		}
+		a, err := types.ParseAddress(parts[3])
+		if err != nil {
+			return nil, types.Wrapf(types.ErrInvalidRequest, "verifier address: %v", err)
+		}
+		d, ok := DutyOf(ctx, lease, a)
+		if !ok {
+			return nil, types.Wrapf(types.ErrNotFound, "verifier %s has no check or committee vote due on lease %d", a, lease)
+		}
+		return d, nil
 	case len(parts) == 3 && parts[1] == "verifier":
 		a, err := types.ParseAddress(parts[2])
 		if err != nil {
@@ -144,4 +161,54 @@ func Query(ctx *types.Context, full string) (any, error) {
 		return v, nil
 	}
 	return nil, types.Wrapf(types.ErrInvalidRequest, "unknown query path %q", full)
+}
+
+// Duty roles.
+const (
+	DutyCheck     = "check"     // assigned to re-execute a commitment's samples
+	DutyCommittee = "committee" // drawn to vote on a challenged unit
+)
+
+// Duty is what a verifier has to re-execute of a lease now: the commitment it is
+// assigned to check, or the challenge whose committee it sits on, still unanswered
+// by it. Providers serve a lease's units and pinned assets to verifiers with a duty
+// on it, and to nobody else but the lease's tenant.
+type Duty struct {
+	Lease      uint64        `json:"lease,string"`
+	Verifier   types.Address `json:"verifier"`
+	Role       string        `json:"role"`
+	Commitment uint64        `json:"commitment,string"`
+	Challenge  uint64        `json:"challenge,string,omitempty"`
+	Deadline   int64         `json:"deadline,string"`
+}
+
+// DutyOf returns verifier a's duty on lease, if it has one: a commitment of the lease
+// assigned to it and not yet answered, or a challenge on one whose committee it sits
+// on and has not voted in. It reads only the lease's own commitments.
+func DutyOf(ctx *types.Context, lease uint64, a types.Address) (Duty, bool) {
+	var ids []uint64
+	ctx.Store.Iterate(u64key(leaseIdxPrefix, lease), func(_, v []byte) bool {
+		ids = append(ids, binary.BigEndian.Uint64(v))
+		return true
+	})
+	for _, id := range ids {
+		c, ok := GetCommitment(ctx, id)
+		if !ok {
+			continue
+		}
+		if c.State == CommitAssigned && c.Verifier != nil && *c.Verifier == a {
+			return Duty{Lease: lease, Verifier: a, Role: DutyCheck, Commitment: c.ID, Deadline: c.Deadline}, true
+		}
+		for _, chID := range c.Challenges {
+			ch, ok := GetChallenge(ctx, chID)
+			if !ok || ch.State != ChallengeVoting || !slices.Contains(ch.Committee, a) {
+				continue
+			}
+			if slices.ContainsFunc(ch.Votes, func(v Vote) bool { return v.Verifier == a }) {
+				continue
+			}
+			return Duty{Lease: lease, Verifier: a, Role: DutyCommittee, Commitment: c.ID, Challenge: ch.ID, Deadline: ch.Deadline}, true
+		}
+	}
+	return Duty{}, false
 }

@@ -38,6 +38,11 @@ type Params struct {
 	CommitteeSize uint32 `json:"committee_size"`
 	// VoteBlocks is how long a committee has to vote.
 	VoteBlocks int64 `json:"vote_blocks,string"`
+	// ServeBlocks is how long a provider has to serve a unit or asset that its
+	// assigned verifier reported withheld: a committee votes on whether it served it
+	// (members vote "served" as soon as they fetched it, "unavailable" only when it has
+	// not by the end), and silence counts against the provider, not the verifier.
+	ServeBlocks int64 `json:"serve_blocks,string"`
 	// MinVerifierStake is the least stake a verifier bonds to be drawn.
 	MinVerifierStake uint64 `json:"min_verifier_stake,string"`
 	// FraudSlashBps is taken from a provider's bond when it is proven to have cheated.
@@ -64,13 +69,14 @@ type Params struct {
 }
 
 // DefaultParams: 44 samples (99% detection at f = 10%), drawn 1 block after the
-// commitment; 20 blocks to answer; a committee of 3; 10 KILN of verifier stake; a
+// commitment; 20 blocks to answer; a committee of 3; 60 blocks for a provider to serve
+// what a verifier reported withheld (a daemon restart is seconds, a few blocks); 10 KILN of verifier stake; a
 // proven cheat loses 30% of its bond (Aethir-style), half of it to the reporter; a
 // false report costs 10%, silence 1%; 0.001 KILN per check; a 1 KILN tenant deposit;
 // matrices up to 512 checked on chain (a challenged block then costs FinalizeBlock
 // O(n²): 2n² random draws and n² multiply-adds, tens of milliseconds).
 func DefaultParams() Params {
-	return Params{SampleCount: 44, SampleDelayBlocks: 1, VerdictBlocks: 20, CommitteeSize: 3, VoteBlocks: 20,
+	return Params{SampleCount: 44, SampleDelayBlocks: 1, VerdictBlocks: 20, CommitteeSize: 3, VoteBlocks: 20, ServeBlocks: 60,
 		MinVerifierStake: 10_000_000, FraudSlashBps: 3000, WhistleblowerBps: 5000, FalseReportSlashBps: 1000,
 		SilentSlashBps: 100, VerifierPay: 1000, DisputeDeposit: 1_000_000, MaxDirectN: 512, Denom: types.NativeDenom}
 }
@@ -88,6 +94,8 @@ func (p Params) Validate() error {
 		return fmt.Errorf("committee_size: must be odd, 1 to 21 (got %d)", p.CommitteeSize)
 	case p.VoteBlocks < 1 || p.VoteBlocks > 100_000:
 		return fmt.Errorf("vote_blocks: must be 1 to 100000 (got %d)", p.VoteBlocks)
+	case p.ServeBlocks < 1 || p.ServeBlocks > 100_000:
+		return fmt.Errorf("serve_blocks: must be 1 to 100000 (got %d)", p.ServeBlocks)
 	case p.FraudSlashBps > 10000:
 		return fmt.Errorf("fraud_slash_bps: must be <= 10000 (got %d)", p.FraudSlashBps)
 	case p.WhistleblowerBps > 10000:
@@ -165,6 +173,10 @@ type Commitment struct {
 const (
 	ModeDirect    = "direct"    // the chain checked the unit itself
 	ModeCommittee = "committee" // 2N+1 verifiers re-execute it; the majority decides
+	// ModeAvailability: the assigned verifier reported a unit or asset withheld; 2N+1
+	// verifiers try to fetch it within serve_blocks and the majority decides whether
+	// the provider served it.
+	ModeAvailability = "availability"
 )
 
 // Challenge outcomes (and the open state).
@@ -174,13 +186,17 @@ const (
 	ChallengeFraud        = "fraud"        // the provider cheated
 	ChallengeRefuted      = "refuted"      // the unit was right: a false report
 	ChallengeInconclusive = "inconclusive" // two committees could not form a majority
+	ChallengeServed       = "served"       // availability: the provider served what was reported withheld
 )
 
-// Vote is a committee member's answer.
+// Vote is a committee member's answer. Unavailable: the provider did not serve the
+// member what it needed (the unit, its inputs, the job's assets) by the deadline; it
+// counts toward conviction and is never slashed as a minority vote.
 type Vote struct {
-	Verifier types.Address `json:"verifier"`
-	Fraud    bool          `json:"fraud"`
-	Height   int64         `json:"height,string"`
+	Verifier    types.Address `json:"verifier"`
+	Fraud       bool          `json:"fraud"`
+	Unavailable bool          `json:"unavailable,omitempty"`
+	Height      int64         `json:"height,string"`
 }
 
 // Challenge is a report that one unit of a commitment is wrong.
@@ -194,8 +210,13 @@ type Challenge struct {
 	// report (its bond is).
 	ByTenant bool   `json:"by_tenant"`
 	Deposit  uint64 `json:"deposit,string,omitempty"`
-	Mode     string `json:"mode"`
-	State    string `json:"state"`
+	// Input and Asset name what an availability challenge says was withheld: the
+	// committed input Input of sampled unit Unit, or the pinned asset Asset; neither:
+	// unit Unit itself.
+	Input string `json:"input,omitempty"`
+	Asset string `json:"asset,omitempty"`
+	Mode  string `json:"mode"`
+	State string `json:"state"`
 	// Round is 1, or 2 when the first committee reached no majority.
 	Round      uint32          `json:"round"`
 	DrawHeight int64           `json:"draw_height,string,omitempty"`

@@ -120,6 +120,13 @@ func TestValidateBasic(t *testing.T) {
 		{&MsgDispute{CommitID: 1, Evidence: &Evidence{Name: "x", Proof: proof.Proof{Index: 3, Total: 3}}}, "evidence.proof"},
 		{&MsgVote{ChallengeID: 0}, "challenge_id"},
 		{&MsgVote{ChallengeID: 1}, ""},
+		{&MsgVote{ChallengeID: 1, Unavailable: true}, ""},
+		{&MsgVote{ChallengeID: 1, Fraud: true, Unavailable: true}, "unavailable"},
+		{&MsgUnavailable{CommitID: 1, Unit: 3}, ""},
+		{&MsgUnavailable{CommitID: 0}, "commit_id"},
+		{&MsgUnavailable{CommitID: 1, Input: "ckpt-000020"}, ""},
+		{&MsgUnavailable{CommitID: 1, Input: "ckpt-000020", Asset: "scene.blend"}, "asset"},
+		{&MsgUnavailable{CommitID: 1, Asset: strings.Repeat("a", MaxUnitName+1)}, "asset"},
 	} {
 		err := tt.m.ValidateBasic()
 		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
@@ -176,5 +183,11 @@ func FuzzDecodeDispute(f *testing.F) {
 }
 
 func FuzzDecodeVote(f *testing.F) {
-	fuzzDecoder(f, DecodeVote, &MsgVote{Verifier: types.Address{1}, ChallengeID: 3, Fraud: true})
+	fuzzDecoder(f, DecodeVote, &MsgVote{Verifier: types.Address{1}, ChallengeID: 3, Fraud: true},
+		&MsgVote{Verifier: types.Address{1}, ChallengeID: 3, Unavailable: true})
+}
+
+func FuzzDecodeUnavailable(f *testing.F) {
+	fuzzDecoder(f, DecodeUnavailable, &MsgUnavailable{Verifier: types.Address{1}, CommitID: 3, Unit: 2, Input: "ckpt-000020"},
+		&MsgUnavailable{Verifier: types.Address{1}, CommitID: 3, Asset: "scene.blend"})
 }

@@ -282,8 +282,19 @@ func (c *Client) ListOutputs(ctx context.Context, leaseID uint64) ([]api.FileInf
 // hash the provider announced (w has then received them: write to a
 // temporary file and rename on success).
 func (c *Client) DownloadOutput(ctx context.Context, leaseID uint64, name string, w io.Writer) (api.FileInfo, error) {
-	step := fmt.Sprintf("download output %s of lease %d", name, leaseID)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.leaseURL(leaseID, "outputs", name), nil)
+	return c.download(ctx, c.leaseURL(leaseID, "outputs", name), name, fmt.Sprintf("download output %s of lease %d", name, leaseID), w)
+}
+
+// DownloadAsset streams the asset name that lease leaseID's job pins (a scene, a
+// dataset, a script) into w, as DownloadOutput does. Only the tenant and the verifiers
+// the chain assigned work on the lease may; the caller checks the hash against the
+// job committed on chain: the provider is not trusted.
+func (c *Client) DownloadAsset(ctx context.Context, leaseID uint64, name string, w io.Writer) (api.FileInfo, error) {
+	return c.download(ctx, c.leaseURL(leaseID, "assets", name), name, fmt.Sprintf("download asset %s of lease %d", name, leaseID), w)
+}
+
+func (c *Client) download(ctx context.Context, u, name, step string, w io.Writer) (api.FileInfo, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return api.FileInfo{}, fmt.Errorf("%s: %w", step, err)
 	}

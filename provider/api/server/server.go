@@ -109,8 +109,9 @@ type Deps struct {
 	Runner api.Runner
 	// Vault stores inputs and outputs.
 	Vault *vault.Vault
-	// Verifiers, if set, lets registered verifiers read a lease's work units with
-	// their Merkle proofs (GET /v1/leases/{id}/units/{unit}); nil: tenants only.
+	// Verifiers, if set, lets the verifiers the chain assigned work on a lease read
+	// its units with their Merkle proofs (GET /v1/leases/{id}/units/{unit}) and the
+	// assets its job pins (GET /v1/leases/{id}/assets/{name}); nil: tenants only.
 	Verifiers api.VerifierSource
 }
 
@@ -221,6 +222,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/leases/{id}/outputs", s.owner(false, s.listOutputs))
 	mux.Handle("GET /v1/leases/{id}/outputs/{name}", s.owner(false, s.getOutput))
 	mux.Handle("GET /v1/leases/{id}/units/{unit}", s.ownerOrVerifier(s.getUnit))
+	mux.Handle("GET /v1/leases/{id}/assets/{name}", s.ownerOrVerifier(s.getAsset))
 	mux.Handle("/v1/leases/{id}/ingress", s.owner(true, s.ingress))
 	mux.Handle("/v1/leases/{id}/ingress/{path...}", s.owner(true, s.ingress))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -533,9 +535,16 @@ func (s *Server) getOutput(w http.ResponseWriter, r *http.Request, lease api.Lea
 		s.internal(w, "open vault", err)
 		return
 	}
+	s.serveOutput(w, lease.ID, vl, name, "")
+}
+
+// serveOutput streams output name of lease id with its SHA-256 in HeaderSHA256. With
+// want set, the stored file must have that hash (an asset pinned in job.json); a file
+// that does not is an internal error, never served.
+func (s *Server) serveOutput(w http.ResponseWriter, id uint64, vl *vault.Lease, name, want string) {
 	rc, f, err := vl.OutputReader(name)
 	if errors.Is(err, vault.ErrNotFound) {
-		writeError(w, notFound)
+		writeError(w, &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound, Message: fmt.Sprintf("lease %d has no output %s", id, name)})
 		return
 	}
 	if err != nil {
@@ -543,6 +552,10 @@ func (s *Server) getOutput(w http.ResponseWriter, r *http.Request, lease api.Lea
 		return
 	}
 	defer rc.Close()
+	if want != "" && f.SHA256Hex() != want {
+		s.internal(w, "serve "+name, fmt.Errorf("stored with sha256 %s, job.json pins %s", f.SHA256Hex(), want))
+		return
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Length", strconv.FormatInt(f.Size, 10))
@@ -550,7 +563,7 @@ func (s *Server) getOutput(w http.ResponseWriter, r *http.Request, lease api.Lea
 	w.WriteHeader(http.StatusOK)
 	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.TransferTimeout))
 	if _, err := vault.CopyHashed(w, nil, rc); err != nil {
-		s.log.Warn("output download aborted", "lease", lease.ID, "name", name, "err", err)
+		s.log.Warn("output download aborted", "lease", id, "name", name, "err", err)
 		// NB: abort the connection so the client sees a truncated body, never
 		// a short one that looks complete.
 		panic(http.ErrAbortHandler)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/kiln-network/kiln/provider/api"
@@ -12,22 +11,26 @@ import (
 	"github.com/kiln-network/kiln/work/units"
 )
 
-// ownerOrVerifier serves a lease route to its tenant and to registered verifiers (who
-// re-execute sampled units of any lease; the lease's units are theirs to read).
+// ownerOrVerifier serves a lease route to its tenant and to the verifiers the chain
+// has assigned work on the lease now (a check of one of its commitments, or a committee
+// vote on a challenge of one): a lease's units and inputs are the tenant's, shown only
+// to those who must re-execute them, and only while they must.
 func (s *Server) ownerOrVerifier(h leaseHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		lease, err := s.authorize(r, false)
 		var e *api.Error
 		if errors.As(err, &e) && e.Code == api.CodeNotLeaseOwner && s.deps.Verifiers != nil {
 			account := r.TLS.PeerCertificates[0].Subject.CommonName
+			var id uint64
+			fmt.Sscan(r.PathValue("id"), &id)
 			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ChainTimeout)
-			ok, verr := s.deps.Verifiers.IsVerifier(ctx, account)
+			ok, verr := s.deps.Verifiers.HasDuty(ctx, id, account)
 			cancel()
 			switch {
 			case verr != nil:
-				err = &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeChainUnavailable, Message: fmt.Sprintf("read verifier %s from the chain: %v", account, verr)}
+				err = &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeChainUnavailable, Message: fmt.Sprintf("read the verification duties of %s from the chain: %v", account, verr)}
 			case !ok:
-				err = forbidden(api.CodeNotVerifier, fmt.Sprintf("%s is neither lease %s's tenant nor a registered verifier", account, r.PathValue("id")))
+				err = forbidden(api.CodeNotAssigned, fmt.Sprintf("%s is neither lease %d's tenant nor a verifier the chain assigned to check it now", account, id))
 			default:
 				lease, err = s.leaseAnyOwner(r)
 			}
@@ -86,15 +89,7 @@ func (s *Server) getUnit(w http.ResponseWriter, r *http.Request, lease api.Lease
 		s.internal(w, "open vault", err)
 		return
 	}
-	read := func(name string, limit int64) ([]byte, error) {
-		rc, _, err := vl.OutputReader(name)
-		if err != nil {
-			return nil, err
-		}
-		defer rc.Close()
-		return io.ReadAll(io.LimitReader(rc, limit))
-	}
-	idx, err := read(units.FileName, units.MaxIndexSize)
+	idx, err := vl.ReadOutput(units.FileName, units.MaxIndexSize)
 	if errors.Is(err, vault.ErrNotFound) {
 		writeError(w, noUnits)
 		return
@@ -121,7 +116,7 @@ func (s *Server) getUnit(w http.ResponseWriter, r *http.Request, lease api.Lease
 		writeError(w, &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound, Message: fmt.Sprintf("lease %d has no unit %s", lease.ID, id)})
 		return
 	}
-	data, err := read(u.File, 1<<30)
+	data, err := vl.ReadOutput(u.File, 1<<30)
 	if err != nil {
 		s.internal(w, "read unit "+id, err)
 		return
@@ -133,4 +128,46 @@ func (s *Server) getUnit(w http.ResponseWriter, r *http.Request, lease api.Lease
 	}
 	root := set.Root()
 	writeJSON(w, http.StatusOK, api.UnitProof{Unit: id, File: u.File, Data: data, Proof: p, Root: fmt.Sprintf("%x", root[:])})
+}
+
+// getAsset serves GET /v1/leases/{id}/assets/{name}: an input file the lease's job.json
+// pins by SHA-256 (a Blender scene, a dataset, a training script), which a verifier
+// needs to re-execute units. Only pinned names are served, and only with the pinned
+// hash: the client checks the bytes against the job committed on chain.
+func (s *Server) getAsset(w http.ResponseWriter, r *http.Request, lease api.LeaseInfo) {
+	name := r.PathValue("name")
+	if err := vault.ValidateName(name); err != nil {
+		writeError(w, &api.Error{Status: http.StatusBadRequest, Code: api.CodeBadName, Message: fmt.Sprintf("asset name %q: must match %s and not be . or ..", name, vault.NamePattern)})
+		return
+	}
+	noJob := &api.Error{Status: http.StatusNotFound, Code: api.CodeNoUnits, Message: fmt.Sprintf("lease %d has no job.json among its outputs", lease.ID)}
+	vl, err := s.deps.Vault.Find(lease.ID)
+	if errors.Is(err, vault.ErrNotFound) {
+		writeError(w, noJob)
+		return
+	}
+	if err != nil {
+		s.internal(w, "open vault", err)
+		return
+	}
+	jb, err := vl.ReadOutput(units.JobFile, 1<<20)
+	if errors.Is(err, vault.ErrNotFound) {
+		writeError(w, noJob)
+		return
+	}
+	if err != nil {
+		s.internal(w, "read job.json", err)
+		return
+	}
+	job, err := units.ParseJob(jb)
+	if err != nil {
+		s.internal(w, "parse job.json", err)
+		return
+	}
+	want, ok := job.Assets[name]
+	if !ok {
+		writeError(w, &api.Error{Status: http.StatusNotFound, Code: api.CodeNotPinned, Message: fmt.Sprintf("lease %d's job pins no asset %s (it pins %d)", lease.ID, name, len(job.Assets))})
+		return
+	}
+	s.serveOutput(w, lease.ID, vl, name, want)
 }

@@ -1,8 +1,11 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -11,20 +14,29 @@ import (
 	"github.com/kiln-network/kiln/provider/api"
 )
 
-// verifiers is the fake chain's verifier registry.
+// duties are the fake chain's verification duties: "lease/account" → a check due.
 var (
-	verifiersMu sync.Mutex
-	verifiers   = map[string]bool{}
+	dutiesMu sync.Mutex
+	duties   = map[string]bool{}
 )
 
-func (c *fakeChain) IsVerifier(_ context.Context, account string) (bool, error) {
-	verifiersMu.Lock()
-	defer verifiersMu.Unlock()
-	return verifiers[account], nil
+func dutyKey(lease uint64, account string) string { return fmt.Sprintf("%d/%s", lease, account) }
+
+func setDuty(lease uint64, account string, on bool) {
+	dutiesMu.Lock()
+	defer dutiesMu.Unlock()
+	duties[dutyKey(lease, account)] = on
+}
+
+func (c *fakeChain) HasDuty(_ context.Context, lease uint64, account string) (bool, error) {
+	dutiesMu.Lock()
+	defer dutiesMu.Unlock()
+	return duties[dutyKey(lease, account)], nil
 }
 
 // A lease's units are served with Merkle proofs under the root of its units.json, by
-// id or by committed index, to its tenant and to registered verifiers only.
+// id or by committed index, to its tenant and to the verifiers the chain assigned to
+// check the lease, only while they are.
 func TestUnitsServedWithProofs(t *testing.T) {
 	h := newHarness(t)
 	owner := h.tenant(t, alice, true)
@@ -56,15 +68,25 @@ func TestUnitsServedWithProofs(t *testing.T) {
 	u, err := owner.Unit(ctx, 1, "b")
 	check("tenant by id", u, err, "b", "BB", 1)
 
-	_, err = stranger.UnitAt(ctx, 1, 0)
-	if e := apiError(t, err); e.Status != http.StatusForbidden || e.Code != api.CodeNotVerifier {
-		t.Fatalf("unregistered stranger: %+v, want 403 %s", e, api.CodeNotVerifier)
+	refused := func(who string, err error) {
+		t.Helper()
+		if e := apiError(t, err); e.Status != http.StatusForbidden || e.Code != api.CodeNotAssigned {
+			t.Fatalf("%s: %+v, want 403 %s", who, e, api.CodeNotAssigned)
+		}
 	}
-	verifiersMu.Lock()
-	verifiers[bob] = true
-	verifiersMu.Unlock()
+	_, err = stranger.UnitAt(ctx, 1, 0)
+	refused("a stranger", err)
+	// A duty on another lease opens nothing here.
+	setDuty(2, bob, true)
+	_, err = stranger.UnitAt(ctx, 1, 0)
+	refused("a verifier assigned another lease", err)
+	setDuty(1, bob, true)
 	u, err = stranger.UnitAt(ctx, 1, 0)
-	check("verifier by index", u, err, "a", "A", 0)
+	check("assigned verifier by index", u, err, "a", "A", 0)
+	// Once it answered, the duty is over and so is its access.
+	setDuty(1, bob, false)
+	_, err = stranger.UnitAt(ctx, 1, 0)
+	refused("a verifier that answered", err)
 
 	for _, tt := range []struct {
 		get    func() error
@@ -77,5 +99,55 @@ func TestUnitsServedWithProofs(t *testing.T) {
 		if e := apiError(t, tt.get()); e.Status != tt.status {
 			t.Fatalf("got %+v, want status %d", e, tt.status)
 		}
+	}
+}
+
+// The assets a job pins in job.json (a scene, a dataset) are served, with their hash,
+// to the tenant and to assigned verifiers only; names it does not pin are not served,
+// nor is a file whose bytes are not the pinned ones.
+func TestAssetsServedToAssignedVerifiers(t *testing.T) {
+	h := newHarness(t)
+	owner := h.tenant(t, alice, true)
+	verifier := h.tenant(t, bob, true)
+	h.chain.addLease(batchLease(3, alice))
+	ctx := context.Background()
+	data := "1,2,3\n"
+	sum := sha256.Sum256([]byte(data))
+	// scene.blend is pinned with the hash of other bytes than it holds.
+	if _, err := owner.SendManifest(ctx, 3, shManifest(`cd "$KILN_OUT" && printf '1,2,3\n' > data.csv && printf X > scene.blend && printf S > secret.txt && `+
+		`printf '{"kind":"train","params":{},"assets":{"data.csv":"%s","scene.blend":"%s"}}' $(sha256sum data.csv | cut -d" " -f1) `+
+		hex.EncodeToString(sum[:])+` > job.json`)); err != nil {
+		t.Fatal(err)
+	}
+	if st := waitState(t, owner, 3, api.StateCompleted, api.StateFailed); st.State != api.StateCompleted {
+		t.Fatalf("job %s: %s", st.State, st.Error)
+	}
+	var b bytes.Buffer
+	if _, err := verifier.DownloadAsset(ctx, 3, "data.csv", &b); apiError(t, err).Code != api.CodeNotAssigned {
+		t.Fatalf("unassigned verifier: %v, want %s", err, api.CodeNotAssigned)
+	}
+	setDuty(3, bob, true)
+	t.Cleanup(func() { setDuty(3, bob, false) })
+	fi, err := verifier.DownloadAsset(ctx, 3, "data.csv", &b)
+	if err != nil || b.String() != data || fi.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("DownloadAsset(data.csv) = %+v, %q, %v; want %q with its hash", fi, b.String(), err, data)
+	}
+	for _, tt := range []struct {
+		name   string
+		status int
+		code   string
+	}{
+		{"secret.txt", http.StatusNotFound, api.CodeNotPinned}, // an output, not an asset
+		{"job.json", http.StatusNotFound, api.CodeNotPinned},
+		{"scene.blend", http.StatusInternalServerError, api.CodeInternal}, // not the pinned bytes
+		{"a b", http.StatusBadRequest, api.CodeBadName},
+	} {
+		_, err := verifier.DownloadAsset(ctx, 3, tt.name, &bytes.Buffer{})
+		if e := apiError(t, err); e.Status != tt.status || e.Code != tt.code {
+			t.Errorf("DownloadAsset(%s) = %+v, want %d %s", tt.name, e, tt.status, tt.code)
+		}
+	}
+	if _, err := owner.DownloadAsset(ctx, 3, "data.csv", &bytes.Buffer{}); err != nil {
+		t.Fatalf("tenant: %v", err)
 	}
 }

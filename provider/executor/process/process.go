@@ -131,8 +131,9 @@ type Executor struct {
 }
 
 var (
-	_ executor.Executor   = (*Executor)(nil)
-	_ executor.Namespacer = (*Executor)(nil)
+	_ executor.Executor      = (*Executor)(nil)
+	_ executor.Namespacer    = (*Executor)(nil)
+	_ executor.NetNSReleaser = (*Executor)(nil)
 )
 
 // task is the executor's view of one task.
@@ -228,17 +229,23 @@ func (e *Executor) LeaseNetNS(_ context.Context, leaseID string) (string, error)
 	return p, nil
 }
 
-// ReleaseNetNS removes the lease's network namespace when the executor knows
-// no task of the lease; with a task left it removes nothing and returns an
-// error. A lease without a namespace is not an error.
-func (e *Executor) ReleaseNetNS(_ context.Context, leaseID string) error {
+// ReleaseLeaseNetNS removes the lease's namespace unless a task of the lease
+// still runs in it.
+func (e *Executor) ReleaseLeaseNetNS(_ context.Context, leaseID string) error {
 	if err := executor.ValidateID(leaseID); err != nil {
-		return fmt.Errorf("release netns: %w", err)
+		return fmt.Errorf("release lease netns: %w", err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.leaseHasTask(leaseID) {
-		return fmt.Errorf("release netns of lease %s: a task of the lease is left: destroy it instead", leaseID)
+	for _, tk := range e.tasks {
+		if tk.st.LeaseID != leaseID {
+			continue
+		}
+		select {
+		case <-tk.done:
+		default:
+			return nil
+		}
 	}
 	if err := netns.Delete(e.nsName(leaseID)); err != nil {
 		return fmt.Errorf("release netns of lease %s: %w", leaseID, err)
