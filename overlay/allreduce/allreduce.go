@@ -40,7 +40,7 @@ import (
 //go:embed allreduce.py
 var script []byte
 
-// Options says what to measure. Zero fields take DefaultOptions' values.
+// Options says what to measure. Zero fields but LinkMbps take DefaultOptions' values.
 type Options struct {
 	// Ranks is the number of ranks, each in a namespace of its own (2..16).
 	Ranks int

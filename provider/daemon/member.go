@@ -192,11 +192,9 @@ func (d *Daemon) sendReady(ctx context.Context, m *member, epoch uint32, h int64
 
 // releaseNetNS removes lease id's namespace if no task of it is left.
 func (d *Daemon) releaseNetNS(id uint64) {
-	if r, ok := d.mgr.Executor().(executor.Namespacer); ok {
-		// NB: an executor may keep it for the lease's exited tasks; Destroy
-		// removes it then.
-		if err := r.ReleaseNetNS(context.Background(), lease.ExecLeaseID(id)); err != nil {
-			d.log.Debug("network namespace kept until the lease's tasks are destroyed", "lease", id, "err", err)
+	if r, ok := d.mgr.Executor().(executor.NetNSReleaser); ok {
+		if err := r.ReleaseLeaseNetNS(context.Background(), lease.ExecLeaseID(id)); err != nil {
+			d.log.Error("release the lease's network namespace", "lease", id, "err", err)
 		}
 	}
 }

@@ -159,16 +159,17 @@ type Namespacer interface {
 	// that path run in it; Destroy of the lease's last task removes it, and
 	// Recover removes those of leases without a task.
 	LeaseNetNS(ctx context.Context, leaseID string) (string, error)
-	// ReleaseNetNS removes the lease's namespace before its last task is
-	// destroyed: for a lease whose tasks never started (their start failed, or
-	// the lease ended first), or a cluster member whose rank finished, its
-	// outputs kept for the tenant. With a task of the lease still running it
-	// removes nothing and returns an error; an executor whose exited tasks
-	// still reference the namespace (docker: its pause container) keeps it
-	// for them and returns an error too, and Destroy removes it. A lease
-	// without a namespace is not an error. Callers do not call it while they
-	// start a task of the lease.
-	ReleaseNetNS(ctx context.Context, leaseID string) error
+}
+
+// NetNSReleaser is implemented by Namespacers that can remove a lease's
+// namespace before its last task is destroyed: a cluster member whose rank
+// finished (its outputs kept for the tenant) or never started.
+type NetNSReleaser interface {
+	// ReleaseLeaseNetNS removes the lease's network namespace unless a task of
+	// the lease still runs (or is starting); a namespace already gone is not
+	// an error, nor is a running task (then it removes nothing). Callers do
+	// not call it while they start a task of the lease.
+	ReleaseLeaseNetNS(ctx context.Context, leaseID string) error
 }
 
 // Task is one workload to run: one replica of one service of a lease.

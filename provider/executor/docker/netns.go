@@ -23,8 +23,8 @@ import (
 // provider daemon must see the Docker host's processes (run on the host, or
 // in its pid namespace). A task with Task.NetNS joins the namespace with
 // network mode container:<pause>. The pause container goes with the lease's
-// last task (Destroy), with ReleaseNetNS, and in Recover when its lease has no
-// task.
+// last task (Destroy), with ReleaseLeaseNetNS once none of its tasks runs,
+// and in Recover when its lease has no task.
 
 // LabelRole marks the executor's containers that are not tasks.
 const LabelRole = "kiln.role"
@@ -32,7 +32,10 @@ const LabelRole = "kiln.role"
 // rolePause is LabelRole's value on a lease's pause container.
 const rolePause = "pause"
 
-var _ executor.Namespacer = (*Executor)(nil)
+var (
+	_ executor.Namespacer    = (*Executor)(nil)
+	_ executor.NetNSReleaser = (*Executor)(nil)
+)
 
 func (e *Executor) pauseName(lease string) string { return e.cfg.Namespace + "-" + lease + "-pause" }
 
@@ -146,27 +149,46 @@ func (e *Executor) pauseImage(ctx context.Context) (string, error) {
 	return id, nil
 }
 
-// ReleaseNetNS removes the lease's pause container, and with it the
-// namespace, when the lease has no task: it is for a lease whose tasks never
-// started. With a task left it removes nothing and returns an error. A lease
-// without a namespace is not an error.
-func (e *Executor) ReleaseNetNS(ctx context.Context, leaseID string) error {
+// ReleaseLeaseNetNS removes the lease's pause container, and with it the
+// namespace, unless a task of the lease still runs or is starting; exited
+// task containers stay (their outputs and logs are the tenant's until
+// Destroy).
+func (e *Executor) ReleaseLeaseNetNS(ctx context.Context, leaseID string) error {
 	if err := executor.ValidateID(leaseID); err != nil {
-		return fmt.Errorf("release netns: %w", err)
+		return fmt.Errorf("release lease netns: %w", err)
 	}
 	e.leaseMu.Lock()
 	defer e.leaseMu.Unlock()
-	if n := e.leaseTasks(leaseID); n > 0 {
-		return fmt.Errorf("release netns of lease %s: %d task(s) left: destroy them instead", leaseID, n)
+	if e.leaseRuns(leaseID) {
+		return nil
 	}
 	list, err := e.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: e.filter(leaseID)})
 	if err != nil {
 		return fmt.Errorf("release netns of lease %s: list containers: %w", leaseID, err)
 	}
-	if n := countTasks(list.Items); n > 0 {
-		return fmt.Errorf("release netns of lease %s: %d task container(s) left: destroy them instead", leaseID, n)
+	for _, c := range list.Items {
+		if c.Labels[LabelRole] != rolePause && c.State == container.StateRunning {
+			return nil // a task this executor does not know (yet): Recover's
+		}
 	}
 	return e.removePause(ctx, leaseID, list.Items)
+}
+
+// leaseRuns reports whether a task of lease the executor knows runs or is starting.
+func (e *Executor) leaseRuns(lease string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, tk := range e.tasks {
+		if tk.lease != lease {
+			continue
+		}
+		select {
+		case <-tk.done:
+		default:
+			return true
+		}
+	}
+	return false
 }
 
 // leaseTasks counts the tasks of lease the executor knows, started or starting.

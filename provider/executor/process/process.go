@@ -131,8 +131,9 @@ type Executor struct {
 }
 
 var (
-	_ executor.Executor   = (*Executor)(nil)
-	_ executor.Namespacer = (*Executor)(nil)
+	_ executor.Executor      = (*Executor)(nil)
+	_ executor.Namespacer    = (*Executor)(nil)
+	_ executor.NetNSReleaser = (*Executor)(nil)
 )
 
 // task is the executor's view of one task.
@@ -228,13 +229,11 @@ func (e *Executor) LeaseNetNS(_ context.Context, leaseID string) (string, error)
 	return p, nil
 }
 
-// ReleaseNetNS removes the lease's network namespace unless a task of the lease
-// still runs in it (with one it removes nothing and returns an error); tasks
-// that exited, their outputs kept for the tenant, do not hold it. A lease
-// without a namespace is not an error.
-func (e *Executor) ReleaseNetNS(_ context.Context, leaseID string) error {
+// ReleaseLeaseNetNS removes the lease's namespace unless a task of the lease
+// still runs in it.
+func (e *Executor) ReleaseLeaseNetNS(_ context.Context, leaseID string) error {
 	if err := executor.ValidateID(leaseID); err != nil {
-		return fmt.Errorf("release netns: %w", err)
+		return fmt.Errorf("release lease netns: %w", err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -245,7 +244,7 @@ func (e *Executor) ReleaseNetNS(_ context.Context, leaseID string) error {
 		select {
 		case <-tk.done:
 		default:
-			return fmt.Errorf("release netns of lease %s: task %s of the lease still runs: stop it first", leaseID, tk.st.TaskID)
+			return nil
 		}
 	}
 	if err := netns.Delete(e.nsName(leaseID)); err != nil {
