@@ -60,7 +60,7 @@ Needs root, iproute2, /dev/net/tun and a python3 with torch.`,
 		},
 	}
 	c.Flags().Int("runs", 3, "cluster deployments (a demo network each); the median is reported")
-	c.Flags().Int("ranks", d.Ranks, "all-reduce ranks, each in a network namespace of its own")
+	c.Flags().Int("ranks", d.Ranks, "all-reduce ranks, each in a network namespace of its own (default: 3, or one per core on a host with fewer, so that each emulated member has a core of its own)")
 	c.Flags().Int64("allreduce-mib", d.Bytes>>20, "MiB all-reduced (25: DDP's default gradient bucket)")
 	c.Flags().Int("iters", d.Iters, "all-reduces timed per path per round")
 	c.Flags().Int("rounds", d.Rounds, "interleaved overlay/direct rounds; the median ratio is reported")
