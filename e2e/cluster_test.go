@@ -65,6 +65,8 @@ type clusterProv struct {
 	cancel context.CancelFunc
 	done   chan error
 	once   sync.Once
+	// reap kills every task the provider ran, once its daemon stopped.
+	reap func(ctx context.Context) error
 }
 
 type syncBuf struct {
@@ -148,9 +150,39 @@ func startClusterNet(t *testing.T) *clusterNet {
 	return n
 }
 
-// addProvider funds and starts a provider daemon with gpus RTX 4090s at gpuHour
-// ukiln per GPU-hour, and waits until it is registered.
+// addProvider funds and starts a provider daemon running the process executor with
+// gpus RTX 4090s at gpuHour ukiln per GPU-hour, and waits until it is registered.
 func (n *clusterNet) addProvider(t *testing.T, name string, gpus uint32, gpuHour uint64) *clusterProv {
+	t.Helper()
+	p := n.startProvider(t, name, func(cfg *daemon.Config) {
+		cfg.Executor.Set(process.Driver, "allow_unisolated", true)
+		cfg.Inventory.GPUs = []daemon.GPUConfig{{Model: "rtx4090", Memory: "24Gi", Interface: "pcie", Count: gpus}}
+		cfg.Pricing.GPUHour["rtx4090"] = gpuHour
+	})
+	p.reap = func(ctx context.Context) error {
+		pc := process.DefaultConfig()
+		pc.Dir, pc.AllowUnisolated = filepath.Join(p.dir, "exec"), true
+		ex, err := process.New(pc)
+		if err != nil {
+			return fmt.Errorf("executor: %w", err)
+		}
+		hs, err := ex.Recover(ctx)
+		if err != nil {
+			return fmt.Errorf("recover its tasks: %w", err)
+		}
+		for _, h := range hs {
+			if err := ex.Destroy(ctx, h.TaskID); err != nil {
+				return fmt.Errorf("kill task %s: %w", h.TaskID, err)
+			}
+		}
+		return nil
+	}
+	return p
+}
+
+// startProvider funds and starts a provider daemon configured by set, and waits
+// until it is registered.
+func (n *clusterNet) startProvider(t *testing.T, name string, set func(*daemon.Config)) *clusterProv {
 	t.Helper()
 	_, key, _ := ed25519.GenerateKey(nil)
 	p := &clusterProv{name: name, dir: filepath.Join(t.TempDir(), name), addr: types.AddressFromPubKey(key.Public().(ed25519.PublicKey)), done: make(chan error, 1)}
@@ -164,13 +196,11 @@ func (n *clusterNet) addProvider(t *testing.T, name string, gpus uint32, gpuHour
 	}
 	cfg := daemon.DefaultConfig()
 	cfg.Listen, cfg.StateDir = "127.0.0.1:0", p.dir
-	cfg.Executor.Set(process.Driver, "allow_unisolated", true)
-	cfg.Inventory = daemon.InventoryConfig{Region: "test-1", CPUCores: 8, Memory: "32Gi", Storage: "100Gi",
-		GPUs: []daemon.GPUConfig{{Model: "rtx4090", Memory: "24Gi", Interface: "pcie", Count: gpus}}}
+	cfg.Inventory = daemon.InventoryConfig{Region: "test-1", CPUCores: 8, Memory: "32Gi", Storage: "100Gi"}
 	cfg.Pricing.BlockTime = daemon.Duration(clusterBlock)
-	cfg.Pricing.GPUHour["rtx4090"] = gpuHour
 	cfg.OutputRetention = daemon.Duration(time.Minute)
 	cfg.PollInterval = daemon.Duration(20 * time.Millisecond)
+	set(&cfg)
 	d, err := daemon.New(cfg, daemon.Deps{Client: n.c, Key: key,
 		Logger: slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("provider", name)})
 	if err != nil {
@@ -192,7 +222,7 @@ func (n *clusterNet) addProvider(t *testing.T, name string, gpus uint32, gpuHour
 }
 
 // kill stops the provider as a machine dies: the daemon (and the overlay links it
-// holds) first, so that it reports nothing more, then every process it ran.
+// holds) first, so that it reports nothing more, then every task it ran (reap).
 func (p *clusterProv) kill(t *testing.T) {
 	t.Helper()
 	p.once.Do(func() {
@@ -200,23 +230,13 @@ func (p *clusterProv) kill(t *testing.T) {
 		if err := <-p.done; err != nil {
 			t.Errorf("provider %s: %v", p.name, err)
 		}
-		pc := process.DefaultConfig()
-		pc.Dir, pc.AllowUnisolated = filepath.Join(p.dir, "exec"), true
-		ex, err := process.New(pc)
-		if err != nil {
-			t.Errorf("provider %s: executor: %v", p.name, err)
+		if p.reap == nil {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // SIGKILL and reap
 		defer cancel()
-		hs, err := ex.Recover(ctx)
-		if err != nil {
-			t.Errorf("provider %s: recover its tasks: %v", p.name, err)
-		}
-		for _, h := range hs {
-			if err := ex.Destroy(ctx, h.TaskID); err != nil {
-				t.Errorf("provider %s: kill task %s: %v", p.name, h.TaskID, err)
-			}
+		if err := p.reap(ctx); err != nil {
+			t.Errorf("provider %s: %v", p.name, err)
 		}
 	})
 }
