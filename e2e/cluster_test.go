@@ -459,8 +459,14 @@ func TestClusterMemberLostRefund(t *testing.T) {
 
 // A member's provider killed mid-run with on_member_failure replace: the chain
 // re-places the member on another provider, every rank restarts in the next epoch,
-// and the job resumes from rank 0's last checkpoint and completes.
-func TestClusterMemberReplacedResumes(t *testing.T) {
+// and the job resumes from the last checkpoint and completes.
+func TestClusterMemberReplacedResumes(t *testing.T) { checkReplacedResumes(t, 1) }
+
+// Rank 0's provider killed, its checkpoints with it: the re-placed rank 0 resumes
+// from a surviving rank's copy of the chain, not from step 0.
+func TestClusterRank0ReplacedResumes(t *testing.T) { checkReplacedResumes(t, 0) }
+
+func checkReplacedResumes(t *testing.T, lostRank int) {
 	n := startClusterNet(t)
 	for i := range 3 {
 		n.addProvider(t, fmt.Sprintf("p%d", i), 1, 1_000_000)
@@ -475,7 +481,7 @@ func TestClusterMemberReplacedResumes(t *testing.T) {
 	// NB: the spare joins now: with it bidding from the start, the placement could
 	// have taken it instead of one of the three.
 	n.addProvider(t, "spare", 1, 1_000_000)
-	lost := n.byAddr(r.Members[1].Provider)
+	lost := n.byAddr(r.Members[lostRank].Provider)
 	lost.kill(t)
 	select {
 	case err := <-done:
@@ -488,8 +494,8 @@ func TestClusterMemberReplacedResumes(t *testing.T) {
 	if final.State != market.ClusterDone || final.Epoch != 1 {
 		t.Fatalf("cluster %+v: want done in epoch 1", *final)
 	}
-	if final.Members[1].Provider == lost.addr {
-		t.Fatalf("rank 1 still on the lost provider %s", lost.addr)
+	if final.Members[lostRank].Provider == lost.addr {
+		t.Fatalf("rank %d still on the lost provider %s", lostRank, lost.addr)
 	}
 	rep, err := train.ReadRankReport(final.Members[0].OutDir, 0)
 	if err != nil {
@@ -508,7 +514,7 @@ func TestClusterMemberReplacedResumes(t *testing.T) {
 	if err != nil || vr.Verdict != "ok" {
 		t.Fatalf("verify the resumed model: %+v, %v", vr, err)
 	}
-	t.Logf("resumed from step %d of %d after rank 1's provider was lost", rep.Start, steps)
+	t.Logf("resumed from step %d of %d after rank %d's provider was lost", rep.Start, steps, lostRank)
 	waitClosed(t, n, *final)
 	sameMoney(t, before, n.books(t))
 }
