@@ -68,6 +68,24 @@ type member struct {
 	busy        bool   // a start is in progress
 	heldAt      int64  // height the rank was first seen held in its epoch (0: not held)
 	peers       string // the peers last set on the link (peerKey)
+	startFails  int    // failed starts in a row in epoch failEpoch
+	failEpoch   uint32
+	startAfter  int64 // no start is tried before this height (startBackoff)
+}
+
+// maxStartBackoff caps the blocks between a member's start tries: 64 blocks, 13 s
+// at 200 ms blocks, is well inside the chain's heartbeat timeout, so a member whose
+// peers come late still starts long before anyone gives the cluster up.
+const maxStartBackoff = 64
+
+// startBackoff is how many blocks a member's start waits after fails failed tries in
+// a row in one epoch: 1, 2, 4, … up to maxStartBackoff; a peer that never answers
+// then costs a try and a log line every maxStartBackoff blocks, not every block.
+func startBackoff(fails int) int64 {
+	if fails <= 0 {
+		return 0
+	}
+	return min(int64(1)<<min(fails-1, 16), maxStartBackoff)
 }
 
 // clusterSupport says why this provider cannot run cluster members, or "" when it can:
@@ -300,7 +318,8 @@ func (d *Daemon) memberBlock(ctx context.Context, h int64, m *member, cl market.
 	busy, runEpoch := m.busy, m.runEpoch
 	resendReady := me.State == market.MemberPending && (m.readyEpoch != cl.Epoch || h-m.readySent >= 3)
 	resendRunning := runEpoch == int64(cl.Epoch) && me.State == market.MemberReady && h-m.runningSent >= 3
-	start := !busy && runEpoch < int64(cl.Epoch) && (cl.State == market.ClusterReady || cl.State == market.ClusterRunning)
+	start := !busy && runEpoch < int64(cl.Epoch) && (cl.State == market.ClusterReady || cl.State == market.ClusterRunning) &&
+		(m.failEpoch != cl.Epoch || h >= m.startAfter)
 	if start {
 		m.busy = true
 	}
@@ -333,9 +352,20 @@ func (d *Daemon) memberBlock(ctx context.Context, h int64, m *member, cl market.
 			err := d.startMember(ctx, m, cl)
 			d.mu.Lock()
 			m.busy = false
+			if err == nil || m.failEpoch != cl.Epoch {
+				m.startFails, m.failEpoch = 0, cl.Epoch
+			}
+			var wait int64
+			if err != nil {
+				m.startFails++
+				wait = startBackoff(m.startFails)
+				m.startAfter = d.height + wait
+			}
+			tries := m.startFails
 			d.mu.Unlock()
 			if err != nil && ctx.Err() == nil {
-				d.log.Warn("start cluster rank; will retry", "lease", m.lease, "cluster", cl.ID, "rank", m.rank, "epoch", cl.Epoch, "err", err)
+				d.log.Warn("start cluster rank; will retry", "lease", m.lease, "cluster", cl.ID, "rank", m.rank, "epoch", cl.Epoch,
+					"tries", tries, "retry_in_blocks", wait, "err", err)
 			}
 		}()
 	}
