@@ -67,6 +67,8 @@ type clusterProv struct {
 	once   sync.Once
 	// reap kills every task the provider ran, once its daemon stopped.
 	reap func(ctx context.Context) error
+	// start starts the daemon and waits until it is ready.
+	start func()
 }
 
 type syncBuf struct {
@@ -201,24 +203,41 @@ func (n *clusterNet) startProvider(t *testing.T, name string, set func(*daemon.C
 	cfg.OutputRetention = daemon.Duration(time.Minute)
 	cfg.PollInterval = daemon.Duration(20 * time.Millisecond)
 	set(&cfg)
-	d, err := daemon.New(cfg, daemon.Deps{Client: n.c, Key: key,
-		Logger: slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("provider", name)})
-	if err != nil {
-		t.Fatal(err)
+	p.start = func() {
+		d, err := daemon.New(cfg, daemon.Deps{Client: n.c, Key: key,
+			Logger: slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("provider", name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dctx, dcancel := context.WithCancel(context.Background())
+		p.cancel = dcancel
+		go func() { p.done <- d.Run(dctx) }()
+		// 30 s: registration, a few blocks.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		select {
+		case <-d.Ready():
+		case err := <-p.done:
+			t.Fatalf("provider %s: %v", name, err)
+		case <-ctx.Done():
+			t.Fatalf("provider %s not ready in 30 s", name)
+		}
 	}
-	dctx, dcancel := context.WithCancel(context.Background())
-	p.cancel = dcancel
-	go func() { p.done <- d.Run(dctx) }()
 	t.Cleanup(func() { p.kill(t) })
-	select {
-	case <-d.Ready():
-	case err := <-p.done:
-		t.Fatalf("provider %s: %v", name, err)
-	case <-ctx.Done():
-		t.Fatalf("provider %s not ready in 30 s", name)
-	}
+	p.start()
 	n.provs = append(n.provs, p)
 	return p
+}
+
+// restart stops the provider's daemon, leaving its tasks running, and starts it
+// again with the same key, config and state.
+func (p *clusterProv) restart(t *testing.T) {
+	t.Helper()
+	p.cancel()
+	if err := <-p.done; err != nil {
+		t.Fatalf("provider %s: %v", p.name, err)
+	}
+	p.start()
 }
 
 // kill stops the provider as a machine dies: the daemon (and the overlay links it
@@ -515,6 +534,47 @@ func checkReplacedResumes(t *testing.T, lostRank int) {
 		t.Fatalf("verify the resumed model: %+v, %v", vr, err)
 	}
 	t.Logf("resumed from step %d of %d after rank %d's provider was lost", rep.Start, steps, lostRank)
+	waitClosed(t, n, *final)
+	sameMoney(t, before, n.books(t))
+}
+
+// A provider's daemon restarted mid-run: it re-attaches its running member (the
+// overlay link up again with the same key and endpoint) instead of failing it, and the
+// job completes in its first epoch, no rank restarted.
+func TestClusterDaemonRestartReattaches(t *testing.T) {
+	n := startClusterNet(t)
+	for i := range 3 {
+		n.addProvider(t, fmt.Sprintf("p%d", i), 1, 1_000_000)
+	}
+	before := n.books(t)
+	// 150 s: running, the restart and the rest of the run.
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	const steps = 6_000
+	r, done, final := runningCluster(t, ctx, n, trainPlan("go", 3, steps, 500, market.FailRefund))
+	n.byAddr(r.Members[1].Provider).restart(t)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("DeployCluster: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the cluster did not complete after the daemon restart")
+	}
+	if final.State != market.ClusterDone || final.Epoch != 0 {
+		t.Fatalf("cluster %+v: want done in epoch 0", *final)
+	}
+	if !strings.Contains(n.logs.String(), "cluster member re-attached") {
+		t.Fatal("the restarted daemon did not log re-attaching its member")
+	}
+	var weights string
+	for _, m := range final.Members {
+		rep, err := train.ReadRankReport(m.OutDir, int(m.Rank))
+		if err != nil || rep.Start != 0 || rep.Steps != steps || (weights != "" && rep.WeightsSHA256 != weights) {
+			t.Fatalf("rank %d report %+v, %v: want one run from step 0 to %d, the same weights as rank 0", m.Rank, rep, err, steps)
+		}
+		weights = rep.WeightsSHA256
+	}
 	waitClosed(t, n, *final)
 	sameMoney(t, before, n.books(t))
 }
