@@ -28,18 +28,7 @@ import (
 // needDocker returns a client of the local Docker daemon, or skips t when none answers.
 func needDocker(t *testing.T) *moby.Client {
 	t.Helper()
-	cli, err := moby.New(moby.FromEnv)
-	if err != nil {
-		t.Skipf("skipping: no Docker client: %v", err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	// 10 s: a local daemon answers a ping in milliseconds.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := cli.Ping(ctx, moby.PingOptions{}); err != nil {
-		t.Skipf("skipping: no Docker daemon answers (%v); this test runs cluster members in containers", err)
-	}
-	return cli
+	return dockertest.Client(t, "runs cluster members in containers")
 }
 
 var (

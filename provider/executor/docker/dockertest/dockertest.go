@@ -1,4 +1,4 @@
-// Package dockertest finds and removes what tests left in a Docker namespace of the docker executor.
+// Package dockertest gives tests a client of the local Docker daemon, and finds and removes what they left in a Docker namespace of the docker executor.
 package dockertest
 
 import (
@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
@@ -106,4 +107,22 @@ func CheckNamespaceEmpty(tb testing.TB, cli *client.Client, namespace string) {
 	if !o.Empty() {
 		tb.Errorf("namespace %s left %s", namespace, o)
 	}
+}
+
+// Client returns a client of the local Docker daemon, closed when tb ends, or skips
+// tb, saying why and what it would have done (uses), when none answers.
+func Client(tb testing.TB, uses string) *client.Client {
+	tb.Helper()
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		tb.Skipf("skipping: no Docker client: %v", err)
+	}
+	tb.Cleanup(func() { cli.Close() })
+	// 10 s: a local daemon answers a ping in milliseconds.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cli.Ping(ctx, client.PingOptions{}); err != nil {
+		tb.Skipf("skipping: no Docker daemon answers (%v); this test %s", err, uses)
+	}
+	return cli
 }
