@@ -37,6 +37,10 @@ type Options struct {
 	BlockTime  time.Duration // default 300 ms
 	Accounts   int           // load generator accounts; default 4
 	Log        io.Writer     // progress lines; nil: none
+	// WatcherGrace is how long, in the byzantine scenario, the honest validators have
+	// to detect and report the double-sign through gossip after it first shows in the
+	// twin's WAL, before the harness's watcher reports it instead; default 30 s.
+	WatcherGrace time.Duration
 }
 
 // Result is what a scenario measured.
@@ -100,6 +104,9 @@ func (o *Options) defaults() error {
 	if o.Accounts == 0 {
 		o.Accounts = 4
 	}
+	if o.WatcherGrace == 0 {
+		o.WatcherGrace = 30 * time.Second
+	}
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
@@ -118,6 +125,8 @@ func (o *Options) defaults() error {
 		return fmt.Errorf("--block-time %v: must be 50ms to 5s", o.BlockTime)
 	case o.Accounts < 1 || o.Accounts > 64:
 		return fmt.Errorf("--accounts %d: must be 1 to 64", o.Accounts)
+	case o.WatcherGrace < 0 || o.WatcherGrace > 10*time.Minute:
+		return fmt.Errorf("--watcher-grace %v: must be 0s to 10m", o.WatcherGrace)
 	case o.Bin == "":
 		return errors.New("no kiln binary to run the nodes with")
 	}
@@ -310,11 +319,6 @@ func Run(ctx context.Context, o Options) (Result, error) {
 				return res, err
 			}
 			n.cl = append(n.cl, c)
-		}
-	}
-	if o.Scenario == "byzantine" {
-		if err := byzantineLayout(ln); err != nil {
-			return res, err
 		}
 	}
 	if o.Scenario == "statesync" {

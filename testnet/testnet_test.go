@@ -61,6 +61,11 @@ func TestScenarios(t *testing.T) {
 			if !res.OK() {
 				t.Fatalf("history check failed: %+v", res)
 			}
+			// The honest validators find the double-sign themselves; the watcher is
+			// only the fallback.
+			if s == "byzantine" && res.Byzantine.ReportedBy != "validators" {
+				t.Fatalf("the double-sign was reported by the %s, not by the validators: %+v", res.Byzantine.ReportedBy, *res.Byzantine)
+			}
 		})
 	}
 }
