@@ -23,10 +23,10 @@ import (
 )
 
 // Scenarios are the perturbations Run knows, in the order `kiln testnet run` lists them.
-var Scenarios = []string{"kill", "pause", "partition", "latency", "byzantine", "statesync"}
+var Scenarios = []string{"kill", "pause", "partition", "partition-2v2", "latency", "loss", "skew", "byzantine", "statesync"}
 
 // nsScenarios need network namespaces (one per node): they shape or cut links.
-var nsScenarios = map[string]bool{"partition": true}
+var nsScenarios = map[string]bool{"partition": true, "partition-2v2": true, "loss": true}
 
 // Options configure Run.
 type Options struct {
@@ -76,6 +76,11 @@ type Result struct {
 	TPSDuring float64 `json:"tps_during"`
 	TPSAfter  float64 `json:"tps_after"`
 	Height    int64   `json:"height"`
+	// PacketsDropped is, for loss, how many node-to-node packets were dropped.
+	PacketsDropped int64 `json:"packets_dropped,omitempty"`
+	// SkewedVotes is, for skew, how many of the skewed validator's commit signatures
+	// in the run's blocks carry a time more than 30 minutes off their block's.
+	SkewedVotes int `json:"skewed_votes_in_commits,omitempty"`
 	// JoinedAt is, for statesync, the first height in the joiner's block store.
 	JoinedAt int64 `json:"joined_at,omitempty"`
 	// Byzantine is, for byzantine, the double-signer's evidence and punishment.
@@ -145,6 +150,8 @@ type net struct {
 	ns     *nsNet // nil: every node on loopback
 	delay  *delayProxies
 	stall  time.Duration // waitAllPast's stallLimit (tests shorten it)
+	skew   *skewSigner   // the skew scenario's remote signer of the last validator
+	began  time.Time     // when Run began: no block of the run is older
 }
 
 func (n *net) logf(format string, args ...any) {
@@ -200,6 +207,9 @@ func (n *net) stopAll() {
 			waitGone(pid, 5*time.Second)
 		}
 		delete(n.pids, i)
+	}
+	if n.skew != nil {
+		n.skew.stop()
 	}
 }
 
@@ -300,7 +310,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	n := &net{o: o, dir: dir, ln: ln, pids: map[int]int{}, paused: map[int]bool{}, stall: stallLimit}
+	n := &net{o: o, dir: dir, ln: ln, pids: map[int]int{}, paused: map[int]bool{}, stall: stallLimit, began: time.Now()}
 	defer n.stopAll()
 	if o.Scenario == "latency" {
 		dp, err := newDelayProxies(ln)
@@ -312,7 +322,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		res.Network = "loopback, peers through delay proxies"
 	}
 	if nsScenarios[o.Scenario] {
-		if why := nsAvailable(); why != "" {
+		if why := nsAvailable(o.Scenario); why != "" {
 			return res, fmt.Errorf("scenario %s needs one network namespace per node, and %s", o.Scenario, why)
 		}
 		s, err := setupNS(o.Validators)
@@ -339,6 +349,14 @@ func Run(ctx context.Context, o Options) (Result, error) {
 				return res, err
 			}
 		}
+	}
+	if o.Scenario == "skew" {
+		ss, err := n.startSkewSigner(len(ln.Nodes) - 1)
+		if err != nil {
+			return res, err
+		}
+		n.skew = ss // stopAll stops it after the nodes
+		res.Network = "loopback, the last validator signing through a remote signer"
 	}
 	for i := range ln.Nodes {
 		if err := n.start(ctx, i); err != nil {
@@ -399,6 +417,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	t2 := time.Now()
 	res.RecoverS = sc.recover.Seconds()
 	res.JoinedAt = sc.joinedAt
+	res.PacketsDropped = sc.dropped
 	res.Byzantine = sc.byz
 	res.Problems = append(res.Problems, sc.problems...)
 	if rest := t2.Add(phase).Sub(time.Now()); rest > 0 {

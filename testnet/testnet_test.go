@@ -54,7 +54,7 @@ func TestScenarios(t *testing.T) {
 	for _, s := range Scenarios {
 		t.Run(s, func(t *testing.T) {
 			if nsScenarios[s] {
-				if why := nsAvailable(); why != "" {
+				if why := nsAvailable(s); why != "" {
 					t.Skipf("scenario %s needs network namespaces: %s", s, why)
 				}
 			}
