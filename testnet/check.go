@@ -104,7 +104,7 @@ func check(ctx context.Context, n *net, lg *load, idx []int, res *Result) error 
 	}
 	res.SupplyConserved = acct.Conserved
 	res.Problems = append(res.Problems, acct.Problems...)
-	if n.skew != nil && res.SkewedVotes == 0 {
+	if n.skewed && res.SkewedVotes == 0 {
 		res.Problems = append(res.Problems, "no commit holds a vote of the skewed validator with its skewed time: the skew was not tested")
 	}
 	forks, err := n.forks(cctx, idx)

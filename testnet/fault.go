@@ -144,6 +144,7 @@ func (n *net) fault(ctx context.Context, scenario string, i int, d time.Duration
 		fr.recover = time.Since(start)
 	case "skew":
 		// The last validator's clock an hour slow, then an hour fast.
+		n.skewed = true
 		for _, off := range []time.Duration{-skewBy, skewBy} {
 			n.skew.set(off)
 			n.logf("node%d's votes signed with its clock off by %v", i, off)

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -17,12 +18,17 @@ import (
 	"github.com/kiln-network/kiln/node"
 )
 
-// Network namespaces: each node runs in its own namespace "kfn<pid>-<i>", linked by a
-// veth pair (host end "kfn<pid>v<i>") to a bridge "kfn<pid>br" that holds the
-// harness's address. Every name starts with nsPrefix and carries the harness's pid, so
+// Network namespaces: each node runs in its own namespace "kfn<pid>r<k>-<i>" (k: the
+// harness's run), linked by a veth pair (host end "kfn<pid>r<k>v<i>") to a bridge
+// "kfn<pid>r<k>br" that holds the harness's address. Every name starts with nsPrefix
+// and carries the harness's pid, so
 // that a later run sweeps what a killed one left behind (its pid gone) and never
 // touches another live run's, nor any other interface.
 const nsPrefix = "kfn"
+
+// nsRuns numbers this process's runs, so that runs in parallel (tests) get names and
+// subnets of their own.
+var nsRuns atomic.Int32
 
 // nsNet is the namespaces, veths and bridge of one run.
 type nsNet struct {
@@ -57,7 +63,7 @@ func ipCmd(args ...string) error {
 func sweepStale() {
 	stale := func(name string) bool {
 		rest := strings.TrimPrefix(name, nsPrefix)
-		end := strings.IndexAny(rest, "-vbhp")
+		end := strings.IndexAny(rest, "r")
 		if end <= 0 {
 			return false
 		}
@@ -98,7 +104,8 @@ func (s *nsNet) p2pAddr(i int) string { return fmt.Sprintf("%s:26656", s.addr(i)
 func setupNS(n int) (*nsNet, error) {
 	sweepStale()
 	pid := os.Getpid()
-	s := &nsNet{id: fmt.Sprintf("%s%d", nsPrefix, pid), subnet: fmt.Sprintf("10.213.%d", pid%250+1), n: n}
+	k := nsRuns.Add(1)
+	s := &nsNet{id: fmt.Sprintf("%s%dr%d", nsPrefix, pid, k%10), subnet: fmt.Sprintf("10.213.%d", (pid+int(k)*17)%250+1), n: n}
 	// NB: the bridge lives in a namespace of its own (hub): the host's firewall
 	// (Docker's FORWARD DROP with bridge-nf-call-iptables) would drop bridged
 	// traffic on the host, and the harness changes nothing of the host's.
