@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -643,4 +644,36 @@ func (n *clusterNet) balance(t *testing.T) uint64 {
 		}
 	}
 	return 0
+}
+
+// `kiln demo --cluster --output json`: three ranks on three providers ran to
+// completion, rank 0's model verified, money conserved, and no namespace or rank
+// left behind.
+func TestDemoCluster(t *testing.T) {
+	needCluster(t)
+	// 120 s: the demo takes about 10 s here; PyTorch's import on a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, kilnBin, "demo", "--cluster", "--output", "json").Output()
+	if err != nil {
+		t.Fatalf("kiln demo --cluster: %v", err)
+	}
+	var s struct {
+		Ran       int  `json:"cluster_members_ran"`
+		Providers int  `json:"cluster_providers"`
+		Conserved bool `json:"supply_conserved"`
+		Cluster   struct {
+			Verdict string `json:"verdict"`
+			Running int64  `json:"order_to_all_running_ms"`
+		} `json:"cluster"`
+	}
+	if err := json.Unmarshal(out, &s); err != nil {
+		t.Fatalf("demo output is not JSON: %v\n%s", err, out)
+	}
+	if s.Ran != 3 || s.Providers != 3 || !s.Conserved || s.Cluster.Verdict != "ok" || s.Cluster.Running <= 0 {
+		t.Fatalf("demo --cluster summary: %s", out)
+	}
+	if out, err := exec.Command("pgrep", "-f", kilnBin+" work").Output(); err == nil && len(out) > 0 {
+		t.Errorf("ranks still running after the demo exited: pids %s", out)
+	}
 }

@@ -138,9 +138,10 @@ func (n *net) fault(ctx context.Context, scenario string, i int, d time.Duration
 	return fr, nil
 }
 
-// recoverWait waits, up to 2 minutes, until the nodes in idx are past height h.
+// recoverWait waits until the nodes in idx are past height h: up to 3 minutes while
+// the network makes progress (see waitAllPast).
 func (n *net) recoverWait(ctx context.Context, idx []int, h int64) error {
-	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	if err := n.waitAllPast(wctx, idx, h); err != nil {
 		return fmt.Errorf("no recovery: %w", err)

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -37,6 +38,10 @@ type Options struct {
 	BlockTime  time.Duration // default 300 ms
 	Accounts   int           // load generator accounts; default 4
 	Log        io.Writer     // progress lines; nil: none
+	// WatcherGrace is how long, in the byzantine scenario, the honest validators have
+	// to detect and report the double-sign through gossip after it first shows in the
+	// twin's WAL, before the harness's watcher reports it instead; default 30 s.
+	WatcherGrace time.Duration
 }
 
 // Result is what a scenario measured.
@@ -100,6 +105,9 @@ func (o *Options) defaults() error {
 	if o.Accounts == 0 {
 		o.Accounts = 4
 	}
+	if o.WatcherGrace == 0 {
+		o.WatcherGrace = 30 * time.Second
+	}
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
@@ -118,6 +126,8 @@ func (o *Options) defaults() error {
 		return fmt.Errorf("--block-time %v: must be 50ms to 5s", o.BlockTime)
 	case o.Accounts < 1 || o.Accounts > 64:
 		return fmt.Errorf("--accounts %d: must be 1 to 64", o.Accounts)
+	case o.WatcherGrace < 0 || o.WatcherGrace > 10*time.Minute:
+		return fmt.Errorf("--watcher-grace %v: must be 0s to 10m", o.WatcherGrace)
 	case o.Bin == "":
 		return errors.New("no kiln binary to run the nodes with")
 	}
@@ -134,6 +144,7 @@ type net struct {
 	cl     []*client.Client
 	ns     *nsNet // nil: every node on loopback
 	delay  *delayProxies
+	stall  time.Duration // waitAllPast's stallLimit (tests shorten it)
 }
 
 func (n *net) logf(format string, args ...any) {
@@ -230,27 +241,37 @@ func maxOf(hs []int64) int64 {
 	return m
 }
 
-// waitAllPast waits until every node in idx reports a height above h; it returns
-// when they do or ctx ends.
+// stallLimit is how long waitAllPast waits without any node's height moving before it
+// calls the network stuck. A busy machine slows blocks down, it does not stop them:
+// at load average 17 on 2 cores the round-one start-up took over 90 s to height 2,
+// but heights kept moving every few seconds.
+const stallLimit = 60 * time.Second
+
+// waitAllPast waits until every node in idx reports a height above h. It waits as
+// long as the network makes progress (some node's height, or whether it answers,
+// changes at least every n.stall) and ctx lasts; it fails naming the heights.
 func (n *net) waitAllPast(ctx context.Context, idx []int, h int64) error {
+	var prev []int64
+	moved := time.Now()
 	for {
+		hs := n.heights(ctx)
 		ok := true
 		for _, i := range idx {
-			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			st, err := n.cl[i].Status(cctx)
-			cancel()
-			if err != nil || st.Height <= h {
-				ok = false
-				break
-			}
+			ok = ok && hs[i] > h
 		}
 		if ok {
 			return nil
 		}
+		if !slices.Equal(hs, prev) {
+			prev, moved = hs, time.Now()
+		}
+		if time.Since(moved) > n.stall {
+			return fmt.Errorf("waiting for nodes %v to pass height %d: no node's height moved for %v (heights %v)", idx, h, n.stall, hs)
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for nodes %v to pass height %d: %w", idx, h, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
+			return fmt.Errorf("waiting for nodes %v to pass height %d (heights %v): %w", idx, h, hs, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
@@ -279,7 +300,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	n := &net{o: o, dir: dir, ln: ln, pids: map[int]int{}, paused: map[int]bool{}}
+	n := &net{o: o, dir: dir, ln: ln, pids: map[int]int{}, paused: map[int]bool{}, stall: stallLimit}
 	defer n.stopAll()
 	if o.Scenario == "latency" {
 		dp, err := newDelayProxies(ln)
@@ -312,11 +333,6 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			n.cl = append(n.cl, c)
 		}
 	}
-	if o.Scenario == "byzantine" {
-		if err := byzantineLayout(ln); err != nil {
-			return res, err
-		}
-	}
 	if o.Scenario == "statesync" {
 		for _, nd := range ln.Nodes {
 			if err := node.WriteAppConfig(nd.Home, node.AppConfig{StateSync: node.StateSyncConfig{SnapshotInterval: 10, SnapshotKeepRecent: 100}}); err != nil {
@@ -346,7 +362,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	for i := range all {
 		all[i] = i
 	}
-	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	// Up to 5 minutes while blocks keep coming (waitAllPast fails sooner if they stop):
+	// a loaded machine starts N node processes slowly.
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	err = n.waitAllPast(wctx, all, 2)
 	cancel()
 	if err != nil {
@@ -400,7 +418,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		idx = append(idx, sc.extra)
 	}
 	hs := n.heights(ctx)
-	wctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+	wctx, cancel = context.WithTimeout(ctx, 2*time.Minute)
 	err = n.waitAllPast(wctx, idx, maxOf(hs)+1)
 	cancel()
 	if err != nil {

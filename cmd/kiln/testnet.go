@@ -35,6 +35,7 @@ func newTestnetCmd() *cobra.Command {
 			o.Duration, _ = cmd.Flags().GetDuration("duration")
 			o.BlockTime, _ = cmd.Flags().GetDuration("block-time")
 			o.Accounts, _ = cmd.Flags().GetInt("accounts")
+			o.WatcherGrace, _ = cmd.Flags().GetDuration("watcher-grace")
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			ctx, cancel := context.WithTimeout(ctx, 9*time.Minute)
@@ -70,6 +71,7 @@ func newTestnetCmd() *cobra.Command {
 	run.Flags().Duration("duration", 30*time.Second, "load run: a third before, during and after the fault")
 	run.Flags().Duration("block-time", 300*time.Millisecond, "target block time")
 	run.Flags().Int("accounts", 4, "load generator accounts")
+	run.Flags().Duration("watcher-grace", 30*time.Second, "byzantine: how long the validators have to report the double-sign themselves before the harness's watcher does")
 	tn.AddCommand(run)
 	return tn
 }

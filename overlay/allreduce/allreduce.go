@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,7 +41,7 @@ import (
 //go:embed allreduce.py
 var script []byte
 
-// Options says what to measure. Zero fields take DefaultOptions' values.
+// Options says what to measure. Zero fields but LinkMbps take DefaultOptions' values.
 type Options struct {
 	// Ranks is the number of ranks, each in a namespace of its own (2..16).
 	Ranks int
@@ -68,9 +69,19 @@ type Options struct {
 
 // DefaultOptions measures 3 ranks all-reducing 25 MiB (the size of the
 // gradient buckets PyTorch's DistributedDataParallel all-reduces by default,
-// bucket_cap_mb=25) across a 1000 Mbit/s link: a typical provider uplink.
+// bucket_cap_mb=25) across a 1000 Mbit/s link: a typical provider uplink. On a
+// host with fewer than 3 cores it runs one rank per core (at least 2): each
+// emulated member then has a core of its own for its rank and its WireGuard,
+// as each member of a real cluster has a machine of its own; more ranks than
+// cores would measure members starving each other of CPU, not the link.
 func DefaultOptions() Options {
-	return Options{Ranks: 3, Bytes: 25 << 20, Iters: 8, Rounds: 5, LinkMbps: 1000}
+	return Options{Ranks: DefaultRanks(runtime.NumCPU()), Bytes: 25 << 20, Iters: 8, Rounds: 5, LinkMbps: 1000}
+}
+
+// DefaultRanks is the number of ranks DefaultOptions measures on a host with
+// cores cores: 3, or one per core where there are fewer, at least 2.
+func DefaultRanks(cores int) int {
+	return max(2, min(3, cores))
 }
 
 // Result is one measurement. Bandwidths are bus bandwidths in megabits per

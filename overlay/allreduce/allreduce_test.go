@@ -92,3 +92,11 @@ func BenchmarkAllReduce(b *testing.B) {
 		b.Logf("%+v", r)
 	}
 }
+
+func TestDefaultRanks(t *testing.T) {
+	for _, tc := range []struct{ cores, want int }{{1, 2}, {2, 2}, {3, 3}, {16, 3}} {
+		if got := DefaultRanks(tc.cores); got != tc.want {
+			t.Errorf("DefaultRanks(%d) = %d, want %d", tc.cores, got, tc.want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -263,7 +264,7 @@ func (d *Daemon) memberStep(ctx context.Context, h int64) error {
 		ms = append(ms, m)
 	}
 	d.mu.Unlock()
-	slices.SortFunc(ms, func(a, b *member) int { return int(a.lease) - int(b.lease) })
+	slices.SortFunc(ms, func(a, b *member) int { return cmp.Compare(a.lease, b.lease) })
 	clusters := map[uint64]market.ClusterLease{}
 	var errs []error
 	for _, m := range ms {

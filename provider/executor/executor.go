@@ -166,7 +166,9 @@ type Namespacer interface {
 // finished (its outputs kept for the tenant) or never started.
 type NetNSReleaser interface {
 	// ReleaseLeaseNetNS removes the lease's network namespace unless a task of
-	// the lease still runs; a namespace already gone is not an error.
+	// the lease still runs (or is starting); a namespace already gone is not
+	// an error, nor is a running task (then it removes nothing). Callers do
+	// not call it while they start a task of the lease.
 	ReleaseLeaseNetNS(ctx context.Context, leaseID string) error
 }
 

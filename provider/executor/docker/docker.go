@@ -275,10 +275,6 @@ func (e *Executor) Start(ctx context.Context, t executor.Task) (executor.Handle,
 	if t.Image == "" {
 		return executor.Handle{}, fmt.Errorf("start %s: image: must be set", t.ID)
 	}
-	if t.NetNS != "" {
-		// TODO(issue 16): a pause container owning the lease's namespace.
-		return executor.Handle{}, fmt.Errorf("start %s: netns: %w: lease network namespaces are not in the docker executor yet", t.ID, executor.ErrUnsupported)
-	}
 	e.mu.Lock()
 	if _, ok := e.tasks[t.ID]; ok {
 		e.mu.Unlock()
@@ -308,12 +304,26 @@ func (e *Executor) start(ctx context.Context, t executor.Task, tk *task) (execut
 	if err != nil {
 		return executor.Handle{}, fmt.Errorf("start %s: %w", t.ID, err)
 	}
-	if err := e.ensureLease(ctx, t.LeaseID, len(t.Ports) > 0); err != nil {
+	var pauseID string
+	if t.NetNS != "" {
+		// NB: only the lease's own namespace: a task must never join another's.
+		// The pause container cannot go meanwhile: this task, reserved in
+		// e.tasks, keeps releaseLease from removing it.
+		id, path, err := e.pause(ctx, t.LeaseID)
+		if err != nil || path != t.NetNS {
+			return executor.Handle{}, fmt.Errorf("start %s: netns %s: not lease %s's namespace (LeaseNetNS gives %q; %v)", t.ID, t.NetNS, t.LeaseID, path, err)
+		}
+		pauseID = id
+	}
+	if err := e.ensureLease(ctx, t.LeaseID, len(t.Ports) > 0, pauseID == ""); err != nil {
 		return executor.Handle{}, err
 	}
 	cfg, hcfg, err := e.containerSpec(t, imageUser)
 	if err != nil {
 		return executor.Handle{}, err
+	}
+	if pauseID != "" {
+		hcfg.NetworkMode = container.NetworkMode("container:" + pauseID)
 	}
 	created, err := e.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: e.containerName(t.ID), Config: cfg, HostConfig: hcfg,
@@ -430,14 +440,16 @@ func (e *Executor) containerSpec(t executor.Task, imageUser string) (*container.
 	return cfg, hcfg, nil
 }
 
-// ensureLease creates the lease's network and volumes unless they exist.
-func (e *Executor) ensureLease(ctx context.Context, lease string, publishes bool) error {
+// ensureLease creates the lease's volumes and, with withNetwork, its network,
+// unless they exist.
+func (e *Executor) ensureLease(ctx context.Context, lease string, publishes, withNetwork bool) error {
 	e.leaseMu.Lock()
 	defer e.leaseMu.Unlock()
 	internal := !e.cfg.AllowEgress && !publishes
 	name := e.networkName(lease)
 	ins, err := e.cli.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
 	switch {
+	case !withNetwork:
 	case err == nil:
 		if ins.Network.Internal != internal {
 			return fmt.Errorf("network %s of lease %s: internal=%t, but this task needs internal=%t (a lease's tasks must all publish ports or none)", name, lease, ins.Network.Internal, internal)
@@ -509,8 +521,8 @@ func numericUser(u string) (uid, gid int, ok bool) {
 	return uid, gid, err1 == nil && err2 == nil
 }
 
-// releaseLease removes the lease's network, volumes and dir unless a task of
-// the lease is known or a container of the lease is left.
+// releaseLease removes the lease's network, volumes, dir and pause container
+// unless a task of the lease is known or a task container of the lease is left.
 func (e *Executor) releaseLease(ctx context.Context, lease string) error {
 	e.leaseMu.Lock()
 	defer e.leaseMu.Unlock()
@@ -526,10 +538,13 @@ func (e *Executor) releaseLease(ctx context.Context, lease string) error {
 	if err != nil {
 		return fmt.Errorf("list containers of lease %s: %w", lease, err)
 	}
-	if len(list.Items) > 0 {
+	if countTasks(list.Items) > 0 {
 		return nil
 	}
 	var errs []error
+	if err := e.removePause(ctx, lease, list.Items); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := e.cli.NetworkRemove(ctx, e.networkName(lease), client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("remove network of lease %s: %w", lease, err))
 	}
@@ -834,8 +849,8 @@ func (e *Executor) Destroy(ctx context.Context, id string) error {
 // Recover re-attaches to this namespace's containers: running ones are
 // watched again (time limit included), exited ones are returned with Exited
 // set so that their results can be collected. Containers that never started,
-// and networks, volumes and data dirs of leases without a container, are
-// removed.
+// and networks, volumes, data dirs and pause containers of leases without a
+// task container, are removed.
 func (e *Executor) Recover(ctx context.Context) ([]executor.Handle, error) {
 	list, err := e.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: e.filter("")})
 	if err != nil {
@@ -845,6 +860,9 @@ func (e *Executor) Recover(ctx context.Context) ([]executor.Handle, error) {
 	leases := map[string]bool{}
 	for _, c := range list.Items {
 		id, lease := c.Labels[LabelTask], c.Labels[LabelLease]
+		if c.Labels[LabelRole] == rolePause && lease != "" {
+			continue // removeOrphanLeases removes it if its lease has no task
+		}
 		if id == "" || lease == "" || c.State == container.StateCreated {
 			e.log.Warn("removing orphan container", "container", c.ID, "task", id, "state", c.State)
 			if _, err := e.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
@@ -888,6 +906,15 @@ func (e *Executor) removeOrphanLeases(ctx context.Context, live map[string]bool)
 	}
 	for _, n := range nets.Items {
 		if l := n.Labels[LabelLease]; !live[l] {
+			orphans[l] = true
+		}
+	}
+	cs, err := e.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: e.filter("").Add("label", LabelRole+"="+rolePause)})
+	if err != nil {
+		return fmt.Errorf("list pause containers: %w", err)
+	}
+	for _, c := range cs.Items {
+		if l := c.Labels[LabelLease]; !live[l] {
 			orphans[l] = true
 		}
 	}

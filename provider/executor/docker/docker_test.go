@@ -201,6 +201,11 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestNetNS(t *testing.T) {
+	needDocker(t)
+	executortest.RunNetNS(t, newFactory(), executortest.Env{Command: []string{"/testprog"}, Image: testImage})
+}
+
 // dtask returns a task of lease running testprog with args.
 func dtask(lease string, replica int, args ...string) executor.Task {
 	return executor.Task{

@@ -29,6 +29,7 @@ func RunNetNS(t *testing.T, newExec func(t *testing.T) executor.Executor, env En
 		{"RefusesAnotherLeaseNamespace", s.netnsRefusesOther},
 		{"DestroyRemovesNamespace", s.netnsDestroy},
 		{"RecoverRemovesOrphanNamespace", s.netnsRecover},
+		{"ReleaseLeaseNetNS", s.netnsRelease},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -149,6 +150,52 @@ func (s *suite) netnsRecover(t *testing.T) {
 	}
 	if !netns.Exists(pl) {
 		t.Errorf("Recover removed the namespace %s of lease %s, whose task runs", pl, live.LeaseID)
+	}
+}
+
+func (s *suite) netnsRelease(t *testing.T) {
+	ex := s.newExec(t)
+	r, ok := ex.(executor.NetNSReleaser)
+	if !ok {
+		t.Fatalf("%T does not implement executor.NetNSReleaser", ex)
+	}
+	ctx := context.Background()
+	// A running task keeps its namespace: the release removes nothing.
+	a := s.task(t, "sleep", "5m")
+	pa := s.leaseNS(t, ex, &a)
+	start(t, ex, a)
+	if err := r.ReleaseLeaseNetNS(ctx, a.LeaseID); err != nil {
+		t.Fatalf("ReleaseLeaseNetNS(%s) with a running task = %v, want nil", a.LeaseID, err)
+	}
+	if !netns.Exists(pa) {
+		t.Fatalf("ReleaseLeaseNetNS(%s) removed the namespace %s of its running task", a.LeaseID, pa)
+	}
+	// An exited task does not: its namespace goes, the task stays until Destroy.
+	x := s.task(t, "exit", "0")
+	px := s.leaseNS(t, ex, &x)
+	start(t, ex, x)
+	wait(t, ex, x.ID)
+	if err := r.ReleaseLeaseNetNS(ctx, x.LeaseID); err != nil || netns.Exists(px) {
+		t.Fatalf("ReleaseLeaseNetNS(%s) after its task exited = %v, namespace left: %t; want it gone", x.LeaseID, err, netns.Exists(px))
+	}
+	// A lease whose task never started: its namespace goes, and again is a no-op.
+	b := s.task(t)
+	pb := s.leaseNS(t, ex, &b)
+	for i := 0; i < 2; i++ {
+		if err := r.ReleaseLeaseNetNS(ctx, b.LeaseID); err != nil {
+			t.Fatalf("ReleaseLeaseNetNS(%s) #%d = %v, want nil", b.LeaseID, i+1, err)
+		}
+	}
+	if netns.Exists(pb) {
+		t.Fatalf("ReleaseLeaseNetNS(%s) left its namespace %s", b.LeaseID, pb)
+	}
+	// The lease can have one again, and lose it again.
+	pb = s.leaseNS(t, ex, &b)
+	if err := r.ReleaseLeaseNetNS(ctx, b.LeaseID); err != nil || netns.Exists(pb) {
+		t.Fatalf("second ReleaseLeaseNetNS(%s) = %v, namespace left: %t", b.LeaseID, err, netns.Exists(pb))
+	}
+	if err := r.ReleaseLeaseNetNS(ctx, "../x"); err == nil {
+		t.Fatalf("ReleaseLeaseNetNS(../x) = nil, want an invalid lease id error")
 	}
 }
 
