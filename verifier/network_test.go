@@ -29,6 +29,7 @@ import (
 	"github.com/kiln-network/kiln/tx"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/verifier"
+	"github.com/kiln-network/kiln/work/cheat"
 	"github.com/kiln-network/kiln/work/render"
 	"github.com/kiln-network/kiln/work/train"
 	"github.com/kiln-network/kiln/work/units"
@@ -102,74 +103,38 @@ type cheats struct {
 	train  map[int64]train.Cheat
 }
 
-// forge is a cheating provider's BeforeSeal: it replaces every unit of a render or
-// training job with a fake made the cheap way its cheats name for the job (render
-// tiles with fewer samples, upscaled from a lower resolution, copied from a neighbour
-// or from another frame; training segments that skipped steps, used less data or had
-// their weights perturbed, chained so the checkpoints still form a hash chain), and
-// rewrites units.json to match: the root it commits is over its fakes, and only
-// re-execution tells.
+// forge is a cheating provider's BeforeSeal: it fakes every unit of a render or
+// training job the way plan names for the job (cheat.Dir: render tiles with fewer
+// samples, upscaled from a lower resolution, copied from a neighbour or from another
+// frame; training segments that skipped steps, used less data or had their weights
+// perturbed, chained so the checkpoints still form a hash chain): the root it commits
+// is over its fakes, and only re-execution tells.
 func forge(t *testing.T, plan cheats) func(uint64, fs.ReadDirFS) (fs.ReadDirFS, error) {
 	return func(_ uint64, outs fs.ReadDirFS) (fs.ReadDirFS, error) {
 		dir := t.TempDir()
 		if err := os.CopyFS(dir, outs); err != nil {
 			return nil, err
 		}
-		job, err := units.ReadJob(dir)
+		_, err := cheat.Dir(context.Background(), dir, func(job units.Job, i int, _ string) string {
+			var p struct {
+				Seed int64 `json:"seed"`
+			}
+			if json.Unmarshal(job.Params, &p) != nil {
+				return ""
+			}
+			switch {
+			case job.Kind == render.Kind:
+				return string(plan.render[p.Seed])
+			case job.Kind == train.Kind && i > 0: // NB: step 0 is the seed's weights
+				return string(plan.train[p.Seed])
+			}
+			return ""
+		})
 		if err != nil {
-			return outs, nil // not a verifiable job
-		}
-		set, err := units.Read(dir)
-		if err != nil {
-			return nil, err
-		}
-		var p struct {
-			Seed int64 `json:"seed"`
-		}
-		if err := json.Unmarshal(job.Params, &p); err != nil {
-			return nil, err
-		}
-		rc, tc := plan.render[p.Seed], plan.train[p.Seed]
-		if (job.Kind == render.Kind && rc == "") || (job.Kind == train.Kind && tc == "") {
-			return nil, fmt.Errorf("forge: no cheat planned for %s job of seed %d", job.Kind, p.Seed)
-		}
-		ctx := context.Background()
-		fake := units.Set{}
-		var prev []byte
-		for _, id := range set.IDs() { // NB: sorted; checkpoint ids sort by step
-			var b []byte
-			switch job.Kind {
-			case render.Kind:
-				b, err = render.Workload{}.Forge(ctx, job, id, rc)
-			case train.Kind:
-				if prev == nil {
-					b, err = set.Load(dir, id) // step 0: the seed's weights
-				} else {
-					b, err = train.Workload{}.Forge(ctx, job, id, map[string][]byte{prevID(t, job, id): prev}, tc)
-				}
-				prev = b
-			}
-			if err != nil {
-				return nil, err
-			}
-			if err := fake.Put(dir, id, set[id].File, b); err != nil {
-				return nil, err
-			}
-		}
-		if err := fake.Write(dir); err != nil {
 			return nil, err
 		}
 		return os.DirFS(dir).(fs.ReadDirFS), nil
 	}
-}
-
-func prevID(t *testing.T, job units.Job, id string) string {
-	in, err := train.Workload{}.Inputs(job, id)
-	if err != nil || len(in) != 1 {
-		t.Errorf("inputs of %s: %v, %v", id, in, err)
-		return ""
-	}
-	return in[0]
 }
 
 // logBuf collects logs, printed only when the test fails.
