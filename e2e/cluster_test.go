@@ -65,6 +65,10 @@ type clusterProv struct {
 	cancel context.CancelFunc
 	done   chan error
 	once   sync.Once
+	// reap kills every task the provider ran, once its daemon stopped.
+	reap func(ctx context.Context) error
+	// start starts the daemon and waits until it is ready.
+	start func()
 }
 
 type syncBuf struct {
@@ -148,9 +152,39 @@ func startClusterNet(t *testing.T) *clusterNet {
 	return n
 }
 
-// addProvider funds and starts a provider daemon with gpus RTX 4090s at gpuHour
-// ukiln per GPU-hour, and waits until it is registered.
+// addProvider funds and starts a provider daemon running the process executor with
+// gpus RTX 4090s at gpuHour ukiln per GPU-hour, and waits until it is registered.
 func (n *clusterNet) addProvider(t *testing.T, name string, gpus uint32, gpuHour uint64) *clusterProv {
+	t.Helper()
+	p := n.startProvider(t, name, func(cfg *daemon.Config) {
+		cfg.Executor.Set(process.Driver, "allow_unisolated", true)
+		cfg.Inventory.GPUs = []daemon.GPUConfig{{Model: "rtx4090", Memory: "24Gi", Interface: "pcie", Count: gpus}}
+		cfg.Pricing.GPUHour["rtx4090"] = gpuHour
+	})
+	p.reap = func(ctx context.Context) error {
+		pc := process.DefaultConfig()
+		pc.Dir, pc.AllowUnisolated = filepath.Join(p.dir, "exec"), true
+		ex, err := process.New(pc)
+		if err != nil {
+			return fmt.Errorf("executor: %w", err)
+		}
+		hs, err := ex.Recover(ctx)
+		if err != nil {
+			return fmt.Errorf("recover its tasks: %w", err)
+		}
+		for _, h := range hs {
+			if err := ex.Destroy(ctx, h.TaskID); err != nil {
+				return fmt.Errorf("kill task %s: %w", h.TaskID, err)
+			}
+		}
+		return nil
+	}
+	return p
+}
+
+// startProvider funds and starts a provider daemon configured by set, and waits
+// until it is registered.
+func (n *clusterNet) startProvider(t *testing.T, name string, set func(*daemon.Config)) *clusterProv {
 	t.Helper()
 	_, key, _ := ed25519.GenerateKey(nil)
 	p := &clusterProv{name: name, dir: filepath.Join(t.TempDir(), name), addr: types.AddressFromPubKey(key.Public().(ed25519.PublicKey)), done: make(chan error, 1)}
@@ -164,35 +198,50 @@ func (n *clusterNet) addProvider(t *testing.T, name string, gpus uint32, gpuHour
 	}
 	cfg := daemon.DefaultConfig()
 	cfg.Listen, cfg.StateDir = "127.0.0.1:0", p.dir
-	cfg.Executor.Set(process.Driver, "allow_unisolated", true)
-	cfg.Inventory = daemon.InventoryConfig{Region: "test-1", CPUCores: 8, Memory: "32Gi", Storage: "100Gi",
-		GPUs: []daemon.GPUConfig{{Model: "rtx4090", Memory: "24Gi", Interface: "pcie", Count: gpus}}}
+	cfg.Inventory = daemon.InventoryConfig{Region: "test-1", CPUCores: 8, Memory: "32Gi", Storage: "100Gi"}
 	cfg.Pricing.BlockTime = daemon.Duration(clusterBlock)
-	cfg.Pricing.GPUHour["rtx4090"] = gpuHour
 	cfg.OutputRetention = daemon.Duration(time.Minute)
 	cfg.PollInterval = daemon.Duration(20 * time.Millisecond)
-	d, err := daemon.New(cfg, daemon.Deps{Client: n.c, Key: key,
-		Logger: slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("provider", name)})
-	if err != nil {
-		t.Fatal(err)
+	set(&cfg)
+	p.start = func() {
+		d, err := daemon.New(cfg, daemon.Deps{Client: n.c, Key: key,
+			Logger: slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("provider", name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dctx, dcancel := context.WithCancel(context.Background())
+		p.cancel = dcancel
+		go func() { p.done <- d.Run(dctx) }()
+		// 30 s: registration, a few blocks.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		select {
+		case <-d.Ready():
+		case err := <-p.done:
+			t.Fatalf("provider %s: %v", name, err)
+		case <-ctx.Done():
+			t.Fatalf("provider %s not ready in 30 s", name)
+		}
 	}
-	dctx, dcancel := context.WithCancel(context.Background())
-	p.cancel = dcancel
-	go func() { p.done <- d.Run(dctx) }()
 	t.Cleanup(func() { p.kill(t) })
-	select {
-	case <-d.Ready():
-	case err := <-p.done:
-		t.Fatalf("provider %s: %v", name, err)
-	case <-ctx.Done():
-		t.Fatalf("provider %s not ready in 30 s", name)
-	}
+	p.start()
 	n.provs = append(n.provs, p)
 	return p
 }
 
+// restart stops the provider's daemon, leaving its tasks running, and starts it
+// again with the same key, config and state.
+func (p *clusterProv) restart(t *testing.T) {
+	t.Helper()
+	p.cancel()
+	if err := <-p.done; err != nil {
+		t.Fatalf("provider %s: %v", p.name, err)
+	}
+	p.start()
+}
+
 // kill stops the provider as a machine dies: the daemon (and the overlay links it
-// holds) first, so that it reports nothing more, then every process it ran.
+// holds) first, so that it reports nothing more, then every task it ran (reap).
 func (p *clusterProv) kill(t *testing.T) {
 	t.Helper()
 	p.once.Do(func() {
@@ -200,23 +249,13 @@ func (p *clusterProv) kill(t *testing.T) {
 		if err := <-p.done; err != nil {
 			t.Errorf("provider %s: %v", p.name, err)
 		}
-		pc := process.DefaultConfig()
-		pc.Dir, pc.AllowUnisolated = filepath.Join(p.dir, "exec"), true
-		ex, err := process.New(pc)
-		if err != nil {
-			t.Errorf("provider %s: executor: %v", p.name, err)
+		if p.reap == nil {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // SIGKILL and reap
 		defer cancel()
-		hs, err := ex.Recover(ctx)
-		if err != nil {
-			t.Errorf("provider %s: recover its tasks: %v", p.name, err)
-		}
-		for _, h := range hs {
-			if err := ex.Destroy(ctx, h.TaskID); err != nil {
-				t.Errorf("provider %s: kill task %s: %v", p.name, h.TaskID, err)
-			}
+		if err := p.reap(ctx); err != nil {
+			t.Errorf("provider %s: %v", p.name, err)
 		}
 	})
 }
@@ -439,8 +478,14 @@ func TestClusterMemberLostRefund(t *testing.T) {
 
 // A member's provider killed mid-run with on_member_failure replace: the chain
 // re-places the member on another provider, every rank restarts in the next epoch,
-// and the job resumes from rank 0's last checkpoint and completes.
-func TestClusterMemberReplacedResumes(t *testing.T) {
+// and the job resumes from the last checkpoint and completes.
+func TestClusterMemberReplacedResumes(t *testing.T) { checkReplacedResumes(t, 1) }
+
+// Rank 0's provider killed, its checkpoints with it: the re-placed rank 0 resumes
+// from a surviving rank's copy of the chain, not from step 0.
+func TestClusterRank0ReplacedResumes(t *testing.T) { checkReplacedResumes(t, 0) }
+
+func checkReplacedResumes(t *testing.T, lostRank int) {
 	n := startClusterNet(t)
 	for i := range 3 {
 		n.addProvider(t, fmt.Sprintf("p%d", i), 1, 1_000_000)
@@ -455,7 +500,7 @@ func TestClusterMemberReplacedResumes(t *testing.T) {
 	// NB: the spare joins now: with it bidding from the start, the placement could
 	// have taken it instead of one of the three.
 	n.addProvider(t, "spare", 1, 1_000_000)
-	lost := n.byAddr(r.Members[1].Provider)
+	lost := n.byAddr(r.Members[lostRank].Provider)
 	lost.kill(t)
 	select {
 	case err := <-done:
@@ -468,8 +513,8 @@ func TestClusterMemberReplacedResumes(t *testing.T) {
 	if final.State != market.ClusterDone || final.Epoch != 1 {
 		t.Fatalf("cluster %+v: want done in epoch 1", *final)
 	}
-	if final.Members[1].Provider == lost.addr {
-		t.Fatalf("rank 1 still on the lost provider %s", lost.addr)
+	if final.Members[lostRank].Provider == lost.addr {
+		t.Fatalf("rank %d still on the lost provider %s", lostRank, lost.addr)
 	}
 	rep, err := train.ReadRankReport(final.Members[0].OutDir, 0)
 	if err != nil {
@@ -488,7 +533,48 @@ func TestClusterMemberReplacedResumes(t *testing.T) {
 	if err != nil || vr.Verdict != "ok" {
 		t.Fatalf("verify the resumed model: %+v, %v", vr, err)
 	}
-	t.Logf("resumed from step %d of %d after rank 1's provider was lost", rep.Start, steps)
+	t.Logf("resumed from step %d of %d after rank %d's provider was lost", rep.Start, steps, lostRank)
+	waitClosed(t, n, *final)
+	sameMoney(t, before, n.books(t))
+}
+
+// A provider's daemon restarted mid-run: it re-attaches its running member (the
+// overlay link up again with the same key and endpoint) instead of failing it, and the
+// job completes in its first epoch, no rank restarted.
+func TestClusterDaemonRestartReattaches(t *testing.T) {
+	n := startClusterNet(t)
+	for i := range 3 {
+		n.addProvider(t, fmt.Sprintf("p%d", i), 1, 1_000_000)
+	}
+	before := n.books(t)
+	// 150 s: running, the restart and the rest of the run.
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	const steps = 6_000
+	r, done, final := runningCluster(t, ctx, n, trainPlan("go", 3, steps, 500, market.FailRefund))
+	n.byAddr(r.Members[1].Provider).restart(t)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("DeployCluster: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the cluster did not complete after the daemon restart")
+	}
+	if final.State != market.ClusterDone || final.Epoch != 0 {
+		t.Fatalf("cluster %+v: want done in epoch 0", *final)
+	}
+	if !strings.Contains(n.logs.String(), "cluster member re-attached") {
+		t.Fatal("the restarted daemon did not log re-attaching its member")
+	}
+	var weights string
+	for _, m := range final.Members {
+		rep, err := train.ReadRankReport(m.OutDir, int(m.Rank))
+		if err != nil || rep.Start != 0 || rep.Steps != steps || (weights != "" && rep.WeightsSHA256 != weights) {
+			t.Fatalf("rank %d report %+v, %v: want one run from step 0 to %d, the same weights as rank 0", m.Rank, rep, err, steps)
+		}
+		weights = rep.WeightsSHA256
+	}
 	waitClosed(t, n, *final)
 	sameMoney(t, before, n.books(t))
 }

@@ -17,13 +17,20 @@ type PublicKey [32]byte
 
 // GenerateKey returns a new random private key, clamped as Curve25519 expects.
 func GenerateKey() (Key, error) {
-	var k Key
-	if _, err := rand.Read(k[:]); err != nil {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
 		return Key{}, fmt.Errorf("generate overlay key: %w", err)
 	}
+	return KeyFrom(b), nil
+}
+
+// KeyFrom returns the private key of 32 secret bytes (random, or derived from a
+// secret), clamped as Curve25519 expects.
+func KeyFrom(b [32]byte) Key {
+	k := Key(b)
 	k[0] &= 248
 	k[31] = (k[31] & 127) | 64
-	return k, nil
+	return k
 }
 
 // IsZero reports whether k is the zero key (never a valid key).

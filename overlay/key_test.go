@@ -42,6 +42,22 @@ func TestKeys(t *testing.T) {
 	}
 }
 
+// KeyFrom clamps any 32 bytes into a key and is a function of them: the same
+// secret bytes (a derived key) give the same key.
+func TestKeyFrom(t *testing.T) {
+	var ones [32]byte
+	for i := range ones {
+		ones[i] = 0xff
+	}
+	k := KeyFrom(ones)
+	if k[0] != 0xf8 || k[31] != 0x7f || k[1] != 0xff {
+		t.Fatalf("KeyFrom(ff..ff) = %x..%x, want f8..7f (clamped, the rest kept)", k[0], k[31])
+	}
+	if KeyFrom(ones) != k || KeyFrom([32]byte{1}) == k {
+		t.Fatal("KeyFrom is not a deterministic, distinct function of its bytes")
+	}
+}
+
 func TestParsePublicKeyRejects(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"", "must be 32 bytes"},

@@ -40,3 +40,25 @@ func TestNodeDownBacksOff(t *testing.T) {
 		t.Fatalf("recovery: wait %v, logged %q", got, buf.String())
 	}
 }
+
+// A member's start tries back off: 1, 2, 4, … blocks apart, capped at
+// maxStartBackoff, so 1000 blocks of a peer that never answers cost a few dozen
+// tries (and log lines), not 1000.
+func TestStartBackoff(t *testing.T) {
+	for _, c := range []struct {
+		fails int
+		want  int64
+	}{{0, 0}, {1, 1}, {2, 2}, {3, 4}, {7, 64}, {8, maxStartBackoff}, {1000, maxStartBackoff}} {
+		if got := startBackoff(c.fails); got != c.want {
+			t.Errorf("startBackoff(%d) = %d, want %d", c.fails, got, c.want)
+		}
+	}
+	tries := 0
+	for h, fails := int64(0), 0; h < 1000; h += startBackoff(fails) {
+		tries++
+		fails++
+	}
+	if tries > 25 {
+		t.Errorf("1000 blocks of failed starts: %d tries, want at most 25", tries)
+	}
+}

@@ -292,7 +292,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	d.reconcile(ctx, known, v)
-	d.lostMembers()
+	d.reattachMembers(ctx)
 
 	ac := apiserver.DefaultConfig()
 	ac.Certificate, ac.Logger = pair, d.log

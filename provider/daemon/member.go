@@ -3,6 +3,8 @@ package daemon
 import (
 	"cmp"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -41,8 +43,13 @@ import (
 // checkpoint and resumes from the last one otherwise). A rank held longer than
 // the chain takes to notice a lost provider, with no new epoch, is reported failed.
 //
-// Restarting the daemon loses its members' links: their ranks fail and are
-// reported so.
+// A member's overlay key is derived from the provider's account key and the lease
+// (memberKey): a restarted daemon re-attaches its running ranks (reattachMembers),
+// bringing each link up again in the lease's namespace with the same key, address
+// and endpoint, so the peers need nothing new; the rank's connections carry on once
+// the link is back (they lose packets only while it is down). A member that cannot
+// be re-attached (its rank no longer runs, its endpoint's port was taken) is
+// reported failed.
 
 // MasterPort is rank 0's rendezvous port (MASTER_PORT): torch.distributed's usual.
 // NB: every member has a namespace of its own, so no other program holds it.
@@ -68,6 +75,24 @@ type member struct {
 	busy        bool   // a start is in progress
 	heldAt      int64  // height the rank was first seen held in its epoch (0: not held)
 	peers       string // the peers last set on the link (peerKey)
+	startFails  int    // failed starts in a row in epoch failEpoch
+	failEpoch   uint32
+	startAfter  int64 // no start is tried before this height (startBackoff)
+}
+
+// maxStartBackoff caps the blocks between a member's start tries: 64 blocks, 13 s
+// at 200 ms blocks, is well inside the chain's heartbeat timeout, so a member whose
+// peers come late still starts long before anyone gives the cluster up.
+const maxStartBackoff = 64
+
+// startBackoff is how many blocks a member's start waits after fails failed tries in
+// a row in one epoch: 1, 2, 4, … up to maxStartBackoff; a peer that never answers
+// then costs a try and a log line every maxStartBackoff blocks, not every block.
+func startBackoff(fails int) int64 {
+	if fails <= 0 {
+		return 0
+	}
+	return min(int64(1)<<min(fails-1, 16), maxStartBackoff)
 }
 
 // clusterSupport says why this provider cannot run cluster members, or "" when it can:
@@ -147,12 +172,8 @@ func (d *Daemon) acceptMember(ctx context.Context, l api.LeaseInfo, man api.Mani
 	if err != nil {
 		return fmt.Errorf("deploy lease %d: %w", l.ID, err)
 	}
-	key, err := overlay.GenerateKey()
-	if err != nil {
-		return fmt.Errorf("deploy lease %d: overlay key: %w", l.ID, err)
-	}
 	ip, _ := d.cfg.overlayIP()
-	link, err := overlay.Up(ctx, overlay.Config{LeaseID: clusterName(o.MemberOf), Rank: int(o.Rank), Key: key,
+	link, err := overlay.Up(ctx, overlay.Config{LeaseID: clusterName(o.MemberOf), Rank: int(o.Rank), Key: d.memberKey(l.ID),
 		Listen: netip.AddrPortFrom(ip, 0), NetNS: ns, Log: d.log})
 	if err != nil {
 		d.releaseNetNS(l.ID)
@@ -219,24 +240,93 @@ func (d *Daemon) dropMember(id uint64) {
 	d.log.Info("cluster member closed: overlay down", "lease", id, "cluster", m.cluster, "rank", m.rank)
 }
 
-// lostMembers reports failed, once at start, the active members whose links an
-// earlier run of the daemon held: their ranks cannot reach the others any more (a
+// memberKey is lease id's overlay key: an HMAC of the lease under the provider's
+// account key, so that a restarted daemon has it again without any overlay key on
+// disk, and no one without the account key can compute it.
+func (d *Daemon) memberKey(id uint64) overlay.Key {
+	mac := hmac.New(sha256.New, d.deps.Key.Seed())
+	fmt.Fprintf(mac, "kiln cluster member overlay key %d", id)
+	return overlay.KeyFrom([32]byte(mac.Sum(nil)))
+}
+
+// reattachMembers, once at start, brings up again the links of the active members
+// an earlier run of the daemon held, whose ranks still run (reattachMember); the
+// others are reported failed: their ranks cannot reach the others any more (a
 // running rank fails by itself; one not started would wait for ever).
-func (d *Daemon) lostMembers() {
+func (d *Daemon) reattachMembers(ctx context.Context) {
 	d.mu.Lock()
 	var ids []uint64
 	for id := range d.st.Members {
 		if _, active := d.st.Leases[id]; active && d.members[id] == nil {
 			ids = append(ids, id)
+		} else if !active {
+			delete(d.st.Members, id)
 		}
-		delete(d.st.Members, id)
 	}
 	d.mu.Unlock()
 	slices.Sort(ids)
 	for _, id := range ids {
-		d.startFailed(id, errors.New("the cluster member's overlay link was lost when the provider daemon restarted"))
+		if err := d.reattachMember(ctx, id); err != nil {
+			d.mu.Lock()
+			delete(d.st.Members, id)
+			d.mu.Unlock()
+			d.startFailed(id, fmt.Errorf("the cluster member's overlay link was lost when the provider daemon restarted: %w", err))
+		}
 	}
 	d.save()
+}
+
+// reattachMember brings member lease id's link up again, as the chain knows it (its
+// key and endpoint), in the lease's namespace, if its rank runs in the cluster's
+// epoch.
+func (d *Daemon) reattachMember(ctx context.Context, id uint64) error {
+	st, err := d.mgr.Status(ctx, id)
+	if err != nil {
+		return fmt.Errorf("its rank: %w", err)
+	}
+	if st.State != api.StateRunning {
+		return fmt.Errorf("its rank is %s, not running", st.State)
+	}
+	o, isMember, err := d.clusterOrder(ctx, id)
+	if err != nil || !isMember {
+		return fmt.Errorf("its order: member %v, %v", isMember, err)
+	}
+	cl, err := d.deps.Client.Cluster(ctx, o.MemberOf)
+	if err != nil {
+		return fmt.Errorf("cluster %d: %w", o.MemberOf, err)
+	}
+	if int(o.Rank) >= len(cl.Members) {
+		return fmt.Errorf("cluster %d has no rank %d", cl.ID, o.Rank)
+	}
+	me := cl.Members[o.Rank]
+	key := d.memberKey(id)
+	if me.Lease != id || me.Provider != d.self || me.State != market.MemberRunning || me.PublicKey != key.Public().String() {
+		return fmt.Errorf("cluster %d's rank %d is lease %d of %s, %s, key %s: not this lease's running rank with this provider's key",
+			cl.ID, o.Rank, me.Lease, me.Provider, me.State, me.PublicKey)
+	}
+	ep, err := netip.ParseAddrPort(me.Endpoint)
+	if err != nil {
+		return fmt.Errorf("its endpoint on chain %q: %w", me.Endpoint, err)
+	}
+	ns, err := d.mgr.Executor().(executor.Namespacer).LeaseNetNS(ctx, lease.ExecLeaseID(id))
+	if err != nil {
+		return err
+	}
+	link, err := overlay.Up(ctx, overlay.Config{LeaseID: clusterName(o.MemberOf), Rank: int(o.Rank), Key: key, Listen: ep, NetNS: ns, Log: d.log})
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	h := max(d.height, 1)
+	// NB: no info or manifest: the rank is deployed, so a later epoch restarts it
+	// (lease.Manager.Restart) and never deploys it afresh.
+	m := &member{lease: id, cluster: o.MemberOf, rank: int(o.Rank), policy: cl.Policy, slots: max(1, int(o.Groups[0].GPU.Units)),
+		netns: ns, link: link, runEpoch: int64(cl.Epoch), readyEpoch: cl.Epoch, readySent: h, runningSent: h}
+	d.members[id] = m
+	d.mu.Unlock()
+	d.log.Info("cluster member re-attached: overlay up again, its rank runs on", "lease", id, "cluster", m.cluster, "rank", m.rank,
+		"addr", link.Addr(), "endpoint", link.Endpoint(), "epoch", cl.Epoch)
+	return nil
 }
 
 // closeMembers closes every member's link when the daemon stops: the links live in
@@ -300,7 +390,8 @@ func (d *Daemon) memberBlock(ctx context.Context, h int64, m *member, cl market.
 	busy, runEpoch := m.busy, m.runEpoch
 	resendReady := me.State == market.MemberPending && (m.readyEpoch != cl.Epoch || h-m.readySent >= 3)
 	resendRunning := runEpoch == int64(cl.Epoch) && me.State == market.MemberReady && h-m.runningSent >= 3
-	start := !busy && runEpoch < int64(cl.Epoch) && (cl.State == market.ClusterReady || cl.State == market.ClusterRunning)
+	start := !busy && runEpoch < int64(cl.Epoch) && (cl.State == market.ClusterReady || cl.State == market.ClusterRunning) &&
+		(m.failEpoch != cl.Epoch || h >= m.startAfter)
 	if start {
 		m.busy = true
 	}
@@ -333,9 +424,20 @@ func (d *Daemon) memberBlock(ctx context.Context, h int64, m *member, cl market.
 			err := d.startMember(ctx, m, cl)
 			d.mu.Lock()
 			m.busy = false
+			if err == nil || m.failEpoch != cl.Epoch {
+				m.startFails, m.failEpoch = 0, cl.Epoch
+			}
+			var wait int64
+			if err != nil {
+				m.startFails++
+				wait = startBackoff(m.startFails)
+				m.startAfter = d.height + wait
+			}
+			tries := m.startFails
 			d.mu.Unlock()
 			if err != nil && ctx.Err() == nil {
-				d.log.Warn("start cluster rank; will retry", "lease", m.lease, "cluster", cl.ID, "rank", m.rank, "epoch", cl.Epoch, "err", err)
+				d.log.Warn("start cluster rank; will retry", "lease", m.lease, "cluster", cl.ID, "rank", m.rank, "epoch", cl.Epoch,
+					"tries", tries, "retry_in_blocks", wait, "err", err)
 			}
 		}()
 	}

@@ -382,3 +382,72 @@ func TestDistStrayClient(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Ranks with an out each (one per provider): the run is stopped at step 80, rank 0's
+// out is lost with its machine, and the ranks resume with a fresh one for rank 0. Every
+// rank kept the chain, so rank 0 adopts a surviving rank's and the run continues from
+// step 40 or later; rank 0's chain verifies and equals an uninterrupted run's.
+func TestGoDistRank0Lost(t *testing.T) {
+	p := distParams(EngineGo, 3)
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	run := func(resume bool, progress units.Progress, ctx context.Context) []error {
+		ds, err := LocalRanks(3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs := make([]error, 3)
+		var wg sync.WaitGroup
+		for r, d := range ds {
+			d.Timeout = 20 * time.Second // the ranks of one process join in milliseconds
+			job := mustJob(t, p, dirs[r])
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w := Workload{Dist: d}
+				if resume {
+					errs[r] = w.Resume(ctx, job, dirs[r], nil)
+				} else {
+					var pr units.Progress
+					if r == 0 {
+						pr = progress
+					}
+					errs[r] = w.Run(ctx, job, dirs[r], pr)
+				}
+			}()
+		}
+		wg.Wait()
+		return errs
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	run(false, func(done, total int, what string) {
+		if done == 5 { // checkpoints 0 to 80: the others, a step behind at most, wrote 60
+			cancel()
+		}
+	}, ctx)
+	if _, err := os.Stat(filepath.Join(dirs[1], unitFile(40))); err != nil {
+		t.Fatalf("rank 1 kept no copy of the checkpoint at step 40: %v", err)
+	}
+	dirs[0] = t.TempDir() // rank 0's machine is gone, and its out with it
+	for r, err := range run(true, nil, context.Background()) {
+		if err != nil {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+	}
+	m := mustMetrics(t, dirs[0])
+	if m.ResumedFrom < 40 {
+		t.Fatalf("rank 0 resumed from step %d, want 40 or later (a surviving rank's chain)", m.ResumedFrom)
+	}
+	verifyAll(t, dirs[0])
+	one, _ := mustRun(t, p, DataAuto)
+	if mustRoot(t, one) != mustRoot(t, dirs[0]) {
+		t.Fatal("rank 0 lost and resumed: the checkpoints differ from an uninterrupted run's")
+	}
+	for r := 1; r < 3; r++ {
+		rep, err := ReadRankReport(dirs[r], r)
+		if err != nil || rep.Start != m.ResumedFrom || rep.WeightsSHA256 != m.WeightsSHA256 {
+			t.Errorf("rank %d: %+v, %v; want start %d and rank 0's weights", r, rep, err, m.ResumedFrom)
+		}
+	}
+	t.Logf("rank 0 lost: resumed from step %d, a surviving rank's chain", m.ResumedFrom)
+}

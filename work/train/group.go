@@ -254,6 +254,77 @@ func (g *group) broadcast(msg []byte, max int) ([]byte, error) {
 	return msg, nil
 }
 
+// longestChain returns the longest of the ranks' chains of checkpoints (the lowest
+// rank's of those as long), on every rank, where some rank's own is shorter; nil where
+// every rank has one as long as own. Each chain holds at most most checkpoints.
+func (g *group) longestChain(own [][]byte, most int) ([][]byte, error) {
+	if len(own) > most {
+		return nil, fmt.Errorf("train rank %d: %d checkpoints, the job has %d", g.d.Rank, len(own), most)
+	}
+	// NB: float32 counts are exact up to 2^24 checkpoints, and the sum of one-hot
+	// vectors gives every rank every rank's count.
+	lens := make([]float32, g.d.WorldSize)
+	lens[g.d.Rank] = float32(len(own))
+	all, err := g.sum(lens)
+	if err != nil {
+		return nil, err
+	}
+	best, short := 0, false
+	for r, n := range all {
+		if n < 0 || n > float32(most) || n != float32(int(n)) {
+			return nil, fmt.Errorf("train rank %d: rank %d has %v checkpoints, want 0 to %d", g.d.Rank, r, n, most)
+		}
+		if n > all[best] {
+			best = r
+		}
+	}
+	for _, n := range all {
+		short = short || n < all[best]
+	}
+	if !short {
+		return nil, nil
+	}
+	var enc []byte
+	if g.d.Rank == best {
+		for _, b := range own {
+			enc = binary.LittleEndian.AppendUint32(enc, uint32(len(b)))
+			enc = append(enc, b...)
+		}
+	}
+	const maxChain = 1 << 30 // a frame's length is a uint32; the job's chain is far smaller
+	if best != 0 {
+		// The longest chain goes to rank 0, which broadcasts it.
+		deadline := time.Now().Add(g.d.timeout())
+		if g.d.Rank == best {
+			g.conns[0].SetDeadline(deadline)
+			if err := writeFrame(g.conns[0], enc); err != nil {
+				return nil, fmt.Errorf("train rank %d: send its checkpoints to rank 0: %w", g.d.Rank, err)
+			}
+		}
+		if g.d.Rank == 0 {
+			g.conns[best].SetDeadline(deadline)
+			if enc, err = readFrame(g.conns[best], maxChain); err != nil {
+				return nil, fmt.Errorf("train rank 0: receive rank %d's checkpoints: %w", best, err)
+			}
+		}
+	}
+	if enc, err = g.broadcast(enc, maxChain); err != nil {
+		return nil, err
+	}
+	var chain [][]byte
+	for len(enc) > 0 {
+		if len(enc) < 4 || int64(binary.LittleEndian.Uint32(enc)) > int64(len(enc)-4) {
+			return nil, fmt.Errorf("train rank %d: rank %d's checkpoints are cut short", g.d.Rank, best)
+		}
+		n := int(binary.LittleEndian.Uint32(enc))
+		chain, enc = append(chain, enc[4:4+n]), enc[4+n:]
+	}
+	if len(chain) != int(all[best]) {
+		return nil, fmt.Errorf("train rank %d: rank %d sent %d checkpoints, it has %d", g.d.Rank, best, len(chain), int(all[best]))
+	}
+	return chain, nil
+}
+
 // writeFrame writes a uint32 little-endian length and b.
 func writeFrame(w io.Writer, b []byte) error {
 	buf := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(b)), uint32(len(b)))

@@ -316,17 +316,47 @@ func (w Workload) run(ctx context.Context, job units.Job, out string, progress u
 	total := p.Steps/p.Every + 1
 	set := units.Set{}
 	var last []byte
+	var chain [][]byte // this rank's checkpoints from step 0, in order
 	from := 0
-	if lead {
-		if resume {
-			if from, last, err = resumeChain(out, p, set); err != nil {
-				return err
-			}
+	if resume {
+		if chain, err = resumeChain(out, p, set); err != nil {
+			return err
 		}
+		if len(chain) > 0 {
+			from, last = (len(chain)-1)*p.Every, chain[len(chain)-1]
+		}
+	}
+	if lead {
 		// NB: written first, so a run killed midway can be resumed from out alone.
 		if err := job.Write(out); err != nil {
 			return err
 		}
+	}
+	// keep writes checkpoint b of step into out: every rank does (ranks sharing one out
+	// write the same bytes), so that the chain outlives any one rank.
+	keep := func(step int, b []byte) error {
+		delete(set, UnitID(step)) // NB: an adopted chain replaces this rank's own
+		return set.Put(out, UnitID(step), unitFile(step), b)
+	}
+	// adopt takes another rank's longer chain as this rank's own (a replaced rank 0
+	// whose out was lost resumes from a surviving rank's copy).
+	adopt := func(got [][]byte) error {
+		prev := ZeroPrev
+		for i, b := range got {
+			c, err := DecodeCheckpoint(b)
+			if err != nil || c.Step != i*p.Every || c.Prev != prev {
+				return fmt.Errorf("train rank %d: a surviving rank's checkpoint %d is not the chain's (step %d, %v)", dist.Rank, i, c.Step, err)
+			}
+			if m, err := MLPFromCheckpoint(c); err != nil || c.Engine != p.Engine || m.Hidden != p.Hidden {
+				return fmt.Errorf("train rank %d: a surviving rank's %s is not this job's checkpoint (engine %s, want %s; %v)", dist.Rank, unitFile(c.Step), c.Engine, p.Engine, err)
+			}
+			if err := keep(c.Step, b); err != nil {
+				return err
+			}
+			prev = Hash(b)
+		}
+		from, last = (len(got)-1)*p.Every, got[len(got)-1]
+		return nil
 	}
 	var losses []float64
 	emit := func(step int, b []byte, loss float64) error {
@@ -341,7 +371,7 @@ func (w Workload) run(ctx context.Context, job units.Job, out string, progress u
 		if c.Step != step || c.Prev != want || c.Engine != p.Engine {
 			return fmt.Errorf("train: %s checkpoint at step %d breaks the chain (step %d, prev %s)", p.Engine, step, c.Step, c.Prev)
 		}
-		if err := set.Put(out, UnitID(step), unitFile(step), b); err != nil {
+		if err := keep(step, b); err != nil {
 			return err
 		}
 		last = b
@@ -356,8 +386,11 @@ func (w Workload) run(ctx context.Context, job units.Job, out string, progress u
 	var fin RankReport
 	switch p.Engine {
 	case EngineGo:
-		fin, err = w.runGo(ctx, job, p, d, last, emit)
+		fin, err = w.runGo(ctx, job, p, d, chain, adopt, emit)
 	case EnginePyTorch:
+		if !lead {
+			last = nil // NB: the PyTorch ranks start from rank 0's broadcast; only rank 0 keeps the chain
+		}
 		fin, err = w.runTorch(ctx, job, p, last, emit)
 	}
 	if err != nil {
@@ -399,20 +432,19 @@ func (w Workload) run(ctx context.Context, job units.Job, out string, progress u
 }
 
 // resumeChain records in set the checkpoints of out that form an unbroken hash chain from
-// step 0, and returns the step and bytes of the last one (0 and nil where there is none).
+// step 0, and returns them in order (none where there is none).
 // The chain ends at the first checkpoint missing or not linked to the one before; later
 // files are overwritten as training goes on. A checkpoint of another model is an error.
-func resumeChain(out string, p Params, set units.Set) (int, []byte, error) {
+func resumeChain(out string, p Params, set units.Set) ([][]byte, error) {
 	prev := ZeroPrev
-	from := 0
-	var last []byte
+	var chain [][]byte
 	for s := 0; s <= p.Steps; s += p.Every {
 		b, err := os.ReadFile(filepath.Join(out, unitFile(s)))
 		if errors.Is(err, os.ErrNotExist) {
 			break
 		}
 		if err != nil {
-			return 0, nil, fmt.Errorf("train: resume: %w", err)
+			return nil, fmt.Errorf("train: resume: %w", err)
 		}
 		c, err := DecodeCheckpoint(b)
 		if err != nil || c.Step != s || c.Prev != prev {
@@ -420,12 +452,12 @@ func resumeChain(out string, p Params, set units.Set) (int, []byte, error) {
 		}
 		m, err := MLPFromCheckpoint(c)
 		if err != nil || c.Engine != p.Engine || m.Hidden != p.Hidden {
-			return 0, nil, fmt.Errorf("train: resume: %s is not this job's checkpoint (engine %s, want %s; %v)", unitFile(s), c.Engine, p.Engine, err)
+			return nil, fmt.Errorf("train: resume: %s is not this job's checkpoint (engine %s, want %s; %v)", unitFile(s), c.Engine, p.Engine, err)
 		}
 		set[UnitID(s)] = units.Unit{File: unitFile(s), SHA256: units.Sum(b)}
-		from, last, prev = s, b, Hash(b)
+		chain, prev = append(chain, b), Hash(b)
 	}
-	return from, last, nil
+	return chain, nil
 }
 
 // weightsSHA256 is the SHA-256 of a checkpoint's values (what follows its header line).
@@ -441,13 +473,37 @@ func digest(job units.Job, p Params) [32]byte {
 	return sha256.Sum256(append(b, job.Assets[DataAsset]...))
 }
 
-// runGo trains with the Go engine from checkpoint last (nil: the seed's initial weights),
-// calling emit with each checkpoint it writes (rank 0).
-func (w Workload) runGo(ctx context.Context, job units.Job, p Params, d *Dataset, last []byte, emit func(int, []byte, float64) error) (RankReport, error) {
+// runGo trains with the Go engine from the last checkpoint of chain (none: the seed's
+// initial weights), calling emit with each checkpoint it writes. In a data-parallel run
+// every rank writes every checkpoint (the weights are the same bits on every rank), so
+// that the chain survives the loss of any rank: the ranks first find the longest chain
+// among them, and those with a shorter one adopt it.
+func (w Workload) runGo(ctx context.Context, job units.Job, p Params, d *Dataset, chain [][]byte, adopt func([][]byte) error,
+	emit func(int, []byte, float64) error) (RankReport, error) {
 	dist := w.Dist
+	var g *group
+	if dist.Distributed() {
+		var err error
+		if g, err = joinGroup(ctx, dist, digest(job, p)); err != nil {
+			return RankReport{}, err
+		}
+		defer g.Close()
+		longest, err := g.longestChain(chain, p.Steps/p.Every+1)
+		if err != nil {
+			return RankReport{}, err
+		}
+		if len(longest) > len(chain) {
+			if err := adopt(longest); err != nil {
+				return RankReport{}, err
+			}
+			chain = longest
+		}
+	}
 	m := newMLP(p.Hidden, p.Seed)
 	from, prev := 0, ZeroPrev
-	if last != nil {
+	var last []byte
+	if len(chain) > 0 {
+		last = chain[len(chain)-1]
 		c, err := DecodeCheckpoint(last)
 		if err != nil {
 			return RankReport{}, err
@@ -458,13 +514,7 @@ func (w Workload) runGo(ctx context.Context, job units.Job, p Params, d *Dataset
 		m = &MLP{Hidden: m.Hidden, W1: clone(m.W1), B1: clone(m.B1), W2: clone(m.W2), B2: clone(m.B2)}
 		from, prev = c.Step, Hash(last)
 	}
-	var g *group
 	if dist.Distributed() {
-		var err error
-		if g, err = joinGroup(ctx, dist, digest(job, p)); err != nil {
-			return RankReport{}, err
-		}
-		defer g.Close()
 		// Every rank starts from rank 0's step and weights.
 		msg := binary.LittleEndian.AppendUint64(nil, uint64(from))
 		msg = append(msg, floatBytes(m.flat())...)
@@ -487,8 +537,7 @@ func (w Workload) runGo(ctx context.Context, job units.Job, p Params, d *Dataset
 			return RankReport{}, fmt.Errorf("train rank %d: rank 0 starts at step %d, outside 0 to %d", dist.Rank, from, p.Steps)
 		}
 	}
-	lead := dist.Rank == 0
-	if lead && last == nil {
+	if last == nil {
 		b, err := m.checkpoint(0, ZeroPrev, EngineGo).Encode()
 		if err != nil {
 			return RankReport{}, err
@@ -510,7 +559,7 @@ func (w Workload) runGo(ctx context.Context, job units.Job, p Params, d *Dataset
 			}
 			return RankReport{}, err
 		}
-		if lead && s%p.Every == 0 {
+		if s%p.Every == 0 {
 			b, err := m.checkpoint(s, prev, EngineGo).Encode()
 			if err != nil {
 				return RankReport{}, err

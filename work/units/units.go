@@ -25,7 +25,9 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // File names inside a job's output directory.
@@ -310,8 +312,13 @@ func readFile(dir, name string, limit int64) ([]byte, error) {
 	return data, nil
 }
 
+// tmpSeq numbers writeFileAtomic's temporary files within this process.
+var tmpSeq atomic.Uint64
+
 // writeFileAtomic writes dir/name (creating parent directories inside dir) through a
-// temporary file and a rename, so a crash never leaves a half-written unit.
+// temporary file and a rename, so a crash never leaves a half-written unit. Writers of
+// the same file at once (the ranks of a data-parallel run sharing one directory) each
+// use a temporary file of their own.
 func writeFileAtomic(dir, name string, data []byte) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -324,7 +331,7 @@ func writeFileAtomic(dir, name string, data []byte) error {
 			return fmt.Errorf("write %s: %w", name, err)
 		}
 	}
-	tmp := rel + ".tmp"
+	tmp := rel + ".tmp-" + strconv.FormatUint(tmpSeq.Add(1), 10) + "-" + strconv.Itoa(os.Getpid())
 	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)

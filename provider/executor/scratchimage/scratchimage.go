@@ -5,6 +5,7 @@ package scratchimage
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -14,15 +15,17 @@ import (
 )
 
 // Build returns the archive of an image for linux/arch whose only file is
-// prog at /name, its entrypoint, tagged tag (none if empty), and the image's
-// ID ("sha256:<hex>"). Times and owners are fixed, so the same program gives
-// the same archive and ID.
+// prog at /name, its entrypoint, beside an empty /tmp (mode 1777: Go's
+// os.MkdirTemp, as most programs, needs one; docker gives none to a FROM
+// scratch container), tagged tag (none if empty), and the image's ID
+// ("sha256:<hex>"). Times and owners are fixed, so the same program gives the
+// same archive and ID.
 func Build(name string, prog []byte, arch, tag string) (archive []byte, id string, err error) {
 	if name == "" || path.Base(name) != name {
 		return nil, "", fmt.Errorf("scratch image: program name %q: must be one path element", name)
 	}
 	epoch := time.Unix(0, 0).UTC()
-	layer := tarOf([]file{{name: name, mode: 0o755, body: prog, mtime: epoch}})
+	layer := tarOf([]file{{name: "tmp/", dir: true, mode: 0o1777, mtime: epoch}, {name: name, mode: 0o755, body: prog, mtime: epoch}})
 	layerSum := sha256.Sum256(layer)
 	layerHex := hex.EncodeToString(layerSum[:])
 	config, err := json.Marshal(map[string]any{
@@ -67,7 +70,7 @@ func tarOf(files []file) []byte {
 	for _, f := range files {
 		hdr := &tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.body)), ModTime: f.mtime, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
 		if f.dir {
-			hdr.Typeflag, hdr.Mode, hdr.Size = tar.TypeDir, 0o755, 0
+			hdr.Typeflag, hdr.Mode, hdr.Size = tar.TypeDir, cmp.Or(f.mode, 0o755), 0
 		}
 		// NB: writes to a bytes.Buffer cannot fail, nor can a header of these fields.
 		tw.WriteHeader(hdr)
