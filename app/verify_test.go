@@ -68,6 +68,16 @@ func (w *work) evidence(t *testing.T, i int) *verify.Evidence {
 	return &verify.Evidence{Name: name, Data: w.data[name], Proof: p}
 }
 
+// report returns unit i as a report on a kind a committee judges carries it: its hash
+// and Merkle proof, not its data.
+func (w *work) report(t *testing.T, i int) *verify.Evidence {
+	t.Helper()
+	e := w.evidence(t, i)
+	h := e.Hash()
+	e.Data, e.SHA256 = nil, h[:]
+	return e
+}
+
 // vnet is a harness with the default escrow holdback and dispute window, providers p1
 // and p2, a tenant, and three registered verifiers.
 type vnet struct {
@@ -456,7 +466,7 @@ func TestVerifyTenantDisputeCommitteeConvicts(t *testing.T) {
 	n.mustExec(step{n.p2, &market.MsgCompleteLease{Provider: n.p2.addr, LeaseID: id, OutputHash: w.root()}})
 	held, _ := escrow.GetHold(n.ctx(), id, n.p2.addr)
 	tenantBefore := n.bal(n.tenant.addr)
-	n.mustExec(step{n.tenant, &verify.MsgDispute{Tenant: n.tenant.addr, CommitID: c.ID, Unit: 2, Evidence: w.evidence(t, 2)}})
+	n.mustExec(step{n.tenant, &verify.MsgDispute{Tenant: n.tenant.addr, CommitID: c.ID, Unit: 2, Evidence: w.report(t, 2)}})
 	if got := n.bal(verify.Account); got != n.params.DisputeDeposit {
 		t.Fatalf("verify account holds %d, want the deposit %d", got, n.params.DisputeDeposit)
 	}
@@ -635,7 +645,7 @@ func TestVerifyDutyQuery(t *testing.T) {
 	}
 	// The verifier reports a unit: its check is answered, the committee's votes are due.
 	u := c.Samples[0]
-	n.mustExec(step{n.acct(v), &verify.MsgVerdict{Verifier: v, CommitID: c.ID, Unit: u, Evidence: w.evidence(t, int(u))}})
+	n.mustExec(step{n.acct(v), &verify.MsgVerdict{Verifier: v, CommitID: c.ID, Unit: u, Evidence: w.report(t, int(u))}})
 	if _, code := duty(id, v); code != types.CodeNotFound {
 		t.Fatalf("duty of a verifier that answered: code %d, want %d", code, types.CodeNotFound)
 	}

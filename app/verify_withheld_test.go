@@ -188,7 +188,7 @@ func TestVerifyCommitteeNotServedConvicts(t *testing.T) {
 	id := n.runLease(t, 3)
 	w := makeWork("scene-1", 8)
 	c := n.commit(t, id, renderKind, w)
-	n.mustExec(step{n.tenant, &verify.MsgDispute{Tenant: n.tenant.addr, CommitID: c.ID, Unit: 2, Evidence: w.evidence(t, 2)}})
+	n.mustExec(step{n.tenant, &verify.MsgDispute{Tenant: n.tenant.addr, CommitID: c.ID, Unit: 2, Evidence: w.report(t, 2)}})
 	ch := n.drawn(t, 1)
 	stakes := map[types.Address]uint64{}
 	for _, m := range ch.Committee {

@@ -30,6 +30,7 @@ import (
 	"github.com/kiln-network/kiln/provider/executor/process"
 	"github.com/kiln-network/kiln/tenant"
 	"github.com/kiln-network/kiln/types"
+	"github.com/kiln-network/kiln/verifier"
 	"github.com/kiln-network/kiln/work/units"
 	"github.com/kiln-network/kiln/x/bank"
 	"github.com/kiln-network/kiln/x/market"
@@ -155,7 +156,11 @@ type Summary struct {
 
 // Verification is what the trust layer did in the demo.
 type Verification struct {
-	Verifier    string   `json:"verifier"`
+	Verifier string `json:"verifier"`
+	// Verifiers are every verifier of the demo: one, or with cheaters four (one checks
+	// a commitment; a committee of 3 is drawn from the others to judge a render or
+	// training unit it reports).
+	Verifiers   []string `json:"verifiers"`
 	Cheaters    []string `json:"cheaters,omitempty"`
 	Commitments int      `json:"commitments"`
 	Verified    int      `json:"verified"`
@@ -251,7 +256,12 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if o.Cheaters < 0 || o.Cheaters >= len(provs) || o.Cluster && o.Cheaters > 0 {
 		return s, fmt.Errorf("cheaters: %d, must be 0 to %d (one provider stays honest; none with --cluster)", o.Cheaters, len(provs)-1)
 	}
-	for _, name := range []string{"tenant", "verifier", provs[0].name, provs[1].name, provs[2].name} {
+	names := []string{"tenant", provs[0].name, provs[1].name, provs[2].name}
+	verifiers := []string{"verifier"}
+	if o.Cheaters > 0 {
+		verifiers = append(verifiers, "verifier-2", "verifier-3", "verifier-4")
+	}
+	for _, name := range append(names, verifiers...) {
 		info, _, err := kr.Add(name)
 		if err != nil {
 			return s, err
@@ -313,10 +323,13 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		cfg.Inventory = daemon.InventoryConfig{Region: p.region, CPUCores: p.cores, Memory: p.mem, Storage: "8Ti", GPUs: p.gpus,
 			Attributes: map[string]string{"tier": "demo"}}
 		cfg.Pricing.BlockTime = daemon.Duration(o.BlockTime)
+		// NB: 1,000 KILN: three fraud slashes of 30% leave a cheater above the chain's
+		// min_provider_stake (100 KILN), so it still wins its next orders.
+		cfg.Stake = "1000000000" + types.NativeDenom
 		deps := daemon.Deps{Client: c, Key: keyOf[p.name], Logger: o.Logger.With("provider", p.name)}
 		cheat := i < o.Cheaters
 		if cheat {
-			deps.BeforeSeal = fakeUnits
+			deps.BeforeSeal = fakeUnits(filepath.Join(home, "cheats", p.name))
 			s.Verification.Cheaters = append(s.Verification.Cheaters, p.name)
 		}
 		cfg.OrderBook = o.Pricing == market.ModeMarket
@@ -342,7 +355,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		}
 		role := ""
 		if cheat {
-			role = " — CHEATER: fakes a quarter of its matmul units"
+			role = " — CHEATER: fakes a quarter of its units (matmul blocks zeroed, render tiles upscaled, training segments that skipped steps)"
 		}
 		step("provider %-9s registered: %s, %d cores, %s RAM, %s (declared: this machine has no GPU), api %s%s",
 			p.name, strings.Join(gpus, ","), p.cores, p.mem, p.region, d.Endpoint(), role)
@@ -357,12 +370,17 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		}
 		return s, finish(ctx, c, &s, n, start, startHeight, books0)
 	}
-	vd, err := startVerifier(dctx, c, keyOf["verifier"], home, o.Logger)
-	if err != nil {
-		return s, err
+	var vds []*verifier.Daemon
+	for _, name := range verifiers {
+		vd, err := startVerifier(dctx, c, keyOf[name], filepath.Join(home, name), o.Logger)
+		if err != nil {
+			return s, err
+		}
+		vds = append(vds, vd)
+		s.Verification.Verifiers = append(s.Verification.Verifiers, vd.Address().String())
 	}
-	s.Verification.Verifier = vd.Address().String()
-	step("verifier %s registered with stake: it re-executes units sampled from the randomness of the block after each commitment", vd.Address())
+	s.Verification.Verifier = s.Verification.Verifiers[0]
+	step("%d verifier(s) registered with stake: one re-executes the units of each commitment sampled from the randomness of the block after it; a committee of 3 judges a render or training unit reported", len(vds))
 	stakes0, err := providerStakes(ctx, c)
 	if err != nil {
 		return s, err
@@ -387,6 +405,18 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		{"matmul-a100", batch("matmul", o.Worker, []string{"work", "matmul", "--n", "384", "--seed", "2", "--dir", "."}, "a100", 1, nil)},
 		{"checksum-cpu", batch("checksum", "/bin/sh", []string{"-c", `sha256sum "$KILN_IN/input.txt" > "$KILN_OUT/sha256.txt" && tr a-z A-Z < "$KILN_IN/input.txt" > "$KILN_OUT/upper.txt"`}, "", 0, []string{input})},
 	}
+	if o.Cheaters > 0 {
+		// NB: small on purpose (milliseconds of work): with cheaters, one render and one
+		// training job on the h100 provider show a committee convicting what the chain
+		// cannot check itself.
+		jobs = append(jobs, []struct {
+			name string
+			plan tenant.Plan
+		}{
+			{"render-h100", batch("render", o.Worker, []string{"work", "render", "--width", "32", "--height", "32", "--frames", "1", "--tiles", "2", "--samples", "8", "--out", "."}, "h100", 1, nil)},
+			{"train-h100", batch("train", o.Worker, []string{"work", "train", "--data", "generated", "--steps", "60", "--checkpoint-every", "20", "--out", "."}, "h100", 1, nil)},
+		}...)
+	}
 	jobCPU0 := cputime.Children()
 	for _, j := range jobs {
 		step("deploying batch job %s", j.name)
@@ -410,7 +440,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 
 	jobCPU := cputime.Children() - jobCPU0
-	if err := verification(ctx, c, vd, &s, stakes0, jobCPU, step); err != nil {
+	if err := verification(ctx, c, vds, &s, stakes0, jobCPU, step); err != nil {
 		return s, err
 	}
 

@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
-	"testing/fstest"
 	"time"
 
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/verifier"
+	"github.com/kiln-network/kiln/work/cheat"
+	"github.com/kiln-network/kiln/work/matmul"
+	"github.com/kiln-network/kiln/work/render"
+	"github.com/kiln-network/kiln/work/train"
 	"github.com/kiln-network/kiln/work/units"
 	"github.com/kiln-network/kiln/x/registry"
 	"github.com/kiln-network/kiln/x/verify"
@@ -21,16 +25,16 @@ import (
 // verifierStake is what the demo's verifier bonds: twice verify's default minimum.
 const verifierStake = 2 * 10_000_000
 
-// startVerifier registers key as a verifier and runs a verifier daemon for it until
-// ctx ends.
-func startVerifier(ctx context.Context, c *client.Client, key ed25519.PrivateKey, home string, log *slog.Logger) (*verifier.Daemon, error) {
+// startVerifier registers key as a verifier and runs a verifier daemon for it, keeping
+// its files under dir, until ctx ends.
+func startVerifier(ctx context.Context, c *client.Client, key ed25519.PrivateKey, dir string, log *slog.Logger) (*verifier.Daemon, error) {
 	self := types.AddressFromPubKey(key.Public().(ed25519.PublicKey))
 	if _, err := c.Send(ctx, key, client.SignOptions{}, &verify.MsgRegisterVerifier{Verifier: self,
 		Stake: types.NewCoin(types.NativeDenom, verifierStake)}); err != nil {
 		return nil, fmt.Errorf("register the verifier: %w", err)
 	}
 	cfg := verifier.DefaultConfig()
-	cfg.CertDir = filepath.Join(home, "verifier", "certs")
+	cfg.CertDir = filepath.Join(dir, "certs")
 	cfg.Logger = log.With("verifier", self.String())
 	vd, err := verifier.New(cfg, c, key)
 	if err != nil {
@@ -55,59 +59,38 @@ func providerStakes(ctx context.Context, c *client.Client) (map[types.Address]ui
 	return m, nil
 }
 
-// fakeUnits is the demo cheater's BeforeSeal: it zeroes every fourth unit of a job
-// that wrote units (a matmul block it "skipped") and rewrites units.json to match, so
-// the root it commits is over its fakes: only re-execution can tell. The job's own
-// outputs are left as they are; the fakes are what gets sealed.
-func fakeUnits(_ uint64, outs fs.ReadDirFS) (fs.ReadDirFS, error) {
-	index, err := fs.ReadFile(outs, units.FileName)
-	if err != nil {
-		return outs, nil // not a verifiable job
-	}
-	set, err := units.Parse(index)
-	if err != nil {
-		return outs, nil
-	}
-	ents, err := outs.ReadDir(".")
-	if err != nil {
-		return nil, err
-	}
-	fake := fstest.MapFS{}
-	for _, e := range ents {
-		if !e.Type().IsRegular() {
-			continue
+// fakeUnits is the demo cheater's BeforeSeal: it fakes every fourth unit of a job that
+// wrote units, from the second (cheat.Dir: a matmul block zeroed, a render tile
+// upscaled from half the resolution, a training segment that skipped half its steps),
+// in a copy of the outputs under dir, and rewrites units.json to match, so the root it
+// commits is over its fakes: only re-execution can tell.
+func fakeUnits(dir string) func(uint64, fs.ReadDirFS) (fs.ReadDirFS, error) {
+	cheats := map[string]string{matmul.Kind: string(matmul.CheatZeros), render.Kind: string(render.CheatUpscaled), train.Kind: string(train.CheatSkippedSteps)}
+	return func(lease uint64, outs fs.ReadDirFS) (fs.ReadDirFS, error) {
+		if _, err := fs.Stat(outs, units.FileName); err != nil {
+			return outs, nil // not a verifiable job
 		}
-		b, err := fs.ReadFile(outs, e.Name())
-		if err != nil {
-			return nil, err
+		d := filepath.Join(dir, fmt.Sprintf("lease-%d", lease))
+		if err := os.CopyFS(d, outs); err != nil {
+			return nil, fmt.Errorf("cheater: copy lease %d's outputs: %w", lease, err)
 		}
-		fake[e.Name()] = &fstest.MapFile{Data: b, Mode: 0o600}
-	}
-	for i, id := range set.IDs() {
-		if i%4 != 0 {
-			continue
+		n, err := cheat.Dir(context.Background(), d, func(job units.Job, i int, _ string) string {
+			if i%4 != 1 {
+				return ""
+			}
+			return cheats[job.Kind]
+		})
+		if err != nil || n == 0 {
+			return outs, err
 		}
-		u := set[id]
-		f, ok := fake[u.File]
-		if !ok {
-			return outs, nil
-		}
-		f.Data = make([]byte, len(f.Data))
-		u.SHA256 = units.Sum(f.Data)
-		set[id] = u
+		return os.DirFS(d).(fs.ReadDirFS), nil
 	}
-	b, err := set.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	fake[units.FileName] = &fstest.MapFile{Data: b, Mode: 0o600}
-	return fake, nil
 }
 
 // verification waits until every work commitment of the demo's jobs is decided (the
 // verifier answered; a fraud report was checked on chain) and fills the summary's
 // verification figures.
-func verification(ctx context.Context, c *client.Client, vd *verifier.Daemon, s *Summary, stakes0 map[types.Address]uint64,
+func verification(ctx context.Context, c *client.Client, vds []*verifier.Daemon, s *Summary, stakes0 map[types.Address]uint64,
 	jobCPU time.Duration, step func(string, ...any)) error {
 	leases := map[uint64]bool{}
 	for _, j := range s.Jobs {
@@ -178,11 +161,15 @@ func verification(ctx context.Context, c *client.Client, vd *verifier.Daemon, s 
 			s.HonestSlashed++
 		}
 	}
-	st := vd.Stats()
-	v.UnitsChecked = st.Units
-	v.VerifierCPUs, v.JobCPUs = st.CPU.Seconds(), jobCPU.Seconds()
+	var cpu time.Duration
+	for _, vd := range vds {
+		st := vd.Stats()
+		v.UnitsChecked += st.Units
+		cpu += st.CPU
+	}
+	v.VerifierCPUs, v.JobCPUs = cpu.Seconds(), jobCPU.Seconds()
 	if jobCPU > 0 {
-		s.VerificationOverhead = st.CPU.Seconds() / jobCPU.Seconds()
+		s.VerificationOverhead = cpu.Seconds() / jobCPU.Seconds()
 	}
 	step("verification: %d commitments, %d verified, %d fraud; cheaters caught %d, honest providers slashed %d; verifier CPU %.3f s over job CPU %.2f s (%.2f%%)",
 		v.Commitments, v.Verified, v.Fraud, s.CheatersCaught, s.HonestSlashed, v.VerifierCPUs, v.JobCPUs, 100*s.VerificationOverhead)

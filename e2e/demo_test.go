@@ -60,6 +60,37 @@ func TestDemo(t *testing.T) {
 	t.Logf("order→lease %.0f blocks, order→running %.0f ms", s.LeaseBlocks, s.RunningMS)
 }
 
+// `kiln demo --cheaters 1 --output json`: the cheater fakes a matmul job (checked by
+// the chain itself), a render and a training job (judged by a committee of the other
+// verifiers); all three are convicted, no honest provider is slashed, money conserved.
+func TestDemoCheaters(t *testing.T) {
+	// 170 s: the demo promises to finish in under two minutes.
+	ctx, cancel := context.WithTimeout(context.Background(), 170*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, kilnBin, "demo", "--cheaters", "1", "--output", "json").Output()
+	if err != nil {
+		t.Fatalf("kiln demo --cheaters 1: %v", err)
+	}
+	var s struct {
+		Caught          int  `json:"cheaters_caught"`
+		HonestSlashed   int  `json:"honest_slashed"`
+		SupplyConserved bool `json:"supply_conserved"`
+		Verification    struct {
+			Verifiers   []string `json:"verifiers"`
+			Commitments int      `json:"commitments"`
+			Verified    int      `json:"verified"`
+			Fraud       int      `json:"fraud"`
+		} `json:"verification"`
+	}
+	if err := json.Unmarshal(out, &s); err != nil {
+		t.Fatalf("demo output is not JSON: %v\n%s", err, out)
+	}
+	v := s.Verification
+	if s.Caught != 1 || s.HonestSlashed != 0 || !s.SupplyConserved || len(v.Verifiers) != 4 || v.Commitments != 4 || v.Fraud != 3 || v.Verified != 1 {
+		t.Fatalf("demo --cheaters 1: want the cheater's matmul, render and train jobs convicted, the honest matmul verified, none honest slashed: %s", out)
+	}
+}
+
 // The demo network binds its node's, providers' and ingress's ports itself (port 0),
 // so nothing there is picked ahead. The one port it must pick ahead, its service's
 // (written into the manifest; the service binds it), is taken by another program

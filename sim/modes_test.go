@@ -11,7 +11,7 @@ import (
 // latency, jobs run and finish, tenants pay, providers earn, and the money adds up.
 func TestEveryModeSmallNetwork(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.GPUs, cfg.Blocks, cfg.OrdersPerBlock, cfg.Churn, cfg.JobBlocksMin, cfg.JobBlocksMax = 600, 110, 5, 0.01, 3, 30
+	cfg.GPUs, cfg.Blocks, cfg.OrdersPerBlock, cfg.Churn, cfg.JobBlocksMin, cfg.JobBlocksMax = 300, 104, 3, 0.01, 3, 30
 	cfg.CheckInvariants = true
 	runs, err := Compare(cfg, nil)
 	if err != nil {

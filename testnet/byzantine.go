@@ -3,18 +3,12 @@ package testnet
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
-	cfg "github.com/cometbft/cometbft/config"
 	cmttypes "github.com/cometbft/cometbft/types"
 
-	"github.com/kiln-network/kiln/node"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/x/staking"
 )
@@ -39,10 +33,18 @@ type Byzantine struct {
 	Tombstoned  bool   `json:"tombstoned"`
 	// RemovedAt is the first height whose CometBFT validator set lacks it.
 	RemovedAt int64 `json:"removed_at"`
-	// ReportedBy is "watcher" when the committed evidence is the one the harness's
-	// watcher broadcast (see watcher.go), "validators" when an honest validator
-	// received both votes and reported them itself.
+	// FirstDoubleSign is the first height at which the twin signed a vote that
+	// conflicts with one of the validator's.
+	FirstDoubleSign int64 `json:"first_double_sign"`
+	// ReportedBy is "validators" when an honest validator received both votes through
+	// gossip and CometBFT reported them itself (the normal path), "watcher" when the
+	// committed evidence is the one the harness's fallback watcher broadcast (see
+	// watcher.go) after Options.WatcherGrace without it.
 	ReportedBy string `json:"evidence_reported_by"`
+	// DetectedS is the seconds from the twin's first conflicting vote to the block
+	// that committed the evidence; TwinVotes how many conflicting votes it signed by then.
+	DetectedS float64 `json:"detected_s"`
+	TwinVotes int     `json:"twin_votes"`
 }
 
 // problems lists what the chain got wrong about the double-signer: a slash other
@@ -58,17 +60,18 @@ func (b *Byzantine) problems(wantSlash uint64) []string {
 	return out
 }
 
-// evidenceWait bounds the wait for the twin's double-sign to be committed as
-// evidence and the validator to leave the set: the twin block-syncs the chain so far
-// (tens of blocks), signs at its first consensus height, the evidence goes into the
-// next proposal and the power update takes effect two blocks after it.
+// evidenceWait bounds the wait, beyond the watcher's grace, for the double-sign to
+// be committed as evidence and the validator to leave the set: the twin connects in
+// about a second and signs at the next height, the evidence goes into a proposal a
+// block or two later and the power update takes effect two blocks after it; the rest
+// is slack for a loaded machine.
 const evidenceWait = 2 * time.Minute
 
 // byzantine makes validator i double-sign by starting a twin of it, waits until the
 // chain has committed the evidence, slashed, jailed and tombstoned it and taken it out
-// of the validator set, and then until every node (the twin too) is past the height
-// of that moment. fr.recover is the time from the twin's start to then; fr.byz what
-// the chain did; fr.problems what it got wrong.
+// of the validator set, and then until every node is past the height of that moment.
+// fr.recover is the time from the twin's start to then; fr.byz what the chain did;
+// fr.problems what it got wrong.
 func (n *net) byzantine(ctx context.Context, i int) (faultResult, error) {
 	fr := faultResult{extra: -1}
 	c := n.cl[0]
@@ -98,47 +101,54 @@ func (n *net) byzantine(ctx context.Context, i int) (faultResult, error) {
 	fr.byz = bz
 
 	start := time.Now()
-	j, from, err := n.addTwin(ctx, i)
+	from := maxOf(n.heights(ctx))
+	tw, err := n.startTwin(i)
 	if err != nil {
 		return fr, fmt.Errorf("twin of node%d: %w", i, err)
 	}
-	fr.extra = j
-	n.logf("twin of node%d started (same priv_validator_key, fresh sign state): it double-signs", i)
+	defer tw.stop()
+	n.logf("twin of node%d started (its priv_validator_key, an empty sign state), peer of every other validator: it double-signs", i)
 
-	tconf, err := node.LoadConfig(n.ln.Nodes[j].Home)
-	if err != nil {
-		return fr, err
-	}
-	walPath := tconf.Consensus.WalFile()
 	var sent *cmttypes.DuplicateVoteEvidence
+	var seen time.Time // when the twin first signed a conflicting vote
 	lastErr := ""
 	watch := func(ctx context.Context) {
-		if sent != nil {
+		k, first, _ := tw.signed(0, 0, 0)
+		if k == 0 || sent != nil {
 			return
 		}
-		a, b, ok, err := findDoubleSign(walPath, cons)
-		if err == nil && ok {
-			sent, err = n.reportDoubleSign(ctx, a, b)
+		if seen.IsZero() {
+			seen = time.Now()
+			bz.FirstDoubleSign = first
+			n.logf("twin: first conflicting vote at height %d; the validators have %v to report it before the watcher does", first, n.o.WatcherGrace)
 		}
+		if time.Since(seen) < n.o.WatcherGrace {
+			return
+		}
+		var err error
+		sent, err = n.watchCommits(ctx, tw, cons, bz.FirstDoubleSign)
 		switch {
-		case err != nil && !errors.Is(err, errNotYet) && !errors.Is(err, os.ErrNotExist) && err.Error() != lastErr:
+		case err != nil && err.Error() != lastErr:
 			lastErr = err.Error()
 			n.logf("watcher: %v", err)
 		case sent != nil:
-			n.logf("watcher: the twin's WAL holds two votes of node%d at height %d round %d (%v): %v and %v; evidence broadcast to node0",
-				i, a.Height, a.Round, a.Type, blockOrNil(a.BlockID), blockOrNil(b.BlockID))
+			n.logf("watcher: the validators reported nothing in %v; evidence of the twin's precommit and node%d's committed one at height %d broadcast to node0", n.o.WatcherGrace, i, sent.Height())
 		}
 	}
-	wctx, cancel := context.WithTimeout(ctx, evidenceWait)
+	wctx, cancel := context.WithTimeout(ctx, n.o.WatcherGrace+evidenceWait)
 	defer cancel()
 	ev, err := n.findEvidence(wctx, cons, from, bz, watch)
 	if err != nil {
 		return fr, err
 	}
+	if !seen.IsZero() {
+		bz.DetectedS = time.Since(seen).Seconds()
+	}
 	bz.ReportedBy = "validators"
 	if sent != nil && bytes.Equal(sent.Hash(), ev.Hash()) {
 		bz.ReportedBy = "watcher"
 	}
+	bz.TwinVotes, _, _ = tw.signed(0, 0, 0)
 	n.logf("duplicate-vote evidence of node%d's double-sign at height %d (reported by the %s) committed at height %d; burned %d", i, bz.InfractionHeight, bz.ReportedBy, bz.EvidenceHeight, bz.Slashed)
 	if err := n.waitRemoved(wctx, cons, bz); err != nil {
 		return fr, err
@@ -162,14 +172,6 @@ func (n *net) byzantine(ctx context.Context, i int) (faultResult, error) {
 	return fr, nil
 }
 
-// blockOrNil names the block a vote is for.
-func blockOrNil(id cmttypes.BlockID) string {
-	if len(id.Hash) == 0 {
-		return "nil"
-	}
-	return id.Hash.String()
-}
-
 // validatorOf returns the staking record of operator op, as node0 holds it.
 func validatorOf(ctx context.Context, n *net, op types.Address) (staking.Validator, error) {
 	vs, err := n.cl[0].Validators(ctx)
@@ -184,60 +186,6 @@ func validatorOf(ctx context.Context, n *net, op types.Address) (staking.Validat
 	return staking.Validator{}, fmt.Errorf("validator %s is not in node0's staking state", op)
 }
 
-// addTwin starts a second instance of validator i: its priv_validator_key, a fresh
-// priv_validator_state (so the key's double-sign guard has no record to stop it) and
-// its own node key, block-syncing the chain from the validators.
-func (n *net) addTwin(ctx context.Context, i int) (int, int64, error) {
-	conf, ir, err := n.extraHome("twin")
-	if err != nil {
-		return 0, 0, err
-	}
-	src, err := node.LoadConfig(n.ln.Nodes[i].Home)
-	if err != nil {
-		return 0, 0, err
-	}
-	key, err := os.ReadFile(src.PrivValidatorKeyFile())
-	if err != nil {
-		return 0, 0, err
-	}
-	if err := os.WriteFile(conf.PrivValidatorKeyFile(), key, 0o600); err != nil {
-		return 0, 0, err
-	}
-	// NB: two votes of one validator for the same block differ only in their
-	// timestamps, and CometBFT does not count those as evidence: only votes for
-	// different block IDs at one height, round and step are. With a 1 ms propose
-	// timeout the twin never waits for a proposal: it votes nil before it holds the
-	// block, while the real validator votes for it.
-	conf.Consensus.TimeoutPropose = time.Millisecond
-	conf.Consensus.TimeoutProposeDelta = time.Millisecond
-	conf.Consensus.DoubleSignCheckHeight = 0
-	var peers []string
-	for k, nd := range n.ln.Nodes {
-		if k != i {
-			peers = append(peers, nd.NodeID+"@"+strings.TrimPrefix(nd.P2P, "tcp://"))
-		}
-	}
-	conf.P2P.PersistentPeers = strings.Join(peers, ",")
-	conf.P2P.PexReactor = false
-	return n.addExtra(ctx, "twin", conf, ir.NodeID)
-}
-
-// byzantineLayout turns peer exchange off on every validator: each dials only its
-// persistent peers (every other validator), so that none learns the twin's address
-// and the twin and the validator it copies never become peers (each would take the
-// other's votes for its own and pass only those on).
-func byzantineLayout(ln node.Localnet) error {
-	for _, nd := range ln.Nodes {
-		conf, err := node.LoadConfig(nd.Home)
-		if err != nil {
-			return err
-		}
-		conf.P2P.PexReactor = false
-		cfg.WriteConfigFile(filepath.Join(nd.Home, "config", "config.toml"), conf)
-	}
-	return nil
-}
-
 // findEvidence follows node0's blocks after height from until one commits
 // duplicate-vote evidence against consensus address cons, and reads the slash
 // it caused from that block's results. It calls watch on every poll.
@@ -245,8 +193,8 @@ func (n *net) findEvidence(ctx context.Context, cons []byte, from int64, bz *Byz
 	c := n.cl[0]
 	for h := from + 1; ; {
 		watch(ctx)
-		st, err := c.Status(ctx)
-		for ; err == nil && h <= st.Height; h++ {
+		top, err := c.AppHeight(ctx) // results of a height exist once the app committed it
+		for ; err == nil && h <= top; h++ {
 			b, berr := c.RPC.Block(ctx, &h)
 			if berr != nil {
 				err = berr

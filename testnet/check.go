@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	cmttypes "github.com/cometbft/cometbft/types"
+
 	"github.com/kiln-network/kiln/lightclient"
 	"github.com/kiln-network/kiln/types"
 )
@@ -47,6 +49,16 @@ func check(ctx context.Context, n *net, lg *load, idx []int, res *Result) error 
 		br, err := c.RPC.BlockResults(cctx, &ht)
 		if err != nil {
 			return fmt.Errorf("block results %d: %w", ht, err)
+		}
+		if bt := b.Block.Time; bt.Before(n.began.Add(-5*time.Second)) || bt.After(time.Now().Add(5*time.Second)) {
+			res.Problems = append(res.Problems, fmt.Sprintf("block %d has time %s, outside the run (%s to now)", ht, bt.Format(time.RFC3339Nano), n.began.Format(time.RFC3339Nano)))
+		}
+		if n.skew != nil {
+			for _, sig := range b.Block.LastCommit.Signatures {
+				if bytes.Equal(sig.ValidatorAddress, n.skew.signer.Key.Address) && sig.BlockIDFlag == cmttypes.BlockIDFlagCommit && sig.Timestamp.Sub(b.Block.Time).Abs() > 30*time.Minute {
+					res.SkewedVotes++
+				}
+			}
 		}
 		for k, t := range b.Block.Txs {
 			if k < len(br.TxsResults) && br.TxsResults[k].Code == 0 {
@@ -92,6 +104,9 @@ func check(ctx context.Context, n *net, lg *load, idx []int, res *Result) error 
 	}
 	res.SupplyConserved = acct.Conserved
 	res.Problems = append(res.Problems, acct.Problems...)
+	if n.skewed && res.SkewedVotes == 0 {
+		res.Problems = append(res.Problems, "no commit holds a vote of the skewed validator with its skewed time: the skew was not tested")
+	}
 	forks, err := n.forks(cctx, idx)
 	if err != nil {
 		return err

@@ -24,6 +24,7 @@ type faultResult struct {
 	joinedAt int64
 	extra    int // index of a node the fault added (statesync's joiner, byzantine's twin), -1 if none
 	byz      *Byzantine
+	dropped  int64 // packets the loss scenario dropped
 	problems []string
 }
 
@@ -68,20 +69,64 @@ func (n *net) fault(ctx context.Context, scenario string, i int, d time.Duration
 		}
 		fr.recover = time.Since(start)
 	case "partition":
-		// 1 vs 3: node i's link to the bridge goes down; the other three keep 3/4 of
-		// the power and go on.
-		if err := n.ns.cut(i, true); err != nil {
+		// 1 vs 3: the other three keep 3/4 of the power and go on.
+		rest := others(all, i)
+		if err := n.ns.split([]int{i}, rest, true); err != nil {
 			return fr, err
 		}
-		n.paused[i] = true // unreachable: not asked for its height
-		n.logf("node%d cut off (its veth down): 1 vs %d", i, len(all)-1)
+		n.logf("node%d cut off from %v (blackhole routes): 1 vs %d", i, rest, len(rest))
 		sleep(ctx, d)
 		h := maxOf(n.heights(ctx))
 		start := time.Now()
-		if err := n.ns.cut(i, false); err != nil {
+		if err := n.ns.split([]int{i}, rest, false); err != nil {
 			return fr, err
 		}
-		delete(n.paused, i)
+		if err := n.recoverWait(ctx, all, h); err != nil {
+			return fr, err
+		}
+		fr.recover = time.Since(start)
+	case "partition-2v2":
+		// 2 vs 2: neither half has more than 2/3 of the power, so the chain must halt
+		// (and neither half commit anything alone) until the halves meet again.
+		a, b := all[:len(all)/2], all[len(all)/2:]
+		if err := n.ns.split(a, b, true); err != nil {
+			return fr, err
+		}
+		n.logf("nodes %v and %v split (blackhole routes): the chain halts", a, b)
+		// A block being committed as the split starts may still land.
+		sleep(ctx, min(d/4, 2*time.Second))
+		h0 := maxOf(n.heights(ctx))
+		sleep(ctx, d-min(d/4, 2*time.Second))
+		h := maxOf(n.heights(ctx))
+		if h > h0 {
+			fr.problems = append(fr.problems, fmt.Sprintf("a half of a 2-vs-2 split committed: heights %d -> %d while split", h0, h))
+		}
+		start := time.Now()
+		if err := n.ns.split(a, b, false); err != nil {
+			return fr, err
+		}
+		if err := n.recoverWait(ctx, all, h); err != nil {
+			return fr, err
+		}
+		fr.recover = time.Since(start)
+		n.logf("halted at height %d while split; every node past it %v after the heal", h, fr.recover.Round(time.Millisecond))
+	case "loss":
+		if err := n.ns.lose(lossPct, true); err != nil {
+			return fr, err
+		}
+		n.logf("every node drops %d%% of the packets it sends to the others (nftables)", lossPct)
+		sleep(ctx, d)
+		h := maxOf(n.heights(ctx))
+		start := time.Now()
+		k, err := n.ns.dropped()
+		if err != nil {
+			return fr, err
+		}
+		fr.dropped = k
+		n.logf("%d packets dropped", k)
+		if err := n.ns.lose(lossPct, false); err != nil {
+			return fr, err
+		}
 		if err := n.recoverWait(ctx, all, h); err != nil {
 			return fr, err
 		}
@@ -93,6 +138,21 @@ func (n *net) fault(ctx context.Context, scenario string, i int, d time.Duration
 		h := maxOf(n.heights(ctx))
 		start := time.Now()
 		n.delay.set(0, 0)
+		if err := n.recoverWait(ctx, all, h); err != nil {
+			return fr, err
+		}
+		fr.recover = time.Since(start)
+	case "skew":
+		// The last validator's clock an hour slow, then an hour fast.
+		n.skewed = true
+		for _, off := range []time.Duration{-skewBy, skewBy} {
+			n.skew.set(off)
+			n.logf("node%d's votes signed with its clock off by %v", i, off)
+			sleep(ctx, d/2)
+		}
+		h := maxOf(n.heights(ctx))
+		start := time.Now()
+		n.skew.set(0)
 		if err := n.recoverWait(ctx, all, h); err != nil {
 			return fr, err
 		}
@@ -138,9 +198,29 @@ func (n *net) fault(ctx context.Context, scenario string, i int, d time.Duration
 	return fr, nil
 }
 
-// recoverWait waits, up to 2 minutes, until the nodes in idx are past height h.
+// skewBy is the skew scenario's clock error: far beyond any drift, so that a block
+// time moved by it cannot go unseen.
+const skewBy = time.Hour
+
+// lossPct is the loss scenario's packet loss on every node-to-node packet: a bad
+// link, which TCP can still carry (each direction of a connection loses it).
+const lossPct = 10
+
+// others is idx without i.
+func others(idx []int, i int) []int {
+	var out []int
+	for _, k := range idx {
+		if k != i {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// recoverWait waits until the nodes in idx are past height h: up to 3 minutes while
+// the network makes progress (see waitAllPast).
 func (n *net) recoverWait(ctx context.Context, idx []int, h int64) error {
-	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	if err := n.waitAllPast(wctx, idx, h); err != nil {
 		return fmt.Errorf("no recovery: %w", err)

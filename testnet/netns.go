@@ -6,8 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -16,12 +18,17 @@ import (
 	"github.com/kiln-network/kiln/node"
 )
 
-// Network namespaces: each node runs in its own namespace "kfn<pid>-<i>", linked by a
-// veth pair (host end "kfn<pid>v<i>") to a bridge "kfn<pid>br" that holds the
-// harness's address. Every name starts with nsPrefix and carries the harness's pid, so
+// Network namespaces: each node runs in its own namespace "kfn<pid>r<k>-<i>" (k: the
+// harness's run), linked by a veth pair (host end "kfn<pid>r<k>v<i>") to a bridge
+// "kfn<pid>r<k>br" that holds the harness's address. Every name starts with nsPrefix
+// and carries the harness's pid, so
 // that a later run sweeps what a killed one left behind (its pid gone) and never
 // touches another live run's, nor any other interface.
 const nsPrefix = "kfn"
+
+// nsRuns numbers this process's runs, so that runs in parallel (tests) get names and
+// subnets of their own.
+var nsRuns atomic.Int32
 
 // nsNet is the namespaces, veths and bridge of one run.
 type nsNet struct {
@@ -30,13 +37,16 @@ type nsNet struct {
 	n      int
 }
 
-// nsAvailable says why namespaces cannot be made here, or "" when they can.
-func nsAvailable() string {
+// nsAvailable says why scenario's namespaces cannot be made here, or "" when they can.
+func nsAvailable(scenario string) string {
 	if os.Geteuid() != 0 {
 		return "network namespaces need root"
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
 		return "ip (iproute2) is not installed"
+	}
+	if _, err := exec.LookPath("nft"); err != nil && scenario == "loss" {
+		return "nft (nftables) is not installed"
 	}
 	return ""
 }
@@ -53,7 +63,7 @@ func ipCmd(args ...string) error {
 func sweepStale() {
 	stale := func(name string) bool {
 		rest := strings.TrimPrefix(name, nsPrefix)
-		end := strings.IndexAny(rest, "-vbhp")
+		end := strings.IndexAny(rest, "r")
 		if end <= 0 {
 			return false
 		}
@@ -94,7 +104,8 @@ func (s *nsNet) p2pAddr(i int) string { return fmt.Sprintf("%s:26656", s.addr(i)
 func setupNS(n int) (*nsNet, error) {
 	sweepStale()
 	pid := os.Getpid()
-	s := &nsNet{id: fmt.Sprintf("%s%d", nsPrefix, pid), subnet: fmt.Sprintf("10.213.%d", pid%250+1), n: n}
+	k := nsRuns.Add(1)
+	s := &nsNet{id: fmt.Sprintf("%s%dr%d", nsPrefix, pid, k%10), subnet: fmt.Sprintf("10.213.%d", (pid+int(k)*17)%250+1), n: n}
 	// NB: the bridge lives in a namespace of its own (hub): the host's firewall
 	// (Docker's FORWARD DROP with bridge-nf-call-iptables) would drop bridged
 	// traffic on the host, and the harness changes nothing of the host's.
@@ -205,13 +216,75 @@ func (n *net) startNS(ctx context.Context, i int) error {
 	}
 }
 
-// cut takes node i off the network (its bridge end down) or puts it back.
-func (s *nsNet) cut(i int, off bool) error {
-	state := "up"
-	if off {
-		state = "down"
+// split cuts every link between the nodes in a and those in b, both ways, or (on
+// false) restores them: a blackhole route to each other's address in each node's
+// namespace. Packets vanish as in a real partition (no reset, no ICMP: TCP retries
+// with back-off), while the harness still reaches every node.
+func (s *nsNet) split(a, b []int, on bool) error {
+	verb := "add"
+	if !on {
+		verb = "del"
 	}
-	return ipCmd("ip", "-n", s.hub(), "link", "set", s.veth(i), state)
+	for _, i := range a {
+		for _, j := range b {
+			if err := ipCmd("ip", "-n", s.ns(i), "route", verb, "blackhole", s.addr(j)+"/32"); err != nil {
+				return err
+			}
+			if err := ipCmd("ip", "-n", s.ns(j), "route", verb, "blackhole", s.addr(i)+"/32"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// lossTable is the nftables table lose adds in each node's namespace.
+const lossTable = "kiln_loss"
+
+// dropped sums the packets lose's rules dropped in every namespace.
+func (s *nsNet) dropped() (int64, error) {
+	var sum int64
+	for i := 0; i < s.n; i++ {
+		out, err := exec.Command("ip", "netns", "exec", s.ns(i), "nft", "list", "table", "inet", lossTable).CombinedOutput()
+		if err != nil {
+			return 0, fmt.Errorf("nft list table in %s: %v: %s", s.ns(i), err, strings.TrimSpace(string(out)))
+		}
+		m := counterRE.FindSubmatch(out)
+		if m == nil {
+			return 0, fmt.Errorf("nft list table in %s: no counter in %q", s.ns(i), out)
+		}
+		k, _ := strconv.ParseInt(string(m[1]), 10, 64)
+		sum += k
+	}
+	return sum, nil
+}
+
+var counterRE = regexp.MustCompile(`counter packets (\d+)`)
+
+// lose drops pct percent of the packets each node sends to another node (not those
+// to the harness), at random, with nftables in the node's namespace: real packet
+// loss that TCP must retransmit (this kernel has no sch_netem). On false it removes
+// the rule.
+func (s *nsNet) lose(pct int, on bool) error {
+	for i := 0; i < s.n; i++ {
+		nft := []string{"ip", "netns", "exec", s.ns(i), "nft"}
+		if !on {
+			if err := ipCmd(append(nft, "delete", "table", "inet", lossTable)...); err != nil {
+				return err
+			}
+			continue
+		}
+		for _, st := range [][]string{
+			{"add", "table", "inet", lossTable},
+			{"add", "chain", "inet", lossTable, "out", "{ type filter hook output priority 0 ; policy accept ; }"},
+			{"add", "rule", "inet", lossTable, "out", "ip", "daddr", s.subnet + ".0/24", "ip", "daddr", "!=", s.hostAddr(), "numgen", "random", "mod", "100", "<", strconv.Itoa(pct), "counter", "drop"},
+		} {
+			if err := ipCmd(append(nft, st...)...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (s *nsNet) hub() string      { return s.id + "-hub" }

@@ -14,6 +14,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,10 +24,10 @@ import (
 )
 
 // Scenarios are the perturbations Run knows, in the order `kiln testnet run` lists them.
-var Scenarios = []string{"kill", "pause", "partition", "latency", "byzantine", "statesync"}
+var Scenarios = []string{"kill", "pause", "partition", "partition-2v2", "latency", "loss", "skew", "byzantine", "statesync"}
 
 // nsScenarios need network namespaces (one per node): they shape or cut links.
-var nsScenarios = map[string]bool{"partition": true}
+var nsScenarios = map[string]bool{"partition": true, "partition-2v2": true, "loss": true, "soak": true}
 
 // Options configure Run.
 type Options struct {
@@ -37,6 +39,13 @@ type Options struct {
 	BlockTime  time.Duration // default 300 ms
 	Accounts   int           // load generator accounts; default 4
 	Log        io.Writer     // progress lines; nil: none
+	// WatcherGrace is how long, in the byzantine scenario, the honest validators have
+	// to detect and report the double-sign through gossip after it first shows in the
+	// twin's WAL, before the harness's watcher reports it instead; default 30 s.
+	WatcherGrace time.Duration
+	// Period is, in a soak, how long each perturbation lasts; a quiet half period
+	// follows each. Default 15 s.
+	Period time.Duration
 }
 
 // Result is what a scenario measured.
@@ -71,8 +80,15 @@ type Result struct {
 	TPSDuring float64 `json:"tps_during"`
 	TPSAfter  float64 `json:"tps_after"`
 	Height    int64   `json:"height"`
+	// PacketsDropped is, for loss, how many node-to-node packets were dropped.
+	PacketsDropped int64 `json:"packets_dropped,omitempty"`
+	// SkewedVotes is, for skew, how many of the skewed validator's commit signatures
+	// in the run's blocks carry a time more than 30 minutes off their block's.
+	SkewedVotes int `json:"skewed_votes_in_commits,omitempty"`
 	// JoinedAt is, for statesync, the first height in the joiner's block store.
 	JoinedAt int64 `json:"joined_at,omitempty"`
+	// Perturbations are, for a soak, every fault in the order it ran.
+	Perturbations []Perturbation `json:"perturbations,omitempty"`
 	// Byzantine is, for byzantine, the double-signer's evidence and punishment.
 	*Byzantine
 	Problems []string `json:"problems,omitempty"`
@@ -100,24 +116,38 @@ func (o *Options) defaults() error {
 	if o.Accounts == 0 {
 		o.Accounts = 4
 	}
+	if o.WatcherGrace == 0 {
+		o.WatcherGrace = 30 * time.Second
+	}
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
-	known := false
+	if o.Period == 0 {
+		o.Period = 15 * time.Second
+	}
+	known := o.Scenario == "soak"
 	for _, s := range Scenarios {
 		known = known || s == o.Scenario
+	}
+	minD, maxD := 6*time.Second, 10*time.Minute
+	if o.Scenario == "soak" {
+		minD, maxD = 2*o.Period, 24*time.Hour
 	}
 	switch {
 	case !known:
 		return fmt.Errorf("--scenario %q: want one of %v", o.Scenario, Scenarios)
 	case o.Validators < 4 || o.Validators > 16:
 		return fmt.Errorf("--validators %d: must be 4 to 16 (one node is faulted; the rest must keep 2/3 of the power)", o.Validators)
-	case o.Duration < 6*time.Second || o.Duration > 10*time.Minute:
-		return fmt.Errorf("--duration %v: must be 6s to 10m", o.Duration)
+	case o.Period < 5*time.Second || o.Period > 5*time.Minute:
+		return fmt.Errorf("--period %v: must be 5s to 5m", o.Period)
+	case o.Duration < minD || o.Duration > maxD:
+		return fmt.Errorf("--duration %v: must be %v to %v", o.Duration, minD, maxD)
 	case o.BlockTime < 50*time.Millisecond || o.BlockTime > 5*time.Second:
 		return fmt.Errorf("--block-time %v: must be 50ms to 5s", o.BlockTime)
 	case o.Accounts < 1 || o.Accounts > 64:
 		return fmt.Errorf("--accounts %d: must be 1 to 64", o.Accounts)
+	case o.WatcherGrace < 0 || o.WatcherGrace > 10*time.Minute:
+		return fmt.Errorf("--watcher-grace %v: must be 0s to 10m", o.WatcherGrace)
 	case o.Bin == "":
 		return errors.New("no kiln binary to run the nodes with")
 	}
@@ -134,6 +164,10 @@ type net struct {
 	cl     []*client.Client
 	ns     *nsNet // nil: every node on loopback
 	delay  *delayProxies
+	stall  time.Duration // waitAllPast's stallLimit (tests shorten it)
+	skew   *skewSigner   // the skew scenario's remote signer of the last validator
+	skewed bool          // the skew was applied at some point
+	began  time.Time     // when Run began: no block of the run is older
 }
 
 func (n *net) logf(format string, args ...any) {
@@ -190,6 +224,9 @@ func (n *net) stopAll() {
 		}
 		delete(n.pids, i)
 	}
+	if n.skew != nil {
+		n.skew.stop()
+	}
 }
 
 // waitGone waits until pid no longer exists (the localnet package reaps its
@@ -230,27 +267,37 @@ func maxOf(hs []int64) int64 {
 	return m
 }
 
-// waitAllPast waits until every node in idx reports a height above h; it returns
-// when they do or ctx ends.
+// stallLimit is how long waitAllPast waits without any node's height moving before it
+// calls the network stuck. A busy machine slows blocks down, it does not stop them:
+// at load average 17 on 2 cores the round-one start-up took over 90 s to height 2,
+// but heights kept moving every few seconds.
+const stallLimit = 60 * time.Second
+
+// waitAllPast waits until every node in idx reports a height above h. It waits as
+// long as the network makes progress (some node's height, or whether it answers,
+// changes at least every n.stall) and ctx lasts; it fails naming the heights.
 func (n *net) waitAllPast(ctx context.Context, idx []int, h int64) error {
+	var prev []int64
+	moved := time.Now()
 	for {
+		hs := n.heights(ctx)
 		ok := true
 		for _, i := range idx {
-			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			st, err := n.cl[i].Status(cctx)
-			cancel()
-			if err != nil || st.Height <= h {
-				ok = false
-				break
-			}
+			ok = ok && hs[i] > h
 		}
 		if ok {
 			return nil
 		}
+		if !slices.Equal(hs, prev) {
+			prev, moved = hs, time.Now()
+		}
+		if time.Since(moved) > n.stall {
+			return fmt.Errorf("waiting for nodes %v to pass height %d: no node's height moved for %v (heights %v)", idx, h, n.stall, hs)
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for nodes %v to pass height %d: %w", idx, h, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
+			return fmt.Errorf("waiting for nodes %v to pass height %d (heights %v): %w", idx, h, hs, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
@@ -261,104 +308,17 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err := o.defaults(); err != nil {
 		return Result{}, err
 	}
-	res := Result{Scenario: o.Scenario, Network: "loopback", Validators: o.Validators}
-	dir := o.Dir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "kiln-testnet-")
-		if err != nil {
-			return res, err
-		}
-		defer os.RemoveAll(d)
-		dir = d
-	}
-	dir = filepath.Join(dir, o.Scenario)
-	if err := os.RemoveAll(dir); err != nil {
-		return res, err
-	}
-	ln, err := node.InitLocalnet(node.LocalnetOptions{Dir: dir, Validators: o.Validators, ChainID: "kiln-testnet-" + o.Scenario, BlockTime: o.BlockTime})
+	res := Result{Scenario: o.Scenario, Validators: o.Validators}
+	n, cleanup, err := setup(ctx, o, &res)
+	defer cleanup()
 	if err != nil {
 		return res, err
 	}
-	n := &net{o: o, dir: dir, ln: ln, pids: map[int]int{}, paused: map[int]bool{}}
-	defer n.stopAll()
-	if o.Scenario == "latency" {
-		dp, err := newDelayProxies(ln)
-		if err != nil {
-			return res, fmt.Errorf("delay proxies: %w", err)
-		}
-		defer dp.close()
-		n.delay = dp
-		res.Network = "loopback, peers through delay proxies"
-	}
-	if nsScenarios[o.Scenario] {
-		if why := nsAvailable(); why != "" {
-			return res, fmt.Errorf("scenario %s needs one network namespace per node, and %s", o.Scenario, why)
-		}
-		s, err := setupNS(o.Validators)
-		if err != nil {
-			return res, fmt.Errorf("network namespaces: %w", err)
-		}
-		defer s.teardown()
-		n.ns = s
-		res.Network = "netns"
-		if err := s.place(dir, &n.ln); err != nil {
-			return res, err
-		}
-		for _, nd := range n.ln.Nodes {
-			c, err := client.New(nd.RPC)
-			if err != nil {
-				return res, err
-			}
-			n.cl = append(n.cl, c)
-		}
-	}
-	if o.Scenario == "byzantine" {
-		if err := byzantineLayout(ln); err != nil {
-			return res, err
-		}
-	}
-	if o.Scenario == "statesync" {
-		for _, nd := range ln.Nodes {
-			if err := node.WriteAppConfig(nd.Home, node.AppConfig{StateSync: node.StateSyncConfig{SnapshotInterval: 10, SnapshotKeepRecent: 100}}); err != nil {
-				return res, err
-			}
-		}
-	}
-	for i := range ln.Nodes {
-		if err := n.start(ctx, i); err != nil {
-			return res, err
-		}
-	}
-	ln, err = node.LoadLocalnet(dir) // a node moved to fresh ports at start is written there
-	if err != nil {
-		return res, err
-	}
-	n.ln = ln
-	n.cl = nil
-	for _, nd := range ln.Nodes {
-		c, err := client.New(nd.RPC)
-		if err != nil {
-			return res, err
-		}
-		n.cl = append(n.cl, c)
-	}
-	all := make([]int, len(ln.Nodes))
-	for i := range all {
-		all[i] = i
-	}
-	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	err = n.waitAllPast(wctx, all, 2)
-	cancel()
-	if err != nil {
-		return res, err
-	}
-	n.logf("%d validators producing blocks", len(ln.Nodes))
-
 	lg, err := newLoad(ctx, n, o.Accounts)
 	if err != nil {
 		return res, fmt.Errorf("load generator: %w", err)
 	}
-	faulted := len(ln.Nodes) - 1 // the last validator is the one perturbed
+	faulted := len(n.ln.Nodes) - 1 // the last validator is the one perturbed
 	var targets []int
 	for i := 0; i < faulted; i++ {
 		targets = append(targets, i)
@@ -381,6 +341,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	t2 := time.Now()
 	res.RecoverS = sc.recover.Seconds()
 	res.JoinedAt = sc.joinedAt
+	res.PacketsDropped = sc.dropped
 	res.Byzantine = sc.byz
 	res.Problems = append(res.Problems, sc.problems...)
 	if rest := t2.Add(phase).Sub(time.Now()); rest > 0 {
@@ -393,23 +354,159 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	res.TPSBefore = rate(lg.ackedBetween(t0, t1), t1.Sub(t0))
 	res.TPSDuring = rate(lg.ackedBetween(t1, t2), t2.Sub(t1))
 	res.TPSAfter = rate(lg.ackedBetween(t2, t3), t3.Sub(t2))
-
-	// Let every node settle on the same height before comparing.
-	idx := append([]int(nil), all...)
+	idx := n.all()
 	if sc.extra >= 0 {
 		idx = append(idx, sc.extra)
 	}
+	return res, n.settleAndCheck(ctx, lg, idx, &res)
+}
+
+// all is the index of every validator of the genesis.
+func (n *net) all() []int {
+	out := make([]int, n.o.Validators)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// setup makes the network o asks for (its directory, namespaces, delay proxies,
+// remote signer, state-sync snapshots), starts every validator and waits until they
+// all produce blocks; it notes the network's kind in res. cleanup, never nil, stops
+// and removes everything; call it even on error.
+func setup(ctx context.Context, o Options, res *Result) (n *net, cleanup func(), err error) {
+	var undo []func()
+	cleanup = func() {
+		for k := len(undo) - 1; k >= 0; k-- {
+			undo[k]()
+		}
+	}
+	res.Network = "loopback"
+	dir := o.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "kiln-testnet-")
+		if err != nil {
+			return nil, cleanup, err
+		}
+		undo = append(undo, func() { os.RemoveAll(d) })
+		dir = d
+	}
+	dir = filepath.Join(dir, o.Scenario)
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, cleanup, err
+	}
+	ln, err := node.InitLocalnet(node.LocalnetOptions{Dir: dir, Validators: o.Validators, ChainID: "kiln-testnet-" + o.Scenario, BlockTime: o.BlockTime})
+	if err != nil {
+		return nil, cleanup, err
+	}
+	n = &net{o: o, dir: dir, ln: ln, pids: map[int]int{}, paused: map[int]bool{}, stall: stallLimit, began: time.Now()}
+	if o.Scenario == "latency" {
+		dp, err := newDelayProxies(ln)
+		if err != nil {
+			return nil, cleanup, fmt.Errorf("delay proxies: %w", err)
+		}
+		undo = append(undo, dp.close)
+		n.delay = dp
+		res.Network = "loopback, peers through delay proxies"
+	}
+	if nsScenarios[o.Scenario] {
+		if why := nsAvailable(o.Scenario); why != "" {
+			return nil, cleanup, fmt.Errorf("scenario %s needs one network namespace per node, and %s", o.Scenario, why)
+		}
+		s, err := setupNS(o.Validators)
+		if err != nil {
+			return nil, cleanup, fmt.Errorf("network namespaces: %w", err)
+		}
+		undo = append(undo, s.teardown)
+		n.ns = s
+		res.Network = "netns"
+		if err := s.place(dir, &n.ln); err != nil {
+			return nil, cleanup, err
+		}
+		for _, nd := range n.ln.Nodes {
+			c, err := client.New(nd.RPC)
+			if err != nil {
+				return nil, cleanup, err
+			}
+			n.cl = append(n.cl, c)
+		}
+	}
+	if o.Scenario == "statesync" {
+		for _, nd := range ln.Nodes {
+			if err := node.WriteAppConfig(nd.Home, node.AppConfig{StateSync: node.StateSyncConfig{SnapshotInterval: 10, SnapshotKeepRecent: 100}}); err != nil {
+				return nil, cleanup, err
+			}
+		}
+	}
+	undo = append(undo, n.stopAll) // stops the nodes, then the remote signer
+	if o.Scenario == "skew" || o.Scenario == "soak" {
+		ss, err := n.startSkewSigner(len(ln.Nodes) - 1)
+		if err != nil {
+			return nil, cleanup, err
+		}
+		n.skew = ss
+		res.Network += ", the last validator signing through a remote signer"
+	}
+	for i := range ln.Nodes {
+		if err := n.start(ctx, i); err != nil {
+			return nil, cleanup, err
+		}
+	}
+	ln, err = node.LoadLocalnet(dir) // a node moved to fresh ports at start is written there
+	if err != nil {
+		return nil, cleanup, err
+	}
+	n.ln = ln
+	n.cl = nil
+	for _, nd := range ln.Nodes {
+		c, err := client.New(nd.RPC)
+		if err != nil {
+			return nil, cleanup, err
+		}
+		n.cl = append(n.cl, c)
+	}
+	// Up to 5 minutes while blocks keep coming (waitAllPast fails sooner if they stop):
+	// a loaded machine starts N node processes slowly.
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	err = n.waitAllPast(wctx, n.all(), 2)
+	cancel()
+	if err != nil {
+		return nil, cleanup, fmt.Errorf("%w%s", err, n.logTails(4))
+	}
+	n.logf("%d validators producing blocks", len(ln.Nodes))
+	return n, cleanup, nil
+}
+
+// logTails is the last k lines of every node's log, for an error that needs them.
+func (n *net) logTails(k int) string {
+	var b strings.Builder
+	for _, nd := range n.ln.Nodes {
+		raw, err := os.ReadFile(filepath.Join(nd.Home, "node.log"))
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+		fmt.Fprintf(&b, "\n%s (%s):", nd.Name, filepath.Join(nd.Home, "node.log"))
+		for _, l := range lines[max(0, len(lines)-k):] {
+			fmt.Fprintf(&b, "\n  %s", l)
+		}
+	}
+	return b.String()
+}
+
+// settleAndCheck lets every node in idx reach one height and checks the history.
+func (n *net) settleAndCheck(ctx context.Context, lg *load, idx []int, res *Result) error {
 	hs := n.heights(ctx)
-	wctx, cancel = context.WithTimeout(ctx, 60*time.Second)
-	err = n.waitAllPast(wctx, idx, maxOf(hs)+1)
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	err := n.waitAllPast(wctx, idx, maxOf(hs)+1)
 	cancel()
 	if err != nil {
 		res.Problems = append(res.Problems, err.Error())
 	}
-	if err := check(ctx, n, lg, idx, &res); err != nil {
-		return res, fmt.Errorf("history check: %w", err)
+	if err := check(ctx, n, lg, idx, res); err != nil {
+		return fmt.Errorf("history check: %w", err)
 	}
-	return res, nil
+	return nil
 }
 
 func rate(n int, d time.Duration) float64 {

@@ -2,11 +2,18 @@ package testnet
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kiln-network/kiln/client"
 )
 
 func TestOptionsRefuseBadInput(t *testing.T) {
@@ -44,10 +51,16 @@ func TestScenarios(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/kiln").CombinedOutput(); err != nil {
 		t.Fatalf("build kiln: %v\n%s", err, out)
 	}
+	// Three scenarios at a time (12 node processes): the package stays near 2 minutes
+	// even on a busy machine, and the waits follow progress, not fixed deadlines.
+	slots := make(chan struct{}, 3)
 	for _, s := range Scenarios {
 		t.Run(s, func(t *testing.T) {
+			t.Parallel()
+			slots <- struct{}{}
+			defer func() { <-slots }()
 			if nsScenarios[s] {
-				if why := nsAvailable(); why != "" {
+				if why := nsAvailable(s); why != "" {
 					t.Skipf("scenario %s needs network namespaces: %s", s, why)
 				}
 			}
@@ -61,6 +74,11 @@ func TestScenarios(t *testing.T) {
 			if !res.OK() {
 				t.Fatalf("history check failed: %+v", res)
 			}
+			// The honest validators find the double-sign themselves; the watcher is
+			// only the fallback.
+			if s == "byzantine" && res.Byzantine.ReportedBy != "validators" {
+				t.Fatalf("the double-sign was reported by the %s, not by the validators: %+v", res.Byzantine.ReportedBy, *res.Byzantine)
+			}
 		})
 	}
 }
@@ -70,4 +88,52 @@ type testLog struct{ t *testing.T }
 func (l testLog) Write(b []byte) (int, error) {
 	l.t.Log(strings.TrimSpace(string(b)))
 	return len(b), nil
+}
+
+// statusServer answers CometBFT's JSON-RPC status with a height that a test moves.
+func statusServer(t *testing.T, height *atomic.Int64) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			ID json.RawMessage `json:"id"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"node_info":{"network":"x"},"sync_info":{"latest_block_height":"%d"}}}`, req.ID, height.Load())
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// waitAllPast waits as long as heights move, however slowly, and gives up soon
+// after they stop.
+func TestWaitAllPastFollowsProgress(t *testing.T) {
+	var slow, stuck atomic.Int64
+	stuck.Store(3)
+	n := &net{pids: map[int]int{0: 1, 1: 1}, paused: map[int]bool{}, stall: 400 * time.Millisecond}
+	for _, h := range []*atomic.Int64{&slow, &stuck} {
+		c, err := client.New(statusServer(t, h))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.cl = append(n.cl, c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	go func() {
+		for i := 0; i < 10 && ctx.Err() == nil; i++ {
+			time.Sleep(250 * time.Millisecond) // slower than nothing, faster than the stall limit
+			slow.Add(1)
+		}
+	}()
+	start := time.Now()
+	if err := n.waitAllPast(ctx, []int{0}, 9); err != nil {
+		t.Fatalf("waitAllPast on a slow, moving node: %v", err)
+	}
+	if d := time.Since(start); d < 4*n.stall {
+		t.Fatalf("reached height 10 in %v: the test did not outlast the stall limit %v", d, n.stall)
+	}
+	err := n.waitAllPast(ctx, []int{1}, 3)
+	if err == nil || !strings.Contains(err.Error(), "no node's height moved") {
+		t.Fatalf("waitAllPast on a stuck node = %v; want it to give up naming the stall", err)
+	}
 }

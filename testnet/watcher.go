@@ -1,119 +1,106 @@
 package testnet
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"io"
-	"os"
+	"path/filepath"
+	"time"
 
-	cmtcons "github.com/cometbft/cometbft/proto/tendermint/consensus"
+	"github.com/cometbft/cometbft/p2p"
+	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
 	cmttypes "github.com/cometbft/cometbft/types"
+
+	"github.com/kiln-network/kiln/node"
 )
 
-// The watcher: what a fisherman does on a real network. A validator that runs two
-// instances with one key signs two different votes at one height, round and step;
-// an honest validator that receives both reports the evidence itself, but CometBFT
-// passes on only one vote per validator and step to a peer that already holds one,
-// so the second rarely reaches anyone while the height is live (a lagging twin even
-// drops its own vote when the other instance's arrives first). The watcher reads
-// both signed votes from the twin's consensus write-ahead log (it records every vote
-// it signs and every vote it receives) and broadcasts them as duplicate-vote
-// evidence to a validator's RPC, as anyone may. From there on it is CometBFT's: the
-// evidence pool verifies the signatures against the validator set of that height,
-// gossips the evidence, a proposer puts it in a block, and the app receives it as
-// ABCI misbehavior.
+// The watcher: the fallback when the honest validators have not reported the
+// double-sign within Options.WatcherGrace, doing what any fisherman may. It needs
+// nothing private: the twin's precommit (which it sent to the validators) and the
+// validator's real precommit for the same height and round, which the chain's commit
+// of that height carries. It makes duplicate-vote evidence of the two and broadcasts
+// it to a validator's RPC; from there on it is CometBFT's: the evidence pool verifies
+// both signatures against the validator set of that height, gossips the evidence, a
+// proposer puts it in a block, and the app receives it as ABCI misbehavior.
 
-// walMaxRecord bounds one WAL record: CometBFT's own limit is a block part or a vote
-// with its extension, well under 1 MiB.
-const walMaxRecord = 1 << 20
+// errNoPair: no committed height has both a precommit of the validator and one of
+// the twin's for the same round.
+var errNoPair = errors.New("no committed height has both the validator's precommit and the twin's")
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// findDoubleSign reads the consensus WAL at path and returns the first two votes
-// signed by addr at one height, round and type for different block IDs. ok is false
-// when there are none (yet); a record still being written ends the read.
-func findDoubleSign(path string, addr []byte) (a, b *cmttypes.Vote, ok bool, err error) {
-	f, err := os.Open(path)
+// startTwin starts a twin of validator i (see twin.go) peered with every other
+// validator.
+func (n *net) startTwin(i int) (*twin, error) {
+	conf, err := node.LoadConfig(n.ln.Nodes[i].Home)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, err
 	}
-	defer f.Close()
-	r := bufio.NewReader(f)
-	type key struct {
-		h int64
-		r int32
-		t int32
+	var ids, addrs []string
+	for _, nd := range n.ln.Nodes {
+		ids, addrs = append(ids, nd.NodeID), append(addrs, nd.P2P)
 	}
-	seen := map[key]*cmttypes.Vote{}
-	for {
-		var hdr [8]byte
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return nil, nil, false, nil
-		}
-		n := binary.BigEndian.Uint32(hdr[4:])
-		if n > walMaxRecord {
-			return nil, nil, false, fmt.Errorf("%s: a record of %d bytes (most is %d): not a consensus WAL", path, n, walMaxRecord)
-		}
-		data := make([]byte, n)
-		if _, err := io.ReadFull(r, data); err != nil || crc32.Checksum(data, castagnoli) != binary.BigEndian.Uint32(hdr[:4]) {
-			return nil, nil, false, nil // the tail is being written
-		}
-		var m cmtcons.TimedWALMessage
-		if err := m.Unmarshal(data); err != nil {
-			return nil, nil, false, fmt.Errorf("%s: %w", path, err)
-		}
-		mi := m.Msg.GetMsgInfo()
-		if mi == nil || mi.Msg.GetVote() == nil || mi.Msg.GetVote().Vote == nil {
-			continue
-		}
-		v, err := cmttypes.VoteFromProto(mi.Msg.GetVote().Vote)
-		if err != nil || !bytes.Equal(v.ValidatorAddress, addr) {
-			continue
-		}
-		k := key{v.Height, v.Round, int32(v.Type)}
-		if prev, dup := seen[k]; !dup {
-			seen[k] = v
-		} else if !prev.BlockID.Equals(v.BlockID) {
-			return prev, v, true, nil
-		}
-	}
+	return startTwin(filepath.Join(n.dir, "twin"), n.ln.ChainID, conf.PrivValidatorKeyFile(), p2p.ID(n.ln.Nodes[i].NodeID),
+		twinPeers(ids, addrs, i), n.validatorSet, n.logf)
 }
 
-// errNotYet: the height of the double-sign is not committed yet.
-var errNotYet = errors.New("the height is not committed yet")
+// validatorSet is CometBFT's validator set of height h, as node0 reports it.
+func (n *net) validatorSet(ctx context.Context, h int64) (*cmttypes.ValidatorSet, error) {
+	perPage := 100
+	vals, err := n.cl[0].RPC.Validators(ctx, &h, nil, &perPage)
+	if err != nil {
+		return nil, fmt.Errorf("validators at %d: %w", h, err)
+	}
+	return cmttypes.NewValidatorSet(vals.Validators), nil
+}
 
-// reportDoubleSign makes duplicate-vote evidence of votes a and b (the block time
-// and validator set of their height, from node0) and broadcasts it to node0.
-func (n *net) reportDoubleSign(ctx context.Context, a, b *cmttypes.Vote) (*cmttypes.DuplicateVoteEvidence, error) {
+// watchCommits looks for a committed height from `from` on where the validator with
+// consensus address cons signed the commit and the twin signed a precommit of the
+// same round, and broadcasts the evidence of the two to node0.
+func (n *net) watchCommits(ctx context.Context, tw *twin, cons []byte, from int64) (*cmttypes.DuplicateVoteEvidence, error) {
 	c := n.cl[0]
-	h := a.Height
 	st, err := c.Status(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if st.Height < h {
-		return nil, errNotYet
+	for h := from; h < st.Height; h++ {
+		cm, err := c.RPC.Commit(ctx, &h)
+		if err != nil {
+			return nil, fmt.Errorf("commit %d: %w", h, err)
+		}
+		vs, err := n.validatorSet(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		_, _, fake := tw.signed(h, cm.Commit.Round, cmtproto.PrecommitType)
+		if fake == nil {
+			continue
+		}
+		ev, err := evidenceFromCommit(cm.Commit, fake, cons, cm.Header.Time, vs)
+		if err != nil || ev == nil {
+			continue
+		}
+		if _, err := c.RPC.BroadcastEvidence(ctx, ev); err != nil {
+			return nil, fmt.Errorf("broadcast evidence: %w", err)
+		}
+		return ev, nil
 	}
-	blk, err := c.RPC.Block(ctx, &h)
-	if err != nil {
-		return nil, fmt.Errorf("block %d: %w", h, err)
+	return nil, errNoPair
+}
+
+// evidenceFromCommit makes duplicate-vote evidence of the precommit that the
+// validator with consensus address cons signed in commit and the conflicting vote
+// other; nil when the commit holds no precommit of that validator for its block.
+// blockTime is the header time of the commit's height, vals its validator set.
+func evidenceFromCommit(commit *cmttypes.Commit, other *cmttypes.Vote, cons []byte, blockTime time.Time, vals *cmttypes.ValidatorSet) (*cmttypes.DuplicateVoteEvidence, error) {
+	for k, sig := range commit.Signatures {
+		if sig.BlockIDFlag != cmttypes.BlockIDFlagCommit || !bytes.Equal(sig.ValidatorAddress, cons) {
+			continue
+		}
+		real := commit.GetVote(int32(k))
+		if other.Height != real.Height || other.Round != real.Round || other.Type != real.Type || other.BlockID.Equals(real.BlockID) {
+			return nil, fmt.Errorf("the votes at %d/%d do not conflict", real.Height, real.Round)
+		}
+		return cmttypes.NewDuplicateVoteEvidence(real, other, blockTime, vals)
 	}
-	perPage := 100
-	vals, err := c.RPC.Validators(ctx, &h, nil, &perPage)
-	if err != nil {
-		return nil, fmt.Errorf("validators at %d: %w", h, err)
-	}
-	ev, err := cmttypes.NewDuplicateVoteEvidence(a, b, blk.Block.Time, cmttypes.NewValidatorSet(vals.Validators))
-	if err != nil {
-		return nil, err
-	}
-	if _, err := c.RPC.BroadcastEvidence(ctx, ev); err != nil {
-		return nil, fmt.Errorf("broadcast evidence: %w", err)
-	}
-	return ev, nil
+	return nil, nil
 }

@@ -1,132 +1,107 @@
 package testnet
 
 import (
-	"encoding/binary"
-	"hash/crc32"
-	"io"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/cometbft/cometbft/consensus"
 	"github.com/cometbft/cometbft/crypto/tmhash"
 	"github.com/cometbft/cometbft/evidence"
 	"github.com/cometbft/cometbft/privval"
-	cmtcons "github.com/cometbft/cometbft/proto/tendermint/consensus"
 	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
 	cmttypes "github.com/cometbft/cometbft/types"
 )
 
-const walChainID = "kiln-wal-test"
+const walChainID = "kiln-watcher-test"
 
-// signedVote is a precommit at height 5, round 0 for block (nil: for nil), signed by pv.
-func signedVote(t *testing.T, pv *privval.FilePV, idx int32, block []byte) *cmttypes.Vote {
-	t.Helper()
-	v := &cmttypes.Vote{Type: cmtproto.PrecommitType, Height: 5, Round: 0, Timestamp: time.Unix(1700000000, 0).UTC(),
-		ValidatorAddress: pv.Key.Address, ValidatorIndex: idx}
-	if block != nil {
-		v.BlockID = cmttypes.BlockID{Hash: tmhash.Sum(block), PartSetHeader: cmttypes.PartSetHeader{Total: 1, Hash: tmhash.Sum(append(block, 'p'))}}
-	}
-	p := v.ToProto()
-	if err := pv.SignVote(walChainID, p); err != nil {
-		t.Fatalf("sign %v: %v", v, err)
-	}
-	v.Signature, v.Timestamp = p.Signature, p.Timestamp
-	return v
-}
-
-// walRecord frames a vote as CometBFT's WAL does: CRC-32C and length, big-endian,
-// then the TimedWALMessage.
-func walRecord(t *testing.T, v *cmttypes.Vote) []byte {
-	t.Helper()
-	m := cmtcons.TimedWALMessage{Time: time.Unix(1700000000, 0).UTC(), Msg: &cmtcons.WALMessage{Sum: &cmtcons.WALMessage_MsgInfo{MsgInfo: &cmtcons.MsgInfo{
-		Msg: cmtcons.Message{Sum: &cmtcons.Message_Vote{Vote: &cmtcons.Vote{Vote: v.ToProto()}}}}}}}
-	data, err := m.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := binary.BigEndian.AppendUint32(nil, crc32.Checksum(data, castagnoli))
-	out = binary.BigEndian.AppendUint32(out, uint32(len(data)))
-	return append(out, data...)
-}
-
-func writeWAL(t *testing.T, recs ...[]byte) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "wal")
-	var b []byte
-	for _, r := range recs {
-		b = append(b, r...)
-	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// Two instances with one key (each its own sign state, as the twin has) sign a nil
-// and a block precommit at one height and round; the WAL reader finds the pair, and
-// CometBFT's own evidence verification accepts the evidence made of it.
-func TestFindDoubleSign(t *testing.T) {
+// The twin signs a vote that conflicts with the validator's for any block and for
+// nil, carries no extension signature (Kiln's chains refuse one), and signs each
+// height/round/type once.
+func TestTwinVoteConflicts(t *testing.T) {
 	dir := t.TempDir()
 	real := privval.GenFilePV(filepath.Join(dir, "key.json"), filepath.Join(dir, "state.json"))
-	twin := privval.NewFilePV(real.Key.PrivKey, filepath.Join(dir, "key2.json"), filepath.Join(dir, "state2.json"))
-	other := privval.GenFilePV(filepath.Join(dir, "okey.json"), filepath.Join(dir, "ostate.json"))
-	vals := cmttypes.NewValidatorSet([]*cmttypes.Validator{cmttypes.NewValidator(real.Key.PubKey, 10), cmttypes.NewValidator(other.Key.PubKey, 10)})
-	idx, _ := vals.GetByAddress(real.Key.Address)
-	oidx, _ := vals.GetByAddress(other.Key.Address)
-
-	forBlock := signedVote(t, real, idx, []byte("block"))
-	forNil := signedVote(t, twin, idx, nil)
-	if _, err := consensus.NewWALDecoder(writeWALReader(t, walRecord(t, forBlock))).Decode(); err != nil {
-		t.Fatalf("CometBFT's WAL decoder refuses the test's framing: %v", err)
-	}
-
-	otherVote := signedVote(t, other, oidx, []byte("block"))
-	sameAgain := signedVote(t, privval.NewFilePV(real.Key.PrivKey, filepath.Join(dir, "k3.json"), filepath.Join(dir, "s3.json")), idx, []byte("block"))
-	full := walRecord(t, forNil)
-
-	for _, tc := range []struct {
-		name string
-		recs [][]byte
-		want bool
-	}{
-		{"votes for two blocks", [][]byte{walRecord(t, otherVote), walRecord(t, forBlock), walRecord(t, forNil)}, true},
-		{"two votes for one block are not evidence", [][]byte{walRecord(t, forBlock), walRecord(t, sameAgain), walRecord(t, otherVote)}, false},
-		{"the second vote still being written", [][]byte{walRecord(t, forBlock), full[:len(full)-3]}, false},
-		{"empty", nil, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			a, b, ok, err := findDoubleSign(writeWAL(t, tc.recs...), real.Key.Address)
-			if err != nil || ok != tc.want {
-				t.Fatalf("findDoubleSign = %v, %v; want %v", ok, err, tc.want)
-			}
-			if !ok {
-				return
-			}
-			ev, err := cmttypes.NewDuplicateVoteEvidence(a, b, time.Unix(1700000000, 0), vals)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := evidence.VerifyDuplicateVote(ev, walChainID, vals); err != nil {
-				t.Fatalf("CometBFT refuses the evidence: %v", err)
-			}
-			if err := evidence.VerifyDuplicateVote(ev, "another-chain", vals); err == nil {
-				t.Fatal("the evidence verifies for another chain too")
-			}
-		})
-	}
-	if _, _, _, err := findDoubleSign(writeWAL(t, []byte{0, 0, 0, 0, 0x7f, 0, 0, 0}), real.Key.Address); err == nil {
-		t.Fatal("a record of 2 GiB is read as a WAL")
-	}
-}
-
-func writeWALReader(t *testing.T, rec []byte) io.Reader {
-	t.Helper()
-	f, err := os.Open(writeWAL(t, rec))
+	tw := &twin{chainID: walChainID, pv: privval.NewFilePV(real.Key.PrivKey, filepath.Join(dir, "k2.json"), filepath.Join(dir, "s2.json")),
+		addr: real.Key.Address, votes: map[step]*cmttypes.Vote{}}
+	s := step{5, 0, cmtproto.PrecommitType}
+	v, err := tw.vote(s, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f.Close() })
-	return f
+	if err := v.Verify(walChainID, real.Key.PubKey); err != nil {
+		t.Fatalf("the twin's vote does not verify with the validator's key: %v", err)
+	}
+	if len(v.ExtensionSignature) != 0 || v.BlockID.IsZero() {
+		t.Fatalf("twin vote: extension signature %x, block %v; want none, a block", v.ExtensionSignature, v.BlockID)
+	}
+	for _, b := range []cmttypes.BlockID{{}, blockID("block")} {
+		if v.BlockID.Equals(b) {
+			t.Fatalf("the twin votes for %v, as the validator may", b)
+		}
+	}
+	again, err := tw.vote(s, 0)
+	if err != nil || again != v {
+		t.Fatalf("second vote for %v = %v, %v; want the first", s, again, err)
+	}
+	if n, first, _ := tw.signed(0, 0, 0); n != 1 || first != 5 {
+		t.Fatalf("signed = %d from %d; want 1 from 5", n, first)
+	}
+}
+
+func blockID(s string) cmttypes.BlockID {
+	return cmttypes.BlockID{Hash: tmhash.Sum([]byte(s)), PartSetHeader: cmttypes.PartSetHeader{Total: 1, Hash: tmhash.Sum([]byte(s + "p"))}}
+}
+
+// The watcher's evidence: the validator's precommit as the chain's commit holds it
+// and the twin's conflicting one; CometBFT's own evidence verification accepts it.
+func TestEvidenceFromCommit(t *testing.T) {
+	dir := t.TempDir()
+	real := privval.GenFilePV(filepath.Join(dir, "key.json"), filepath.Join(dir, "state.json"))
+	other := privval.GenFilePV(filepath.Join(dir, "okey.json"), filepath.Join(dir, "ostate.json"))
+	vals := cmttypes.NewValidatorSet([]*cmttypes.Validator{cmttypes.NewValidator(real.Key.PubKey, 10), cmttypes.NewValidator(other.Key.PubKey, 10)})
+	block := blockID("block")
+	sign := func(pv *privval.FilePV, b cmttypes.BlockID) *cmttypes.Vote {
+		idx, _ := vals.GetByAddress(pv.Key.Address)
+		v := &cmttypes.Vote{Type: cmtproto.PrecommitType, Height: 5, Round: 0, BlockID: b, Timestamp: time.Unix(1700000000, 0).UTC(), ValidatorAddress: pv.Key.Address, ValidatorIndex: idx}
+		p := v.ToProto()
+		if err := pv.SignVote(walChainID, p); err != nil {
+			t.Fatal(err)
+		}
+		v.Signature = p.Signature
+		return v
+	}
+	commit := func(signers ...*privval.FilePV) *cmttypes.Commit {
+		c := &cmttypes.Commit{Height: 5, Round: 0, BlockID: block, Signatures: make([]cmttypes.CommitSig, vals.Size())}
+		for k := range c.Signatures {
+			c.Signatures[k] = cmttypes.NewCommitSigAbsent()
+		}
+		for _, pv := range signers {
+			v := sign(pv, block)
+			c.Signatures[v.ValidatorIndex] = v.CommitSig()
+		}
+		return c
+	}
+	twinPV := privval.NewFilePV(real.Key.PrivKey, filepath.Join(dir, "k2.json"), filepath.Join(dir, "s2.json"))
+	tw := &twin{chainID: walChainID, pv: twinPV, addr: real.Key.Address, votes: map[step]*cmttypes.Vote{}}
+	idx, _ := vals.GetByAddress(real.Key.Address)
+	fake, err := tw.vote(step{5, 0, cmtproto.PrecommitType}, idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := evidenceFromCommit(commit(real, other), fake, real.Key.Address, time.Unix(1700000000, 0), vals)
+	if err != nil || ev == nil {
+		t.Fatalf("evidenceFromCommit = %v, %v; want evidence", ev, err)
+	}
+	if err := evidence.VerifyDuplicateVote(ev, walChainID, vals); err != nil {
+		t.Fatalf("CometBFT refuses the evidence: %v", err)
+	}
+	if err := evidence.VerifyDuplicateVote(ev, "another-chain", vals); err == nil {
+		t.Fatal("the evidence verifies for another chain too")
+	}
+	if ev, err := evidenceFromCommit(commit(other), fake, real.Key.Address, time.Unix(1700000000, 0), vals); ev != nil || err != nil {
+		t.Fatalf("a commit the validator did not sign gives %v, %v; want nothing", ev, err)
+	}
+	same := sign(privval.NewFilePV(real.Key.PrivKey, filepath.Join(dir, "k3.json"), filepath.Join(dir, "s3.json")), block)
+	if _, err := evidenceFromCommit(commit(real, other), same, real.Key.Address, time.Unix(1700000000, 0), vals); err == nil {
+		t.Fatal("two precommits for one block are taken for evidence")
+	}
 }

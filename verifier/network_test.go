@@ -26,8 +26,10 @@ import (
 	"github.com/kiln-network/kiln/provider/daemon"
 	"github.com/kiln-network/kiln/provider/executor/process"
 	"github.com/kiln-network/kiln/tenant"
+	"github.com/kiln-network/kiln/tx"
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/verifier"
+	"github.com/kiln-network/kiln/work/cheat"
 	"github.com/kiln-network/kiln/work/render"
 	"github.com/kiln-network/kiln/work/train"
 	"github.com/kiln-network/kiln/work/units"
@@ -94,62 +96,45 @@ func runJob(spec string) error {
 	return fmt.Errorf("kind %q", j.Kind)
 }
 
-// forge is a cheating provider's BeforeSeal: it replaces every unit of a render job
-// with a tile rendered at a quarter of the samples, and every segment of a training
-// job with one that skipped half its steps (chained, so the checkpoints still form a
-// hash chain), and rewrites units.json to match: the root it commits is over its
-// fakes, and only re-execution tells.
-func forge(t *testing.T) func(uint64, fs.ReadDirFS) (fs.ReadDirFS, error) {
+// cheats is the cheat a cheating provider uses on each job, picked by the job's seed
+// (each cheating job of the test has its own).
+type cheats struct {
+	render map[int64]render.Cheat
+	train  map[int64]train.Cheat
+}
+
+// forge is a cheating provider's BeforeSeal: it fakes every unit of a render or
+// training job the way plan names for the job (cheat.Dir: render tiles with fewer
+// samples, upscaled from a lower resolution, copied from a neighbour or from another
+// frame; training segments that skipped steps, used less data or had their weights
+// perturbed, chained so the checkpoints still form a hash chain): the root it commits
+// is over its fakes, and only re-execution tells.
+func forge(t *testing.T, plan cheats) func(uint64, fs.ReadDirFS) (fs.ReadDirFS, error) {
 	return func(_ uint64, outs fs.ReadDirFS) (fs.ReadDirFS, error) {
 		dir := t.TempDir()
 		if err := os.CopyFS(dir, outs); err != nil {
 			return nil, err
 		}
-		job, err := units.ReadJob(dir)
+		_, err := cheat.Dir(context.Background(), dir, func(job units.Job, i int, _ string) string {
+			var p struct {
+				Seed int64 `json:"seed"`
+			}
+			if json.Unmarshal(job.Params, &p) != nil {
+				return ""
+			}
+			switch {
+			case job.Kind == render.Kind:
+				return string(plan.render[p.Seed])
+			case job.Kind == train.Kind && i > 0: // NB: step 0 is the seed's weights
+				return string(plan.train[p.Seed])
+			}
+			return ""
+		})
 		if err != nil {
-			return outs, nil // not a verifiable job
-		}
-		set, err := units.Read(dir)
-		if err != nil {
-			return nil, err
-		}
-		ctx := context.Background()
-		fake := units.Set{}
-		var prev []byte
-		for _, id := range set.IDs() { // NB: sorted; checkpoint ids sort by step
-			var b []byte
-			switch job.Kind {
-			case render.Kind:
-				b, err = render.Workload{}.Forge(ctx, job, id, render.CheatFewerSamples)
-			case train.Kind:
-				if prev == nil {
-					b, err = set.Load(dir, id) // step 0: the seed's weights
-				} else {
-					b, err = train.Workload{}.Forge(ctx, job, id, map[string][]byte{prevID(t, job, id): prev}, train.CheatSkippedSteps)
-				}
-				prev = b
-			}
-			if err != nil {
-				return nil, err
-			}
-			if err := fake.Put(dir, id, set[id].File, b); err != nil {
-				return nil, err
-			}
-		}
-		if err := fake.Write(dir); err != nil {
 			return nil, err
 		}
 		return os.DirFS(dir).(fs.ReadDirFS), nil
 	}
-}
-
-func prevID(t *testing.T, job units.Job, id string) string {
-	in, err := train.Workload{}.Inputs(job, id)
-	if err != nil || len(in) != 1 {
-		t.Errorf("inputs of %s: %v, %v", id, in, err)
-		return ""
-	}
-	return in[0]
 }
 
 // logBuf collects logs, printed only when the test fails.
@@ -236,6 +221,9 @@ func startProvider(t *testing.T, c *client.Client, key ed25519.PrivateKey, model
 	cfg := daemon.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.StateDir = filepath.Join(t.TempDir(), "provider")
+	// NB: 2,000 KILN: seven fraud slashes of 30% leave a cheat above the chain's
+	// min_provider_stake (100 KILN), so it keeps winning the test's orders.
+	cfg.Stake = "2000000000" + types.NativeDenom
 	cfg.Executor.Set(process.Driver, "allow_unisolated", true)
 	cfg.Inventory = daemon.InventoryConfig{Region: "test-1", CPUCores: 8, Memory: "32Gi", Storage: "100Gi",
 		GPUs: []daemon.GPUConfig{{Model: model, Memory: "80Gi", Interface: "sxm", Count: 4}}}
@@ -283,12 +271,15 @@ func plan(t *testing.T, name, model string, j testJob, inputs []string) tenant.P
 // Verifiers re-execute render and train units on a live network: an honest
 // provider's render and train jobs (the Go tracer and trainer; Blender and PyTorch
 // where installed) are committed, sampled, re-executed by the assigned verifier
-// daemon with the job's pinned assets fetched from the provider, and verified; a
-// cheating provider's training run that skipped steps and render that cut samples are
-// reported, convicted by a committee of the other verifiers re-executing the
-// disputed unit, and its provider slashed, the reporter rewarded and the tenant
-// refunded. No honest provider or verifier loses stake; the chain checks the books
-// after every block.
+// daemon with the job's pinned assets fetched from the provider, and verified. A
+// cheating provider fakes each of its jobs another way: render tiles with fewer
+// samples, upscaled from a lower resolution, copied from a neighbour or from another
+// frame; training segments that skipped steps, used less data, or had their weights
+// perturbed (a model whose checkpoints are larger than a transaction, so the report
+// carries the unit's hash and the committee fetches it). Each is reported, convicted
+// by a committee of the other verifiers re-executing the disputed unit, and its
+// provider slashed, the reporter rewarded and the tenant refunded. No honest provider
+// or verifier loses stake; the chain checks the books after every block.
 func TestVerifiersReexecuteRenderAndTrain(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: a live network with real renders and training")
@@ -310,13 +301,46 @@ func TestVerifiersReexecuteRenderAndTrain(t *testing.T) {
 		vkeys, accounts = append(vkeys, k), append(accounts, a)
 	}
 	c := startChain(t, accounts, nil)
-	// 4 minutes: six deployments, Blender and PyTorch runs, and every check and
+	// 5 minutes: thirteen deployments, Blender and PyTorch runs, and every check and
 	// committee vote, at 200 ms blocks on a loaded 2-core machine.
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
+	type job struct {
+		name, model string
+		j           testJob
+		inputs      []string
+		cheat       string
+	}
+	goRender := render.Params{Renderer: render.RendererGo, Width: 32, Height: 32, FrameStart: 1, FrameEnd: 2, Tiles: 2, Samples: 8, Seed: 3}
+	goTrain := train.DefaultParams()
+	goTrain.Steps, goTrain.Every = 60, 20
+	jobs := []job{
+		{"render-go", "h100", testJob{Kind: render.Kind, Render: goRender}, nil, ""},
+		{"train-go", "h100", testJob{Kind: train.Kind, Train: goTrain}, nil, ""},
+	}
+	forged := cheats{render: map[int64]render.Cheat{}, train: map[int64]train.Cheat{}}
+	// NB: 1 s: 5 blocks paid, which the fraud verdict refunds.
+	const pause = time.Second
+	for i, ch := range render.Cheats {
+		p := goRender
+		p.Seed = int64(100 + i)
+		forged.render[p.Seed] = ch
+		jobs = append(jobs, job{"render-" + string(ch), "a100", testJob{Kind: render.Kind, Render: p, Pause: pause}, nil, string(ch)})
+	}
+	for i, ch := range train.Cheats {
+		p := goTrain
+		p.Seed = int64(200 + i)
+		if ch == train.CheatPerturbed {
+			// NB: 256 hidden units: checkpoints of 77 KB, over a transaction's 64 KiB.
+			p.Hidden = 256
+		}
+		forged.train[p.Seed] = ch
+		jobs = append(jobs, job{"train-" + string(ch), "a100", testJob{Kind: train.Kind, Train: p, Pause: pause}, nil, string(ch)})
+	}
+
 	startProvider(t, c, honestKey, "h100", log.With("provider", "honest"), nil)
-	startProvider(t, c, cheatKey, "a100", log.With("provider", "cheat"), forge(t))
+	startProvider(t, c, cheatKey, "a100", log.With("provider", "cheat"), forge(t, forged))
 	vds := startVerifiers(t, ctx, c, vkeys, log)
 	stakes := func() map[types.Address]uint64 {
 		m := map[types.Address]uint64{}
@@ -343,44 +367,30 @@ func TestVerifiersReexecuteRenderAndTrain(t *testing.T) {
 	}
 	before := stakes()
 
-	goRender := render.Params{Renderer: render.RendererGo, Width: 32, Height: 32, FrameStart: 1, FrameEnd: 2, Tiles: 2, Samples: 8, Seed: 3}
-	goTrain := train.DefaultParams()
-	goTrain.Steps, goTrain.Every = 60, 20
-	type job struct {
-		name, model string
-		j           testJob
-		inputs      []string
-		cheat       bool
-	}
-	jobs := []job{
-		{"render-go", "h100", testJob{Kind: render.Kind, Render: goRender}, nil, false},
-		{"train-go", "h100", testJob{Kind: train.Kind, Train: goTrain}, nil, false},
-		// 2 s: 10 blocks paid, which the fraud verdict refunds.
-		{"render-go-cheat", "a100", testJob{Kind: render.Kind, Render: goRender, Pause: 2 * time.Second}, nil, true},
-		{"train-go-cheat", "a100", testJob{Kind: train.Kind, Train: goTrain, Pause: 2 * time.Second}, nil, true},
-	}
 	if _, err := exec.LookPath("blender"); err == nil {
 		scene := filepath.Join(t.TempDir(), "scene.blend")
 		if err := (render.Workload{}).MakeScene(ctx, scene); err != nil {
 			t.Fatal(err)
 		}
 		p := render.Params{Renderer: render.RendererBlender, Scene: "scene.blend", Width: 48, Height: 32, FrameStart: 3, FrameEnd: 3, Tiles: 2, Samples: 8, Seed: 2, Threads: 1}
-		jobs = append(jobs, job{"render-blender", "h100", testJob{Kind: render.Kind, Render: p, Scene: "scene.blend"}, []string{scene}, false})
+		jobs = append(jobs, job{"render-blender", "h100", testJob{Kind: render.Kind, Render: p, Scene: "scene.blend"}, []string{scene}, ""})
 	} else {
 		t.Log("blender not installed (Debian package blender; .ci/run installs it): the Blender render job is left out")
 	}
 	if _, err := exec.Command("/usr/bin/python3", "-c", "import torch").CombinedOutput(); err == nil {
 		p := goTrain
 		p.Engine, p.Steps, p.Every = train.EnginePyTorch, 20, 10
-		jobs = append(jobs, job{"train-pytorch", "h100", testJob{Kind: train.Kind, Train: p}, nil, false})
+		jobs = append(jobs, job{"train-pytorch", "h100", testJob{Kind: train.Kind, Train: p}, nil, ""})
 	} else {
 		t.Log("no python3 with torch (Debian package python3-torch; .ci/run installs it): the PyTorch training job is left out")
 	}
 
 	leases := map[uint64]job{}
+	outs := map[uint64]string{}
 	certDir := t.TempDir()
 	for _, j := range jobs {
-		r, err := tenant.Deploy(ctx, c, tenantKey, plan(t, j.name, j.model, j.j, j.inputs), tenant.Options{CertDir: certDir, OutDir: filepath.Join(t.TempDir(), j.name)})
+		out := filepath.Join(t.TempDir(), j.name)
+		r, err := tenant.Deploy(ctx, c, tenantKey, plan(t, j.name, j.model, j.j, j.inputs), tenant.Options{CertDir: certDir, OutDir: out})
 		if err != nil {
 			t.Fatalf("deploy %s: %v", j.name, err)
 		}
@@ -388,13 +398,13 @@ func TestVerifiersReexecuteRenderAndTrain(t *testing.T) {
 			t.Fatalf("deploy %s: %+v, want completed with outputs verified", j.name, r)
 		}
 		want := honest
-		if j.cheat {
+		if j.cheat != "" {
 			want = cheat
 		}
 		if r.Provider != want {
 			t.Fatalf("deploy %s ran on %s, want %s", j.name, r.Provider, want)
 		}
-		leases[r.OrderID] = j
+		leases[r.OrderID], outs[r.OrderID] = j, out
 	}
 
 	// Every commitment of these leases decided: verified, or proven fraud.
@@ -420,10 +430,11 @@ func TestVerifiersReexecuteRenderAndTrain(t *testing.T) {
 		}
 		return nil
 	})
+	caught, large := map[string]bool{}, 0
 	for _, cm := range mine {
 		j := leases[cm.LeaseID]
 		t.Logf("%s: %d units, %d sampled and re-executed: %s", j.name, cm.Units, len(cm.Samples), cm.State)
-		if !j.cheat {
+		if j.cheat == "" {
 			if cm.State != verify.CommitVerified || cm.Kind != j.j.Kind || len(cm.Samples) == 0 {
 				t.Errorf("%s: commitment %+v, want %s units verified", j.name, cm, j.j.Kind)
 			}
@@ -446,6 +457,7 @@ func TestVerifiersReexecuteRenderAndTrain(t *testing.T) {
 		if ch.State != verify.ChallengeFraud || ch.Mode != verify.ModeCommittee || len(ch.Committee) != 3 || fraudVotes < 2 ||
 			ch.ByTenant || ch.Challenger != *cm.Verifier || ch.Slashed == 0 || ch.Reward == 0 || ch.Refunded == 0 {
 			t.Errorf("%s: challenge %+v, want a committee of 3 convicting on the assigned verifier's report, with a slash, a reward and a refund", j.name, ch)
+			continue
 		}
 		// NB: the lease completed before the verdict: what it paid (the provider's
 		// pay, the held part clawed back, and the fees) comes back to the tenant.
@@ -456,8 +468,23 @@ func TestVerifiersReexecuteRenderAndTrain(t *testing.T) {
 		if gross := acct.Paid + acct.Fees + acct.ClawedBack; ch.Refunded != gross {
 			t.Errorf("%s: tenant refunded %d, want the %d the lease paid (%+v)", j.name, ch.Refunded, gross, acct)
 		}
-		t.Logf("%s: unit %s reported by %s, committee %d/%d for fraud: provider slashed %d, reporter paid %d, tenant refunded %d",
-			j.name, ch.UnitName, ch.Challenger, fraudVotes, len(ch.Votes), ch.Slashed, ch.Reward, ch.Refunded)
+		// The report carried the unit's hash, whatever its size: the tenant holds the
+		// unit the provider committed, by the name the challenge gives.
+		size := reportedSize(t, outs[cm.LeaseID], ch)
+		if size > tx.MaxTxBytes {
+			large++
+		}
+		caught[j.cheat] = true
+		t.Logf("%s: unit %s (%d bytes) reported by %s, committee %d/%d for fraud: provider slashed %d, reporter paid %d, tenant refunded %d",
+			j.name, ch.UnitName, size, ch.Challenger, fraudVotes, len(ch.Votes), ch.Slashed, ch.Reward, ch.Refunded)
+	}
+	for _, j := range jobs {
+		if j.cheat != "" && !caught[j.cheat] {
+			t.Errorf("cheat %s not caught", j.cheat)
+		}
+	}
+	if large == 0 {
+		t.Errorf("no reported unit was larger than a transaction (%d bytes)", tx.MaxTxBytes)
 	}
 	after := stakes()
 	for a, s := range before {
@@ -473,6 +500,25 @@ func TestVerifiersReexecuteRenderAndTrain(t *testing.T) {
 		units += vd.Stats().Units
 	}
 	t.Logf("%d commitments decided, %d units re-executed by 4 verifiers", len(mine), units)
+}
+
+// reportedSize is the size of the unit challenge ch reported, as the tenant fetched
+// it into out; it fails the test unless that file has the hash the challenge records.
+func reportedSize(t *testing.T, out string, ch verify.Challenge) int {
+	t.Helper()
+	set, err := units.Read(out)
+	if err != nil {
+		t.Fatalf("units of %s: %v", out, err)
+	}
+	u, ok := set[ch.UnitName]
+	if !ok || u.SHA256 != ch.UnitSHA256 {
+		t.Fatalf("challenge %d reports unit %q (sha256 %s); the tenant's units.json has %+v", ch.ID, ch.UnitName, ch.UnitSHA256, u)
+	}
+	b, err := os.ReadFile(filepath.Join(out, u.File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(b)
 }
 
 // startVerifiers registers a verifier for each of keys (20 KILN of stake) and runs

@@ -27,6 +27,7 @@ import (
 	"github.com/kiln-network/kiln/types"
 	"github.com/kiln-network/kiln/verifier/assetcache"
 	"github.com/kiln-network/kiln/work/catalog"
+	"github.com/kiln-network/kiln/work/matmul"
 	"github.com/kiln-network/kiln/work/units"
 	"github.com/kiln-network/kiln/x/verify"
 )
@@ -378,8 +379,9 @@ func (d *Daemon) connect(ctx context.Context, provider types.Address) (*apiclien
 }
 
 // check re-executes c's sampled units and submits the verdict: ok, or the first unit
-// that failed with its data and Merkle proof. What the provider does not serve is
-// retried every poll for half the time to the deadline, then reported withheld.
+// that failed with its evidence (its data or hash, and its Merkle proof). What the
+// provider does not serve is retried every poll for half the time to the deadline,
+// then reported withheld.
 func (d *Daemon) check(ctx context.Context, c verify.Commitment) error {
 	pc, err := d.connect(ctx, c.Provider)
 	if err != nil {
@@ -401,7 +403,7 @@ func (d *Daemon) check(ctx context.Context, c verify.Commitment) error {
 	m := &verify.MsgVerdict{Verifier: d.self, CommitID: c.ID, OK: bad == nil}
 	if bad != nil {
 		m.Unit = bad.index
-		m.Evidence = &verify.Evidence{Name: bad.u.Unit, Data: bad.u.Data, Proof: bad.u.Proof}
+		m.Evidence = evidence(c.Kind, bad.u)
 	}
 	if _, err := d.c.Send(ctx, d.key, client.SignOptions{}, m); err != nil {
 		return fmt.Errorf("send verdict on commitment %d: %w", c.ID, err)
@@ -418,6 +420,21 @@ func (d *Daemon) check(ctx context.Context, c verify.Commitment) error {
 		d.log.Info("work verified", "commitment", c.ID, "lease", c.LeaseID, "units", len(fs))
 	}
 	return nil
+}
+
+// evidence is what a report carries of unit u of a commitment of kind: the unit's data
+// where the chain checks the kind itself (matmul) and the data fits a transaction;
+// its SHA-256 otherwise, and the committee fetches the unit from the provider. Both
+// with the unit's Merkle proof.
+func evidence(kind string, u api.UnitProof) *verify.Evidence {
+	e := &verify.Evidence{Name: u.Unit, Proof: u.Proof}
+	if kind == matmul.Kind && len(u.Data) <= verify.MaxUnitBytes {
+		e.Data = u.Data
+	} else {
+		h := sha256.Sum256(u.Data)
+		e.SHA256 = h[:]
+	}
+	return e
 }
 
 // height is the chain's latest height.

@@ -42,9 +42,14 @@
 //     counts toward conviction. A member outvoted is slashed only for the opposite
 //     finding by re-execution: never for saying it was not served, for saying it was,
 //     nor for finding a unit honest when the conviction is for withholding.
-//   - Evidence. A challenge's unit data and Merkle proof MUST lead to the committed root
-//     at the challenged index; a forged proof is refused (ErrBadProof) and changes
-//     nothing. Kinds with a DirectCheck are decided in the same transaction.
+//   - Evidence. A challenge's evidence (the unit's data or its SHA-256, and its Merkle
+//     proof) MUST lead to the committed root at the challenged index; a forged proof
+//     is refused (ErrBadProof) and changes nothing. Data is carried only for kinds
+//     with a DirectCheck, which are decided in the same transaction; a report on any
+//     other kind carries the unit's hash (its data is refused) and the committee
+//     fetches the unit from the provider, so a unit of any size, larger than a
+//     transaction, can be reported. A direct kind's unit reported by its hash (too big
+//     to carry) goes to a committee as well.
 //   - Money. A proven cheat's provider bond is slashed fraud_slash_bps into the
 //     community pool (staking.SlashBond, dated at its commitment, so stake unbonded since
 //     is slashed too); whistleblower_bps of it goes to the reporter; the lease closes

@@ -2,7 +2,6 @@ package verify
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -342,18 +341,25 @@ func checkEvidence(c *Commitment, unit uint32, e *Evidence) error {
 	var root [32]byte
 	b, _ := hex.DecodeString(c.Root)
 	copy(root[:], b)
-	if err := e.Proof.VerifyItem(root, proof.Item{Name: e.Name, SHA256: sha256.Sum256(e.Data)}); err != nil {
+	if err := e.Proof.VerifyItem(root, proof.Item{Name: e.Name, SHA256: e.Hash()}); err != nil {
 		return types.Wrapf(ErrBadProof, "unit %d (%q) of commitment %d: %v", unit, e.Name, c.ID, err)
 	}
 	return nil
 }
 
 // openChallenge opens a challenge on unit of c. Kinds the chain checks itself are
-// decided here and now from the evidence; the others go to a committee drawn from the
-// next block's randomness.
+// decided here and now from the evidence's data; the others, and a direct kind's unit
+// reported by its hash (too big for a transaction), go to a committee drawn from the
+// next block's randomness, whose members fetch the unit from the provider.
 func openChallenge(ctx *types.Context, p Params, c *Commitment, unit uint32, who types.Address, byTenant bool, e *Evidence) error {
 	chk, direct := directOf(ctx, c.Kind)
 	if e != nil {
+		if !direct && !e.HashOnly() {
+			// NB: block space is for what the chain reads: a committee fetches the
+			// unit from the provider, so its data here would only bloat the block.
+			return types.InvalidField("evidence.data", fmt.Sprintf("%d bytes", len(e.Data)),
+				fmt.Sprintf("a %s unit is judged by a committee, which fetches it from the provider: carry its sha256, not its data", c.Kind))
+		}
 		if err := checkEvidence(c, unit, e); err != nil {
 			return err
 		}
@@ -364,7 +370,8 @@ func openChallenge(ctx *types.Context, p Params, c *Commitment, unit uint32, who
 		ch.Deposit = p.DisputeDeposit
 	}
 	if e != nil {
-		ch.UnitName = e.Name
+		h := e.Hash()
+		ch.UnitName, ch.UnitSHA256 = e.Name, hex.EncodeToString(h[:])
 	}
 	c.Challenges = append(c.Challenges, ch.ID)
 	ctx.Store.Set(openKey(c.Provider, c.ID), present)
@@ -372,6 +379,10 @@ func openChallenge(ctx *types.Context, p Params, c *Commitment, unit uint32, who
 		return types.Wrapf(types.ErrInvalidMsg, "evidence: a %s unit is checked by the chain itself: the challenge must carry the unit's data and Merkle proof", c.Kind)
 	}
 	var honest bool
+	if direct && e.HashOnly() {
+		direct = false
+		ch.Detail = "committee: the report carries the unit's hash, not its data"
+	}
 	if direct {
 		ch.Mode = ModeDirect
 		rs := ctx.Rand("verify/direct", binary.BigEndian.AppendUint64(nil, ch.ID))

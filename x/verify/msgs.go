@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"regexp"
 
@@ -40,13 +41,29 @@ type MsgCommit struct {
 }
 
 // Evidence is one unit of a commitment as the provider served it: its name, its data
-// and the Merkle path from it to the committed root. Only units the chain can check
-// itself (matmul) need their data; a committee re-executes the others.
+// or its SHA-256, and the Merkle path from it to the committed root. Only a unit the
+// chain checks itself (matmul) is carried whole, and only while it fits a transaction;
+// a report on any other kind carries the unit's hash, and the committee fetches the
+// unit from the provider itself: a production tile or model checkpoint is larger than
+// a transaction.
 type Evidence struct {
-	Name  string      `json:"name"`
-	Data  []byte      `json:"data"`
-	Proof proof.Proof `json:"proof"`
+	Name string `json:"name"`
+	Data []byte `json:"data,omitempty"`
+	// SHA256 is the unit's hash, carried instead of Data (which is then empty).
+	SHA256 proof.HexBytes `json:"sha256,omitempty"`
+	Proof  proof.Proof    `json:"proof"`
 }
+
+// Hash is the unit's SHA-256: SHA256 when the evidence carries it, of Data otherwise.
+func (e *Evidence) Hash() [32]byte {
+	if len(e.SHA256) == 32 {
+		return [32]byte(e.SHA256)
+	}
+	return sha256.Sum256(e.Data)
+}
+
+// HashOnly reports whether e carries the unit's hash instead of its data.
+func (e *Evidence) HashOnly() bool { return len(e.SHA256) != 0 }
 
 // MsgVerdict is the assigned verifier's answer on commitment CommitID: OK, or the
 // sampled unit Unit it found wrong (with Evidence where the chain checks directly).
@@ -150,7 +167,11 @@ func (e *Evidence) validate(field string) error {
 	case e.Name == "" || len(e.Name) > MaxUnitName:
 		return types.InvalidField(field+".name", e.Name, fmt.Sprintf("must be 1 to %d bytes", MaxUnitName))
 	case len(e.Data) > MaxUnitBytes:
-		return types.InvalidField(field+".data", fmt.Sprintf("%d bytes", len(e.Data)), fmt.Sprintf("must be at most %d bytes", MaxUnitBytes))
+		return types.InvalidField(field+".data", fmt.Sprintf("%d bytes", len(e.Data)), fmt.Sprintf("must be at most %d bytes (what fits a transaction); carry the unit's sha256 instead", MaxUnitBytes))
+	case len(e.SHA256) != 0 && len(e.SHA256) != 32:
+		return types.InvalidField(field+".sha256", fmt.Sprintf("%d bytes", len(e.SHA256)), "must be a 32-byte SHA-256")
+	case len(e.SHA256) != 0 && len(e.Data) != 0:
+		return types.InvalidField(field+".data", fmt.Sprintf("%d bytes", len(e.Data)), "carry the unit's data or its sha256, not both")
 	case len(e.Proof.Aunts) > MaxAunts:
 		return types.InvalidField(field+".proof.aunts", len(e.Proof.Aunts), fmt.Sprintf("at most %d", MaxAunts))
 	case e.Proof.Total < 1 || e.Proof.Index < 0 || e.Proof.Index >= e.Proof.Total:
@@ -236,6 +257,7 @@ func writeEvidence(w *codec.Writer, e *Evidence) {
 	}
 	w.String(e.Name)
 	w.WriteBytes(e.Data)
+	w.WriteBytes(e.SHA256)
 	w.Uvarint(uint64(e.Proof.Index))
 	w.Uvarint(uint64(e.Proof.Total))
 	w.Uvarint(uint64(len(e.Proof.Aunts)))
@@ -249,6 +271,9 @@ func readEvidence(r *codec.Reader) *Evidence {
 		return nil
 	}
 	e := &Evidence{Name: r.String(MaxUnitName), Data: r.Bytes(MaxUnitBytes)}
+	if h := r.Bytes(32); len(h) > 0 {
+		e.SHA256 = h
+	}
 	idx, total := r.Uvarint(), r.Uvarint()
 	if idx > MaxUnits || total > MaxUnits {
 		r.Fail("proof index %d of %d out of range", idx, total)

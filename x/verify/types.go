@@ -124,7 +124,7 @@ const (
 	MaxSamples   = 256
 	MaxUnits     = 1 << 20
 	MaxJobBytes  = 4096
-	MaxUnitBytes = 1 << 20 // a disputed unit's data carried in a transaction
+	MaxUnitBytes = 60 << 10 // a unit's data carried in a report: with its proof and signature, what fits a 64 KiB transaction
 	MaxAunts     = 64
 	MaxUnitName  = 256
 	maxKind      = 32
@@ -201,10 +201,12 @@ type Vote struct {
 
 // Challenge is a report that one unit of a commitment is wrong.
 type Challenge struct {
-	ID         uint64        `json:"id,string"`
-	CommitID   uint64        `json:"commit_id,string"`
-	Unit       uint32        `json:"unit"`
-	UnitName   string        `json:"unit_name,omitempty"`
+	ID       uint64 `json:"id,string"`
+	CommitID uint64 `json:"commit_id,string"`
+	Unit     uint32 `json:"unit"`
+	UnitName string `json:"unit_name,omitempty"`
+	// UnitSHA256 is the reported unit's hash (hex), when the report carried evidence.
+	UnitSHA256 string        `json:"unit_sha256,omitempty"`
 	Challenger types.Address `json:"challenger"`
 	// ByTenant: a tenant's dispute (its Deposit is at stake) rather than a verifier's
 	// report (its bond is).

@@ -93,6 +93,14 @@ func goodEvidence() *Evidence {
 	return &Evidence{Name: "b", Data: []byte("data"), Proof: p}
 }
 
+// hashEvidence is goodEvidence reported by its hash, as for a unit a committee judges.
+func hashEvidence() *Evidence {
+	e := goodEvidence()
+	h := e.Hash()
+	e.Data, e.SHA256 = nil, h[:]
+	return e
+}
+
 // ValidateBasic names the field and the rule of every refusal.
 func TestValidateBasic(t *testing.T) {
 	root := make([]byte, 32)
@@ -116,6 +124,10 @@ func TestValidateBasic(t *testing.T) {
 		{&MsgVerdict{CommitID: 1, OK: true, Evidence: goodEvidence()}, "evidence: must be empty when ok"},
 		{&MsgVerdict{CommitID: 1, Evidence: goodEvidence()}, ""},
 		{&MsgVerdict{CommitID: 1, Evidence: bad}, "evidence.proof.aunts[0]"},
+		{&MsgVerdict{CommitID: 1, Evidence: hashEvidence()}, ""},
+		{&MsgVerdict{CommitID: 1, Evidence: &Evidence{Name: "b", SHA256: make([]byte, 31), Proof: goodEvidence().Proof}}, "evidence.sha256"},
+		{&MsgVerdict{CommitID: 1, Evidence: &Evidence{Name: "b", Data: []byte("d"), SHA256: make([]byte, 32), Proof: goodEvidence().Proof}}, "not both"},
+		{&MsgVerdict{CommitID: 1, Evidence: &Evidence{Name: "b", Data: make([]byte, MaxUnitBytes+1), Proof: goodEvidence().Proof}}, "carry the unit's sha256 instead"},
 		{&MsgDispute{CommitID: 1, Evidence: &Evidence{Name: "", Proof: goodEvidence().Proof}}, "evidence.name"},
 		{&MsgDispute{CommitID: 1, Evidence: &Evidence{Name: "x", Proof: proof.Proof{Index: 3, Total: 3}}}, "evidence.proof"},
 		{&MsgVote{ChallengeID: 0}, "challenge_id"},
@@ -174,11 +186,13 @@ func FuzzDecodeCommit(f *testing.F) {
 
 func FuzzDecodeVerdict(f *testing.F) {
 	fuzzDecoder(f, DecodeVerdict, &MsgVerdict{Verifier: types.Address{1}, CommitID: 3, OK: true},
-		&MsgVerdict{Verifier: types.Address{1}, CommitID: 3, Unit: 1, Evidence: goodEvidence()})
+		&MsgVerdict{Verifier: types.Address{1}, CommitID: 3, Unit: 1, Evidence: goodEvidence()},
+		&MsgVerdict{Verifier: types.Address{1}, CommitID: 3, Unit: 1, Evidence: hashEvidence()})
 }
 
 func FuzzDecodeDispute(f *testing.F) {
 	fuzzDecoder(f, DecodeDispute, &MsgDispute{Tenant: types.Address{1}, CommitID: 3, Unit: 1, Evidence: goodEvidence()},
+		&MsgDispute{Tenant: types.Address{1}, CommitID: 3, Unit: 1, Evidence: hashEvidence()},
 		&MsgDispute{Tenant: types.Address{1}, CommitID: 3})
 }
 
