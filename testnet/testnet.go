@@ -14,7 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,6 +42,9 @@ type Options struct {
 	// to detect and report the double-sign through gossip after it first shows in the
 	// twin's WAL, before the harness's watcher reports it instead; default 30 s.
 	WatcherGrace time.Duration
+	// JoinHeight is, for statesync, the height the chain reaches before the load and
+	// the joiner start (0: none; the joiner starts a third into the run).
+	JoinHeight int64
 	// Period is, in a soak, how long each perturbation lasts; a quiet half period
 	// follows each. Default 15 s.
 	Period time.Duration
@@ -141,8 +144,10 @@ func (o *Options) defaults() error {
 		return fmt.Errorf("--period %v: must be 5s to 5m", o.Period)
 	case o.Duration < minD || o.Duration > maxD:
 		return fmt.Errorf("--duration %v: must be %v to %v", o.Duration, minD, maxD)
-	case o.BlockTime < 50*time.Millisecond || o.BlockTime > 5*time.Second:
-		return fmt.Errorf("--block-time %v: must be 50ms to 5s", o.BlockTime)
+	case o.BlockTime < time.Millisecond || o.BlockTime > 5*time.Second:
+		return fmt.Errorf("--block-time %v: must be 1ms to 5s", o.BlockTime)
+	case o.JoinHeight < 0 || o.JoinHeight > 10_000_000 || o.JoinHeight > 0 && o.Scenario != "statesync":
+		return fmt.Errorf("--join-height %d: must be 0 to 10000000, and only for statesync", o.JoinHeight)
 	case o.Accounts < 1 || o.Accounts > 64:
 		return fmt.Errorf("--accounts %d: must be 1 to 64", o.Accounts)
 	case o.WatcherGrace < 0 || o.WatcherGrace > 10*time.Minute:
@@ -273,10 +278,10 @@ func maxOf(hs []int64) int64 {
 const stallLimit = 60 * time.Second
 
 // waitAllPast waits until every node in idx reports a height above h. It waits as
-// long as the network makes progress (some node's height, or whether it answers,
-// changes at least every n.stall) and ctx lasts; it fails naming the heights.
+// long as the network makes progress (some node reports a height above any it
+// reported before, at least every n.stall) and ctx lasts; it fails naming the heights.
 func (n *net) waitAllPast(ctx context.Context, idx []int, h int64) error {
-	var prev []int64
+	best := map[int]int64{} // the highest height each node has reported
 	moved := time.Now()
 	for {
 		hs := n.heights(ctx)
@@ -287,8 +292,12 @@ func (n *net) waitAllPast(ctx context.Context, idx []int, h int64) error {
 		if ok {
 			return nil
 		}
-		if !slices.Equal(hs, prev) {
-			prev, moved = hs, time.Now()
+		// NB: only a new highest height is progress; a node that answers, then
+		// times out, then answers again at the same height is not.
+		for i, hi := range hs {
+			if b, seen := best[i]; hi >= 0 && (!seen || hi > b) {
+				best[i], moved = hi, time.Now()
+			}
 		}
 		if time.Since(moved) > n.stall {
 			return fmt.Errorf("waiting for nodes %v to pass height %d: no node's height moved for %v (heights %v)", idx, h, n.stall, hs)
@@ -312,6 +321,14 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	defer cleanup()
 	if err != nil {
 		return res, err
+	}
+	if o.JoinHeight > 0 {
+		start := time.Now()
+		n.logf("building the chain to height %d", o.JoinHeight)
+		if err := n.waitAllPast(ctx, n.all(), o.JoinHeight-1); err != nil {
+			return res, err
+		}
+		n.logf("height %d after %v", o.JoinHeight, time.Since(start).Round(time.Second))
 	}
 	lg, err := newLoad(ctx, n, o.Accounts)
 	if err != nil {

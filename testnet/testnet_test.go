@@ -25,7 +25,10 @@ func TestOptionsRefuseBadInput(t *testing.T) {
 		{"unknown scenario", Options{Bin: "x", Scenario: "meteor"}, "--scenario"},
 		{"too few validators", Options{Bin: "x", Scenario: "kill", Validators: 3}, "--validators"},
 		{"short duration", Options{Bin: "x", Scenario: "kill", Duration: time.Second}, "--duration"},
-		{"fast blocks", Options{Bin: "x", Scenario: "kill", BlockTime: time.Millisecond}, "--block-time"},
+		{"fast blocks", Options{Bin: "x", Scenario: "kill", BlockTime: time.Microsecond}, "--block-time"},
+		{"join height off statesync", Options{Bin: "x", Scenario: "kill", JoinHeight: 100}, "--join-height"},
+		{"short period", Options{Bin: "x", Scenario: "soak", Period: time.Second}, "--period"},
+		{"short soak", Options{Bin: "x", Scenario: "soak", Duration: 10 * time.Second}, "--duration"},
 		{"no binary", Options{Scenario: "kill"}, "binary"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,9 +94,15 @@ func (l testLog) Write(b []byte) (int, error) {
 }
 
 // statusServer answers CometBFT's JSON-RPC status with a height that a test moves.
-func statusServer(t *testing.T, height *atomic.Int64) string {
+// With flap, every other call fails, as a node in trouble answers.
+func statusServer(t *testing.T, height *atomic.Int64, flap bool) string {
 	t.Helper()
+	var calls atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if flap && calls.Add(1)%2 == 0 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
 		var req struct {
 			ID json.RawMessage `json:"id"`
 		}
@@ -105,13 +114,13 @@ func statusServer(t *testing.T, height *atomic.Int64) string {
 }
 
 // waitAllPast waits as long as heights move, however slowly, and gives up soon
-// after they stop.
+// after they stop, even while a node flaps between answering and not.
 func TestWaitAllPastFollowsProgress(t *testing.T) {
 	var slow, stuck atomic.Int64
 	stuck.Store(3)
 	n := &net{pids: map[int]int{0: 1, 1: 1}, paused: map[int]bool{}, stall: 400 * time.Millisecond}
 	for _, h := range []*atomic.Int64{&slow, &stuck} {
-		c, err := client.New(statusServer(t, h))
+		c, err := client.New(statusServer(t, h, h == &stuck))
 		if err != nil {
 			t.Fatal(err)
 		}
