@@ -1,10 +1,11 @@
 // Package testnet runs fault scenarios against a real multi-process Kiln network:
 // N validators as separate `kiln node` processes, a load generator sending signed
-// bank transfers through their RPC, a perturbation (kill -9, SIGSTOP, a partition,
-// latency, a double-signing twin of a validator, a late node joining through state
-// sync) in the middle of the run, and a history checker that compares what the load
-// generator was told with what the chain holds, and verifies the last header with
-// CometBFT's light client.
+// bank transfers through their RPC, a perturbation (kill -9, SIGSTOP, a 1-vs-3 or
+// 2-vs-2 partition, packet loss, latency, a validator's clock off by an hour, a
+// double-signing twin of a validator, a late node joining through state sync) in the
+// middle of the run, or a soak cycling through them, and a history checker that
+// compares what the load generator was told with what the chain holds, and verifies
+// the last header with CometBFT's light client.
 package testnet
 
 import (
