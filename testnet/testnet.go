@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	cfg "github.com/cometbft/cometbft/config"
+
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/node"
 )
@@ -415,6 +417,21 @@ func setup(ctx context.Context, o Options, res *Result) (n *net, cleanup func(),
 	ln, err := node.InitLocalnet(node.LocalnetOptions{Dir: dir, Validators: o.Validators, ChainID: "kiln-testnet-" + o.Scenario, BlockTime: o.BlockTime})
 	if err != nil {
 		return nil, cleanup, err
+	}
+	if o.BlockTime < 100*time.Millisecond {
+		// CometBFT's gossip routines sleep 100 ms when they have nothing to send and
+		// its connections flush at most every 100 ms, so blocks (three rounds of
+		// messages) come no faster than about 3 a second; a short block time (building
+		// a chain to --join-height) needs both sooner.
+		for _, nd := range ln.Nodes {
+			conf, err := node.LoadConfig(nd.Home)
+			if err != nil {
+				return nil, cleanup, err
+			}
+			conf.Consensus.PeerGossipSleepDuration = o.BlockTime
+			conf.P2P.FlushThrottleTimeout = o.BlockTime
+			cfg.WriteConfigFile(filepath.Join(nd.Home, "config", "config.toml"), conf)
+		}
 	}
 	n = &net{o: o, dir: dir, ln: ln, pids: map[int]int{}, paused: map[int]bool{}, stall: stallLimit, began: time.Now()}
 	if o.Scenario == "latency" {
