@@ -44,8 +44,8 @@ func TestOptionsRefuseBadInput(t *testing.T) {
 	}
 }
 
-// Each scenario, short, against real node processes: nothing acknowledged is lost,
-// nothing applied twice, no fork, balances equal the replayed history.
+// Each scenario, and a soak, short, against real node processes: nothing acknowledged
+// is lost, nothing applied twice, no fork, balances equal the replayed history.
 func TestScenarios(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts 4-5 real node processes per scenario")
@@ -57,7 +57,7 @@ func TestScenarios(t *testing.T) {
 	// Three scenarios at a time (12 node processes): the package stays near 2 minutes
 	// even on a busy machine, and the waits follow progress, not fixed deadlines.
 	slots := make(chan struct{}, 3)
-	for _, s := range Scenarios {
+	for _, s := range append(append([]string(nil), Scenarios...), "soak") {
 		t.Run(s, func(t *testing.T) {
 			t.Parallel()
 			slots <- struct{}{}
@@ -69,13 +69,23 @@ func TestScenarios(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
-			res, err := Run(ctx, Options{Bin: bin, Dir: t.TempDir(), Scenario: s, Duration: 12 * time.Second, Log: testLog{t}})
+			var res Result
+			var err error
+			if s == "soak" {
+				// The first perturbations of the cycle on one network.
+				res, err = Soak(ctx, Options{Bin: bin, Dir: t.TempDir(), Duration: 12 * time.Second, Period: 6 * time.Second, Log: testLog{t}})
+			} else {
+				res, err = Run(ctx, Options{Bin: bin, Dir: t.TempDir(), Scenario: s, Duration: 12 * time.Second, Log: testLog{t}})
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Logf("%+v", res)
 			if !res.OK() {
 				t.Fatalf("history check failed: %+v", res)
+			}
+			if s == "soak" && len(res.Perturbations) < 2 {
+				t.Fatalf("a soak of %d perturbations: %+v", len(res.Perturbations), res.Perturbations)
 			}
 			// The honest validators find the double-sign themselves; the watcher is
 			// only the fallback.
@@ -146,3 +156,4 @@ func TestWaitAllPastFollowsProgress(t *testing.T) {
 		t.Fatalf("waitAllPast on a stuck node = %v; want it to give up naming the stall", err)
 	}
 }
+
