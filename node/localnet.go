@@ -115,9 +115,18 @@ func InitLocalnet(o LocalnetOptions) (Localnet, error) {
 		confs = append(confs, conf)
 		ln.Nodes = append(ln.Nodes, LocalnetNode{Name: name, Home: home, RPC: rpc, P2P: p2p, NodeID: string(nk.ID()), Operator: op.Address})
 	}
+	// NB: one genesis, written once and copied: its time is the clock's second when it
+	// is made, and nodes whose genesis times differ never agree on block 1.
+	if err := WriteGenesis(confs[0].GenesisFile(), o.ChainID, g, pvs); err != nil {
+		return ln, err
+	}
+	gen, err := os.ReadFile(confs[0].GenesisFile())
+	if err != nil {
+		return ln, err
+	}
 	for i, conf := range confs {
 		conf.P2P.PersistentPeers = ln.peersOf(i)
-		if err := WriteGenesis(conf.GenesisFile(), o.ChainID, g, pvs); err != nil {
+		if err := os.WriteFile(conf.GenesisFile(), gen, 0o644); err != nil {
 			return ln, err
 		}
 		cfg.WriteConfigFile(filepath.Join(conf.RootDir, "config", "config.toml"), conf)

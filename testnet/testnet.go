@@ -1,10 +1,11 @@
 // Package testnet runs fault scenarios against a real multi-process Kiln network:
 // N validators as separate `kiln node` processes, a load generator sending signed
-// bank transfers through their RPC, a perturbation (kill -9, SIGSTOP, a partition,
-// latency, a double-signing twin of a validator, a late node joining through state
-// sync) in the middle of the run, and a history checker that compares what the load
-// generator was told with what the chain holds, and verifies the last header with
-// CometBFT's light client.
+// bank transfers through their RPC, a perturbation (kill -9, SIGSTOP, a 1-vs-3 or
+// 2-vs-2 partition, packet loss, latency, a validator's clock off by an hour, a
+// double-signing twin of a validator, a late node joining through state sync) in the
+// middle of the run, or a soak cycling through them, and a history checker that
+// compares what the load generator was told with what the chain holds, and verifies
+// the last header with CometBFT's light client.
 package testnet
 
 import (
@@ -14,10 +15,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
+
+	cfg "github.com/cometbft/cometbft/config"
 
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/node"
@@ -43,6 +45,9 @@ type Options struct {
 	// to detect and report the double-sign through gossip after it first shows in the
 	// twin's WAL, before the harness's watcher reports it instead; default 30 s.
 	WatcherGrace time.Duration
+	// JoinHeight is, for statesync, the height the chain reaches before the load and
+	// the joiner start (0: none; the joiner starts a third into the run).
+	JoinHeight int64
 	// Period is, in a soak, how long each perturbation lasts; a quiet half period
 	// follows each. Default 15 s.
 	Period time.Duration
@@ -142,8 +147,10 @@ func (o *Options) defaults() error {
 		return fmt.Errorf("--period %v: must be 5s to 5m", o.Period)
 	case o.Duration < minD || o.Duration > maxD:
 		return fmt.Errorf("--duration %v: must be %v to %v", o.Duration, minD, maxD)
-	case o.BlockTime < 50*time.Millisecond || o.BlockTime > 5*time.Second:
-		return fmt.Errorf("--block-time %v: must be 50ms to 5s", o.BlockTime)
+	case o.BlockTime < time.Millisecond || o.BlockTime > 5*time.Second:
+		return fmt.Errorf("--block-time %v: must be 1ms to 5s", o.BlockTime)
+	case o.JoinHeight < 0 || o.JoinHeight > 10_000_000 || o.JoinHeight > 0 && o.Scenario != "statesync":
+		return fmt.Errorf("--join-height %d: must be 0 to 10000000, and only for statesync", o.JoinHeight)
 	case o.Accounts < 1 || o.Accounts > 64:
 		return fmt.Errorf("--accounts %d: must be 1 to 64", o.Accounts)
 	case o.WatcherGrace < 0 || o.WatcherGrace > 10*time.Minute:
@@ -274,10 +281,10 @@ func maxOf(hs []int64) int64 {
 const stallLimit = 60 * time.Second
 
 // waitAllPast waits until every node in idx reports a height above h. It waits as
-// long as the network makes progress (some node's height, or whether it answers,
-// changes at least every n.stall) and ctx lasts; it fails naming the heights.
+// long as the network makes progress (some node reports a height above any it
+// reported before, at least every n.stall) and ctx lasts; it fails naming the heights.
 func (n *net) waitAllPast(ctx context.Context, idx []int, h int64) error {
-	var prev []int64
+	best := map[int]int64{} // the highest height each node has reported
 	moved := time.Now()
 	for {
 		hs := n.heights(ctx)
@@ -288,8 +295,12 @@ func (n *net) waitAllPast(ctx context.Context, idx []int, h int64) error {
 		if ok {
 			return nil
 		}
-		if !slices.Equal(hs, prev) {
-			prev, moved = hs, time.Now()
+		// NB: only a new highest height is progress; a node that answers, then
+		// times out, then answers again at the same height is not.
+		for i, hi := range hs {
+			if b, seen := best[i]; hi >= 0 && (!seen || hi > b) {
+				best[i], moved = hi, time.Now()
+			}
 		}
 		if time.Since(moved) > n.stall {
 			return fmt.Errorf("waiting for nodes %v to pass height %d: no node's height moved for %v (heights %v)", idx, h, n.stall, hs)
@@ -313,6 +324,14 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	defer cleanup()
 	if err != nil {
 		return res, err
+	}
+	if o.JoinHeight > 0 {
+		start := time.Now()
+		n.logf("building the chain to height %d", o.JoinHeight)
+		if err := n.waitAllPast(ctx, n.all(), o.JoinHeight-1); err != nil {
+			return res, err
+		}
+		n.logf("height %d after %v", o.JoinHeight, time.Since(start).Round(time.Second))
 	}
 	lg, err := newLoad(ctx, n, o.Accounts)
 	if err != nil {
@@ -398,6 +417,21 @@ func setup(ctx context.Context, o Options, res *Result) (n *net, cleanup func(),
 	ln, err := node.InitLocalnet(node.LocalnetOptions{Dir: dir, Validators: o.Validators, ChainID: "kiln-testnet-" + o.Scenario, BlockTime: o.BlockTime})
 	if err != nil {
 		return nil, cleanup, err
+	}
+	if o.BlockTime < 100*time.Millisecond {
+		// CometBFT's gossip routines sleep 100 ms when they have nothing to send and
+		// its connections flush at most every 100 ms, so blocks (three rounds of
+		// messages) come no faster than about 3 a second; a short block time (building
+		// a chain to --join-height) needs both sooner.
+		for _, nd := range ln.Nodes {
+			conf, err := node.LoadConfig(nd.Home)
+			if err != nil {
+				return nil, cleanup, err
+			}
+			conf.Consensus.PeerGossipSleepDuration = o.BlockTime
+			conf.P2P.FlushThrottleTimeout = o.BlockTime
+			cfg.WriteConfigFile(filepath.Join(nd.Home, "config", "config.toml"), conf)
+		}
 	}
 	n = &net{o: o, dir: dir, ln: ln, pids: map[int]int{}, paused: map[int]bool{}, stall: stallLimit, began: time.Now()}
 	if o.Scenario == "latency" {

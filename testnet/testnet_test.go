@@ -25,7 +25,10 @@ func TestOptionsRefuseBadInput(t *testing.T) {
 		{"unknown scenario", Options{Bin: "x", Scenario: "meteor"}, "--scenario"},
 		{"too few validators", Options{Bin: "x", Scenario: "kill", Validators: 3}, "--validators"},
 		{"short duration", Options{Bin: "x", Scenario: "kill", Duration: time.Second}, "--duration"},
-		{"fast blocks", Options{Bin: "x", Scenario: "kill", BlockTime: time.Millisecond}, "--block-time"},
+		{"fast blocks", Options{Bin: "x", Scenario: "kill", BlockTime: time.Microsecond}, "--block-time"},
+		{"join height off statesync", Options{Bin: "x", Scenario: "kill", JoinHeight: 100}, "--join-height"},
+		{"short period", Options{Bin: "x", Scenario: "soak", Period: time.Second}, "--period"},
+		{"short soak", Options{Bin: "x", Scenario: "soak", Duration: 10 * time.Second}, "--duration"},
 		{"no binary", Options{Scenario: "kill"}, "binary"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -41,8 +44,8 @@ func TestOptionsRefuseBadInput(t *testing.T) {
 	}
 }
 
-// Each scenario, short, against real node processes: nothing acknowledged is lost,
-// nothing applied twice, no fork, balances equal the replayed history.
+// Each scenario, and a soak, short, against real node processes: nothing acknowledged
+// is lost, nothing applied twice, no fork, balances equal the replayed history.
 func TestScenarios(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts 4-5 real node processes per scenario")
@@ -54,7 +57,7 @@ func TestScenarios(t *testing.T) {
 	// Three scenarios at a time (12 node processes): the package stays near 2 minutes
 	// even on a busy machine, and the waits follow progress, not fixed deadlines.
 	slots := make(chan struct{}, 3)
-	for _, s := range Scenarios {
+	for _, s := range append(append([]string(nil), Scenarios...), "soak") {
 		t.Run(s, func(t *testing.T) {
 			t.Parallel()
 			slots <- struct{}{}
@@ -66,13 +69,23 @@ func TestScenarios(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
-			res, err := Run(ctx, Options{Bin: bin, Dir: t.TempDir(), Scenario: s, Duration: 12 * time.Second, Log: testLog{t}})
+			var res Result
+			var err error
+			if s == "soak" {
+				// The first perturbations of the cycle on one network.
+				res, err = Soak(ctx, Options{Bin: bin, Dir: t.TempDir(), Duration: 12 * time.Second, Period: 6 * time.Second, Log: testLog{t}})
+			} else {
+				res, err = Run(ctx, Options{Bin: bin, Dir: t.TempDir(), Scenario: s, Duration: 12 * time.Second, Log: testLog{t}})
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Logf("%+v", res)
 			if !res.OK() {
 				t.Fatalf("history check failed: %+v", res)
+			}
+			if s == "soak" && len(res.Perturbations) < 2 {
+				t.Fatalf("a soak of %d perturbations: %+v", len(res.Perturbations), res.Perturbations)
 			}
 			// The honest validators find the double-sign themselves; the watcher is
 			// only the fallback.
@@ -91,9 +104,15 @@ func (l testLog) Write(b []byte) (int, error) {
 }
 
 // statusServer answers CometBFT's JSON-RPC status with a height that a test moves.
-func statusServer(t *testing.T, height *atomic.Int64) string {
+// With flap, every other call fails, as a node in trouble answers.
+func statusServer(t *testing.T, height *atomic.Int64, flap bool) string {
 	t.Helper()
+	var calls atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if flap && calls.Add(1)%2 == 0 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
 		var req struct {
 			ID json.RawMessage `json:"id"`
 		}
@@ -105,13 +124,13 @@ func statusServer(t *testing.T, height *atomic.Int64) string {
 }
 
 // waitAllPast waits as long as heights move, however slowly, and gives up soon
-// after they stop.
+// after they stop, even while a node flaps between answering and not.
 func TestWaitAllPastFollowsProgress(t *testing.T) {
 	var slow, stuck atomic.Int64
 	stuck.Store(3)
 	n := &net{pids: map[int]int{0: 1, 1: 1}, paused: map[int]bool{}, stall: 400 * time.Millisecond}
 	for _, h := range []*atomic.Int64{&slow, &stuck} {
-		c, err := client.New(statusServer(t, h))
+		c, err := client.New(statusServer(t, h, h == &stuck))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -137,3 +156,4 @@ func TestWaitAllPastFollowsProgress(t *testing.T) {
 		t.Fatalf("waitAllPast on a stuck node = %v; want it to give up naming the stall", err)
 	}
 }
+

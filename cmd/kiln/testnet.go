@@ -27,9 +27,11 @@ func newTestnetCmd() *cobra.Command {
 			}
 			o.Scenario, _ = cmd.Flags().GetString("scenario")
 			o.WatcherGrace, _ = cmd.Flags().GetDuration("watcher-grace")
+			o.JoinHeight, _ = cmd.Flags().GetInt64("join-height")
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			ctx, cancel := context.WithTimeout(ctx, 9*time.Minute)
+			// The run, plus the time to build the chain to --join-height at 100 blocks/s.
+			ctx, cancel := context.WithTimeout(ctx, 9*time.Minute+time.Duration(o.JoinHeight)*10*time.Millisecond)
 			defer cancel()
 			res, err := testnet.Run(ctx, o)
 			if err != nil {
@@ -41,6 +43,7 @@ func newTestnetCmd() *cobra.Command {
 	run.Flags().String("scenario", "", fmt.Sprintf("fault to inject: one of %v", testnet.Scenarios))
 	run.Flags().Duration("duration", 30*time.Second, "load run: a third before, during and after the fault")
 	run.Flags().Duration("watcher-grace", 30*time.Second, "byzantine: how long the validators have to report the double-sign themselves before the harness's watcher does")
+	run.Flags().Int64("join-height", 0, "statesync: build the chain to this height before the load and the joiner start (with a short --block-time)")
 	testnetFlags(run)
 
 	soak := &cobra.Command{
