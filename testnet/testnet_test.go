@@ -156,4 +156,3 @@ func TestWaitAllPastFollowsProgress(t *testing.T) {
 		t.Fatalf("waitAllPast on a stuck node = %v; want it to give up naming the stall", err)
 	}
 }
-
