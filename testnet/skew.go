@@ -60,11 +60,16 @@ func (n *net) startSkewSigner(i int) (*skewSigner, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := ports.Pick("127.0.0.1", 1)
-	if err != nil {
-		return nil, err
+	if n.ns != nil {
+		// The node's namespace has ports of its own; the harness reaches its address.
+		conf.PrivValidatorListenAddr = fmt.Sprintf("tcp://%s:26659", n.ns.addr(i))
+	} else {
+		p, err := ports.Pick("127.0.0.1", 1)
+		if err != nil {
+			return nil, err
+		}
+		conf.PrivValidatorListenAddr = fmt.Sprintf("tcp://127.0.0.1:%d", p[0])
 	}
-	conf.PrivValidatorListenAddr = fmt.Sprintf("tcp://127.0.0.1:%d", p[0])
 	cfg.WriteConfigFile(filepath.Join(home, "config", "config.toml"), conf)
 	s := &skewSigner{signer: &skewedSigner{FilePV: privval.LoadFilePV(conf.PrivValidatorKeyFile(), conf.PrivValidatorStateFile())}}
 	// Retries every 100 ms for 2 minutes: the node opens the socket while it starts.

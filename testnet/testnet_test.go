@@ -73,7 +73,7 @@ func TestScenarios(t *testing.T) {
 			var err error
 			if s == "soak" {
 				// The first perturbations of the cycle on one network.
-				res, err = Soak(ctx, Options{Bin: bin, Dir: t.TempDir(), Duration: 12 * time.Second, Period: 6 * time.Second, Log: testLog{t}})
+				res, err = Soak(ctx, Options{Bin: bin, Dir: t.TempDir(), Duration: 25 * time.Second, Period: 5 * time.Second, Log: testLog{t}})
 			} else {
 				res, err = Run(ctx, Options{Bin: bin, Dir: t.TempDir(), Scenario: s, Duration: 12 * time.Second, Log: testLog{t}})
 			}
@@ -156,4 +156,3 @@ func TestWaitAllPastFollowsProgress(t *testing.T) {
 		t.Fatalf("waitAllPast on a stuck node = %v; want it to give up naming the stall", err)
 	}
 }
-
