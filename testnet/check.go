@@ -22,22 +22,38 @@ func check(ctx context.Context, n *net, lg *load, idx []int, res *Result) error 
 	cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	c := n.cl[0]
-	// Balances first, then the height they were read at: no load tx comes after.
+	// The balances and the height they were read at: read the height before and
+	// after them and retry until no block came between, so the block scan below
+	// ends where the balances were read (a load tx not acknowledged may still sit
+	// in a mempool and land after the load stopped).
 	bals := make([]uint64, len(lg.addrs))
-	for i, a := range lg.addrs {
-		coins, err := c.Balances(cctx, a)
+	var h int64
+	for try := 0; ; try++ {
+		h0, err := c.AppHeight(cctx)
 		if err != nil {
 			return err
 		}
-		for _, co := range coins {
-			if co.Denom == types.NativeDenom {
-				bals[i] = co.Amount
+		for i, a := range lg.addrs {
+			coins, err := c.Balances(cctx, a)
+			if err != nil {
+				return err
+			}
+			bals[i] = 0
+			for _, co := range coins {
+				if co.Denom == types.NativeDenom {
+					bals[i] = co.Amount
+				}
 			}
 		}
-	}
-	h, err := c.AppHeight(cctx)
-	if err != nil {
-		return err
+		if h, err = c.AppHeight(cctx); err != nil {
+			return err
+		}
+		if h == h0 {
+			break
+		}
+		if try == 20 {
+			return fmt.Errorf("balances: the chain moved on while they were read, %d times (last %d -> %d)", try+1, h0, h)
+		}
 	}
 	res.Height = h
 	applied := map[string]int{}
