@@ -82,31 +82,10 @@ func check(ctx context.Context, n *net, lg *load, idx []int, res *Result) error 
 			}
 		}
 	}
-	want := make([]uint64, len(lg.addrs))
-	for i := range want {
-		want[i] = funding
-	}
 	lg.mu.Lock()
 	recs := append([]rec(nil), lg.recs...)
 	lg.mu.Unlock()
-	res.TxsSent = len(recs)
-	for _, r := range recs {
-		if r.acked {
-			res.TxsAcked++
-		}
-		k := applied[r.hash]
-		switch {
-		case k == 0 && r.acked:
-			res.TxsLost++
-		case k > 1:
-			res.TxsAppliedTwice++
-		}
-		if k > 0 {
-			res.TxsApplied++
-			want[r.from] -= r.amount + r.fee
-			want[r.to] += r.amount
-		}
-	}
+	want := replay(recs, applied, len(lg.addrs), res)
 	res.BalancesMatch = true
 	for i := range want {
 		if want[i] != bals[i] {
@@ -129,6 +108,48 @@ func check(ctx context.Context, n *net, lg *load, idx []int, res *Result) error 
 	}
 	res.Forks = forks
 	return n.lightCheck(cctx, idx, lg.from, res)
+}
+
+// replay counts recs against the txs the chain applied (by hash, code 0) into res
+// and returns each load account's balance the applied history gives. A tx is
+// counted once however many times it was broadcast: a retry that signs the same
+// sequence and amount again (the generator re-sends while a node it asks is down)
+// yields the same bytes and hash as the earlier broadcast.
+func replay(recs []rec, applied map[string]int, accounts int, res *Result) []uint64 {
+	want := make([]uint64, accounts)
+	for i := range want {
+		want[i] = funding
+	}
+	byHash := map[string]int{} // hash -> index of its first rec in uniq
+	var uniq []rec
+	for _, r := range recs {
+		if j, ok := byHash[r.hash]; ok {
+			uniq[j].acked = uniq[j].acked || r.acked
+			res.TxsRebroadcast++
+			continue
+		}
+		byHash[r.hash] = len(uniq)
+		uniq = append(uniq, r)
+	}
+	res.TxsSent = len(uniq)
+	for _, r := range uniq {
+		if r.acked {
+			res.TxsAcked++
+		}
+		k := applied[r.hash]
+		switch {
+		case k == 0 && r.acked:
+			res.TxsLost++
+		case k > 1:
+			res.TxsAppliedTwice++
+		}
+		if k > 0 {
+			res.TxsApplied++
+			want[r.from] -= r.amount + r.fee
+			want[r.to] += r.amount
+		}
+	}
+	return want
 }
 
 // lightCheck verifies the header of res.Height with CometBFT's light client, skipping

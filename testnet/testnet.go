@@ -58,11 +58,14 @@ type Result struct {
 	Scenario   string `json:"scenario"`
 	Network    string `json:"network"` // "loopback": 127.0.0.1, one process per node
 	Validators int    `json:"validators"`
-	// TxsSent counts transactions the load generator broadcast; TxsAcked those a node
-	// reported committed with code 0; TxsApplied those the chain holds with code 0.
-	TxsSent    int `json:"txs_sent"`
-	TxsAcked   int `json:"txs_acked"`
-	TxsApplied int `json:"txs_applied"`
+	// TxsSent counts distinct transactions the load generator broadcast; TxsAcked
+	// those a node reported committed with code 0; TxsApplied those the chain holds
+	// with code 0. TxsRebroadcast counts broadcasts of bytes already sent (a retry
+	// signing the same sequence and amount while a node is down): each tx counts once.
+	TxsSent        int `json:"txs_sent"`
+	TxsAcked       int `json:"txs_acked"`
+	TxsApplied     int `json:"txs_applied"`
+	TxsRebroadcast int `json:"txs_rebroadcast"`
 	// TxsLost counts acknowledged transactions the chain does not hold; TxsAppliedTwice
 	// transactions applied more than once.
 	TxsLost         int `json:"txs_lost"`
