@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"strconv"
 	"time"
@@ -54,6 +55,10 @@ type Dist struct {
 	MasterPort int           // MASTER_PORT: rank 0's rendezvous port
 	Ifname     string        // GLOO_SOCKET_IFNAME / NCCL_SOCKET_IFNAME ("" = the library's choice)
 	Timeout    time.Duration // how long to wait for the other ranks (0 = DefaultDistTimeout)
+	// Epoch is KILN_CLUSTER_EPOCH: the cluster's restart count. Ranks join only a rank 0
+	// of their own epoch, so a rank restarted for a new epoch never joins a rank 0 of the
+	// old one that its provider has not stopped yet.
+	Epoch uint32
 }
 
 // Distributed reports whether d is a run of more than one rank.
@@ -93,8 +98,8 @@ func (d Dist) Validate() error {
 }
 
 // DistFromEnv reads torch.distributed's environment (WORLD_SIZE, RANK, LOCAL_RANK,
-// MASTER_ADDR, MASTER_PORT, GLOO_SOCKET_IFNAME, and KILN_DIST_TIMEOUT in seconds) through
-// getenv. No WORLD_SIZE, or WORLD_SIZE=1, is a single process.
+// MASTER_ADDR, MASTER_PORT, GLOO_SOCKET_IFNAME, KILN_DIST_TIMEOUT in seconds, and
+// KILN_CLUSTER_EPOCH) through getenv. No WORLD_SIZE, or WORLD_SIZE=1, is a single process.
 func DistFromEnv(getenv func(string) string) (Dist, error) {
 	num := func(name string, def int) (int, error) {
 		v := getenv(name)
@@ -133,6 +138,13 @@ func DistFromEnv(getenv func(string) string) (Dist, error) {
 		}
 		d.Timeout = time.Duration(s * float64(time.Second))
 	}
+	if v := getenv("KILN_CLUSTER_EPOCH"); v != "" {
+		e, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			return Dist{}, fmt.Errorf("KILN_CLUSTER_EPOCH %q: must be an integer, 0 to %d", v, uint32(math.MaxUint32))
+		}
+		d.Epoch = uint32(e)
+	}
 	if !d.Distributed() {
 		d.LocalRank = 0
 	}
@@ -152,6 +164,7 @@ func (d Dist) env() []string {
 		"MASTER_ADDR=" + d.MasterAddr,
 		"MASTER_PORT=" + strconv.Itoa(d.MasterPort),
 		"KILN_DIST_TIMEOUT=" + strconv.FormatFloat(d.timeout().Seconds(), 'f', -1, 64),
+		"KILN_CLUSTER_EPOCH=" + strconv.FormatUint(uint64(d.Epoch), 10),
 	}
 	if d.Ifname != "" {
 		e = append(e, "GLOO_SOCKET_IFNAME="+d.Ifname, "NCCL_SOCKET_IFNAME="+d.Ifname)

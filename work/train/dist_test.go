@@ -2,7 +2,9 @@ package train
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"io"
 	"math"
 	"net"
 	"os"
@@ -380,6 +382,79 @@ func TestDistStrayClient(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A rank restarted for a new epoch whose first dial reaches the old epoch's rank 0 (its
+// provider has not stopped it yet) retries when that rank 0 goes, and joins the new one.
+func TestDistRankOutlivesStaleRank0(t *testing.T) {
+	p := distParams(EngineGo, 2)
+	dir := t.TempDir()
+	job := mustJob(t, p, dir)
+	ds, err := LocalRanks(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ds {
+		ds[i].Epoch, ds[i].Timeout = 1, 20*time.Second
+	}
+	old, err := net.Listen("tcp", ds[0].master())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hello := make(chan []byte, 1)
+	go func() { // the old rank 0: takes the introduction, then is killed
+		c, err := old.Accept()
+		old.Close()
+		if err != nil {
+			hello <- nil
+			return
+		}
+		h := make([]byte, helloSize)
+		io.ReadFull(c, h)
+		hello <- h
+		time.Sleep(200 * time.Millisecond)
+		c.Close()
+	}()
+	done := make(chan error, 1)
+	go func() { done <- Workload{Dist: ds[1]}.Run(context.Background(), job, dir, nil) }()
+	h := <-hello
+	if len(h) != helloSize || string(h[:len(helloMagic)]) != helloMagic || binary.LittleEndian.Uint32(h[16:]) != 1 {
+		t.Fatalf("rank 1 introduced itself as %q: want %s with epoch 1", h, helloMagic)
+	}
+	time.Sleep(500 * time.Millisecond) // rank 1 redials a closed port meanwhile
+	if err := (Workload{Dist: ds[0]}).Run(context.Background(), job, dir, nil); err != nil {
+		t.Fatalf("rank 0: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("rank 1: %v", err)
+	}
+}
+
+// A rank of an earlier epoch does not join a rank 0 of a later one: it gives up at its
+// timeout, and the later epoch's rank 1 joins and the run completes.
+func TestDistStaleEpochRankKeptOut(t *testing.T) {
+	p := distParams(EngineGo, 2)
+	dir := t.TempDir()
+	job := mustJob(t, p, dir)
+	ds, err := LocalRanks(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds[0].Epoch, ds[1].Epoch = 2, 2
+	done := make(chan error, 1)
+	go func() { done <- Workload{Dist: ds[0]}.Run(context.Background(), job, dir, nil) }()
+	stale := ds[1]
+	stale.Epoch, stale.Timeout = 1, 2*time.Second
+	err = Workload{Dist: stale}.Run(context.Background(), job, dir, nil)
+	if err == nil || !strings.Contains(err.Error(), "wait for the other ranks") {
+		t.Fatalf("a rank of epoch 1 against epoch 2's rank 0: %v; want it kept waiting until its timeout", err)
+	}
+	if err := (Workload{Dist: ds[1]}).Run(context.Background(), job, dir, nil); err != nil {
+		t.Fatalf("rank 1 of epoch 2: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("rank 0: %v", err)
 	}
 }
 

@@ -28,11 +28,11 @@ type group struct {
 	stop  func() bool
 }
 
-// helloMagic starts a rank's introduction: the magic, rank and world size (uint32 each,
-// little-endian) and the job digest.
-const helloMagic = "KILNDDP1"
+// helloMagic starts a rank's introduction: the magic, rank, world size and epoch
+// (uint32 each, little-endian) and the job digest.
+const helloMagic = "KILNDDP2"
 
-const helloSize = len(helloMagic) + 4 + 4 + 32
+const helloSize = len(helloMagic) + 4 + 4 + 4 + 32
 
 // dialEvery is how often a rank retries reaching rank 0 while it starts.
 const dialEvery = 50 * time.Millisecond
@@ -103,6 +103,13 @@ func (g *group) accept(ctx context.Context, deadline time.Time, digest [32]byte)
 		}
 		rank := int(binary.LittleEndian.Uint32(h[8:]))
 		world := int(binary.LittleEndian.Uint32(h[12:]))
+		if epoch := binary.LittleEndian.Uint32(h[16:]); epoch != g.d.Epoch {
+			// A rank of another epoch of the cluster: its peers are restarting. Not
+			// this run's rank and not a fault of it: close, and the rank retries until
+			// it reaches a rank 0 of its own epoch.
+			c.Close()
+			continue
+		}
 		var why string
 		switch {
 		case world != g.d.WorldSize:
@@ -111,7 +118,7 @@ func (g *group) accept(ctx context.Context, deadline time.Time, digest [32]byte)
 			why = fmt.Sprintf("rank %d: out of range 1 to %d", rank, g.d.WorldSize-1)
 		case g.conns[rank] != nil:
 			why = fmt.Sprintf("rank %d joined twice", rank)
-		case !bytes.Equal(h[16:], digest[:]):
+		case !bytes.Equal(h[20:], digest[:]):
 			why = fmt.Sprintf("rank %d trains another job (data or parameters differ from rank 0's)", rank)
 		}
 		if why != "" {
@@ -123,7 +130,10 @@ func (g *group) accept(ctx context.Context, deadline time.Time, digest [32]byte)
 		g.conns[rank] = c
 		joined++
 	}
-	// Everyone is here: tell each rank to start (an empty frame).
+	// Everyone is here: stop listening (a rank dialing now, of a later epoch, is refused
+	// at once and retries) and tell each rank to start (an empty frame).
+	ln.Close()
+	g.ln = nil
 	for _, c := range g.conns[1:] {
 		if err := writeFrame(c, nil); err != nil {
 			return fmt.Errorf("start: %w", err)
@@ -132,18 +142,24 @@ func (g *group) accept(ctx context.Context, deadline time.Time, digest [32]byte)
 	return nil
 }
 
+// dial reaches rank 0 and waits for its start. A connection that ends before the start
+// (a rank 0 of an earlier epoch, stopped, or one that dropped this rank's introduction)
+// is retried until the deadline; a refusal that says why is final.
 func (g *group) dial(ctx context.Context, deadline time.Time, digest [32]byte) error {
-	var c net.Conn
-	var err error
+	h := make([]byte, 0, helloSize)
+	h = append(h, helloMagic...)
+	h = binary.LittleEndian.AppendUint32(h, uint32(g.d.Rank))
+	h = binary.LittleEndian.AppendUint32(h, uint32(g.d.WorldSize))
+	h = binary.LittleEndian.AppendUint32(h, g.d.Epoch)
+	h = append(h, digest[:]...)
 	for {
-		dctx, cancel := context.WithDeadline(ctx, deadline)
-		c, err = (&net.Dialer{}).DialContext(dctx, "tcp", g.d.master())
-		cancel()
-		if err == nil {
-			break
+		err := g.join(ctx, deadline, h)
+		var refused refusal
+		if err == nil || errors.As(err, &refused) {
+			return err
 		}
 		if ctx.Err() != nil || time.Now().Add(dialEvery).After(deadline) {
-			return fmt.Errorf("reach rank 0 at %s within %v: %w", g.d.master(), g.d.timeout(), err)
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -151,23 +167,38 @@ func (g *group) dial(ctx context.Context, deadline time.Time, digest [32]byte) e
 		case <-time.After(dialEvery):
 		}
 	}
-	g.conns = []net.Conn{c}
+}
+
+// refusal is rank 0's reason for refusing a rank.
+type refusal string
+
+func (r refusal) Error() string { return "rank 0 refused: " + string(r) }
+
+// join makes one attempt: connect, introduce, wait for the start.
+func (g *group) join(ctx context.Context, deadline time.Time, hello []byte) error {
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	c, err := (&net.Dialer{}).DialContext(dctx, "tcp", g.d.master())
+	cancel()
+	if err != nil {
+		return fmt.Errorf("reach rank 0 at %s within %v: %w", g.d.master(), g.d.timeout(), err)
+	}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
 	c.SetDeadline(deadline)
-	h := make([]byte, 0, helloSize)
-	h = append(h, helloMagic...)
-	h = binary.LittleEndian.AppendUint32(h, uint32(g.d.Rank))
-	h = binary.LittleEndian.AppendUint32(h, uint32(g.d.WorldSize))
-	h = append(h, digest[:]...)
-	if _, err := c.Write(h); err != nil {
-		return fmt.Errorf("introduce to rank 0: %w", err)
+	if _, err := c.Write(hello); err != nil {
+		c.Close()
+		return fmt.Errorf("introduce to rank 0 at %s: %w", g.d.master(), err)
 	}
 	msg, err := readFrame(c, 4096)
 	if err != nil {
-		return fmt.Errorf("wait for the other ranks: %w", err)
+		c.Close()
+		return fmt.Errorf("wait for the other ranks (rank 0 at %s, epoch %d): %w", g.d.master(), g.d.Epoch, err)
 	}
 	if len(msg) > 0 {
-		return fmt.Errorf("rank 0 refused: %s", msg)
+		c.Close()
+		return refusal(msg)
 	}
+	g.conns = []net.Conn{c}
 	return nil
 }
 

@@ -141,9 +141,16 @@ type task struct {
 	st   state
 	done chan struct{} // closed once res is set
 
+	// parentRSS is this process's own peak RSS (bytes) just after the child started.
+	// Go starts children with vfork (CLONE_VM): at exec Linux folds the shared
+	// memory's high-water mark, this process's, into the child's ru_maxrss, so a
+	// child's peak at or below parentRSS says nothing of the child itself.
+	parentRSS int64
+
 	mu       sync.Mutex
 	res      executor.ExitResult
 	timedOut bool
+	stopped  bool // Stop or Destroy signalled it: its exit is not a failure of its own
 	timer    *time.Timer
 }
 
@@ -387,7 +394,7 @@ func (e *Executor) start(t executor.Task, tdir string, ports map[int]int) (execu
 		removeCgroup(cgroup)
 		return executor.Handle{}, nil, fmt.Errorf("write state for %s: %w", t.ID, err)
 	}
-	tk := &task{st: st, done: make(chan struct{})}
+	tk := &task{st: st, done: make(chan struct{}), parentRSS: selfPeakRSS()}
 	e.armTimeLimit(tk)
 	go e.reap(tk, cmd)
 	return e.handle(tk, false), tk, nil
@@ -475,10 +482,22 @@ func (e *Executor) reap(tk *task, cmd *exec.Cmd) {
 	} else if err != nil && !isExitError(err) {
 		res.Err = fmt.Errorf("wait for %s: %w", tk.st.TaskID, err)
 	}
-	if res.ExitCode != 0 {
+	tk.mu.Lock()
+	stopped := tk.stopped
+	tk.mu.Unlock()
+	if res.ExitCode != 0 && !stopped {
 		res.OOMKilled, res.Err = e.oomVerdict(tk, cmd.ProcessState, res.Err)
 	}
 	e.finish(tk, res)
+}
+
+// selfPeakRSS is this process's peak RSS in bytes (0 if unknown).
+func selfPeakRSS() int64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return ru.Maxrss * 1024 // kilobytes on Linux
 }
 
 // oomVerdict decides whether a failed task ran out of memory.
@@ -497,7 +516,10 @@ func (e *Executor) oomVerdict(tk *task, ps *os.ProcessState, err error) (bool, e
 		return false, err
 	}
 	peak := ru.Maxrss * 1024 // kilobytes on Linux
-	if peak >= tk.st.MemoryBytes/2 || e.logSaysOOM(tk.st.TaskID) {
+	if peak <= tk.parentRSS {
+		peak = 0 // the daemon's own high-water mark, not the child's: unknown
+	}
+	if (peak > 0 && peak >= tk.st.MemoryBytes/2) || e.logSaysOOM(tk.st.TaskID) {
 		return true, fmt.Errorf("exited after reaching its memory limit (RLIMIT_DATA=%d bytes, peak RSS %d bytes)", tk.st.MemoryBytes, peak)
 	}
 	return false, err
@@ -675,6 +697,9 @@ func (e *Executor) stop(ctx context.Context, tk *task, grace time.Duration) erro
 		return nil
 	default:
 	}
+	tk.mu.Lock()
+	tk.stopped = true
+	tk.mu.Unlock()
 	if alive(tk.st.PID, tk.st.StartTicks) {
 		killGroup(tk.st.PID, syscall.SIGTERM)
 	}

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/kiln-network/kiln/provider/executor"
 	"github.com/kiln-network/kiln/provider/executor/executortest"
@@ -86,4 +88,40 @@ func TestRecoverRemovesOrphans(t *testing.T) {
 			t.Errorf("orphan %s after Recover: stat = %v, want gone", d, err)
 		}
 	}
+}
+
+// A task that fails on its own, or is stopped, is not reported out of memory because
+// the daemon that started it is large: Go starts children with vfork, and Linux folds
+// the parent's peak RSS into the child's ru_maxrss at exec.
+func TestOOMVerdictIgnoresTheDaemonsMemory(t *testing.T) {
+	// This process's peak RSS: 96 MiB touched, above half the tasks' 128 MiB limit.
+	big := make([]byte, 96<<20)
+	for i := range big {
+		big[i] = 1
+	}
+	ex := newFactory()(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	task := func(id string, script string) executor.Task {
+		return executor.Task{ID: id, LeaseID: "oom-" + id, Command: []string{"/bin/sh", "-c", script},
+			Resources: executor.Resources{MemoryBytes: 128 << 20}}
+	}
+	if _, err := ex.Start(ctx, task("fails", "exit 3")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := ex.Wait(ctx, "fails")
+	if err != nil || res.ExitCode != 3 || res.OOMKilled {
+		t.Errorf("a task that exits 3: %+v, %v; want exit 3, not out of memory", res, err)
+	}
+	if _, err := ex.Start(ctx, task("stopped", "sleep 30")); err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.Stop(ctx, "stopped", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	res, err = ex.Wait(ctx, "stopped")
+	if err != nil || res.ExitCode == 0 || res.OOMKilled {
+		t.Errorf("a stopped task: %+v, %v; want a non-zero exit, not out of memory", res, err)
+	}
+	runtime.KeepAlive(big)
 }
