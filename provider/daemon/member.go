@@ -51,9 +51,16 @@ import (
 // be re-attached (its rank no longer runs, its endpoint's port was taken) is
 // reported failed.
 
-// MasterPort is rank 0's rendezvous port (MASTER_PORT): torch.distributed's usual.
-// NB: every member has a namespace of its own, so no other program holds it.
+// MasterPort is rank 0's rendezvous port (MASTER_PORT) in epoch 0: torch.distributed's
+// usual. Epoch e uses MasterPort + e%1000 (masterPort): a rank restarted for a new epoch
+// must not reach the old epoch's rank 0, which its provider may not have stopped yet
+// (it would join a run that is ending, and torch's store client aborts the process when
+// that rank 0 goes); on the next port it finds nothing until the new rank 0 listens, and
+// retries. NB: every member has a namespace of its own, so no other program holds them.
 const MasterPort = 29500
+
+// masterPort is the rendezvous port of a cluster's epoch.
+func masterPort(epoch uint32) int { return MasterPort + int(epoch%1000) }
 
 // member is one cluster member this provider runs.
 type member struct {
@@ -535,7 +542,7 @@ func (d *Daemon) startMember(ctx context.Context, m *member, cl market.ClusterLe
 		rv = append(rv, rendezvous.Member{Rank: int(x.Rank), Addr: a, Slots: 1})
 		hosts = append(hosts, rendezvous.Member{Rank: int(x.Rank), Addr: a, Slots: m.slots})
 	}
-	env := append(rendezvous.Env(m.rank, 0, rv, MasterPort, overlay.DefaultIfname),
+	env := append(rendezvous.Env(m.rank, 0, rv, masterPort(cl.Epoch), overlay.DefaultIfname),
 		"KILN_CLUSTER_ID="+strconv.FormatUint(cl.ID, 10), "KILN_CLUSTER_EPOCH="+strconv.FormatUint(uint64(cl.Epoch), 10))
 	net := lease.Net{NetNS: m.netns, Env: env, Files: map[string]string{rendezvous.HostfileName: rendezvous.Hostfile(hosts)}, Epoch: cl.Epoch}
 	if _, err := d.mgr.Status(ctx, m.lease); errors.Is(err, api.ErrNotDeployed) {

@@ -387,8 +387,8 @@ func TestDistStrayClient(t *testing.T) {
 
 // A rank restarted for a new epoch whose first dial reaches the old epoch's rank 0 (its
 // provider has not stopped it yet) retries when that rank 0 goes, and joins the new one.
-func TestDistRankOutlivesStaleRank0(t *testing.T) {
-	p := distParams(EngineGo, 2)
+func checkRankOutlivesStaleRank0(t *testing.T, engine string) {
+	p := distParams(engine, 2)
 	dir := t.TempDir()
 	job := mustJob(t, p, dir)
 	ds, err := LocalRanks(2)
@@ -410,16 +410,17 @@ func TestDistRankOutlivesStaleRank0(t *testing.T) {
 			hello <- nil
 			return
 		}
+		c.SetDeadline(time.Now().Add(time.Second))
 		h := make([]byte, helloSize)
-		io.ReadFull(c, h)
-		hello <- h
+		n, _ := io.ReadAtLeast(c, h, 1)
+		hello <- h[:n]
 		time.Sleep(200 * time.Millisecond)
 		c.Close()
 	}()
 	done := make(chan error, 1)
 	go func() { done <- Workload{Dist: ds[1]}.Run(context.Background(), job, dir, nil) }()
 	h := <-hello
-	if len(h) != helloSize || string(h[:len(helloMagic)]) != helloMagic || binary.LittleEndian.Uint32(h[16:]) != 1 {
+	if engine == EngineGo && (len(h) != helloSize || string(h[:len(helloMagic)]) != helloMagic || binary.LittleEndian.Uint32(h[16:]) != 1) {
 		t.Fatalf("rank 1 introduced itself as %q: want %s with epoch 1", h, helloMagic)
 	}
 	time.Sleep(500 * time.Millisecond) // rank 1 redials a closed port meanwhile
@@ -430,6 +431,11 @@ func TestDistRankOutlivesStaleRank0(t *testing.T) {
 		t.Fatalf("rank 1: %v", err)
 	}
 }
+
+// NB: no PyTorch variant: torch 1.13's store client aborts the process (an uncaught
+// C++ exception) when its rank 0 resets the connection. The provider gives each epoch
+// its own MASTER_PORT instead, so no rank reaches an earlier epoch's rank 0 at all.
+func TestGoDistRankOutlivesStaleRank0(t *testing.T) { checkRankOutlivesStaleRank0(t, EngineGo) }
 
 // A rank of an earlier epoch does not join a rank 0 of a later one: it gives up at its
 // timeout, and the later epoch's rank 1 joins and the run completes.
