@@ -16,8 +16,9 @@ import (
 
 // check compares the load generator's history with the chain: every acknowledged tx
 // is in a block with code 0, none is applied twice, each load account's balance is
-// its funding replayed with the applied txs, the chain's books add up, and the nodes
-// in idx agree on every block hash they share.
+// its funding replayed with the applied txs, no lease of the market load was paid
+// past its close (checkLeases), the chain's books add up, and the nodes in idx agree
+// on every block hash they share.
 func check(ctx context.Context, n *net, lg *load, idx []int, res *Result) error {
 	cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
@@ -93,6 +94,9 @@ func check(ctx context.Context, n *net, lg *load, idx []int, res *Result) error 
 			res.Problems = append(res.Problems, fmt.Sprintf("account %s holds %d %s; the applied history gives %d", lg.addrs[i], bals[i], types.NativeDenom, want[i]))
 		}
 	}
+	if err := lg.market.checkLeases(cctx, res); err != nil {
+		return err
+	}
 	acct, err := c.Accounting(cctx)
 	if err != nil {
 		return err
@@ -145,8 +149,10 @@ func replay(recs []rec, applied map[string]int, accounts int, res *Result) []uin
 		}
 		if k > 0 {
 			res.TxsApplied++
-			want[r.from] -= r.amount + r.fee
-			want[r.to] += r.amount
+			if r.from >= 0 { // a transfer, not the market load's
+				want[r.from] -= r.amount + r.fee
+				want[r.to] += r.amount
+			}
 		}
 	}
 	return want

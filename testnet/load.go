@@ -25,7 +25,7 @@ const funding uint64 = 1_000_000_000
 // rec is one transaction the load generator broadcast.
 type rec struct {
 	hash     string // upper-case hex of the CometBFT tx hash
-	from, to int    // load account indexes
+	from, to int    // load account indexes; -1 for the market load's txs
 	amount   uint64
 	fee      uint64
 	acked    bool // a node reported it committed with code 0
@@ -43,9 +43,19 @@ type load struct {
 
 	mu   sync.Mutex
 	recs []rec
+
+	market *leaseActor // the tenant and provider of the market load
 }
 
-// newLoad funds k fresh accounts from node0's dev key.
+// record appends r to the history.
+func (lg *load) record(r rec) {
+	lg.mu.Lock()
+	lg.recs = append(lg.recs, r)
+	lg.mu.Unlock()
+}
+
+// newLoad funds k fresh accounts, and the market load's tenant and provider, from
+// node0's dev key, and registers the provider.
 func newLoad(ctx context.Context, n *net, k int) (*load, error) {
 	kr, err := keyring.Open(n.ln.Nodes[0].Home, keyring.BackendTest, nil)
 	if err != nil {
@@ -66,6 +76,12 @@ func newLoad(ctx context.Context, n *net, k int) (*load, error) {
 		lg.keys, lg.addrs = append(lg.keys, key), append(lg.addrs, addr)
 		msgs = append(msgs, &bank.MsgSend{From: n.ln.Dev, To: addr, Amount: types.Coins{types.NewCoin(types.NativeDenom, funding)}})
 	}
+	if lg.market, err = newLeaseActor(lg); err != nil {
+		return nil, err
+	}
+	for _, a := range []types.Address{lg.market.tAddr, lg.market.pAddr} {
+		msgs = append(msgs, &bank.MsgSend{From: n.ln.Dev, To: a, Amount: types.Coins{types.NewCoin(types.NativeDenom, funding)}})
+	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if lg.params, err = n.cl[0].AuthParams(cctx); err != nil {
@@ -76,13 +92,21 @@ func newLoad(ctx context.Context, n *net, k int) (*load, error) {
 		return nil, fmt.Errorf("fund %d accounts: %w", k, err)
 	}
 	lg.from = r.Height
+	if err := lg.market.register(ctx); err != nil {
+		return nil, err
+	}
 	return lg, nil
 }
 
 // run sends transfers until ctx ends: account i to account i+1, through the nodes
-// in targets in turn.
+// in targets in turn; and cycles the market load's leases.
 func (lg *load) run(ctx context.Context, targets []int) {
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		lg.market.run(ctx, targets)
+	}()
 	for i := range lg.keys {
 		wg.Add(1)
 		go func(i int) {
@@ -113,9 +137,7 @@ func (lg *load) account(ctx context.Context, i int, targets []int) {
 		_, err = c.BroadcastCommit(bctx, raw)
 		cancel()
 		r.acked, r.at = err == nil, time.Now()
-		lg.mu.Lock()
-		lg.recs = append(lg.recs, r)
-		lg.mu.Unlock()
+		lg.record(r)
 		if err == nil {
 			seq++
 			continue

@@ -70,6 +70,15 @@ type Result struct {
 	// transactions applied more than once.
 	TxsLost         int `json:"txs_lost"`
 	TxsAppliedTwice int `json:"txs_applied_twice"`
+	// Orders counts the market load's orders (a tenant ordering one CPU lease at a
+	// time, a provider bidding, starting and heartbeating it, the tenant closing it);
+	// Leases those that became leases, LeasesClosed those closed by the end.
+	// LeasesOverpaid counts leases whose escrow paid more than their price for each
+	// block from their start to their close (or to now): paid past their close.
+	Orders         int `json:"orders"`
+	Leases         int `json:"leases"`
+	LeasesClosed   int `json:"leases_closed"`
+	LeasesOverpaid int `json:"leases_paid_past_close"`
 	// Forks counts heights at which two nodes hold different block hashes.
 	Forks int `json:"forks"`
 	// LightVerified: CometBFT's light client verified the last header from the load's
@@ -103,12 +112,14 @@ type Result struct {
 	Note     string   `json:"note,omitempty"`
 }
 
-// OK reports whether nothing was lost, applied twice or forked, and the books add up.
+// OK reports whether nothing was lost, applied twice or forked, the books add up, and
+// the market load leased and no lease was paid past its close.
 func (r Result) OK() bool {
 	if r.Scenario == "byzantine" && r.Byzantine == nil {
 		return false
 	}
-	return r.TxsSent > 0 && r.TxsLost == 0 && r.TxsAppliedTwice == 0 && r.Forks == 0 && r.LightVerified && r.BalancesMatch && r.SupplyConserved && len(r.Problems) == 0
+	return r.TxsSent > 0 && r.TxsLost == 0 && r.TxsAppliedTwice == 0 && r.Forks == 0 && r.LightVerified && r.BalancesMatch && r.SupplyConserved &&
+		r.Leases > 0 && r.LeasesOverpaid == 0 && len(r.Problems) == 0
 }
 
 func (o *Options) defaults() error {

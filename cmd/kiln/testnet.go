@@ -120,6 +120,7 @@ func report(cmd *cobra.Command, res testnet.Result) error {
 func printResult(w io.Writer, res testnet.Result) {
 	fmt.Fprintf(w, "%s (%s, %d validators): sent %d (%d re-broadcasts), acked %d, applied %d, lost %d, applied twice %d, forks %d, balances match %v, supply conserved %v; recovered in %.1fs; tps %.1f / %.1f / %.1f (before/during/after)\n",
 		res.Scenario, res.Network, res.Validators, res.TxsSent, res.TxsRebroadcast, res.TxsAcked, res.TxsApplied, res.TxsLost, res.TxsAppliedTwice, res.Forks, res.BalancesMatch, res.SupplyConserved, res.RecoverS, res.TPSBefore, res.TPSDuring, res.TPSAfter)
+	fmt.Fprintf(w, "  market load: %d orders, %d leases (%d closed), %d paid past their close\n", res.Orders, res.Leases, res.LeasesClosed, res.LeasesOverpaid)
 	for _, p := range res.Perturbations {
 		fmt.Fprintf(w, "  at %6.1fs %-14s node%-2d recovered in %.1fs, %.1f tx/s during\n", p.AtS, p.Scenario, p.Node, p.RecoverS, p.TPSDuring)
 	}
