@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/kiln-network/kiln/client"
 	"github.com/kiln-network/kiln/demo"
+	"github.com/kiln-network/kiln/internal/poll"
 	"github.com/kiln-network/kiln/x/market"
 )
 
@@ -307,56 +310,70 @@ func TestMetricsMatchChain(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	m := metricsOf(t, s.MetricsURL)
-	orders, err := c.Orders(ctx, "", [20]byte{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	leases, err := c.Leases(ctx, market.LeaseFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var paid, fees, refunded uint64
-	active, started := 0, 0
-	closed := map[string]int{}
-	for _, l := range leases {
-		if l.State == market.LeaseActive {
-			active++
-		} else {
-			closed[l.CloseReason]++
+	// NB: the network keeps running (heartbeats, settlement, a lease's start or close
+	// may land between a scrape and the chain's reads), so the counters are read from
+	// both until they agree, as a monitoring system converges; pay moves on and is
+	// checked against bounds below.
+	var m map[string]float64
+	var orders []market.Order
+	var leases []market.Lease
+	var paid, fees uint64
+	var active int
+	poll.WaitFor(t, 30*time.Second, func() error {
+		m = metricsOf(t, s.MetricsURL)
+		var err error
+		if orders, err = c.Orders(ctx, "", [20]byte{}); err != nil {
+			return err
 		}
-		if l.StartedHeight > 0 {
-			started++
+		if leases, err = c.Leases(ctx, market.LeaseFilter{}); err != nil {
+			return err
 		}
-	}
-	for _, o := range orders {
-		a, err := c.Escrow(ctx, o.ID)
-		if err != nil {
-			t.Fatal(err)
+		var refunded uint64
+		started := 0
+		active, paid, fees = 0, 0, 0
+		closed := map[string]int{}
+		for _, l := range leases {
+			if l.State == market.LeaseActive {
+				active++
+			} else {
+				closed[l.CloseReason]++
+			}
+			if l.StartedHeight > 0 {
+				started++
+			}
 		}
-		paid, fees, refunded = paid+a.Paid, fees+a.Fees, refunded+a.Refunded
-	}
-	// NB: the network keeps running (heartbeats, settlement), so what the chain shows
-	// is read again after the scrape where it may have moved on; orders, leases and
-	// closes do not move once the jobs are done.
-	want := map[string]float64{
-		"kiln_orders_created_total":                        float64(len(orders)),
-		"kiln_leases_created_total":                        float64(len(leases)),
-		"kiln_leases_started_total":                        float64(started),
-		"kiln_leases_active":                               float64(active),
-		"kiln_orders_open":                                 0,
-		"kiln_bids_open":                                   0,
-		"kiln_providers_registered":                        float64(s.Providers),
-		`kiln_escrow_total{denom="ukiln",kind="refunded"}`: float64(refunded),
-	}
-	for reason, n := range closed {
-		want[fmt.Sprintf(`kiln_leases_closed_total{reason=%q}`, reason)] = float64(n)
-	}
-	for k, v := range want {
-		if m[k] != v {
-			t.Errorf("%s = %g, the chain says %g", k, m[k], v)
+		for _, o := range orders {
+			a, err := c.Escrow(ctx, o.ID)
+			if err != nil {
+				return err
+			}
+			paid, fees, refunded = paid+a.Paid, fees+a.Fees, refunded+a.Refunded
 		}
-	}
+		want := map[string]float64{
+			"kiln_orders_created_total":                        float64(len(orders)),
+			"kiln_leases_created_total":                        float64(len(leases)),
+			"kiln_leases_started_total":                        float64(started),
+			"kiln_leases_active":                               float64(active),
+			"kiln_orders_open":                                 0,
+			"kiln_bids_open":                                   0,
+			"kiln_providers_registered":                        float64(s.Providers),
+			`kiln_escrow_total{denom="ukiln",kind="refunded"}`: float64(refunded),
+		}
+		for reason, n := range closed {
+			want[fmt.Sprintf(`kiln_leases_closed_total{reason=%q}`, reason)] = float64(n)
+		}
+		var bad []string
+		for k, v := range want {
+			if m[k] != v {
+				bad = append(bad, fmt.Sprintf("%s = %g, the chain says %g", k, m[k], v))
+			}
+		}
+		if len(bad) > 0 {
+			sort.Strings(bad)
+			return errors.New(strings.Join(bad, "; "))
+		}
+		return nil
+	})
 	// Pay moves on while the service runs: the metric lies between the summary's
 	// figure (read before) and the chain's now (read after).
 	if got := m[`kiln_escrow_total{denom="ukiln",kind="paid"}`]; got < float64(s.PaidToProviders) || got > float64(paid) {
