@@ -43,8 +43,6 @@ type leaseActor struct {
 	tenant, provider ed25519.PrivateKey
 	tAddr, pAddr     types.Address
 	k                int // txs sent: picks the target node in turn
-
-	orders []uint64 // every order the tenant created, in order
 }
 
 // newLeaseActor makes the two keys; newLoad funds them.
@@ -137,13 +135,10 @@ func (a *leaseActor) cycle(ctx context.Context, targets []int) {
 	if err != nil {
 		return
 	}
-	a.lg.mu.Lock()
-	a.orders = append(a.orders, id)
-	a.lg.mu.Unlock()
 	// NB: the bid deposit comes back when the order closes; a bid that did not land
 	// leaves the order to expire unleased, which the checker also covers.
 	a.send(ctx, targets, a.provider, &market.MsgCreateBid{Provider: a.pAddr, OrderID: id, Price: leasePrice})
-	l, ok := a.lease(ctx, id)
+	l, ok := a.lease(ctx, targets, id)
 	if !ok {
 		a.send(ctx, targets, a.tenant, &market.MsgCloseOrder{Owner: a.tAddr, OrderID: id})
 		return
@@ -164,11 +159,12 @@ func (a *leaseActor) cycle(ctx context.Context, targets []int) {
 	a.send(ctx, targets, a.tenant, &market.MsgCloseLease{Sender: a.tAddr, LeaseID: id})
 }
 
-// lease waits (up to 15 s) for order id's lease to be active.
-func (a *leaseActor) lease(ctx context.Context, id uint64) (market.Lease, bool) {
+// lease waits (up to 15 s) for order id's lease to be active, asking the nodes of
+// targets in turn.
+func (a *leaseActor) lease(ctx context.Context, targets []int, id uint64) (market.Lease, bool) {
 	deadline := time.Now().Add(15 * time.Second)
-	for ctx.Err() == nil && time.Now().Before(deadline) {
-		c := a.lg.n.cl[0]
+	for i := 0; ctx.Err() == nil && time.Now().Before(deadline); i++ {
+		c := a.lg.n.cl[targets[i%len(targets)]]
 		qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		l, err := c.Lease(qctx, id)
 		cancel()
@@ -180,22 +176,21 @@ func (a *leaseActor) lease(ctx context.Context, id uint64) (market.Lease, bool) 
 	return market.Lease{}, false
 }
 
-// checkLeases checks every order the load made, on node0: a lease is never paid for a
+// checkLeases checks every order of the load's tenant, on node0 (those whose
+// create-order tx was not acknowledged too): a lease is never paid for a
 // block after its close or before its start (its escrow spent at most its price for
 // each block from its start to its close, or to now while it runs), a lease the
 // tenant closed was paid exactly those blocks, a closed order's escrow is empty, and
 // an order that never had a lease paid nothing.
 func (a *leaseActor) checkLeases(ctx context.Context, res *Result) error {
 	c := a.lg.n.cl[0]
-	a.lg.mu.Lock()
-	orders := append([]uint64(nil), a.orders...)
-	a.lg.mu.Unlock()
+	orders, err := c.Orders(ctx, "", a.tAddr)
+	if err != nil {
+		return fmt.Errorf("the load tenant's orders: %w", err)
+	}
 	res.Orders = len(orders)
-	for _, id := range orders {
-		o, err := c.Order(ctx, id)
-		if err != nil {
-			return fmt.Errorf("order %d: %w", id, err)
-		}
+	for _, o := range orders {
+		id := o.ID
 		acct, err := c.Escrow(ctx, id)
 		if err != nil {
 			return fmt.Errorf("escrow of order %d: %w", id, err)
