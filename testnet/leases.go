@@ -82,10 +82,10 @@ func (a *leaseActor) register(ctx context.Context) error {
 // send signs msg with key (the account's sequence as the target node has it) and
 // broadcasts it to the next node of targets, recording it in the load's history. It
 // tries up to three nodes.
-func (a *leaseActor) send(ctx context.Context, targets []int, key ed25519.PrivateKey, msg types.Msg) (client.TxResponse, error) {
+func (a *leaseActor) send(ctx context.Context, targets []*client.Client, key ed25519.PrivateKey, msg types.Msg) (client.TxResponse, error) {
 	var err error
 	for try := 0; try < 3 && ctx.Err() == nil; try++ {
-		c := a.lg.n.cl[targets[a.k%len(targets)]]
+		c := targets[a.k%len(targets)]
 		a.k++
 		var r client.TxResponse
 		if r, err = a.sendOnce(ctx, c, key, msg); err == nil {
@@ -116,13 +116,13 @@ func (a *leaseActor) sendOnce(ctx context.Context, c *client.Client, key ed25519
 }
 
 // run cycles leases until ctx ends: order, bid, start, heartbeats, close.
-func (a *leaseActor) run(ctx context.Context, targets []int) {
+func (a *leaseActor) run(ctx context.Context, targets []*client.Client) {
 	for ctx.Err() == nil {
 		a.cycle(ctx, targets)
 	}
 }
 
-func (a *leaseActor) cycle(ctx context.Context, targets []int) {
+func (a *leaseActor) cycle(ctx context.Context, targets []*client.Client) {
 	g := market.Group{Name: "load", Count: 1, CPUMilli: 500, MemoryBytes: 256 * registry.Mi, StorageBytes: 256 * registry.Mi}
 	order := &market.MsgCreateOrder{Owner: a.tAddr, Kind: market.KindService, Groups: []market.Group{g}, MaxPrice: leaseMaxPrice,
 		Deposit: types.NewCoin(types.NativeDenom, leaseMaxPrice*100)}
@@ -149,7 +149,7 @@ func (a *leaseActor) cycle(ctx context.Context, targets []int) {
 	}
 	end := l.CreatedHeight + leaseBlocks
 	for ctx.Err() == nil {
-		h, err := a.lg.n.cl[targets[a.k%len(targets)]].AppHeight(ctx)
+		h, err := targets[a.k%len(targets)].AppHeight(ctx)
 		if err == nil && h >= end {
 			break
 		}
@@ -161,10 +161,10 @@ func (a *leaseActor) cycle(ctx context.Context, targets []int) {
 
 // lease waits (up to 15 s) for order id's lease to be active, asking the nodes of
 // targets in turn.
-func (a *leaseActor) lease(ctx context.Context, targets []int, id uint64) (market.Lease, bool) {
+func (a *leaseActor) lease(ctx context.Context, targets []*client.Client, id uint64) (market.Lease, bool) {
 	deadline := time.Now().Add(15 * time.Second)
 	for i := 0; ctx.Err() == nil && time.Now().Before(deadline); i++ {
-		c := a.lg.n.cl[targets[i%len(targets)]]
+		c := targets[i%len(targets)]
 		qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		l, err := c.Lease(qctx, id)
 		cancel()

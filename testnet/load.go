@@ -98,9 +98,19 @@ func newLoad(ctx context.Context, n *net, k int) (*load, error) {
 	return lg, nil
 }
 
-// run sends transfers until ctx ends: account i to account i+1, through the nodes
-// in targets in turn; and cycles the market load's leases.
-func (lg *load) run(ctx context.Context, targets []int) {
+// clients returns the clients of the nodes in idx: the load's targets, taken before it
+// runs (a scenario may add a node, a joiner, to n.cl meanwhile).
+func (n *net) clients(idx []int) []*client.Client {
+	out := make([]*client.Client, len(idx))
+	for k, i := range idx {
+		out[k] = n.cl[i]
+	}
+	return out
+}
+
+// run sends transfers until ctx ends: account i to account i+1, through the nodes of
+// targets in turn; and cycles the market load's leases.
+func (lg *load) run(ctx context.Context, targets []*client.Client) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -117,11 +127,11 @@ func (lg *load) run(ctx context.Context, targets []int) {
 	wg.Wait()
 }
 
-func (lg *load) account(ctx context.Context, i int, targets []int) {
+func (lg *load) account(ctx context.Context, i int, targets []*client.Client) {
 	var seq uint64
 	to := (i + 1) % len(lg.keys)
 	for k := i; ctx.Err() == nil; k++ {
-		c := lg.n.cl[targets[k%len(targets)]]
+		c := targets[k%len(targets)]
 		amount := uint64(1 + k%97)
 		raw, err := client.SignWithMinFee(lg.keys[i], lg.chainID, seq, lg.params, "", &bank.MsgSend{From: lg.addrs[i], To: lg.addrs[to], Amount: types.Coins{types.NewCoin(types.NativeDenom, amount)}})
 		if err != nil {

@@ -47,7 +47,8 @@ func Soak(ctx context.Context, o Options) (Result, error) {
 	}
 	lctx, stopLoad := context.WithCancel(ctx)
 	loadDone := make(chan struct{})
-	go func() { lg.run(lctx, n.all()); close(loadDone) }()
+	cls := n.clients(n.all())
+	go func() { lg.run(lctx, cls); close(loadDone) }()
 
 	t0 := time.Now()
 	sleep(ctx, o.Period/2)

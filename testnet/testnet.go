@@ -358,7 +358,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	lctx, stopLoad := context.WithCancel(ctx)
 	loadDone := make(chan struct{})
-	go func() { lg.run(lctx, targets); close(loadDone) }()
+	cls := n.clients(targets)
+	go func() { lg.run(lctx, cls); close(loadDone) }()
 
 	phase := o.Duration / 3
 	t0 := time.Now()
