@@ -14,7 +14,10 @@
 //     under RLIMIT_AS. A program that passes RLIMIT_DATA sees allocations fail;
 //     it is reported OOMKilled when it then exits non-zero with a peak RSS of at
 //     least half its limit or an out-of-memory message at the end of its log
-//     (a heuristic: the kernel gives no OOM signal for rlimits).
+//     (a heuristic: the kernel gives no OOM signal for rlimits). A task the
+//     executor stopped is never OOM, and a peak RSS no higher than the daemon's
+//     own is ignored (Go starts children with vfork, and Linux counts the
+//     parent's high-water mark in the child's ru_maxrss).
 //   - RLIMIT_CPU = TimeLimit × CPUMilli/1000 (+1 s), a total not a rate: rlimits
 //     cannot throttle.
 //   - RLIMIT_NOFILE = Config.MaxOpenFiles.
@@ -520,7 +523,11 @@ func (e *Executor) oomVerdict(tk *task, ps *os.ProcessState, err error) (bool, e
 		peak = 0 // the daemon's own high-water mark, not the child's: unknown
 	}
 	if (peak > 0 && peak >= tk.st.MemoryBytes/2) || e.logSaysOOM(tk.st.TaskID) {
-		return true, fmt.Errorf("exited after reaching its memory limit (RLIMIT_DATA=%d bytes, peak RSS %d bytes)", tk.st.MemoryBytes, peak)
+		rss := "peak RSS unknown, its log says out of memory"
+		if peak > 0 {
+			rss = fmt.Sprintf("peak RSS %d bytes", peak)
+		}
+		return true, fmt.Errorf("exited after reaching its memory limit (RLIMIT_DATA=%d bytes, %s)", tk.st.MemoryBytes, rss)
 	}
 	return false, err
 }
