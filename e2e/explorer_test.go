@@ -394,20 +394,35 @@ func TestMetricsMatchChain(t *testing.T) {
 	// Each provider's daemon counts the leases it won: together, every lease; the
 	// workloads they run are the active leases; the tenant's inputs went in and its
 	// outputs came out through their APIs.
-	var won, running, in, out float64
-	for _, u := range s.ProviderMetricsURLs {
-		pm := metricsOf(t, u)
-		won += pm["kiln_provider_leases_won_total"]
-		running += pm[`kiln_provider_workloads{state="running"}`]
-		in += pm["kiln_provider_api_received_bytes_total"]
-		out += pm["kiln_provider_api_sent_bytes_total"]
-	}
-	if won != float64(len(leases)) {
-		t.Errorf("providers won %g leases by their metrics, the chain has %d", won, len(leases))
-	}
-	if running != float64(active) {
-		t.Errorf("providers run %g workloads by their metrics, the chain has %d active leases", running, active)
-	}
+	var in, out float64
+	poll.WaitFor(t, 30*time.Second, func() error {
+		var won, running float64
+		in, out = 0, 0
+		for _, u := range s.ProviderMetricsURLs {
+			pm := metricsOf(t, u)
+			won += pm["kiln_provider_leases_won_total"]
+			running += pm[`kiln_provider_workloads{state="running"}`]
+			in += pm["kiln_provider_api_received_bytes_total"]
+			out += pm["kiln_provider_api_sent_bytes_total"]
+		}
+		leases, err := c.Leases(ctx, market.LeaseFilter{})
+		if err != nil {
+			return err
+		}
+		active := 0
+		for _, l := range leases {
+			if l.State == market.LeaseActive {
+				active++
+			}
+		}
+		if won != float64(len(leases)) {
+			return fmt.Errorf("providers won %g leases by their metrics, the chain has %d", won, len(leases))
+		}
+		if running != float64(active) {
+			return fmt.Errorf("providers run %g workloads by their metrics, the chain has %d active leases", running, active)
+		}
+		return nil
+	})
 	if in < 1000 || out < 1000 {
 		t.Errorf("provider APIs received %g and sent %g bytes: want the demo's uploads and downloads", in, out)
 	}
