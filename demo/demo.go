@@ -305,7 +305,9 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	s.SupplyBefore, s.BalancesBefore = totals(books0)
 
 	// Three provider daemons, in this process, with the process executor.
-	dctx, stopDaemons := context.WithCancel(ctx)
+	// NB: not ended by ctx: with --keep, ctx ends first (Ctrl-C) and the daemons must
+	// still stop the service's workload when its lease closes; stopDaemons ends them.
+	dctx, stopDaemons := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopDaemons()
 	errs := make(chan error, len(provs))
 	clientAddr, stopClient, err := clientEndpoint()
@@ -817,8 +819,9 @@ func waitStopped(ctx context.Context, c *client.Client, key ed25519.PrivateKey, 
 	defer pc.Close()
 	deadline := time.Now().Add(20 * time.Second) // the provider stops it in the next block
 	for time.Now().Before(deadline) {
+		// NB: an error (the provider busy) is asked again, not taken for a stop.
 		st, err := pc.Status(ctx, r.OrderID)
-		if err != nil || st.State != api.StateRunning {
+		if err == nil && (st.State == api.StateStopped || st.State == api.StateClosed || st.State == api.StatePending) {
 			return nil // stopped, or erased with its lease (the API then says pending)
 		}
 		time.Sleep(100 * time.Millisecond)

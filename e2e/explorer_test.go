@@ -55,6 +55,11 @@ func keptDemo(t *testing.T) demo.Summary {
 			cmd.Process.Kill()
 			t.Errorf("kiln demo --keep did not stop within 60 s of SIGTERM")
 		}
+		// Stopped with Ctrl-C, the demo closes its service lease and its provider stops
+		// the workload before the demo exits: nothing is left running.
+		if out, err := exec.Command("pgrep", "-f", kilnBin+" work serve").Output(); err == nil && len(out) > 0 {
+			t.Errorf("kiln demo --keep left its service running after SIGTERM: pids %s", out)
+		}
 	})
 	got := make(chan error, 1)
 	var s demo.Summary
