@@ -88,6 +88,25 @@ func (s *syncBuf) String() string {
 	return s.b.String()
 }
 
+// logTaskOutput logs the tail of the output of every task the process executor in
+// dir ran: why a rank exited is there, not in the daemon's log.
+func logTaskOutput(t *testing.T, provider, dir string) {
+	t.Helper()
+	logs, _ := filepath.Glob(filepath.Join(dir, "tasks", "*", "log"))
+	for _, f := range logs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Logf("%s: %v", provider, err)
+			continue
+		}
+		const tail = 4 << 10
+		if len(b) > tail {
+			b = b[len(b)-tail:]
+		}
+		t.Logf("%s task %s output (last %d bytes):\n%s", provider, filepath.Base(filepath.Dir(f)), len(b), b)
+	}
+}
+
 func needCluster(t *testing.T) {
 	t.Helper()
 	if why := demo.ClusterAvailable(); why != "" {
@@ -252,6 +271,9 @@ func (p *clusterProv) kill(t *testing.T) {
 		if p.reap == nil {
 			return
 		}
+		if t.Failed() {
+			logTaskOutput(t, p.name, filepath.Join(p.dir, "exec"))
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // SIGKILL and reap
 		defer cancel()
 		if err := p.reap(ctx); err != nil {
@@ -320,7 +342,11 @@ func TestClusterTrainsAndReturnsModel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	engine := demo.TrainEngine(ctx)
-	r, err := tenant.DeployCluster(ctx, n.c, n.tenantKey, trainPlan(engine, 3, 200, 20, market.FailRefund), n.options(t))
+	plan := trainPlan(engine, 3, 200, 20, market.FailRefund)
+	// 30 s, not 10: the ranks import PyTorch at once on a loaded machine, and no rank
+	// is lost here, so the timeout only bounds the join and each exchange.
+	plan.Manifest.Services[0].Env = []string{"KILN_DIST_TIMEOUT=30"}
+	r, err := tenant.DeployCluster(ctx, n.c, n.tenantKey, plan, n.options(t))
 	if err != nil {
 		t.Fatalf("DeployCluster: %v", err)
 	}
