@@ -505,13 +505,23 @@ func TestClusterMemberLostRefund(t *testing.T) {
 // A member's provider killed mid-run with on_member_failure replace: the chain
 // re-places the member on another provider, every rank restarts in the next epoch,
 // and the job resumes from the last checkpoint and completes.
-func TestClusterMemberReplacedResumes(t *testing.T) { checkReplacedResumes(t, 1) }
+func TestClusterMemberReplacedResumes(t *testing.T) { checkReplacedResumes(t, 1, "go") }
 
 // Rank 0's provider killed, its checkpoints with it: the re-placed rank 0 resumes
 // from a surviving rank's copy of the chain, not from step 0.
-func TestClusterRank0ReplacedResumes(t *testing.T) { checkReplacedResumes(t, 0) }
+func TestClusterRank0ReplacedResumes(t *testing.T) { checkReplacedResumes(t, 0, "go") }
 
-func checkReplacedResumes(t *testing.T, lostRank int) {
+// The same with PyTorch (what an ML engineer runs): the re-placed rank 0 adopts a
+// surviving rank's chain over gloo.
+func TestClusterPyTorchRank0ReplacedResumes(t *testing.T) {
+	needCluster(t)
+	if demo.TrainEngine(context.Background()) != "pytorch" {
+		t.Skip("no PyTorch: /usr/bin/python3 cannot import torch (Debian's python3-torch); the Go engine's variant runs")
+	}
+	checkReplacedResumes(t, 0, "pytorch")
+}
+
+func checkReplacedResumes(t *testing.T, lostRank int, engine string) {
 	n := startClusterNet(t)
 	for i := range 3 {
 		n.addProvider(t, fmt.Sprintf("p%d", i), 1, 1_000_000)
@@ -521,8 +531,18 @@ func checkReplacedResumes(t *testing.T, lostRank int) {
 	// of the run.
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
-	const steps = 6_000
-	r, done, final := runningCluster(t, ctx, n, trainPlan("go", 3, steps, 500, market.FailReplace))
+	steps, every := 6_000, 500
+	if engine == "pytorch" {
+		// NB: PyTorch's steps take longer here (gloo's exchanges through the overlay of
+		// daemons built with -race).
+		steps, every = 1_500, 100
+	}
+	plan := trainPlan(engine, 3, steps, every, market.FailReplace)
+	if engine == "pytorch" {
+		// 20 s: the restarted ranks import PyTorch before they join.
+		plan.Manifest.Services[0].Env = []string{"KILN_DIST_TIMEOUT=20"}
+	}
+	r, done, final := runningCluster(t, ctx, n, plan)
 	// NB: the spare joins now: with it bidding from the start, the placement could
 	// have taken it instead of one of the three.
 	n.addProvider(t, "spare", 1, 1_000_000)

@@ -29,13 +29,14 @@ Data-parallel: with torch.distributed's environment (WORLD_SIZE > 1, RANK, LOCAL
 MASTER_ADDR, MASTER_PORT; GLOO_SOCKET_IFNAME; KILN_DIST_TIMEOUT seconds, default 60) this
 process is one rank. Each batch is split into WORLD_SIZE parts, one per rank, and their
 gradients are summed in rank order (PyTorch: gloo, or NCCL where every rank has a GPU;
-Go: over TCP through rank 0), so every rank holds the same weights. Rank 0 writes the
-files above; every rank writes DIR/rank-N.json. A verifier replays a segment in one
+Go: over TCP through rank 0), so every rank holds the same weights. Every rank writes
+the checkpoints and DIR/rank-N.json; rank 0 also the other files above. A verifier replays a segment in one
 process with the same parts, exactly. Every rank exits non-zero when one fails.
 
 --resume DIR continues the run in DIR from the last checkpoint of its hash chain (the job
 from DIR/job.json when there, else from the flags; from the start when there is no
-checkpoint); in a data-parallel run rank 0's checkpoint is every rank's start.`,
+checkpoint); in a data-parallel run the ranks start from the longest chain among their
+DIRs, which a rank with a shorter one (a re-placed member's empty DIR) adopts.`,
 		Example: `  kiln work train --out /tmp/t
   kiln work train --engine pytorch --steps 2000 --checkpoint-every 20 --out /tmp/pt
   WORLD_SIZE=2 RANK=1 MASTER_ADDR=10.128.0.1 MASTER_PORT=29500 kiln work train --engine pytorch --out /out/t

@@ -15,9 +15,11 @@ import (
 // computes the gradient of its part's summed loss divided by the batch size; the parts'
 // gradients are summed IN RANK ORDER (PyTorch: all_gather then a left-to-right sum;
 // Go: every rank sends its part to rank 0, which sums and sends the total back) and every
-// rank applies the same total, so all ranks hold bit-identical weights. Rank 0 alone
-// writes the checkpoints, units.json, job.json and metrics.json; every rank writes
-// DIR/rank-N.json (RankReport).
+// rank applies the same total, so all ranks hold bit-identical weights. Every rank writes
+// the checkpoints (the same bytes: the chain outlives any one rank) and DIR/rank-N.json
+// (RankReport); rank 0 alone writes units.json, job.json and metrics.json. A resumed run
+// starts from the longest chain among the ranks' DIRs, which the ranks with a shorter one
+// adopt.
 //
 // Verification: a verifier replays a segment in ONE process with the job's Shards, looping
 // over the parts and summing them in the same order, so the replay is the same arithmetic

@@ -464,12 +464,13 @@ func TestDistStaleEpochRankKeptOut(t *testing.T) {
 	}
 }
 
-// Ranks with an out each (one per provider): the run is stopped at step 80, rank 0's
-// out is lost with its machine, and the ranks resume with a fresh one for rank 0. Every
-// rank kept the chain, so rank 0 adopts a surviving rank's and the run continues from
-// step 40 or later; rank 0's chain verifies and equals an uninterrupted run's.
-func TestGoDistRank0Lost(t *testing.T) {
-	p := distParams(EngineGo, 3)
+// checkDistRank0Lost: ranks with an out each (one per provider): the run is stopped at
+// step 80, rank 0's out is lost with its machine, and the ranks resume with a fresh one
+// for rank 0. Every rank kept the chain, so rank 0 adopts a surviving rank's and the run
+// continues from step 40 or later; rank 0's chain verifies and equals an uninterrupted
+// run's.
+func checkDistRank0Lost(t *testing.T, engine string) {
+	p := distParams(engine, 3)
 	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
 	run := func(resume bool, progress units.Progress, ctx context.Context) []error {
 		ds, err := LocalRanks(3)
@@ -530,5 +531,12 @@ func TestGoDistRank0Lost(t *testing.T) {
 			t.Errorf("rank %d: %+v, %v; want start %d and rank 0's weights", r, rep, err, m.ResumedFrom)
 		}
 	}
-	t.Logf("rank 0 lost: resumed from step %d, a surviving rank's chain", m.ResumedFrom)
+	t.Logf("%s: rank 0 lost: resumed from step %d, a surviving rank's chain", engine, m.ResumedFrom)
+}
+
+func TestGoDistRank0Lost(t *testing.T) { checkDistRank0Lost(t, EngineGo) }
+
+func TestPyTorchDistRank0Lost(t *testing.T) {
+	torchOrSkip(t)
+	checkDistRank0Lost(t, EnginePyTorch)
 }

@@ -286,8 +286,8 @@ func (w Workload) Run(ctx context.Context, job units.Job, out string, progress u
 
 // Resume continues the job in out from the last checkpoint of the hash chain found there
 // (from the start where there is none), the chain continuing unbroken, and finishes as
-// Run does. In a data-parallel run rank 0's checkpoint is the start: the other ranks need
-// none in their own out.
+// Run does. In a data-parallel run the ranks start from the longest chain among their
+// outs, which a rank with a shorter one (a re-placed rank's empty out) adopts.
 func (w Workload) Resume(ctx context.Context, job units.Job, out string, progress units.Progress) error {
 	return w.run(ctx, job, out, progress, true)
 }
@@ -364,12 +364,17 @@ func (w Workload) run(ctx context.Context, job units.Job, out string, progress u
 		if err != nil {
 			return fmt.Errorf("train: %s checkpoint at step %d: %w", p.Engine, step, err)
 		}
-		want := ZeroPrev
-		if step > 0 {
-			want = Hash(last)
+		// NB: the next checkpoint of the chain: step 0, or one period after the last.
+		want, wantStep := ZeroPrev, 0
+		if last != nil {
+			lc, err := DecodeCheckpoint(last)
+			if err != nil {
+				return fmt.Errorf("train: %w", err)
+			}
+			want, wantStep = Hash(last), lc.Step+p.Every
 		}
-		if c.Step != step || c.Prev != want || c.Engine != p.Engine {
-			return fmt.Errorf("train: %s checkpoint at step %d breaks the chain (step %d, prev %s)", p.Engine, step, c.Step, c.Prev)
+		if c.Step != step || step != wantStep || c.Prev != want || c.Engine != p.Engine {
+			return fmt.Errorf("train: %s checkpoint at step %d breaks the chain (step %d, prev %s; want step %d after %s)", p.Engine, step, c.Step, c.Prev, wantStep, want)
 		}
 		if err := keep(step, b); err != nil {
 			return err
@@ -388,10 +393,7 @@ func (w Workload) run(ctx context.Context, job units.Job, out string, progress u
 	case EngineGo:
 		fin, err = w.runGo(ctx, job, p, d, chain, adopt, emit)
 	case EnginePyTorch:
-		if !lead {
-			last = nil // NB: the PyTorch ranks start from rank 0's broadcast; only rank 0 keeps the chain
-		}
-		fin, err = w.runTorch(ctx, job, p, last, emit)
+		fin, err = w.runTorch(ctx, job, p, chain, adopt, emit)
 	}
 	if err != nil {
 		return err
@@ -574,18 +576,33 @@ func (w Workload) runGo(ctx context.Context, job units.Job, p Params, d *Dataset
 		Loss: float64(loss), WeightsSHA256: units.Sum(floatBytes(m.flat()))}, nil
 }
 
-// runTorch trains with the PyTorch engine from checkpoint last (nil: the seed's initial
-// weights), calling emit with each checkpoint it writes (rank 0).
-func (w Workload) runTorch(ctx context.Context, job units.Job, p Params, last []byte, emit func(int, []byte, float64) error) (RankReport, error) {
+// runTorch trains with the PyTorch engine from the end of chain (none: the seed's initial
+// weights), calling emit with each checkpoint it writes. Every rank of a data-parallel run
+// passes its chain (--chain): the ranks start from the longest one among them, which those
+// with a shorter one adopt.
+func (w Workload) runTorch(ctx context.Context, job units.Job, p Params, chain [][]byte, adopt func([][]byte) error,
+	emit func(int, []byte, float64) error) (RankReport, error) {
 	tmp, err := os.MkdirTemp("", "kiln-torch-")
 	if err != nil {
 		return RankReport{}, fmt.Errorf("train: %w", err)
 	}
 	defer os.RemoveAll(tmp)
 	extra := []string{"--steps", strconv.Itoa(p.Steps), "--every", strconv.Itoa(p.Every)}
-	if last != nil {
+	switch {
+	case w.Dist.Distributed():
+		dir := filepath.Join(tmp, "chain")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return RankReport{}, fmt.Errorf("train: %w", err)
+		}
+		for i, b := range chain {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%06d.kckpt", i)), b, 0o644); err != nil {
+				return RankReport{}, fmt.Errorf("train: %w", err)
+			}
+		}
+		extra = append(extra, "--chain", dir)
+	case len(chain) > 0:
 		resume := filepath.Join(tmp, "resume.kckpt")
-		if err := os.WriteFile(resume, last, 0o644); err != nil {
+		if err := os.WriteFile(resume, chain[len(chain)-1], 0o644); err != nil {
 			return RankReport{}, fmt.Errorf("train: %w", err)
 		}
 		extra = append(extra, "--resume", resume)
@@ -595,6 +612,15 @@ func (w Workload) runTorch(ctx context.Context, job units.Job, p Params, last []
 		if ev.Final != nil {
 			fin = ev.Final
 			return nil
+		}
+		if ev.Adopt != nil {
+			got := make([][]byte, len(ev.Adopt.Files))
+			for i, f := range ev.Adopt.Files {
+				if got[i], err = os.ReadFile(f); err != nil {
+					return fmt.Errorf("train: %w", err)
+				}
+			}
+			return adopt(got)
 		}
 		b, err := os.ReadFile(ev.File)
 		if err != nil {
@@ -937,6 +963,14 @@ type torchEvent struct {
 	File  string  `json:"file"`
 	Loss  float64 `json:"loss"`
 	Final *RankReport
+	Adopt *torchAdopt
+}
+
+// torchAdopt is a KILN_ADOPT event: the longest chain among the ranks, from rank
+// FromRank, which this rank takes as its own.
+type torchAdopt struct {
+	Files    []string `json:"files"`
+	FromRank int      `json:"from_rank"`
 }
 
 // python runs the job's training script as rank dist (the zero Dist: a single process)
@@ -984,11 +1018,15 @@ func (w Workload) python(ctx context.Context, job units.Job, p Params, dist Dist
 		var into any = &ev
 		line, ok := strings.CutPrefix(sc.Text(), "KILN_CKPT ")
 		if !ok {
-			if line, ok = strings.CutPrefix(sc.Text(), "KILN_FINAL "); !ok {
+			if line, ok = strings.CutPrefix(sc.Text(), "KILN_FINAL "); ok {
+				ev.Final = &RankReport{}
+				into = ev.Final
+			} else if line, ok = strings.CutPrefix(sc.Text(), "KILN_ADOPT "); ok {
+				ev.Adopt = &torchAdopt{}
+				into = ev.Adopt
+			} else {
 				continue
 			}
-			ev.Final = &RankReport{}
-			into = ev.Final
 		}
 		if err := json.Unmarshal([]byte(line), into); err != nil {
 			cbErr = fmt.Errorf("train: python said %q: %w", line, err)

@@ -10,7 +10,10 @@ same global minibatch, takes its contiguous part (rank r of --shards), computes 
 gradient of sum(loss over its part) / batch, and the parts' gradients are gathered and
 summed in rank order on every rank (all_gather, not all_reduce: the order of the sum is
 fixed, so every rank holds identical weights, and a single process with the same --shards
-computes the same bits by looping over the parts). Rank 0 alone writes checkpoints.
+computes the same bits by looping over the parts). Every rank writes the checkpoints (the
+same bytes), so the chain outlives any one rank: with --chain DIR (each rank its own copy of
+the chain so far, possibly none) the ranks start from the longest chain among them, and a
+rank with a shorter one adopts it (printed as KILN_ADOPT) before training goes on.
 Backend: gloo on CPU; NCCL on CUDA when every rank has a GPU (KILN_DIST_BACKEND=gloo or
 nccl forces one). init_process_group's timeout is KILN_DIST_TIMEOUT seconds (default 60),
 so a rank that dies or hangs makes the others fail instead of waiting for ever.
@@ -39,7 +42,8 @@ ap.add_argument("--batch", type=int, required=True)
 ap.add_argument("--lr", type=float, required=True)
 ap.add_argument("--train-rows", type=int, required=True)
 ap.add_argument("--shards", type=int, default=1, help="split each batch into N parts summed in order (an N-rank run's math)")
-ap.add_argument("--resume", help="checkpoint to start from")
+ap.add_argument("--resume", help="checkpoint to start from (a single process)")
+ap.add_argument("--chain", help="directory of this rank's checkpoint chain so far, in name order (a data-parallel resume)")
 ap.add_argument("--replay", help='JSON list of {"resume": FILE or "", "to": STEP}: replay each segment (a verifier)')
 args = ap.parse_args()
 if args.replay is None and (args.steps is None or args.every is None):
@@ -51,6 +55,10 @@ world = int(os.environ.get("WORLD_SIZE", "1"))
 rank = int(os.environ.get("RANK", "0"))
 if world > 1 and args.replay is not None:
     ap.error("--replay is single-process (a verifier); WORLD_SIZE is %d" % world)
+if world > 1 and args.resume is not None:
+    ap.error("--resume is single-process; a data-parallel run resumes with --chain (WORLD_SIZE is %d)" % world)
+if args.chain is not None and (args.resume is not None or args.replay is not None):
+    ap.error("--chain: not with --resume or --replay")
 if world > 1 and args.shards != world:
     ap.error("--shards %d: a data-parallel run needs --shards = WORLD_SIZE (%d)" % (args.shards, world))
 
@@ -184,21 +192,67 @@ def train(model, start, to, every):
             out.backward()
             opt.step()
             loss = out.item()
-        if rank == 0 and (step % every == 0 or step == to):
+        if step % every == 0 or step == to:
             report(step, kiln_ckpt.save(model, step), loss)
     return loss
 
 
+def own_chain():
+    """The files of --chain, in name order ([] without it)."""
+    if args.chain is None:
+        return []
+    return [os.path.join(args.chain, n) for n in sorted(os.listdir(args.chain)) if n.endswith(".kckpt")]
+
+
+def longest_chain(own):
+    """The longest of the ranks' chains (ties: the lowest rank's), as files: own where it
+    is that long, else the longest one's bytes, received and written beside this rank's
+    checkpoints and reported as KILN_ADOPT."""
+    if world == 1:
+        return own
+    lens = [torch.zeros(1, dtype=torch.int64) for _ in range(world)]
+    dist.all_gather(lens, torch.tensor([len(own)], dtype=torch.int64))
+    lens = [int(n.item()) for n in lens]
+    src = lens.index(max(lens))
+    if min(lens) == lens[src]:
+        return own
+    data = []
+    if rank == src:
+        for path in own:
+            with open(path, "rb") as f:
+                data.append(f.read())
+    sizes = torch.tensor([len(b) for b in data] if rank == src else [0] * lens[src], dtype=torch.int64)
+    dist.broadcast(sizes, src)
+    if rank == src:
+        body = torch.from_numpy(np.frombuffer(b"".join(data), dtype=np.uint8).copy())
+    else:
+        body = torch.empty(int(sizes.sum().item()), dtype=torch.uint8)
+    dist.broadcast(body, src)
+    if len(own) == lens[src]:
+        return own
+    raw, off, got = body.numpy().tobytes(), 0, []
+    for i, n in enumerate(sizes.tolist()):
+        path = os.path.join(kiln_ckpt._dir(), "adopt-%06d.kckpt" % i)
+        with open(path, "wb") as f:
+            f.write(raw[off:off + n])
+        got.append(path)
+        off += n
+    emit("KILN_ADOPT", {"files": got, "from_rank": src})
+    return got
+
+
 def start_state(resume):
-    """The model and step to start from: rank 0's (a checkpoint, or the seed's initial
-    weights), broadcast so every rank starts from identical weights."""
+    """The model and step to start from: the resumed checkpoint (--resume, or the last of
+    the longest chain of the ranks), or the seed's initial weights; rank 0's are
+    broadcast, so every rank starts from identical weights (and writes identical
+    checkpoints)."""
     model = fresh().to(device)
     start = 0
-    if rank == 0:
-        if resume:
-            start = kiln_ckpt.load(model, resume)
-        else:
-            report(0, kiln_ckpt.save(model, 0))
+    if not resume:
+        chain = longest_chain(own_chain())
+        resume = chain[-1] if chain else None
+    if resume:
+        start = kiln_ckpt.load(model, resume)
     if world > 1:
         s = torch.tensor([start], dtype=torch.int64)
         dist.broadcast(s, 0)
@@ -208,6 +262,8 @@ def start_state(resume):
                 c = w.detach().cpu().clone()
                 dist.broadcast(c, 0)
                 w.copy_(c.to(device))
+    if start == 0 and not resume:
+        report(0, kiln_ckpt.save(model, 0))
     return model, start
 
 
