@@ -604,22 +604,27 @@ func (m *Manager) unseal(name string, r io.Reader) (string, io.Reader, error) {
 }
 
 // complete seals a batch lease's outputs once every task exited, and reports.
+//
+// NB: the seal (reading, hashing and encrypting every output: minutes for large ones)
+// runs without r.mu, so Status, Held and Logs answer meanwhile; the lease stays
+// "running" until its outputs are sealed. Stop and Restart wait for the watcher, and
+// so for the seal.
 func (m *Manager) complete(r *run) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := &r.st
 	if st.State == api.StateRunning {
-		st.State = api.StateCompleted
+		state, why := api.StateCompleted, st.Error
 		for _, t := range st.Tasks {
 			if t.Exit == nil || t.Exit.Code != 0 || t.Exit.Err != "" {
-				st.State = api.StateFailed
-				if st.Error == "" && t.Exit != nil {
-					st.Error = fmt.Sprintf("task %s exited with %d %s", t.ID, t.Exit.Code, t.Exit.Err)
+				state = api.StateFailed
+				if why == "" && t.Exit != nil {
+					why = fmt.Sprintf("task %s exited with %d %s", t.ID, t.Exit.Code, t.Exit.Err)
 				}
 			}
 		}
-		if st.State == api.StateFailed && !st.Held && m.cfg.Hold != nil && m.cfg.Hold(st.Lease.ID) {
-			st.Held = true
+		if state == api.StateFailed && !st.Held && m.cfg.Hold != nil && m.cfg.Hold(st.Lease.ID) {
+			st.State, st.Error, st.Held = state, why, true
 			if err := m.save(*st); err != nil {
 				m.log.Error("save held lease", "lease", st.Lease.ID, "err", err)
 			}
@@ -627,13 +632,19 @@ func (m *Manager) complete(r *run) {
 			return
 		}
 		st.Held = false
-		files, err := m.seal(st)
+		sealed := *st
+		r.mu.Unlock()
+		files, err := m.seal(&sealed)
+		clearErr := m.ex.ClearData(m.ctx, ExecLeaseID(sealed.Lease.ID))
+		r.mu.Lock()
+		st.State, st.Error = state, why
+		st.Skipped, st.SkippedTotal = sealed.Skipped, sealed.SkippedTotal
 		if err != nil {
 			st.State, st.Error = api.StateFailed, err.Error()
 			m.log.Error("seal outputs", "lease", st.Lease.ID, "err", err)
 		}
-		if err := m.ex.ClearData(m.ctx, ExecLeaseID(st.Lease.ID)); err != nil {
-			m.log.Error("clear plaintext inputs and outputs", "lease", st.Lease.ID, "err", err)
+		if clearErr != nil {
+			m.log.Error("clear plaintext inputs and outputs", "lease", st.Lease.ID, "err", clearErr)
 		}
 		root := proof.ItemsRoot(vault.Items(files))
 		st.OutputsRoot = hex.EncodeToString(root[:])
@@ -933,6 +944,12 @@ func (m *Manager) Restart(ctx context.Context, id uint64, net Net) error {
 	}
 	r.cancel()
 	<-r.done
+	r.mu.Lock()
+	reported := r.st.Reported
+	r.mu.Unlock()
+	if reported { // NB: it completed (and sealed) while Restart waited for the watcher
+		return fmt.Errorf("restart lease %d: it completed and was reported", id)
+	}
 	for _, t := range st.Tasks {
 		if err := m.ex.Stop(ctx, t.ID, m.cfg.StopGrace); err != nil && !errors.Is(err, executor.ErrTaskNotFound) {
 			m.log.Error("stop task before restart", "task", t.ID, "err", err)

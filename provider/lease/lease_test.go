@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,6 +28,8 @@ type env struct {
 	completed chan [32]byte
 	// hold is the manager's Config.Hold.
 	hold func(uint64) bool
+	// beforeSeal is the manager's Config.BeforeSeal.
+	beforeSeal func(uint64, fs.ReadDirFS) (fs.ReadDirFS, error)
 }
 
 // newManager returns a manager over dir; two calls with one env share state,
@@ -45,7 +48,7 @@ func (e *env) newManager(t *testing.T) *lease.Manager {
 	}
 	e.v, e.ex = v, ex
 	cfg := lease.DefaultConfig()
-	cfg.Hold = e.hold
+	cfg.Hold, cfg.BeforeSeal = e.hold, e.beforeSeal
 	cfg.Dir, cfg.StopGrace = filepath.Join(e.dir, "state"), time.Second
 	cfg.OnComplete = func(_ uint64, root [32]byte, _ map[string]int) { e.completed <- root }
 	m, err := lease.New(cfg, ex, v)
@@ -160,4 +163,50 @@ func countFiles(dir string) int {
 		return nil
 	})
 	return n
+}
+
+// While a batch lease's outputs seal (minutes for large ones), Status answers at once,
+// and says running with no outputs until they are sealed: the provider daemon asks
+// every block, and its heartbeats wait for the answer.
+func TestStatusAnswersWhileOutputsSeal(t *testing.T) {
+	sealing, release := make(chan struct{}), make(chan struct{})
+	e := &env{dir: t.TempDir(), completed: make(chan [32]byte, 1), beforeSeal: func(_ uint64, outs fs.ReadDirFS) (fs.ReadDirFS, error) {
+		close(sealing)
+		<-release
+		return outs, nil
+	}}
+	m := e.newManager(t)
+	defer m.Close()
+	if err := m.Deploy(context.Background(), info(1), job(`echo out > "$KILN_OUT/result"`, 1)); err != nil {
+		t.Fatalf("Deploy() = %v", err)
+	}
+	select {
+	case <-sealing:
+	case <-time.After(waitTimeout):
+		t.Fatal("the outputs were never sealed")
+	}
+	answered := make(chan api.LeaseStatus, 1)
+	go func() {
+		st, err := m.Status(context.Background(), 1)
+		if err != nil {
+			t.Errorf("Status() during the seal = %v", err)
+		}
+		answered <- st
+	}()
+	select {
+	case st := <-answered:
+		if st.State != api.StateRunning || len(st.Outputs) != 0 || st.OutputsRoot != "" {
+			t.Errorf("Status() during the seal = %+v, want running with no outputs yet", st)
+		}
+	// 10 s: a Status is microseconds; only a wait for the seal takes longer.
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("Status() waited for the outputs' seal")
+	}
+	close(release)
+	st := waitDone(t, m, 1)
+	if st.State != api.StateCompleted || len(st.Outputs) != 1 || st.OutputsRoot == "" {
+		t.Errorf("Status() after the seal = %+v, want completed with 1 output", st)
+	}
+	<-e.completed
 }
