@@ -813,6 +813,9 @@ func (m *Manager) Stop(ctx context.Context, id uint64) error {
 	var errs []error
 	if ok {
 		r.cancel()
+		// NB: the watcher first: a seal in progress (complete) reads the outputs and
+		// saves the lease's state, which the rest of Stop removes.
+		<-r.done
 		r.mu.Lock()
 		tasks := append([]taskState(nil), r.st.Tasks...)
 		r.mu.Unlock()
@@ -824,7 +827,6 @@ func (m *Manager) Stop(ctx context.Context, id uint64) error {
 				errs = append(errs, fmt.Errorf("destroy %s: %w", t.ID, err))
 			}
 		}
-		<-r.done
 	}
 	m.releaseImages(ctx, id)
 	if err := m.ex.ClearData(ctx, ExecLeaseID(id)); err != nil {

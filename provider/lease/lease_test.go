@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -209,4 +210,57 @@ func TestStatusAnswersWhileOutputsSeal(t *testing.T) {
 		t.Errorf("Status() after the seal = %+v, want completed with 1 output", st)
 	}
 	<-e.completed
+}
+
+// A Stop that comes while a batch lease's outputs seal waits for the seal before it
+// destroys anything: the outputs are sealed whole (the root reported is that of the same
+// job not stopped), then the lease is erased.
+func TestStopWaitsForSeal(t *testing.T) {
+	sealing, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	e := &env{dir: t.TempDir(), completed: make(chan [32]byte, 2), beforeSeal: func(id uint64, outs fs.ReadDirFS) (fs.ReadDirFS, error) {
+		if id == 1 {
+			once.Do(func() { close(sealing) })
+			<-release
+		}
+		return outs, nil
+	}}
+	m := e.newManager(t)
+	defer m.Close()
+	const script = `echo out > "$KILN_OUT/result"`
+	if err := m.Deploy(context.Background(), info(1), job(script, 1)); err != nil {
+		t.Fatalf("Deploy() = %v", err)
+	}
+	select {
+	case <-sealing:
+	case <-time.After(waitTimeout):
+		t.Fatal("the outputs were never sealed")
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- m.Stop(context.Background(), 1) }()
+	// NB: time for a Stop that does not wait to destroy the task and its outputs.
+	time.Sleep(300 * time.Millisecond)
+	close(release)
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("Stop() = %v", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Stop() did not return after the seal")
+	}
+	stoppedRoot := <-e.completed
+	left, _ := filepath.Glob(filepath.Join(e.dir, "state", "*"))
+	if len(left) != 0 || len(m.Leases()) != 0 {
+		t.Fatalf("after Stop: state files %v, leases %v; want none", left, m.Leases())
+	}
+	if err := m.Deploy(context.Background(), info(2), job(script, 1)); err != nil {
+		t.Fatalf("Deploy() = %v", err)
+	}
+	if st := waitDone(t, m, 2); st.State != api.StateCompleted {
+		t.Fatalf("the same job not stopped: %+v", st)
+	}
+	if want := <-e.completed; stoppedRoot != want {
+		t.Fatalf("outputs root of the job stopped while sealing %x, of the same job not stopped %x: the seal lost outputs", stoppedRoot, want)
+	}
 }

@@ -616,9 +616,11 @@ func (w Workload) runTorch(ctx context.Context, job units.Job, p Params, chain [
 		if ev.Adopt != nil {
 			got := make([][]byte, len(ev.Adopt.Files))
 			for i, f := range ev.Adopt.Files {
-				if got[i], err = os.ReadFile(f); err != nil {
+				b, err := os.ReadFile(f)
+				if err != nil {
 					return fmt.Errorf("train: %w", err)
 				}
+				got[i] = b
 			}
 			return adopt(got)
 		}
